@@ -1,0 +1,66 @@
+// swift-tools-version: 6.1
+// SameDay: same-day resolution of administrative-procedure dossiers, measured and enforced over RabbitMQ.
+// Dependency arrows point one way: executables → runtime → core and the RabbitMQ wrapper → C (see README).
+import PackageDescription
+
+let package = Package(
+    name: "SameDay",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "sameday", targets: ["sameday"]),
+        .executable(name: "sameday-bench", targets: ["sameday-bench"]),
+        .library(name: "RabbitMQ", targets: ["RabbitMQ"]),
+        .library(name: "SameDayCore", targets: ["SameDayCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+    ],
+    targets: [
+        // rabbitmq-c, Debian's librabbitmq-dev (0.11), with a shim for the variadic login functions.
+        .systemLibrary(
+            name: "CRabbitMQ",
+            pkgConfig: "librabbitmq",
+            providers: [.apt(["librabbitmq-dev"])]
+        ),
+        // The only Swift module that calls amqp_*.
+        .target(
+            name: "RabbitMQ",
+            dependencies: [
+                "CRabbitMQ",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // SameDay's names on the broker: exchanges, shard queues, routing keys, the topology and definitions.json.
+        .target(name: "SameDayBroker", dependencies: ["RabbitMQ"]),
+        // The domain, pure and deterministic: no clock, no I/O beyond decoding what it is handed.
+        .target(name: "SameDayCore"),
+        .executableTarget(
+            name: "sameday",
+            dependencies: [
+                "RabbitMQ", "SameDayBroker", "SameDayCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "sameday-bench",
+            dependencies: [
+                "RabbitMQ", "SameDayCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // The same AMQP benchmark written directly against rabbitmq-c, as the yardstick for ours.
+        .executableTarget(name: "amqp-reference-bench", dependencies: ["CRabbitMQ"]),
+        .testTarget(name: "RabbitMQTests", dependencies: ["RabbitMQ"]),
+        .testTarget(name: "SameDayBrokerTests", dependencies: ["SameDayBroker", "RabbitMQ"]),
+        .testTarget(
+            name: "SameDayCoreTests",
+            dependencies: [
+                "SameDayCore",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
+        ),
+    ]
+)

@@ -1,0 +1,6 @@
+import ArgumentParser
+
+@main
+struct SameDayBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "sameday-bench", subcommands: [])
+}
