@@ -53,8 +53,10 @@ let package = Package(
         ),
         // The same AMQP benchmark written directly against rabbitmq-c, as the yardstick for ours.
         .executableTarget(name: "amqp-reference-bench", dependencies: ["CRabbitMQ"]),
-        .testTarget(name: "RabbitMQTests", dependencies: ["RabbitMQ"]),
-        .testTarget(name: "SameDayBrokerTests", dependencies: ["SameDayBroker", "RabbitMQ"]),
+        // What tests share: the local broker's address and helpers.
+        .target(name: "SameDayTestKit", dependencies: ["RabbitMQ"]),
+        .testTarget(name: "RabbitMQTests", dependencies: ["RabbitMQ", "SameDayTestKit"]),
+        .testTarget(name: "SameDayBrokerTests", dependencies: ["SameDayBroker", "RabbitMQ", "SameDayTestKit"]),
         .testTarget(
             name: "SameDayCoreTests",
             dependencies: [

@@ -1,1 +1,102 @@
-public enum SameDayBrokerPlaceholder {}
+import RabbitMQ
+
+/// SameDay's names on the broker and the topology that connects them (ARCHITECTURE.md, "The flow of one event").
+///
+/// ```
+/// sameday.events (topic, key <block>.<unit>.<type>) ──#──▶ sameday.events.sharded (x-consistent-hash on header `dossier`)
+///   │   └─ alternate exchange: sameday.unroutable (fanout) ─▶ queue sameday.unroutable     ──1──▶ sameday.work.<n> (quorum)
+///   └──#──▶ stream sameday.events.log (7 days)                    sameday.work.<n> ─ dead letters ─▶ sameday.dead
+/// sameday.alerts (topic, key <level>.<block>.<unit>): supervisors bind their own queues.
+/// ```
+///
+/// A `namePrefix` puts a whole private copy on one broker (tests use a unique prefix per test).
+public struct SameDayTopology: Sendable {
+    public var shards: Int
+    public var namePrefix: String
+    /// Deliveries of one message before a quorum queue dead-letters it (poison messages).
+    public var deliveryLimit: Int64
+    /// Retention of the replayable event history.
+    public var streamMaxAge: String
+
+    public init(shards: Int, namePrefix: String = "", deliveryLimit: Int64 = 5, streamMaxAge: String = "7D") {
+        self.shards = shards
+        self.namePrefix = namePrefix
+        self.deliveryLimit = deliveryLimit
+        self.streamMaxAge = streamMaxAge
+    }
+
+    public var eventsExchange: String { namePrefix + "sameday.events" }
+    public var shardingExchange: String { namePrefix + "sameday.events.sharded" }
+    public var unroutableExchange: String { namePrefix + "sameday.unroutable" }
+    public var unroutableQueue: String { namePrefix + "sameday.unroutable" }
+    public var deadLetterExchange: String { namePrefix + "sameday.dead" }
+    public var deadLetterQueue: String { namePrefix + "sameday.dead" }
+    public var eventsStream: String { namePrefix + "sameday.events.log" }
+    public var alertsExchange: String { namePrefix + "sameday.alerts" }
+    /// The header the consistent-hash exchange hashes: every event of a dossier lands on the same shard.
+    public static let shardHeader = "dossier"
+
+    /// The work queue of shard `index` (0-based).
+    public func workQueue(_ index: Int) -> String { namePrefix + "sameday.work.\(index)" }
+
+    /// The broker objects, in declaration order.
+    public var topology: Topology {
+        var exchanges: [Topology.Exchange] = [
+            .init(unroutableExchange, kind: .fanout),
+            .init(eventsExchange, kind: .topic, arguments: ["alternate-exchange": .string(unroutableExchange)]),
+            .init(shardingExchange, kind: .consistentHash, arguments: ["hash-header": .string(Self.shardHeader)]),
+            .init(deadLetterExchange, kind: .fanout),
+            .init(alertsExchange, kind: .topic),
+        ]
+        exchanges.sort { $0.name < $1.name }
+        var queues: [Topology.Queue] = [
+            .init(unroutableQueue, kind: .quorum),
+            .init(deadLetterQueue, kind: .quorum),
+            .init(eventsStream, kind: .stream, arguments: ["x-max-age": .string(streamMaxAge)]),
+        ]
+        for shard in 0..<shards {
+            queues.append(
+                .init(
+                    workQueue(shard), kind: .quorum,
+                    arguments: [
+                        "x-delivery-limit": .int(deliveryLimit),
+                        "x-dead-letter-exchange": .string(deadLetterExchange),
+                        // At-least-once dead-lettering needs reject-publish overflow (RABBITMQ.md).
+                        "x-dead-letter-strategy": .string("at-least-once"),
+                        "x-overflow": .string("reject-publish"),
+                        // One active consumer per shard; a second worker waits as hot standby.
+                        "x-single-active-consumer": .bool(true),
+                    ]))
+        }
+        var bindings: [Topology.Binding] = [
+            .init(from: unroutableExchange, to: .queue(unroutableQueue), routingKey: ""),
+            .init(from: eventsExchange, to: .exchange(shardingExchange), routingKey: "#"),
+            .init(from: eventsExchange, to: .queue(eventsStream), routingKey: "#"),
+            .init(from: deadLetterExchange, to: .queue(deadLetterQueue), routingKey: ""),
+        ]
+        for shard in 0..<shards {
+            // For a consistent-hash exchange the binding key is the shard's weight.
+            bindings.append(.init(from: shardingExchange, to: .queue(workQueue(shard)), routingKey: "1"))
+        }
+        return Topology(exchanges: exchanges, queues: queues, bindings: bindings)
+    }
+}
+
+/// Routing keys. Topic routing keys split on dots, and agency codes such as `000.00.15.H29` contain dots, so a
+/// unit code's dots become underscores inside a key (convention: keep it here and nowhere else).
+public enum SameDayRoutingKey {
+    /// `<block>.<unit>.<type>` for a dossier event, e.g. `district.760.received`.
+    public static func event(block: String, unit: String, type: String) -> String {
+        "\(block).\(keyWord(unit)).\(type)"
+    }
+
+    /// `<level>.<block>.<unit>` for an alert, e.g. `overdue.commune.26740`.
+    public static func alert(level: String, block: String, unit: String) -> String {
+        "\(level).\(block).\(keyWord(unit))"
+    }
+
+    /// A unit code as one routing-key word.
+    public static func keyWord(_ unit: String) -> String {
+        String(unit.map { $0 == "." ? "_" : $0 })
+    }
+}

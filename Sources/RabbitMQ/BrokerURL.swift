@@ -1,0 +1,139 @@
+/// A broker address in the AMQP URI form: `amqp://user:password@host:port/vhost` or `amqps://…` for TLS.
+///
+/// Defaults follow the RabbitMQ URI spec: user and password `guest`, port 5672 (5671 for `amqps`), vhost `/`
+/// when the path is empty. A vhost `/` is written `%2F` in the path. Percent-escapes are decoded in every part.
+public struct BrokerURL: Sendable, Equatable, CustomStringConvertible {
+    public var useTLS: Bool
+    public var host: String
+    public var port: Int
+    public var user: String
+    public var password: String
+    public var virtualHost: String
+
+    public init(
+        host: String = "127.0.0.1", port: Int? = nil, user: String = "guest", password: String = "guest",
+        virtualHost: String = "/", useTLS: Bool = false
+    ) {
+        self.host = host
+        self.port = port ?? (useTLS ? 5671 : 5672)
+        self.user = user
+        self.password = password
+        self.virtualHost = virtualHost
+        self.useTLS = useTLS
+    }
+
+    /// Parses an AMQP URI; the error says which part is wrong. The password never appears in the error.
+    public init(parsing text: String) throws(AMQPError) {
+        func fail(_ why: String) -> AMQPError {
+            AMQPError(.invalidURL, "broker URL \(BrokerURL.redact(text)): \(why)", isRetriable: false)
+        }
+        var rest = Substring(text)
+        if rest.hasPrefix("amqp://") {
+            useTLS = false
+            rest = rest.dropFirst("amqp://".count)
+        } else if rest.hasPrefix("amqps://") {
+            useTLS = true
+            rest = rest.dropFirst("amqps://".count)
+        } else {
+            throw fail("must start with amqp:// or amqps://")
+        }
+        var path: Substring? = nil
+        if let slash = rest.firstIndex(of: "/") {
+            path = rest[rest.index(after: slash)...]
+            rest = rest[..<slash]
+        }
+        user = "guest"
+        password = "guest"
+        if let at = rest.lastIndex(of: "@") {
+            let credentials = rest[..<at]
+            rest = rest[rest.index(after: at)...]
+            if let colon = credentials.firstIndex(of: ":") {
+                guard let u = BrokerURL.percentDecoded(credentials[..<colon]),
+                    let p = BrokerURL.percentDecoded(credentials[credentials.index(after: colon)...])
+                else { throw fail("bad percent-escape in the credentials") }
+                user = u
+                password = p
+            } else {
+                guard let u = BrokerURL.percentDecoded(credentials) else {
+                    throw fail("bad percent-escape in the user name")
+                }
+                user = u
+            }
+            if user.isEmpty { throw fail("empty user name before '@'") }
+        }
+        var hostPart = rest
+        var portText: Substring? = nil
+        if hostPart.hasPrefix("[") {  // IPv6 literal
+            guard let close = hostPart.firstIndex(of: "]") else { throw fail("unterminated '[' in the host") }
+            let after = hostPart[hostPart.index(after: close)...]
+            if after.hasPrefix(":") { portText = after.dropFirst() } else if !after.isEmpty {
+                throw fail("unexpected text after the IPv6 address")
+            }
+            hostPart = hostPart[hostPart.index(after: hostPart.startIndex)..<close]
+        } else if let colon = hostPart.lastIndex(of: ":") {
+            portText = hostPart[hostPart.index(after: colon)...]
+            hostPart = hostPart[..<colon]
+        }
+        guard !hostPart.isEmpty else { throw fail("missing host") }
+        host = String(hostPart)
+        if let portText {
+            guard let value = Int(portText), (1...65535).contains(value) else {
+                throw fail("port '\(portText)' is not a number from 1 to 65535")
+            }
+            port = value
+        } else {
+            port = useTLS ? 5671 : 5672
+        }
+        if let path, !path.isEmpty {
+            if path.contains("/") { throw fail("the vhost must be one path segment (write '/' as %2F)") }
+            if path.contains("?") { throw fail("query parameters are not supported; use the configuration") }
+            guard let vhost = BrokerURL.percentDecoded(path) else { throw fail("bad percent-escape in the vhost") }
+            virtualHost = vhost
+        } else {
+            virtualHost = "/"
+        }
+    }
+
+    /// The URL with the password hidden: safe for logs and errors.
+    public var description: String {
+        let vhost = virtualHost == "/" ? "%2F" : virtualHost
+        return "\(useTLS ? "amqps" : "amqp")://\(user)@\(host):\(port)/\(vhost)"
+    }
+
+    static func redact(_ text: String) -> String {
+        let scheme = text.hasPrefix("amqps://") ? "amqps://" : text.hasPrefix("amqp://") ? "amqp://" : nil
+        guard let scheme else { return "'\(text)'" }
+        let rest = text.dropFirst(scheme.count)
+        let authority = rest.prefix { $0 != "/" }
+        guard let at = authority.lastIndex(of: "@"), let colon = authority[..<at].firstIndex(of: ":") else {
+            return "'\(text)'"
+        }
+        return "'\(scheme)\(rest[..<colon]):***\(rest[at...])'"
+    }
+
+    static func percentDecoded(_ text: Substring) -> String? {
+        guard text.contains("%") else { return String(text) }
+        var bytes: [UInt8] = []
+        var iterator = text.utf8.makeIterator()
+        while let byte = iterator.next() {
+            if byte == UInt8(ascii: "%") {
+                guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else {
+                    return nil
+                }
+                bytes.append(high << 4 | low)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+}
