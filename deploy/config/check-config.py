@@ -7,7 +7,9 @@ Checks units.csv, catalog.csv, calendars.json and (if present) alerting.json:
 headers, encoding (UTF-8, no BOM, LF, minimal RFC 4180 quoting), blocks, parents,
 calendar ids, sessions (HH:MM-HH:MM, ascending, non-overlapping), cut-offs, SLA and
 scope formats, and the JSON shapes. Every error names the file, the line or JSON
-path, and the field. Exit status: 0 when clean, 1 on any error, 2 on bad usage.
+path, and the field. Warnings (CSV text not in Unicode NFC, a role with no block
+fallback) are printed but do not fail the check.
+Exit status: 0 when clean, 1 on any error, 2 on bad usage.
 Python 3 standard library only.
 """
 import csv
@@ -17,6 +19,7 @@ import json
 import os
 import re
 import sys
+import unicodedata
 
 UNITS_HEADER = ["code", "name", "block", "parent", "calendar"]
 CATALOG_HEADER = ["procedure", "name", "field", "sla", "cutoff", "scope"]
@@ -136,6 +139,8 @@ def read_csv(path, name, header, rep):
         for k, v in row.items():
             if v != v.strip():
                 rep.error(name, line_no, k, f"leading or trailing white space in {v!r}")
+            if not unicodedata.is_normalized("NFC", v):
+                rep.warn(name, line_no, k, "not in Unicode NFC (precomposed) form; matching and sorting may differ")
         out.append((line_no, row))
     return out
 
