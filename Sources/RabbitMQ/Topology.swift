@@ -203,7 +203,7 @@ extension Topology {
             },
         ]
         // Serialising plain dictionaries, strings, numbers and booleans cannot fail.
-        return try! JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys])
+        return try! JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
     }
 
     /// Reads the exchanges, queues and bindings of a definitions file (other sections, such as users and

@@ -3,9 +3,9 @@ import RabbitMQ
 /// SameDay's names on the broker and the topology that connects them (ARCHITECTURE.md, "The flow of one event").
 ///
 /// ```
-/// sameday.events (topic, key <block>.<unit>.<type>) ──#──▶ sameday.events.sharded (x-consistent-hash on header `dossier`)
+/// sameday.events (topic, key <block>.<unit>.<type>) ─<block>.#─▶ sameday.events.sharded (x-consistent-hash on header `dossier`)
 ///   │   └─ alternate exchange: sameday.unroutable (fanout) ─▶ queue sameday.unroutable     ──1──▶ sameday.work.<n> (quorum)
-///   └──#──▶ stream sameday.events.log (7 days)                    sameday.work.<n> ─ dead letters ─▶ sameday.dead
+///   └─<block>.#─▶ stream sameday.events.log (7 days)                    sameday.work.<n> ─ dead letters ─▶ sameday.dead
 /// sameday.alerts (topic, key <level>.<block>.<unit>): supervisors bind their own queues.
 /// ```
 ///
@@ -35,6 +35,9 @@ public struct SameDayTopology: Sendable {
     public var alertsExchange: String { namePrefix + "sameday.alerts" }
     /// The header the consistent-hash exchange hashes: every event of a dossier lands on the same shard.
     public static let shardHeader = "dossier"
+
+    /// The blocks (khối) of units; the first word of every event routing key.
+    public static let blocks = ["district", "commune", "department", "vertical"]
 
     /// The work queue of shard `index` (0-based).
     public func workQueue(_ index: Int) -> String { namePrefix + "sameday.work.\(index)" }
@@ -70,10 +73,13 @@ public struct SameDayTopology: Sendable {
         }
         var bindings: [Topology.Binding] = [
             .init(from: unroutableExchange, to: .queue(unroutableQueue), routingKey: ""),
-            .init(from: eventsExchange, to: .exchange(shardingExchange), routingKey: "#"),
-            .init(from: eventsExchange, to: .queue(eventsStream), routingKey: "#"),
             .init(from: deadLetterExchange, to: .queue(deadLetterQueue), routingKey: ""),
         ]
+        // Only the four blocks route; any other key falls to the alternate exchange, where an operator sees it.
+        for block in Self.blocks {
+            bindings.append(.init(from: eventsExchange, to: .exchange(shardingExchange), routingKey: "\(block).#"))
+            bindings.append(.init(from: eventsExchange, to: .queue(eventsStream), routingKey: "\(block).#"))
+        }
         for shard in 0..<shards {
             // For a consistent-hash exchange the binding key is the shard's weight.
             bindings.append(.init(from: shardingExchange, to: .queue(workQueue(shard)), routingKey: "1"))

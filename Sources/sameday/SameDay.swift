@@ -6,6 +6,6 @@ struct SameDay: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sameday",
         abstract: "Same-day resolution of administrative-procedure dossiers: deadlines, SLA alerts, rollups.",
-        subcommands: []
+        subcommands: [TopologyCommand.self]
     )
 }

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The test command (README, and what CI runs): on a fresh Debian machine as root it installs what is missing,
+# starts a local RabbitMQ, builds, and runs every test, the ones against the real broker included.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/opt/swift/usr/bin:$PATH"
+
+deploy/local-broker.sh
+python3 deploy/config/check-config.py deploy/config/hcmc-2022
+swift build --build-tests
+swift test --skip-build
