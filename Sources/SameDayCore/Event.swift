@@ -232,7 +232,10 @@ private struct EventScanner {
     /// The raw bytes of a string token (between quotes) when it has no escapes; otherwise unescaped into `scratch`.
     /// Returns (start, count, escaped).
     @inline(__always) mutating func stringToken(_ field: String?) throws(EventDecodingError) -> (Int, Int, Bool) {
-        guard i < b.count, b[i] == 0x22 else { throw EventDecodingError(field: field, reason: .wrongType(expected: "a string")) }
+        guard i < b.count, b[i] == 0x22 else {
+            guard let field else { throw syntax("expected a quoted key") }
+            throw EventDecodingError(field: field, reason: .wrongType(expected: "a string"))
+        }
         i += 1
         let start = i
         while i < b.count {
