@@ -115,9 +115,9 @@ struct DossierTests {
         let st = d.state(config: config)
         #expect(fmt(st.judgingDue) == "2022-05-23 14:00")
         let a = d.advance(to: t("2022-05-23 14:00"), config: config)
-        // warning override for this procedure: 120 minutes before → 11:00.
+        // warning override for this procedure: 120 working minutes before 14:00 → 10:30.
         #expect(a.alerts.map(\.level) == [.warning, .overdue])
-        #expect(a.alerts[0].thresholdAt == t("2022-05-23 11:00"))
+        #expect(a.alerts[0].thresholdAt == t("2022-05-23 10:30"))
     }
 
     @Test("reschedule: alerts measure against newDueAt, lateness against the deadline before it")
