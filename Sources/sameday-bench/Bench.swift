@@ -2,5 +2,5 @@ import ArgumentParser
 
 @main
 struct SameDayBench: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "sameday-bench", subcommands: [])
+    static let configuration = CommandConfiguration(commandName: "sameday-bench", subcommands: [CoreBench.self])
 }
