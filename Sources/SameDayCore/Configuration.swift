@@ -55,6 +55,8 @@ public struct Configuration: Sendable {
     public let alerting: AlertingPolicy
     let unitIndex: [String: UnitID]
     let catalogIndex: [String: UInt32]
+    /// Thresholds per catalog entry, resolved once (the alert path asks for them on every event).
+    let catalogThresholds: [Thresholds]
 
     public init(units: [Unit], catalog: [CatalogEntry], calendars: [WorkCalendar], alerting: AlertingPolicy) {
         self.units = units
@@ -67,6 +69,13 @@ public struct Configuration: Sendable {
         for (i, c) in catalog.enumerated() { ci[c.procedure] = UInt32(i) }
         unitIndex = ui
         catalogIndex = ci
+        catalogThresholds = catalog.map { alerting.thresholds(for: $0.procedure, sla: $0.sla) }
+    }
+
+    /// The thresholds for a procedure (its class's, with the procedure's override).
+    public func thresholds(_ ref: ProcedureRef, sla: SLA) -> Thresholds {
+        if case .catalog(let i) = ref { return catalogThresholds[Int(i)] }
+        return alerting.thresholds(for: procedureCode(ref), sla: sla)
     }
 
     public func unitID(_ code: String) -> UnitID? { unitIndex[code] }

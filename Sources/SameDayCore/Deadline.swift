@@ -89,8 +89,41 @@ struct EpisodeClock {
 
 /// The threshold instants of an episode for the clock levels.
 public struct AlertSchedule: Sendable, Hashable {
-    /// Instant per level (warning, critical, overdue, escalated); nil = not scheduled (skipped or clock paused).
-    public var instants: [AlertLevel: Instant]
+    /// Instant per clock level; nil = not scheduled (skipped or clock paused).
+    public struct Instants: Sendable, Hashable {
+        // Four fixed slots, not a dictionary: this is computed on every event and timer.
+        var slots: (Instant?, Instant?, Instant?, Instant?) = (nil, nil, nil, nil)
+        public subscript(level: AlertLevel) -> Instant? {
+            get {
+                switch level {
+                case .warning: slots.0
+                case .critical: slots.1
+                case .overdue: slots.2
+                case .escalated: slots.3
+                default: nil
+                }
+            }
+            set {
+                switch level {
+                case .warning: slots.0 = newValue
+                case .critical: slots.1 = newValue
+                case .overdue: slots.2 = newValue
+                case .escalated: slots.3 = newValue
+                default: break
+                }
+            }
+        }
+        public static func == (a: Instants, b: Instants) -> Bool {
+            a.slots.0 == b.slots.0 && a.slots.1 == b.slots.1 && a.slots.2 == b.slots.2 && a.slots.3 == b.slots.3
+        }
+        public func hash(into h: inout Hasher) {
+            h.combine(slots.0)
+            h.combine(slots.1)
+            h.combine(slots.2)
+            h.combine(slots.3)
+        }
+    }
+    public var instants: Instants
     /// The deadline alerts measure against (`newDueAt` after a reschedule, moved by pauses).
     public var alertDue: Instant?
 }
@@ -102,7 +135,7 @@ enum AlertRules {
     ) -> AlertSchedule {
         var dueOffset = deadline.dueOffset
         if let newDue { dueOffset = max(0, clock.offset(of: newDue)) }
-        var out: [AlertLevel: Instant] = [:]
+        var out = AlertSchedule.Instants()
         func put(_ level: AlertLevel, _ offset: Int64) {
             if let t = clock.instant(atOffset: max(0, offset)) { out[level] = max(t, deadline.start) }
         }

@@ -267,7 +267,11 @@ public struct Dossier: Sendable {
     // MARK: Derivation
 
     /// The state implied by all events (DOMAIN.md §3–4).
-    public func state(config: Configuration) -> DossierState {
+    public func state(config: Configuration) -> DossierState { state(config: config, full: true) }
+
+    /// `full: false` skips what only reports and explanations need (applied list, per-segment deadlines): the hot
+    /// path of `advance` runs on every event.
+    func state(config: Configuration, full: Bool) -> DossierState {
         var st = DossierState()
         guard let first = events.first else { return st }
         // Unit and procedure: those of the first `received` in order, else of the first event.
@@ -291,7 +295,7 @@ public struct Dossier: Sendable {
         }
 
         for e in events {
-            st.applied.append((e.type, e.at, e.seq < 0 ? nil : e.seq, Int(e.arrival)))
+            if full { st.applied.append((e.type, e.at, e.seq < 0 ? nil : e.seq, Int(e.arrival))) }
             if st.closure != nil && e.type != .returned {
                 if e.type == .resolved, let o = resolvedOutcome, e.detail != 0, e.detail != o.rawValue {
                     st.anomalies.insert(.conflictingOutcome)
@@ -361,7 +365,7 @@ public struct Dossier: Sendable {
         guard received else { return st }
 
         // Deadlines that judge lateness: per running segment (pauses so far), and for the dossier (last episode).
-        for k in st.segments.indices where !st.segments[k].paused {
+        for k in st.segments.indices where full && !st.segments[k].paused {
             let s = st.segments[k]
             let ep = st.episodes[s.episode]
             let clock = EpisodeClock(calendar: calendar, start: ep.deadline.start, pauses: ep.pauses.filter { $0.start < s.from })
@@ -395,7 +399,7 @@ public struct Dossier: Sendable {
             return nil
         }
         let clock = EpisodeClock(calendar: config.calendar(of: unit), start: ep.deadline.start, pauses: ep.pauses)
-        let thresholds = config.alerting.thresholds(for: config.procedureCode(ref), sla: ep.deadline.sla)
+        let thresholds = config.thresholds(ref, sla: ep.deadline.sla)
         return AlertRules.schedule(deadline: ep.deadline, clock: clock, rescheduledTo: ep.rescheduledTo, thresholds: thresholds)
     }
 
@@ -404,7 +408,7 @@ public struct Dossier: Sendable {
     /// Fires every threshold whose instant is ≤ `now` and has not fired in this episode, the resolution alert when
     /// due, and returns the timer to arm next.
     public mutating func advance(to now: Instant, config: Configuration) -> [DossierAction] {
-        let st = state(config: config)
+        let st = state(config: config, full: false)
         var actions: [DossierAction] = []
         guard let unitID = st.unit, let ref = st.procedure, let ep = st.episodes.last else {
             return [.cancelTimer]
