@@ -290,7 +290,7 @@ public struct Dossier: Sendable {
         func openEpisode(at t: Instant) {
             let d = calendar.deadline(sla: sla, received: t, cutoff: cutoff)
             st.episodes.append(Episode(number: st.episodes.count + 1, deadline: d, pauses: [], reschedules: 0))
-            st.segments.append(Segment(from: t, paused: false, episode: st.episodes.count - 1, due: d.due))
+            if full { st.segments.append(Segment(from: t, paused: false, episode: st.episodes.count - 1, due: d.due)) }
             st.status = .running
         }
 
@@ -325,7 +325,7 @@ public struct Dossier: Sendable {
                 if let p = st.episodes[k].pauses.last, p.end == nil { st.episodes[k].pauses[st.episodes[k].pauses.count - 1].end = e.at }
                 st.episodes[k].stoppedAt = e.at
                 st.status = .awaitingSupplement
-                st.segments.append(Segment(from: e.at, paused: true, episode: st.episodes.count - 1, due: 0))
+                if full { st.segments.append(Segment(from: e.at, paused: true, episode: st.episodes.count - 1, due: 0)) }
             case .supplementReceived:
                 guard received else { st.anomalies.insert(.eventBeforeReceived); continue }
                 guard st.status == .awaitingSupplement else { st.anomalies.insert(.unexpectedResume); continue }
@@ -335,14 +335,14 @@ public struct Dossier: Sendable {
                 guard st.status == .running else { st.anomalies.insert(.unexpectedResume); continue }
                 st.episodes[st.episodes.count - 1].pauses.append(Pause(start: e.at, end: nil))
                 st.status = .paused
-                st.segments.append(Segment(from: e.at, paused: true, episode: st.episodes.count - 1, due: 0))
+                if full { st.segments.append(Segment(from: e.at, paused: true, episode: st.episodes.count - 1, due: 0)) }
             case .feePaid:
                 guard received else { st.anomalies.insert(.eventBeforeReceived); continue }
                 guard st.status == .paused else { st.anomalies.insert(.unexpectedResume); continue }
                 let k = st.episodes.count - 1
                 st.episodes[k].pauses[st.episodes[k].pauses.count - 1].end = e.at
                 st.status = .running
-                st.segments.append(Segment(from: e.at, paused: false, episode: st.episodes.count - 1, due: 0))
+                if full { st.segments.append(Segment(from: e.at, paused: false, episode: st.episodes.count - 1, due: 0)) }
             case .rescheduled:
                 guard received else { st.anomalies.insert(.eventBeforeReceived); continue }
                 let k = st.episodes.count - 1

@@ -271,9 +271,20 @@ private struct EventScanner {
         let tok = try stringToken(f.name)
         guard tok.1 <= limit else { throw EventDecodingError(field: f.name, reason: .tooLong(limit: limit)) }
         guard tok.1 > 0 else { throw EventDecodingError(field: f.name, reason: .empty) }
-        let s: String? = tok.2 ? String(validating: scratch, as: UTF8.self) : String(validating: bytesOf(tok), as: UTF8.self)
+        let s: String? = tok.2 ? String(validating: scratch, as: UTF8.self) : EventScanner.string(bytesOf(tok))
         guard let s else { throw EventDecodingError(field: f.name, reason: .badValue("invalid UTF-8")) }
         return s
+    }
+
+    /// ASCII (the usual case for codes) takes the fast non-generic path; anything else is validated as UTF-8.
+    @inline(__always) static func string(_ raw: UnsafeRawBufferPointer) -> String? {
+        var ascii = true
+        for c in raw where c >= 0x80 {
+            ascii = false
+            break
+        }
+        if ascii { return String(decoding: raw.assumingMemoryBound(to: UInt8.self), as: UTF8.self) }
+        return String(validating: raw, as: UTF8.self)
     }
 
     /// Compares a token with an ASCII word without creating a String.

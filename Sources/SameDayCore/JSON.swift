@@ -276,6 +276,11 @@ public struct JSONWriter: Sendable {
 
     public static func appendString(_ s: String, to out: inout [UInt8]) {
         out.append(0x22)
+        if !s.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
+            out.append(contentsOf: s.utf8)  // the usual case: nothing to escape
+            out.append(0x22)
+            return
+        }
         for c in s.utf8 {
             switch c {
             case 0x22: out.append(0x5C); out.append(0x22)
