@@ -57,6 +57,8 @@ public struct Configuration: Sendable {
     let catalogIndex: [String: UInt32]
     /// Thresholds per catalog entry, resolved once (the alert path asks for them on every event).
     let catalogThresholds: [Thresholds]
+    /// Recipients per unit and level (`unit * levels + level`), resolved once.
+    let recipientTable: [[String]]
 
     public init(units: [Unit], catalog: [CatalogEntry], calendars: [WorkCalendar], alerting: AlertingPolicy) {
         self.units = units
@@ -70,6 +72,14 @@ public struct Configuration: Sendable {
         unitIndex = ui
         catalogIndex = ci
         catalogThresholds = catalog.map { alerting.thresholds(for: $0.procedure, sla: $0.sla) }
+        recipientTable = units.flatMap { u in
+            AlertLevel.allCases.map { alerting.recipients(level: $0, unit: u.code, block: u.block) }
+        }
+    }
+
+    /// Who receives `level` alerts for a unit (see `AlertingPolicy.recipients`).
+    public func recipients(_ level: AlertLevel, unit: UnitID) -> [String] {
+        recipientTable[Int(unit) * AlertLevel.allCases.count + Int(level.rawValue)]
     }
 
     /// The thresholds for a procedure (its class's, with the procedure's override).

@@ -9,9 +9,13 @@ public enum FNV1a {
         return h
     }
 
+    /// 16 lower-case hex digits.
     public static func hex(_ v: UInt64) -> String {
-        let s = String(v, radix: 16)
-        return String(repeating: "0", count: 16 - s.count) + s
+        let digits: StaticString = "0123456789abcdef"
+        return String(unsafeUninitializedCapacity: 16) { buf in
+            for k in 0..<16 { buf[k] = digits.utf8Start[Int((v >> UInt64(60 - 4 * k)) & 0xF)] }
+            return 16
+        }
     }
 }
 
@@ -157,7 +161,12 @@ public struct Alert: Sendable, Hashable {
 
     /// Deterministic id: FNV-1a 64 of `subject|episode|level`, the same in every run and process.
     public static func id(subject: String, episode: Int, level: AlertLevel) -> String {
-        FNV1a.hex(FNV1a.hash(subject + "|" + String(episode) + "|" + level.name))
+        // Hashing the parts in sequence equals hashing the joined text, without building it.
+        var h = FNV1a.hash(subject)
+        h = FNV1a.hash("|", into: h)
+        h = FNV1a.hash(String(episode), into: h)
+        h = FNV1a.hash("|", into: h)
+        return FNV1a.hex(FNV1a.hash(level.name, into: h))
     }
 
     /// One JSON line, keys in a fixed order.
@@ -426,7 +435,7 @@ public struct Dossier: Sendable {
                 unit: unit.code, block: unit.block, procedure: procedure, episode: ep.number, due: due, firedAt: now,
                 thresholdAt: threshold,
                 minutesLeft: due.map { Int(calendar.workingSeconds(from: minutesFrom, to: $0) / 60) },
-                recipients: config.alerting.recipients(level: level, unit: unit.code, block: unit.block),
+                recipients: config.recipients(level, unit: unitID),
                 lateFired: now - threshold > Alert.lateFireGraceSeconds)
         }
         var next: Instant?

@@ -33,7 +33,7 @@ public struct SourceSilenceMonitor: Sendable {
                     alertId: Alert.id(subject: unit.code + "@" + RFC3339.format(last), episode: 0, level: .sourceSilent),
                     level: .sourceSilent, dossier: "", unit: unit.code, block: unit.block, procedure: "", episode: 0,
                     due: nil, firedAt: now, thresholdAt: at, minutesLeft: nil,
-                    recipients: config.alerting.recipients(level: .sourceSilent, unit: unit.code, block: unit.block),
+                    recipients: config.recipients(.sourceSilent, unit: unitID),
                     lateFired: now - at > Alert.lateFireGraceSeconds))
         }
         return out

@@ -50,7 +50,8 @@ public struct DaySchedule: Hashable, Sendable {
 
 /// A unit's working calendar: weekly sessions, holidays, dated overrides (make-up and fair days), already merged
 /// with its `base`. All working-time arithmetic of the domain happens here, in seconds, on UTC+07:00 local days.
-public struct WorkCalendar: Sendable {
+/// A class (immutable, shared) so that handing a calendar around costs one reference count, not one per array.
+public final class WorkCalendar: Sendable {
     public let id: String
     /// Index into `schedules` per weekday, Monday = 0.
     let weekly: [Int]

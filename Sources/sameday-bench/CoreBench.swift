@@ -68,9 +68,12 @@ struct CoreBench: ParsableCommand {
         book.reserveCapacity(decoded.count / 2)
         var alerts = 0
         let applySeconds = try time {
-            for e in decoded {
-                let actions = try book[e.dossier, default: Dossier(code: e.dossier)].apply(e, now: e.occurredAt, config: cfg)
-                alerts &+= actions.count
+            try decoded.withUnsafeBufferPointer { buf in
+                for i in buf.indices {
+                    let actions = try book[buf[i].dossier, default: Dossier(code: buf[i].dossier)].apply(
+                        buf[i], now: buf[i].occurredAt, config: cfg)
+                    alerts &+= actions.count
+                }
             }
         }
         book = [:]
