@@ -357,7 +357,7 @@ public struct Dossier: Sendable {
                 let k = st.episodes.count - 1
                 if st.episodes[k].reschedules > 0 { st.anomalies.insert(.secondReschedule) }
                 st.episodes[k].reschedules += 1
-                st.episodes[k].rescheduledTo = e.newDueAt
+                if e.newDueAt != 0 { st.episodes[k].rescheduledTo = e.newDueAt }
             case .resolved, .withdrawn, .stopped:
                 guard received else { st.anomalies.insert(.eventBeforeReceived); continue }
                 let status: DossierStatus = e.type == .resolved ? .resolved : e.type == .withdrawn ? .withdrawn : .stopped

@@ -33,6 +33,9 @@ struct ReportCommand: ParsableCommand {
             var d = first
             while d <= last {
                 let path = (rollups as NSString).appendingPathComponent("daily/\(d)/units.csv")
+                guard FileManager.default.fileExists(atPath: path) else {
+                    throw CommandFailure("no daily rollup for \(d) in \(rollups) (expected \(path)); report periods must be covered by daily files")
+                }
                 let bytes = try CoreFiles.read(path)
                 let rows = try RollupFile.rows(bytes, path: path)
                 for r in rows {
