@@ -1,12 +1,15 @@
 /// FNV-1a 64: a stable hash for event ids and alert ids (Swift's `hashValue` is seeded per process).
 public enum FNV1a {
     public static func hash(_ s: String, into h: UInt64 = 0xcbf2_9ce4_8422_2325) -> UInt64 {
-        var h = h
-        for b in s.utf8 {
-            h ^= UInt64(b)
-            h &*= 0x100_0000_01b3
+        var s = s
+        return s.withUTF8 { buf in  // contiguous bytes: much faster than iterating `utf8`
+            var h = h
+            for b in buf {
+                h ^= UInt64(b)
+                h &*= 0x100_0000_01b3
+            }
+            return h
         }
-        return h
     }
 
     /// 16 lower-case hex digits.
