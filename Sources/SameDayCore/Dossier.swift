@@ -469,6 +469,16 @@ public struct Dossier: Sendable {
         return actions
     }
 
+    /// True once the dossier is closed (resolved, withdrawn or stopped) and its resolution alert, if any, has been
+    /// emitted: no timer can fire any more. A worker may then keep only its `facts` and drop the events after a
+    /// grace period; an event arriving after that would start the dossier afresh, so the grace period should cover
+    /// the adapters' replay horizon.
+    public func isSettled(config: Configuration) -> Bool {
+        let st = state(config: config, full: false)
+        guard let c = st.closure else { return st.status == .refused }
+        return c.status == .stopped || flags & Dossier.resolutionAlertedFlag != 0
+    }
+
     /// The facts rollups need, or nil when the dossier was never received.
     public func facts(config: Configuration) -> DossierFacts? {
         DossierFacts(state: state(config: config), config: config)

@@ -21,6 +21,28 @@ struct ConfigurationTests {
         #expect(c.alerting.recipients(level: .warning, unit: "26734", block: .commune) == ["phuong@example.vn"])
     }
 
+    @Test("a holiday wins over dates and weekdays; base dates are inherited and can be replaced")
+    func calendarPrecedence() throws {
+        let cals = #"""
+            {"calendars": [
+              {"id": "hcmc-standard", "days": {"mon": {"sessions": ["07:30-11:30"]}, "sat": null},
+               "holidays": ["2022-05-16"], "dates": {"2022-05-16": {"sessions": ["08:00-09:00"]}, "2022-05-21": {"sessions": ["08:00-10:00"]}}},
+              {"id": "hcmc-saturday", "base": "hcmc-standard", "holidays": ["2022-05-23"],
+               "dates": {"2022-05-21": {"sessions": ["08:00-12:00"], "cutoff": "09:00"}}},
+              {"id": "notary-evening", "base": "hcmc-saturday"}
+            ]}
+            """#
+        let c = try Configuration.parse(Fixture.files(replacing: "calendars.json", with: cals))
+        let std = c.calendar(id: "hcmc-standard")!
+        #expect(!std.schedule(of: LocalDate("2022-05-16")!).isWorkingDay)  // holiday beats the dated session
+        #expect(std.schedule(of: LocalDate("2022-05-21")!).close == 10 * 3600)  // make-up Saturday
+        #expect(std.schedule(of: LocalDate("2022-05-23")!).isWorkingDay)
+        let grandchild = c.calendar(id: "notary-evening")!
+        #expect(grandchild.schedule(of: LocalDate("2022-05-21")!).cutoff == 9 * 3600)
+        #expect(!grandchild.schedule(of: LocalDate("2022-05-23")!).isWorkingDay)  // holidays add up along the chain
+        #expect(!grandchild.schedule(of: LocalDate("2022-05-16")!).isWorkingDay)
+    }
+
     @Test func alertingIsOptional() throws {
         var files = Fixture.files()
         files.alerting = nil

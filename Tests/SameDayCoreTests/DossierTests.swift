@@ -36,6 +36,7 @@ struct DossierTests {
         let st = d.state(config: config)
         #expect(st.status == .resolved)
         #expect(st.classification == .onTime)
+        #expect(d.isSettled(config: config))
     }
 
     @Test("a quiet dossier: a worker back on Monday fires all missed levels once, late-fired; resolved_late after")

@@ -79,6 +79,17 @@ struct EventTests {
         }
     }
 
+    @Test func invalidUTF8AndControlCharactersAreRefused() {
+        var bytes = Array(Self.valid.utf8)
+        let at = Self.valid.utf8.count - 10  // the "m" of "motcua-q1"
+        bytes[at] = 0xFF
+        #expect(throws: EventDecodingError(field: "source", reason: .badValue("invalid UTF-8"))) {
+            try DossierEvent.decode(bytes: bytes)
+        }
+        let tab = Self.valid.r(#""source":"motcua-q1""#, "\"source\":\"a\tb\"")
+        #expect(throws: EventDecodingError.self) { try DossierEvent.decode(tab) }
+    }
+
     @Test func errorMessagesNameTheField() {
         let e = EventDecodingError(field: "occurredAt", reason: .badTimestamp)
         #expect(e.description.contains("\"occurredAt\""))
