@@ -120,7 +120,8 @@ public struct Configuration: Sendable {
         let calendars = try parseCalendars(files.calendars)
         let units = try parseUnits(files.units, calendars: calendars)
         let catalog = try parseCatalog(files.catalog, units: units)
-        let alerting = try files.alerting.map { (b) throws(ConfigurationError) in try parseAlerting(b, units: units) }
+        let alerting =
+            try files.alerting.map { (b) throws(ConfigurationError) in try parseAlerting(b, units: units) }
             ?? .defaults
         return Configuration(units: units, catalog: catalog, calendars: calendars, alerting: alerting)
     }
@@ -175,7 +176,8 @@ public struct Configuration: Sendable {
 
     static func parseCatalog(_ bytes: [UInt8], units: [Unit]) throws(ConfigurationError) -> [CatalogEntry] {
         let file = ConfigurationFiles.catalogFile
-        let records = try csvRecords(bytes, file: file, header: ["procedure", "name", "field", "sla", "cutoff", "scope"])
+        let records = try csvRecords(
+            bytes, file: file, header: ["procedure", "name", "field", "sla", "cutoff", "scope"])
         let unitCodes = Set(units.map(\.code))
         var seen: [String: Int] = [:]
         var out: [CatalogEntry] = []
@@ -253,7 +255,9 @@ public struct Configuration: Sendable {
             }
             let id = try r.string(idNode, p + ".id")
             guard !id.isEmpty else { throw r.error(idNode, p + ".id", "empty") }
-            if raws.contains(where: { $0.id == id }) { throw r.error(idNode, p + ".id", "duplicate calendar id \"\(id)\"") }
+            if raws.contains(where: { $0.id == id }) {
+                throw r.error(idNode, p + ".id", "duplicate calendar id \"\(id)\"")
+            }
             var base: String? = nil
             if let b = c["base"], b.value != .null { base = try r.string(b, p + ".base") }
             var days: [Int: DaySchedule] = [:]
@@ -268,18 +272,23 @@ public struct Configuration: Sendable {
             if let h = c["holidays"] {
                 for (j, hn) in try r.array(h, p + ".holidays").enumerated() {
                     let s = try r.string(hn, p + ".holidays[\(j)]")
-                    guard let d = LocalDate(s) else { throw r.error(hn, p + ".holidays[\(j)]", "\"\(s)\" is not a YYYY-MM-DD date") }
+                    guard let d = LocalDate(s) else {
+                        throw r.error(hn, p + ".holidays[\(j)]", "\"\(s)\" is not a YYYY-MM-DD date")
+                    }
                     holidays.insert(d.dayNumber)
                 }
             }
             var dates: [Int64: DaySchedule] = [:]
             if let dn = c["dates"] {
                 for (k, v) in try r.object(dn, p + ".dates") {
-                    guard let d = LocalDate(k) else { throw r.error(v, p + ".dates", "key \"\(k)\" is not a YYYY-MM-DD date") }
+                    guard let d = LocalDate(k) else {
+                        throw r.error(v, p + ".dates", "key \"\(k)\" is not a YYYY-MM-DD date")
+                    }
                     dates[d.dayNumber] = try daySchedule(v, p + ".dates." + k, r)
                 }
             }
-            raws.append(RawCalendar(id: id, base: base, days: days, holidays: holidays, dates: dates, path: p, line: c.line))
+            raws.append(
+                RawCalendar(id: id, base: base, days: days, holidays: holidays, dates: dates, path: p, line: c.line))
         }
         guard !raws.isEmpty else { throw r.error(calsNode, "calendars", "no calendar defined") }
         // Resolve `base` chains: own days/dates replace the base's, holidays add up.
@@ -295,7 +304,8 @@ public struct Configuration: Sendable {
                 }
                 guard seen.insert(b).inserted else {
                     throw ConfigurationError(
-                        file: file, line: raw.line, path: raw.path + ".base", field: "base", message: "base calendars form a cycle")
+                        file: file, line: raw.line, path: raw.path + ".base", field: "base",
+                        message: "base calendars form a cycle")
                 }
                 chain.append(parent)
             }
@@ -310,14 +320,17 @@ public struct Configuration: Sendable {
             let cal = WorkCalendar(id: raw.id, weekly: weekly, dates: dates, holidays: holidays)
             guard cal.hasWeeklyWork else {
                 throw ConfigurationError(
-                    file: file, line: raw.line, path: raw.path + ".days", field: "days", message: "no weekday has sessions")
+                    file: file, line: raw.line, path: raw.path + ".days", field: "days",
+                    message: "no weekday has sessions")
             }
             out.append(cal)
         }
         return out
     }
 
-    private static func daySchedule(_ n: JSONNode, _ p: String, _ r: JSONReader) throws(ConfigurationError) -> DaySchedule {
+    private static func daySchedule(_ n: JSONNode, _ p: String, _ r: JSONReader) throws(ConfigurationError)
+        -> DaySchedule
+    {
         if n.value == .null { return .none }
         let m = try r.object(n, p)
         try r.onlyKeys(m, ["sessions", "cutoff"], p)
@@ -376,17 +389,23 @@ public struct Configuration: Sendable {
         }
         if let d = root["defaultSla"] {
             let s = try r.string(d, "defaultSla")
-            guard let sla = SLA(s) else { throw r.error(d, "defaultSla", "\"\(s)\" is not same-day, hours:N or days:N") }
+            guard let sla = SLA(s) else {
+                throw r.error(d, "defaultSla", "\"\(s)\" is not same-day, hours:N or days:N")
+            }
             policy.defaultSla = sla
         }
         if let s = root["silence"] {
             let m = try r.object(s, "silence")
             try r.onlyKeys(m, ["workingMinutes"], "silence")
-            if let w = s["workingMinutes"] { policy.silenceWorkingMinutes = try r.positiveInt(w, "silence.workingMinutes") }
+            if let w = s["workingMinutes"] {
+                policy.silenceWorkingMinutes = try r.positiveInt(w, "silence.workingMinutes")
+            }
         }
         if let l = root["levels"] {
             for (k, v) in try r.object(l, "levels") {
-                guard let level = AlertLevel(name: k) else { throw r.error(v, "levels", "unknown alert level \"\(k)\"") }
+                guard let level = AlertLevel(name: k) else {
+                    throw r.error(v, "levels", "unknown alert level \"\(k)\"")
+                }
                 policy.levels[level] = try roles(v, "levels." + k, r)
             }
         }
@@ -404,7 +423,9 @@ public struct Configuration: Sendable {
             }
             if let bn = rc["blocks"] {
                 for (k, v) in try r.object(bn, "recipients.blocks") {
-                    guard let b = Block(rawValue: k) else { throw r.error(v, "recipients.blocks", "unknown block \"\(k)\"") }
+                    guard let b = Block(rawValue: k) else {
+                        throw r.error(v, "recipients.blocks", "unknown block \"\(k)\"")
+                    }
                     policy.blockPeople[b] = try people(v, "recipients.blocks." + k, r)
                 }
             }
@@ -449,14 +470,17 @@ public struct Configuration: Sendable {
         for (i, x) in try r.array(n, p).enumerated() {
             let s = try r.string(x, p + "[\(i)]")
             guard let role = Role(rawValue: s) else {
-                throw r.error(x, p + "[\(i)]", "unknown role \"\(s)\" (\(Role.allCases.map(\.rawValue).joined(separator: ", ")))")
+                throw r.error(
+                    x, p + "[\(i)]", "unknown role \"\(s)\" (\(Role.allCases.map(\.rawValue).joined(separator: ", ")))")
             }
             out.append(role)
         }
         return out
     }
 
-    private static func people(_ n: JSONNode, _ p: String, _ r: JSONReader) throws(ConfigurationError) -> [Role: [String]] {
+    private static func people(_ n: JSONNode, _ p: String, _ r: JSONReader) throws(ConfigurationError) -> [Role:
+        [String]]
+    {
         var out: [Role: [String]] = [:]
         for (k, v) in try r.object(n, p) {
             guard let role = Role(rawValue: k) else { throw r.error(v, p, "unknown role \"\(k)\"") }

@@ -29,7 +29,8 @@ extension WorkCalendar {
             let after = sod > Int64(cutoff)
             var dueDay: Int64? = day
             if after { dueDay = nextWorkingDay(after: day) }
-            let due = dueDay.map { LocalTime.start(ofDay: $0) + Int64(self.schedule(ofDay: $0).close) } ?? WorkCalendar.never
+            let due =
+                dueDay.map { LocalTime.start(ofDay: $0) + Int64(self.schedule(ofDay: $0).close) } ?? WorkCalendar.never
             return Deadline(
                 sla: sla, received: received, start: start, due: due,
                 dueOffset: workingSeconds(from: start, to: due), cutoff: cutoff, afterCutoff: after, calendar: id)

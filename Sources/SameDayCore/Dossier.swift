@@ -332,12 +332,18 @@ public struct Dossier: Sendable {
                 }
             case .supplementRequested:
                 guard received else { st.anomalies.insert(.eventBeforeReceived); continue }
-                guard st.status == .running || st.status == .paused else { st.anomalies.insert(.unexpectedResume); continue }
+                guard st.status == .running || st.status == .paused else {
+                    st.anomalies.insert(.unexpectedResume); continue
+                }
                 let k = st.episodes.count - 1
-                if let p = st.episodes[k].pauses.last, p.end == nil { st.episodes[k].pauses[st.episodes[k].pauses.count - 1].end = e.at }
+                if let p = st.episodes[k].pauses.last, p.end == nil {
+                    st.episodes[k].pauses[st.episodes[k].pauses.count - 1].end = e.at
+                }
                 st.episodes[k].stoppedAt = e.at
                 st.status = .awaitingSupplement
-                if full { st.segments.append(Segment(from: e.at, paused: true, episode: st.episodes.count - 1, due: 0)) }
+                if full {
+                    st.segments.append(Segment(from: e.at, paused: true, episode: st.episodes.count - 1, due: 0))
+                }
             case .supplementReceived:
                 guard received else { st.anomalies.insert(.eventBeforeReceived); continue }
                 guard st.status == .awaitingSupplement else { st.anomalies.insert(.unexpectedResume); continue }
@@ -347,14 +353,18 @@ public struct Dossier: Sendable {
                 guard st.status == .running else { st.anomalies.insert(.unexpectedResume); continue }
                 st.episodes[st.episodes.count - 1].pauses.append(Pause(start: e.at, end: nil))
                 st.status = .paused
-                if full { st.segments.append(Segment(from: e.at, paused: true, episode: st.episodes.count - 1, due: 0)) }
+                if full {
+                    st.segments.append(Segment(from: e.at, paused: true, episode: st.episodes.count - 1, due: 0))
+                }
             case .feePaid:
                 guard received else { st.anomalies.insert(.eventBeforeReceived); continue }
                 guard st.status == .paused else { st.anomalies.insert(.unexpectedResume); continue }
                 let k = st.episodes.count - 1
                 st.episodes[k].pauses[st.episodes[k].pauses.count - 1].end = e.at
                 st.status = .running
-                if full { st.segments.append(Segment(from: e.at, paused: false, episode: st.episodes.count - 1, due: 0)) }
+                if full {
+                    st.segments.append(Segment(from: e.at, paused: false, episode: st.episodes.count - 1, due: 0))
+                }
             case .rescheduled:
                 guard received else { st.anomalies.insert(.eventBeforeReceived); continue }
                 let k = st.episodes.count - 1
@@ -363,7 +373,8 @@ public struct Dossier: Sendable {
                 if e.newDueAt != 0 { st.episodes[k].rescheduledTo = e.newDueAt }
             case .resolved, .withdrawn, .stopped:
                 guard received else { st.anomalies.insert(.eventBeforeReceived); continue }
-                let status: DossierStatus = e.type == .resolved ? .resolved : e.type == .withdrawn ? .withdrawn : .stopped
+                let status: DossierStatus =
+                    e.type == .resolved ? .resolved : e.type == .withdrawn ? .withdrawn : .stopped
                 if e.type == .resolved { resolvedOutcome = Outcome(rawValue: e.detail) }
                 st.closure = Closure(status: status, at: e.at, outcome: resolvedOutcome)
                 st.status = status
@@ -380,7 +391,8 @@ public struct Dossier: Sendable {
         for k in st.segments.indices where full && !st.segments[k].paused {
             let s = st.segments[k]
             let ep = st.episodes[s.episode]
-            let clock = EpisodeClock(calendar: calendar, start: ep.deadline.start, pauses: ep.pauses.filter { $0.start < s.from })
+            let clock = EpisodeClock(
+                calendar: calendar, start: ep.deadline.start, pauses: ep.pauses.filter { $0.start < s.from })
             st.segments[k].due = clock.instant(atOffset: ep.deadline.dueOffset) ?? WorkCalendar.never
         }
         let last = st.episodes[st.episodes.count - 1]
@@ -412,7 +424,8 @@ public struct Dossier: Sendable {
         }
         let clock = EpisodeClock(calendar: config.calendar(of: unit), start: ep.deadline.start, pauses: ep.pauses)
         let thresholds = config.thresholds(ref, sla: ep.deadline.sla)
-        return AlertRules.schedule(deadline: ep.deadline, clock: clock, rescheduledTo: ep.rescheduledTo, thresholds: thresholds)
+        return AlertRules.schedule(
+            deadline: ep.deadline, clock: clock, rescheduledTo: ep.rescheduledTo, thresholds: thresholds)
     }
 
     // MARK: Alerts

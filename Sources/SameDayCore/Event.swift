@@ -411,7 +411,8 @@ private struct EventScanner {
                             channel = .postal
                         } else {
                             throw EventDecodingError(
-                                field: f.name, reason: .badValue("must be direct, online or postal, not \"\(tokenString(tok))\""))
+                                field: f.name,
+                                reason: .badValue("must be direct, online or postal, not \"\(tokenString(tok))\""))
                         }
                     }
                 case .outcome:
@@ -423,7 +424,8 @@ private struct EventScanner {
                             outcome = .rejected
                         } else {
                             throw EventDecodingError(
-                                field: f.name, reason: .badValue("must be approved or rejected, not \"\(tokenString(tok))\""))
+                                field: f.name,
+                                reason: .badValue("must be approved or rejected, not \"\(tokenString(tok))\""))
                         }
                     }
                 }

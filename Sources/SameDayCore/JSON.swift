@@ -142,8 +142,9 @@ struct JSONParser {
         default:
             let s = i
             if b[i] == UInt8(ascii: "-") { i += 1 }
-            while i < b.count, b[i] >= 0x30 && b[i] <= 0x39 || b[i] == 0x2E || b[i] == 0x65 || b[i] == 0x45
-                || b[i] == 0x2B || b[i] == 0x2D
+            while i < b.count,
+                b[i] >= 0x30 && b[i] <= 0x39 || b[i] == 0x2E || b[i] == 0x65 || b[i] == 0x45
+                    || b[i] == 0x2B || b[i] == 0x2D
             {
                 i += 1
             }

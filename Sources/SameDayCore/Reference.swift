@@ -149,7 +149,8 @@ public struct Thresholds: Hashable, Sendable {
     /// DOMAIN.md §5 defaults.
     public static func defaults(for c: SLAClass) -> Thresholds {
         switch c {
-        case .sameDay: Thresholds(warning: .minutesBefore(90), critical: .minutesBefore(30), escalated: .minutesAfter(60))
+        case .sameDay:
+            Thresholds(warning: .minutesBefore(90), critical: .minutesBefore(30), escalated: .minutesAfter(60))
         case .days: Thresholds(warning: .percentUsed(75), critical: .minutesBefore(480), escalated: .minutesAfter(480))
         case .hours: Thresholds(warning: .percentUsed(75), critical: .percentUsed(90), escalated: .minutesAfter(60))
         }

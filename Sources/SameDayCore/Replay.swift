@@ -30,7 +30,8 @@ public struct SourceSilenceMonitor: Sendable {
             alerted.insert(unitID)
             out.append(
                 Alert(
-                    alertId: Alert.id(subject: unit.code + "@" + RFC3339.format(last), episode: 0, level: .sourceSilent),
+                    alertId: Alert.id(
+                        subject: unit.code + "@" + RFC3339.format(last), episode: 0, level: .sourceSilent),
                     level: .sourceSilent, dossier: "", unit: unit.code, block: unit.block, procedure: "", episode: 0,
                     due: nil, firedAt: now, thresholdAt: at, minutesLeft: nil,
                     recipients: config.recipients(.sourceSilent, unit: unitID),

@@ -253,7 +253,9 @@ public struct Rollup: Sendable, Hashable {
         var perUnit = [RollupFigures](repeating: RollupFigures(), count: config.units.count)
         for f in facts { perUnit[Int(f.unit)].add(f, period: period) }
         let rows = config.units.indices.map { i in
-            UnitRow(unit: config.units[i].code, unitName: config.units[i].name, block: config.units[i].block, figures: perUnit[i])
+            UnitRow(
+                unit: config.units[i].code, unitName: config.units[i].name, block: config.units[i].block,
+                figures: perUnit[i])
         }
         return Rollup(unitRows: rows, period: period)
     }
@@ -263,7 +265,9 @@ public struct Rollup: Sendable, Hashable {
         self.period = period
         units = unitRows.sorted { ($0.block, $0.unit) < ($1.block, $1.unit) }
         var byBlock: [Block: RollupFigures] = [:]
-        for r in units { byBlock[r.block, default: RollupFigures()] = byBlock[r.block, default: RollupFigures()] + r.figures }
+        for r in units {
+            byBlock[r.block, default: RollupFigures()] = byBlock[r.block, default: RollupFigures()] + r.figures
+        }
         var rows = Block.allCases.sorted().map { BlockRow(block: $0, figures: byBlock[$0] ?? RollupFigures()) }
         rows.append(BlockRow(block: nil, figures: rows.reduce(RollupFigures()) { $0 + $1.figures }))
         blocks = rows
@@ -275,12 +279,15 @@ public struct Rollup: Sendable, Hashable {
 
     public func unitsCSV() -> [UInt8] {
         var out = Rollup.bom
-        out += Array((["from", "to", "unit", "unit_name", "block"] + RollupFigures.columns).joined(separator: ",").utf8)
+        out += Array(
+            (["from", "to", "unit", "unit_name", "block"] + RollupFigures.columns).joined(separator: ",").utf8)
         out += [0x0D, 0x0A]
         for r in units {
             let keys = [period.from.description, period.to.description, r.unit, r.unitName, r.block.rawValue]
             out += Array(
-                (keys.map(CSV.escape) + r.figures.values.map(String.init) + [r.figures.onTimeRate]).joined(separator: ",").utf8)
+                (keys.map(CSV.escape) + r.figures.values.map(String.init) + [r.figures.onTimeRate]).joined(
+                    separator: ","
+                ).utf8)
             out += [0x0D, 0x0A]
         }
         return out
@@ -292,7 +299,8 @@ public struct Rollup: Sendable, Hashable {
         out += [0x0D, 0x0A]
         for r in blocks {
             let keys = [period.from.description, period.to.description, r.blockName]
-            out += Array((keys + r.figures.values.map(String.init) + [r.figures.onTimeRate]).joined(separator: ",").utf8)
+            out += Array(
+                (keys + r.figures.values.map(String.init) + [r.figures.onTimeRate]).joined(separator: ",").utf8)
             out += [0x0D, 0x0A]
         }
         return out
@@ -320,8 +328,10 @@ public struct Rollup: Sendable, Hashable {
         jsonRows(
             units.map {
                 (
-                    [("from", period.from.description), ("to", period.to.description), ("unit", $0.unit),
-                     ("unit_name", $0.unitName), ("block", $0.block.rawValue)], $0.figures
+                    [
+                        ("from", period.from.description), ("to", period.to.description), ("unit", $0.unit),
+                        ("unit_name", $0.unitName), ("block", $0.block.rawValue),
+                    ], $0.figures
                 )
             })
     }
@@ -329,7 +339,10 @@ public struct Rollup: Sendable, Hashable {
     public func blocksJSON() -> [UInt8] {
         jsonRows(
             blocks.map {
-                ([("from", period.from.description), ("to", period.to.description), ("block", $0.blockName)], $0.figures)
+                (
+                    [("from", period.from.description), ("to", period.to.description), ("block", $0.blockName)],
+                    $0.figures
+                )
             })
     }
 

@@ -22,7 +22,9 @@ public struct SyntheticMonth: Sendable {
     /// Share of events sent twice (at-least-once delivery), in per mille.
     public var duplicatePerMille: Int
 
-    public init(firstDay: LocalDate, days: Int, dossiersPerUnitPerDay: Int = 5, seed: UInt64 = 2022, duplicatePerMille: Int = 10) {
+    public init(
+        firstDay: LocalDate, days: Int, dossiersPerUnitPerDay: Int = 5, seed: UInt64 = 2022, duplicatePerMille: Int = 10
+    ) {
         self.firstDay = firstDay
         self.days = days
         self.dossiersPerUnitPerDay = dossiersPerUnitPerDay
@@ -42,23 +44,30 @@ public struct SyntheticMonth: Sendable {
                 let cal = config.calendars[unit.calendar]
                 let sched = cal.schedule(of: day)
                 guard let first = sched.stretches.first, let last = sched.stretches.last else { continue }
-                let procedures = config.catalog.filter { $0.scope == .city || $0.scope == .unit(unit.code) }.map(\.procedure)
+                let procedures =
+                    config.catalog.filter { $0.scope == .city || $0.scope == .unit(unit.code) }.map(\.procedure)
                     + [unlisted]
                 let n = Int.random(in: 0...(2 * dossiersPerUnitPerDay), using: &rng)
                 for k in 0..<n {
                     counter += 1
                     let code = unit.code + "-" + dayCode(day) + "-" + pad4(k + 1)
                     // Mostly catalog procedures; one in fifty not in the catalog.
-                    let proc = Int.random(in: 0..<50, using: &rng) == 0 ? unlisted : procedures[Int.random(in: 0..<max(1, procedures.count - 1), using: &rng)]
+                    let proc =
+                        Int.random(in: 0..<50, using: &rng) == 0
+                        ? unlisted : procedures[Int.random(in: 0..<max(1, procedures.count - 1), using: &rng)]
                     let open = day.startInstant + Int64(first.start) - 1800
                     let close = day.startInstant + Int64(last.end) + 1800
                     let t0 = Int64.random(in: open...close, using: &rng)
                     var seqNo: Int64 = 0
                     var evs: [DossierEvent] = []
-                    func ev(_ type: EventType, _ at: Instant, channel: Channel? = nil, outcome: Outcome? = nil, newDue: Instant? = nil) {
+                    func ev(
+                        _ type: EventType, _ at: Instant, channel: Channel? = nil, outcome: Outcome? = nil,
+                        newDue: Instant? = nil
+                    ) {
                         evs.append(
                             DossierEvent(
-                                eventId: "\(code)#\(seqNo)", dossier: code, unit: unit.code, procedure: proc, type: type,
+                                eventId: "\(code)#\(seqNo)", dossier: code, unit: unit.code, procedure: proc,
+                                type: type,
                                 occurredAt: at, seq: seqNo, channel: channel, outcome: outcome, newDueAt: newDue,
                                 source: "synthetic-\(unit.code)"))
                         seqNo += 1
@@ -71,7 +80,8 @@ public struct SyntheticMonth: Sendable {
                     } else {
                         ev(.received, t0, channel: channel)
                         let sla = config.sla(config.procedureRef(proc))
-                        let dl = cal.deadline(sla: sla, received: t0, cutoff: config.catalogEntry(config.procedureRef(proc))?.cutoff)
+                        let dl = cal.deadline(
+                            sla: sla, received: t0, cutoff: config.catalogEntry(config.procedureRef(proc))?.cutoff)
                         var t = dl.start
                         let roll = Int.random(in: 0..<1000, using: &rng)
                         func work(_ fraction: Int) -> Instant {
@@ -84,7 +94,8 @@ public struct SyntheticMonth: Sendable {
                             t = work(Int.random(in: 5...50, using: &rng)); ev(.supplementRequested, t)
                             t = t + Int64.random(in: 3600...259_200, using: &rng); ev(.supplementReceived, t)
                         } else if roll < 90 {
-                            t = work(Int.random(in: 50...90, using: &rng)); ev(.rescheduled, t, newDue: cal.add(workingSeconds: 2 * 480 * 60, to: dl.due))
+                            t = work(Int.random(in: 50...90, using: &rng));
+                            ev(.rescheduled, t, newDue: cal.add(workingSeconds: 2 * 480 * 60, to: dl.due))
                         } else if roll < 100 {
                             ev(.transferred, work(10)); t = work(10)
                         }
@@ -97,11 +108,15 @@ public struct SyntheticMonth: Sendable {
                             // left open
                         } else {
                             // Mostly in time, a few late.
-                            let used = end < 90 ? Int.random(in: 101...250, using: &rng) : Int.random(in: 10...100, using: &rng)
+                            let used =
+                                end < 90
+                                ? Int.random(in: 101...250, using: &rng) : Int.random(in: 10...100, using: &rng)
                             var at = work(used)
                             if at <= evs.last!.occurredAt { at = evs.last!.occurredAt + 60 }
                             ev(.resolved, at, outcome: Int.random(in: 0..<20, using: &rng) == 0 ? .rejected : .approved)
-                            if Int.random(in: 0..<2, using: &rng) == 0 { ev(.returned, at + Int64.random(in: 60...86_400, using: &rng)) }
+                            if Int.random(in: 0..<2, using: &rng) == 0 {
+                                ev(.returned, at + Int64.random(in: 60...86_400, using: &rng))
+                            }
                         }
                     }
                     for e in evs {
@@ -114,7 +129,8 @@ public struct SyntheticMonth: Sendable {
         }
         _ = counter
         return out.enumerated().sorted { a, b in
-            a.element.occurredAt != b.element.occurredAt ? a.element.occurredAt < b.element.occurredAt : a.offset < b.offset
+            a.element.occurredAt != b.element.occurredAt
+                ? a.element.occurredAt < b.element.occurredAt : a.offset < b.offset
         }.map(\.element)
     }
 

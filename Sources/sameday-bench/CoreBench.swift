@@ -12,7 +12,8 @@ import SameDayCore
 struct CoreBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "core",
-        abstract: "Benchmark event decoding, applying, deadline computation and memory per open dossier (one JSON line).")
+        abstract:
+            "Benchmark event decoding, applying, deadline computation and memory per open dossier (one JSON line).")
 
     @Option(help: "Configuration folder (default: a built-in copy of the test fixture configuration).")
     var config: String?
@@ -124,13 +125,16 @@ struct CoreBench: ParsableCommand {
     func loadConfig() throws -> Configuration {
         func read(_ name: String) -> [UInt8]? {
             guard let dir = config else { return nil }
-            return FileManager.default.contents(atPath: (dir as NSString).appendingPathComponent(name)).map { [UInt8]($0) }
+            return FileManager.default.contents(atPath: (dir as NSString).appendingPathComponent(name)).map {
+                [UInt8]($0)
+            }
         }
         if let dir = config {
             guard let u = read("units.csv"), let c = read("catalog.csv"), let k = read("calendars.json") else {
                 throw ValidationError("--config \(dir): units.csv, catalog.csv and calendars.json are required")
             }
-            return try Configuration.parse(ConfigurationFiles(units: u, catalog: c, calendars: k, alerting: read("alerting.json")))
+            return try Configuration.parse(
+                ConfigurationFiles(units: u, catalog: c, calendars: k, alerting: read("alerting.json")))
         }
         return try Configuration.parse(
             ConfigurationFiles(

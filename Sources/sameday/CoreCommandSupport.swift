@@ -96,7 +96,8 @@ enum CoreFiles {
 
     static func parseInstant(_ s: String, option: String) throws -> Instant {
         guard let t = RFC3339.parse(s) else {
-            throw CommandFailure("\(option) \"\(s)\": not an RFC 3339 timestamp with offset (e.g. 2022-05-18T08:15:00+07:00)")
+            throw CommandFailure(
+                "\(option) \"\(s)\": not an RFC 3339 timestamp with offset (e.g. 2022-05-18T08:15:00+07:00)")
         }
         return t
     }

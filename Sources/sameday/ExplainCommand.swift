@@ -11,7 +11,8 @@ struct ExplainCommand: ParsableCommand {
     @Option(help: "Configuration folder.") var config: String
     @Option(help: "Events, one JSON object per line.") var events: String
     @Option(help: "Dossier code.") var dossier: String
-    @Option(help: "Run the clock up to this instant (RFC 3339; default: the end of the last event's day).") var until: String?
+    @Option(help: "Run the clock up to this instant (RFC 3339; default: the end of the last event's day).") var until:
+        String?
 
     func run() throws {
         try runReportingFailures {
@@ -45,13 +46,17 @@ enum Explanation {
             let entry = cfg.catalogEntry(p)
             out.append("  unit:      \(unit.code) \(unit.name) (block \(unit.block.rawValue))")
             out.append(
-                "  procedure: \(cfg.procedureCode(p)) " + (entry.map { "\($0.name), SLA \($0.sla)" } ?? "not in catalog, default SLA \(cfg.alerting.defaultSla)"))
+                "  procedure: \(cfg.procedureCode(p)) "
+                    + (entry.map { "\($0.name), SLA \($0.sla)" }
+                        ?? "not in catalog, default SLA \(cfg.alerting.defaultSla)"))
             let cal = cfg.calendar(of: u)
             out.append("  calendar:  \(cal.id)")
         }
         out.append("Events in applied order (occurredAt, seq, arrival):")
         for (i, e) in st.applied.enumerated() {
-            out.append("  \(i + 1). \(f(e.at))  \(e.type.name)" + (e.seq.map { "  seq \($0)" } ?? "") + "  arrival \(e.arrival)")
+            out.append(
+                "  \(i + 1). \(f(e.at))  \(e.type.name)" + (e.seq.map { "  seq \($0)" } ?? "")
+                    + "  arrival \(e.arrival)")
         }
         out.append("Episodes:")
         if let u = st.unit {
@@ -60,24 +65,37 @@ enum Explanation {
                 let dl = ep.deadline
                 let day = LocalDate(dayNumber: LocalTime.day(of: dl.start))
                 let sched = cal.schedule(of: day)
-                out.append("  #\(ep.number) T0 \(f(dl.received))" + (dl.start != dl.received ? " → moved into the next session: \(f(dl.start))" : ""))
-                out.append("     sessions on \(day): " + (sched.sessions.isEmpty ? "none" : sched.sessions.map(\.text).joined(separator: ", ")))
+                out.append(
+                    "  #\(ep.number) T0 \(f(dl.received))"
+                        + (dl.start != dl.received ? " → moved into the next session: \(f(dl.start))" : ""))
+                out.append(
+                    "     sessions on \(day): "
+                        + (sched.sessions.isEmpty ? "none" : sched.sessions.map(\.text).joined(separator: ", ")))
                 if let c = dl.cutoff {
-                    let source = st.procedure.flatMap { cfg.catalogEntry($0)?.cutoff } != nil ? "catalog entry" : sched.configuredCutoff != nil ? "calendar day" : "120 minutes before close"
+                    let source =
+                        st.procedure.flatMap { cfg.catalogEntry($0)?.cutoff } != nil
+                        ? "catalog entry" : sched.configuredCutoff != nil ? "calendar day" : "120 minutes before close"
                     out.append(
                         "     same-day cut-off \(String(format: "%02d:%02d", c / 3600, c / 60 % 60)) (\(source)): T0 is "
-                            + (dl.afterCutoff ? "after it → end of the next working day" : "at or before it → end of the day"))
+                            + (dl.afterCutoff
+                                ? "after it → end of the next working day" : "at or before it → end of the day"))
                 }
                 out.append("     \(dl.sla): \(dl.dueOffset / 60) working minutes → due \(f(dl.due))")
-                for p in ep.pauses { out.append("     paused (fee) \(f(p.start)) … \(p.end.map(RFC3339.format) ?? "still paused")") }
+                for p in ep.pauses {
+                    out.append("     paused (fee) \(f(p.start)) … \(p.end.map(RFC3339.format) ?? "still paused")")
+                }
                 if let s = ep.stoppedAt { out.append("     stopped for a supplement at \(f(s))") }
-                if let r = ep.rescheduledTo { out.append("     rescheduled to \(f(r)) (\(ep.reschedules) time(s)); alerts measure against it") }
+                if let r = ep.rescheduledTo {
+                    out.append("     rescheduled to \(f(r)) (\(ep.reschedules) time(s)); alerts measure against it")
+                }
             }
         }
         out.append("Deadline in force (judges lateness): \(f(st.judgingDue))")
         if let s = d.alertSchedule(state: st, config: cfg) {
             out.append("Alert thresholds of the current episode (alert due \(f(s.alertDue))):")
-            for l in AlertLevel.clockLevels { out.append("  \(l.name): \(s.instants[l].map(RFC3339.format) ?? "skipped")") }
+            for l in AlertLevel.clockLevels {
+                out.append("  \(l.name): \(s.instants[l].map(RFC3339.format) ?? "skipped")")
+            }
         }
         out.append("Alerts fired (clock run to \(f(clock))):")
         let mine = alerts.filter { $0.dossier == d.code }
@@ -88,7 +106,9 @@ enum Explanation {
                     + (a.lateFired ? " late-fired" : "") + "  id \(a.alertId)"
                     + (a.recipients.isEmpty ? "" : "  → " + a.recipients.joined(separator: ", ")))
         }
-        out.append("Status: \(st.status.rawValue)" + (st.closure.map { " at \(f($0.at))" + ($0.outcome.map { " (\($0.name))" } ?? "") } ?? ""))
+        out.append(
+            "Status: \(st.status.rawValue)"
+                + (st.closure.map { " at \(f($0.at))" + ($0.outcome.map { " (\($0.name))" } ?? "") } ?? ""))
         out.append("Classification: \(st.classification?.rawValue ?? (st.closure == nil ? "open" : "—"))")
         out.append("Anomalies: " + (st.anomalies.names.isEmpty ? "none" : st.anomalies.names.joined(separator: ", ")))
         return out.joined(separator: "\n")

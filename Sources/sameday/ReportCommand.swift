@@ -34,7 +34,9 @@ struct ReportCommand: ParsableCommand {
             while d <= last {
                 let path = (rollups as NSString).appendingPathComponent("daily/\(d)/units.csv")
                 guard FileManager.default.fileExists(atPath: path) else {
-                    throw CommandFailure("no daily rollup for \(d) in \(rollups) (expected \(path)); report periods must be covered by daily files")
+                    throw CommandFailure(
+                        "no daily rollup for \(d) in \(rollups) (expected \(path)); report periods must be covered by daily files"
+                    )
                 }
                 let bytes = try CoreFiles.read(path)
                 let rows = try RollupFile.rows(bytes, path: path)
@@ -53,7 +55,8 @@ struct ReportCommand: ParsableCommand {
             }
             let rows = order.map { code in
                 let u = perUnit[code]!
-                return UnitRow(unit: code, unitName: u.name, block: u.block, figures: RollupFigures.aggregate(days: u.days))
+                return UnitRow(
+                    unit: code, unitName: u.name, block: u.block, figures: RollupFigures.aggregate(days: u.days))
             }
             let rollup = Rollup(unitRows: rows, period: Period(from: first, to: last))
             let out: [UInt8]
@@ -72,7 +75,9 @@ struct ReportCommand: ParsableCommand {
         let header = (level == .units ? ["unit", "block"] : ["block"]) + RollupFigures.columns
         let body: [[String]] =
             level == .units
-            ? r.units.map { [$0.unit, $0.block.rawValue] + $0.figures.values.map(String.init) + [$0.figures.onTimeRate] }
+            ? r.units.map {
+                [$0.unit, $0.block.rawValue] + $0.figures.values.map(String.init) + [$0.figures.onTimeRate]
+            }
             : r.blocks.map { [$0.blockName] + $0.figures.values.map(String.init) + [$0.figures.onTimeRate] }
         let widths = header.indices.map { i in ([header[i]] + body.map { $0[i] }).map(\.count).max()! }
         func line(_ cells: [String]) -> String {
@@ -82,14 +87,16 @@ struct ReportCommand: ParsableCommand {
                     : String(repeating: " ", count: widths[i] - c.count) + c
             }.joined(separator: "  ")
         }
-        return "period \(r.period.from) … \(r.period.to)\n" + ([line(header)] + body.map(line)).joined(separator: "\n") + "\n"
+        return "period \(r.period.from) … \(r.period.to)\n" + ([line(header)] + body.map(line)).joined(separator: "\n")
+            + "\n"
     }
 }
 
 /// Reads rollup CSV files back.
 enum RollupFile {
     static func rows(_ bytes: [UInt8], path: String) throws -> [UnitRow] {
-        let text = String(decoding: bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? Array(bytes.dropFirst(3)) : bytes, as: UTF8.self)
+        let text = String(
+            decoding: bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? Array(bytes.dropFirst(3)) : bytes, as: UTF8.self)
         var records = text.components(separatedBy: "\r\n").filter { !$0.isEmpty }.map(splitCSV)
         guard !records.isEmpty else { throw CommandFailure("\(path): empty") }
         let header = records.removeFirst()

@@ -21,7 +21,8 @@ struct SimulateCommand: ParsableCommand {
             guard perUnit >= 0 else { throw CommandFailure("--per-unit must be ≥ 0") }
             let cfg = try CoreFiles.loadConfiguration(config)
             let first = try CoreFiles.parseDate(from, option: "--from")
-            let events = SyntheticMonth(firstDay: first, days: days, dossiersPerUnitPerDay: perUnit, seed: seed).events(config: cfg)
+            let events = SyntheticMonth(firstDay: first, days: days, dossiersPerUnitPerDay: perUnit, seed: seed).events(
+                config: cfg)
             var bytes: [UInt8] = []
             for e in events { bytes += Array((e.encoded() + "\n").utf8) }
             try CoreFiles.writeAtomically(bytes, to: out)

@@ -16,8 +16,9 @@ struct ConfigurationTests {
         #expect(sat.isHoliday(LocalDate("2022-09-02")!))
         #expect(sat.schedule(of: LocalDate("2022-05-21")!).close == 11 * 3600 + 1800)
         #expect(sat.schedule(of: LocalDate("2022-05-20")!).cutoff == 15 * 3600)
-        #expect(c.alerting.recipients(level: .escalated, unit: "760", block: .district)
-            == ["chutich@quan1.example.vn", "sonoivu.kstthc@example.vn"])
+        #expect(
+            c.alerting.recipients(level: .escalated, unit: "760", block: .district)
+                == ["chutich@quan1.example.vn", "sonoivu.kstthc@example.vn"])
         #expect(c.alerting.recipients(level: .warning, unit: "26734", block: .commune) == ["phuong@example.vn"])
     }
 
@@ -53,7 +54,8 @@ struct ConfigurationTests {
     }
 
     @Test func csvWithBOMQuotesAndCRLF() throws {
-        let units = "\u{FEFF}code,name,block,parent,calendar\r\n\"760\",\"Quận 1, \"\"trung tâm\"\"\",district,,hcmc-standard\r\n"
+        let units =
+            "\u{FEFF}code,name,block,parent,calendar\r\n\"760\",\"Quận 1, \"\"trung tâm\"\"\",district,,hcmc-standard\r\n"
         let c = try Configuration.parse(Fixture.files(replacing: "units.csv", with: units).withCatalog(onlyCity: true))
         #expect(c.units[0].name == "Quận 1, \"trung tâm\"")
     }
@@ -71,30 +73,75 @@ struct ConfigurationTests {
     static let calendars = #"{"calendars":[{"id":"c","days":{"mon":{"sessions":["07:30-11:30"]}}}]}"#
 
     static let bad: [Bad] = [
-        Bad(file: "units.csv", content: header + "760,Quận 1,district,,hcmc-standard\n761,Quận 2,city,,hcmc-standard\n", line: 3, field: "block"),
+        Bad(
+            file: "units.csv", content: header + "760,Quận 1,district,,hcmc-standard\n761,Quận 2,city,,hcmc-standard\n",
+            line: 3, field: "block"),
         Bad(file: "units.csv", content: header + "760,Quận 1,district,,no-such-calendar\n", line: 2, field: "calendar"),
-        Bad(file: "units.csv", content: header + "760,Quận 1,district,,hcmc-standard\n760,Again,district,,hcmc-standard\n", line: 3, field: "code"),
+        Bad(
+            file: "units.csv",
+            content: header + "760,Quận 1,district,,hcmc-standard\n760,Again,district,,hcmc-standard\n", line: 3,
+            field: "code"),
         Bad(file: "units.csv", content: "code,name,block,calendar\n", line: 1),
         Bad(file: "units.csv", content: header + "760,\"Quận 1,district,,hcmc-standard\n", line: 2),
-        Bad(file: "catalog.csv", content: "procedure,name,field,sla,cutoff,scope\nP1,Name,F,days:0,,city\n", line: 2, field: "sla"),
-        Bad(file: "catalog.csv", content: "procedure,name,field,sla,cutoff,scope\nP1,Name,F,same-day,25:00,city\n", line: 2, field: "cutoff"),
-        Bad(file: "catalog.csv", content: "procedure,name,field,sla,cutoff,scope\nP1,Name,F,same-day,,999\n", line: 2, field: "scope"),
-        Bad(file: "catalog.csv", content: "procedure,name,field,sla,cutoff,scope\nP1,Name,F,hours:2,,city\nP2,Name,F,weeks:2,,city\n", line: 3, field: "sla"),
-        Bad(file: "calendars.json", content: #"{"calendars":[{"id":"hcmc-standard","days":{"mon":{"sessions":["07:30-11:30","11:00-17:00"]}}}]}"#, line: 1, path: "calendars[0].days.mon.sessions[1]", field: "sessions"),
-        Bad(file: "calendars.json", content: "{\"calendars\":[\n{\"id\":\"hcmc-standard\",\n\"days\":{\"mon\":{\"sessions\":[\"07:30-11:30\"]}},\n\"holidays\":[\"2022-02-30\"]}]}", line: 4, path: "calendars[0].holidays[0]", field: "holidays"),
-        Bad(file: "calendars.json", content: #"{"calendars":[{"id":"hcmc-standard","base":"nope","days":{}}]}"#, path: "calendars[0].base", field: "base"),
-        Bad(file: "calendars.json", content: #"{"calendars":[{"id":"hcmc-standard","days":{"monday":null}}]}"#, path: "calendars[0].days.monday", field: "monday"),
-        Bad(file: "calendars.json", content: #"{"calendars":[{"id":"hcmc-standard","days":{"mon":{"sessions":["7:30-11:30"]}}}]}"#, path: "calendars[0].days.mon.sessions[0]", field: "sessions"),
-        Bad(file: "calendars.json", content: #"{"calendars":[{"id":"hcmc-standard","days":{"mon":{"sessions":["07:30-11:30"],"cutoff":"15h"}}}]}"#, path: "calendars[0].days.mon.cutoff", field: "cutoff"),
-        Bad(file: "calendars.json", content: #"{"calendars":[{"id":"hcmc-standard","days":{"mon":null}}]}"#, path: "calendars[0].days", field: "days"),
+        Bad(
+            file: "catalog.csv", content: "procedure,name,field,sla,cutoff,scope\nP1,Name,F,days:0,,city\n", line: 2,
+            field: "sla"),
+        Bad(
+            file: "catalog.csv", content: "procedure,name,field,sla,cutoff,scope\nP1,Name,F,same-day,25:00,city\n",
+            line: 2, field: "cutoff"),
+        Bad(
+            file: "catalog.csv", content: "procedure,name,field,sla,cutoff,scope\nP1,Name,F,same-day,,999\n", line: 2,
+            field: "scope"),
+        Bad(
+            file: "catalog.csv",
+            content: "procedure,name,field,sla,cutoff,scope\nP1,Name,F,hours:2,,city\nP2,Name,F,weeks:2,,city\n",
+            line: 3, field: "sla"),
+        Bad(
+            file: "calendars.json",
+            content:
+                #"{"calendars":[{"id":"hcmc-standard","days":{"mon":{"sessions":["07:30-11:30","11:00-17:00"]}}}]}"#,
+            line: 1, path: "calendars[0].days.mon.sessions[1]", field: "sessions"),
+        Bad(
+            file: "calendars.json",
+            content:
+                "{\"calendars\":[\n{\"id\":\"hcmc-standard\",\n\"days\":{\"mon\":{\"sessions\":[\"07:30-11:30\"]}},\n\"holidays\":[\"2022-02-30\"]}]}",
+            line: 4, path: "calendars[0].holidays[0]", field: "holidays"),
+        Bad(
+            file: "calendars.json", content: #"{"calendars":[{"id":"hcmc-standard","base":"nope","days":{}}]}"#,
+            path: "calendars[0].base", field: "base"),
+        Bad(
+            file: "calendars.json", content: #"{"calendars":[{"id":"hcmc-standard","days":{"monday":null}}]}"#,
+            path: "calendars[0].days.monday", field: "monday"),
+        Bad(
+            file: "calendars.json",
+            content: #"{"calendars":[{"id":"hcmc-standard","days":{"mon":{"sessions":["7:30-11:30"]}}}]}"#,
+            path: "calendars[0].days.mon.sessions[0]", field: "sessions"),
+        Bad(
+            file: "calendars.json",
+            content:
+                #"{"calendars":[{"id":"hcmc-standard","days":{"mon":{"sessions":["07:30-11:30"],"cutoff":"15h"}}}]}"#,
+            path: "calendars[0].days.mon.cutoff", field: "cutoff"),
+        Bad(
+            file: "calendars.json", content: #"{"calendars":[{"id":"hcmc-standard","days":{"mon":null}}]}"#,
+            path: "calendars[0].days", field: "days"),
         Bad(file: "calendars.json", content: "{\"calendars\": [,]}", line: 1),
-        Bad(file: "alerting.json", content: #"{"thresholds":{"same-day":{"warning":{"percentUsed":150}}}}"#, path: "thresholds.same-day.warning.percentUsed", field: "percentUsed"),
+        Bad(
+            file: "alerting.json", content: #"{"thresholds":{"same-day":{"warning":{"percentUsed":150}}}}"#,
+            path: "thresholds.same-day.warning.percentUsed", field: "percentUsed"),
         Bad(file: "alerting.json", content: #"{"thresholds":{"weekly":{}}}"#, path: "thresholds", field: "thresholds"),
-        Bad(file: "alerting.json", content: #"{"thresholds":{"days":{"escalated":{"minutesBefore":10}}}}"#, path: "thresholds.days.escalated.minutesBefore", field: "minutesBefore"),
-        Bad(file: "alerting.json", content: #"{"levels":{"warning":["mayor"]}}"#, path: "levels.warning[0]", field: "warning"),
-        Bad(file: "alerting.json", content: "{\n\"recipients\":{\"units\":{\"999\":{}}}}", line: 2, path: "recipients.units", field: "units"),
+        Bad(
+            file: "alerting.json", content: #"{"thresholds":{"days":{"escalated":{"minutesBefore":10}}}}"#,
+            path: "thresholds.days.escalated.minutesBefore", field: "minutesBefore"),
+        Bad(
+            file: "alerting.json", content: #"{"levels":{"warning":["mayor"]}}"#, path: "levels.warning[0]",
+            field: "warning"),
+        Bad(
+            file: "alerting.json", content: "{\n\"recipients\":{\"units\":{\"999\":{}}}}", line: 2,
+            path: "recipients.units", field: "units"),
         Bad(file: "alerting.json", content: #"{"defaultSla":"soon"}"#, path: "defaultSla", field: "defaultSla"),
-        Bad(file: "alerting.json", content: #"{"silence":{"workingMinutes":0}}"#, path: "silence.workingMinutes", field: "workingMinutes"),
+        Bad(
+            file: "alerting.json", content: #"{"silence":{"workingMinutes":0}}"#, path: "silence.workingMinutes",
+            field: "workingMinutes"),
         Bad(file: "alerting.json", content: #"{"colour":"red"}"#, path: "colour", field: "colour"),
     ]
 

@@ -17,35 +17,81 @@ struct DeadlineTests {
     }
 
     static let cases: [Case] = [
-        Case(name: "exactly at the cut-off", unit: "760", procedure: Fixture.sameDay, received: "2022-05-18 15:00", start: "2022-05-18 15:00", due: "2022-05-18 17:00"),
-        Case(name: "one minute after the cut-off", unit: "760", procedure: Fixture.sameDay, received: "2022-05-18 15:01", start: "2022-05-18 15:01", due: "2022-05-19 17:00"),
-        Case(name: "Friday after the cut-off, standard", unit: "760", procedure: Fixture.sameDay, received: "2022-05-20 15:01", start: "2022-05-20 15:01", due: "2022-05-23 17:00"),
-        Case(name: "Friday after the cut-off, Saturday calendar", unit: "769", procedure: Fixture.sameDay, received: "2022-05-20 15:01", start: "2022-05-20 15:01", due: "2022-05-21 11:30"),
-        Case(name: "before opening", unit: "760", procedure: Fixture.sameDay, received: "2022-05-18 06:45", start: "2022-05-18 07:30", due: "2022-05-18 17:00"),
-        Case(name: "lunch break", unit: "760", procedure: Fixture.sameDay, received: "2022-05-18 12:10", start: "2022-05-18 13:00", due: "2022-05-18 17:00"),
-        Case(name: "after closing", unit: "760", procedure: Fixture.sameDay, received: "2022-05-18 18:00", start: "2022-05-19 07:30", due: "2022-05-19 17:00"),
-        Case(name: "on a Sunday", unit: "760", procedure: Fixture.sameDay, received: "2022-05-22 10:00", start: "2022-05-23 07:30", due: "2022-05-23 17:00"),
-        Case(name: "on a holiday", unit: "760", procedure: Fixture.sameDay, received: "2022-09-02 10:00", start: "2022-09-05 07:30", due: "2022-09-05 17:00"),
-        Case(name: "day before a holiday, after the cut-off", unit: "760", procedure: Fixture.sameDay, received: "2022-08-31 15:01", start: "2022-08-31 15:01", due: "2022-09-05 17:00"),
-        Case(name: "make-up working day", unit: "760", procedure: Fixture.sameDay, received: "2022-05-27 15:01", start: "2022-05-27 15:01", due: "2022-05-28 17:00"),
-        Case(name: "Saturday half day before its default cut-off (11:30 - 120 min)", unit: "769", procedure: Fixture.sameDay, received: "2022-05-21 09:30", start: "2022-05-21 09:30", due: "2022-05-21 11:30"),
-        Case(name: "Saturday half day after its default cut-off", unit: "769", procedure: Fixture.sameDay, received: "2022-05-21 09:31", start: "2022-05-21 09:31", due: "2022-05-23 17:00"),
-        Case(name: "evening notarisation before its cut-off", unit: "27004", procedure: Fixture.sameDay, received: "2022-05-17 16:30", start: "2022-05-17 16:30", due: "2022-05-17 19:00"),
-        Case(name: "evening notarisation after its cut-off", unit: "27004", procedure: Fixture.sameDay, received: "2022-05-17 17:30", start: "2022-05-17 17:30", due: "2022-05-18 17:00"),
-        Case(name: "catalog cut-off 16:00", unit: "760", procedure: Fixture.sameDayCutoff16, received: "2022-05-18 15:30", start: "2022-05-18 15:30", due: "2022-05-18 17:00"),
-        Case(name: "days:3 across a weekend", unit: "760", procedure: Fixture.days3, received: "2022-05-20 10:00", start: "2022-05-20 10:00", due: "2022-05-25 10:00"),
-        Case(name: "days:1 across a holiday", unit: "760", procedure: Fixture.days1, received: "2022-08-31 10:00", start: "2022-08-31 10:00", due: "2022-09-05 10:00"),
-        Case(name: "days:1 across a weekend and two holidays", unit: "760", procedure: Fixture.days1, received: "2022-04-29 10:00", start: "2022-04-29 10:00", due: "2022-05-04 10:00"),
-        Case(name: "hours:4 across lunch", unit: "760", procedure: Fixture.hours4, received: "2022-05-18 10:00", start: "2022-05-18 10:00", due: "2022-05-18 15:30"),
-        Case(name: "07:30 + 480 minutes is 17:00 the same day", unit: "760", procedure: Fixture.days1, received: "2022-05-18 07:30", start: "2022-05-18 07:30", due: "2022-05-18 17:00"),
-        Case(name: "not in catalog: default days:1", unit: "760", procedure: "9.999", received: "2022-05-18 07:00", start: "2022-05-18 07:30", due: "2022-05-18 17:00"),
+        Case(
+            name: "exactly at the cut-off", unit: "760", procedure: Fixture.sameDay, received: "2022-05-18 15:00",
+            start: "2022-05-18 15:00", due: "2022-05-18 17:00"),
+        Case(
+            name: "one minute after the cut-off", unit: "760", procedure: Fixture.sameDay, received: "2022-05-18 15:01",
+            start: "2022-05-18 15:01", due: "2022-05-19 17:00"),
+        Case(
+            name: "Friday after the cut-off, standard", unit: "760", procedure: Fixture.sameDay,
+            received: "2022-05-20 15:01", start: "2022-05-20 15:01", due: "2022-05-23 17:00"),
+        Case(
+            name: "Friday after the cut-off, Saturday calendar", unit: "769", procedure: Fixture.sameDay,
+            received: "2022-05-20 15:01", start: "2022-05-20 15:01", due: "2022-05-21 11:30"),
+        Case(
+            name: "before opening", unit: "760", procedure: Fixture.sameDay, received: "2022-05-18 06:45",
+            start: "2022-05-18 07:30", due: "2022-05-18 17:00"),
+        Case(
+            name: "lunch break", unit: "760", procedure: Fixture.sameDay, received: "2022-05-18 12:10",
+            start: "2022-05-18 13:00", due: "2022-05-18 17:00"),
+        Case(
+            name: "after closing", unit: "760", procedure: Fixture.sameDay, received: "2022-05-18 18:00",
+            start: "2022-05-19 07:30", due: "2022-05-19 17:00"),
+        Case(
+            name: "on a Sunday", unit: "760", procedure: Fixture.sameDay, received: "2022-05-22 10:00",
+            start: "2022-05-23 07:30", due: "2022-05-23 17:00"),
+        Case(
+            name: "on a holiday", unit: "760", procedure: Fixture.sameDay, received: "2022-09-02 10:00",
+            start: "2022-09-05 07:30", due: "2022-09-05 17:00"),
+        Case(
+            name: "day before a holiday, after the cut-off", unit: "760", procedure: Fixture.sameDay,
+            received: "2022-08-31 15:01", start: "2022-08-31 15:01", due: "2022-09-05 17:00"),
+        Case(
+            name: "make-up working day", unit: "760", procedure: Fixture.sameDay, received: "2022-05-27 15:01",
+            start: "2022-05-27 15:01", due: "2022-05-28 17:00"),
+        Case(
+            name: "Saturday half day before its default cut-off (11:30 - 120 min)", unit: "769",
+            procedure: Fixture.sameDay, received: "2022-05-21 09:30", start: "2022-05-21 09:30", due: "2022-05-21 11:30"
+        ),
+        Case(
+            name: "Saturday half day after its default cut-off", unit: "769", procedure: Fixture.sameDay,
+            received: "2022-05-21 09:31", start: "2022-05-21 09:31", due: "2022-05-23 17:00"),
+        Case(
+            name: "evening notarisation before its cut-off", unit: "27004", procedure: Fixture.sameDay,
+            received: "2022-05-17 16:30", start: "2022-05-17 16:30", due: "2022-05-17 19:00"),
+        Case(
+            name: "evening notarisation after its cut-off", unit: "27004", procedure: Fixture.sameDay,
+            received: "2022-05-17 17:30", start: "2022-05-17 17:30", due: "2022-05-18 17:00"),
+        Case(
+            name: "catalog cut-off 16:00", unit: "760", procedure: Fixture.sameDayCutoff16,
+            received: "2022-05-18 15:30", start: "2022-05-18 15:30", due: "2022-05-18 17:00"),
+        Case(
+            name: "days:3 across a weekend", unit: "760", procedure: Fixture.days3, received: "2022-05-20 10:00",
+            start: "2022-05-20 10:00", due: "2022-05-25 10:00"),
+        Case(
+            name: "days:1 across a holiday", unit: "760", procedure: Fixture.days1, received: "2022-08-31 10:00",
+            start: "2022-08-31 10:00", due: "2022-09-05 10:00"),
+        Case(
+            name: "days:1 across a weekend and two holidays", unit: "760", procedure: Fixture.days1,
+            received: "2022-04-29 10:00", start: "2022-04-29 10:00", due: "2022-05-04 10:00"),
+        Case(
+            name: "hours:4 across lunch", unit: "760", procedure: Fixture.hours4, received: "2022-05-18 10:00",
+            start: "2022-05-18 10:00", due: "2022-05-18 15:30"),
+        Case(
+            name: "07:30 + 480 minutes is 17:00 the same day", unit: "760", procedure: Fixture.days1,
+            received: "2022-05-18 07:30", start: "2022-05-18 07:30", due: "2022-05-18 17:00"),
+        Case(
+            name: "not in catalog: default days:1", unit: "760", procedure: "9.999", received: "2022-05-18 07:00",
+            start: "2022-05-18 07:30", due: "2022-05-18 17:00"),
     ]
 
     @Test(arguments: cases)
     func deadline(_ c: Case) {
         let unit = config.unitID(c.unit)!
         let ref = config.procedureRef(c.procedure)
-        let d = config.calendar(of: unit).deadline(sla: config.sla(ref), received: t(c.received), cutoff: config.catalogEntry(ref)?.cutoff)
+        let d = config.calendar(of: unit).deadline(
+            sla: config.sla(ref), received: t(c.received), cutoff: config.catalogEntry(ref)?.cutoff)
         #expect(fmt(d.start) == c.start)
         #expect(fmt(d.due) == c.due)
     }
@@ -126,7 +172,8 @@ struct DeadlineTests {
         let cal = config.calendar(id: "hcmc-standard")!
         let d = cal.deadline(sla: .days(1), received: t("2022-05-20 10:00"))
         #expect(fmt(d.due) == "2022-05-23 10:00")
-        let clock = EpisodeClock(calendar: cal, start: d.start, pauses: [Pause(start: t("2022-05-20 16:00"), end: t("2022-05-23 09:00"))])
+        let clock = EpisodeClock(
+            calendar: cal, start: d.start, pauses: [Pause(start: t("2022-05-20 16:00"), end: t("2022-05-23 09:00"))])
         #expect(fmt(clock.instant(atOffset: d.dueOffset)) == "2022-05-23 14:00")
         let open = EpisodeClock(calendar: cal, start: d.start, pauses: [Pause(start: t("2022-05-20 16:00"), end: nil)])
         #expect(open.instant(atOffset: d.dueOffset) == nil)

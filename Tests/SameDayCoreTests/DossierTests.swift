@@ -6,7 +6,9 @@ import Testing
 struct DossierTests {
     let config = Fixture.config
 
-    func run(_ events: [DossierEvent], now: Instant? = nil, dossier: String = "760-220518-0001") throws -> (Dossier, [DossierAction]) {
+    func run(_ events: [DossierEvent], now: Instant? = nil, dossier: String = "760-220518-0001") throws -> (
+        Dossier, [DossierAction]
+    ) {
         var d = Dossier(code: dossier)
         var actions: [DossierAction] = []
         for e in events { actions += try d.apply(e, now: now ?? e.occurredAt, config: config) }
@@ -30,7 +32,8 @@ struct DossierTests {
         #expect(a1.last == .scheduleTimer(at: t("2022-05-20 16:30")))
         // Firing again at the same instant does nothing new.
         #expect(d.advance(to: t("2022-05-20 15:31"), config: config).alerts.isEmpty)
-        let a2 = try d.apply(b(.resolved, "2022-05-20 16:10", outcome: .approved), now: t("2022-05-20 16:10"), config: config)
+        let a2 = try d.apply(
+            b(.resolved, "2022-05-20 16:10", outcome: .approved), now: t("2022-05-20 16:10"), config: config)
         #expect(a2.alerts.map(\.level) == [.cleared])
         #expect(a2.last == .cancelTimer)
         let st = d.state(config: config)
@@ -126,7 +129,8 @@ struct DossierTests {
         var b = EventBuilder()
         b.procedure = Fixture.days3
         var (d, _) = try run([b(.received, "2022-05-18 09:00")])  // due Mon 23 09:00
-        _ = try d.apply(b(.rescheduled, "2022-05-20 16:00", newDue: "2022-05-25 17:00"), now: t("2022-05-20 16:00"), config: config)
+        _ = try d.apply(
+            b(.rescheduled, "2022-05-20 16:00", newDue: "2022-05-25 17:00"), now: t("2022-05-20 16:00"), config: config)
         let st = d.state(config: config)
         let sched = d.alertSchedule(state: st, config: config)!
         #expect(sched.instants[.critical] == nil)  // skipped once rescheduled
@@ -134,7 +138,8 @@ struct DossierTests {
         #expect(fmt(sched.alertDue) == "2022-05-25 17:00")
         let a = d.advance(to: t("2022-05-25 17:00"), config: config)
         #expect(a.alerts.map(\.level) == [.warning, .overdue])
-        _ = try d.apply(b(.rescheduled, "2022-05-25 17:00", newDue: "2022-05-27 17:00"), now: t("2022-05-25 17:00"), config: config)
+        _ = try d.apply(
+            b(.rescheduled, "2022-05-25 17:00", newDue: "2022-05-27 17:00"), now: t("2022-05-25 17:00"), config: config)
         #expect(d.state(config: config).anomalies.contains(.secondReschedule))
         let r = try d.apply(b(.resolved, "2022-05-24 10:00"), now: t("2022-05-25 17:01"), config: config)
         #expect(r.alerts.map(\.level) == [.resolvedLate])  // within the promise, still late
@@ -144,7 +149,9 @@ struct DossierTests {
     @Test("withdrawn counts as resolved on time; stopped stays paused; contradictions are anomalies")
     func closuresAndAnomalies() throws {
         var b = EventBuilder()
-        let (w, _) = try run([b(.received, "2022-05-18 09:00"), b(.withdrawn, "2022-05-18 09:30"), b(.received, "2022-05-18 10:00")])
+        let (w, _) = try run([
+            b(.received, "2022-05-18 09:00"), b(.withdrawn, "2022-05-18 09:30"), b(.received, "2022-05-18 10:00"),
+        ])
         let ws = w.state(config: config)
         #expect(ws.status == .withdrawn && ws.classification == .onTime)
         #expect(ws.anomalies.contains(.eventAfterClosure))
@@ -169,7 +176,9 @@ struct DossierTests {
         var b = EventBuilder()
         b.unit = "nope"
         var d = Dossier(code: "760-220518-0001")
-        #expect(throws: DossierError.unknownUnit("nope")) { try d.apply(b(.received, "2022-05-18 09:00"), now: 0, config: config) }
+        #expect(throws: DossierError.unknownUnit("nope")) {
+            try d.apply(b(.received, "2022-05-18 09:00"), now: 0, config: config)
+        }
         var c = EventBuilder()
         c.dossier = "other"
         #expect(throws: DossierError.self) { try d.apply(c(.received, "2022-05-18 09:00"), now: 0, config: config) }

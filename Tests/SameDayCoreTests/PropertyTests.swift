@@ -25,8 +25,11 @@ func scenario(seed: UInt64, procedures: [String]) -> [DossierEvent] {
         let type = steps[Int.random(in: 0..<steps.count, using: &rng)]
         let s = stamp()
         events.append(
-            b(type, s, outcome: type == .resolved ? .approved : nil,
-              newDue: type == .rescheduled ? String(RFC3339.format(at + 5 * 86_400).prefix(16)).replacingOccurrences(of: "T", with: " ") : nil))
+            b(
+                type, s, outcome: type == .resolved ? .approved : nil,
+                newDue: type == .rescheduled
+                    ? String(RFC3339.format(at + 5 * 86_400).prefix(16)).replacingOccurrences(of: "T", with: " ") : nil)
+        )
     }
     return events
 }
@@ -51,7 +54,8 @@ struct PropertyTests {
     @Test("any permutation and duplication of a dossier's events gives the same state and classification")
     func permutationInvariance() async {
         await propertyCheck(count: 300, input: Gen.uint64(), Gen.uint64()) { s1, s2 in
-            let events = scenario(seed: s1, procedures: [Fixture.sameDay, Fixture.days1, Fixture.days3, Fixture.hours4, "unlisted"])
+            let events = scenario(
+                seed: s1, procedures: [Fixture.sameDay, Fixture.days1, Fixture.days3, Fixture.hours4, "unlisted"])
             var a = Dossier(code: events[0].dossier)
             var b = a
             let last = events.map(\.occurredAt).max()!
@@ -85,7 +89,8 @@ struct PropertyTests {
     func rollupIdentities() async {
         await propertyCheck(count: 12, input: Gen.uint64(), Gen.int(in: 1...3)) { seed, days in
             let first = LocalDate("2022-05-13")!.adding(days: Int64(seed % 7))
-            let events = SyntheticMonth(firstDay: first, days: days, dossiersPerUnitPerDay: 3, seed: seed).events(config: config)
+            let events = SyntheticMonth(firstDay: first, days: days, dossiersPerUnitPerDay: 3, seed: seed).events(
+                config: config)
             let replay = try Replay.run(events: events, config: config, options: ReplayOptions())
             let facts = replay.facts()
             var daily: [Rollup] = []
@@ -98,7 +103,8 @@ struct PropertyTests {
             let whole = Rollup.compute(facts: facts, period: period, config: config)
             #expect(whole.identityViolations.isEmpty)
             for (i, row) in whole.units.enumerated() {
-                #expect(RollupFigures.aggregate(days: daily.map { $0.units[i].figures }) == row.figures, "unit \(row.unit)")
+                #expect(
+                    RollupFigures.aggregate(days: daily.map { $0.units[i].figures }) == row.figures, "unit \(row.unit)")
             }
         }
     }

@@ -17,16 +17,19 @@ struct ReplayTests {
             a(.resolved, "2022-05-20 16:40", outcome: .approved),
         ]
         let r = try Replay.run(events: events, config: config, options: ReplayOptions(until: t("2022-05-23 12:00")))
-        let got = r.alerts.map { "\($0.dossier) \($0.level.name) \(fmt($0.firedAt)) \($0.minutesLeft ?? 0) \($0.lateFired)" }
-        #expect(got == [
-            "760-220518-0001 warning 2022-05-20 15:30 90 false",
-            "26734-220520-0001 warning 2022-05-20 15:30 90 false",
-            "760-220518-0001 critical 2022-05-20 16:30 30 false",
-            "26734-220520-0001 critical 2022-05-20 16:30 30 false",
-            "760-220518-0001 cleared 2022-05-20 16:40 20 false",
-            "26734-220520-0001 overdue 2022-05-20 17:00 0 false",
-            "26734-220520-0001 escalated 2022-05-23 08:30 -60 false",
-        ])
+        let got = r.alerts.map {
+            "\($0.dossier) \($0.level.name) \(fmt($0.firedAt)) \($0.minutesLeft ?? 0) \($0.lateFired)"
+        }
+        #expect(
+            got == [
+                "760-220518-0001 warning 2022-05-20 15:30 90 false",
+                "26734-220520-0001 warning 2022-05-20 15:30 90 false",
+                "760-220518-0001 critical 2022-05-20 16:30 30 false",
+                "26734-220520-0001 critical 2022-05-20 16:30 30 false",
+                "760-220518-0001 cleared 2022-05-20 16:40 20 false",
+                "26734-220520-0001 overdue 2022-05-20 17:00 0 false",
+                "26734-220520-0001 escalated 2022-05-23 08:30 -60 false",
+            ])
         #expect(r.alerts[1].recipients == ["phuong@example.vn"])
         #expect(r.alerts.first!.jsonLine().hasPrefix(#"{"alertId":""#))
     }
@@ -37,7 +40,8 @@ struct ReplayTests {
         var b = EventBuilder()
         b.dossier = "760-220520-0002"
         let events = [b(.received, "2022-05-20 16:50"), a(.received, "2022-05-20 14:00")]
-        let r = try Replay.run(events: events, config: config, options: ReplayOptions(arrivalOrder: true, until: t("2022-05-20 16:59")))
+        let r = try Replay.run(
+            events: events, config: config, options: ReplayOptions(arrivalOrder: true, until: t("2022-05-20 16:59")))
         let mine = r.alerts.filter { $0.dossier == "760-220518-0001" }
         #expect(mine.map(\.level) == [.warning, .critical])
         #expect(mine.allSatisfy { $0.lateFired && $0.firedAt == t("2022-05-20 16:50") })

@@ -10,7 +10,8 @@ struct RollupTests {
     @Test("a generated month replays into rollups whose blocks are the sum of their units")
     func generatedMonth() throws {
         let first = LocalDate("2022-05-15")!
-        let events = SyntheticMonth(firstDay: first, days: 32, dossiersPerUnitPerDay: 5, seed: 2022).events(config: config)
+        let events = SyntheticMonth(firstDay: first, days: 32, dossiersPerUnitPerDay: 5, seed: 2022).events(
+            config: config)
         #expect(events.count > 1000)
         let replay = try Replay.run(events: events, config: config, options: ReplayOptions())
         let facts = replay.facts()
@@ -60,9 +61,15 @@ struct RollupTests {
         let csv = String(decoding: r.unitsCSV(), as: UTF8.self)
         #expect(r.unitsCSV().starts(with: [0xEF, 0xBB, 0xBF]))
         let lines = csv.dropFirst().components(separatedBy: "\r\n")
-        #expect(lines[0] == "from,to,unit,unit_name,block,received_total,received_online,received_direct_postal,carried_over,resolved_total,resolved_early,resolved_on_time,resolved_late,withdrawn,in_progress_total,in_progress_on_time,in_progress_overdue,paused,same_day_received,same_day_resolved_in_time,on_time_rate")
+        #expect(
+            lines[0]
+                == "from,to,unit,unit_name,block,received_total,received_online,received_direct_postal,carried_over,resolved_total,resolved_early,resolved_on_time,resolved_late,withdrawn,in_progress_total,in_progress_on_time,in_progress_overdue,paused,same_day_received,same_day_resolved_in_time,on_time_rate"
+        )
         #expect(lines.contains("2022-05-18,2022-05-18,760,Quận 1,district,2,1,1,0,1,0,1,0,0,1,0,1,0,2,1,100.0"))
-        #expect(lines.contains("2022-05-18,2022-05-18,27004,\"Phường Tân Sơn Nhì, Quận Tân Phú\",commune,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,"))
+        #expect(
+            lines.contains(
+                "2022-05-18,2022-05-18,27004,\"Phường Tân Sơn Nhì, Quận Tân Phú\",commune,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,"
+            ))
         let blocks = String(decoding: r.blocksCSV(), as: UTF8.self).components(separatedBy: "\r\n")
         #expect(blocks[1].hasPrefix("2022-05-18,2022-05-18,commune,"))
         #expect(blocks[5].hasPrefix("2022-05-18,2022-05-18,all,2,"))

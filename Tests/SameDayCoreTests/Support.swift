@@ -37,7 +37,9 @@ func t(_ s: String) -> Instant {
     return v
 }
 
-func fmt(_ i: Instant?) -> String { i.map { String(RFC3339.format($0).prefix(16)).replacingOccurrences(of: "T", with: " ") } ?? "nil" }
+func fmt(_ i: Instant?) -> String {
+    i.map { String(RFC3339.format($0).prefix(16)).replacingOccurrences(of: "T", with: " ") } ?? "nil"
+}
 
 /// Builds events for one dossier with sequential ids.
 struct EventBuilder {
