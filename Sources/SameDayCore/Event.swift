@@ -217,8 +217,9 @@ private struct EventScanner {
 
     init(_ b: UnsafeRawBufferPointer) { self.b = b }
 
-    @inline(__always) func syntax(_ m: String, _ field: String? = nil) -> EventDecodingError {
-        EventDecodingError(field: field, reason: .syntax(m + " at byte \(i)"))
+    // Fields are passed as `EventField` and named only when an error is built: no strings on the happy path.
+    @inline(__always) func syntax(_ m: String, _ field: EventField? = nil) -> EventDecodingError {
+        EventDecodingError(field: field?.name, reason: .syntax(m + " at byte \(i)"))
     }
 
     @inline(__always) mutating func space() {
@@ -231,10 +232,10 @@ private struct EventScanner {
 
     /// The raw bytes of a string token (between quotes) when it has no escapes; otherwise unescaped into `scratch`.
     /// Returns (start, count, escaped).
-    @inline(__always) mutating func stringToken(_ field: String?) throws(EventDecodingError) -> (Int, Int, Bool) {
+    @inline(__always) mutating func stringToken(_ field: EventField?) throws(EventDecodingError) -> (Int, Int, Bool) {
         guard i < b.count, b[i] == 0x22 else {
             guard let field else { throw syntax("expected a quoted key") }
-            throw EventDecodingError(field: field, reason: .wrongType(expected: "a string"))
+            throw EventDecodingError(field: field.name, reason: .wrongType(expected: "a string"))
         }
         i += 1
         let start = i
@@ -268,7 +269,7 @@ private struct EventScanner {
     }
 
     @inline(__always) mutating func stringValue(_ f: EventField, limit: Int) throws(EventDecodingError) -> String {
-        let tok = try stringToken(f.name)
+        let tok = try stringToken(f)
         guard tok.1 <= limit else { throw EventDecodingError(field: f.name, reason: .tooLong(limit: limit)) }
         guard tok.1 > 0 else { throw EventDecodingError(field: f.name, reason: .empty) }
         let s: String? = tok.2 ? String(validating: scratch, as: UTF8.self) : EventScanner.string(bytesOf(tok))
@@ -278,12 +279,9 @@ private struct EventScanner {
 
     /// ASCII (the usual case for codes) takes the fast non-generic path; anything else is validated as UTF-8.
     @inline(__always) static func string(_ raw: UnsafeRawBufferPointer) -> String? {
-        var ascii = true
-        for c in raw where c >= 0x80 {
-            ascii = false
-            break
-        }
-        if ascii { return String(decoding: raw.assumingMemoryBound(to: UInt8.self), as: UTF8.self) }
+        var bits: UInt8 = 0
+        for c in raw { bits |= c }  // branch-free, vectorised
+        if bits < 0x80 { return String(decoding: raw.assumingMemoryBound(to: UInt8.self), as: UTF8.self) }
         return String(validating: raw, as: UTF8.self)
     }
 
@@ -304,7 +302,7 @@ private struct EventScanner {
     }
 
     @inline(__always) mutating func timestamp(_ f: EventField) throws(EventDecodingError) -> Instant {
-        let tok = try stringToken(f.name)
+        let tok = try stringToken(f)
         let t: Instant?
         if tok.2 {
             t = scratch.withUnsafeBytes { RFC3339.parse($0) }
@@ -374,12 +372,12 @@ private struct EventScanner {
                 if seen & bit != 0 { throw EventDecodingError(field: f.name, reason: .duplicateField) }
                 seen |= bit
                 space()
-                guard i < b.count, b[i] == 0x3A else { throw syntax("expected ':'", f.name) }
+                guard i < b.count, b[i] == 0x3A else { throw syntax("expected ':'", f) }
                 i += 1
                 space()
                 switch f {
                 case .schema:
-                    let tok = try stringToken(f.name)
+                    let tok = try stringToken(f)
                     guard tokenEquals(tok, "sameday.dossier-event/1") else {
                         throw EventDecodingError(field: f.name, reason: .badSchema(tokenString(tok)))
                     }
@@ -390,7 +388,7 @@ private struct EventScanner {
                 case .procedure: procedure = try stringValue(f, limit: DossierEvent.maxCodeLength)
                 case .source: source = try stringValue(f, limit: DossierEvent.maxSourceLength)
                 case .type:
-                    let tok = try stringToken(f.name)
+                    let tok = try stringToken(f)
                     guard let t = eventType(tok) else {
                         throw EventDecodingError(field: f.name, reason: .unknownEventType(tokenString(tok)))
                     }
@@ -402,7 +400,7 @@ private struct EventScanner {
                     if !isNull() { seq = try integer(f) }
                 case .channel:
                     if !isNull() {
-                        let tok = try stringToken(f.name)
+                        let tok = try stringToken(f)
                         if tokenEquals(tok, "direct") {
                             channel = .direct
                         } else if tokenEquals(tok, "online") {
@@ -417,7 +415,7 @@ private struct EventScanner {
                     }
                 case .outcome:
                     if !isNull() {
-                        let tok = try stringToken(f.name)
+                        let tok = try stringToken(f)
                         if tokenEquals(tok, "approved") {
                             outcome = .approved
                         } else if tokenEquals(tok, "rejected") {
@@ -476,7 +474,7 @@ private struct EventScanner {
         if i < b.count, b[i] == 0x2E || b[i] == 0x65 || b[i] == 0x45 {
             throw EventDecodingError(field: f.name, reason: .wrongType(expected: "an integer ≥ 0"))
         }
-        if i - start > 1 && b[start] == 0x30 { throw syntax("leading zero in a number", f.name) }
+        if i - start > 1 && b[start] == 0x30 { throw syntax("leading zero in a number", f) }
         return v
     }
 
