@@ -110,8 +110,17 @@ public struct Configuration: Sendable {
         return nil
     }
 
+    /// The catalog entry's own cut-off, if any (read in place: copying the entry would retain its strings).
+    public func cutoff(_ ref: ProcedureRef) -> Int32? {
+        if case .catalog(let i) = ref { return catalog[Int(i)].cutoff }
+        return nil
+    }
+
     /// The SLA in force: the catalog's, else `defaultSla` (DOMAIN.md §2: "not in catalog" is still tracked).
-    public func sla(_ ref: ProcedureRef) -> SLA { catalogEntry(ref)?.sla ?? alerting.defaultSla }
+    public func sla(_ ref: ProcedureRef) -> SLA {
+        if case .catalog(let i) = ref { return catalog[Int(i)].sla }
+        return alerting.defaultSla
+    }
 
     // MARK: Loading
 

@@ -295,7 +295,7 @@ public struct Dossier: Sendable {
         let calendar = config.calendar(of: anchor.unit)
         let ref = st.procedure!
         let sla = config.sla(ref)
-        let cutoff = config.catalogEntry(ref)?.cutoff
+        let cutoff = config.cutoff(ref)
         var received = false
         var resolvedOutcome: Outcome?
 
@@ -442,11 +442,12 @@ public struct Dossier: Sendable {
             alertEpisode = UInt16(truncatingIfNeeded: ep.number)
             firedMask = 0
         }
-        let unit = config.unit(unitID)
-        let calendar = config.calendars[unit.calendar]
-        let procedure = config.procedureCode(ref)
         func alert(_ level: AlertLevel, due: Instant?, threshold: Instant, minutesFrom: Instant) -> Alert {
-            Alert(
+            // Unit and procedure are looked up only when an alert is built (most calls emit none).
+            let unit = config.unit(unitID)
+            let calendar = config.calendars[unit.calendar]
+            let procedure = config.procedureCode(ref)
+            return Alert(
                 alertId: Alert.id(subject: code, episode: ep.number, level: level), level: level, dossier: code,
                 unit: unit.code, block: unit.block, procedure: procedure, episode: ep.number, due: due, firedAt: now,
                 thresholdAt: threshold,

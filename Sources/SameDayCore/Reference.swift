@@ -27,13 +27,15 @@ public enum SLA: Hashable, Sendable, CustomStringConvertible {
     /// Convention (DOMAIN.md §2): a working day is 480 working minutes.
     public static let workingDaySeconds: Int64 = 480 * 60
 
+    /// Parses `same-day`, `hours:N` or `days:N` with 1 ≤ N ≤ 1000 (a bound that keeps every deadline within the
+    /// years the calendar arithmetic scans).
     public init?(_ text: String) {
         if text == "same-day" {
             self = .sameDay
             return
         }
         let parts = text.split(separator: ":", omittingEmptySubsequences: false)
-        guard parts.count == 2, let n = Int(parts[1]), n >= 1, n <= 10_000, parts[1].allSatisfy(\.isASCII),
+        guard parts.count == 2, let n = Int(parts[1]), n >= 1, n <= 1000, parts[1].allSatisfy(\.isASCII),
             parts[1].first != "+"
         else { return nil }
         switch parts[0] {
