@@ -201,7 +201,7 @@ public struct Configuration: Sendable {
             seen[f[0]] = r.line
             guard !f[1].isEmpty else { throw err("name", "empty") }
             guard let sla = SLA(f[3]) else {
-                throw err("sla", "\"\(f[3])\" is not same-day, hours:N or days:N (N ≥ 1)")
+                throw err("sla", "\"\(f[3])\" is not same-day, hours:N or days:N (1 ≤ N ≤ 1000)")
             }
             var cutoff: Int32? = nil
             if !f[4].isEmpty {
