@@ -125,3 +125,41 @@ struct PropertyTests {
         }
     }
 }
+
+@Suite("Event encoding properties")
+struct EventRoundTripTests {
+    /// Characters that exercise every escape path: quotes, backslashes, controls, multi-byte and astral scalars.
+    static let alphabet: [Character] = Array("aZ09-._/ \"\\\n\r\t\u{01}\u{1F}ăờđ𝄞😀\u{7F}")
+
+    static func randomString(_ rng: inout SplitMix64, max: Int) -> String {
+        var s = ""
+        let n = Int.random(in: 1...max, using: &rng)
+        while s.utf8.count < n {
+            let c = alphabet[Int.random(in: 0..<alphabet.count, using: &rng)]
+            if s.utf8.count + String(c).utf8.count > max { break }
+            s.append(c)
+        }
+        return s.isEmpty ? "x" : s
+    }
+
+    @Test("encode then decode gives the same event, for any strings and times")
+    func roundTrip() async {
+        await propertyCheck(count: 500, input: Gen.uint64()) { seed in
+            var rng = SplitMix64(seed: seed)
+            let type = EventType.allCases[Int.random(in: 0..<EventType.allCases.count, using: &rng)]
+            let e = DossierEvent(
+                eventId: Self.randomString(&rng, max: 128), dossier: Self.randomString(&rng, max: 64),
+                unit: Self.randomString(&rng, max: 64), procedure: Self.randomString(&rng, max: 64), type: type,
+                occurredAt: Int64.random(in: 0...4_000_000_000, using: &rng),
+                seq: Bool.random(using: &rng) ? Int64.random(in: 0...Int64.max, using: &rng) : nil,
+                channel: type == .received ? Channel.allCases.randomElement(using: &rng) : nil,
+                outcome: type == .resolved ? Outcome.allCases.randomElement(using: &rng) : nil,
+                newDueAt: type == .rescheduled ? Int64.random(in: 0...4_000_000_000, using: &rng) : nil,
+                source: Self.randomString(&rng, max: 128))
+            let text = e.encoded()
+            let back = try DossierEvent.decode(text)
+            #expect(back == e)
+            #expect(!text.contains("\n"))  // one event, one line
+        }
+    }
+}
