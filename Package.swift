@@ -62,7 +62,8 @@ let package = Package(
             dependencies: [
                 "SameDayCore",
                 .product(name: "PropertyBased", package: "swift-property-based"),
-            ]
+            ],
+            resources: [.copy("Fixtures")]
         ),
     ]
 )

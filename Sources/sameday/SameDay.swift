@@ -6,6 +6,9 @@ struct SameDay: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sameday",
         abstract: "Same-day resolution of administrative-procedure dossiers: deadlines, SLA alerts, rollups.",
-        subcommands: [TopologyCommand.self]
+        subcommands: [
+            DeadlineCommand.self, ReplayCommand.self, ReportCommand.self, ExplainCommand.self, SimulateCommand.self,
+            TopologyCommand.self,
+        ]
     )
 }

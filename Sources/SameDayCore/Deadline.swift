@@ -1,0 +1,158 @@
+/// A computed deadline for one episode, with what went into it (for `explain` and `deadline`).
+public struct Deadline: Sendable, Hashable {
+    public var sla: SLA
+    /// The raw T0: `occurredAt` of `received` or of the last `supplement_received`.
+    public var received: Instant
+    /// T0 moved into the next session when it was outside all sessions.
+    public var start: Instant
+    /// The deadline before pauses and reschedules.
+    public var due: Instant
+    /// Working seconds from `start` to `due`.
+    public var dueOffset: Int64
+    /// Same-day only: the cut-off that applied (seconds after midnight) and whether T0 was after it.
+    public var cutoff: Int32?
+    public var afterCutoff: Bool
+    public var calendar: String
+}
+
+extension WorkCalendar {
+    /// The deadline of an episode whose clock starts at `received` (DOMAIN.md §4.1–4.3).
+    /// - Parameter cutoff: the catalog entry's own cut-off, which replaces the calendar day's.
+    public func deadline(sla: SLA, received: Instant, cutoff catalogCutoff: Int32? = nil) -> Deadline {
+        let start = nextWorkingInstant(atOrAfter: received)
+        switch sla {
+        case .sameDay:
+            let day = LocalTime.day(of: start)
+            let schedule = self.schedule(ofDay: day)
+            let cutoff = catalogCutoff ?? schedule.cutoff
+            let sod = start - LocalTime.start(ofDay: day)
+            let after = sod > Int64(cutoff)
+            var dueDay: Int64? = day
+            if after { dueDay = nextWorkingDay(after: day) }
+            let due =
+                dueDay.map { LocalTime.start(ofDay: $0) + Int64(self.schedule(ofDay: $0).close) } ?? WorkCalendar.never
+            return Deadline(
+                sla: sla, received: received, start: start, due: due,
+                dueOffset: workingSeconds(from: start, to: due), cutoff: cutoff, afterCutoff: after, calendar: id)
+        case .hours(let n):
+            let w = Int64(n) * 3600
+            return Deadline(
+                sla: sla, received: received, start: start, due: add(workingSeconds: w, to: start), dueOffset: w,
+                cutoff: nil, afterCutoff: false, calendar: id)
+        case .days(let n):
+            let w = Int64(n) * SLA.workingDaySeconds
+            return Deadline(
+                sla: sla, received: received, start: start, due: add(workingSeconds: w, to: start), dueOffset: w,
+                cutoff: nil, afterCutoff: false, calendar: id)
+        }
+    }
+}
+
+/// A fee pause of the clock (`fee_requested` … `fee_paid`); `end` is nil while it lasts.
+public struct Pause: Sendable, Hashable {
+    public var start: Instant
+    public var end: Instant?
+}
+
+/// The SLA clock of one episode: working time from `start`, not counting pauses.
+struct EpisodeClock {
+    let calendar: WorkCalendar
+    let start: Instant
+    let pauses: [Pause]
+
+    /// The earliest instant at which `offset` working seconds have been used; nil when that falls in a pause that
+    /// has not ended (the clock is stopped, nothing can be scheduled).
+    func instant(atOffset offset: Int64) -> Instant? {
+        var cur = start
+        var remaining = offset
+        for p in pauses where p.end.map({ $0 > cur }) ?? true {
+            let ps = max(p.start, cur)
+            let avail = calendar.workingSeconds(from: cur, to: ps)
+            if remaining <= avail { return calendar.add(workingSeconds: remaining, to: cur) }
+            remaining -= avail
+            guard let pe = p.end else { return nil }
+            cur = pe
+        }
+        return calendar.add(workingSeconds: remaining, to: cur)
+    }
+
+    /// Working seconds used from `start` up to `t`, pauses excluded.
+    func offset(of t: Instant) -> Int64 {
+        var used = calendar.workingSeconds(from: start, to: t)
+        for p in pauses {
+            let a = max(p.start, start)
+            let b = min(p.end ?? t, t)
+            if b > a { used -= calendar.workingSeconds(from: a, to: b) }
+        }
+        return used
+    }
+}
+
+/// The threshold instants of an episode for the clock levels.
+public struct AlertSchedule: Sendable, Hashable {
+    /// Instant per clock level; nil = not scheduled (skipped or clock paused).
+    public struct Instants: Sendable, Hashable {
+        // Four fixed slots, not a dictionary: this is computed on every event and timer.
+        var slots: (Instant?, Instant?, Instant?, Instant?) = (nil, nil, nil, nil)
+        public subscript(level: AlertLevel) -> Instant? {
+            get {
+                switch level {
+                case .warning: slots.0
+                case .critical: slots.1
+                case .overdue: slots.2
+                case .escalated: slots.3
+                default: nil
+                }
+            }
+            set {
+                switch level {
+                case .warning: slots.0 = newValue
+                case .critical: slots.1 = newValue
+                case .overdue: slots.2 = newValue
+                case .escalated: slots.3 = newValue
+                default: break
+                }
+            }
+        }
+        public static func == (a: Instants, b: Instants) -> Bool {
+            a.slots.0 == b.slots.0 && a.slots.1 == b.slots.1 && a.slots.2 == b.slots.2 && a.slots.3 == b.slots.3
+        }
+        public func hash(into h: inout Hasher) {
+            h.combine(slots.0)
+            h.combine(slots.1)
+            h.combine(slots.2)
+            h.combine(slots.3)
+        }
+    }
+    public var instants: Instants
+    /// The deadline alerts measure against (`newDueAt` after a reschedule, moved by pauses).
+    public var alertDue: Instant?
+}
+
+enum AlertRules {
+    /// Threshold instants per DOMAIN.md §5 for an episode, given its pauses and reschedule.
+    static func schedule(
+        deadline: Deadline, clock: EpisodeClock, rescheduledTo newDue: Instant?, thresholds: Thresholds
+    ) -> AlertSchedule {
+        var dueOffset = deadline.dueOffset
+        if let newDue { dueOffset = max(0, clock.offset(of: newDue)) }
+        var out = AlertSchedule.Instants()
+        func put(_ level: AlertLevel, _ offset: Int64) {
+            if let t = clock.instant(atOffset: max(0, offset)) { out[level] = max(t, deadline.start) }
+        }
+        put(.warning, thresholds.warning.offset(dueOffset: dueOffset))
+        // An apology must go out a day ahead; once it has, the days:N critical level has no purpose (DOMAIN.md §5).
+        if !(newDue != nil && deadline.sla.slaClass == .days) {
+            put(.critical, thresholds.critical.offset(dueOffset: dueOffset))
+        }
+        put(.overdue, dueOffset)
+        put(.escalated, thresholds.escalated.offset(dueOffset: dueOffset))
+        var alertDue = clock.instant(atOffset: dueOffset)
+        if let newDue, let o = out[.overdue], o < newDue {
+            // A promise outside working hours is kept until the promised instant itself.
+            out[.overdue] = newDue
+            alertDue = newDue
+        }
+        return AlertSchedule(instants: out, alertDue: alertDue)
+    }
+}

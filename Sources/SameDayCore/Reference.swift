@@ -1,0 +1,212 @@
+/// The four blocks of units (khối).
+public enum Block: String, CaseIterable, Sendable, Hashable, Comparable {
+    case district, commune, department, vertical
+    /// Blocks sort by their code, so that report rows are in a stable, documented order.
+    public static func < (a: Block, b: Block) -> Bool { a.rawValue < b.rawValue }
+}
+
+/// A unit (đơn vị) of the registry.
+public struct Unit: Sendable, Hashable {
+    public var code: String
+    public var name: String
+    public var block: Block
+    public var parent: String?
+    /// Index into `Configuration.calendars`.
+    public var calendar: Int
+}
+
+/// A dense integer id for a unit: its index in `Configuration.units` (keeps per-dossier state small).
+public typealias UnitID = UInt32
+
+/// The service-level agreement of a procedure.
+public enum SLA: Hashable, Sendable, CustomStringConvertible {
+    case sameDay
+    case hours(Int)
+    case days(Int)
+
+    /// Convention (DOMAIN.md §2): a working day is 480 working minutes.
+    public static let workingDaySeconds: Int64 = 480 * 60
+
+    /// Parses `same-day`, `hours:N` or `days:N` with 1 ≤ N ≤ 1000 (a bound that keeps every deadline within the
+    /// years the calendar arithmetic scans).
+    public init?(_ text: String) {
+        if text == "same-day" {
+            self = .sameDay
+            return
+        }
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 2, let n = Int(parts[1]), n >= 1, n <= 1000, parts[1].allSatisfy(\.isASCII),
+            parts[1].first != "+"
+        else { return nil }
+        switch parts[0] {
+        case "hours": self = .hours(n)
+        case "days": self = .days(n)
+        default: return nil
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .sameDay: "same-day"
+        case .hours(let n): "hours:\(n)"
+        case .days(let n): "days:\(n)"
+        }
+    }
+
+    public var slaClass: SLAClass {
+        switch self {
+        case .sameDay: .sameDay
+        case .hours: .hours
+        case .days: .days
+        }
+    }
+}
+
+/// The three SLA classes that thresholds are configured for.
+public enum SLAClass: String, CaseIterable, Sendable, Hashable {
+    case sameDay = "same-day"
+    case hours
+    case days
+}
+
+/// Where a catalog entry applies.
+public enum Scope: Hashable, Sendable {
+    case city
+    case unit(String)
+}
+
+/// One procedure of the catalog (Danh mục).
+public struct CatalogEntry: Sendable, Hashable {
+    public var procedure: String
+    public var name: String
+    public var field: String
+    public var sla: SLA
+    /// Own intake cut-off (seconds after local midnight), for same-day entries.
+    public var cutoff: Int32?
+    public var scope: Scope
+}
+
+/// How a dossier's procedure is known: by its catalog index, or (not in the catalog) by its code.
+public enum ProcedureRef: Hashable, Sendable {
+    case catalog(UInt32)
+    case unlisted(String)
+}
+
+/// Alert levels (DOMAIN.md §5).
+public enum AlertLevel: UInt8, CaseIterable, Sendable, Hashable, Comparable {
+    case warning = 0, critical, overdue, escalated, cleared, resolvedLate, sourceSilent
+
+    public var name: String {
+        switch self {
+        case .warning: "warning"
+        case .critical: "critical"
+        case .overdue: "overdue"
+        case .escalated: "escalated"
+        case .cleared: "cleared"
+        case .resolvedLate: "resolved_late"
+        case .sourceSilent: "source_silent"
+        }
+    }
+
+    public init?(name: String) {
+        guard let l = AlertLevel.allCases.first(where: { $0.name == name }) else { return nil }
+        self = l
+    }
+
+    /// The levels that fire on the SLA clock, in the order they fire.
+    public static let clockLevels: [AlertLevel] = [.warning, .critical, .overdue, .escalated]
+
+    public static func < (a: AlertLevel, b: AlertLevel) -> Bool { a.rawValue < b.rawValue }
+}
+
+/// People roles that alerts are routed to.
+public enum Role: String, CaseIterable, Sendable, Hashable {
+    case specialist, officeHead = "office_head", unitHead = "unit_head", reception,
+        citySupervisor = "city_supervisor"
+}
+
+/// One threshold: how far before or after the deadline, or how much of the working time used.
+public enum ThresholdRule: Hashable, Sendable {
+    case minutesBefore(Int)
+    case percentUsed(Int)
+    case minutesAfter(Int)
+
+    /// The threshold as working seconds after the episode's start, given the working seconds to the deadline.
+    /// "Earliest instant at which the used time reaches it" is then `start + offset` on the calendar.
+    func offset(dueOffset: Int64) -> Int64 {
+        switch self {
+        case .minutesBefore(let m): return max(0, dueOffset - Int64(m) * 60)
+        case .percentUsed(let p): return max(0, (dueOffset * Int64(p) + 99) / 100)  // rounded up: "reaches"
+        case .minutesAfter(let m): return dueOffset + Int64(m) * 60
+        }
+    }
+}
+
+/// Warning, critical and escalated thresholds of one SLA class or catalog entry.
+public struct Thresholds: Hashable, Sendable {
+    public var warning: ThresholdRule
+    public var critical: ThresholdRule
+    public var escalated: ThresholdRule
+
+    /// DOMAIN.md §5 defaults.
+    public static func defaults(for c: SLAClass) -> Thresholds {
+        switch c {
+        case .sameDay:
+            Thresholds(warning: .minutesBefore(90), critical: .minutesBefore(30), escalated: .minutesAfter(60))
+        case .days: Thresholds(warning: .percentUsed(75), critical: .minutesBefore(480), escalated: .minutesAfter(480))
+        case .hours: Thresholds(warning: .percentUsed(75), critical: .percentUsed(90), escalated: .minutesAfter(60))
+        }
+    }
+}
+
+/// A per-procedure override: any level left nil keeps the SLA class's threshold.
+public struct ThresholdOverride: Hashable, Sendable {
+    public var warning: ThresholdRule?
+    public var critical: ThresholdRule?
+    public var escalated: ThresholdRule?
+}
+
+/// `alerting.json`: thresholds, silence, routing (DOMAIN.md §7). Every part optional.
+public struct AlertingPolicy: Sendable {
+    public var thresholds: [SLAClass: Thresholds]
+    public var procedures: [String: ThresholdOverride]
+    public var defaultSla: SLA
+    /// `source_silent` after this much working time without events from a unit.
+    public var silenceWorkingMinutes: Int
+    public var levels: [AlertLevel: [Role]]
+    public var unitPeople: [String: [Role: [String]]]
+    public var blockPeople: [Block: [Role: [String]]]
+
+    /// The policy without an `alerting.json`: section 5 defaults, `days:1` for unlisted procedures, no recipients.
+    public static let defaults = AlertingPolicy(
+        thresholds: Dictionary(uniqueKeysWithValues: SLAClass.allCases.map { ($0, Thresholds.defaults(for: $0)) }),
+        procedures: [:], defaultSla: .days(1), silenceWorkingMinutes: 120,
+        levels: [
+            .warning: [.specialist], .critical: [.specialist, .officeHead],
+            .overdue: [.specialist, .officeHead, .unitHead], .escalated: [.unitHead, .citySupervisor],
+            .cleared: [.specialist], .resolvedLate: [.officeHead, .unitHead],
+            .sourceSilent: [.reception, .citySupervisor],
+        ],
+        unitPeople: [:], blockPeople: [:])
+
+    /// Thresholds for a procedure of a given SLA class, with the procedure's override applied.
+    public func thresholds(for procedure: String, sla: SLA) -> Thresholds {
+        var t = thresholds[sla.slaClass] ?? Thresholds.defaults(for: sla.slaClass)
+        if let o = procedures[procedure] {
+            if let w = o.warning { t.warning = w }
+            if let c = o.critical { t.critical = c }
+            if let e = o.escalated { t.escalated = e }
+        }
+        return t
+    }
+
+    /// Recipients of `level` for a unit: per role, the unit's people, else its block's. Order kept, no repeats.
+    public func recipients(level: AlertLevel, unit: String, block: Block) -> [String] {
+        var out: [String] = []
+        for role in levels[level] ?? [] {
+            let people = unitPeople[unit]?[role].flatMap { $0.isEmpty ? nil : $0 } ?? blockPeople[block]?[role] ?? []
+            for p in people where !out.contains(p) { out.append(p) }
+        }
+        return out
+    }
+}

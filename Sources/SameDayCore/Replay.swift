@@ -1,0 +1,216 @@
+/// Watches units for silence (`source_silent`, DOMAIN.md §5): a unit that has sent events and then sends none for
+/// `silenceWorkingMinutes` of working time on its calendar. Pure: the caller passes times in.
+public struct SourceSilenceMonitor: Sendable {
+    private var lastEventAt: [UnitID: Instant] = [:]
+    private var alerted: Set<UnitID> = []
+
+    public init() {}
+
+    /// Records an event from `unit`; returns the instant at which the unit becomes silent (for a timer).
+    public mutating func observe(unit: UnitID, at t: Instant, config: Configuration) -> Instant {
+        if t >= lastEventAt[unit] ?? Int64.min {
+            lastEventAt[unit] = t
+            alerted.remove(unit)
+        }
+        return silentAt(unit: unit, config: config)!
+    }
+
+    public func silentAt(unit: UnitID, config: Configuration) -> Instant? {
+        guard let last = lastEventAt[unit] else { return nil }
+        let minutes = Int64(config.alerting.silenceWorkingMinutes)
+        return config.calendar(of: unit).add(workingSeconds: minutes * 60, to: last)
+    }
+
+    /// Alerts for units silent at `now` that have not been reported since their last event.
+    public mutating func check(now: Instant, config: Configuration) -> [Alert] {
+        var out: [Alert] = []
+        for (unitID, last) in lastEventAt.sorted(by: { $0.key < $1.key }) where !alerted.contains(unitID) {
+            guard let at = silentAt(unit: unitID, config: config), at <= now else { continue }
+            let unit = config.unit(unitID)
+            alerted.insert(unitID)
+            out.append(
+                Alert(
+                    alertId: Alert.id(
+                        subject: unit.code + "@" + RFC3339.format(last), episode: 0, level: .sourceSilent),
+                    level: .sourceSilent, dossier: "", unit: unit.code, block: unit.block, procedure: "", episode: 0,
+                    due: nil, firedAt: now, thresholdAt: at, minutesLeft: nil,
+                    recipients: config.recipients(.sourceSilent, unit: unitID),
+                    lateFired: now - at > Alert.lateFireGraceSeconds))
+        }
+        return out
+    }
+}
+
+/// Options of a replay on a virtual clock.
+public struct ReplayOptions: Sendable {
+    /// Take the events in the given (arrival) order; the clock never goes back.
+    public var arrivalOrder = false
+    /// Advance the clock to this instant at the end (default: the end of the last event's local day).
+    public var until: Instant?
+    /// Raise `source_silent` alerts.
+    public var detectSilence = false
+    public init(arrivalOrder: Bool = false, until: Instant? = nil, detectSilence: Bool = false) {
+        self.arrivalOrder = arrivalOrder
+        self.until = until
+        self.detectSilence = detectSilence
+    }
+}
+
+/// A bad event in a replay: which one (0-based index in the input) and why.
+public struct ReplayError: Error, Sendable, CustomStringConvertible {
+    public var index: Int
+    public var message: String
+    public var description: String { message }
+}
+
+/// Runs the dossier state machine over a list of events on a virtual clock, firing alerts as a wall clock would
+/// have, with one timer per dossier in a binary heap. The same engine a live worker runs, minus I/O.
+public struct Replay: Sendable {
+    public let config: Configuration
+    public private(set) var dossiers: [Dossier] = []
+    private var index: [String: Int] = [:]
+    private var timerAt: [Instant?] = []
+    private var heap = TimerHeap()
+    private var silence = SourceSilenceMonitor()
+    private var silenceTimers = TimerHeap()
+    public private(set) var alerts: [Alert] = []
+    public private(set) var clock: Instant = Int64.min
+    public var detectSilence = false
+
+    public init(config: Configuration) { self.config = config }
+
+    /// Runs a whole replay and returns the alerts and the final dossiers.
+    public static func run(events: [DossierEvent], config: Configuration, options: ReplayOptions) throws(ReplayError)
+        -> Replay
+    {
+        var r = Replay(config: config)
+        r.detectSilence = options.detectSilence
+        var order = Array(events.indices)
+        if !options.arrivalOrder {
+            order.sort { a, b in
+                let x = events[a], y = events[b]
+                if x.occurredAt != y.occurredAt { return x.occurredAt < y.occurredAt }
+                if (x.seq ?? -1) != (y.seq ?? -1) { return (x.seq ?? -1) < (y.seq ?? -1) }
+                return a < b
+            }
+        }
+        for i in order {
+            let e = events[i]
+            do {
+                try r.receive(e, at: max(r.clock, e.occurredAt))
+            } catch {
+                throw ReplayError(index: i, message: error.description)
+            }
+        }
+        let lastAt = events.map(\.occurredAt).max() ?? 0
+        let until = options.until ?? LocalDate(dayNumber: LocalTime.day(of: lastAt)).adding(days: 1).startInstant - 1
+        r.advance(to: max(until, r.clock))
+        return r
+    }
+
+    /// Moves the clock to `t` (firing every timer due before it), then applies the event at `t`.
+    public mutating func receive(_ e: DossierEvent, at t: Instant) throws(DossierError) {
+        fireTimers(before: t, inclusive: false)
+        clock = max(clock, t)
+        let k: Int
+        if let i = index[e.dossier] {
+            k = i
+        } else {
+            k = dossiers.count
+            index[e.dossier] = k
+            dossiers.append(Dossier(code: e.dossier))
+            timerAt.append(nil)
+        }
+        let actions = try dossiers[k].apply(e, now: clock, config: config)
+        perform(actions, dossier: k)
+        if detectSilence, let u = config.unitID(e.unit) {
+            silenceTimers.push(silence.observe(unit: u, at: e.occurredAt, config: config), Int(u))
+        }
+    }
+
+    /// Moves the clock to `t`, firing every timer due at or before it.
+    public mutating func advance(to t: Instant) {
+        fireTimers(before: t, inclusive: true)
+        clock = max(clock, t)
+    }
+
+    public func dossier(_ code: String) -> Dossier? { index[code].map { dossiers[$0] } }
+
+    private mutating func perform(_ actions: [DossierAction], dossier k: Int) {
+        for a in actions {
+            switch a {
+            case .emit(let alert): alerts.append(alert)
+            case .cancelTimer: timerAt[k] = nil
+            case .scheduleTimer(let at):
+                if timerAt[k] != at {
+                    timerAt[k] = at
+                    heap.push(at, k)
+                }
+            }
+        }
+    }
+
+    private mutating func fireTimers(before t: Instant, inclusive: Bool) {
+        while true {
+            let d = heap.peek
+            let s = silenceTimers.peek
+            let nextD = d.map { inclusive ? $0.at <= t : $0.at < t } ?? false
+            let nextS = s.map { inclusive ? $0.at <= t : $0.at < t } ?? false
+            if nextD && (!nextS || d!.at <= s!.at) {
+                let (at, k) = heap.pop()!
+                guard timerAt[k] == at else { continue }  // re-armed or cancelled since
+                timerAt[k] = nil
+                clock = max(clock, at)
+                perform(dossiers[k].advance(to: clock, config: config), dossier: k)
+            } else if nextS {
+                let (at, _) = silenceTimers.pop()!
+                clock = max(clock, at)
+                alerts += silence.check(now: clock, config: config)
+            } else {
+                return
+            }
+        }
+    }
+
+    /// Facts of every received dossier, in first-seen order.
+    public func facts() -> [DossierFacts] { dossiers.compactMap { $0.facts(config: config) } }
+}
+
+/// A binary min-heap of (instant, id), ties broken by id so that firing order is deterministic.
+struct TimerHeap: Sendable {
+    private var items: [(at: Instant, id: Int)] = []
+
+    var peek: (at: Instant, id: Int)? { items.first }
+
+    @inline(__always) private static func less(_ a: (at: Instant, id: Int), _ b: (at: Instant, id: Int)) -> Bool {
+        a.at != b.at ? a.at < b.at : a.id < b.id
+    }
+
+    mutating func push(_ at: Instant, _ id: Int) {
+        items.append((at, id))
+        var i = items.count - 1
+        while i > 0 {
+            let p = (i - 1) / 2
+            guard TimerHeap.less(items[i], items[p]) else { break }
+            items.swapAt(i, p)
+            i = p
+        }
+    }
+
+    mutating func pop() -> (at: Instant, id: Int)? {
+        guard !items.isEmpty else { return nil }
+        items.swapAt(0, items.count - 1)
+        let top = items.removeLast()
+        var i = 0
+        while true {
+            let l = 2 * i + 1, r = l + 1
+            var m = i
+            if l < items.count && TimerHeap.less(items[l], items[m]) { m = l }
+            if r < items.count && TimerHeap.less(items[r], items[m]) { m = r }
+            if m == i { break }
+            items.swapAt(i, m)
+            i = m
+        }
+        return top
+    }
+}

@@ -1,0 +1,122 @@
+import ArgumentParser
+import Foundation
+import SameDayCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A command-line failure: printed on stderr, non-zero exit.
+struct CommandFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ message: String) { description = message }
+}
+
+/// File access for the core commands (the core itself does no I/O).
+enum CoreFiles {
+    static func read(_ path: String) throws -> [UInt8] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw CommandFailure("\(path): cannot read the file")
+        }
+        return [UInt8](data)
+    }
+
+    /// Loads and validates a configuration folder (DOMAIN.md §7).
+    static func loadConfiguration(_ dir: String) throws -> Configuration {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
+            throw CommandFailure("--config \(dir): not a folder")
+        }
+        func file(_ name: String) -> String { (dir as NSString).appendingPathComponent(name) }
+        let alertingPath = file(ConfigurationFiles.alertingFile)
+        let files = ConfigurationFiles(
+            units: try read(file(ConfigurationFiles.unitsFile)),
+            catalog: try read(file(ConfigurationFiles.catalogFile)),
+            calendars: try read(file(ConfigurationFiles.calendarsFile)),
+            alerting: FileManager.default.fileExists(atPath: alertingPath) ? try read(alertingPath) : nil)
+        do {
+            return try Configuration.parse(files)
+        } catch {
+            throw CommandFailure((dir as NSString).appendingPathComponent(error.description))
+        }
+    }
+
+    /// Reads a JSON-lines events file; a bad line fails with file and line number.
+    static func loadEvents(_ path: String) throws -> (events: [DossierEvent], lines: [Int]) {
+        let bytes = try read(path)
+        var events: [DossierEvent] = []
+        var lines: [Int] = []
+        var line = 0
+        try bytes.withUnsafeBytes { buf in
+            var start = 0
+            while start < buf.count {
+                line += 1
+                var end = start
+                while end < buf.count && buf[end] != 0x0A { end += 1 }
+                var stop = end
+                if stop > start && buf[stop - 1] == 0x0D { stop -= 1 }
+                let slice = UnsafeRawBufferPointer(rebasing: buf[start..<stop])
+                if !slice.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) {
+                    do {
+                        events.append(try DossierEvent.decode(slice))
+                        lines.append(line)
+                    } catch {
+                        throw CommandFailure("\(path):\(line): \(error)")
+                    }
+                }
+                start = end + 1
+            }
+        }
+        return (events, lines)
+    }
+
+    /// Writes a file atomically: a temporary file in the same folder, fsync, rename.
+    static func writeAtomically(_ bytes: [UInt8], to path: String) throws {
+        let dir = (path as NSString).deletingLastPathComponent
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let tmp = (dir as NSString).appendingPathComponent(".\((path as NSString).lastPathComponent).tmp-\(getpid())")
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw CommandFailure("\(tmp): cannot create (errno \(errno))") }
+        var ok = true
+        bytes.withUnsafeBytes { buf in
+            var off = 0
+            while off < buf.count {
+                let n = write(fd, buf.baseAddress! + off, buf.count - off)
+                if n <= 0 { ok = false; break }
+                off += n
+            }
+        }
+        if fsync(fd) != 0 { ok = false }
+        close(fd)
+        guard ok, rename(tmp, path) == 0 else {
+            unlink(tmp)
+            throw CommandFailure("\(path): write failed (errno \(errno))")
+        }
+    }
+
+    static func parseInstant(_ s: String, option: String) throws -> Instant {
+        guard let t = RFC3339.parse(s) else {
+            throw CommandFailure(
+                "\(option) \"\(s)\": not an RFC 3339 timestamp with offset (e.g. 2022-05-18T08:15:00+07:00)")
+        }
+        return t
+    }
+
+    static func parseDate(_ s: String, option: String) throws -> LocalDate {
+        guard let d = LocalDate(s) else { throw CommandFailure("\(option) \"\(s)\": not a YYYY-MM-DD date") }
+        return d
+    }
+}
+
+/// Runs a command body, turning failures into a message on stderr and exit status 1.
+func runReportingFailures(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let e as CommandFailure {
+        FileHandle.standardError.write(Data(("sameday: " + e.description + "\n").utf8))
+        throw ExitCode.failure
+    } catch {
+        FileHandle.standardError.write(Data(("sameday: \(error)\n").utf8))
+        throw ExitCode.failure
+    }
+}

@@ -1,0 +1,116 @@
+import ArgumentParser
+import Foundation
+import SameDayCore
+
+/// `sameday explain`: one dossier's timeline and how its deadline was computed.
+struct ExplainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "explain",
+        abstract: "Explain one dossier: events in applied order, episodes, pauses, deadline, alerts, classification.")
+
+    @Option(help: "Configuration folder.") var config: String
+    @Option(help: "Events, one JSON object per line.") var events: String
+    @Option(help: "Dossier code.") var dossier: String
+    @Option(help: "Run the clock up to this instant (RFC 3339; default: the end of the last event's day).") var until:
+        String?
+
+    func run() throws {
+        try runReportingFailures {
+            let cfg = try CoreFiles.loadConfiguration(config)
+            let (all, lines) = try CoreFiles.loadEvents(events)
+            let mine = all.indices.filter { all[$0].dossier == dossier }
+            guard !mine.isEmpty else { throw CommandFailure("\(events): no events for dossier \"\(dossier)\"") }
+            let list = mine.map { all[$0] }
+            let untilAt = try until.map { try CoreFiles.parseInstant($0, option: "--until") }
+            let replay: Replay
+            do {
+                replay = try Replay.run(events: list, config: cfg, options: ReplayOptions(until: untilAt))
+            } catch let error as ReplayError {
+                throw CommandFailure("\(events):\(lines[mine[error.index]]): \(error.message)")
+            }
+            guard let d = replay.dossier(dossier) else { throw CommandFailure("no dossier \(dossier)") }
+            print(Explanation.text(d, config: cfg, alerts: replay.alerts, clock: replay.clock))
+        }
+    }
+}
+
+/// The human-readable explanation of a dossier.
+enum Explanation {
+    static func text(_ d: Dossier, config cfg: Configuration, alerts: [Alert], clock: Instant) -> String {
+        let st = d.state(config: cfg)
+        var out: [String] = []
+        func f(_ t: Instant?) -> String { t.map(RFC3339.format) ?? "—" }
+        out.append("Dossier \(d.code)")
+        if let u = st.unit, let p = st.procedure {
+            let unit = cfg.unit(u)
+            let entry = cfg.catalogEntry(p)
+            out.append("  unit:      \(unit.code) \(unit.name) (block \(unit.block.rawValue))")
+            out.append(
+                "  procedure: \(cfg.procedureCode(p)) "
+                    + (entry.map { "\($0.name), SLA \($0.sla)" }
+                        ?? "not in catalog, default SLA \(cfg.alerting.defaultSla)"))
+            let cal = cfg.calendar(of: u)
+            out.append("  calendar:  \(cal.id)")
+        }
+        out.append("Events in applied order (occurredAt, seq, arrival):")
+        for (i, e) in st.applied.enumerated() {
+            out.append(
+                "  \(i + 1). \(f(e.at))  \(e.type.name)" + (e.seq.map { "  seq \($0)" } ?? "")
+                    + "  arrival \(e.arrival)")
+        }
+        out.append("Episodes:")
+        if let u = st.unit {
+            let cal = cfg.calendar(of: u)
+            for ep in st.episodes {
+                let dl = ep.deadline
+                let day = LocalDate(dayNumber: LocalTime.day(of: dl.start))
+                let sched = cal.schedule(of: day)
+                out.append(
+                    "  #\(ep.number) T0 \(f(dl.received))"
+                        + (dl.start != dl.received ? " → moved into the next session: \(f(dl.start))" : ""))
+                out.append(
+                    "     sessions on \(day): "
+                        + (sched.sessions.isEmpty ? "none" : sched.sessions.map(\.text).joined(separator: ", ")))
+                if let c = dl.cutoff {
+                    let source =
+                        st.procedure.flatMap { cfg.catalogEntry($0)?.cutoff } != nil
+                        ? "catalog entry" : sched.configuredCutoff != nil ? "calendar day" : "120 minutes before close"
+                    out.append(
+                        "     same-day cut-off \(String(format: "%02d:%02d", c / 3600, c / 60 % 60)) (\(source)): T0 is "
+                            + (dl.afterCutoff
+                                ? "after it → end of the next working day" : "at or before it → end of the day"))
+                }
+                out.append("     \(dl.sla): \(dl.dueOffset / 60) working minutes → due \(f(dl.due))")
+                for p in ep.pauses {
+                    out.append("     paused (fee) \(f(p.start)) … \(p.end.map(RFC3339.format) ?? "still paused")")
+                }
+                if let s = ep.stoppedAt { out.append("     stopped for a supplement at \(f(s))") }
+                if let r = ep.rescheduledTo {
+                    out.append("     rescheduled to \(f(r)) (\(ep.reschedules) time(s)); alerts measure against it")
+                }
+            }
+        }
+        out.append("Deadline in force (judges lateness): \(f(st.judgingDue))")
+        if let s = d.alertSchedule(state: st, config: cfg) {
+            out.append("Alert thresholds of the current episode (alert due \(f(s.alertDue))):")
+            for l in AlertLevel.clockLevels {
+                out.append("  \(l.name): \(s.instants[l].map(RFC3339.format) ?? "skipped")")
+            }
+        }
+        out.append("Alerts fired (clock run to \(f(clock))):")
+        let mine = alerts.filter { $0.dossier == d.code }
+        if mine.isEmpty { out.append("  none") }
+        for a in mine {
+            out.append(
+                "  \(a.level.name) at \(f(a.firedAt)) (episode \(a.episode), due \(f(a.due)), minutes left \(a.minutesLeft.map(String.init) ?? "—"))"
+                    + (a.lateFired ? " late-fired" : "") + "  id \(a.alertId)"
+                    + (a.recipients.isEmpty ? "" : "  → " + a.recipients.joined(separator: ", ")))
+        }
+        out.append(
+            "Status: \(st.status.rawValue)"
+                + (st.closure.map { " at \(f($0.at))" + ($0.outcome.map { " (\($0.name))" } ?? "") } ?? ""))
+        out.append("Classification: \(st.classification?.rawValue ?? (st.closure == nil ? "open" : "—"))")
+        out.append("Anomalies: " + (st.anomalies.names.isEmpty ? "none" : st.anomalies.names.joined(separator: ", ")))
+        return out.joined(separator: "\n")
+    }
+}

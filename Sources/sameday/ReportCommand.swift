@@ -1,0 +1,138 @@
+import ArgumentParser
+import Foundation
+import SameDayCore
+
+/// `sameday report`: a period's rollup from daily rollup files.
+struct ReportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Aggregate daily rollups into a period [from, to].",
+        discussion: """
+            Reads ROLLUPS/daily/YYYY-MM-DD/units.csv for every day of the period (all must exist). Flows (received, \
+            resolved, withdrawn, same-day figures) are summed over the days; carried_over is the first day's and the \
+            stocks in_progress_* and paused are the last day's, so the identities hold and the result equals the \
+            rollup computed directly for the period. Blocks and the city are sums of their units.
+            """)
+
+    enum Format: String, ExpressibleByArgument, CaseIterable { case table, csv, json }
+    enum Level: String, ExpressibleByArgument, CaseIterable { case units, blocks }
+
+    @Option(help: "Rollups folder (the one holding daily/), e.g. OUT/rollups of a replay.") var rollups: String
+    @Option(help: "First day, YYYY-MM-DD.") var from: String
+    @Option(help: "Last day, YYYY-MM-DD.") var to: String
+    @Option(help: "table, csv or json.") var format: Format = .table
+    @Option(help: "units or blocks (blocks end with the city row, all).") var level: Level = .blocks
+
+    func run() throws {
+        try runReportingFailures {
+            let first = try CoreFiles.parseDate(from, option: "--from")
+            let last = try CoreFiles.parseDate(to, option: "--to")
+            guard first <= last else { throw CommandFailure("--from \(from) is after --to \(to)") }
+            var perUnit: [String: (name: String, block: Block, days: [RollupFigures])] = [:]
+            var order: [String] = []
+            var d = first
+            while d <= last {
+                let path = (rollups as NSString).appendingPathComponent("daily/\(d)/units.csv")
+                guard FileManager.default.fileExists(atPath: path) else {
+                    throw CommandFailure(
+                        "no daily rollup for \(d) in \(rollups) (expected \(path)); report periods must be covered by daily files"
+                    )
+                }
+                let bytes = try CoreFiles.read(path)
+                let rows = try RollupFile.rows(bytes, path: path)
+                for r in rows {
+                    if perUnit[r.unit] == nil {
+                        perUnit[r.unit] = (r.unitName, r.block, [])
+                        order.append(r.unit)
+                    }
+                    perUnit[r.unit]!.days.append(r.figures)
+                }
+                d = d.adding(days: 1)
+            }
+            let days = Int(last.dayNumber - first.dayNumber + 1)
+            for (code, u) in perUnit where u.days.count != days {
+                throw CommandFailure("unit \(code) is missing from some daily files of the period")
+            }
+            let rows = order.map { code in
+                let u = perUnit[code]!
+                return UnitRow(
+                    unit: code, unitName: u.name, block: u.block, figures: RollupFigures.aggregate(days: u.days))
+            }
+            let rollup = Rollup(unitRows: rows, period: Period(from: first, to: last))
+            let out: [UInt8]
+            switch (format, level) {
+            case (.csv, .units): out = rollup.unitsCSV()
+            case (.csv, .blocks): out = rollup.blocksCSV()
+            case (.json, .units): out = rollup.unitsJSON()
+            case (.json, .blocks): out = rollup.blocksJSON()
+            case (.table, _): out = Array(table(rollup).utf8)
+            }
+            FileHandle.standardOutput.write(Data(out))
+        }
+    }
+
+    func table(_ r: Rollup) -> String {
+        let header = (level == .units ? ["unit", "block"] : ["block"]) + RollupFigures.columns
+        let body: [[String]] =
+            level == .units
+            ? r.units.map {
+                [$0.unit, $0.block.rawValue] + $0.figures.values.map(String.init) + [$0.figures.onTimeRate]
+            }
+            : r.blocks.map { [$0.blockName] + $0.figures.values.map(String.init) + [$0.figures.onTimeRate] }
+        let widths = header.indices.map { i in ([header[i]] + body.map { $0[i] }).map(\.count).max()! }
+        func line(_ cells: [String]) -> String {
+            cells.enumerated().map { i, c in
+                i < (level == .units ? 2 : 1)
+                    ? c.padding(toLength: widths[i], withPad: " ", startingAt: 0)
+                    : String(repeating: " ", count: widths[i] - c.count) + c
+            }.joined(separator: "  ")
+        }
+        return "period \(r.period.from) … \(r.period.to)\n" + ([line(header)] + body.map(line)).joined(separator: "\n")
+            + "\n"
+    }
+}
+
+/// Reads rollup CSV files back.
+enum RollupFile {
+    static func rows(_ bytes: [UInt8], path: String) throws -> [UnitRow] {
+        let text = String(
+            decoding: bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? Array(bytes.dropFirst(3)) : bytes, as: UTF8.self)
+        var records = text.components(separatedBy: "\r\n").filter { !$0.isEmpty }.map(splitCSV)
+        guard !records.isEmpty else { throw CommandFailure("\(path): empty") }
+        let header = records.removeFirst()
+        guard Array(header.prefix(5)) == ["from", "to", "unit", "unit_name", "block"],
+            Array(header.dropFirst(5)) == RollupFigures.columns
+        else { throw CommandFailure("\(path):1: not a units rollup header") }
+        return try records.enumerated().map { i, f in
+            guard f.count == header.count, let block = Block(rawValue: f[4]),
+                let figures = RollupFigures(columns: header, values: f)
+            else { throw CommandFailure("\(path):\(i + 2): malformed row") }
+            return UnitRow(unit: f[2], unitName: f[3], block: block, figures: figures)
+        }
+    }
+
+    static func splitCSV(_ line: String) -> [String] {
+        var fields: [String] = []
+        var cur = ""
+        var quoted = false
+        var chars = Array(line)[...]
+        while let c = chars.popFirst() {
+            if quoted {
+                if c == "\"" {
+                    if chars.first == "\"" { cur.append("\""); chars = chars.dropFirst() } else { quoted = false }
+                } else {
+                    cur.append(c)
+                }
+            } else if c == "\"" {
+                quoted = true
+            } else if c == "," {
+                fields.append(cur)
+                cur = ""
+            } else {
+                cur.append(c)
+            }
+        }
+        fields.append(cur)
+        return fields
+    }
+}
