@@ -364,10 +364,13 @@ public final class Publisher {
     }
 
     private func recover(from error: AMQPError) throws(AMQPError) {
-        guard error.isRetriable || error.kind == .channelClosed || error.kind == .connectionClosed else {
+        if error.kind == .blocked || (error.kind == .timeout && connection?.isBlocked == true) { throw error }
+        guard error.isRetriable else {
+            // 403 (topic permission), 404 (no such exchange), 406 …: republishing would fail the same way. The
+            // unconfirmed messages stay held; the next call reconnects and sends them again.
+            connection = nil
             throw error
         }
-        if error.kind == .blocked || (error.kind == .timeout && connection?.isBlocked == true) { throw error }
         logger.warning("amqp publisher lost its channel; reconnecting", metadata: ["error": "\(error)"])
         connection = nil  // deinit destroys the old handle
         try ensureConnected()
