@@ -131,13 +131,16 @@ public struct AlertSchedule: Sendable, Hashable {
 
 enum AlertRules {
     /// Threshold instants per DOMAIN.md §5 for an episode, given its pauses and reschedule.
+    /// - Parameter skipping: bit mask (bit = level raw value) of levels not to compute, e.g. already fired.
     static func schedule(
-        deadline: Deadline, clock: EpisodeClock, rescheduledTo newDue: Instant?, thresholds: Thresholds
+        deadline: Deadline, clock: EpisodeClock, rescheduledTo newDue: Instant?, thresholds: Thresholds,
+        skipping: UInt8 = 0
     ) -> AlertSchedule {
         var dueOffset = deadline.dueOffset
         if let newDue { dueOffset = max(0, clock.offset(of: newDue)) }
         var out = AlertSchedule.Instants()
         func put(_ level: AlertLevel, _ offset: Int64) {
+            guard skipping & (1 << level.rawValue) == 0 || level == .overdue else { return }
             if let t = clock.instant(atOffset: max(0, offset)) { out[level] = max(t, deadline.start) }
         }
         put(.warning, thresholds.warning.offset(dueOffset: dueOffset))

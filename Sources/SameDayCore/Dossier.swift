@@ -395,6 +395,8 @@ public struct Dossier: Sendable {
                 calendar: calendar, start: ep.deadline.start, pauses: ep.pauses.filter { $0.start < s.from })
             st.segments[k].due = clock.instant(atOffset: ep.deadline.dueOffset) ?? WorkCalendar.never
         }
+        // The judging deadline matters to `advance` only once the dossier is closed (its resolution alert).
+        guard full || st.closure != nil else { return st }
         let last = st.episodes[st.episodes.count - 1]
         let endOfClock = last.stoppedAt ?? st.closure?.at
         let pauses = last.pauses.map { p in Pause(start: p.start, end: p.end ?? endOfClock) }
@@ -419,13 +421,18 @@ public struct Dossier: Sendable {
 
     /// The alert schedule of the current episode (nil when the clock is not running).
     public func alertSchedule(state st: DossierState, config: Configuration) -> AlertSchedule? {
+        alertSchedule(state: st, config: config, skipping: 0)
+    }
+
+    func alertSchedule(state st: DossierState, config: Configuration, skipping: UInt8) -> AlertSchedule? {
         guard st.status == .running, let ep = st.episodes.last, let unit = st.unit, let ref = st.procedure else {
             return nil
         }
         let clock = EpisodeClock(calendar: config.calendar(of: unit), start: ep.deadline.start, pauses: ep.pauses)
         let thresholds = config.thresholds(ref, sla: ep.deadline.sla)
         return AlertRules.schedule(
-            deadline: ep.deadline, clock: clock, rescheduledTo: ep.rescheduledTo, thresholds: thresholds)
+            deadline: ep.deadline, clock: clock, rescheduledTo: ep.rescheduledTo, thresholds: thresholds,
+            skipping: skipping)
     }
 
     // MARK: Alerts
@@ -456,7 +463,7 @@ public struct Dossier: Sendable {
                 lateFired: now - threshold > Alert.lateFireGraceSeconds)
         }
         var next: Instant?
-        if let schedule = alertSchedule(state: st, config: config) {
+        if let schedule = alertSchedule(state: st, config: config, skipping: firedMask) {
             for level in AlertLevel.clockLevels {
                 let bit = UInt8(1) << level.rawValue
                 guard firedMask & bit == 0, let at = schedule.instants[level] else { continue }

@@ -349,7 +349,6 @@ private struct EventScanner {
         guard i < b.count, b[i] == 0x7B else { throw syntax("expected a JSON object") }
         i += 1
         var seen = 0
-        var schemaOK = false
         var eventId = "", dossier = "", unit = "", procedure = "", source = ""
         var type = EventType.submitted
         var occurredAt: Instant = 0
@@ -381,7 +380,6 @@ private struct EventScanner {
                     guard tokenEquals(tok, "sameday.dossier-event/1") else {
                         throw EventDecodingError(field: f.name, reason: .badSchema(tokenString(tok)))
                     }
-                    schemaOK = true
                 case .eventId: eventId = try stringValue(f, limit: DossierEvent.maxEventIdLength)
                 case .dossier: dossier = try stringValue(f, limit: DossierEvent.maxCodeLength)
                 case .unit: unit = try stringValue(f, limit: DossierEvent.maxCodeLength)
@@ -441,7 +439,6 @@ private struct EventScanner {
         where seen & (1 << f.rawValue) == 0 {
             throw EventDecodingError(field: f.name, reason: .missingField)
         }
-        _ = schemaOK
         if channel != nil && type != .received {
             throw EventDecodingError(field: "channel", reason: .notAllowed(onType: type.name))
         }

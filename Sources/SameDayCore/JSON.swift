@@ -172,8 +172,7 @@ struct JSONParser {
             }
             if c < 0x20 { throw fail("control character in a string") }
             if c == UInt8(ascii: "\\") {
-                guard let n = JSONEscapes.unescape(b, &i, into: &out) else { throw fail("bad escape in a string") }
-                _ = n
+                guard JSONEscapes.unescape(b, &i, into: &out) != nil else { throw fail("bad escape in a string") }
                 continue
             }
             out.append(c)

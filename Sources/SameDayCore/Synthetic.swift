@@ -36,11 +36,10 @@ public struct SyntheticMonth: Sendable {
     public func events(config: Configuration) -> [DossierEvent] {
         var rng = SplitMix64(seed: seed)
         var out: [DossierEvent] = []
-        var counter = 0
         let unlisted = "9.999999.000.00.00.H29"
         for d in 0..<days {
             let day = firstDay.adding(days: Int64(d))
-            for (ui, unit) in config.units.enumerated() {
+            for unit in config.units {
                 let cal = config.calendars[unit.calendar]
                 let sched = cal.schedule(of: day)
                 guard let first = sched.stretches.first, let last = sched.stretches.last else { continue }
@@ -49,7 +48,6 @@ public struct SyntheticMonth: Sendable {
                     + [unlisted]
                 let n = Int.random(in: 0...(2 * dossiersPerUnitPerDay), using: &rng)
                 for k in 0..<n {
-                    counter += 1
                     let code = unit.code + "-" + dayCode(day) + "-" + pad4(k + 1)
                     // Mostly catalog procedures; one in fifty not in the catalog.
                     let proc =
@@ -124,10 +122,8 @@ public struct SyntheticMonth: Sendable {
                         if Int.random(in: 0..<1000, using: &rng) < duplicatePerMille { out.append(e) }
                     }
                 }
-                _ = ui
             }
         }
-        _ = counter
         return out.enumerated().sorted { a, b in
             a.element.occurredAt != b.element.occurredAt
                 ? a.element.occurredAt < b.element.occurredAt : a.offset < b.offset
