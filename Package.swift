@@ -33,7 +33,7 @@ let package = Package(
             ]
         ),
         // SameDay's names on the broker: exchanges, shard queues, routing keys, the topology and definitions.json.
-        .target(name: "SameDayBroker", dependencies: ["RabbitMQ"]),
+        .target(name: "SameDayBroker", dependencies: ["RabbitMQ", "SameDayCore"]),
         // The domain, pure and deterministic: no clock, no I/O beyond decoding what it is handed.
         .target(name: "SameDayCore"),
         .executableTarget(

@@ -1,4 +1,5 @@
 import RabbitMQ
+import SameDayCore
 
 /// SameDay's names on the broker and the topology that connects them (ARCHITECTURE.md, "The flow of one event").
 ///
@@ -37,7 +38,7 @@ public struct SameDayTopology: Sendable {
     public static let shardHeader = "dossier"
 
     /// The blocks (khối) of units; the first word of every event routing key.
-    public static let blocks = ["district", "commune", "department", "vertical"]
+    public static let blocks = Block.allCases.map(\.rawValue)
 
     /// The work queue of shard `index` (0-based).
     public func workQueue(_ index: Int) -> String { namePrefix + "sameday.work.\(index)" }
