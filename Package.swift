@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // rabbitmq-c, Debian's librabbitmq-dev (0.11), with a shim for the variadic login functions.
@@ -36,10 +37,24 @@ let package = Package(
         .target(name: "SameDayBroker", dependencies: ["RabbitMQ", "SameDayCore"]),
         // The domain, pure and deterministic: no clock, no I/O beyond decoding what it is handed.
         .target(name: "SameDayCore"),
+        // Durable worker state in SQLite: the event log (also the processed-id set), dossiers and their timers, the
+        // alert outbox, the worker's clock.
+        .target(
+            name: "SameDayStore",
+            dependencies: ["SameDayCore", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        // The worker runtime: consume loop, timers, outbox, alert sinks, rollup files, metrics, shutdown.
+        .target(
+            name: "SameDayWorker",
+            dependencies: [
+                "RabbitMQ", "SameDayBroker", "SameDayCore", "SameDayStore",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "sameday",
             dependencies: [
-                "RabbitMQ", "SameDayBroker", "SameDayCore",
+                "RabbitMQ", "SameDayBroker", "SameDayCore", "SameDayWorker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -47,7 +62,7 @@ let package = Package(
         .executableTarget(
             name: "sameday-bench",
             dependencies: [
-                "RabbitMQ", "SameDayCore",
+                "RabbitMQ", "SameDayBroker", "SameDayCore", "SameDayWorker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -56,6 +71,10 @@ let package = Package(
         // What tests share: the local broker's address and helpers.
         .target(name: "SameDayTestKit", dependencies: ["RabbitMQ"]),
         .testTarget(name: "RabbitMQTests", dependencies: ["RabbitMQ", "SameDayTestKit"]),
+        .testTarget(
+            name: "SameDayWorkerTests",
+            dependencies: ["SameDayWorker", "SameDayStore", "SameDayCore", "SameDayBroker", "RabbitMQ", "SameDayTestKit"]
+        ),
         .testTarget(name: "SameDayBrokerTests", dependencies: ["SameDayBroker", "RabbitMQ", "SameDayTestKit"]),
         .testTarget(
             name: "SameDayCoreTests",

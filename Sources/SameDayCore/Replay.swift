@@ -134,7 +134,35 @@ public struct Replay: Sendable {
         clock = max(clock, t)
     }
 
+    /// Moves the clock straight to `t` and fires everything due by then *at* `t`, as a worker that was down does
+    /// when it starts: such alerts carry `firedAt = t` and are marked late-fired.
+    public mutating func jump(to t: Instant) {
+        clock = max(clock, t)
+        fireTimers(before: t, inclusive: true)
+    }
+
     public func dossier(_ code: String) -> Dossier? { index[code].map { dossiers[$0] } }
+
+    /// Hands over the alerts fired since the last call (a live worker writes them to its outbox).
+    public mutating func takeAlerts() -> [Alert] {
+        defer { alerts.removeAll(keepingCapacity: true) }
+        return alerts
+    }
+
+    /// The earliest armed timer (possibly one that was re-armed since; firing it early is harmless): how long a
+    /// live worker may wait for the next event.
+    public var nextTimerAt: Instant? {
+        [heap.peek?.at, detectSilence ? silenceTimers.peek?.at : nil].compactMap { $0 }.min()
+    }
+
+    /// Whether the dossier is open (received and not closed), for the worker's dossier table.
+    public func isOpen(_ code: String) -> Bool {
+        guard let k = index[code] else { return false }
+        return !dossiers[k].isSettled(config: config)
+    }
+
+    /// The instant of the dossier's armed timer, if any.
+    public func timer(of code: String) -> Instant? { index[code].flatMap { timerAt[$0] } }
 
     private mutating func perform(_ actions: [DossierAction], dossier k: Int) {
         for a in actions {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SameDayCore
+import SameDayWorker
 
 #if canImport(Glibc)
     import Glibc
@@ -23,21 +24,10 @@ enum CoreFiles {
 
     /// Loads and validates a configuration folder (DOMAIN.md §7).
     static func loadConfiguration(_ dir: String) throws -> Configuration {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
-            throw CommandFailure("--config \(dir): not a folder")
-        }
-        func file(_ name: String) -> String { (dir as NSString).appendingPathComponent(name) }
-        let alertingPath = file(ConfigurationFiles.alertingFile)
-        let files = ConfigurationFiles(
-            units: try read(file(ConfigurationFiles.unitsFile)),
-            catalog: try read(file(ConfigurationFiles.catalogFile)),
-            calendars: try read(file(ConfigurationFiles.calendarsFile)),
-            alerting: FileManager.default.fileExists(atPath: alertingPath) ? try read(alertingPath) : nil)
         do {
-            return try Configuration.parse(files)
-        } catch {
-            throw CommandFailure((dir as NSString).appendingPathComponent(error.description))
+            return try ConfigurationFolder.load(dir)
+        } catch let error as ConfigurationFolder.LoadError {
+            throw CommandFailure(error.description)
         }
     }
 
@@ -68,30 +58,6 @@ enum CoreFiles {
             }
         }
         return (events, lines)
-    }
-
-    /// Writes a file atomically: a temporary file in the same folder, fsync, rename.
-    static func writeAtomically(_ bytes: [UInt8], to path: String) throws {
-        let dir = (path as NSString).deletingLastPathComponent
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let tmp = (dir as NSString).appendingPathComponent(".\((path as NSString).lastPathComponent).tmp-\(getpid())")
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw CommandFailure("\(tmp): cannot create (errno \(errno))") }
-        var ok = true
-        bytes.withUnsafeBytes { buf in
-            var off = 0
-            while off < buf.count {
-                let n = write(fd, buf.baseAddress! + off, buf.count - off)
-                if n <= 0 { ok = false; break }
-                off += n
-            }
-        }
-        if fsync(fd) != 0 { ok = false }
-        close(fd)
-        guard ok, rename(tmp, path) == 0 else {
-            unlink(tmp)
-            throw CommandFailure("\(path): write failed (errno \(errno))")
-        }
     }
 
     static func parseInstant(_ s: String, option: String) throws -> Instant {

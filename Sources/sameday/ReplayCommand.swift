@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SameDayCore
+import SameDayWorker
 
 /// `sameday replay`: the core over an events file on a virtual clock.
 struct ReplayCommand: ParsableCommand {
@@ -41,19 +42,11 @@ struct ReplayCommand: ParsableCommand {
             let facts = replay.facts()
             let firstDay = LocalTime.day(of: list.map(\.occurredAt).min()!)
             let lastDay = LocalTime.day(of: max(replay.clock, list.map(\.occurredAt).max()!))
-            var files: [(String, [UInt8])] = [((out as NSString).appendingPathComponent("alerts.jsonl"), alerts)]
-            var day = firstDay
-            while day <= lastDay {
-                let date = LocalDate(dayNumber: day)
-                let r = Rollup.compute(facts: facts, period: .day(date), config: cfg)
-                let dir = (out as NSString).appendingPathComponent("rollups/daily/\(date)")
-                files.append(((dir as NSString).appendingPathComponent("units.csv"), r.unitsCSV()))
-                files.append(((dir as NSString).appendingPathComponent("blocks.csv"), r.blocksCSV()))
-                files.append(((dir as NSString).appendingPathComponent("units.json"), r.unitsJSON()))
-                files.append(((dir as NSString).appendingPathComponent("blocks.json"), r.blocksJSON()))
-                day += 1
-            }
-            for (path, bytes) in files { try CoreFiles.writeAtomically(bytes, to: path) }
+            try AtomicFile.write(alerts, to: (out as NSString).appendingPathComponent("alerts.jsonl"))
+            var written: [String: Int] = [:]
+            _ = try RollupFiles.write(
+                facts: facts, days: firstDay...lastDay, configuration: cfg,
+                root: (out as NSString).appendingPathComponent("rollups"), written: &written)
             let lateFired = replay.alerts.filter(\.lateFired).count
             print(
                 "replayed \(list.count) events, \(replay.dossiers.count) dossiers: \(replay.alerts.count) alerts "

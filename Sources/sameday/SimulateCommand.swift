@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SameDayCore
+import SameDayWorker
 
 /// `sameday simulate`: a deterministic synthetic events file.
 struct SimulateCommand: ParsableCommand {
@@ -25,7 +26,7 @@ struct SimulateCommand: ParsableCommand {
                 config: cfg)
             var bytes: [UInt8] = []
             for e in events { bytes += Array((e.encoded() + "\n").utf8) }
-            try CoreFiles.writeAtomically(bytes, to: out)
+            try AtomicFile.write(bytes, to: out)
             print("wrote \(events.count) events to \(out)")
         }
     }

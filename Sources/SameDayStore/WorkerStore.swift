@@ -1,0 +1,184 @@
+import Foundation
+import GRDB
+import SameDayCore
+
+/// An alert waiting in (or delivered from) the outbox.
+public struct OutboxAlert: Sendable, Equatable {
+    public var alertID: String
+    public var level: String
+    public var routingKey: String
+    /// The local day (YYYY-MM-DD) of `firedAt`: the alerts file it belongs to.
+    public var day: String
+    /// The alert as one JSON line (no newline).
+    public var json: String
+
+    public init(alertID: String, level: String, routingKey: String, day: String, json: String) {
+        self.alertID = alertID
+        self.level = level
+        self.routingKey = routingKey
+        self.day = day
+        self.json = json
+    }
+}
+
+/// What one group commit writes, all in one SQLite transaction.
+public struct CommitBatch: Sendable {
+    /// Newly applied events: id, dossier, the engine clock they were applied at, the canonical JSON.
+    public var events: [(eventID: String, dossier: String, appliedAt: Instant, json: String)] = []
+    /// Dossiers whose state changed: code, unit, open, armed timer.
+    public var dossiers: [(code: String, unit: String, open: Bool, timer: Instant?)] = []
+    public var alerts: [OutboxAlert] = []
+    /// The engine clock after the batch.
+    public var clock: Instant?
+
+    public init() {}
+    public var isEmpty: Bool { events.isEmpty && dossiers.isEmpty && alerts.isEmpty && clock == nil }
+}
+
+/// Durable worker state in SQLite (WAL, synchronous=FULL): the event log (which is also the set of processed ids),
+/// dossiers with their next timer, the alert outbox, and the worker's clock. The in-memory engine is rebuilt from
+/// the event log at start, so a crash at any point changes nothing: a batch is either all in, or all redelivered.
+public final class WorkerStore: Sendable {
+    private let database: DatabaseQueue
+    public let path: String
+
+    public init(path: String) throws {
+        self.path = path
+        try FileManager.default.createDirectory(
+            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        var configuration = GRDB.Configuration()
+        configuration.prepareDatabase { db in
+            // FULL: an acked event must survive a power cut, not only a process crash.
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        database = try DatabaseQueue(path: path, configuration: configuration)
+        try database.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA journal_mode = WAL")
+        }
+        try Self.migrator.migrate(database)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE event (
+                        arrival INTEGER PRIMARY KEY,
+                        event_id TEXT NOT NULL UNIQUE,
+                        dossier TEXT NOT NULL,
+                        applied_at INTEGER NOT NULL,
+                        json TEXT NOT NULL
+                    );
+                    CREATE TABLE dossier (
+                        code TEXT PRIMARY KEY,
+                        unit TEXT NOT NULL,
+                        open INTEGER NOT NULL,
+                        timer_at INTEGER
+                    ) WITHOUT ROWID;
+                    CREATE INDEX dossier_timer ON dossier(timer_at) WHERE timer_at IS NOT NULL;
+                    CREATE TABLE alert (
+                        seq INTEGER PRIMARY KEY,
+                        alert_id TEXT NOT NULL UNIQUE,
+                        level TEXT NOT NULL,
+                        routing_key TEXT NOT NULL,
+                        day TEXT NOT NULL,
+                        json TEXT NOT NULL,
+                        published INTEGER NOT NULL DEFAULT 0,
+                        filed INTEGER NOT NULL DEFAULT 0
+                    );
+                    CREATE INDEX alert_unpublished ON alert(published) WHERE published = 0;
+                    CREATE INDEX alert_unfiled ON alert(filed) WHERE filed = 0;
+                    CREATE TABLE worker_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+                    """)
+        }
+        return migrator
+    }
+
+    /// Writes a batch in one transaction. Events already stored are skipped (the dedupe of last resort);
+    /// an alert id already in the outbox is kept as it was (the same alert raised twice has the same id).
+    public func commit(_ batch: CommitBatch) throws {
+        guard !batch.isEmpty else { return }
+        try database.write { db in
+            let insertEvent = try db.cachedStatement(
+                sql: "INSERT OR IGNORE INTO event (event_id, dossier, applied_at, json) VALUES (?, ?, ?, ?)")
+            for event in batch.events {
+                try insertEvent.execute(arguments: [event.eventID, event.dossier, event.appliedAt, event.json])
+            }
+            let upsertDossier = try db.cachedStatement(
+                sql: """
+                    INSERT INTO dossier (code, unit, open, timer_at) VALUES (?, ?, ?, ?)
+                    ON CONFLICT(code) DO UPDATE SET unit = excluded.unit, open = excluded.open, timer_at = excluded.timer_at
+                    """)
+            for dossier in batch.dossiers {
+                try upsertDossier.execute(arguments: [dossier.code, dossier.unit, dossier.open, dossier.timer])
+            }
+            let insertAlert = try db.cachedStatement(
+                sql: "INSERT OR IGNORE INTO alert (alert_id, level, routing_key, day, json) VALUES (?, ?, ?, ?, ?)")
+            for alert in batch.alerts {
+                try insertAlert.execute(arguments: [alert.alertID, alert.level, alert.routingKey, alert.day, alert.json])
+            }
+            if let clock = batch.clock {
+                try db.execute(
+                    sql: "INSERT INTO worker_state (key, value) VALUES ('clock', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    arguments: [clock])
+            }
+        }
+    }
+
+    /// Every stored event in arrival order, with the clock it was applied at: how the engine is rebuilt.
+    public func forEachEvent(_ body: (_ json: String, _ appliedAt: Instant) throws -> Void) throws {
+        try database.read { db in
+            let rows = try Row.fetchCursor(db, sql: "SELECT json, applied_at FROM event ORDER BY arrival")
+            while let row = try rows.next() {
+                try body(row[0], row[1])
+            }
+        }
+    }
+
+    public func clock() throws -> Instant? {
+        try database.read { db in try Instant.fetchOne(db, sql: "SELECT value FROM worker_state WHERE key = 'clock'") }
+    }
+
+    public func eventCount() throws -> Int {
+        try database.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM event") ?? 0 }
+    }
+
+    public func openDossierCount() throws -> Int {
+        try database.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM dossier WHERE open = 1") ?? 0 }
+    }
+
+    /// Outbox rows not yet confirmed by the broker, oldest first.
+    public func unpublishedAlerts(limit: Int = 1000) throws -> [OutboxAlert] {
+        try fetchAlerts(where: "published = 0", limit: limit)
+    }
+
+    /// Outbox rows not yet appended to the alerts files, oldest first.
+    public func unfiledAlerts(limit: Int = 10_000) throws -> [OutboxAlert] {
+        try fetchAlerts(where: "filed = 0", limit: limit)
+    }
+
+    public func markPublished(_ ids: [String]) throws { try mark(ids, column: "published") }
+    public func markFiled(_ ids: [String]) throws { try mark(ids, column: "filed") }
+
+    /// All alert ids in the outbox (tests and the crash-safety check).
+    public func allAlerts() throws -> [OutboxAlert] { try fetchAlerts(where: "1", limit: Int.max) }
+
+    private func fetchAlerts(where condition: String, limit: Int) throws -> [OutboxAlert] {
+        try database.read { db in
+            try Row.fetchAll(
+                db,
+                sql: "SELECT alert_id, level, routing_key, day, json FROM alert WHERE \(condition) ORDER BY seq LIMIT ?",
+                arguments: [limit]
+            ).map { OutboxAlert(alertID: $0[0], level: $0[1], routingKey: $0[2], day: $0[3], json: $0[4]) }
+        }
+    }
+
+    private func mark(_ ids: [String], column: String) throws {
+        guard !ids.isEmpty else { return }
+        try database.write { db in
+            let statement = try db.cachedStatement(sql: "UPDATE alert SET \(column) = 1 WHERE alert_id = ?")
+            for id in ids { try statement.execute(arguments: [id]) }
+        }
+    }
+}

@@ -1,0 +1,127 @@
+import Foundation
+import SameDayCore
+import SameDayStore
+import SameDayWorker
+import Synchronization
+import Testing
+
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent()
+let hcmcConfiguration = repositoryRoot.appendingPathComponent("deploy/config/hcmc-2022").path
+
+/// A clock the test moves by hand.
+final class ManualClock: WorkerClock {
+    private let instant: Mutex<Instant>
+    init(_ start: Instant) { instant = Mutex(start) }
+    func now() -> Instant { instant.withLock { $0 } }
+    func set(_ text: String) { instant.withLock { $0 = RFC3339.parse(text)! } }
+}
+
+func temporaryFolder(_ purpose: String) -> String {
+    let path = NSTemporaryDirectory() + "sameday-\(purpose)-\(UUID().uuidString.prefix(8))"
+    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+func receivedEvent(_ dossier: String, at time: String, unit: String = "760") -> DossierEvent {
+    try! DossierEvent.decode(
+        """
+        {"schema":"sameday.dossier-event/1","eventId":"\(dossier)-received","dossier":"\(dossier)","unit":"\(unit)",\
+        "procedure":"2.000815.000.00.00.H29","type":"received","occurredAt":"\(time)","channel":"direct","source":"test"}
+        """)
+}
+
+@Suite("Worker timers on an injected clock")
+struct WorkerEngineTests {
+    let configuration = try! ConfigurationFolder.load(hcmcConfiguration)
+
+    func levels(_ store: WorkerStore) throws -> [String] {
+        try store.allAlerts().map(\.level)
+    }
+
+    func firedAt(_ store: WorkerStore, _ level: String) throws -> String? {
+        let json = try store.allAlerts().first { $0.level == level }?.json
+        return json.flatMap { line in
+            (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["firedAt"] as? String
+        }
+    }
+
+    @Test("a dossier received at 14:00 alerts at 15:30, 16:30 and 17:00 with no further event")
+    func sameDayThresholds() throws {
+        let folder = temporaryFolder("timers")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let clock = ManualClock(RFC3339.parse("2022-05-18T14:00:00+07:00")!)
+        let store = try WorkerStore(path: folder + "/state.sqlite")
+        let engine = WorkerEngine(configuration: configuration, store: store, clockMode: .wall, clock: clock)
+        _ = try engine.rebuild()
+        try engine.apply(receivedEvent("760-220518-0001", at: "2022-05-18T14:00:00+07:00"))
+        try engine.commit()
+        #expect(engine.nextTimerAt == RFC3339.parse("2022-05-18T15:30:00+07:00"))
+
+        clock.set("2022-05-18T15:29:59+07:00")
+        engine.tick()
+        try engine.commit()
+        #expect(try levels(store) == [])
+        clock.set("2022-05-18T15:30:00+07:00")
+        engine.tick()
+        try engine.commit()
+        #expect(try levels(store) == ["warning"])
+        clock.set("2022-05-18T16:30:00+07:00")
+        engine.tick()
+        clock.set("2022-05-18T17:00:00+07:00")
+        engine.tick()
+        try engine.commit()
+        #expect(try levels(store) == ["warning", "critical", "overdue"])
+        #expect(try firedAt(store, "critical") == "2022-05-18T16:30:00+07:00")
+        #expect(try firedAt(store, "overdue") == "2022-05-18T17:00:00+07:00")
+    }
+
+    @Test("a worker restarted in between fires each level once; what came due while it was down fires late-marked")
+    func restartInBetween() throws {
+        let folder = temporaryFolder("restart")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let clock = ManualClock(RFC3339.parse("2022-05-18T14:00:00+07:00")!)
+        do {
+            let store = try WorkerStore(path: folder + "/state.sqlite")
+            let engine = WorkerEngine(configuration: configuration, store: store, clockMode: .wall, clock: clock)
+            _ = try engine.rebuild()
+            try engine.apply(receivedEvent("760-220518-0002", at: "2022-05-18T14:00:00+07:00"))
+            try engine.commit()
+            clock.set("2022-05-18T15:30:00+07:00")
+            engine.tick()
+            try engine.commit()
+        }
+        // Down from 15:30 to 16:45: critical (16:30) was missed.
+        clock.set("2022-05-18T16:45:00+07:00")
+        let store = try WorkerStore(path: folder + "/state.sqlite")
+        let engine = WorkerEngine(configuration: configuration, store: store, clockMode: .wall, clock: clock)
+        let summary = try engine.rebuild()
+        #expect(summary.events == 1 && summary.missedAlerts == 1)
+        let alerts = try store.allAlerts()
+        #expect(alerts.map(\.level) == ["warning", "critical"])
+        #expect(alerts[1].json.contains("\"lateFired\":true"))
+        #expect(alerts[0].json.contains("\"lateFired\":false"))
+        clock.set("2022-05-18T17:00:00+07:00")
+        engine.tick()
+        try engine.commit()
+        #expect(try levels(store) == ["warning", "critical", "overdue"])
+        // A third start fires nothing new.
+        let again = WorkerEngine(configuration: configuration, store: store, clockMode: .wall, clock: clock)
+        #expect(try again.rebuild().missedAlerts == 0)
+        #expect(try store.allAlerts().count == 3)
+    }
+
+    @Test("a duplicate event changes nothing and is not stored twice")
+    func duplicates() throws {
+        let folder = temporaryFolder("dup")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let clock = ManualClock(RFC3339.parse("2022-05-18T09:00:00+07:00")!)
+        let store = try WorkerStore(path: folder + "/state.sqlite")
+        let engine = WorkerEngine(configuration: configuration, store: store, clockMode: .wall, clock: clock)
+        let event = receivedEvent("760-220518-0003", at: "2022-05-18T09:00:00+07:00")
+        #expect(try engine.apply(event))
+        #expect(try !engine.apply(event))
+        try engine.commit()
+        #expect(try store.eventCount() == 1 && store.openDossierCount() == 1)
+    }
+}
