@@ -8,7 +8,7 @@ struct ReportCommand: ParsableCommand {
         commandName: "report",
         abstract: "Aggregate daily rollups into a period [from, to].",
         discussion: """
-            Reads ROLLUPS/daily/YYYY-MM-DD/units.csv for every day of the period (all must exist). Flows (received, \
+            Reads ROLLUPS/daily/YYYY-MM-DD/units.csv for every day of the period (all must exist); several --rollups folders (one per worker shard) are added up day by day. Flows (received, \
             resolved, withdrawn, same-day figures) are summed over the days; carried_over is the first day's and the \
             stocks in_progress_* and paused are the last day's, so the identities hold and the result equals the \
             rollup computed directly for the period. Blocks and the city are sums of their units.
@@ -17,7 +17,11 @@ struct ReportCommand: ParsableCommand {
     enum Format: String, ExpressibleByArgument, CaseIterable { case table, csv, json }
     enum Level: String, ExpressibleByArgument, CaseIterable { case units, blocks }
 
-    @Option(help: "Rollups folder (the one holding daily/), e.g. OUT/rollups of a replay.") var rollups: String
+    @Option(
+        help: ArgumentHelp(
+            "Rollups folder (the one holding daily/), e.g. OUT/rollups of a replay.",
+            discussion: "Repeat it to add up the folders of several worker shards (disjoint dossiers): same-day figures are summed per unit."))
+    var rollups: [String]
     @Option(help: "First day, YYYY-MM-DD.") var from: String
     @Option(help: "Last day, YYYY-MM-DD.") var to: String
     @Option(help: "table, csv or json.") var format: Format = .table
@@ -32,21 +36,24 @@ struct ReportCommand: ParsableCommand {
             var order: [String] = []
             var d = first
             while d <= last {
-                let path = (rollups as NSString).appendingPathComponent("daily/\(d)/units.csv")
-                guard FileManager.default.fileExists(atPath: path) else {
-                    throw CommandFailure(
-                        "no daily rollup for \(d) in \(rollups) (expected \(path)); report periods must be covered by daily files"
-                    )
-                }
-                let bytes = try CoreFiles.read(path)
-                let rows = try RollupFile.rows(bytes, path: path)
-                for r in rows {
-                    if perUnit[r.unit] == nil {
-                        perUnit[r.unit] = (r.unitName, r.block, [])
-                        order.append(r.unit)
+                var dayFigures: [String: RollupFigures] = [:]
+                for root in rollups {
+                    let path = (root as NSString).appendingPathComponent("daily/\(d)/units.csv")
+                    guard FileManager.default.fileExists(atPath: path) else {
+                        throw CommandFailure(
+                            "no daily rollup for \(d) in \(root) (expected \(path)); report periods must be covered by daily files"
+                        )
                     }
-                    perUnit[r.unit]!.days.append(r.figures)
+                    let bytes = try CoreFiles.read(path)
+                    for r in try RollupFile.rows(bytes, path: path) {
+                        if perUnit[r.unit] == nil {
+                            perUnit[r.unit] = (r.unitName, r.block, [])
+                            order.append(r.unit)
+                        }
+                        dayFigures[r.unit] = (dayFigures[r.unit] ?? RollupFigures()) + r.figures
+                    }
                 }
+                for (unit, figures) in dayFigures { perUnit[unit]!.days.append(figures) }
                 d = d.adding(days: 1)
             }
             let days = Int(last.dayNumber - first.dayNumber + 1)

@@ -1,0 +1,152 @@
+import Foundation
+import RabbitMQ
+
+/// The worker's service configuration: a JSON file, then environment variables, which win.
+///
+/// | key | environment | default | meaning |
+/// |---|---|---|---|
+/// | `brokers` | `SAMEDAY_AMQP_URL` (comma-separated) | `["amqp://127.0.0.1:5672/%2F"]` | broker URLs (a cluster: several) |
+/// | `credentialsFile` | `SAMEDAY_AMQP_CREDENTIALS_FILE` | none | a file holding `user:password`; overrides the URLs' user |
+/// | `shard` | `SAMEDAY_SHARD` | 0 | the work queue this worker consumes (`sameday.work.<shard>`) |
+/// | `namePrefix` | `SAMEDAY_NAME_PREFIX` | "" | prefix of every broker name (tests run private copies) |
+/// | `domainConfig` | `SAMEDAY_DOMAIN_CONFIG` | `deploy/config/hcmc-2022` | units, catalog, calendars, alerting |
+/// | `stateDirectory` | `SAMEDAY_STATE_DIR` | `/var/lib/sameday` | SQLite state (`shard-<n>.sqlite`) |
+/// | `alertsDirectory` | `SAMEDAY_ALERTS_DIR` | `<state>/alerts` | `alerts-YYYY-MM-DD.jsonl`, one line per alert |
+/// | `rollupsDirectory` | `SAMEDAY_ROLLUPS_DIR` | `<state>/rollups` | `daily/YYYY-MM-DD/{units,blocks}.{csv,json}` |
+/// | `clock` | `SAMEDAY_CLOCK` | `wall` | `wall` or `events` (newest `occurredAt`, for backfills) |
+/// | `prefetch` | | 1000 | unacked deliveries |
+/// | `batchSize` | | 500 | events per group commit |
+/// | `batchDelayMilliseconds` | | 200 | the longest an event waits for its commit |
+/// | `snapshotSeconds` | | 60 | intraday rollup snapshot interval |
+/// | `metricsListen` | `SAMEDAY_METRICS_LISTEN` | `127.0.0.1:9464` | Prometheus `/metrics`, `/healthz`, `/readyz`; empty: off |
+/// | `heartbeatSeconds` | | 30 | AMQP heartbeat |
+public struct WorkerConfiguration: Sendable, Codable, Equatable {
+    public var brokers: [String] = ["amqp://127.0.0.1:5672/%2F"]
+    public var credentialsFile: String?
+    public var shard = 0
+    public var namePrefix = ""
+    public var domainConfig = "deploy/config/hcmc-2022"
+    public var stateDirectory = "/var/lib/sameday"
+    public var alertsDirectory: String?
+    public var rollupsDirectory: String?
+    public var clock: ClockMode = .wall
+    public var prefetch = 1000
+    public var batchSize = 500
+    public var batchDelayMilliseconds = 200
+    public var snapshotSeconds = 60
+    public var metricsListen = "127.0.0.1:9464"
+    public var heartbeatSeconds = 30
+
+    public init() {}
+
+    public var resolvedAlertsDirectory: String { alertsDirectory ?? stateDirectory + "/alerts" }
+    public var resolvedRollupsDirectory: String { rollupsDirectory ?? stateDirectory + "/rollups" }
+    public var databasePath: String { stateDirectory + "/shard-\(shard).sqlite" }
+
+    public struct Invalid: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Reads `path` (JSON; unknown keys are errors, so a typo does not silently fall back to a default), then
+    /// applies the environment.
+    public static func load(path: String?, environment: [String: String]) throws -> WorkerConfiguration {
+        var configuration = WorkerConfiguration()
+        if let path {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw Invalid(description: "\(path): cannot read the worker configuration")
+            }
+            guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+                throw Invalid(description: "\(path): not a JSON object")
+            }
+            let known = Set(CodingKeys.allKeys)
+            if let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
+                throw Invalid(description: "\(path): unknown key \"\(unknown)\" (known: \(known.sorted().joined(separator: ", ")))")
+            }
+            do {
+                configuration = try JSONDecoder().decode(WorkerConfiguration.self, from: data)
+            } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
+                throw Invalid(description: "\(path): \(context.codingPath.map(\.stringValue).joined(separator: ".")): \(context.debugDescription)")
+            } catch let DecodingError.dataCorrupted(context) {
+                throw Invalid(description: "\(path): \(context.codingPath.map(\.stringValue).joined(separator: ".")): \(context.debugDescription)")
+            }
+        }
+        if let urls = environment["SAMEDAY_AMQP_URL"] { configuration.brokers = [urls] }
+        if let file = environment["SAMEDAY_AMQP_CREDENTIALS_FILE"] { configuration.credentialsFile = file }
+        if let shard = environment["SAMEDAY_SHARD"] {
+            guard let value = Int(shard) else { throw Invalid(description: "SAMEDAY_SHARD=\(shard): not a number") }
+            configuration.shard = value
+        }
+        if let prefix = environment["SAMEDAY_NAME_PREFIX"] { configuration.namePrefix = prefix }
+        if let folder = environment["SAMEDAY_DOMAIN_CONFIG"] { configuration.domainConfig = folder }
+        if let folder = environment["SAMEDAY_STATE_DIR"] { configuration.stateDirectory = folder }
+        if let folder = environment["SAMEDAY_ALERTS_DIR"] { configuration.alertsDirectory = folder }
+        if let folder = environment["SAMEDAY_ROLLUPS_DIR"] { configuration.rollupsDirectory = folder }
+        if let listen = environment["SAMEDAY_METRICS_LISTEN"] { configuration.metricsListen = listen }
+        if let clock = environment["SAMEDAY_CLOCK"] {
+            guard let mode = ClockMode(rawValue: clock) else {
+                throw Invalid(description: "SAMEDAY_CLOCK=\(clock): expected wall or events")
+            }
+            configuration.clock = mode
+        }
+        try configuration.validate()
+        return configuration
+    }
+
+    func validate() throws {
+        guard shard >= 0 else { throw Invalid(description: "shard must be ≥ 0") }
+        guard (1...65535).contains(prefetch) else { throw Invalid(description: "prefetch must be 1…65535") }
+        guard batchSize >= 1, batchSize <= prefetch else {
+            throw Invalid(description: "batchSize must be between 1 and prefetch (\(prefetch))")
+        }
+        guard batchDelayMilliseconds >= 1 else { throw Invalid(description: "batchDelayMilliseconds must be ≥ 1") }
+        guard snapshotSeconds >= 1 else { throw Invalid(description: "snapshotSeconds must be ≥ 1") }
+    }
+
+    /// The broker connection, with credentials from the credentials file when one is set (never from arguments).
+    public func connection(name: String) throws -> ConnectionConfiguration {
+        var connection = try ConnectionConfiguration(urls: brokers, connectionName: name)
+        connection.heartbeat = heartbeatSeconds
+        if let credentialsFile {
+            guard let text = try? String(contentsOfFile: credentialsFile, encoding: .utf8) else {
+                throw Invalid(description: "\(credentialsFile): cannot read the credentials file")
+            }
+            let line = text.split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
+            guard let colon = line.firstIndex(of: ":"), colon != line.startIndex else {
+                throw Invalid(description: "\(credentialsFile): expected one line user:password")
+            }
+            for index in connection.brokers.indices {
+                connection.brokers[index].user = String(line[..<colon])
+                connection.brokers[index].password = String(line[line.index(after: colon)...])
+            }
+        }
+        return connection
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case brokers, credentialsFile, shard, namePrefix, domainConfig, stateDirectory, alertsDirectory,
+            rollupsDirectory, clock, prefetch, batchSize, batchDelayMilliseconds, snapshotSeconds, metricsListen,
+            heartbeatSeconds
+        static var allKeys: [String] { allCases.map(\.rawValue) }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let defaults = WorkerConfiguration()
+        brokers = try container.decodeIfPresent([String].self, forKey: .brokers) ?? defaults.brokers
+        credentialsFile = try container.decodeIfPresent(String.self, forKey: .credentialsFile)
+        shard = try container.decodeIfPresent(Int.self, forKey: .shard) ?? defaults.shard
+        namePrefix = try container.decodeIfPresent(String.self, forKey: .namePrefix) ?? defaults.namePrefix
+        domainConfig = try container.decodeIfPresent(String.self, forKey: .domainConfig) ?? defaults.domainConfig
+        stateDirectory = try container.decodeIfPresent(String.self, forKey: .stateDirectory) ?? defaults.stateDirectory
+        alertsDirectory = try container.decodeIfPresent(String.self, forKey: .alertsDirectory)
+        rollupsDirectory = try container.decodeIfPresent(String.self, forKey: .rollupsDirectory)
+        clock = try container.decodeIfPresent(ClockMode.self, forKey: .clock) ?? defaults.clock
+        prefetch = try container.decodeIfPresent(Int.self, forKey: .prefetch) ?? defaults.prefetch
+        batchSize = try container.decodeIfPresent(Int.self, forKey: .batchSize) ?? defaults.batchSize
+        batchDelayMilliseconds =
+            try container.decodeIfPresent(Int.self, forKey: .batchDelayMilliseconds) ?? defaults.batchDelayMilliseconds
+        snapshotSeconds = try container.decodeIfPresent(Int.self, forKey: .snapshotSeconds) ?? defaults.snapshotSeconds
+        metricsListen = try container.decodeIfPresent(String.self, forKey: .metricsListen) ?? defaults.metricsListen
+        heartbeatSeconds = try container.decodeIfPresent(Int.self, forKey: .heartbeatSeconds) ?? defaults.heartbeatSeconds
+    }
+}
