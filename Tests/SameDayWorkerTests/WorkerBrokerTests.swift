@@ -1,0 +1,79 @@
+import Foundation
+import RabbitMQ
+import SameDayBroker
+import SameDayCore
+import SameDayStore
+import SameDayTestKit
+import SameDayWorker
+import Testing
+
+@Suite("Worker against the real broker (needs broker)", .serialized)
+struct WorkerBrokerTests {
+    let configuration = try! ConfigurationFolder.load(hcmcConfiguration)
+
+    @Test("poison messages are dead-lettered with reasons while the valid events around them are processed")
+    func poisonMessages() async throws {
+        let harness = try WorkerHarness("poison")
+        defer { harness.cleanUp() }
+        let valid = (1...6).map { receivedEvent("760-220518-\(1000 + $0)", at: "2022-05-18T09:0\($0):00+07:00") }
+        func raw(_ body: [UInt8], id: String) -> OutboundMessage {
+            OutboundMessage(
+                exchange: harness.topology.eventsExchange, routingKey: "district.760.received", body: body, messageID: id,
+                headers: [(SameDayTopology.shardHeader, id)])
+        }
+        let wrongSchema = valid[0].encoded().replacingOccurrences(of: "dossier-event/1", with: "dossier-event/9")
+        try harness.publish(Array(valid[0..<3]), configuration: configuration, raw: [
+            raw(Array("{not json".utf8), id: "poison-json"),
+            raw(Array(wrongSchema.utf8), id: "poison-schema"),
+            raw([UInt8](repeating: UInt8(ascii: "x"), count: 10 * 1024 * 1024), id: "poison-huge"),
+        ])
+        try harness.publish(Array(valid[3...]), configuration: configuration)
+
+        try await harness.runInProcess(configuration: configuration) { store in (try? store.eventCount()) == 6 }
+
+        let store = try WorkerStore(path: harness.settings.databasePath)
+        #expect(try store.eventCount() == 6)
+        let dead = try harness.drain(harness.topology.deadLetterQueue)
+        #expect(Set(dead.compactMap(\.messageID)) == ["poison-json", "poison-schema", "poison-huge"])
+        let reasons = Dictionary(uniqueKeysWithValues: dead.map { ($0.messageID ?? "", $0.headers["x-sameday-reason"]?.stringValue ?? "") })
+        #expect(reasons["poison-schema"]?.contains("schema") == true)
+        #expect(reasons["poison-json"]?.hasPrefix("invalid event") == true)
+        #expect(reasons["poison-huge"]?.hasPrefix("invalid event") == true)
+        #expect(dead.first { $0.messageID == "poison-huge" }?.body.count == 10 * 1024 * 1024)
+        #expect(try harness.drain(harness.topology.workQueue(0)).isEmpty, "everything was acked")
+    }
+
+    @Test("alerts go to the alerts exchange and to the day's file, each once")
+    func alertOutputs() async throws {
+        var harness = try WorkerHarness("alerts")
+        defer { harness.cleanUp() }
+        harness.settings.clock = .events
+        // A supervisor's queue bound before the alerts fire.
+        let watchQueue = harness.topology.namePrefix + "watch"
+        let admin = try Connection.open(LocalBroker.configuration(name: "alerts watch"))
+        try Topology(
+            queues: [.init(watchQueue, kind: .classic, autoDelete: false)],
+            bindings: [.init(from: harness.topology.alertsExchange, to: .queue(watchQueue), routingKey: "#")]
+        ).declare(on: admin)
+        defer { LocalBroker.deleteQueues([watchQueue]); admin.close() }
+        // Received at 14:00; a later event of another dossier at 17:30 moves the events clock past 15:30, 16:30, 17:00.
+        try harness.publish(
+            [
+                receivedEvent("760-220518-2001", at: "2022-05-18T14:00:00+07:00"),
+                receivedEvent("760-220518-2002", at: "2022-05-18T17:30:00+07:00"),
+            ], configuration: configuration)
+        try await harness.runInProcess(configuration: configuration) { store in
+            (try? store.allAlerts().filter { $0.json.contains("760-220518-2001") }.count) == 3
+                && (try? store.unpublishedAlerts().isEmpty) == true && (try? store.unfiledAlerts().isEmpty) == true
+        }
+        let store = try WorkerStore(path: harness.settings.databasePath)
+        let outbox = try store.allAlerts().filter { $0.json.contains("760-220518-2001") }
+        #expect(outbox.map(\.level) == ["warning", "critical", "overdue"])
+        #expect(outbox.map(\.routingKey) == ["warning.district.760", "critical.district.760", "overdue.district.760"])
+        let delivered = try harness.drain(watchQueue).compactMap(\.messageID)
+        #expect(Set(outbox.map(\.alertID)).isSubset(of: Set(delivered)))
+        let filed = alertIDs(inFolder: harness.settings.resolvedAlertsDirectory)
+        #expect(Set(outbox.map(\.alertID)).isSubset(of: Set(filed)))
+        #expect(filed.count == Set(filed).count, "no alert twice in the files")
+    }
+}

@@ -1,0 +1,113 @@
+import Foundation
+import RabbitMQ
+import SameDayBroker
+import SameDayCore
+import SameDayStore
+import SameDayTestKit
+import SameDayWorker
+
+/// A private copy of SameDay's topology (one shard) on the local broker, a state folder, and a worker
+/// configuration pointing at both; `cleanUp()` removes everything.
+struct WorkerHarness {
+    let topology: SameDayTopology
+    let folder: String
+    var settings: WorkerConfiguration
+
+    init(_ purpose: String) throws {
+        topology = SameDayTopology(shards: 1, namePrefix: LocalBroker.uniqueName(purpose) + ".")
+        folder = temporaryFolder(purpose)
+        settings = WorkerConfiguration()
+        settings.brokers = [LocalBroker.url.description.replacingOccurrences(of: "guest@", with: "guest:guest@")]
+        settings.namePrefix = topology.namePrefix
+        settings.stateDirectory = folder + "/state"
+        settings.domainConfig = hcmcConfiguration
+        settings.clock = .events
+        settings.metricsListen = ""
+        settings.batchDelayMilliseconds = 50
+        let connection = try Connection.open(LocalBroker.configuration(name: "harness \(purpose)"))
+        defer { connection.close() }
+        try topology.topology.declare(on: connection)
+    }
+
+    var environment: [String: String] {
+        [
+            "SAMEDAY_AMQP_URL": settings.brokers[0], "SAMEDAY_NAME_PREFIX": settings.namePrefix,
+            "SAMEDAY_STATE_DIR": settings.stateDirectory, "SAMEDAY_DOMAIN_CONFIG": settings.domainConfig,
+            "SAMEDAY_CLOCK": settings.clock.rawValue, "SAMEDAY_METRICS_LISTEN": "",
+        ]
+    }
+
+    func cleanUp() {
+        if let connection = try? Connection.open(LocalBroker.configuration(name: "harness cleanup")) {
+            try? topology.topology.delete(on: connection)
+            connection.close()
+        }
+        try? FileManager.default.removeItem(atPath: folder)
+    }
+
+    /// Publishes canonical events (and any raw messages) to the events exchange, with confirms.
+    func publish(_ events: [DossierEvent], configuration: Configuration, raw: [OutboundMessage] = []) throws {
+        let publisher = try Publisher(.init(connection: LocalBroker.configuration(name: "harness publisher")))
+        defer { publisher.close() }
+        for event in events {
+            try publisher.publish(EventMessage.make(event, configuration: configuration, topology: topology))
+        }
+        for message in raw { try publisher.publish(message) }
+        try publisher.waitForConfirms(timeout: .seconds(60))
+    }
+
+    /// Runs the worker in this process until `done` says so (checked every 100 ms) or `timeout` passes.
+    func runInProcess(
+        configuration: Configuration, timeout: Duration = .seconds(120), until done: @escaping @Sendable (WorkerStore) -> Bool
+    ) async throws {
+        let stop = StopFlag()
+        let settings = settings
+        let store = try WorkerStore(path: settings.databasePath)
+        async let run: Void = BlockingThread.run(name: "test worker") {
+            try WorkerService(configuration: settings, domain: configuration).run(until: stop)
+        }
+        let deadline = ContinuousClock.now + timeout
+        while !done(store) && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        stop.request()
+        try await run
+    }
+
+    /// Every message on `queue`, acked.
+    func drain(_ queue: String) throws -> [Delivery] {
+        let consumer = try Consumer(.init(connection: LocalBroker.configuration(name: "harness drain"), queue: queue))
+        defer { consumer.close() }
+        var deliveries: [Delivery] = []
+        while let delivery = try consumer.next(timeout: .seconds(1)) {
+            deliveries.append(delivery)
+            try consumer.ack(delivery.tag)
+        }
+        return deliveries
+    }
+}
+
+/// Every regular file under `root`, by relative path.
+func filesUnder(_ root: String) -> [String: Data] {
+    var files: [String: Data] = [:]
+    guard let enumerator = FileManager.default.enumerator(atPath: root) else { return files }
+    while let relative = enumerator.nextObject() as? String {
+        var isFolder: ObjCBool = false
+        let path = root + "/" + relative
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), !isFolder.boolValue,
+            !relative.split(separator: "/").last!.hasPrefix(".")
+        {
+            files[relative] = FileManager.default.contents(atPath: path)
+        }
+    }
+    return files
+}
+
+/// The alert ids in a folder of `alerts-*.jsonl` files, in file order (duplicates kept, so tests can find them).
+func alertIDs(inFolder folder: String) -> [String] {
+    filesUnder(folder).sorted { $0.key < $1.key }.flatMap { _, data in
+        data.split(separator: 0x0A).compactMap { line in
+            (try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any])?["alertId"] as? String
+        }
+    }
+}
