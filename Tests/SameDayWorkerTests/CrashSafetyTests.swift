@@ -1,0 +1,112 @@
+import Foundation
+import RabbitMQ
+import SameDayBroker
+import SameDayCore
+import SameDayStore
+import SameDayTestKit
+import SameDayWorker
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The `sameday` executable built next to this test bundle.
+func samedayExecutable() throws -> URL {
+    let candidates = [
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
+        Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent(),
+    ].map { $0.appendingPathComponent("sameday") }
+    guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
+        throw LocalBrokerError("the sameday executable is not built next to the tests (swift build --build-tests)")
+    }
+    return found
+}
+
+@Suite("Worker crash safety against the real broker (needs broker)", .serialized)
+struct CrashSafetyTests {
+    let configuration = try! ConfigurationFolder.load(hcmcConfiguration)
+
+    /// A month of synthetic events (about 55,000, duplicates included), in occurrence order.
+    func month() -> [DossierEvent] {
+        SyntheticMonth(firstDay: LocalDate(year: 2022, month: 5, day: 16)!, days: 30, dossiersPerUnitPerDay: 10, seed: 77)
+            .events(config: configuration)
+    }
+
+    func startWorker(_ harness: WorkerHarness) throws -> Process {
+        let process = Process()
+        process.executableURL = try samedayExecutable()
+        process.arguments = ["worker", "--log-level", "warning"]
+        process.environment = ProcessInfo.processInfo.environment.merging(harness.environment) { $1 }
+        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try process.run()
+        return process
+    }
+
+    @Test("SIGKILLed five times mid-run, the worker ends with the rollups of an uninterrupted run and of replay, every alert once")
+    func killedRepeatedly() async throws {
+        let events = month()
+        let distinct = Set(events.map(\.eventId)).count
+        #expect(events.count >= 50_000)
+
+        // 1. The reference: `replay` over the same events.
+        let crashed = try WorkerHarness("crash")
+        let calm = try WorkerHarness("calm")
+        defer {
+            crashed.cleanUp()
+            calm.cleanUp()
+        }
+        try crashed.publish(events, configuration: configuration)
+        try calm.publish(events, configuration: configuration)
+
+        // 2. The crashed run: a worker process killed with SIGKILL five times at random moments.
+        let store = try WorkerStore(path: crashed.settings.databasePath)
+        var kills = 0
+        var worker = try startWorker(crashed)
+        var generator = SplitMix64(seed: 5)
+        while kills < 5 {
+            try await Task.sleep(for: .milliseconds(Int64.random(in: 300...1500, using: &generator)))
+            kill(worker.processIdentifier, SIGKILL)
+            worker.waitUntilExit()
+            kills += 1
+            worker = try startWorker(crashed)
+        }
+        let deadline = ContinuousClock.now + .seconds(240)
+        while (try store.eventCount()) < distinct && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        kill(worker.processIdentifier, SIGTERM)
+        worker.waitUntilExit()
+        #expect(worker.terminationStatus == 0, "graceful stop on SIGTERM")
+        #expect(try store.eventCount() == distinct)
+
+        // 3. An uninterrupted run of the same events, in this process.
+        try await calm.runInProcess(configuration: configuration, timeout: .seconds(240)) { store in
+            (try? store.eventCount()) == distinct
+        }
+
+        // 4. replay over the same events, up to the same clock.
+        let clock = try #require(try store.clock())
+        let replay = try Replay.run(events: events, config: configuration, options: ReplayOptions(until: clock))
+        let replayFolder = crashed.folder + "/replay"
+        var digests: [String: Int] = [:]
+        let days = LocalTime.day(of: events.map(\.occurredAt).min()!)...LocalTime.day(of: max(replay.clock, events.map(\.occurredAt).max()!))
+        _ = try RollupFiles.write(
+            facts: replay.facts(), days: days, configuration: configuration, root: replayFolder + "/rollups", written: &digests)
+
+        let crashedRollups = filesUnder(crashed.settings.resolvedRollupsDirectory)
+        let calmRollups = filesUnder(calm.settings.resolvedRollupsDirectory)
+        let replayRollups = filesUnder(replayFolder + "/rollups")
+        #expect(!replayRollups.isEmpty)
+        #expect(crashedRollups.keys.sorted() == replayRollups.keys.sorted())
+        #expect(crashedRollups == replayRollups, "rollups after crashes differ from replay")
+        #expect(crashedRollups == calmRollups, "rollups after crashes differ from an uninterrupted run")
+
+        let outbox = try store.allAlerts().map(\.alertID)
+        #expect(outbox.count == Set(outbox).count, "no alert id twice in the outbox")
+        #expect(Set(outbox) == Set(replay.alerts.map(\.alertId)), "the outbox holds exactly replay's alerts")
+        let filed = alertIDs(inFolder: crashed.settings.resolvedAlertsDirectory)
+        #expect(filed.count == Set(filed).count, "no alert twice in the alert files")
+        #expect(Set(filed) == Set(outbox))
+    }
+}
