@@ -156,6 +156,19 @@ public final class Publisher {
         }
     }
 
+    /// Settles whatever confirms have already arrived, without waiting (for callers that publish in bursts and
+    /// want their `onSettlement` callbacks between them).
+    public func pollConfirms() throws(AMQPError) {
+        guard unsettled > 0 else { return }
+        try ensureConnected()
+        do {
+            try sendUnsent()
+            try readEvents(timeout: .zero, failIfNone: false)
+        } catch {
+            try recover(from: error)
+        }
+    }
+
     /// Closes the connection; unconfirmed messages are dropped (call `waitForConfirms` first).
     public func close() {
         connection?.closeChannel(Self.channel)

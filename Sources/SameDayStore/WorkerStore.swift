@@ -30,9 +30,16 @@ public struct CommitBatch: Sendable {
     public var alerts: [OutboxAlert] = []
     /// The engine clock after the batch.
     public var clock: Instant?
+    /// Outbox rows delivered since the last commit (confirmed by the broker; appended to the files): marked in the
+    /// same transaction, so delivery bookkeeping costs no fsync of its own.
+    public var publishedAlertIDs: [String] = []
+    public var filedAlertIDs: [String] = []
 
     public init() {}
-    public var isEmpty: Bool { events.isEmpty && dossiers.isEmpty && alerts.isEmpty && clock == nil }
+    public var isEmpty: Bool {
+        events.isEmpty && dossiers.isEmpty && alerts.isEmpty && clock == nil && publishedAlertIDs.isEmpty
+            && filedAlertIDs.isEmpty
+    }
 }
 
 /// Durable worker state in SQLite (WAL, synchronous=FULL): the event log (which is also the set of processed ids),
@@ -118,6 +125,14 @@ public final class WorkerStore: Sendable {
             for alert in batch.alerts {
                 try insertAlert.execute(arguments: [alert.alertID, alert.level, alert.routingKey, alert.day, alert.json])
             }
+            if !batch.publishedAlertIDs.isEmpty {
+                let mark = try db.cachedStatement(sql: "UPDATE alert SET published = 1 WHERE alert_id = ?")
+                for id in batch.publishedAlertIDs { try mark.execute(arguments: [id]) }
+            }
+            if !batch.filedAlertIDs.isEmpty {
+                let mark = try db.cachedStatement(sql: "UPDATE alert SET filed = 1 WHERE alert_id = ?")
+                for id in batch.filedAlertIDs { try mark.execute(arguments: [id]) }
+            }
             if let clock = batch.clock {
                 try db.execute(
                     sql: "INSERT INTO worker_state (key, value) VALUES ('clock', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -149,8 +164,8 @@ public final class WorkerStore: Sendable {
     }
 
     /// Outbox rows not yet confirmed by the broker, oldest first.
-    public func unpublishedAlerts(limit: Int = 1000) throws -> [OutboxAlert] {
-        try fetchAlerts(where: "published = 0", limit: limit)
+    public func unpublishedAlerts(limit: Int = 1000, offset: Int = 0) throws -> [OutboxAlert] {
+        try fetchAlerts(where: "published = 0", limit: limit, offset: offset)
     }
 
     /// Outbox rows not yet appended to the alerts files, oldest first.
@@ -164,12 +179,12 @@ public final class WorkerStore: Sendable {
     /// All alert ids in the outbox (tests and the crash-safety check).
     public func allAlerts() throws -> [OutboxAlert] { try fetchAlerts(where: "1", limit: Int.max) }
 
-    private func fetchAlerts(where condition: String, limit: Int) throws -> [OutboxAlert] {
+    private func fetchAlerts(where condition: String, limit: Int, offset: Int = 0) throws -> [OutboxAlert] {
         try database.read { db in
             try Row.fetchAll(
                 db,
-                sql: "SELECT alert_id, level, routing_key, day, json FROM alert WHERE \(condition) ORDER BY seq LIMIT ?",
-                arguments: [limit]
+                sql: "SELECT alert_id, level, routing_key, day, json FROM alert WHERE \(condition) ORDER BY seq LIMIT ? OFFSET ?",
+                arguments: [limit, offset]
             ).map { OutboxAlert(alertID: $0[0], level: $0[1], routingKey: $0[2], day: $0[3], json: $0[4]) }
         }
     }

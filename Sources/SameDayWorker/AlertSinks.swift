@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+    import Glibc
+#endif
 import Logging
 import RabbitMQ
 import SameDayBroker
@@ -35,7 +38,16 @@ final class AlertFileSink {
     private func knownIDs(day: String) throws -> Set<String> {
         if let known = idsByDay[day] { return known }
         var known = Set<String>()
-        if let data = FileManager.default.contents(atPath: path(day: day)) {
+        if var data = FileManager.default.contents(atPath: path(day: day)) {
+            // A process killed inside write(2) can leave half a line (the kernel stops a write on SIGKILL). That
+            // alert is still unfiled in the outbox and comes again: cut the fragment so lines stay whole.
+            if let last = data.last, last != 0x0A {
+                let keep = (data.lastIndex(of: 0x0A).map { $0 + 1 }) ?? 0
+                guard truncate(path(day: day), off_t(keep)) == 0 else {
+                    throw AtomicFile.WriteError(description: "\(path(day: day)): cannot cut a partial last line")
+                }
+                data = data.prefix(keep)
+            }
             // Every line starts with {"alertId":"<id>" (the core writes keys in a fixed order).
             let prefix = Array("{\"alertId\":\"".utf8)
             for line in data.split(separator: 0x0A) where line.starts(with: prefix) {
@@ -75,6 +87,11 @@ final class WorkerPublisher {
         }
         do {
             let made = try Publisher(PublisherConfiguration(connection: connection, confirmTimeout: .seconds(10)))
+            made.onSettlement = { [weak self] settlement in
+                switch settlement {
+                case .confirmed(let id), .unroutable(let id, _, _): self?.confirmed.append(id)
+                }
+            }
             publisher = made
             retryAfter = nil
             return made
@@ -84,9 +101,15 @@ final class WorkerPublisher {
         }
     }
 
-    /// Publishes alerts with confirms; returns the ids the broker confirmed (an empty list when it is away).
-    func publish(_ alerts: [OutboxAlert]) -> [String] {
-        guard !alerts.isEmpty else { return [] }
+    /// Alert ids the broker confirmed since the last `takeConfirmed()`.
+    private var confirmed: [String] = []
+    /// Set when alerts could not be handed to the broker: the outbox must be read again once it is back.
+    private(set) var needsResync = false
+
+    /// Hands alerts to the broker without waiting for its confirms (they arrive in `takeConfirmed()`); the window
+    /// of the publisher bounds what is in flight. When the broker is away they stay in the outbox.
+    func send(_ alerts: [OutboxAlert]) {
+        guard !alerts.isEmpty else { return }
         do {
             let publisher = try ready()
             for alert in alerts {
@@ -95,13 +118,39 @@ final class WorkerPublisher {
                         exchange: topology.alertsExchange, routingKey: alert.routingKey, body: Array(alert.json.utf8),
                         messageID: alert.alertID, headers: [("level", alert.level)], mandatory: false))
             }
-            try publisher.waitForConfirms(timeout: .seconds(10))
-            return alerts.map(\.alertID)
         } catch {
             logger.warning("alerts not published yet; they stay in the outbox", metadata: ["error": "\(error)"])
-            publisher = nil
-            return []
+            dropPublisher()
         }
+    }
+
+    /// Confirmed alert ids since the last call (reading whatever confirms have arrived, without blocking).
+    func takeConfirmed() -> [String] {
+        if let publisher, publisher.unconfirmedCount > 0 {
+            do { try publisher.pollConfirms() } catch {
+                logger.warning("alerts publisher failed", metadata: ["error": "\(error)"])
+                dropPublisher()
+            }
+        }
+        defer { confirmed.removeAll(keepingCapacity: true) }
+        return confirmed
+    }
+
+    /// Waits (bounded) for every alert in flight to be confirmed: on a graceful stop.
+    func finish(timeout: Duration) {
+        guard let publisher else { return }
+        do { try publisher.waitForConfirms(timeout: timeout) } catch {
+            logger.warning("stopping with unconfirmed alerts; they will be sent again", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Called once a resync from the outbox has been done.
+    func resynced() { needsResync = false }
+
+    private func dropPublisher() {
+        publisher?.close()
+        publisher = nil
+        needsResync = true
     }
 
     /// Sends one delivery to the dead-letter exchange with `reason`, and waits for the broker's confirm.
@@ -119,7 +168,7 @@ final class WorkerPublisher {
                     mandatory: false))
             try publisher.waitForConfirms(timeout: .seconds(10))
         } catch {
-            self.publisher = nil
+            dropPublisher()
             throw error
         }
     }

@@ -128,16 +128,22 @@ public final class WorkerEngine {
     /// Whether anything awaits `commit()`.
     public var hasStagedChanges: Bool { !staged.events.isEmpty || !staged.alerts.isEmpty || !touched.isEmpty }
 
-    /// Writes everything staged since the last commit in one SQLite transaction.
-    public func commit() throws {
-        guard hasStagedChanges else { return }
+    /// Writes everything staged since the last commit in one SQLite transaction, with the delivery marks of
+    /// alerts already sent; returns the alerts it added to the outbox (for the caller to deliver).
+    @discardableResult
+    public func commit(published: [String] = [], filed: [String] = []) throws -> [OutboxAlert] {
+        guard hasStagedChanges || !published.isEmpty || !filed.isEmpty else { return [] }
         for (code, unit) in touched {
             staged.dossiers.append((code, unit, engine.isOpen(code), engine.timer(of: code)))
         }
         staged.clock = engine.clock
+        staged.publishedAlertIDs = published
+        staged.filedAlertIDs = filed
         try store.commit(staged)
+        let added = staged.alerts
         staged = CommitBatch()
         touched.removeAll(keepingCapacity: true)
+        return added
     }
 
     /// Facts of every received dossier, for rollups.

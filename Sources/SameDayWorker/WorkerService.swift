@@ -114,11 +114,14 @@ public final class WorkerService {
             loop.tick()
             let batchAge = loop.batchStarted.map { ContinuousClock.now - $0 } ?? .zero
             let batchDue = loop.pendingCount >= configuration.batchSize || batchAge >= batchDelay
-            if batchDue || (loop.pendingCount == 0 && engine.hasStagedChanges) {
+            if batchDue || (loop.pendingCount == 0 && (engine.hasStagedChanges || !loop.filedPending.isEmpty)) {
                 try loop.flush(consumer: active)
             }
+            // Snapshot every interval, and when a day closes (at most every few seconds: a backfill on the events
+            // clock crosses days quickly).
             let day = LocalTime.day(of: engine.now)
-            if ContinuousClock.now - lastSnapshot >= .seconds(configuration.snapshotSeconds) || day != lastRollupDay {
+            let sinceSnapshot = ContinuousClock.now - lastSnapshot
+            if sinceSnapshot >= .seconds(configuration.snapshotSeconds) || (day != lastRollupDay && sinceSnapshot >= .seconds(5)) {
                 try loop.flush(consumer: active)
                 try writeRollups(engine, &rollupDigests)
                 lastSnapshot = ContinuousClock.now
@@ -127,7 +130,7 @@ public final class WorkerService {
         }
         // Graceful stop: finish the batch, commit, ack, then the final files.
         metrics.setReady(false, reason: "stopping")
-        try loop.flush(consumer: consumer)
+        try loop.finish(consumer: consumer)
         try writeRollups(engine, &rollupDigests)
         let stored = try store.eventCount()
         logger.info("worker stopped", metadata: ["events": "\(stored)"])
@@ -218,13 +221,23 @@ public final class WorkerService {
 
         mutating func tick() { engine.tick() }
 
-        /// One SQLite transaction for everything staged, then the ack (multiple) of every delivery it covers, then
-        /// the outbox.
+        /// Outbox rows appended to the files, waiting to be marked so in the next commit.
+        var filedPending: [String] = []
+
+        /// One SQLite transaction for everything staged (and the delivery marks of alerts sent before), then the
+        /// ack (multiple) of every delivery it covers, then the new alerts out to the files and the broker.
         mutating func flush(consumer: Consumer?) throws {
-            if engine.hasStagedChanges {
+            let published = publisher.takeConfirmed()
+            if engine.hasStagedChanges || !published.isEmpty || !filedPending.isEmpty {
                 let started = ContinuousClock.now
-                try engine.commit()
+                let added = try engine.commit(published: published, filed: filedPending)
+                filedPending.removeAll(keepingCapacity: true)
                 metrics.observeCommit(seconds: (ContinuousClock.now - started).secondsValue)
+                if !added.isEmpty {
+                    filedPending += try files.write(added)
+                    publisher.send(added)
+                    for alert in added { metrics.increment("sameday_alerts_total", labels: "{level=\"\(alert.level)\"}") }
+                }
             }
             if let tag = pendingTag, let consumer {
                 try consumer.ack(tag, multiple: true)
@@ -234,24 +247,32 @@ public final class WorkerService {
             batchStarted = nil
             metrics.set("sameday_dossiers", Double(engine.dossierCount))
             metrics.set("sameday_clock_seconds", Double(engine.now))
-            try deliverOutbox()
+            if publisher.needsResync { try deliverOutbox() }
         }
 
-        /// Files first (they need nothing but the disk), then the broker; each marked in SQLite once done.
+        /// What the outbox still holds from before (a previous run, a broker outage): to the files, marked at
+        /// once; to the broker, marked as its confirms come in.
         func deliverOutbox() throws {
             while true {
                 let unfiled = try store.unfiledAlerts(limit: 5000)
                 if unfiled.isEmpty { break }
                 try store.markFiled(try files.write(unfiled))
-                for alert in unfiled { metrics.increment("sameday_alerts_total", labels: "{level=\"\(alert.level)\"}") }
             }
+            publisher.resynced()
+            var offset = 0
             while true {
-                let unpublished = try store.unpublishedAlerts(limit: 1000)
-                if unpublished.isEmpty { break }
-                let confirmed = publisher.publish(unpublished)
-                try store.markPublished(confirmed)
-                if confirmed.count < unpublished.count { break }
+                let unpublished = try store.unpublishedAlerts(limit: 1000, offset: offset)
+                if unpublished.isEmpty || publisher.needsResync { break }
+                publisher.send(unpublished)
+                offset += unpublished.count
             }
+        }
+
+        /// The last commit on a graceful stop, with the confirms of alerts still in flight.
+        mutating func finish(consumer: Consumer?) throws {
+            try flush(consumer: consumer)
+            publisher.finish(timeout: .seconds(5))
+            try flush(consumer: consumer)
         }
     }
 }

@@ -104,9 +104,10 @@ struct CrashSafetyTests {
 
         let outbox = try store.allAlerts().map(\.alertID)
         #expect(outbox.count == Set(outbox).count, "no alert id twice in the outbox")
-        #expect(Set(outbox) == Set(replay.alerts.map(\.alertId)), "the outbox holds exactly replay's alerts")
+        let expected = Set(replay.alerts.map(\.alertId))
+        #expect(Set(outbox) == expected, "outbox vs replay: \(Set(outbox).subtracting(expected).count) extra, \(expected.subtracting(outbox).count) missing")
         let filed = alertIDs(inFolder: crashed.settings.resolvedAlertsDirectory)
         #expect(filed.count == Set(filed).count, "no alert twice in the alert files")
-        #expect(Set(filed) == Set(outbox))
+        #expect(Set(filed) == Set(outbox), "files vs outbox: \(Set(filed).subtracting(outbox).count) extra, \(Set(outbox).subtracting(filed).count) missing")
     }
 }
