@@ -33,6 +33,16 @@ struct WorkerBrokerTests {
 
         let store = try WorkerStore(path: harness.settings.databasePath)
         #expect(try store.eventCount() == 6)
+
+        // What an operator sees, and a replay that finds them still invalid (they stay).
+        let listing = try runSameday(["dead-letters", "list", "--name-prefix", harness.topology.namePrefix])
+        #expect(listing.output.split(separator: "\n").count == 4, "a header and three dead letters")
+        #expect(listing.output.contains("poison-schema") && listing.output.contains("schema"))
+        let replayed = try runSameday([
+            "dead-letters", "replay", "--name-prefix", harness.topology.namePrefix, "--config", hcmcConfiguration,
+        ])
+        #expect(replayed.output.contains("re-published 0 events; 3 still invalid"))
+
         let dead = try harness.drain(harness.topology.deadLetterQueue)
         #expect(Set(dead.compactMap(\.messageID)) == ["poison-json", "poison-schema", "poison-huge"])
         let reasons = Dictionary(uniqueKeysWithValues: dead.map { ($0.messageID ?? "", $0.headers["x-sameday-reason"]?.stringValue ?? "") })
@@ -56,6 +66,11 @@ struct WorkerBrokerTests {
             bindings: [.init(from: harness.topology.alertsExchange, to: .queue(watchQueue), routingKey: "#")]
         ).declare(on: admin)
         defer { LocalBroker.deleteQueues([watchQueue]); admin.close() }
+        let watcher = try startSameday([
+            "alerts", "watch", "--name-prefix", harness.topology.namePrefix, "--unit", "760", "--level", "critical",
+            "--count", "1", "--config", hcmcConfiguration,
+        ])
+        try await Task.sleep(for: .seconds(2))  // the watcher binds its queue
         // Received at 14:00; a later event of another dossier at 17:30 moves the events clock past 15:30, 16:30, 17:00.
         try harness.publish(
             [
@@ -72,8 +87,31 @@ struct WorkerBrokerTests {
         #expect(outbox.map(\.routingKey) == ["warning.district.760", "critical.district.760", "overdue.district.760"])
         let delivered = try harness.drain(watchQueue).compactMap(\.messageID)
         #expect(Set(outbox.map(\.alertID)).isSubset(of: Set(delivered)))
+        watcher.process.waitUntilExit()
+        let watched = String(decoding: watcher.output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(watched.contains("CRITICAL") && watched.contains("Quận 1") && watched.contains("760-220518-2001"))
+        #expect(watched.contains("30 min left"))
         let filed = alertIDs(inFolder: harness.settings.resolvedAlertsDirectory)
         #expect(Set(outbox.map(\.alertID)).isSubset(of: Set(filed)))
         #expect(filed.count == Set(filed).count, "no alert twice in the files")
     }
+}
+
+/// Runs `sameday` with `arguments` and waits; returns its exit status and output.
+func runSameday(_ arguments: [String]) throws -> (status: Int32, output: String) {
+    let started = try startSameday(arguments)
+    let data = started.output.fileHandleForReading.readDataToEndOfFile()
+    started.process.waitUntilExit()
+    return (started.process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+func startSameday(_ arguments: [String]) throws -> (process: Process, output: Pipe) {
+    let process = Process()
+    process.executableURL = try samedayExecutable()
+    process.arguments = arguments
+    let output = Pipe()
+    process.standardOutput = output
+    process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+    try process.run()
+    return (process, output)
 }

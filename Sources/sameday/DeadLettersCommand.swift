@@ -1,0 +1,97 @@
+import ArgumentParser
+import Foundation
+import RabbitMQ
+import SameDayBroker
+import SameDayCore
+import SameDayWorker
+
+/// `sameday dead-letters list|replay`: what the workers set aside, and putting it back after a fix.
+struct DeadLettersCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dead-letters", abstract: "Show or re-publish the events that workers could not process.",
+        subcommands: [List.self, Replay.self])
+
+    struct Options: ParsableArguments {
+        @Option(help: "Broker URL; default SAMEDAY_AMQP_URL or the local broker.") var url: String?
+        @Option(help: "Prefix of the broker names (tests).") var namePrefix = ""
+        @Option(help: "At most this many messages.") var limit = 1000
+
+        func connection() throws -> ConnectionConfiguration {
+            let urls = url ?? ProcessInfo.processInfo.environment["SAMEDAY_AMQP_URL"] ?? "amqp://127.0.0.1:5672/%2F"
+            return try ConnectionConfiguration(urls: [urls], connectionName: "sameday dead-letters")
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the dead letters (id, reason, routing key, start of the body); they stay queued.")
+        @OptionGroup var options: Options
+
+        func run() async throws {
+            let connection = try options.connection()
+            let queue = SameDayTopology(shards: 1, namePrefix: options.namePrefix).deadLetterQueue
+            let limit = options.limit
+            let lines = try await BlockingThread.run(name: "dead-letters") { () -> [String] in
+                // Deliveries are never acked: closing the consumer returns them to the queue.
+                let consumer = try Consumer(
+                    ConsumerConfiguration(connection: connection, queue: queue, prefetch: UInt16(min(limit, 65_535))))
+                defer { consumer.close() }
+                var lines: [String] = []
+                while lines.count < limit, let delivery = try consumer.next(timeout: .seconds(1)) {
+                    let reason = delivery.headers["x-sameday-reason"]?.stringValue ?? "dead-lettered by the broker (delivery limit or rejection)"
+                    let body = String(decoding: delivery.body.prefix(160), as: UTF8.self)
+                    lines.append("\(delivery.messageID ?? "-")\t\(delivery.routingKey)\t\(reason)\t\(body)")
+                }
+                return lines
+            }
+            print("message_id\trouting_key\treason\tbody")
+            lines.forEach { print($0) }
+            FileHandle.standardError.write(Data("\(lines.count) dead letters in \(queue)\n".utf8))
+        }
+    }
+
+    struct Replay: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Re-publish dead letters that are now valid events to sameday.events; the rest stay, with their reason.")
+        @OptionGroup var options: Options
+        @Option(help: "Configuration folder (to route by the unit's block).") var config = "deploy/config/hcmc-2022"
+
+        func run() async throws {
+            let connection = try options.connection()
+            let domain = try ConfigurationFolder.load(config)
+            let topology = SameDayTopology(shards: 1, namePrefix: options.namePrefix)
+            let limit = options.limit
+            let (replayed, kept) = try await BlockingThread.run(name: "dead-letters") { () -> (Int, [String]) in
+                let consumer = try Consumer(
+                    ConsumerConfiguration(connection: connection, queue: topology.deadLetterQueue, prefetch: 100))
+                let publisher = try Publisher(PublisherConfiguration(connection: connection))
+                defer {
+                    publisher.close()
+                    consumer.close()
+                }
+                var replayed = 0
+                var kept: [String] = []
+                var seen = 0
+                while seen < limit, let delivery = try consumer.next(timeout: .seconds(1)) {
+                    seen += 1
+                    do {
+                        let event = try DossierEvent.decode(bytes: delivery.body)
+                        guard domain.unitID(event.unit) != nil else {
+                            kept.append("\(event.eventId): unit \(event.unit) is still not in units.csv")
+                            continue  // left unacked: back to the queue when we close
+                        }
+                        try publisher.publish(EventMessage.make(event, configuration: domain, topology: topology))
+                        try publisher.waitForConfirms()
+                        try consumer.ack(delivery.tag)
+                        replayed += 1
+                    } catch {
+                        kept.append("\(delivery.messageID ?? "-"): \(error)")
+                    }
+                }
+                return (replayed, kept)
+            }
+            print("re-published \(replayed) events; \(kept.count) still invalid and left in the dead-letter queue")
+            kept.prefix(50).forEach { print("  \($0)") }
+        }
+    }
+}
