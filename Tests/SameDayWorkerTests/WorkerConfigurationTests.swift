@@ -1,0 +1,60 @@
+import Foundation
+import SameDayWorker
+import Testing
+
+@Suite("Worker configuration")
+struct WorkerConfigurationTests {
+    func write(_ text: String) throws -> String {
+        let path = temporaryFolder("config") + "/worker.json"
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    @Test("the shipped deploy/worker.json loads")
+    func shipped() throws {
+        let configuration = try WorkerConfiguration.load(
+            path: repositoryRoot.appendingPathComponent("deploy/worker.json").path, environment: [:])
+        #expect(configuration.shard == 0 && configuration.clock == .wall && configuration.batchSize == 500)
+    }
+
+    @Test("environment variables win over the file")
+    func environment() throws {
+        let path = try write(#"{"shard": 1, "clock": "wall", "stateDirectory": "/srv/a"}"#)
+        let configuration = try WorkerConfiguration.load(
+            path: path, environment: ["SAMEDAY_SHARD": "3", "SAMEDAY_CLOCK": "events", "SAMEDAY_STATE_DIR": "/srv/b"])
+        #expect(configuration.shard == 3 && configuration.clock == .events)
+        #expect(configuration.databasePath == "/srv/b/shard-3.sqlite")
+        #expect(configuration.resolvedAlertsDirectory == "/srv/b/alerts")
+    }
+
+    @Test("a misspelt key, a wrong type or a bad value is an error naming it")
+    func errors() throws {
+        #expect(throws: WorkerConfiguration.Invalid.self) {
+            try WorkerConfiguration.load(path: try write(#"{"shards": 2}"#), environment: [:])
+        }
+        do {
+            _ = try WorkerConfiguration.load(path: try write(#"{"prefetch": "many"}"#), environment: [:])
+            Issue.record("expected an error")
+        } catch {
+            #expect("\(error)".contains("prefetch"))
+        }
+        do {
+            _ = try WorkerConfiguration.load(path: nil, environment: ["SAMEDAY_CLOCK": "sundial"])
+            Issue.record("expected an error")
+        } catch {
+            #expect("\(error)".contains("SAMEDAY_CLOCK=sundial"))
+        }
+    }
+
+    @Test("credentials come from the credentials file, not the URL")
+    func credentials() throws {
+        let folder = temporaryFolder("credentials")
+        try Data("sameday-worker:s3cret\n".utf8).write(to: URL(fileURLWithPath: folder + "/credentials"))
+        var configuration = WorkerConfiguration()
+        configuration.brokers = ["amqp://a:5672/%2F,amqp://b:5673/%2F"]
+        configuration.credentialsFile = folder + "/credentials"
+        let connection = try configuration.connection(name: "test")
+        #expect(connection.brokers.map(\.user) == ["sameday-worker", "sameday-worker"])
+        #expect(connection.brokers.map(\.password) == ["s3cret", "s3cret"])
+    }
+}
