@@ -1,0 +1,59 @@
+import Foundation
+import RabbitMQ
+import SameDayBroker
+import SameDayCore
+import SameDayStore
+import SameDayTestKit
+import SameDayWorker
+import Testing
+
+/// Restarts the broker's application under a running worker. It disturbs every other broker test, so it runs only
+/// when asked (`SAMEDAY_TEST_BROKER_RESTART=1`, which `scripts/test.sh` sets while running the tests one at a time).
+@Suite(
+    "Worker across a broker restart (needs broker; restarts it)",
+    .enabled(if: ProcessInfo.processInfo.environment["SAMEDAY_TEST_BROKER_RESTART"] == "1"))
+struct BrokerRestartTests {
+    let configuration = try! ConfigurationFolder.load(hcmcConfiguration)
+
+    @Test("a broker restart mid-run loses nothing: every event applied once, rollups equal to replay")
+    func brokerRestart() async throws {
+        let events = SyntheticMonth(firstDay: LocalDate(year: 2022, month: 5, day: 16)!, days: 10, dossiersPerUnitPerDay: 5, seed: 9)
+            .events(config: configuration)
+        let distinct = Set(events.map(\.eventId)).count
+        let harness = try WorkerHarness("restart")
+        defer { harness.cleanUp() }
+        let half = events.count / 2
+        try harness.publish(Array(events[..<half]), configuration: configuration)
+
+        let stop = StopFlag()
+        let settings = harness.settings
+        let domain = configuration
+        async let worker: Void = BlockingThread.run(name: "restart worker") {
+            try WorkerService(configuration: settings, domain: domain).run(until: stop)
+        }
+        try await Task.sleep(for: .milliseconds(800))
+        try LocalBroker.rabbitmqctl(["stop_app"])
+        try await Task.sleep(for: .seconds(2))
+        try LocalBroker.rabbitmqctl(["start_app"])
+        try LocalBroker.rabbitmqctl(["await_startup"])
+        try harness.publish(Array(events[half...]), configuration: configuration)
+
+        let store = try WorkerStore(path: settings.databasePath)
+        let deadline = ContinuousClock.now + .seconds(120)
+        while try store.eventCount() < distinct && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        stop.request()
+        try await worker
+        #expect(try store.eventCount() == distinct)
+
+        let replay = try Replay.run(events: events, config: configuration, options: ReplayOptions(until: try store.clock()))
+        var digests: [String: Int] = [:]
+        let days = LocalTime.day(of: events.map(\.occurredAt).min()!)...LocalTime.day(of: max(replay.clock, events.map(\.occurredAt).max()!))
+        _ = try RollupFiles.write(
+            facts: replay.facts(), days: days, configuration: configuration, root: harness.folder + "/replay", written: &digests)
+        #expect(filesUnder(harness.settings.resolvedRollupsDirectory) == filesUnder(harness.folder + "/replay"))
+        let outbox = try store.allAlerts().map(\.alertID)
+        #expect(Set(outbox) == Set(replay.alerts.map(\.alertId)))
+    }
+}
