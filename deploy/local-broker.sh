@@ -5,16 +5,12 @@
 #   deploy/local-broker.sh --stop     stop the local broker
 set -euo pipefail
 
-need_install=()
-dpkg -s rabbitmq-server >/dev/null 2>&1 || need_install+=(rabbitmq-server)
-dpkg -s librabbitmq-dev >/dev/null 2>&1 || need_install+=(librabbitmq-dev)
-dpkg -s sqlite3 >/dev/null 2>&1 || need_install+=(sqlite3)
-if [ "${#need_install[@]}" -gt 0 ]; then
-  echo "local-broker: installing ${need_install[*]}"
+if ! dpkg -s rabbitmq-server >/dev/null 2>&1; then
+  echo "local-broker: installing rabbitmq-server"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
   # policy-rc.d may forbid starting services at install time; we start the broker ourselves below.
-  apt-get install -y -q "${need_install[@]}"
+  apt-get install -y -q rabbitmq-server
 fi
 
 if [ "${1:-}" = "--stop" ]; then

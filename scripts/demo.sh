@@ -1,26 +1,80 @@
 #!/usr/bin/env bash
-# The main job (README): on a fresh Debian machine as root, bring up a local RabbitMQ with SameDay's topology,
-# build, and run a demonstration over the 2022 action month (15 May – 15 June) for the HCMC 2022 configuration:
-# a generated month of dossier events → SLA alerts for supervisors and the daily report rollups.
+# The main job (README): on a fresh Debian machine as root, bring up a local RabbitMQ with SameDay's topology, build,
+# and run the system over the 2022 action month (15 May – 15 June) of the HCMC 2022 configuration:
+#   generated unit-system events → adapter (`sameday publish`, confirmed) → RabbitMQ (4 shards) → 4 workers
+#   (SQLite state, SLA timers on the events' clock) → alerts for supervisors (AMQP + files) and daily rollups,
+# then the month's report, checked against `sameday replay` over the same events.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
 OUT=${SAMEDAY_DEMO_OUT:-demo-out}
 CONFIG=deploy/config/hcmc-2022
+SHARDS=4
 
+bash scripts/install-deps.sh
 deploy/local-broker.sh
 swift build -c release --product sameday
 BIN=.build/release/sameday
 
-$BIN topology declare --shards 4
+$BIN topology declare --shards $SHARDS
 rm -rf "$OUT" && mkdir -p "$OUT"
+# Start from empty queues, so the demonstration is the same on every run.
+for n in $(seq 0 $((SHARDS - 1))); do rabbitmqctl -q purge_queue "sameday.work.$n" >/dev/null; done
+
+echo "== 1. A month of dossier events from every unit's system (deterministic) =="
 $BIN simulate --config "$CONFIG" --from 2022-05-15 --days 32 --per-unit 3 --out "$OUT/events.jsonl"
-$BIN replay --config "$CONFIG" --events "$OUT/events.jsonl" --out "$OUT/replay" --until 2022-06-16T23:59:59+07:00
+
+echo "== 2. Four workers, one per shard (clock: the events' own time, to replay a past month) =="
+pids=()
+for n in $(seq 0 $((SHARDS - 1))); do
+  SAMEDAY_SHARD=$n SAMEDAY_STATE_DIR="$OUT/worker/shard-$n" SAMEDAY_DOMAIN_CONFIG="$CONFIG" SAMEDAY_CLOCK=events \
+    SAMEDAY_METRICS_LISTEN="127.0.0.1:$((9464 + n))" \
+    $BIN worker --config deploy/worker.json --log-level warning 2>"$OUT/worker-$n.log" &
+  pids+=($!)
+done
+# A supervisor of District 1 (Quận 1) at her desk, watching its overdue dossiers.
+$BIN alerts watch --unit 760 --level overdue --count 5 --config "$CONFIG" > "$OUT/watch-quan1.txt" 2>/dev/null &
+watcher=$!
+sleep 2
+
+echo "== 3. The adapter publishes them, confirmed and persistent =="
+$BIN publish --profile deploy/adapters/profiles/canonical-jsonl.json --config "$CONFIG" --spool "$OUT/spool" "$OUT/events.jsonl"
+
+echo "== 4. Waiting for the workers to apply every event =="
+expected=$(sort -u <(grep -o '"eventId":"[^"]*"' "$OUT/events.jsonl") | wc -l)
+for _ in $(seq 1 600); do
+  applied=0
+  for n in $(seq 0 $((SHARDS - 1))); do
+    c=$(sqlite3 "$OUT/worker/shard-$n/shard-$n.sqlite" 'select count(*) from event' 2>/dev/null || echo 0)
+    applied=$((applied + c))
+  done
+  [ "$applied" -ge "$expected" ] && break
+  sleep 1
+done
+echo "applied $applied of $expected events"
+curl -fsS http://127.0.0.1:9464/metrics 2>/dev/null | grep -E '^sameday_(events_total|alerts_total|dossiers|commit_seconds)' || true
+kill -TERM "${pids[@]}"; wait "${pids[@]}" || true
+kill "$watcher" 2>/dev/null || true
+
 echo
-echo "== Alerts by level (first 3 shown) =="
-cut -d'"' -f8 "$OUT/replay/alerts.jsonl" >/dev/null 2>&1 || true
-grep -o '"level":"[a-z_]*"' "$OUT/replay/alerts.jsonl" | sort | uniq -c
-head -n 3 "$OUT/replay/alerts.jsonl"
+echo "== 5. Alerts for supervisors (files: $OUT/worker/shard-*/alerts/), by level =="
+cat "$OUT"/worker/shard-*/alerts/*.jsonl | grep -o '"level":"[a-z_]*"' | sort | uniq -c
+echo "-- what the District 1 supervisor saw (sameday alerts watch --unit 760 --level overdue):"
+cat "$OUT/watch-quan1.txt"
+
 echo
-echo "== Report for the action month, by block (rollups from $OUT/replay/rollups) =="
-$BIN report --rollups "$OUT/replay/rollups" --from 2022-05-15 --to 2022-06-15 --format table
+echo "== 6. The action month's report, by block (four shards added up) =="
+rollups=(); for n in $(seq 0 $((SHARDS - 1))); do rollups+=(--rollups "$OUT/worker/shard-$n/rollups"); done
+$BIN report "${rollups[@]}" --from 2022-05-15 --to 2022-06-15 --format table
+$BIN report "${rollups[@]}" --from 2022-05-15 --to 2022-06-15 --format csv > "$OUT/report-2022-05-15_2022-06-15.csv"
+
+echo
+echo "== 7. Check: the same events through \`sameday replay\` give the same report =="
+$BIN replay --config "$CONFIG" --events "$OUT/events.jsonl" --out "$OUT/replay" >/dev/null
+$BIN report --rollups "$OUT/replay/rollups" --from 2022-05-15 --to 2022-06-15 --format csv > "$OUT/report-replay.csv"
+if cmp -s "$OUT/report-2022-05-15_2022-06-15.csv" "$OUT/report-replay.csv"; then
+  echo "identical: workers through RabbitMQ and replay agree on every figure"
+else
+  echo "DIFFERENT: see $OUT/report-*.csv" && exit 1
+fi
+echo "Outputs in $OUT/: events.jsonl, worker/shard-N/{alerts,rollups}, report-*.csv"

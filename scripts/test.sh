@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
 
+bash scripts/install-deps.sh
 deploy/local-broker.sh
 python3 deploy/config/check-config.py deploy/config/hcmc-2022
 swift build --build-tests

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs what building and running SameDay needs on Debian 12 (as root), skipping what is already there:
+# rabbitmq-c and SQLite headers for the build, the broker, and the small tools the scripts use.
+set -euo pipefail
+missing=()
+for package in librabbitmq-dev libsqlite3-dev rabbitmq-server sqlite3 curl python3; do
+  dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q "${missing[@]}"
+fi
