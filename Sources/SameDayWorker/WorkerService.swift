@@ -62,11 +62,11 @@ public final class WorkerService {
         var loop = Loop(
             engine: engine, store: store, publisher: publisher, files: files, metrics: metrics, logger: logger)
         try loop.deliverOutbox()
-        try writeRollups(engine, &rollupDigests)
 
         var consumer: Consumer?
         let batchDelay = Duration.milliseconds(configuration.batchDelayMilliseconds)
-        var lastSnapshot = ContinuousClock.now
+        // The first snapshot comes right after consuming starts (not before: a restart reaches the queue first).
+        var lastSnapshot = ContinuousClock.now - .seconds(configuration.snapshotSeconds)
         var lastRollupDay = LocalTime.day(of: engine.now)
         defer {
             consumer?.close()

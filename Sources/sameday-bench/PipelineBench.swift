@@ -101,6 +101,12 @@ struct PipelineBench: AsyncParsableCommand {
     }
 }
 
+/// The state of a worker that had delivered its alerts before it stopped.
+private func markDelivered(_ alerts: [OutboxAlert], _ store: WorkerStore) throws {
+    try store.markFiled(alerts.map(\.alertID))
+    try store.markPublished(alerts.map(\.alertID))
+}
+
 /// `sameday-bench restart`: a worker state with N open dossiers, then the time from start to consuming.
 struct RestartBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -136,9 +142,9 @@ struct RestartBench: AsyncParsableCommand {
                 type: .received, occurredAt: day + Int64(index % 28_800), seq: nil, channel: .direct, outcome: nil,
                 newDueAt: nil, source: "bench")
             try engine.apply(event)
-            if index % 50_000 == 49_999 { try engine.commit() }
+            if index % 50_000 == 49_999 { try markDelivered(try engine.commit(), store) }
         }
-        try engine.commit()
+        try markDelivered(try engine.commit(), store)
         let fillSeconds = (ContinuousClock.now - fillStart).seconds
         let open = try store.openDossierCount()
 
