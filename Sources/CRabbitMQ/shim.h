@@ -42,6 +42,7 @@ static const amqp_flags_t CRabbitMQ_BASIC_CONTENT_TYPE_FLAG = AMQP_BASIC_CONTENT
 static const amqp_flags_t CRabbitMQ_BASIC_HEADERS_FLAG = AMQP_BASIC_HEADERS_FLAG;
 static const amqp_flags_t CRabbitMQ_BASIC_DELIVERY_MODE_FLAG = AMQP_BASIC_DELIVERY_MODE_FLAG;
 static const amqp_flags_t CRabbitMQ_BASIC_MESSAGE_ID_FLAG = AMQP_BASIC_MESSAGE_ID_FLAG;
+static const amqp_flags_t CRabbitMQ_BASIC_CORRELATION_ID_FLAG = AMQP_BASIC_CORRELATION_ID_FLAG;
 static const amqp_flags_t CRabbitMQ_BASIC_TIMESTAMP_FLAG = AMQP_BASIC_TIMESTAMP_FLAG;
 static const amqp_flags_t CRabbitMQ_BASIC_TYPE_FLAG = AMQP_BASIC_TYPE_FLAG;
 

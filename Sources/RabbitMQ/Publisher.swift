@@ -13,6 +13,8 @@ public struct OutboundMessage: Sendable {
     public var body: [UInt8]
     public var messageID: String
     public var contentType: String?
+    /// The `correlation_id` property (SameDay puts the dossier code there: the consistent-hash key).
+    public var correlationID: String?
     /// String headers (SameDay uses one, `dossier`, as the consistent-hash key).
     public var headers: [(key: String, value: String)]
     public var persistent: Bool
@@ -21,14 +23,15 @@ public struct OutboundMessage: Sendable {
 
     public init(
         exchange: String, routingKey: String, body: [UInt8], messageID: String,
-        contentType: String? = "application/json", headers: [(key: String, value: String)] = [],
-        persistent: Bool = true, mandatory: Bool = true
+        contentType: String? = "application/json", correlationID: String? = nil,
+        headers: [(key: String, value: String)] = [], persistent: Bool = true, mandatory: Bool = true
     ) {
         self.exchange = exchange
         self.routingKey = routingKey
         self.body = body
         self.messageID = messageID
         self.contentType = contentType
+        self.correlationID = correlationID
         self.headers = headers
         self.persistent = persistent
         self.mandatory = mandatory
@@ -226,8 +229,13 @@ public final class Publisher {
             message.routingKey.withBytes { routingKey in
                 message.messageID.withBytes { messageID in
                     (message.contentType ?? "").withBytes { contentType in
+                      (message.correlationID ?? "").withBytes { correlationID in
                         message.body.withUnsafeBytes { body in
                             properties.message_id = messageID
+                            if message.correlationID != nil {
+                                properties._flags |= CRabbitMQ_BASIC_CORRELATION_ID_FLAG
+                                properties.correlation_id = correlationID
+                            }
                             if message.contentType != nil {
                                 properties._flags |= CRabbitMQ_BASIC_CONTENT_TYPE_FLAG
                                 properties.content_type = contentType
@@ -248,6 +256,7 @@ public final class Publisher {
                                     message.mandatory ? 1 : 0, 0, &properties, bodyBytes)
                             }
                         }
+                      }
                     }
                 }
             }

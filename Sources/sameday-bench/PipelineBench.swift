@@ -18,6 +18,8 @@ struct PipelineBench: AsyncParsableCommand {
     @Option(help: "Broker URL (loopback only).") var url = "amqp://guest:guest@127.0.0.1:5672/%2F"
     @Option(help: "Worker batch size (events per commit).") var batchSize = 500
     @Option(help: "Worker prefetch.") var prefetch = 1000
+    @Flag(help: "Publish only (no worker): what the broker alone sustains on SameDay's topology.") var publishOnly = false
+    @Flag(help: "Leave out the events stream (the replayable history), to measure what it costs.") var withoutStream = false
 
     func run() async throws {
         let domain = try ConfigurationFolder.load(config)
@@ -28,10 +30,16 @@ struct PipelineBench: AsyncParsableCommand {
         let folder = NSTemporaryDirectory() + "sameday-bench-pipeline-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let connection = ConnectionConfiguration(brokers: [broker], connectionName: "sameday-bench pipeline")
+        var withStream = topology.topology
+        if withoutStream {
+            withStream.queues.removeAll { $0.name == topology.eventsStream }
+            withStream.bindings.removeAll { $0.destination == .queue(topology.eventsStream) }
+        }
+        let declared = withStream
         try await BlockingThread.run {
             let admin = try Connection.open(connection)
             defer { admin.close() }
-            try topology.topology.declare(on: admin)
+            try declared.declare(on: admin)
         }
 
         var settings = WorkerConfiguration()
@@ -46,8 +54,9 @@ struct PipelineBench: AsyncParsableCommand {
         let workerSettings = settings
         let stop = StopFlag()
         let started = ContinuousClock.now
+        let withWorker = !publishOnly
         async let worker: Void = BlockingThread.run(name: "bench worker") {
-            try WorkerService(configuration: workerSettings, domain: domain).run(until: stop)
+            if withWorker { try WorkerService(configuration: workerSettings, domain: domain).run(until: stop) }
         }
         let publishSeconds = try await BlockingThread.run(name: "bench publisher") { () -> Double in
             let publisher = try Publisher(PublisherConfiguration(connection: connection))
@@ -60,7 +69,7 @@ struct PipelineBench: AsyncParsableCommand {
             return (ContinuousClock.now - start).seconds
         }
         let store = try WorkerStore(path: settings.databasePath)
-        while try store.eventCount() < distinct {
+        while withWorker, try store.eventCount() < distinct {
             if ContinuousClock.now - started > .seconds(600) { throw ValidationError("the worker did not finish in 600 s") }
             try await Task.sleep(for: .milliseconds(20))
         }
@@ -70,7 +79,7 @@ struct PipelineBench: AsyncParsableCommand {
         try await BlockingThread.run {
             let admin = try Connection.open(connection)
             defer { admin.close() }
-            try topology.topology.delete(on: admin)
+            try declared.delete(on: admin)
         }
 
         // The bare consumer, same run, same queue type and message size.
@@ -84,7 +93,8 @@ struct PipelineBench: AsyncParsableCommand {
             try jsonLine([
                 "bench": "pipeline", "events": stream.count, "distinct_events": distinct, "batch_size": batchSize,
                 "events_per_s": Int(Double(stream.count) / endToEnd), "publish_per_s": Int(Double(stream.count) / publishSeconds),
-                "raw_consume_per_s": Int(raw.consume), "event_bytes": averageSize,
+                "raw_consume_per_s": Int(raw.consume), "event_bytes": averageSize, "stream": !withoutStream,
+                "worker": !publishOnly,
             ]))
     }
 
