@@ -20,6 +20,7 @@ import RabbitMQ
 /// | `snapshotSeconds` | | 60 | intraday rollup snapshot interval |
 /// | `metricsListen` | `SAMEDAY_METRICS_LISTEN` | `127.0.0.1:9464` | Prometheus `/metrics`, `/healthz`, `/readyz`; empty: off |
 /// | `heartbeatSeconds` | | 30 | AMQP heartbeat |
+/// | `sourceSilence` | `SAMEDAY_SOURCE_SILENCE` (0: off) | true | raise `source_silent` when a unit that sends events goes quiet (`alerting.json`) |
 public struct WorkerConfiguration: Sendable, Codable, Equatable {
     public var brokers: [String] = ["amqp://127.0.0.1:5672/%2F"]
     public var credentialsFile: String?
@@ -36,6 +37,7 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
     public var snapshotSeconds = 60
     public var metricsListen = "127.0.0.1:9464"
     public var heartbeatSeconds = 30
+    public var sourceSilence = true
 
     public init() {}
 
@@ -82,6 +84,7 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
         if let folder = environment["SAMEDAY_ALERTS_DIR"] { configuration.alertsDirectory = folder }
         if let folder = environment["SAMEDAY_ROLLUPS_DIR"] { configuration.rollupsDirectory = folder }
         if let listen = environment["SAMEDAY_METRICS_LISTEN"] { configuration.metricsListen = listen }
+        if let silence = environment["SAMEDAY_SOURCE_SILENCE"] { configuration.sourceSilence = silence != "0" }
         if let clock = environment["SAMEDAY_CLOCK"] {
             guard let mode = ClockMode(rawValue: clock) else {
                 throw Invalid(description: "SAMEDAY_CLOCK=\(clock): expected wall or events")
@@ -125,7 +128,7 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case brokers, credentialsFile, shard, namePrefix, domainConfig, stateDirectory, alertsDirectory,
             rollupsDirectory, clock, prefetch, batchSize, batchDelayMilliseconds, snapshotSeconds, metricsListen,
-            heartbeatSeconds
+            heartbeatSeconds, sourceSilence
         static var allKeys: [String] { allCases.map(\.rawValue) }
     }
 
@@ -148,5 +151,6 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
         snapshotSeconds = try container.decodeIfPresent(Int.self, forKey: .snapshotSeconds) ?? defaults.snapshotSeconds
         metricsListen = try container.decodeIfPresent(String.self, forKey: .metricsListen) ?? defaults.metricsListen
         heartbeatSeconds = try container.decodeIfPresent(Int.self, forKey: .heartbeatSeconds) ?? defaults.heartbeatSeconds
+        sourceSilence = try container.decodeIfPresent(Bool.self, forKey: .sourceSilence) ?? defaults.sourceSilence
     }
 }

@@ -41,9 +41,10 @@ public final class WorkerEngine {
     public private(set) var firstDay: Int64?
     public private(set) var lastEventDay: Int64?
 
+    /// `sourceSilence`: also watch units for silence (`source_silent` alerts).
     public init(
         configuration: Configuration, store: WorkerStore, clockMode: ClockMode, clock: any WorkerClock = SystemClock(),
-        logger: Logger = Logger(label: "sameday.worker")
+        sourceSilence: Bool = false, logger: Logger = Logger(label: "sameday.worker")
     ) {
         self.configuration = configuration
         self.store = store
@@ -51,7 +52,11 @@ public final class WorkerEngine {
         self.clock = clock
         self.logger = logger
         self.engine = Replay(config: configuration)
+        engine.detectSilence = sourceSilence
     }
+
+    /// `occurredAt` of the newest event applied: with the wall clock, how far behind the unit systems we are.
+    public private(set) var newestOccurredAt: Instant?
 
     /// The engine's current instant.
     public var now: Instant { engine.clock }
@@ -156,6 +161,7 @@ public final class WorkerEngine {
     }
 
     private func noteDays(_ event: DossierEvent) {
+        newestOccurredAt = max(newestOccurredAt ?? event.occurredAt, event.occurredAt)
         let day = LocalTime.day(of: event.occurredAt)
         firstDay = min(firstDay ?? day, day)
         lastEventDay = max(lastEventDay ?? day, day)

@@ -45,7 +45,8 @@ public final class WorkerService {
         metrics.setReady(false, reason: "rebuilding state")
         let store = try WorkerStore(path: configuration.databasePath)
         let engine = WorkerEngine(
-            configuration: domain, store: store, clockMode: configuration.clock, clock: clock, logger: logger)
+            configuration: domain, store: store, clockMode: configuration.clock, clock: clock,
+            sourceSilence: configuration.sourceSilence, logger: logger)
         let summary = try engine.rebuild()
         logger.info(
             "worker state rebuilt",
@@ -247,6 +248,9 @@ public final class WorkerService {
             batchStarted = nil
             metrics.set("sameday_dossiers", Double(engine.dossierCount))
             metrics.set("sameday_clock_seconds", Double(engine.now))
+            if let newest = engine.newestOccurredAt {
+                metrics.set("sameday_event_lag_seconds", Double(SystemClock().now() - newest))
+            }
             if publisher.needsResync { try deliverOutbox() }
         }
 

@@ -125,3 +125,34 @@ struct WorkerEngineTests {
         #expect(try store.eventCount() == 1 && store.openDossierCount() == 1)
     }
 }
+
+@Suite("Worker source silence")
+struct WorkerSourceSilenceTests {
+    let configuration = try! ConfigurationFolder.load(hcmcConfiguration)
+
+    @Test("a unit whose events stop during working hours raises source_silent once")
+    func silence() throws {
+        let folder = temporaryFolder("silence")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let clock = ManualClock(RFC3339.parse("2022-05-18T08:00:00+07:00")!)
+        let store = try WorkerStore(path: folder + "/state.sqlite")
+        let engine = WorkerEngine(
+            configuration: configuration, store: store, clockMode: .wall, clock: clock, sourceSilence: true)
+        _ = try engine.rebuild()
+        try engine.apply(receivedEvent("760-220518-0100", at: "2022-05-18T08:00:00+07:00"))
+        try engine.commit()
+        // alerting.json: 120 working minutes of silence → 10:00.
+        clock.set("2022-05-18T09:59:00+07:00")
+        engine.tick()
+        try engine.commit()
+        #expect(try store.allAlerts().filter { $0.level == "source_silent" }.isEmpty)
+        clock.set("2022-05-18T10:00:00+07:00")
+        engine.tick()
+        clock.set("2022-05-18T11:00:00+07:00")
+        engine.tick()
+        try engine.commit()
+        let silent = try store.allAlerts().filter { $0.level == "source_silent" }
+        #expect(silent.count == 1)
+        #expect(silent.first?.routingKey == "source_silent.district.760")
+    }
+}

@@ -24,6 +24,8 @@ struct WorkerHarness {
         settings.clock = .events
         settings.metricsListen = ""
         settings.batchDelayMilliseconds = 50
+        // replay (the reference the tests compare with) does not watch for silence unless asked.
+        settings.sourceSilence = false
         let connection = try Connection.open(LocalBroker.configuration(name: "harness \(purpose)"))
         defer { connection.close() }
         try topology.topology.declare(on: connection)
@@ -33,7 +35,7 @@ struct WorkerHarness {
         [
             "SAMEDAY_AMQP_URL": settings.brokers[0], "SAMEDAY_NAME_PREFIX": settings.namePrefix,
             "SAMEDAY_STATE_DIR": settings.stateDirectory, "SAMEDAY_DOMAIN_CONFIG": settings.domainConfig,
-            "SAMEDAY_CLOCK": settings.clock.rawValue, "SAMEDAY_METRICS_LISTEN": "",
+            "SAMEDAY_CLOCK": settings.clock.rawValue, "SAMEDAY_METRICS_LISTEN": "", "SAMEDAY_SOURCE_SILENCE": "0",
         ]
     }
 
