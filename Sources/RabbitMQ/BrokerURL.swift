@@ -66,7 +66,9 @@ public struct BrokerURL: Sendable, Equatable, CustomStringConvertible {
         if hostPart.hasPrefix("[") {  // IPv6 literal
             guard let close = hostPart.firstIndex(of: "]") else { throw fail("unterminated '[' in the host") }
             let after = hostPart[hostPart.index(after: close)...]
-            if after.hasPrefix(":") { portText = after.dropFirst() } else if !after.isEmpty {
+            if after.hasPrefix(":") {
+                portText = after.dropFirst()
+            } else if !after.isEmpty {
                 throw fail("unexpected text after the IPv6 address")
             }
             hostPart = hostPart[hostPart.index(after: hostPart.startIndex)..<close]

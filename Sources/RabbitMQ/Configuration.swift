@@ -75,7 +75,8 @@ public struct ConnectionConfiguration: Sendable, Equatable {
             throw AMQPError(.invalidConfiguration, "heartbeat \(heartbeat) s is outside 0…3600", isRetriable: false)
         }
         guard frameMax >= 4096 else {
-            throw AMQPError(.invalidConfiguration, "frameMax \(frameMax) is below AMQP's minimum 4096", isRetriable: false)
+            throw AMQPError(
+                .invalidConfiguration, "frameMax \(frameMax) is below AMQP's minimum 4096", isRetriable: false)
         }
     }
 }

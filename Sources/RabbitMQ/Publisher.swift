@@ -229,34 +229,34 @@ public final class Publisher {
             message.routingKey.withBytes { routingKey in
                 message.messageID.withBytes { messageID in
                     (message.contentType ?? "").withBytes { contentType in
-                      (message.correlationID ?? "").withBytes { correlationID in
-                        message.body.withUnsafeBytes { body in
-                            properties.message_id = messageID
-                            if message.correlationID != nil {
-                                properties._flags |= CRabbitMQ_BASIC_CORRELATION_ID_FLAG
-                                properties.correlation_id = correlationID
-                            }
-                            if message.contentType != nil {
-                                properties._flags |= CRabbitMQ_BASIC_CONTENT_TYPE_FLAG
-                                properties.content_type = contentType
-                            }
-                            let bodyBytes = amqp_bytes_t(
-                                len: body.count, bytes: UnsafeMutableRawPointer(mutating: body.baseAddress))
-                            if message.headers.isEmpty {
-                                return amqp_basic_publish(
-                                    connection.state, Self.channel, exchange, routingKey,
-                                    message.mandatory ? 1 : 0, 0, &properties, bodyBytes)
-                            }
-                            let table = FieldTable(message.headers.map { ($0.key, FieldValue.string($0.value)) })
-                            return CFieldTable.with(table) { headers in
-                                properties._flags |= CRabbitMQ_BASIC_HEADERS_FLAG
-                                properties.headers = headers
-                                return amqp_basic_publish(
-                                    connection.state, Self.channel, exchange, routingKey,
-                                    message.mandatory ? 1 : 0, 0, &properties, bodyBytes)
+                        (message.correlationID ?? "").withBytes { correlationID in
+                            message.body.withUnsafeBytes { body in
+                                properties.message_id = messageID
+                                if message.correlationID != nil {
+                                    properties._flags |= CRabbitMQ_BASIC_CORRELATION_ID_FLAG
+                                    properties.correlation_id = correlationID
+                                }
+                                if message.contentType != nil {
+                                    properties._flags |= CRabbitMQ_BASIC_CONTENT_TYPE_FLAG
+                                    properties.content_type = contentType
+                                }
+                                let bodyBytes = amqp_bytes_t(
+                                    len: body.count, bytes: UnsafeMutableRawPointer(mutating: body.baseAddress))
+                                if message.headers.isEmpty {
+                                    return amqp_basic_publish(
+                                        connection.state, Self.channel, exchange, routingKey,
+                                        message.mandatory ? 1 : 0, 0, &properties, bodyBytes)
+                                }
+                                let table = FieldTable(message.headers.map { ($0.key, FieldValue.string($0.value)) })
+                                return CFieldTable.with(table) { headers in
+                                    properties._flags |= CRabbitMQ_BASIC_HEADERS_FLAG
+                                    properties.headers = headers
+                                    return amqp_basic_publish(
+                                        connection.state, Self.channel, exchange, routingKey,
+                                        message.mandatory ? 1 : 0, 0, &properties, bodyBytes)
+                                }
                             }
                         }
-                      }
                     }
                 }
             }
@@ -356,7 +356,9 @@ public final class Publisher {
                 try resendUnconfirmed()
                 logger.info(
                     "amqp publisher reconnected",
-                    metadata: ["amqp.republished": "\(unsettled)", "amqp.broker": "\(connection?.broker.description ?? "")"])
+                    metadata: [
+                        "amqp.republished": "\(unsettled)", "amqp.broker": "\(connection?.broker.description ?? "")",
+                    ])
                 return
             } catch {
                 connection = nil

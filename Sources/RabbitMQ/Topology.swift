@@ -203,7 +203,8 @@ extension Topology {
             },
         ]
         // Serialising plain dictionaries, strings, numbers and booleans cannot fail.
-        return try! JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        return try! JSONSerialization.data(
+            withJSONObject: document, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
     }
 
     /// Reads the exchanges, queues and bindings of a definitions file (other sections, such as users and
@@ -221,7 +222,10 @@ extension Topology {
             let path = "exchanges[\(index)]"
             guard let name = object["name"] as? String, let type = object["type"] as? String,
                 let kind = Exchange.Kind(rawValue: type)
-            else { throw AMQPError(.invalidConfiguration, "definitions: \(path) needs name and a known type", isRetriable: false) }
+            else {
+                throw AMQPError(
+                    .invalidConfiguration, "definitions: \(path) needs name and a known type", isRetriable: false)
+            }
             exchanges.append(
                 Exchange(
                     name, kind: kind, durable: object["durable"] as? Bool ?? true,

@@ -123,7 +123,9 @@ public final class WorkerStore: Sendable {
             let insertAlert = try db.cachedStatement(
                 sql: "INSERT OR IGNORE INTO alert (alert_id, level, routing_key, day, json) VALUES (?, ?, ?, ?, ?)")
             for alert in batch.alerts {
-                try insertAlert.execute(arguments: [alert.alertID, alert.level, alert.routingKey, alert.day, alert.json])
+                try insertAlert.execute(arguments: [
+                    alert.alertID, alert.level, alert.routingKey, alert.day, alert.json,
+                ])
             }
             if !batch.publishedAlertIDs.isEmpty {
                 let mark = try db.cachedStatement(sql: "UPDATE alert SET published = 1 WHERE alert_id = ?")
@@ -135,7 +137,8 @@ public final class WorkerStore: Sendable {
             }
             if let clock = batch.clock {
                 try db.execute(
-                    sql: "INSERT INTO worker_state (key, value) VALUES ('clock', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    sql:
+                        "INSERT INTO worker_state (key, value) VALUES ('clock', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                     arguments: [clock])
             }
         }
@@ -183,7 +186,8 @@ public final class WorkerStore: Sendable {
         try database.read { db in
             try Row.fetchAll(
                 db,
-                sql: "SELECT alert_id, level, routing_key, day, json FROM alert WHERE \(condition) ORDER BY seq LIMIT ? OFFSET ?",
+                sql:
+                    "SELECT alert_id, level, routing_key, day, json FROM alert WHERE \(condition) ORDER BY seq LIMIT ? OFFSET ?",
                 arguments: [limit, offset]
             ).map { OutboxAlert(alertID: $0[0], level: $0[1], routingKey: $0[2], day: $0[3], json: $0[4]) }
         }

@@ -5,7 +5,8 @@ import RabbitMQ
 /// Set `SAMEDAY_TEST_AMQP_URL` to use another local port or vhost.
 public enum LocalBroker {
     public static var url: BrokerURL {
-        let text = ProcessInfo.processInfo.environment["SAMEDAY_TEST_AMQP_URL"] ?? "amqp://guest:guest@127.0.0.1:5672/%2F"
+        let text =
+            ProcessInfo.processInfo.environment["SAMEDAY_TEST_AMQP_URL"] ?? "amqp://guest:guest@127.0.0.1:5672/%2F"
         do {
             return try BrokerURL(parsing: text)
         } catch {

@@ -1,11 +1,12 @@
 import Foundation
-#if canImport(Glibc)
-    import Glibc
-#endif
 import Logging
 import RabbitMQ
 import SameDayBroker
 import SameDayStore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// `alerts-YYYY-MM-DD.jsonl` per day: one line per alert, appended and fsynced per batch. After a crash between
 /// the append and the outbox update, the same alerts come again; lines already in the file are not written twice.

@@ -96,11 +96,14 @@ public final class MetricsEndpoint: Sendable {
             throw WorkerConfiguration.Invalid(description: "metricsListen \"\(listen)\": not an IPv4 address")
         }
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard bound == 0, Glibc.listen(fd, 16) == 0 else {
             Glibc.close(fd)
-            throw WorkerConfiguration.Invalid(description: "metrics: cannot listen on \(listen) (\(String(cString: strerror(errno))))")
+            throw WorkerConfiguration.Invalid(
+                description: "metrics: cannot listen on \(listen) (\(String(cString: strerror(errno))))")
         }
         var actual = sockaddr_in()
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
@@ -136,7 +139,8 @@ public final class MetricsEndpoint: Sendable {
             case "/healthz": (status, body) = ("200 OK", "alive\n")
             case "/readyz":
                 let readiness = metrics.readiness
-                (status, body) = readiness.ready ? ("200 OK", "ready\n") : ("503 Service Unavailable", readiness.reason + "\n")
+                (status, body) =
+                    readiness.ready ? ("200 OK", "ready\n") : ("503 Service Unavailable", readiness.reason + "\n")
             default: (status, body) = ("404 Not Found", "try /metrics, /healthz or /readyz\n")
             }
             let response =

@@ -19,7 +19,9 @@ public enum AtomicFile {
         let temporary = (folder as NSString).appendingPathComponent(
             ".\((path as NSString).lastPathComponent).tmp-\(getpid())")
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw WriteError(description: "\(temporary): cannot create (\(String(cString: strerror(errno))))") }
+        guard fd >= 0 else {
+            throw WriteError(description: "\(temporary): cannot create (\(String(cString: strerror(errno))))")
+        }
         var failure: Int32 = 0
         bytes.withUnsafeBytes { buffer in
             var offset = 0
@@ -49,7 +51,9 @@ public enum AtomicFile {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let existed = FileManager.default.fileExists(atPath: path)
         let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw WriteError(description: "\(path): cannot open (\(String(cString: strerror(errno))))") }
+        guard fd >= 0 else {
+            throw WriteError(description: "\(path): cannot open (\(String(cString: strerror(errno))))")
+        }
         defer { close(fd) }
         var offset = 0
         try bytes.withUnsafeBytes { buffer in

@@ -62,14 +62,22 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
             }
             let known = Set(CodingKeys.allKeys)
             if let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
-                throw Invalid(description: "\(path): unknown key \"\(unknown)\" (known: \(known.sorted().joined(separator: ", ")))")
+                throw Invalid(
+                    description:
+                        "\(path): unknown key \"\(unknown)\" (known: \(known.sorted().joined(separator: ", ")))")
             }
             do {
                 configuration = try JSONDecoder().decode(WorkerConfiguration.self, from: data)
             } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
-                throw Invalid(description: "\(path): \(context.codingPath.map(\.stringValue).joined(separator: ".")): \(context.debugDescription)")
+                throw Invalid(
+                    description:
+                        "\(path): \(context.codingPath.map(\.stringValue).joined(separator: ".")): \(context.debugDescription)"
+                )
             } catch let DecodingError.dataCorrupted(context) {
-                throw Invalid(description: "\(path): \(context.codingPath.map(\.stringValue).joined(separator: ".")): \(context.debugDescription)")
+                throw Invalid(
+                    description:
+                        "\(path): \(context.codingPath.map(\.stringValue).joined(separator: ".")): \(context.debugDescription)"
+                )
             }
         }
         if let urls = environment["SAMEDAY_AMQP_URL"] { configuration.brokers = [urls] }
@@ -150,7 +158,8 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
             try container.decodeIfPresent(Int.self, forKey: .batchDelayMilliseconds) ?? defaults.batchDelayMilliseconds
         snapshotSeconds = try container.decodeIfPresent(Int.self, forKey: .snapshotSeconds) ?? defaults.snapshotSeconds
         metricsListen = try container.decodeIfPresent(String.self, forKey: .metricsListen) ?? defaults.metricsListen
-        heartbeatSeconds = try container.decodeIfPresent(Int.self, forKey: .heartbeatSeconds) ?? defaults.heartbeatSeconds
+        heartbeatSeconds =
+            try container.decodeIfPresent(Int.self, forKey: .heartbeatSeconds) ?? defaults.heartbeatSeconds
         sourceSilence = try container.decodeIfPresent(Bool.self, forKey: .sourceSilence) ?? defaults.sourceSilence
     }
 }

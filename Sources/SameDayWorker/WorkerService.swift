@@ -98,7 +98,9 @@ public final class WorkerService {
             guard let active = consumer else { continue }
 
             var wait = Duration.milliseconds(250)
-            if let started = loop.batchStarted { wait = min(wait, max(.zero, batchDelay - (ContinuousClock.now - started))) }
+            if let started = loop.batchStarted {
+                wait = min(wait, max(.zero, batchDelay - (ContinuousClock.now - started)))
+            }
             if configuration.clock == .wall, let next = engine.nextTimerAt {
                 wait = min(wait, .seconds(max(0, next - clock.now())))
             }
@@ -122,7 +124,9 @@ public final class WorkerService {
             // clock crosses days quickly).
             let day = LocalTime.day(of: engine.now)
             let sinceSnapshot = ContinuousClock.now - lastSnapshot
-            if sinceSnapshot >= .seconds(configuration.snapshotSeconds) || (day != lastRollupDay && sinceSnapshot >= .seconds(5)) {
+            if sinceSnapshot >= .seconds(configuration.snapshotSeconds)
+                || (day != lastRollupDay && sinceSnapshot >= .seconds(5))
+            {
                 try loop.flush(consumer: active)
                 try writeRollups(engine, &rollupDigests)
                 lastSnapshot = ContinuousClock.now
@@ -215,7 +219,8 @@ public final class WorkerService {
                 metrics.increment("sameday_dead_letters_total")
                 accept(delivery)
             } catch {
-                logger.warning("dead-lettering failed; returning the event to its queue", metadata: ["error": "\(error)"])
+                logger.warning(
+                    "dead-lettering failed; returning the event to its queue", metadata: ["error": "\(error)"])
                 _ = try? consumer.nack(delivery.tag, requeue: true)
             }
         }
@@ -237,7 +242,9 @@ public final class WorkerService {
                 if !added.isEmpty {
                     filedPending += try files.write(added)
                     publisher.send(added)
-                    for alert in added { metrics.increment("sameday_alerts_total", labels: "{level=\"\(alert.level)\"}") }
+                    for alert in added {
+                        metrics.increment("sameday_alerts_total", labels: "{level=\"\(alert.level)\"}")
+                    }
                 }
             }
             if let tag = pendingTag, let consumer {

@@ -99,7 +99,8 @@ struct AMQPBench: AsyncParsableCommand {
             .appendingPathComponent("amqp-reference-bench")
         guard FileManager.default.isExecutableFile(atPath: executable.path) else {
             throw ValidationError(
-                "C reference not found at \(executable.path): build it with `swift build -c release --product amqp-reference-bench`")
+                "C reference not found at \(executable.path): build it with `swift build -c release --product amqp-reference-bench`"
+            )
         }
         let process = Process()
         process.executableURL = executable

@@ -4,5 +4,6 @@ import ArgumentParser
 @main
 struct SameDayBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "sameday-bench", subcommands: [AMQPBench.self, CoreBench.self, PipelineBench.self, RestartBench.self])
+        commandName: "sameday-bench",
+        subcommands: [AMQPBench.self, CoreBench.self, PipelineBench.self, RestartBench.self])
 }

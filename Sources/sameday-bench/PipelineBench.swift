@@ -11,15 +11,18 @@ import SameDayWorker
 /// type in the same run.
 struct PipelineBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "pipeline", abstract: "Events per second from publisher through RabbitMQ into the worker's SQLite.")
+        commandName: "pipeline", abstract: "Events per second from publisher through RabbitMQ into the worker's SQLite."
+    )
 
     @Option(help: "Events to push through.") var events = 200_000
     @Option(help: "Configuration folder.") var config = "deploy/config/hcmc-2022"
     @Option(help: "Broker URL (loopback only).") var url = "amqp://guest:guest@127.0.0.1:5672/%2F"
     @Option(help: "Worker batch size (events per commit).") var batchSize = 500
     @Option(help: "Worker prefetch.") var prefetch = 1000
-    @Flag(help: "Publish only (no worker): what the broker alone sustains on SameDay's topology.") var publishOnly = false
-    @Flag(help: "Leave out the events stream (the replayable history), to measure what it costs.") var withoutStream = false
+    @Flag(help: "Publish only (no worker): what the broker alone sustains on SameDay's topology.") var publishOnly =
+        false
+    @Flag(help: "Leave out the events stream (the replayable history), to measure what it costs.") var withoutStream =
+        false
 
     func run() async throws {
         let domain = try ConfigurationFolder.load(config)
@@ -70,7 +73,9 @@ struct PipelineBench: AsyncParsableCommand {
         }
         let store = try WorkerStore(path: settings.databasePath)
         while withWorker, try store.eventCount() < distinct {
-            if ContinuousClock.now - started > .seconds(600) { throw ValidationError("the worker did not finish in 600 s") }
+            if ContinuousClock.now - started > .seconds(600) {
+                throw ValidationError("the worker did not finish in 600 s")
+            }
             try await Task.sleep(for: .milliseconds(20))
         }
         let endToEnd = (ContinuousClock.now - started).seconds
@@ -92,7 +97,8 @@ struct PipelineBench: AsyncParsableCommand {
         print(
             try jsonLine([
                 "bench": "pipeline", "events": stream.count, "distinct_events": distinct, "batch_size": batchSize,
-                "events_per_s": Int(Double(stream.count) / endToEnd), "publish_per_s": Int(Double(stream.count) / publishSeconds),
+                "events_per_s": Int(Double(stream.count) / endToEnd),
+                "publish_per_s": Int(Double(stream.count) / publishSeconds),
                 "raw_consume_per_s": Int(raw.consume), "event_bytes": averageSize, "stream": !withoutStream,
                 "worker": !publishOnly,
             ]))
@@ -158,7 +164,8 @@ struct RestartBench: AsyncParsableCommand {
         let fillSeconds = (ContinuousClock.now - fillStart).seconds
         let open = try store.openDossierCount()
 
-        let connection = ConnectionConfiguration(brokers: [try BrokerURL(parsing: url)], connectionName: "bench restart")
+        let connection = ConnectionConfiguration(
+            brokers: [try BrokerURL(parsing: url)], connectionName: "bench restart")
         try await BlockingThread.run {
             let admin = try Connection.open(connection)
             defer { admin.close() }
@@ -185,7 +192,8 @@ struct RestartBench: AsyncParsableCommand {
         }
         print(
             try jsonLine([
-                "bench": "restart", "open_dossiers": open, "restart_to_consuming_s": (restartSeconds * 100).rounded() / 100,
+                "bench": "restart", "open_dossiers": open,
+                "restart_to_consuming_s": (restartSeconds * 100).rounded() / 100,
                 "rebuild_s": (metrics.value("sameday_rebuild_seconds") * 100).rounded() / 100,
                 "fill_s": (fillSeconds * 10).rounded() / 10,
             ]))

@@ -33,9 +33,10 @@ struct AlertsCommand: AsyncParsableCommand {
         func run() async throws {
             let urls = url ?? ProcessInfo.processInfo.environment["SAMEDAY_AMQP_URL"] ?? "amqp://127.0.0.1:5672/%2F"
             let connection = try ConnectionConfiguration(urls: [urls], connectionName: "sameday alerts watch")
-            let names = (try? ConfigurationFolder.load(config)).map { configuration in
-                Dictionary(configuration.units.map { ($0.code, $0.name) }, uniquingKeysWith: { a, _ in a })
-            } ?? [:]
+            let names =
+                (try? ConfigurationFolder.load(config)).map { configuration in
+                    Dictionary(configuration.units.map { ($0.code, $0.name) }, uniquingKeysWith: { a, _ in a })
+                } ?? [:]
             let topology = SameDayTopology(shards: 1, namePrefix: namePrefix)
             let key = [level ?? "*", block ?? "*", unit.map(SameDayRoutingKey.keyWord) ?? "*"].joined(separator: ".")
             let queue = "\(namePrefix)sameday.watch.\(ProcessInfo.processInfo.hostName).\(getpid())"
@@ -45,7 +46,11 @@ struct AlertsCommand: AsyncParsableCommand {
                 let admin = try Connection.open(connection)
                 // Not exclusive (the consumer has its own connection); it expires a minute after the watcher is gone.
                 try Topology(
-                    queues: [.init(queue, kind: .classic, durable: false, autoDelete: true, arguments: ["x-expires": .int(60_000)])],
+                    queues: [
+                        .init(
+                            queue, kind: .classic, durable: false, autoDelete: true,
+                            arguments: ["x-expires": .int(60_000)])
+                    ],
                     bindings: [.init(from: topology.alertsExchange, to: .queue(queue), routingKey: key)]
                 ).declare(on: admin)
                 admin.close()
@@ -56,7 +61,8 @@ struct AlertsCommand: AsyncParsableCommand {
                 while limit.map({ shown < $0 }) ?? true {
                     guard let delivery = try consumer.next(timeout: .seconds(1)) else { continue }
                     // Written straight to the descriptor: a watcher piped into another program sees each line at once.
-                    FileHandle.standardOutput.write(Data((AlertLine.render(delivery.body, unitNames: names, colour: colour) + "\n").utf8))
+                    FileHandle.standardOutput.write(
+                        Data((AlertLine.render(delivery.body, unitNames: names, colour: colour) + "\n").utf8))
                     try consumer.ack(delivery.tag)
                     shown += 1
                 }

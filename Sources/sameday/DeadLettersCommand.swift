@@ -38,7 +38,9 @@ struct DeadLettersCommand: AsyncParsableCommand {
                 defer { consumer.close() }
                 var lines: [String] = []
                 while lines.count < limit, let delivery = try consumer.next(timeout: .seconds(1)) {
-                    let reason = delivery.headers["x-sameday-reason"]?.stringValue ?? "dead-lettered by the broker (delivery limit or rejection)"
+                    let reason =
+                        delivery.headers["x-sameday-reason"]?.stringValue
+                        ?? "dead-lettered by the broker (delivery limit or rejection)"
                     let body = String(decoding: delivery.body.prefix(160), as: UTF8.self)
                     lines.append("\(delivery.messageID ?? "-")\t\(delivery.routingKey)\t\(reason)\t\(body)")
                 }
@@ -52,7 +54,9 @@ struct DeadLettersCommand: AsyncParsableCommand {
 
     struct Replay: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Re-publish dead letters that are now valid events to sameday.events; the rest stay, with their reason.")
+            abstract:
+                "Re-publish dead letters that are now valid events to sameday.events; the rest stay, with their reason."
+        )
         @OptionGroup var options: Options
         @Option(help: "Configuration folder (to route by the unit's block).") var config = "deploy/config/hcmc-2022"
 

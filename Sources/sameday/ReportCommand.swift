@@ -20,7 +20,9 @@ struct ReportCommand: ParsableCommand {
     @Option(
         help: ArgumentHelp(
             "Rollups folder (the one holding daily/), e.g. OUT/rollups of a replay.",
-            discussion: "Repeat it to add up the folders of several worker shards (disjoint dossiers): same-day figures are summed per unit."))
+            discussion:
+                "Repeat it to add up the folders of several worker shards (disjoint dossiers): same-day figures are summed per unit."
+        ))
     var rollups: [String]
     @Option(help: "First day, YYYY-MM-DD.") var from: String
     @Option(help: "Last day, YYYY-MM-DD.") var to: String

@@ -15,7 +15,8 @@ struct TopologyCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Declare the topology (idempotent: running it twice changes nothing).")
 
-        @Option(help: "Broker URL(s), comma-separated for a cluster; default from SAMEDAY_AMQP_URL or the local broker.")
+        @Option(
+            help: "Broker URL(s), comma-separated for a cluster; default from SAMEDAY_AMQP_URL or the local broker.")
         var url: String?
         @Option(help: "Number of work shards (quorum queues sameday.work.0 … N-1).") var shards = 4
 

@@ -49,7 +49,8 @@ struct WorkerCommand: AsyncParsableCommand {
             throw ExitCode.failure
         }
         let metrics = WorkerMetrics()
-        let endpoint = try settings.metricsListen.isEmpty ? nil : MetricsEndpoint(listen: settings.metricsListen, metrics: metrics)
+        let endpoint =
+            try settings.metricsListen.isEmpty ? nil : MetricsEndpoint(listen: settings.metricsListen, metrics: metrics)
         if let endpoint { logger.info("metrics on http://\(settings.metricsListen)/metrics (port \(endpoint.port))") }
 
         let stop = StopFlag()
@@ -71,7 +72,8 @@ struct WorkerCommand: AsyncParsableCommand {
         do {
             try await BlockingThread.run(name: "sameday.worker") {
                 // The service and its connections live on this thread only.
-                let service = WorkerService(configuration: finalSettings, domain: domain, metrics: metrics, logger: logger)
+                let service = WorkerService(
+                    configuration: finalSettings, domain: domain, metrics: metrics, logger: logger)
                 try service.run(until: stop)
             }
         } catch {

@@ -7,10 +7,15 @@ struct BackoffTests {
     @Test("doubles from the initial delay and stops at the maximum")
     func exponential() {
         var backoff = Backoff(
-            policy: .init(initialDelay: .milliseconds(100), maximumDelay: .seconds(1), jitter: 0.2, maximumAttempts: nil),
+            policy: .init(
+                initialDelay: .milliseconds(100), maximumDelay: .seconds(1), jitter: 0.2, maximumAttempts: nil),
             random: { _ in 0 })
         let delays = (0..<6).map { _ in backoff.nextDelay() }
-        #expect(delays == [.milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(800), .seconds(1), .seconds(1)])
+        #expect(
+            delays == [
+                .milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(800), .seconds(1),
+                .seconds(1),
+            ])
     }
 
     @Test("jitter stays within ±jitter × delay")

@@ -46,7 +46,8 @@ struct BrokerIntegrationTests {
             try publisher.waitForConfirms()
             #expect(publisher.confirmedCount == 20_000 && publisher.unconfirmedCount == 0)
             publisher.close()
-            let consumer = try Consumer(.init(connection: LocalBroker.configuration(name: "\(queue).sub"), queue: queue))
+            let consumer = try Consumer(
+                .init(connection: LocalBroker.configuration(name: "\(queue).sub"), queue: queue))
             defer { consumer.close() }
             return try Self.drain(consumer, expected: 20_000)
         }
@@ -64,7 +65,8 @@ struct BrokerIntegrationTests {
             var settlements: [Settlement] = []
             publisher.onSettlement = { settlements.append($0) }
             try publisher.publish(
-                OutboundMessage(exchange: exchange, routingKey: "no.binding", body: Array("{}".utf8), messageID: "lost-1"))
+                OutboundMessage(
+                    exchange: exchange, routingKey: "no.binding", body: Array("{}".utf8), messageID: "lost-1"))
             try publisher.waitForConfirms()
             #expect(publisher.unroutableCount == 1)
             publisher.close()
@@ -80,7 +82,8 @@ struct BrokerIntegrationTests {
         let queue = LocalBroker.uniqueName("cancel")
         let outcome = try await BlockingThread.run { () -> (Int, AMQPError?) in
             try Self.declare(Topology(queues: [.init(queue, kind: .classic)]), name: queue)
-            let consumer = try Consumer(.init(connection: LocalBroker.configuration(name: "\(queue).sub"), queue: queue))
+            let consumer = try Consumer(
+                .init(connection: LocalBroker.configuration(name: "\(queue).sub"), queue: queue))
             _ = try consumer.next(timeout: .milliseconds(200))
             try LocalBroker.rabbitmqctl(["delete_queue", queue])
             var failure: AMQPError?
@@ -101,7 +104,8 @@ struct BrokerIntegrationTests {
         defer { LocalBroker.deleteQueues([queue]) }
         let received = try await BlockingThread.run { () -> [String] in
             try Self.declare(Topology(queues: [.init(queue, kind: .quorum)]), name: queue)
-            let consumer = try Consumer(.init(connection: LocalBroker.configuration(name: "\(queue).sub"), queue: queue))
+            let consumer = try Consumer(
+                .init(connection: LocalBroker.configuration(name: "\(queue).sub"), queue: queue))
             _ = try consumer.next(timeout: .milliseconds(200))
             #expect(try LocalBroker.closeConnections(named: "\(queue).sub") == 1)
             let publisher = try Publisher(.init(connection: LocalBroker.configuration(name: "\(queue).pub")))
@@ -118,12 +122,14 @@ struct BrokerIntegrationTests {
     func brokerClosesConnections() async throws {
         let queue = LocalBroker.uniqueName("close-conn")
         defer { LocalBroker.deleteQueues([queue]) }
-        let (confirmed, consumed, reconnects) = try await BlockingThread.run { () -> (Set<String>, Set<String>, (Int, Int)) in
+        let (confirmed, consumed, reconnects) = try await BlockingThread.run {
+            () -> (Set<String>, Set<String>, (Int, Int)) in
             try Self.declare(Topology(queues: [.init(queue, kind: .quorum)]), name: queue)
             let publisher = try Publisher(.init(connection: LocalBroker.configuration(name: "\(queue).pub")))
             var confirmed = Set<String>()
             publisher.onSettlement = { if case .confirmed(let id) = $0 { confirmed.insert(id) } }
-            let consumer = try Consumer(.init(connection: LocalBroker.configuration(name: "\(queue).sub"), queue: queue))
+            let consumer = try Consumer(
+                .init(connection: LocalBroker.configuration(name: "\(queue).sub"), queue: queue))
             var consumed = Set<String>()
             for index in 0..<6_000 {
                 try publisher.publish(Self.message(index, to: queue))
@@ -143,7 +149,9 @@ struct BrokerIntegrationTests {
         }
         #expect(reconnects.0 >= 1 && reconnects.1 >= 1)
         #expect(confirmed.count == 6_000)
-        #expect(confirmed.subtracting(consumed).isEmpty, "confirmed but never consumed: \(confirmed.subtracting(consumed).count)")
+        #expect(
+            confirmed.subtracting(consumed).isEmpty,
+            "confirmed but never consumed: \(confirmed.subtracting(consumed).count)")
     }
 
     @Test("a message rejected again and again is dead-lettered after its delivery limit")
@@ -168,14 +176,16 @@ struct BrokerIntegrationTests {
                 OutboundMessage(exchange: "", routingKey: queue, body: Array("not json".utf8), messageID: "poison-1"))
             try publisher.waitForConfirms()
             publisher.close()
-            let consumer = try Consumer(.init(connection: LocalBroker.configuration(name: "\(queue).sub"), queue: queue))
+            let consumer = try Consumer(
+                .init(connection: LocalBroker.configuration(name: "\(queue).sub"), queue: queue))
             var deliveries = 0
             while let delivery = try consumer.next(timeout: .seconds(2)) {
                 deliveries += 1
                 try consumer.reject(delivery.tag, requeue: true)
             }
             consumer.close()
-            let deadConsumer = try Consumer(.init(connection: LocalBroker.configuration(name: "\(dead).sub"), queue: dead))
+            let deadConsumer = try Consumer(
+                .init(connection: LocalBroker.configuration(name: "\(dead).sub"), queue: dead))
             let deadLetter = try deadConsumer.next(timeout: .seconds(10))
             if let deadLetter { try deadConsumer.ack(deadLetter.tag) }
             deadConsumer.close()

@@ -7,7 +7,10 @@ struct BrokerURLTests {
     @Test("full URL with credentials, port and vhost")
     func full() throws {
         let url = try BrokerURL(parsing: "amqp://worker:s%40cret@broker.local:5673/sameday")
-        #expect(url == BrokerURL(host: "broker.local", port: 5673, user: "worker", password: "s@cret", virtualHost: "sameday"))
+        #expect(
+            url
+                == BrokerURL(
+                    host: "broker.local", port: 5673, user: "worker", password: "s@cret", virtualHost: "sameday"))
     }
 
     @Test("defaults: guest, 5672, vhost /")

@@ -36,7 +36,8 @@ struct ErrorMappingTests {
         close.reply_code = 404
         let text = Array("NOT_FOUND - no queue 'q'".utf8)
         let error = try text.withUnsafeBytes { buffer in
-            close.reply_text = amqp_bytes_t(len: buffer.count, bytes: UnsafeMutableRawPointer(mutating: buffer.baseAddress))
+            close.reply_text = amqp_bytes_t(
+                len: buffer.count, bytes: UnsafeMutableRawPointer(mutating: buffer.baseAddress))
             return try withUnsafeMutablePointer(to: &close) { pointer in
                 var reply = amqp_rpc_reply_t()
                 reply.reply_type = AMQP_RESPONSE_SERVER_EXCEPTION

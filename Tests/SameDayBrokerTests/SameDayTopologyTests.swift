@@ -74,7 +74,9 @@ struct SameDayTopologyBrokerTests {
         }
     }
 
-    @Test("events route by block to the shards (a dossier always to the same shard) and the stream; others to the alternate exchange")
+    @Test(
+        "events route by block to the shards (a dossier always to the same shard) and the stream; others to the alternate exchange"
+    )
     func routing() async throws {
         let names = SameDayTopology(shards: 3, namePrefix: LocalBroker.uniqueName("topo") + ".")
         defer { LocalBroker.deleteQueues(names.topology.queues.map(\.name)) }

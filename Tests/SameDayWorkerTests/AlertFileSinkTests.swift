@@ -18,13 +18,15 @@ struct AlertFileSinkTests {
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let sink = AlertFileSink(folder: folder)
         let path = sink.path(day: "2022-05-18")
-        try Data("{\"alertId\":\"a1\",\"level\":\"warning\"}\n{\"alertId\":\"a2\",\"lev".utf8).write(to: URL(fileURLWithPath: path))
+        try Data("{\"alertId\":\"a1\",\"level\":\"warning\"}\n{\"alertId\":\"a2\",\"lev".utf8).write(
+            to: URL(fileURLWithPath: path))
         _ = try AlertFileSink(folder: folder).write([alert("a1"), alert("a2"), alert("a3")])
         let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
-        #expect(lines == [
-            "{\"alertId\":\"a1\",\"level\":\"warning\"}", "{\"alertId\":\"a2\",\"level\":\"warning\"}",
-            "{\"alertId\":\"a3\",\"level\":\"warning\"}",
-        ])
+        #expect(
+            lines == [
+                "{\"alertId\":\"a1\",\"level\":\"warning\"}", "{\"alertId\":\"a2\",\"level\":\"warning\"}",
+                "{\"alertId\":\"a3\",\"level\":\"warning\"}",
+            ])
     }
 
     @Test("alerts already in the file are not written twice")

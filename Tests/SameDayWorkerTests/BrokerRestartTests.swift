@@ -17,8 +17,10 @@ struct BrokerRestartTests {
 
     @Test("a broker restart mid-run loses nothing: every event applied once, rollups equal to replay")
     func brokerRestart() async throws {
-        let events = SyntheticMonth(firstDay: LocalDate(year: 2022, month: 5, day: 16)!, days: 10, dossiersPerUnitPerDay: 5, seed: 9)
-            .events(config: configuration)
+        let events = SyntheticMonth(
+            firstDay: LocalDate(year: 2022, month: 5, day: 16)!, days: 10, dossiersPerUnitPerDay: 5, seed: 9
+        )
+        .events(config: configuration)
         let distinct = Set(events.map(\.eventId)).count
         let harness = try WorkerHarness("restart")
         defer { harness.cleanUp() }
@@ -47,11 +49,16 @@ struct BrokerRestartTests {
         try await worker
         #expect(try store.eventCount() == distinct)
 
-        let replay = try Replay.run(events: events, config: configuration, options: ReplayOptions(until: try store.clock()))
+        let replay = try Replay.run(
+            events: events, config: configuration, options: ReplayOptions(until: try store.clock()))
         var digests: [String: Int] = [:]
-        let days = LocalTime.day(of: events.map(\.occurredAt).min()!)...LocalTime.day(of: max(replay.clock, events.map(\.occurredAt).max()!))
+        let days =
+            LocalTime.day(
+                of: events.map(\.occurredAt).min()!)...LocalTime.day(
+                of: max(replay.clock, events.map(\.occurredAt).max()!))
         _ = try RollupFiles.write(
-            facts: replay.facts(), days: days, configuration: configuration, root: harness.folder + "/replay", written: &digests)
+            facts: replay.facts(), days: days, configuration: configuration, root: harness.folder + "/replay",
+            written: &digests)
         #expect(filesUnder(harness.settings.resolvedRollupsDirectory) == filesUnder(harness.folder + "/replay"))
         let outbox = try store.allAlerts().map(\.alertID)
         #expect(Set(outbox) == Set(replay.alerts.map(\.alertId)))

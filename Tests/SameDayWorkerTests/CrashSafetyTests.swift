@@ -29,8 +29,10 @@ struct CrashSafetyTests {
 
     /// A month of synthetic events (about 55,000, duplicates included), in occurrence order.
     func month() -> [DossierEvent] {
-        SyntheticMonth(firstDay: LocalDate(year: 2022, month: 5, day: 16)!, days: 30, dossiersPerUnitPerDay: 10, seed: 77)
-            .events(config: configuration)
+        SyntheticMonth(
+            firstDay: LocalDate(year: 2022, month: 5, day: 16)!, days: 30, dossiersPerUnitPerDay: 10, seed: 77
+        )
+        .events(config: configuration)
     }
 
     func startWorker(_ harness: WorkerHarness) throws -> Process {
@@ -43,7 +45,9 @@ struct CrashSafetyTests {
         return process
     }
 
-    @Test("SIGKILLed five times mid-run, the worker ends with the rollups of an uninterrupted run and of replay, every alert once")
+    @Test(
+        "SIGKILLed five times mid-run, the worker ends with the rollups of an uninterrupted run and of replay, every alert once"
+    )
     func killedRepeatedly() async throws {
         let events = month()
         let distinct = Set(events.map(\.eventId)).count
@@ -90,9 +94,13 @@ struct CrashSafetyTests {
         let replay = try Replay.run(events: events, config: configuration, options: ReplayOptions(until: clock))
         let replayFolder = crashed.folder + "/replay"
         var digests: [String: Int] = [:]
-        let days = LocalTime.day(of: events.map(\.occurredAt).min()!)...LocalTime.day(of: max(replay.clock, events.map(\.occurredAt).max()!))
+        let days =
+            LocalTime.day(
+                of: events.map(\.occurredAt).min()!)...LocalTime.day(
+                of: max(replay.clock, events.map(\.occurredAt).max()!))
         _ = try RollupFiles.write(
-            facts: replay.facts(), days: days, configuration: configuration, root: replayFolder + "/rollups", written: &digests)
+            facts: replay.facts(), days: days, configuration: configuration, root: replayFolder + "/rollups",
+            written: &digests)
 
         let crashedRollups = filesUnder(crashed.settings.resolvedRollupsDirectory)
         let calmRollups = filesUnder(calm.settings.resolvedRollupsDirectory)
@@ -105,9 +113,15 @@ struct CrashSafetyTests {
         let outbox = try store.allAlerts().map(\.alertID)
         #expect(outbox.count == Set(outbox).count, "no alert id twice in the outbox")
         let expected = Set(replay.alerts.map(\.alertId))
-        #expect(Set(outbox) == expected, "outbox vs replay: \(Set(outbox).subtracting(expected).count) extra, \(expected.subtracting(outbox).count) missing")
+        #expect(
+            Set(outbox) == expected,
+            "outbox vs replay: \(Set(outbox).subtracting(expected).count) extra, \(expected.subtracting(outbox).count) missing"
+        )
         let filed = alertIDs(inFolder: crashed.settings.resolvedAlertsDirectory)
         #expect(filed.count == Set(filed).count, "no alert twice in the alert files")
-        #expect(Set(filed) == Set(outbox), "files vs outbox: \(Set(filed).subtracting(outbox).count) extra, \(Set(outbox).subtracting(filed).count) missing")
+        #expect(
+            Set(filed) == Set(outbox),
+            "files vs outbox: \(Set(filed).subtracting(outbox).count) extra, \(Set(outbox).subtracting(filed).count) missing"
+        )
     }
 }

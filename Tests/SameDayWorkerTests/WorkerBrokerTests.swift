@@ -18,15 +18,18 @@ struct WorkerBrokerTests {
         let valid = (1...6).map { receivedEvent("760-220518-\(1000 + $0)", at: "2022-05-18T09:0\($0):00+07:00") }
         func raw(_ body: [UInt8], id: String) -> OutboundMessage {
             OutboundMessage(
-                exchange: harness.topology.eventsExchange, routingKey: "district.760.received", body: body, messageID: id,
+                exchange: harness.topology.eventsExchange, routingKey: "district.760.received", body: body,
+                messageID: id,
                 headers: [(SameDayTopology.shardHeader, id)])
         }
         let wrongSchema = valid[0].encoded().replacingOccurrences(of: "dossier-event/1", with: "dossier-event/9")
-        try harness.publish(Array(valid[0..<3]), configuration: configuration, raw: [
-            raw(Array("{not json".utf8), id: "poison-json"),
-            raw(Array(wrongSchema.utf8), id: "poison-schema"),
-            raw([UInt8](repeating: UInt8(ascii: "x"), count: 10 * 1024 * 1024), id: "poison-huge"),
-        ])
+        try harness.publish(
+            Array(valid[0..<3]), configuration: configuration,
+            raw: [
+                raw(Array("{not json".utf8), id: "poison-json"),
+                raw(Array(wrongSchema.utf8), id: "poison-schema"),
+                raw([UInt8](repeating: UInt8(ascii: "x"), count: 10 * 1024 * 1024), id: "poison-huge"),
+            ])
         try harness.publish(Array(valid[3...]), configuration: configuration)
 
         try await harness.runInProcess(configuration: configuration) { store in (try? store.eventCount()) == 6 }
@@ -45,7 +48,8 @@ struct WorkerBrokerTests {
 
         let dead = try harness.drain(harness.topology.deadLetterQueue)
         #expect(Set(dead.compactMap(\.messageID)) == ["poison-json", "poison-schema", "poison-huge"])
-        let reasons = Dictionary(uniqueKeysWithValues: dead.map { ($0.messageID ?? "", $0.headers["x-sameday-reason"]?.stringValue ?? "") })
+        let reasons = Dictionary(
+            uniqueKeysWithValues: dead.map { ($0.messageID ?? "", $0.headers["x-sameday-reason"]?.stringValue ?? "") })
         #expect(reasons["poison-schema"]?.contains("schema") == true)
         #expect(reasons["poison-json"]?.hasPrefix("invalid event") == true)
         #expect(reasons["poison-huge"]?.hasPrefix("invalid event") == true)

@@ -60,7 +60,8 @@ struct WorkerHarness {
 
     /// Runs the worker in this process until `done` says so (checked every 100 ms) or `timeout` passes.
     func runInProcess(
-        configuration: Configuration, timeout: Duration = .seconds(120), until done: @escaping @Sendable (WorkerStore) -> Bool
+        configuration: Configuration, timeout: Duration = .seconds(120),
+        until done: @escaping @Sendable (WorkerStore) -> Bool
     ) async throws {
         let stop = StopFlag()
         let settings = settings
