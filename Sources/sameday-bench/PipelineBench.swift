@@ -39,11 +39,7 @@ struct PipelineBench: AsyncParsableCommand {
             withStream.bindings.removeAll { $0.destination == .queue(topology.eventsStream) }
         }
         let declared = withStream
-        try await BlockingThread.run {
-            let admin = try Connection.open(connection)
-            defer { admin.close() }
-            try declared.declare(on: admin)
-        }
+        try await onBroker(connection) { try declared.declare(on: $0) }
 
         var settings = WorkerConfiguration()
         settings.brokers = [url]
@@ -81,11 +77,7 @@ struct PipelineBench: AsyncParsableCommand {
         let endToEnd = (ContinuousClock.now - started).seconds
         stop.request()
         try await worker
-        try await BlockingThread.run {
-            let admin = try Connection.open(connection)
-            defer { admin.close() }
-            try declared.delete(on: admin)
-        }
+        try await onBroker(connection) { try declared.delete(on: $0) }
 
         // The bare consumer, same run, same queue type and message size.
         let averageSize = stream.prefix(1000).map { $0.encoded().utf8.count }.reduce(0, +) / min(1000, stream.count)
@@ -114,6 +106,17 @@ struct PipelineBench: AsyncParsableCommand {
             if stream.count >= events { return stream }
             days = days * 3 / 2 + 1
         }
+    }
+}
+
+/// Runs `body` with a short-lived connection, on a thread of its own (topology set-up and teardown).
+func onBroker(_ connection: ConnectionConfiguration, _ body: @escaping @Sendable (Connection) throws -> Void)
+    async throws
+{
+    try await BlockingThread.run {
+        let admin = try Connection.open(connection)
+        defer { admin.close() }
+        try body(admin)
     }
 }
 
@@ -166,11 +169,7 @@ struct RestartBench: AsyncParsableCommand {
 
         let connection = ConnectionConfiguration(
             brokers: [try BrokerURL(parsing: url)], connectionName: "bench restart")
-        try await BlockingThread.run {
-            let admin = try Connection.open(connection)
-            defer { admin.close() }
-            try topology.topology.declare(on: admin)
-        }
+        try await onBroker(connection) { try topology.topology.declare(on: $0) }
         let metrics = WorkerMetrics()
         let stop = StopFlag()
         let workerSettings = settings
@@ -185,11 +184,7 @@ struct RestartBench: AsyncParsableCommand {
         let restartSeconds = (ContinuousClock.now - started).seconds
         stop.request()
         try await worker
-        try await BlockingThread.run {
-            let admin = try Connection.open(connection)
-            defer { admin.close() }
-            try topology.topology.delete(on: admin)
-        }
+        try await onBroker(connection) { try topology.topology.delete(on: $0) }
         print(
             try jsonLine([
                 "bench": "restart", "open_dossiers": open,

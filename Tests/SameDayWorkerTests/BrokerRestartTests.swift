@@ -49,16 +49,8 @@ struct BrokerRestartTests {
         try await worker
         #expect(try store.eventCount() == distinct)
 
-        let replay = try Replay.run(
-            events: events, config: configuration, options: ReplayOptions(until: try store.clock()))
-        var digests: [String: Int] = [:]
-        let days =
-            LocalTime.day(
-                of: events.map(\.occurredAt).min()!)...LocalTime.day(
-                of: max(replay.clock, events.map(\.occurredAt).max()!))
-        _ = try RollupFiles.write(
-            facts: replay.facts(), days: days, configuration: configuration, root: harness.folder + "/replay",
-            written: &digests)
+        let replay = try replayReference(
+            events, configuration: configuration, until: try store.clock(), root: harness.folder + "/replay")
         #expect(filesUnder(harness.settings.resolvedRollupsDirectory) == filesUnder(harness.folder + "/replay"))
         let outbox = try store.allAlerts().map(\.alertID)
         #expect(Set(outbox) == Set(replay.alerts.map(\.alertId)))

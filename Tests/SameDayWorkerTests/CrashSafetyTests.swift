@@ -91,16 +91,9 @@ struct CrashSafetyTests {
 
         // 4. replay over the same events, up to the same clock.
         let clock = try #require(try store.clock())
-        let replay = try Replay.run(events: events, config: configuration, options: ReplayOptions(until: clock))
         let replayFolder = crashed.folder + "/replay"
-        var digests: [String: Int] = [:]
-        let days =
-            LocalTime.day(
-                of: events.map(\.occurredAt).min()!)...LocalTime.day(
-                of: max(replay.clock, events.map(\.occurredAt).max()!))
-        _ = try RollupFiles.write(
-            facts: replay.facts(), days: days, configuration: configuration, root: replayFolder + "/rollups",
-            written: &digests)
+        let replay = try replayReference(
+            events, configuration: configuration, until: clock, root: replayFolder + "/rollups")
 
         let crashedRollups = filesUnder(crashed.settings.resolvedRollupsDirectory)
         let calmRollups = filesUnder(calm.settings.resolvedRollupsDirectory)

@@ -114,3 +114,18 @@ func alertIDs(inFolder folder: String) -> [String] {
         }
     }
 }
+
+/// `sameday replay` over `events` up to `until`, its daily rollups written under `root`: the reference the worker's
+/// files must equal byte for byte.
+func replayReference(_ events: [DossierEvent], configuration: Configuration, until: Instant?, root: String) throws
+    -> Replay
+{
+    let replay = try Replay.run(events: events, config: configuration, options: ReplayOptions(until: until))
+    let times = events.map(\.occurredAt)
+    var digests: [String: Int] = [:]
+    _ = try RollupFiles.write(
+        facts: replay.facts(),
+        days: LocalTime.day(of: times.min()!)...LocalTime.day(of: max(replay.clock, times.max()!)),
+        configuration: configuration, root: root, written: &digests)
+    return replay
+}
