@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // rabbitmq-c, Debian's librabbitmq-dev (0.11), with a shim for the variadic login functions.
@@ -34,12 +35,22 @@ let package = Package(
         ),
         // SameDay's names on the broker: exchanges, shard queues, routing keys, the topology and definitions.json.
         .target(name: "SameDayBroker", dependencies: ["RabbitMQ", "SameDayCore"]),
+        // Producer adapters: mapping profiles, file publishing with checkpoints, the durable spool, receiver auth.
+        .target(name: "SameDayAdapters", dependencies: ["RabbitMQ", "SameDayBroker", "SameDayCore"]),
+        // The HTTP receiver for unit systems that call out; its own target keeps Hummingbird out of the rest.
+        .target(
+            name: "SameDayReceiver",
+            dependencies: [
+                "SameDayAdapters", "SameDayCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ]
+        ),
         // The domain, pure and deterministic: no clock, no I/O beyond decoding what it is handed.
         .target(name: "SameDayCore"),
         .executableTarget(
             name: "sameday",
             dependencies: [
-                "RabbitMQ", "SameDayBroker", "SameDayCore",
+                "RabbitMQ", "SameDayBroker", "SameDayCore", "SameDayAdapters", "SameDayReceiver",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -47,7 +58,7 @@ let package = Package(
         .executableTarget(
             name: "sameday-bench",
             dependencies: [
-                "RabbitMQ", "SameDayCore",
+                "RabbitMQ", "SameDayCore", "SameDayBroker", "SameDayAdapters",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -57,6 +68,13 @@ let package = Package(
         .target(name: "SameDayTestKit", dependencies: ["RabbitMQ"]),
         .testTarget(name: "RabbitMQTests", dependencies: ["RabbitMQ", "SameDayTestKit"]),
         .testTarget(name: "SameDayBrokerTests", dependencies: ["SameDayBroker", "RabbitMQ", "SameDayTestKit"]),
+        .testTarget(
+            name: "SameDayAdaptersTests",
+            dependencies: [
+                "SameDayAdapters", "SameDayReceiver", "SameDayBroker", "SameDayCore", "RabbitMQ", "SameDayTestKit",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
         .testTarget(
             name: "SameDayCoreTests",
             dependencies: [
