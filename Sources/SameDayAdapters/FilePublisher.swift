@@ -48,6 +48,8 @@ public final class FilePublisher {
     public var rejectsPath: String?
     public var checkpointPath: String?
     public var onProgress: ((PublishProgress) -> Void)?
+    /// Called for each rejected record (line, reason), e.g. to print them in a dry run.
+    public var onRejected: ((Int, String) -> Void)?
     /// For tests: stop (as a crash would) after this many records of the run.
     public var crashAfterRecords: Int?
 
@@ -147,6 +149,7 @@ public final class FilePublisher {
                 summary.rejected += 1
                 settledFlags[token - base] = true
                 try rejects?.write(file: input, line: record.line, reason: reason, text: record.text)
+                onRejected?(record.line, reason)
             }
             if records % 256 == 0 {
                 let now = ContinuousClock.now

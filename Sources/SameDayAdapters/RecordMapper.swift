@@ -66,7 +66,7 @@ public struct RecordMapper: Sendable {
                 }
                 object = parsed
             } catch {
-                return .rejected("malformed JSON: \((error as NSError).localizedDescription)")
+                return .rejected("malformed JSON: the line is not a valid JSON object")
             }
             for (field, key) in profile.columns {
                 switch object[key] {
@@ -87,7 +87,7 @@ public struct RecordMapper: Sendable {
 
     func map(_ values: [MappingProfile.Field: String]) -> MappedRecord {
         func column(_ field: MappingProfile.Field) -> String {
-            "column \"\(profile.columns[field] ?? field.rawValue)\""
+            "\(profile.format == .csv ? "column" : "field") \"\(profile.columns[field] ?? field.rawValue)\""
         }
         for field in [MappingProfile.Field.dossier, .procedure, .status, .occurredAt] where values[field] == nil {
             return .rejected("\(column(field)) (\(field.rawValue)) is empty")

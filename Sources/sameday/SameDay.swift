@@ -8,7 +8,7 @@ struct SameDay: AsyncParsableCommand {
         abstract: "Same-day resolution of administrative-procedure dossiers: deadlines, SLA alerts, rollups.",
         subcommands: [
             DeadlineCommand.self, ReplayCommand.self, ReportCommand.self, ExplainCommand.self, SimulateCommand.self,
-            TopologyCommand.self,
+            TopologyCommand.self, PublishCommand.self, ReceiveCommand.self,
         ]
     )
 }
