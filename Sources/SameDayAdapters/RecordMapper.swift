@@ -34,7 +34,8 @@ public struct RecordMapper: Sendable {
         self.topology = topology
         if let header {
             headerCount = header.count
-            for (field, column) in profile.columns {
+            for field in MappingProfile.Field.allCases {
+                guard let column = profile.columns[field] else { continue }
                 let wanted = column.trimmingCharacters(in: .whitespaces)
                 guard let index = header.firstIndex(where: { $0 == wanted }) else {
                     throw AdapterError(

@@ -17,6 +17,14 @@ public struct SourceRecord: Sendable {
     public var fields: [String]
     /// Why the record could not be split into fields.
     public var syntaxError: String?
+
+    public init(line: Int, endOffset: Int64, text: [UInt8], fields: [String], syntaxError: String?) {
+        self.line = line
+        self.endOffset = endOffset
+        self.text = text
+        self.fields = fields
+        self.syntaxError = syntaxError
+    }
 }
 
 /// Streams records from a CSV (RFC 4180: quoted fields with separators and line breaks inside, `""` escapes, CRLF
