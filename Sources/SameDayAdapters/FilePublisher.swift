@@ -50,6 +50,8 @@ public final class FilePublisher {
     public var onProgress: ((PublishProgress) -> Void)?
     /// Called for each rejected record (line, reason), e.g. to print them in a dry run.
     public var onRejected: ((Int, String) -> Void)?
+    /// The checkpoint is saved every second and every this many records (each save is an fsync).
+    public var checkpointEvery = 10_000
     /// For tests: stop (as a crash would) after this many records of the run.
     public var crashAfterRecords: Int?
 
@@ -98,6 +100,7 @@ public final class FilePublisher {
         var lastCheckpoint = ContinuousClock.now
         var lastProgress = ContinuousClock.now
         var records = 0
+        var checkpointRecords = 0
 
         func advance() {
             while head < settledFlags.count && settledFlags[head] {
@@ -153,10 +156,11 @@ public final class FilePublisher {
             }
             if records % 256 == 0 {
                 let now = ContinuousClock.now
-                if sink != nil, now - lastCheckpoint >= .seconds(1) {
+                if sink != nil, now - lastCheckpoint >= .seconds(1) || records - checkpointRecords >= checkpointEvery {
                     advance()
                     try saveCheckpoint()
                     lastCheckpoint = now
+                    checkpointRecords = records
                 }
                 if let onProgress, now - lastProgress >= .milliseconds(500) {
                     onProgress(
