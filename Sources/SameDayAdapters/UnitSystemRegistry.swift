@@ -15,6 +15,12 @@ public struct UnitSystemRegistry: Sendable {
         public var name: String
         public var units: Set<String>
         public var tokenSHA256: String?
+
+        public init(name: String, units: Set<String>, tokenSHA256: String?) {
+            self.name = name
+            self.units = units
+            self.tokenSHA256 = tokenSHA256
+        }
     }
 
     public var systems: [System]
