@@ -4,5 +4,5 @@ import ArgumentParser
 @main
 struct SameDayBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "sameday-bench", subcommands: [AMQPBench.self, CoreBench.self])
+        commandName: "sameday-bench", subcommands: [AMQPBench.self, CoreBench.self, AdapterBench.self])
 }
