@@ -129,46 +129,49 @@ public final class FilePublisher {
         }
         defer { sink?.onDurable = nil }
 
-        while let record = try reader.nextRecord() {
-            records += 1
-            if let crashAfterRecords, records > crashAfterRecords {
-                throw AdapterError("simulated crash after \(crashAfterRecords) records")
-            }
-            let token = base + ends.count
-            ends.append((record.endOffset, record.line + 1))
-            settledFlags.append(false)
-            switch mapper.map(record) {
-            case .event(let event, let message):
-                if let sink {
-                    try sink.submit(event, message: message, token: token)
-                } else {
-                    summary.published += 1
+        let pipeline = MappingPipeline(reader: reader, mapper: mapper)
+        defer { pipeline.cancel() }
+        while let batch = try pipeline.next() {
+            for (record, mapped) in batch {
+                records += 1
+                if let crashAfterRecords, records > crashAfterRecords {
+                    throw AdapterError("simulated crash after \(crashAfterRecords) records")
+                }
+                let token = base + ends.count
+                ends.append((record.endOffset, record.line + 1))
+                settledFlags.append(false)
+                switch mapped {
+                case .event(let event, let message):
+                    if let sink {
+                        try sink.submit(event, message: message, token: token)
+                    } else {
+                        summary.published += 1
+                        settledFlags[token - base] = true
+                    }
+                case .skipped:
+                    summary.skipped += 1
                     settledFlags[token - base] = true
+                case .rejected(let reason):
+                    summary.rejected += 1
+                    settledFlags[token - base] = true
+                    try rejects?.write(file: input, line: record.line, reason: reason, text: record.text)
+                    onRejected?(record.line, reason)
                 }
-            case .skipped:
-                summary.skipped += 1
-                settledFlags[token - base] = true
-            case .rejected(let reason):
-                summary.rejected += 1
-                settledFlags[token - base] = true
-                try rejects?.write(file: input, line: record.line, reason: reason, text: record.text)
-                onRejected?(record.line, reason)
             }
-            if records % 256 == 0 {
-                let now = ContinuousClock.now
-                if sink != nil, now - lastCheckpoint >= .seconds(1) || records - checkpointRecords >= checkpointEvery {
-                    advance()
-                    try saveCheckpoint()
-                    lastCheckpoint = now
-                    checkpointRecords = records
-                }
-                if let onProgress, now - lastProgress >= .milliseconds(500) {
-                    onProgress(
-                        PublishProgress(
-                            bytesRead: record.endOffset, fileSize: reader.fileSize, records: records,
-                            rejected: summary.rejected))
-                    lastProgress = now
-                }
+            guard let last = batch.last?.record else { continue }
+            let now = ContinuousClock.now
+            if sink != nil, now - lastCheckpoint >= .seconds(1) || records - checkpointRecords >= checkpointEvery {
+                advance()
+                try saveCheckpoint()
+                lastCheckpoint = now
+                checkpointRecords = records
+            }
+            if let onProgress, now - lastProgress >= .milliseconds(500) {
+                onProgress(
+                    PublishProgress(
+                        bytesRead: last.endOffset, fileSize: reader.fileSize, records: records,
+                        rejected: summary.rejected))
+                lastProgress = now
             }
         }
         try sink?.drain()

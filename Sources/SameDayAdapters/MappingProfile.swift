@@ -189,6 +189,8 @@ public struct MappingProfile: Sendable {
                 )
             }
             statuses[normalise(label)] = mapping
+            // The label as written too, so that an export using the profile's own spelling needs no lower-casing.
+            statuses[label.trimmingCharacters(in: .whitespaces)] = mapping
         }
         guard !statuses.isEmpty else {
             throw fail("$.statuses", "missing: map the unit system's status values, or set \"nationalStatusCodes\": true")

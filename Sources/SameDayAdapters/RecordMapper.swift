@@ -56,7 +56,7 @@ public struct RecordMapper: Sendable {
                 return .rejected("malformed CSV: \(record.fields.count) fields, the header has \(headerCount)")
             }
             for (field, index) in indexes {
-                let value = record.fields[index].trimmingCharacters(in: .whitespaces)
+                let value = record.fields[index].trimmingBlanks
                 if !value.isEmpty { values[field] = value }
             }
         } else {
@@ -95,7 +95,7 @@ public struct RecordMapper: Sendable {
         }
         let status = values[.status]!
         let type: EventType
-        switch profile.statuses[MappingProfile.normalise(status)] {
+        switch profile.statuses[status] ?? profile.statuses[MappingProfile.normalise(status)] {
         case .event(let t)?: type = t
         case .skip?: return .skipped
         case nil: return .rejected("\(column(.status)): unknown status \"\(status)\" (not in the profile's statuses)")
@@ -173,5 +173,20 @@ public struct RecordMapper: Sendable {
         key.append(event.newDueAt.map { String($0) } ?? "")
         let digest = SHA256.digest(Array(key.joined(separator: "\u{1F}").utf8))
         return event.source + ":" + SHA256.hexString(digest.prefix(16))
+    }
+}
+
+extension String {
+    /// Without leading and trailing spaces and tabs; cheaper than Foundation's `trimmingCharacters` (which goes
+    /// through NSString on Linux) on the per-field hot path.
+    var trimmingBlanks: String {
+        let utf8 = self.utf8
+        guard let first = utf8.first, let last = utf8.last else { return self }
+        let blank: (UInt8) -> Bool = { $0 == 0x20 || $0 == 0x09 }
+        if !blank(first) && !blank(last) { return self }
+        guard let start = utf8.firstIndex(where: { !blank($0) }), let end = utf8.lastIndex(where: { !blank($0) }) else {
+            return ""
+        }
+        return String(self[start...end])
     }
 }
