@@ -74,7 +74,8 @@ public final class DurablePublisher {
         inflight[token] = event
         tokensByID[event.eventId, default: []].append(token)
         do {
-            try publisher!.publish(message ?? EventMessage.make(event, configuration: configuration, topology: topology))
+            try publisher!.publish(
+                message ?? EventMessage.make(event, configuration: configuration, topology: topology))
         } catch {
             try fallBack(after: error)
         }
@@ -147,7 +148,8 @@ public final class DurablePublisher {
             publisher = nil
             if !spooling {
                 logger.warning(
-                    "broker unavailable; events go to the spool", metadata: ["error": "\(error)", "spool": "\(spool.directory)"])
+                    "broker unavailable; events go to the spool",
+                    metadata: ["error": "\(error)", "spool": "\(spool.directory)"])
             }
             spooling = true
         }

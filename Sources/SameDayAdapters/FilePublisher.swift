@@ -83,7 +83,8 @@ public final class FilePublisher {
         if sink != nil, let checkpoint = Checkpoint.load(checkpointPath) {
             guard checkpoint.fingerprint == fingerprint else {
                 throw AdapterError(
-                    "\(checkpointPath): this checkpoint belongs to another version of \(input); delete it to start over")
+                    "\(checkpointPath): this checkpoint belongs to another version of \(input); delete it to start over"
+                )
             }
             try reader.seek(to: checkpoint.offset, line: checkpoint.line)
             summary.resumedAtLine = checkpoint.line
@@ -131,50 +132,65 @@ public final class FilePublisher {
 
         let pipeline = MappingPipeline(reader: reader, mapper: mapper)
         defer { pipeline.cancel() }
-        while let batch = try pipeline.next() {
-            for (record, mapped) in batch {
-                records += 1
-                if let crashAfterRecords, records > crashAfterRecords {
-                    throw AdapterError("simulated crash after \(crashAfterRecords) records")
-                }
-                let token = base + ends.count
-                ends.append((record.endOffset, record.line + 1))
-                settledFlags.append(false)
-                switch mapped {
-                case .event(let event, let message):
-                    if let sink {
-                        try sink.submit(event, message: message, token: token)
-                    } else {
-                        summary.published += 1
-                        settledFlags[token - base] = true
-                    }
-                case .skipped:
-                    summary.skipped += 1
-                    settledFlags[token - base] = true
-                case .rejected(let reason):
-                    summary.rejected += 1
-                    settledFlags[token - base] = true
-                    try rejects?.write(file: input, line: record.line, reason: reason, text: record.text)
-                    onRejected?(record.line, reason)
-                }
-            }
-            guard let last = batch.last?.record else { continue }
-            let now = ContinuousClock.now
-            if sink != nil, now - lastCheckpoint >= .seconds(1) || records - checkpointRecords >= checkpointEvery {
+        do {
+            try publishRecords()
+        } catch {
+            // A failure that is not a crash (spool full, broker refused the credentials …): keep what is settled, so
+            // the next run starts after it.
+            if sink != nil && crashAfterRecords == nil {
                 advance()
-                try saveCheckpoint()
-                lastCheckpoint = now
-                checkpointRecords = records
+                try? saveCheckpoint()
             }
-            if let onProgress, now - lastProgress >= .milliseconds(500) {
-                onProgress(
-                    PublishProgress(
-                        bytesRead: last.endOffset, fileSize: reader.fileSize, records: records,
-                        rejected: summary.rejected))
-                lastProgress = now
-            }
+            throw error
         }
-        try sink?.drain()
+        func publishRecords() throws {
+            while let batch = try pipeline.next() {
+                for (record, mapped) in batch {
+                    records += 1
+                    if let crashAfterRecords, records > crashAfterRecords {
+                        throw AdapterError("simulated crash after \(crashAfterRecords) records")
+                    }
+                    let token = base + ends.count
+                    ends.append((record.endOffset, record.line + 1))
+                    settledFlags.append(false)
+                    switch mapped {
+                    case .event(let event, let message):
+                        if let sink {
+                            try sink.submit(event, message: message, token: token)
+                        } else {
+                            summary.published += 1
+                            settledFlags[token - base] = true
+                        }
+                    case .skipped:
+                        summary.skipped += 1
+                        settledFlags[token - base] = true
+                    case .rejected(let reason):
+                        summary.rejected += 1
+                        settledFlags[token - base] = true
+                        try rejects?.write(file: input, line: record.line, reason: reason, text: record.text)
+                        onRejected?(record.line, reason)
+                    }
+                }
+                // Keeps the bookkeeping bounded (settled records drop off the front): constant memory on any input.
+                advance()
+                guard let last = batch.last?.record else { continue }
+                let now = ContinuousClock.now
+                if sink != nil, now - lastCheckpoint >= .seconds(1) || records - checkpointRecords >= checkpointEvery {
+                    advance()
+                    try saveCheckpoint()
+                    lastCheckpoint = now
+                    checkpointRecords = records
+                }
+                if let onProgress, now - lastProgress >= .milliseconds(500) {
+                    onProgress(
+                        PublishProgress(
+                            bytesRead: last.endOffset, fileSize: reader.fileSize, records: records,
+                            rejected: summary.rejected))
+                    lastProgress = now
+                }
+            }
+            try sink?.drain()
+        }
         try rejects?.sync()
         advance()
         if sink != nil {

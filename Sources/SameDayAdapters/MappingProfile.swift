@@ -87,7 +87,9 @@ public struct MappingProfile: Sendable {
                 if required { throw fail("$.\(key)", "missing") }
                 return nil
             }
-            guard let text = value as? String, !text.isEmpty else { throw fail("$.\(key)", "must be a non-empty string") }
+            guard let text = value as? String, !text.isEmpty else {
+                throw fail("$.\(key)", "must be a non-empty string")
+            }
             return text
         }
         func stringMap(_ key: String) throws(ProfileError) -> [String: String] {
@@ -137,7 +139,8 @@ public struct MappingProfile: Sendable {
         }
         let fixedUnit = try string("unit", required: false)
         switch (columns[.unit], fixedUnit) {
-        case (nil, nil): throw fail("$.columns.unit", "missing: name a unit column, or set \"unit\" to a fixed unit code")
+        case (nil, nil):
+            throw fail("$.columns.unit", "missing: name a unit column, or set \"unit\" to a fixed unit code")
         case (.some, .some): throw fail("$.unit", "set either a fixed unit or columns.unit, not both")
         default: break
         }
@@ -193,7 +196,8 @@ public struct MappingProfile: Sendable {
             statuses[label.trimmingCharacters(in: .whitespaces)] = mapping
         }
         guard !statuses.isEmpty else {
-            throw fail("$.statuses", "missing: map the unit system's status values, or set \"nationalStatusCodes\": true")
+            throw fail(
+                "$.statuses", "missing: map the unit system's status values, or set \"nationalStatusCodes\": true")
         }
 
         var channels: [String: SameDayCore.Channel] = [
@@ -283,11 +287,13 @@ public struct TimeFormat: Sendable, Equatable {
             case (UInt8(ascii: "y"), _), (UInt8(ascii: "M"), _), (UInt8(ascii: "d"), _), (UInt8(ascii: "H"), _),
                 (UInt8(ascii: "m"), _), (UInt8(ascii: "s"), _):
                 throw PatternError(
-                    message: "\"\(pattern)\": \"\(String(repeating: Character(UnicodeScalar(c)), count: n))\" is not a token (use yyyy, MM, M, dd, d, HH, H, mm, ss or \"rfc3339\")"
+                    message:
+                        "\"\(pattern)\": \"\(String(repeating: Character(UnicodeScalar(c)), count: n))\" is not a token (use yyyy, MM, M, dd, d, HH, H, mm, ss or \"rfc3339\")"
                 )
             default:
                 guard c < 0x80, !(UInt8(ascii: "a")...UInt8(ascii: "z")).contains(c | 0x20) else {
-                    throw PatternError(message: "\"\(pattern)\": letter \"\(Character(UnicodeScalar(c)))\" is not a token")
+                    throw PatternError(
+                        message: "\"\(pattern)\": letter \"\(Character(UnicodeScalar(c)))\" is not a token")
                 }
                 for _ in 0..<n { tokens.append(.literal(c)) }
             }

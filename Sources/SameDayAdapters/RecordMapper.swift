@@ -105,7 +105,9 @@ public struct RecordMapper: Sendable {
                 "\(column(.occurredAt)): \"\(values[.occurredAt]!)\" matches none of the time formats (\(profile.timeFormats.map(\.pattern).joined(separator: ", ")))"
             )
         }
-        guard let unit = profile.fixedUnit ?? values[.unit] else { return .rejected("\(column(.unit)) (unit) is empty") }
+        guard let unit = profile.fixedUnit ?? values[.unit] else {
+            return .rejected("\(column(.unit)) (unit) is empty")
+        }
         if let allowed = profile.allowedUnits, !allowed.contains(unit) {
             return .rejected("unit \"\(unit)\" is not one of this unit system's units (profile \"units\")")
         }

@@ -172,7 +172,9 @@ public final class Spool: @unchecked Sendable {
         _ = data.withUnsafeBytes { write(out, $0.baseAddress!, $0.count) }
         _ = fsync(out)
         close(out)
-        guard rename(tmp, offsetPath) == 0 else { throw AdapterError("spool \(directory): cannot replace spool.offset") }
+        guard rename(tmp, offsetPath) == 0 else {
+            throw AdapterError("spool \(directory): cannot replace spool.offset")
+        }
     }
 }
 

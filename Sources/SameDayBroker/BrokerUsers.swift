@@ -73,7 +73,10 @@ public struct SameDayBrokerUsers: Sendable {
         let all = allPermissions
         let document: [String: Any] = [
             "users": all.map { p in
-                ["name": p.user, "password_hash": "", "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": []]
+                [
+                    "name": p.user, "password_hash": "", "hashing_algorithm": "rabbit_password_hashing_sha256",
+                    "tags": [],
+                ]
                     as [String: Any]
             },
             "permissions": all.map { p in
@@ -81,7 +84,10 @@ public struct SameDayBrokerUsers: Sendable {
             },
             "topic_permissions": all.compactMap { p in
                 p.topic.map { topic in
-                    ["user": p.user, "vhost": virtualHost, "exchange": topic.exchange, "write": topic.write, "read": topic.read]
+                    [
+                        "user": p.user, "vhost": virtualHost, "exchange": topic.exchange, "write": topic.write,
+                        "read": topic.read,
+                    ]
                 }
             },
         ]

@@ -111,7 +111,9 @@ public final class EventForwarder: @unchecked Sendable {
             condition.unlock()
             if exit { break }
             if batch.isEmpty {
-                do { try publisher.retryIfDue() } catch { logger.error("spool flush failed", metadata: ["error": "\(error)"]) }
+                do { try publisher.retryIfDue() } catch {
+                    logger.error("spool flush failed", metadata: ["error": "\(error)"])
+                }
                 setSpooling(publisher.isSpooling)
                 continue
             }

@@ -44,7 +44,8 @@ public enum Receiver {
         }
         router.get("/metrics") { _, _ -> Response in
             var text = forwarder.settings.spool.status.metrics
-            text += "# TYPE sameday_receiver_spooling gauge\nsameday_receiver_spooling \(forwarder.isSpooling ? 1 : 0)\n"
+            text +=
+                "# TYPE sameday_receiver_spooling gauge\nsameday_receiver_spooling \(forwarder.isSpooling ? 1 : 0)\n"
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                 body: .init(byteBuffer: ByteBuffer(string: text)))
@@ -159,7 +160,10 @@ public enum EventBatch {
             return ([], [Problem(index: nil, field: nil, message: "the array holds no event")])
         }
         guard elements.count <= maxEvents else {
-            return ([], [Problem(index: nil, field: nil, message: "\(elements.count) events; at most \(maxEvents) per request")])
+            return (
+                [],
+                [Problem(index: nil, field: nil, message: "\(elements.count) events; at most \(maxEvents) per request")]
+            )
         }
         var events: [DossierEvent] = []
         var errors: [Problem] = []
@@ -184,7 +188,13 @@ public enum EventBatch {
         while i < b.count {
             let c = b[i]
             if inString {
-                if escaped { escaped = false } else if c == 0x5C { escaped = true } else if c == 0x22 { inString = false }
+                if escaped {
+                    escaped = false
+                } else if c == 0x5C {
+                    escaped = true
+                } else if c == 0x22 {
+                    inString = false
+                }
                 i += 1
                 continue
             }

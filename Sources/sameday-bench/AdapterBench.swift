@@ -11,7 +11,8 @@ import SameDayCore
 struct AdapterBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "adapter",
-        abstract: "Publish a 200,000-row CSV export through the adapter with confirms; compare with the bare publisher.")
+        abstract: "Publish a 200,000-row CSV export through the adapter with confirms; compare with the bare publisher."
+    )
 
     @Option(help: "Rows in the export.") var rows = 200_000
     @Option(help: "Configuration folder.") var config = "deploy/config/hcmc-2022"
@@ -28,7 +29,8 @@ struct AdapterBench: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try loadConfiguration()
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sameday-adapter-bench-\(getpid())").path
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sameday-adapter-bench-\(getpid())")
+            .path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let input = dir + "/export.csv"
@@ -99,7 +101,8 @@ struct AdapterBench: AsyncParsableCommand {
         print(
             try jsonLine([
                 "bench": "adapter", "rows": events.count, "rounds": rounds, "events_per_s": Int(best.0),
-                "raw_publish_per_s": Int(best.1), "map_only_per_s": Int(mapPerSecond), "ratio": (best.0 / best.1 * 1000).rounded() / 1000,
+                "raw_publish_per_s": Int(best.1), "map_only_per_s": Int(mapPerSecond),
+                "ratio": (best.0 / best.1 * 1000).rounded() / 1000,
             ]))
     }
 
@@ -132,7 +135,9 @@ struct AdapterBench: AsyncParsableCommand {
         out += Array(
             "Mã hồ sơ;Mã thủ tục;Mã đơn vị;Họ tên người nộp;Trạng thái;Thời gian cập nhật;Thứ tự;Hình thức nộp;Kết quả;Ngày hẹn trả mới\r\n"
                 .utf8)
-        let channels: [SameDayCore.Channel: String] = [.direct: "Trực tiếp", .online: "Trực tuyến", .postal: "Bưu chính công ích"]
+        let channels: [SameDayCore.Channel: String] = [
+            .direct: "Trực tiếp", .online: "Trực tuyến", .postal: "Bưu chính công ích",
+        ]
         for index in events.indices {
             events[index].source = "bench-motcua"
             let e = events[index]
@@ -166,7 +171,8 @@ struct AdapterBench: AsyncParsableCommand {
 
     func loadConfiguration() throws -> Configuration {
         func read(_ name: String) throws -> [UInt8] {
-            guard let data = FileManager.default.contents(atPath: (config as NSString).appendingPathComponent(name)) else {
+            guard let data = FileManager.default.contents(atPath: (config as NSString).appendingPathComponent(name))
+            else {
                 throw ValidationError("--config \(config): cannot read \(name) (run from the repository root)")
             }
             return [UInt8](data)

@@ -82,7 +82,10 @@ struct PublishCommand: AsyncParsableCommand {
                 if dryRun { publisher.onRejected = { line, reason in printError("\(input):\(line): \(reason)") } }
                 let summary = try publisher.run(input: input)
                 if interactive { printError("") }
-                print(dryRun ? "dry run: " + summary.description.replacingOccurrences(of: "published", with: "valid") : summary.description)
+                print(
+                    dryRun
+                        ? "dry run: " + summary.description.replacingOccurrences(of: "published", with: "valid")
+                        : summary.description)
                 if summary.rejected > 0 {
                     rejected = true
                     if let path = publisher.rejectsPath { print("rejects: \(path)") }

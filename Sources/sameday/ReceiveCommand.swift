@@ -77,7 +77,8 @@ enum ReceiverFile {
             url = text.trimmingCharacters(in: .whitespacesAndNewlines)
         }
         var connection = try ConnectionConfiguration(urls: [url], connectionName: "sameday receive")
-        connection.reconnect = Backoff.Policy(initialDelay: .milliseconds(200), maximumDelay: .seconds(2), maximumAttempts: 3)
+        connection.reconnect = Backoff.Policy(
+            initialDelay: .milliseconds(200), maximumDelay: .seconds(2), maximumAttempts: 3)
         let receiver = ReceiverSettings(
             registry: registry, maxBodyBytes: (object["maxBodyBytes"] as? NSNumber)?.intValue ?? 1 << 20,
             maxEventsPerRequest: (object["maxEventsPerRequest"] as? NSNumber)?.intValue ?? 1000)

@@ -57,7 +57,9 @@ extension TopologyCommand {
     /// command's output for deploy/adapters/unit-systems.json; a test keeps them equal).
     struct Users: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Print one broker user per unit system (write only its own units' routing keys) and read-only supervisor users, as RabbitMQ definitions.")
+            abstract:
+                "Print one broker user per unit system (write only its own units' routing keys) and read-only supervisor users, as RabbitMQ definitions."
+        )
 
         @Option(help: "Unit-systems registry (JSON).") var unitSystems: String
         @Option(help: "Virtual host.") var vhost = "/"

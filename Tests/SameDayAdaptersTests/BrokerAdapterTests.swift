@@ -12,7 +12,9 @@ func writeExport(rows count: Int, in dir: String) -> String {
     for i in 0..<count {
         let status = i % 2 == 0 ? "Đã tiếp nhận" : "Đã có kết quả"
         let minute = String(format: "%02d", i % 60)
-        lines.append("760-220518-\(String(format: "%04d", i / 2));2.000815.000.00.00.H29;760;\(status);18/05/2022 09:\(minute):00;Trực tiếp")
+        lines.append(
+            "760-220518-\(String(format: "%04d", i / 2));2.000815.000.00.00.H29;760;\(status);18/05/2022 09:\(minute):00;Trực tiếp"
+        )
     }
     let path = dir + "/export.csv"
     write(lines.joined(separator: "\r\n") + "\r\n", to: path)
@@ -70,7 +72,9 @@ struct BrokerAdapterTests {
         #expect(Set(ids).count == 3000, "every event delivered at least once")
     }
 
-    @Test("broker stopped → events accepted into the spool → broker started → every event delivered, none twice after dedupe")
+    @Test(
+        "broker stopped → events accepted into the spool → broker started → every event delivered, none twice after dedupe"
+    )
     func spoolDuringOutage() async throws {
         let dir = temporaryFolder("outage")
         let input = writeExport(rows: 500, in: dir)
@@ -116,7 +120,8 @@ struct BrokerAdapterTests {
         connection.brokers[0].password = password
         connection.reconnect = Backoff.Policy(initialDelay: .milliseconds(10), maximumAttempts: 1)
         let unitConnection = connection
-        let (own, other) = try await BlockingThread.run { () throws -> (Result<Int, AMQPError>, Result<Int, AMQPError>) in
+        let (own, other) = try await BlockingThread.run {
+            () throws -> (Result<Int, AMQPError>, Result<Int, AMQPError>) in
             let admin = try Connection.open(LocalBroker.configuration(name: "acl-admin"))
             defer {
                 try? topology.topology.delete(on: admin)

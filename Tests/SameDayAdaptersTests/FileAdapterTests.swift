@@ -86,7 +86,10 @@ struct FileAdapterTests {
         func record(_ fields: [String]) -> SourceRecord {
             SourceRecord(line: 2, endOffset: 0, text: [], fields: fields, syntaxError: nil)
         }
-        let row = ["26734-220518-0007", "2.000884.000.00.00.H29", "26734", "Trần Thị Bình", "Đã tiếp nhận", "18/05/2022 09:02", "Trực tuyến"]
+        let row = [
+            "26734-220518-0007", "2.000884.000.00.00.H29", "26734", "Trần Thị Bình", "Đã tiếp nhận", "18/05/2022 09:02",
+            "Trực tuyến",
+        ]
         guard case .event(let event, let message) = mapper.map(record(row)) else {
             Issue.record("not mapped")
             return
@@ -150,7 +153,8 @@ struct FileAdapterTests {
         let file = try Data(contentsOf: URL(fileURLWithPath: repoPath("deploy/rabbitmq/users.json")))
         #expect(
             file == users.definitionsJSON() + Data("\n".utf8),
-            "regenerate: swift run sameday topology users --unit-systems deploy/adapters/unit-systems.json > deploy/rabbitmq/users.json")
+            "regenerate: swift run sameday topology users --unit-systems deploy/adapters/unit-systems.json > deploy/rabbitmq/users.json"
+        )
         let q1 = users.permissions(users.unitSystems[0])
         #expect(q1.topic?.write == "^[a-z]+\\.(26734|26737|760)\\.[a-z_]+$")
         #expect(users.permissions(users.unitSystems[1]).topic?.write == "^[a-z]+\\.(000_00_18_H29)\\.[a-z_]+$")

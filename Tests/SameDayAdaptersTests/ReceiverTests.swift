@@ -35,7 +35,8 @@ func withReceiver<T: Sendable>(
     forwarder.start()
     defer { forwarder.stop() }
     let app = Application(
-        router: Receiver.router(settings: ReceiverSettings(registry: registry, maxBodyBytes: maxBody), forwarder: forwarder))
+        router: Receiver.router(
+            settings: ReceiverSettings(registry: registry, maxBodyBytes: maxBody), forwarder: forwarder))
     return try await app.test(.router) { client in try await body(client, forwarder) }
 }
 
@@ -44,7 +45,8 @@ func post(_ client: any TestClientProtocol, _ body: String, token: String? = q1T
 ) {
     var headers: HTTPFields = [.contentType: "application/json"]
     if let token { headers[.authorization] = "Bearer \(token)" }
-    return try await client.execute(uri: "/v1/events", method: .post, headers: headers, body: ByteBuffer(string: body)) {
+    return try await client.execute(uri: "/v1/events", method: .post, headers: headers, body: ByteBuffer(string: body))
+    {
         ($0.status, String(buffer: $0.body))
     }
 }
@@ -66,7 +68,9 @@ struct ReceiverTests {
                 "[\(eventJSON("ok-1")), \(eventJSON("bad-1", type: "finished")), \(eventJSON("bad-2", extra: #","fullName":"Nguyễn Văn An""#))]"
             )
             #expect(status == .badRequest)
-            let errors = (try JSONSerialization.jsonObject(with: Data(body.utf8)) as! [String: Any])["errors"] as! [[String: Any]]
+            let errors =
+                (try JSONSerialization.jsonObject(with: Data(body.utf8)) as! [String: Any])["errors"]
+                as! [[String: Any]]
             #expect(errors.count == 2)
             #expect(errors[0]["index"] as? Int == 1 && errors[0]["field"] as? String == "type")
             #expect(errors[1]["index"] as? Int == 2 && errors[1]["field"] as? String == "fullName")
@@ -84,7 +88,9 @@ struct ReceiverTests {
             (status, _) = try await post(client, big)
             #expect(status == .contentTooLarge)
 
-            let health = try await client.execute(uri: "/healthz", method: .get) { ($0.status, String(buffer: $0.body)) }
+            let health = try await client.execute(uri: "/healthz", method: .get) {
+                ($0.status, String(buffer: $0.body))
+            }
             #expect(health.0 == .ok && health.1.contains("\"spoolPendingEvents\":0"))
         }
     }
@@ -110,7 +116,9 @@ struct ReceiverTests {
 
 @Suite("HTTP receiver on the real broker (needs broker)", .serialized)
 struct ReceiverBrokerTests {
-    @Test("happy path: 202 after the broker confirms every event; an outage spools, and the spool drains when the broker is back")
+    @Test(
+        "happy path: 202 after the broker confirms every event; an outage spools, and the spool drains when the broker is back"
+    )
     func happyPathAndRecovery() async throws {
         let dir = temporaryFolder("receiver-live")
         let topology = SameDayTopology(shards: 2, namePrefix: LocalBroker.uniqueName("receiver") + ".")

@@ -52,7 +52,8 @@ let vietnameseProfileJSON = """
 func drainWorkQueues(_ topology: SameDayTopology, name: String) throws -> [String] {
     var ids: [String] = []
     for shard in 0..<topology.shards {
-        let consumer = try Consumer(.init(connection: LocalBroker.configuration(name: name), queue: topology.workQueue(shard)))
+        let consumer = try Consumer(
+            .init(connection: LocalBroker.configuration(name: name), queue: topology.workQueue(shard)))
         defer { consumer.close() }
         while let delivery = try consumer.next(timeout: .milliseconds(600)) {
             ids.append(delivery.messageID ?? "")
@@ -67,7 +68,8 @@ func stoppedBroker(name: String) -> PublisherConfiguration {
     var connection = LocalBroker.configuration(name: name)
     connection.brokers[0].port = 5699
     connection.connectTimeout = .seconds(1)
-    connection.reconnect = Backoff.Policy(initialDelay: .milliseconds(10), maximumDelay: .milliseconds(50), maximumAttempts: 2)
+    connection.reconnect = Backoff.Policy(
+        initialDelay: .milliseconds(10), maximumDelay: .milliseconds(50), maximumAttempts: 2)
     return PublisherConfiguration(connection: connection)
 }
 
