@@ -101,6 +101,32 @@ struct BrokerAdapterTests {
         #expect(ids.count == 500 && Set(ids).count == 500)
     }
 
+    @Test("the users definitions import into RabbitMQ: users without a password, with the generated rights")
+    func usersDefinitionsImport() throws {
+        let system = LocalBroker.uniqueName("system")
+        let supervisor = LocalBroker.uniqueName("supervisor")
+        let users = SameDayBrokerUsers(
+            unitSystems: [.init(name: system, units: ["760", "000.00.18.H29"])], supervisors: [supervisor],
+            topology: SameDayTopology(shards: 4))
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("\(system).json")
+        try users.definitionsJSON().write(to: file)
+        let names = users.allPermissions.map(\.user)
+        defer {
+            for name in names { _ = try? LocalBroker.rabbitmqctl(["delete_user", name]) }
+            try? FileManager.default.removeItem(at: file)
+        }
+        try LocalBroker.rabbitmqctl(["import_definitions", file.path])
+        let permissions = try LocalBroker.rabbitmqctl(["list_permissions", "-q", "--no-table-headers"])
+        #expect(permissions.contains("adapter.\(system)\t^$\t^sameday\\.events$\t^$"))
+        #expect(permissions.contains("supervisor.\(supervisor)\t^$\t^$\t"))
+        let topic = try LocalBroker.rabbitmqctl(["list_topic_permissions", "-q", "--no-table-headers"])
+        #expect(topic.contains("adapter.\(system)\tsameday.events\t^[a-z]+\\.(000_00_18_H29|760)\\.[a-z_]+$\t^$"))
+        // No password was set, so nobody can log in as the user until an operator sets one.
+        #expect(throws: LocalBrokerError.self) {
+            try LocalBroker.rabbitmqctl(["authenticate_user", "adapter.\(system)", ""])
+        }
+    }
+
     @Test("a unit's broker credentials cannot publish another unit's events (403)")
     func leastPrivilege() async throws {
         let topology = SameDayTopology(shards: 1, namePrefix: LocalBroker.uniqueName("acl") + ".")
