@@ -16,7 +16,8 @@ import SameDayCore
 ///   "timeFormats": ["dd/MM/yyyy HH:mm:ss", "dd/MM/yyyy HH:mm", "rfc3339"],
 ///   "statuses": {"Đã tiếp nhận": "received", "Đang xử lý": "skip"},
 ///   "nationalStatusCodes": true,           // also map the national codes 1–10
-///   "channels": {"Trực tiếp": "direct"}, "outcomes": {"Đạt": "approved"}
+///   "channels": {"Trực tiếp": "direct"}, "outcomes": {"Đạt": "approved"},
+///   "eventIdFrom": ["dossier", "status", "occurredAt"]   // derived ids from these fields (default: all)
 /// }
 /// ```
 ///
@@ -46,6 +47,13 @@ public struct MappingProfile: Sendable {
     public var statuses: [String: StatusMapping]
     public var channels: [String: SameDayCore.Channel]
     public var outcomes: [String: Outcome]
+    /// The canonical fields a derived event id is computed from (when the source has no id column).
+    public var eventIdFrom: [Field]
+
+    /// Every canonical field: two records differing in anything get different ids.
+    public static let defaultEventIdFields: [Field] = [
+        .dossier, .unit, .procedure, .status, .occurredAt, .seq, .channel, .outcome, .newDueAt,
+    ]
 
     /// The national status codes (DOMAIN.md §3) and the event types they stand for.
     public static let nationalStatusCodes: [String: EventType] = [
@@ -77,7 +85,7 @@ public struct MappingProfile: Sendable {
         }
         let known: Set<String> = [
             "source", "format", "delimiter", "columns", "unit", "units", "timeFormats", "statuses",
-            "nationalStatusCodes", "channels", "outcomes", "description",
+            "nationalStatusCodes", "channels", "outcomes", "eventIdFrom", "description",
         ]
         for key in object.keys.sorted() where !known.contains(key) {
             throw fail("$.\(key)", "unknown setting (known: \(known.sorted().joined(separator: ", ")))")
@@ -217,10 +225,31 @@ public struct MappingProfile: Sendable {
             }
             outcomes[normalise(label)] = outcome
         }
+        var eventIdFrom = defaultEventIdFields
+        if let value = object["eventIdFrom"] {
+            guard let list = value as? [Any], !list.isEmpty else {
+                throw fail("$.eventIdFrom", "must be a non-empty array of canonical field names")
+            }
+            eventIdFrom = []
+            for (index, item) in list.enumerated() {
+                guard let name = item as? String, let field = Field(rawValue: name), field != .eventId else {
+                    throw fail(
+                        "$.eventIdFrom[\(index)]",
+                        "not a canonical field (expected one of \(defaultEventIdFields.map(\.rawValue).joined(separator: ", ")))"
+                    )
+                }
+                eventIdFrom.append(field)
+            }
+            for needed in [Field.dossier, .status, .occurredAt] where !eventIdFrom.contains(needed) {
+                throw fail(
+                    "$.eventIdFrom",
+                    "must include \(needed.rawValue): without it, different changes of a dossier would get the same id")
+            }
+        }
         return MappingProfile(
             source: source, format: format, delimiter: delimiter, columns: columns, fixedUnit: fixedUnit,
             allowedUnits: allowedUnits, timeFormats: timeFormats, statuses: statuses, channels: channels,
-            outcomes: outcomes)
+            outcomes: outcomes, eventIdFrom: eventIdFrom)
     }
 
     /// Reads a profile file.

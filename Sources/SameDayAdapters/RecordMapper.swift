@@ -146,7 +146,7 @@ public struct RecordMapper: Sendable {
             eventId: "", dossier: values[.dossier]!, unit: unit, procedure: values[.procedure]!, type: type,
             occurredAt: occurredAt, seq: seq, channel: channel, outcome: outcome, newDueAt: newDueAt,
             source: profile.source)
-        event.eventId = values[.eventId] ?? Self.derivedEventID(event)
+        event.eventId = values[.eventId] ?? Self.derivedEventID(event, from: profile.eventIdFrom)
         let message = EventMessage.make(event, configuration: configuration, topology: topology)
         // The core's decoder is the definition of a valid event: run the encoded body through it.
         do {
@@ -166,13 +166,27 @@ public struct RecordMapper: Sendable {
 
     /// `<source>:<first 128 bits of SHA-256 of the normalised record>`: the same record always gets the same id,
     /// so re-running an export publishes duplicates that the worker drops, never new events. The normalised record
-    /// is the canonical fields (not the source's text), so reformatting a date or reordering columns changes nothing.
-    public static func derivedEventID(_ event: DossierEvent) -> String {
-        var key = [event.dossier, event.unit, event.procedure, event.type.name, String(event.occurredAt)]
-        key.append(event.seq.map { String($0) } ?? "")
-        key.append(event.channel?.name ?? "")
-        key.append(event.outcome?.name ?? "")
-        key.append(event.newDueAt.map { String($0) } ?? "")
+    /// is the canonical values of `fields` (not the source's text), so reformatting a date or reordering columns
+    /// changes nothing. Default: every canonical field.
+    public static func derivedEventID(
+        _ event: DossierEvent, from fields: [MappingProfile.Field] = MappingProfile.defaultEventIdFields
+    ) -> String {
+        var key: [String] = []
+        key.reserveCapacity(fields.count)
+        for field in fields {
+            switch field {
+            case .dossier: key.append(event.dossier)
+            case .unit: key.append(event.unit)
+            case .procedure: key.append(event.procedure)
+            case .status: key.append(event.type.name)
+            case .occurredAt: key.append(String(event.occurredAt))
+            case .seq: key.append(event.seq.map { String($0) } ?? "")
+            case .channel: key.append(event.channel?.name ?? "")
+            case .outcome: key.append(event.outcome?.name ?? "")
+            case .newDueAt: key.append(event.newDueAt.map { String($0) } ?? "")
+            case .eventId: break
+            }
+        }
         let digest = SHA256.digest(Array(key.joined(separator: "\u{1F}").utf8))
         return event.source + ":" + SHA256.hexString(digest.prefix(16))
     }

@@ -108,6 +108,19 @@ struct FileAdapterTests {
         later[5] = "18/05/2022 09:03"
         guard case .event(let other, _) = mapper.map(record(later)) else { return }
         #expect(other.eventId != event.eventId)
+        // A profile can derive ids from fewer fields: then a corrected procedure code keeps the id.
+        let narrow = try profile(
+            vietnameseProfileJSON.replacingOccurrences(
+                of: #""source": "motcua-test","#,
+                with: #""source": "motcua-test", "eventIdFrom": ["dossier", "unit", "status", "occurredAt"],"#))
+        let narrowMapper = try RecordMapper(
+            profile: narrow, configuration: hcmc, topology: SameDayTopology(shards: 4), header: header)
+        var corrected = row
+        corrected[1] = "2.000815.000.00.00.H29"
+        guard case .event(let n1, _) = narrowMapper.map(record(row)),
+            case .event(let n2, _) = narrowMapper.map(record(corrected))
+        else { return }
+        #expect(n1.eventId == n2.eventId && n1.eventId != event.eventId)
         // A channel on a non-received event is dropped, not an error.
         var resolved = row
         resolved[4] = "Đã có kết quả"

@@ -50,6 +50,10 @@ struct ProfileTests {
                 "test.json: $.statuses: missing"
             ),
             (
+                #"{"source": "x", "format": "csv", "columns": {"dossier": "d", "procedure": "p", "status": "s", "occurredAt": "t"}, "unit": "760", "nationalStatusCodes": true, "eventIdFrom": ["dossier", "occurredAt"]}"#,
+                "test.json: $.eventIdFrom: must include status"
+            ),
+            (
                 #"{"source": "x", "format": "jsonl", "delimiter": ";", "columns": {}}"#,
                 "test.json: $.delimiter: only for the csv format"
             ),
