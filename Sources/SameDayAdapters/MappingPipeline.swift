@@ -13,7 +13,7 @@ final class MappingPipeline: @unchecked Sendable {
     private var cancelled = false
     private let depth: Int
 
-    init(reader: RecordReader, mapper: RecordMapper, batchSize: Int = 256, depth: Int = 8) {
+    init(reader: RecordReader, mapper: RecordMapper, batchSize: Int = 1024, depth: Int = 4) {
         self.depth = depth
         // The reader moves to the mapping thread and is used only there from now on.
         let handoff = Handoff(reader)
