@@ -109,6 +109,19 @@ public final class DurablePublisher {
         try reconnectAndFlush()
     }
 
+    /// Forgets every event not yet durable (after the caller has reported them as failed, e.g. the spool was
+    /// full), so that they are not written later on behalf of a request that was already refused.
+    public func discardPending() {
+        spoolBuffer.removeAll()
+        if !inflight.isEmpty {
+            // They may still reach the broker: harmless, the caller was told to retry and ids dedupe.
+            inflight.removeAll()
+            tokensByID.removeAll()
+            publisher?.close()
+            publisher = nil
+        }
+    }
+
     public func close() {
         publisher?.close()
         publisher = nil

@@ -141,6 +141,7 @@ public final class EventForwarder: @unchecked Sendable {
                 // The whole group is answered with the error; events of it that did get through are duplicates
                 // when the caller retries, which the worker drops.
                 for job in batch { job.continuation.resume(throwing: error) }
+                publisher.discardPending()
             }
             publisher.onDurable = nil
             setSpooling(publisher.isSpooling)
