@@ -55,7 +55,24 @@ struct PublishCommand: AsyncParsableCommand {
             self.spool, spoolCapacity, self.inputs, self.rejects, self.dryRun, self.flush
         )
         let interactive = isatty(STDERR_FILENO) == 1
-        let anyRejected = try await BlockingThread.run(name: "sameday.publish") { () throws -> Bool in
+        let anyRejected: Bool
+        do {
+            anyRejected = try await publish(
+                configuration: configuration, profile: profile, connection: connection, spoolDir: spoolDir,
+                capacity: capacity, inputs: inputs, rejects: rejects, dryRun: dryRun, flush: flush,
+                interactive: interactive)
+        } catch {
+            printError("sameday: \(error)")
+            throw ExitCode.failure
+        }
+        if anyRejected { throw ExitCode(2) }
+    }
+
+    private func publish(
+        configuration: Configuration, profile: MappingProfile?, connection: PublisherConfiguration, spoolDir: String,
+        capacity: Int64, inputs: [String], rejects: String?, dryRun: Bool, flush: Bool, interactive: Bool
+    ) async throws -> Bool {
+        try await BlockingThread.run(name: "sameday.publish") { () throws -> Bool in
             let topology = SameDayTopology(shards: 4)
             var sink: DurablePublisher?
             if !dryRun {
@@ -94,7 +111,6 @@ struct PublishCommand: AsyncParsableCommand {
             }
             return rejected
         }
-        if anyRejected { throw ExitCode(2) }
     }
 
     private func loadConfiguration() throws -> Configuration {
