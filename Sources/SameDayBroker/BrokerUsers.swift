@@ -95,6 +95,18 @@ public struct SameDayBrokerUsers: Sendable {
             withJSONObject: document, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
     }
 
+    /// One definitions file with the topology and these users (what a broker loads at boot): the topology's
+    /// sections plus `users`, `permissions` and `topic_permissions`.
+    public func definitionsJSON(mergedWith topologyDefinitions: Data, virtualHost: String = "/") -> Data {
+        var document = (try? JSONSerialization.jsonObject(with: topologyDefinitions)) as? [String: Any] ?? [:]
+        let users =
+            (try? JSONSerialization.jsonObject(with: definitionsJSON(virtualHost: virtualHost))) as? [String: Any]
+            ?? [:]
+        for (key, value) in users { document[key] = value }
+        return try! JSONSerialization.data(
+            withJSONObject: document, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+    }
+
     static func regexEscape(_ text: String) -> String {
         var out = ""
         for c in text {

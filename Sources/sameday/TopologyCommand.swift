@@ -43,10 +43,21 @@ struct TopologyCommand: AsyncParsableCommand {
 
         @Option(help: "Number of work shards.") var shards = 4
         @Option(help: "Virtual host.") var vhost = "/"
+        @Option(help: "Also the broker users of this unit-systems registry (one file for the broker to load at boot).")
+        var unitSystems: String?
 
         func run() throws {
             try ShardCount.validate(shards)
-            let data = SameDayTopology(shards: shards).topology.definitionsJSON(virtualHost: vhost)
+            let topology = SameDayTopology(shards: shards)
+            var data = topology.topology.definitionsJSON(virtualHost: vhost)
+            if let unitSystems {
+                try runReportingFailures {
+                    let registry = try UnitSystemRegistry.load(path: unitSystems)
+                    data = SameDayBrokerUsers(
+                        unitSystems: registry.brokerUsers, supervisors: registry.supervisors, topology: topology
+                    ).definitionsJSON(mergedWith: data, virtualHost: vhost)
+                }
+            }
             FileHandle.standardOutput.write(data + Data("\n".utf8))
         }
     }

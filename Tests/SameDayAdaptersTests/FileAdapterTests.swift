@@ -168,6 +168,16 @@ struct FileAdapterTests {
             file == users.definitionsJSON() + Data("\n".utf8),
             "regenerate: swift run sameday topology users --unit-systems deploy/adapters/unit-systems.json > deploy/rabbitmq/users.json"
         )
+        // One boot-time file: the topology's sections and the users' together.
+        let merged =
+            try JSONSerialization.jsonObject(
+                with: users.definitionsJSON(mergedWith: SameDayTopology(shards: 4).topology.definitionsJSON()))
+            as! [String: Any]
+        #expect(
+            Set(merged.keys) == [
+                "vhosts", "exchanges", "queues", "bindings", "users", "permissions", "topic_permissions",
+            ])
+        #expect((merged["users"] as! [Any]).count == 4 && (merged["queues"] as! [Any]).count == 7)
         let q1 = users.permissions(users.unitSystems[0])
         #expect(q1.topic?.write == "^[a-z]+\\.(26734|26737|760)\\.[a-z_]+$")
         #expect(users.permissions(users.unitSystems[1]).topic?.write == "^[a-z]+\\.(000_00_18_H29)\\.[a-z_]+$")
