@@ -127,6 +127,8 @@ struct ReceiverBrokerTests {
             defer { admin.close() }
             try topology.topology.declare(on: admin)
         }
+        // Queues go even if a step below throws (the exchanges are deleted at the end).
+        defer { LocalBroker.deleteQueues(topology.topology.queues.map(\.name)) }
         // Phase 1: broker down, events spooled.
         try await withReceiver(
             publisher: stoppedBroker(name: "receiver-down"), topology: topology, spoolDir: dir + "/spool"
