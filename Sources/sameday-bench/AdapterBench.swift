@@ -47,21 +47,24 @@ struct AdapterBench: AsyncParsableCommand {
             let (adapter, raw) = try await BlockingThread.run(name: "bench.adapter") { () throws -> (Double, Double) in
                 let connection = ConnectionConfiguration(brokers: [broker], connectionName: "sameday-bench.adapter")
                 // Same topology shape for both sides, fresh each time so queue depth does not favour either.
-                func fresh(_ side: String) throws -> (SameDayTopology, Connection) {
+                func fresh(_ side: String) throws -> SameDayTopology {
                     let topology = SameDayTopology(shards: 4, namePrefix: "bench.\(getpid()).\(round).\(side).")
                     let admin = try Connection.open(connection)
+                    defer { admin.close() }
                     try topology.topology.declare(on: admin)
-                    return (topology, admin)
+                    return topology
                 }
                 // Both topologies exist before either side runs and are deleted after both, so that no queue
                 // deletion competes with a measurement; the side that goes first alternates by round.
-                let (rawTopology, rawAdmin) = try fresh("raw")
-                let (topology, admin) = try fresh("adapter")
+                let rawTopology = try fresh("raw")
+                let topology = try fresh("adapter")
                 defer {
-                    try? rawTopology.topology.delete(on: rawAdmin)
-                    try? topology.topology.delete(on: admin)
-                    rawAdmin.close()
-                    admin.close()
+                    // A new connection: one left idle through the measurements would have missed its heartbeats.
+                    if let admin = try? Connection.open(connection) {
+                        try? rawTopology.topology.delete(on: admin)
+                        try? topology.topology.delete(on: admin)
+                        admin.close()
+                    }
                 }
                 // The bare publisher: the same canonical messages, built beforehand.
                 let messages = events.map { EventMessage.make($0, configuration: configuration, topology: rawTopology) }
