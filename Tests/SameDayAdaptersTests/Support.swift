@@ -83,12 +83,18 @@ func withTopology<T: Sendable>(
 ) async throws -> T {
     let topology = SameDayTopology(shards: shards, namePrefix: LocalBroker.uniqueName(purpose) + ".")
     return try await BlockingThread.run {
-        let admin = try Connection.open(LocalBroker.configuration(name: "adapters-admin"))
-        defer {
-            try? topology.topology.delete(on: admin)
-            admin.close()
+        do {
+            let admin = try Connection.open(LocalBroker.configuration(name: "adapters-admin"))
+            defer { admin.close() }
+            try topology.topology.declare(on: admin)
         }
-        try topology.topology.declare(on: admin)
+        defer {
+            // A fresh connection: one idle through the test could have missed its heartbeats.
+            if let admin = try? Connection.open(LocalBroker.configuration(name: "adapters-admin")) {
+                try? topology.topology.delete(on: admin)
+                admin.close()
+            }
+        }
         return try body(topology)
     }
 }
