@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // rabbitmq-c, Debian's librabbitmq-dev (0.11), with a shim for the variadic login functions.
@@ -35,6 +36,16 @@ let package = Package(
         ),
         // SameDay's names on the broker: exchanges, shard queues, routing keys, the topology and definitions.json.
         .target(name: "SameDayBroker", dependencies: ["RabbitMQ", "SameDayCore"]),
+        // Producer adapters: mapping profiles, file publishing with checkpoints, the durable spool, receiver auth.
+        .target(name: "SameDayAdapters", dependencies: ["RabbitMQ", "SameDayBroker", "SameDayCore"]),
+        // The HTTP receiver for unit systems that call out; its own target keeps Hummingbird out of the rest.
+        .target(
+            name: "SameDayReceiver",
+            dependencies: [
+                "SameDayAdapters", "SameDayCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ]
+        ),
         // The domain, pure and deterministic: no clock, no I/O beyond decoding what it is handed.
         .target(name: "SameDayCore"),
         // Durable worker state in SQLite: the event log (also the processed-id set), dossiers and their timers, the
@@ -54,7 +65,7 @@ let package = Package(
         .executableTarget(
             name: "sameday",
             dependencies: [
-                "RabbitMQ", "SameDayBroker", "SameDayCore", "SameDayWorker",
+                "RabbitMQ", "SameDayBroker", "SameDayCore", "SameDayWorker", "SameDayAdapters", "SameDayReceiver",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -62,7 +73,7 @@ let package = Package(
         .executableTarget(
             name: "sameday-bench",
             dependencies: [
-                "RabbitMQ", "SameDayBroker", "SameDayCore", "SameDayWorker",
+                "RabbitMQ", "SameDayBroker", "SameDayCore", "SameDayWorker", "SameDayAdapters",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -76,6 +87,13 @@ let package = Package(
             dependencies: ["SameDayWorker", "SameDayStore", "SameDayCore", "SameDayBroker", "RabbitMQ", "SameDayTestKit"]
         ),
         .testTarget(name: "SameDayBrokerTests", dependencies: ["SameDayBroker", "RabbitMQ", "SameDayTestKit"]),
+        .testTarget(
+            name: "SameDayAdaptersTests",
+            dependencies: [
+                "SameDayAdapters", "SameDayReceiver", "SameDayBroker", "SameDayCore", "RabbitMQ", "SameDayTestKit",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
         .testTarget(
             name: "SameDayCoreTests",
             dependencies: [

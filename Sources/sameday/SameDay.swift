@@ -8,7 +8,8 @@ struct SameDay: AsyncParsableCommand {
         abstract: "Same-day resolution of administrative-procedure dossiers: deadlines, SLA alerts, rollups.",
         subcommands: [
             DeadlineCommand.self, ReplayCommand.self, ReportCommand.self, ExplainCommand.self, SimulateCommand.self,
-            TopologyCommand.self, WorkerCommand.self, AlertsCommand.self, DeadLettersCommand.self,
+            TopologyCommand.self, WorkerCommand.self, AlertsCommand.self, DeadLettersCommand.self, PublishCommand.self,
+            ReceiveCommand.self,
         ]
     )
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RabbitMQ
+import SameDayAdapters
 import SameDayBroker
 
 /// `sameday topology declare|definitions`: the broker objects SameDay needs, declared over AMQP or printed as a
@@ -9,7 +10,7 @@ struct TopologyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "topology",
         abstract: "Declare SameDay's exchanges and queues on a broker, or print them as RabbitMQ definitions.",
-        subcommands: [Declare.self, Definitions.self])
+        subcommands: [Declare.self, Definitions.self, Users.self])
 
     struct Declare: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -43,11 +44,46 @@ struct TopologyCommand: AsyncParsableCommand {
 
         @Option(help: "Number of work shards.") var shards = 4
         @Option(help: "Virtual host.") var vhost = "/"
+        @Option(help: "Also the broker users of this unit-systems registry (one file for the broker to load at boot).")
+        var unitSystems: String?
 
         func run() throws {
             try ShardCount.validate(shards)
-            let data = SameDayTopology(shards: shards).topology.definitionsJSON(virtualHost: vhost)
+            let topology = SameDayTopology(shards: shards)
+            var data = topology.topology.definitionsJSON(virtualHost: vhost)
+            if let unitSystems {
+                try runReportingFailures {
+                    let registry = try UnitSystemRegistry.load(path: unitSystems)
+                    data = SameDayBrokerUsers(
+                        unitSystems: registry.brokerUsers, supervisors: registry.supervisors, topology: topology
+                    ).definitionsJSON(mergedWith: data, virtualHost: vhost)
+                }
+            }
             FileHandle.standardOutput.write(data + Data("\n".utf8))
+        }
+    }
+}
+
+extension TopologyCommand {
+    /// Broker users for least privilege, from the unit-systems registry (deploy/rabbitmq/users.json is this
+    /// command's output for deploy/adapters/unit-systems.json; a test keeps them equal).
+    struct Users: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract:
+                "Print one broker user per unit system (write only its own units' routing keys) and read-only supervisor users, as RabbitMQ definitions."
+        )
+
+        @Option(help: "Unit-systems registry (JSON).") var unitSystems: String
+        @Option(help: "Virtual host.") var vhost = "/"
+
+        func run() throws {
+            try runReportingFailures {
+                let registry = try UnitSystemRegistry.load(path: unitSystems)
+                let users = SameDayBrokerUsers(
+                    unitSystems: registry.brokerUsers, supervisors: registry.supervisors,
+                    topology: SameDayTopology(shards: 4))
+                FileHandle.standardOutput.write(users.definitionsJSON(virtualHost: vhost) + Data("\n".utf8))
+            }
         }
     }
 }

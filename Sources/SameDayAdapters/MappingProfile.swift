@@ -1,0 +1,371 @@
+import Foundation
+import SameDayCore
+
+/// How one unit system's export maps to canonical events (docs/adapters.md, "Writing a profile"). A JSON file:
+///
+/// ```json
+/// {
+///   "source": "motcua-q1",                 // the event's `source`, and the prefix of derived event ids
+///   "format": "csv",                       // "csv" or "jsonl"
+///   "delimiter": "auto",                   // csv only: ";", "," or "auto" (from the header line)
+///   "columns": {"dossier": "Mã hồ sơ", "procedure": "Mã TTHC", "status": "Trạng thái",
+///               "occurredAt": "Thời gian", "unit": "Mã đơn vị", "eventId": …, "seq": …, "channel": …,
+///               "outcome": …, "newDueAt": …},   // source column (csv) or key (jsonl) per canonical field
+///   "unit": "760",                         // the unit when there is no unit column
+///   "units": ["760", "26734"],             // optional: the only units this system may publish for
+///   "timeFormats": ["dd/MM/yyyy HH:mm:ss", "dd/MM/yyyy HH:mm", "rfc3339"],
+///   "statuses": {"Đã tiếp nhận": "received", "Đang xử lý": "skip"},
+///   "nationalStatusCodes": true,           // also map the national codes 1–10
+///   "channels": {"Trực tiếp": "direct"}, "outcomes": {"Đạt": "approved"},
+///   "eventIdFrom": ["dossier", "status", "occurredAt"]   // derived ids from these fields (default: all)
+/// }
+/// ```
+///
+/// Columns the profile does not name are never read, so personal data in an export (names, ID numbers, phone
+/// numbers) never reaches an event.
+public struct MappingProfile: Sendable {
+    public enum Format: String, Sendable { case csv, jsonl }
+    /// The canonical fields a profile can take from the source.
+    public enum Field: String, CaseIterable, Sendable {
+        case dossier, procedure, status, occurredAt, unit, eventId, seq, channel, outcome, newDueAt
+    }
+    /// What a status value becomes: an event type, or nothing (a status that is not a change SameDay tracks).
+    public enum StatusMapping: Sendable, Equatable {
+        case event(EventType)
+        case skip
+    }
+
+    public var source: String
+    public var format: Format
+    /// nil: detect from the header line.
+    public var delimiter: UInt8?
+    public var columns: [Field: String]
+    public var fixedUnit: String?
+    public var allowedUnits: Set<String>?
+    public var timeFormats: [TimeFormat]
+    /// Keys are normalised with `MappingProfile.normalise` (trimmed, lower-cased).
+    public var statuses: [String: StatusMapping]
+    public var channels: [String: SameDayCore.Channel]
+    public var outcomes: [String: Outcome]
+    /// The canonical fields a derived event id is computed from (when the source has no id column).
+    public var eventIdFrom: [Field]
+
+    /// Every canonical field: two records differing in anything get different ids.
+    public static let defaultEventIdFields: [Field] = [
+        .dossier, .unit, .procedure, .status, .occurredAt, .seq, .channel, .outcome, .newDueAt,
+    ]
+
+    /// The national status codes (DOMAIN.md §3) and the event types they stand for.
+    public static let nationalStatusCodes: [String: EventType] = [
+        "1": .submitted, "2": .received, "3": .refused, "4": .transferred, "5": .supplementRequested,
+        "6": .feeRequested, "7": .withdrawn, "8": .stopped, "9": .resolved, "10": .returned,
+    ]
+
+    /// Status, channel and outcome values are compared trimmed and lower-cased (Swift compares Vietnamese text
+    /// by canonical equivalence, so composed and decomposed diacritics match).
+    public static func normalise(_ value: some StringProtocol) -> String {
+        value.trimmingCharacters(in: .whitespaces).lowercased()
+    }
+
+    /// Reads and checks a profile; every error names the file, the JSON path and what is wrong.
+    public static func parse(_ bytes: [UInt8], file: String) throws(ProfileError) -> MappingProfile {
+        func fail(_ path: String, _ message: String) -> ProfileError {
+            ProfileError(file: file, path: path, message: message)
+        }
+        let object: [String: Any]
+        do {
+            guard let parsed = try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {
+                throw fail("$", "the profile must be a JSON object")
+            }
+            object = parsed
+        } catch let error as ProfileError {
+            throw error
+        } catch {
+            throw fail("$", "not valid JSON (\((error as NSError).localizedDescription))")
+        }
+        let known: Set<String> = [
+            "source", "format", "delimiter", "columns", "unit", "units", "timeFormats", "statuses",
+            "nationalStatusCodes", "channels", "outcomes", "eventIdFrom", "description",
+        ]
+        for key in object.keys.sorted() where !known.contains(key) {
+            throw fail("$.\(key)", "unknown setting (known: \(known.sorted().joined(separator: ", ")))")
+        }
+        func string(_ key: String, required: Bool) throws(ProfileError) -> String? {
+            guard let value = object[key] else {
+                if required { throw fail("$.\(key)", "missing") }
+                return nil
+            }
+            guard let text = value as? String, !text.isEmpty else {
+                throw fail("$.\(key)", "must be a non-empty string")
+            }
+            return text
+        }
+        func stringMap(_ key: String) throws(ProfileError) -> [String: String] {
+            guard let value = object[key] else { return [:] }
+            guard let map = value as? [String: Any] else { throw fail("$.\(key)", "must be an object") }
+            var out: [String: String] = [:]
+            for (k, v) in map {
+                guard let text = v as? String else { throw fail("$.\(key).\(k)", "must be a string") }
+                out[k] = text
+            }
+            return out
+        }
+
+        let source = try string("source", required: true)!
+        guard source.utf8.count <= 64, source.allSatisfy({ !$0.isWhitespace }) else {
+            throw fail("$.source", "at most 64 bytes, no spaces (it prefixes derived event ids, which are ≤ 128 bytes)")
+        }
+        let formatText = try string("format", required: true)!
+        guard let format = Format(rawValue: formatText) else {
+            throw fail("$.format", "\"\(formatText)\" is not a format (expected \"csv\" or \"jsonl\")")
+        }
+        var delimiter: UInt8?
+        if let text = try string("delimiter", required: false) {
+            guard format == .csv else { throw fail("$.delimiter", "only for the csv format") }
+            switch text {
+            case ";": delimiter = UInt8(ascii: ";")
+            case ",": delimiter = UInt8(ascii: ",")
+            case "auto": delimiter = nil
+            default: throw fail("$.delimiter", "\"\(text)\" is not a delimiter (expected \";\", \",\" or \"auto\")")
+            }
+        }
+
+        var columns: [Field: String] = [:]
+        for (key, name) in try stringMap("columns") {
+            guard let field = Field(rawValue: key) else {
+                throw fail(
+                    "$.columns.\(key)",
+                    "not a canonical field (expected one of \(Field.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            guard !name.trimmingCharacters(in: .whitespaces).isEmpty else {
+                throw fail("$.columns.\(key)", "the column name is empty")
+            }
+            columns[field] = name
+        }
+        for field in [Field.dossier, .procedure, .status, .occurredAt] where columns[field] == nil {
+            throw fail("$.columns.\(field.rawValue)", "missing: every event needs its \(field.rawValue)")
+        }
+        let fixedUnit = try string("unit", required: false)
+        switch (columns[.unit], fixedUnit) {
+        case (nil, nil):
+            throw fail("$.columns.unit", "missing: name a unit column, or set \"unit\" to a fixed unit code")
+        case (.some, .some): throw fail("$.unit", "set either a fixed unit or columns.unit, not both")
+        default: break
+        }
+        var allowedUnits: Set<String>?
+        if let value = object["units"] {
+            guard let list = value as? [Any], !list.isEmpty, list.allSatisfy({ $0 is String }) else {
+                throw fail("$.units", "must be a non-empty array of unit codes")
+            }
+            allowedUnits = Set(list.map { $0 as! String })
+        }
+        if let fixedUnit, let allowedUnits, !allowedUnits.contains(fixedUnit) {
+            throw fail("$.unit", "\"\(fixedUnit)\" is not in \"units\"")
+        }
+
+        var timeFormats: [TimeFormat] = []
+        if let value = object["timeFormats"] {
+            guard let list = value as? [Any], !list.isEmpty else {
+                throw fail("$.timeFormats", "must be a non-empty array of patterns")
+            }
+            for (index, item) in list.enumerated() {
+                guard let pattern = item as? String else { throw fail("$.timeFormats[\(index)]", "must be a string") }
+                do {
+                    timeFormats.append(try TimeFormat(pattern))
+                } catch {
+                    throw fail("$.timeFormats[\(index)]", error.message)
+                }
+            }
+        } else {
+            timeFormats = [.rfc3339]
+        }
+
+        var statuses: [String: StatusMapping] = [:]
+        if let value = object["nationalStatusCodes"] {
+            guard let flag = value as? Bool else {
+                throw fail("$.nationalStatusCodes", "must be true or false")
+            }
+            if flag { for (code, type) in nationalStatusCodes { statuses[code] = .event(type) } }
+        }
+        for (label, target) in try stringMap("statuses") {
+            let mapping: StatusMapping
+            if target == "skip" {
+                mapping = .skip
+            } else if let type = EventType(name: target) {
+                mapping = .event(type)
+            } else {
+                throw fail(
+                    "$.statuses.\(label)",
+                    "\"\(target)\" is not an event type (expected \"skip\" or one of \(EventType.allCases.map(\.name).joined(separator: ", ")))"
+                )
+            }
+            statuses[normalise(label)] = mapping
+            // The label as written too, so that an export using the profile's own spelling needs no lower-casing.
+            statuses[label.trimmingCharacters(in: .whitespaces)] = mapping
+        }
+        guard !statuses.isEmpty else {
+            throw fail(
+                "$.statuses", "missing: map the unit system's status values, or set \"nationalStatusCodes\": true")
+        }
+
+        var channels: [String: SameDayCore.Channel] = [
+            "direct": .direct, "online": .online, "postal": .postal, "trực tiếp": .direct, "trực tuyến": .online,
+            "bưu chính": .postal, "bưu chính công ích": .postal,
+        ]
+        for (label, target) in try stringMap("channels") {
+            guard let channel = SameDayCore.Channel.allCases.first(where: { $0.name == target }) else {
+                throw fail("$.channels.\(label)", "\"\(target)\" is not a channel (expected direct, online or postal)")
+            }
+            channels[normalise(label)] = channel
+        }
+        var outcomes: [String: Outcome] = ["approved": .approved, "rejected": .rejected]
+        for (label, target) in try stringMap("outcomes") {
+            guard let outcome = Outcome.allCases.first(where: { $0.name == target }) else {
+                throw fail("$.outcomes.\(label)", "\"\(target)\" is not an outcome (expected approved or rejected)")
+            }
+            outcomes[normalise(label)] = outcome
+        }
+        var eventIdFrom = defaultEventIdFields
+        if let value = object["eventIdFrom"] {
+            guard let list = value as? [Any], !list.isEmpty else {
+                throw fail("$.eventIdFrom", "must be a non-empty array of canonical field names")
+            }
+            eventIdFrom = []
+            for (index, item) in list.enumerated() {
+                guard let name = item as? String, let field = Field(rawValue: name), field != .eventId else {
+                    throw fail(
+                        "$.eventIdFrom[\(index)]",
+                        "not a canonical field (expected one of \(defaultEventIdFields.map(\.rawValue).joined(separator: ", ")))"
+                    )
+                }
+                eventIdFrom.append(field)
+            }
+            for needed in [Field.dossier, .status, .occurredAt] where !eventIdFrom.contains(needed) {
+                throw fail(
+                    "$.eventIdFrom",
+                    "must include \(needed.rawValue): without it, different changes of a dossier would get the same id")
+            }
+        }
+        return MappingProfile(
+            source: source, format: format, delimiter: delimiter, columns: columns, fixedUnit: fixedUnit,
+            allowedUnits: allowedUnits, timeFormats: timeFormats, statuses: statuses, channels: channels,
+            outcomes: outcomes, eventIdFrom: eventIdFrom)
+    }
+
+    /// Reads a profile file.
+    public static func load(path: String) throws(ProfileError) -> MappingProfile {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ProfileError(file: path, path: "$", message: "cannot read the file")
+        }
+        return try parse([UInt8](data), file: path)
+    }
+}
+
+/// A profile that cannot be used: the file, the JSON path (`$.columns.status`) and what is wrong.
+public struct ProfileError: Error, Equatable, Sendable, CustomStringConvertible {
+    public var file: String
+    public var path: String
+    public var message: String
+    public var description: String { "\(file): \(path): \(message)" }
+}
+
+/// A date-time pattern of the unit system's exports, read as local time in UTC+07:00 (DOMAIN.md §2).
+///
+/// Tokens: `yyyy`, `MM`/`M`, `dd`/`d`, `HH`/`H`, `mm`, `ss`; any other character must appear as is.
+/// `rfc3339` accepts a full timestamp with offset.
+public struct TimeFormat: Sendable, Equatable {
+    enum Token: Equatable {
+        case year, month(minDigits: Int), day(minDigits: Int), hour(minDigits: Int), minute, second
+        case literal(UInt8)
+    }
+    public let pattern: String
+    let tokens: [Token]?
+
+    public static let rfc3339 = TimeFormat(pattern: "rfc3339", tokens: nil)
+
+    private init(pattern: String, tokens: [Token]?) {
+        self.pattern = pattern
+        self.tokens = tokens
+    }
+
+    public struct PatternError: Error { var message: String }
+
+    public init(_ pattern: String) throws(PatternError) {
+        if pattern == "rfc3339" {
+            self = .rfc3339
+            return
+        }
+        var tokens: [Token] = []
+        let bytes = Array(pattern.utf8)
+        var i = 0
+        func run(_ c: UInt8) -> Int {
+            var n = 0
+            while i + n < bytes.count && bytes[i + n] == c { n += 1 }
+            return n
+        }
+        while i < bytes.count {
+            let c = bytes[i]
+            let n = run(c)
+            switch (c, n) {
+            case (UInt8(ascii: "y"), 4): tokens.append(.year)
+            case (UInt8(ascii: "M"), 1...2): tokens.append(.month(minDigits: n))
+            case (UInt8(ascii: "d"), 1...2): tokens.append(.day(minDigits: n))
+            case (UInt8(ascii: "H"), 1...2): tokens.append(.hour(minDigits: n))
+            case (UInt8(ascii: "m"), 2): tokens.append(.minute)
+            case (UInt8(ascii: "s"), 2): tokens.append(.second)
+            case (UInt8(ascii: "y"), _), (UInt8(ascii: "M"), _), (UInt8(ascii: "d"), _), (UInt8(ascii: "H"), _),
+                (UInt8(ascii: "m"), _), (UInt8(ascii: "s"), _):
+                throw PatternError(
+                    message:
+                        "\"\(pattern)\": \"\(String(repeating: Character(UnicodeScalar(c)), count: n))\" is not a token (use yyyy, MM, M, dd, d, HH, H, mm, ss or \"rfc3339\")"
+                )
+            default:
+                guard c < 0x80, !(UInt8(ascii: "a")...UInt8(ascii: "z")).contains(c | 0x20) else {
+                    throw PatternError(
+                        message: "\"\(pattern)\": letter \"\(Character(UnicodeScalar(c)))\" is not a token")
+                }
+                for _ in 0..<n { tokens.append(.literal(c)) }
+            }
+            i += n
+        }
+        guard tokens.contains(.year), tokens.contains(where: { if case .day = $0 { true } else { false } }),
+            tokens.contains(where: { if case .month = $0 { true } else { false } })
+        else { throw PatternError(message: "\"\(pattern)\": a pattern needs yyyy, MM and dd") }
+        self.init(pattern: pattern, tokens: tokens)
+    }
+
+    /// The instant `text` names, or nil if it does not match or is not a real date and time.
+    public func parse(_ text: some StringProtocol) -> Instant? {
+        guard let tokens else { return RFC3339.parse(String(text)) }
+        let bytes = Array(text.utf8)
+        var i = 0
+        var (year, month, day, hour, minute, second) = (0, 0, 0, 0, 0, 0)
+        func digits(min: Int, max: Int) -> Int? {
+            var n = 0
+            var value = 0
+            while n < max, i < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[i]) {
+                value = value * 10 + Int(bytes[i] - UInt8(ascii: "0"))
+                n += 1
+                i += 1
+            }
+            return n >= min ? value : nil
+        }
+        for token in tokens {
+            switch token {
+            case .year: guard let v = digits(min: 4, max: 4) else { return nil }; year = v
+            case .month(let m): guard let v = digits(min: m, max: 2) else { return nil }; month = v
+            case .day(let m): guard let v = digits(min: m, max: 2) else { return nil }; day = v
+            case .hour(let m): guard let v = digits(min: m, max: 2) else { return nil }; hour = v
+            case .minute: guard let v = digits(min: 2, max: 2) else { return nil }; minute = v
+            case .second: guard let v = digits(min: 2, max: 2) else { return nil }; second = v
+            case .literal(let c):
+                guard i < bytes.count, bytes[i] == c else { return nil }
+                i += 1
+            }
+        }
+        guard i == bytes.count, hour < 24, minute < 60, second < 60,
+            let date = LocalDate(year: year, month: month, day: day)
+        else { return nil }
+        return date.startInstant + Int64(hour * 3600 + minute * 60 + second)
+    }
+}

@@ -1,0 +1,85 @@
+import Foundation
+import SameDayBroker
+
+/// The unit systems wired to SameDay (`deploy/adapters/unit-systems.json`): for each, the units it may publish
+/// for and the SHA-256 of its HTTP bearer token; plus the supervisors who read alert queues. The same file gives
+/// the HTTP receiver its tokens and the broker its users (`sameday topology users`).
+///
+/// ```json
+/// {"unitSystems": [{"name": "motcua-q1", "units": ["760", "26734"], "tokenSHA256": "<64 hex digits>"}],
+///  "supervisors": ["sonoivu"]}
+/// ```
+/// Tokens are never stored: `sameday receive --hash-token` prints the hash of a new one.
+public struct UnitSystemRegistry: Sendable {
+    public struct System: Sendable, Equatable {
+        public var name: String
+        public var units: Set<String>
+        public var tokenSHA256: String?
+
+        public init(name: String, units: Set<String>, tokenSHA256: String?) {
+            self.name = name
+            self.units = units
+            self.tokenSHA256 = tokenSHA256
+        }
+    }
+
+    public var systems: [System]
+    public var supervisors: [String]
+    private var byTokenHash: [String: Int]
+
+    public init(systems: [System], supervisors: [String] = []) {
+        self.systems = systems
+        self.supervisors = supervisors
+        var index: [String: Int] = [:]
+        for (i, system) in systems.enumerated() { if let hash = system.tokenSHA256 { index[hash] = i } }
+        byTokenHash = index
+    }
+
+    /// The system that holds `token`, compared by hash (the registry never holds a token itself).
+    public func system(bearerToken token: String) -> System? {
+        byTokenHash[SHA256.hex(Array(token.utf8))].map { systems[$0] }
+    }
+
+    public var brokerUsers: [SameDayBrokerUsers.UnitSystem] {
+        systems.map { .init(name: $0.name, units: $0.units.sorted()) }
+    }
+
+    public static func parse(_ bytes: [UInt8], file: String) throws -> UnitSystemRegistry {
+        func fail(_ path: String, _ message: String) -> AdapterError { AdapterError("\(file): \(path): \(message)") }
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] else {
+            throw fail("$", "not a JSON object")
+        }
+        for key in object.keys.sorted() where !["unitSystems", "supervisors", "description"].contains(key) {
+            throw fail("$.\(key)", "unknown setting (known: unitSystems, supervisors)")
+        }
+        guard let list = object["unitSystems"] as? [Any] else { throw fail("$.unitSystems", "missing: an array") }
+        var systems: [System] = []
+        var names = Set<String>()
+        for (i, item) in list.enumerated() {
+            let path = "$.unitSystems[\(i)]"
+            guard let entry = item as? [String: Any] else { throw fail(path, "must be an object") }
+            guard let name = entry["name"] as? String, !name.isEmpty,
+                name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" })
+            else { throw fail("\(path).name", "missing or not a simple name (letters, digits, - and _)") }
+            guard names.insert(name).inserted else { throw fail("\(path).name", "\"\(name)\" appears twice") }
+            guard let units = entry["units"] as? [String], !units.isEmpty else {
+                throw fail("\(path).units", "missing: a non-empty array of unit codes")
+            }
+            var hash: String?
+            if let value = entry["tokenSHA256"] {
+                guard let text = value as? String, text.count == 64,
+                    text.allSatisfy({ $0.isHexDigit && !$0.isUppercase })
+                else { throw fail("\(path).tokenSHA256", "must be 64 lower-case hex digits (SHA-256 of the token)") }
+                hash = text
+            }
+            systems.append(System(name: name, units: Set(units), tokenSHA256: hash))
+        }
+        let supervisors = object["supervisors"] as? [String] ?? []
+        return UnitSystemRegistry(systems: systems, supervisors: supervisors)
+    }
+
+    public static func load(path: String) throws -> UnitSystemRegistry {
+        guard let data = FileManager.default.contents(atPath: path) else { throw AdapterError("\(path): cannot read") }
+        return try parse([UInt8](data), file: path)
+    }
+}
