@@ -27,9 +27,9 @@ $BIN simulate --config "$CONFIG" --from 2022-05-15 --days 32 --per-unit 3 --out 
 echo "== 2. Four workers, one per shard (clock: the events' own time, to replay a past month) =="
 pids=()
 for n in $(seq 0 $((SHARDS - 1))); do
-  SAMEDAY_SHARD=$n SAMEDAY_STATE_DIR="$OUT/worker/shard-$n" SAMEDAY_DOMAIN_CONFIG="$CONFIG" SAMEDAY_CLOCK=events \
+  SAMEDAY_SHARD=$n SAMEDAY_SHARDS=$SHARDS SAMEDAY_STATE_DIR="$OUT/worker/shard-$n" SAMEDAY_DOMAIN_CONFIG="$CONFIG" SAMEDAY_CLOCK=events \
     SAMEDAY_METRICS_LISTEN="127.0.0.1:$((9464 + n))" \
-    $BIN worker --config deploy/worker.json --log-level warning 2>"$OUT/worker-$n.log" &
+    $BIN worker --log-level warning 2>"$OUT/worker-$n.log" &
   pids+=($!)
 done
 # A supervisor of District 1 (Quận 1) at her desk, watching its overdue dossiers.
@@ -49,9 +49,12 @@ for _ in $(seq 1 600); do
     applied=$((applied + c))
   done
   [ "$applied" -ge "$expected" ] && break
+  for pid in "${pids[@]}"; do
+    kill -0 "$pid" 2>/dev/null || { echo "a worker stopped early:"; cat "$OUT"/worker-*.log; exit 1; }
+  done
   sleep 1
 done
-echo "applied $applied of $expected events"
+echo "applied $applied of $expected events; shard 0's metrics (http://127.0.0.1:9464/metrics):"
 curl -fsS http://127.0.0.1:9464/metrics 2>/dev/null | grep -E '^sameday_(events_total|alerts_total|dossiers|commit_seconds)' || true
 kill -TERM "${pids[@]}"; wait "${pids[@]}" || true
 kill "$watcher" 2>/dev/null || true

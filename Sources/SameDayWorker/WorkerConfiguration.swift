@@ -20,7 +20,8 @@ import RabbitMQ
 /// | `snapshotSeconds` | | 60 | intraday rollup snapshot interval |
 /// | `metricsListen` | `SAMEDAY_METRICS_LISTEN` | `127.0.0.1:9464` | Prometheus `/metrics`, `/healthz`, `/readyz`; empty: off |
 /// | `heartbeatSeconds` | | 30 | AMQP heartbeat |
-/// | `sourceSilence` | `SAMEDAY_SOURCE_SILENCE` (0: off) | true | raise `source_silent` when a unit that sends events goes quiet (`alerting.json`) |
+/// | `shards` | `SAMEDAY_SHARDS` | 1 | how many shards the deployment has (each worker sees 1/shards of a unit's events) |
+/// | `sourceSilence` | `SAMEDAY_SOURCE_SILENCE` (0/1) | on when `shards` is 1 | raise `source_silent` when a unit goes quiet (`alerting.json`); a worker that sees only part of a unit's events would take its own share of them for silence |
 public struct WorkerConfiguration: Sendable, Codable, Equatable {
     public var brokers: [String] = ["amqp://127.0.0.1:5672/%2F"]
     public var credentialsFile: String?
@@ -37,7 +38,11 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
     public var snapshotSeconds = 60
     public var metricsListen = "127.0.0.1:9464"
     public var heartbeatSeconds = 30
-    public var sourceSilence = true
+    public var shards = 1
+    /// Nil: decided by `shards` (see the table above).
+    public var sourceSilence: Bool?
+    /// Whether this worker watches units for silence.
+    public var watchesSourceSilence: Bool { sourceSilence ?? (shards == 1) }
 
     public init() {}
 
@@ -81,7 +86,9 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
             }
         }
         if let urls = environment["SAMEDAY_AMQP_URL"] { configuration.brokers = [urls] }
-        if let file = environment["SAMEDAY_AMQP_CREDENTIALS_FILE"] { configuration.credentialsFile = file }
+        if let file = environment["SAMEDAY_AMQP_CREDENTIALS_FILE"] {
+            configuration.credentialsFile = file.isEmpty ? nil : file  // empty: the URLs' own credentials
+        }
         if let shard = environment["SAMEDAY_SHARD"] {
             guard let value = Int(shard) else { throw Invalid(description: "SAMEDAY_SHARD=\(shard): not a number") }
             configuration.shard = value
@@ -93,6 +100,10 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
         if let folder = environment["SAMEDAY_ROLLUPS_DIR"] { configuration.rollupsDirectory = folder }
         if let listen = environment["SAMEDAY_METRICS_LISTEN"] { configuration.metricsListen = listen }
         if let silence = environment["SAMEDAY_SOURCE_SILENCE"] { configuration.sourceSilence = silence != "0" }
+        if let shards = environment["SAMEDAY_SHARDS"] {
+            guard let value = Int(shards) else { throw Invalid(description: "SAMEDAY_SHARDS=\(shards): not a number") }
+            configuration.shards = value
+        }
         if let clock = environment["SAMEDAY_CLOCK"] {
             guard let mode = ClockMode(rawValue: clock) else {
                 throw Invalid(description: "SAMEDAY_CLOCK=\(clock): expected wall or events")
@@ -104,7 +115,9 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
     }
 
     func validate() throws {
-        guard shard >= 0 else { throw Invalid(description: "shard must be ≥ 0") }
+        guard shards >= 1, (0..<shards).contains(shard) else {
+            throw Invalid(description: "shard \(shard) is not one of the \(shards) shards (0…\(shards - 1))")
+        }
         guard (1...65535).contains(prefetch) else { throw Invalid(description: "prefetch must be 1…65535") }
         guard batchSize >= 1, batchSize <= prefetch else {
             throw Invalid(description: "batchSize must be between 1 and prefetch (\(prefetch))")
@@ -136,7 +149,7 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case brokers, credentialsFile, shard, namePrefix, domainConfig, stateDirectory, alertsDirectory,
             rollupsDirectory, clock, prefetch, batchSize, batchDelayMilliseconds, snapshotSeconds, metricsListen,
-            heartbeatSeconds, sourceSilence
+            heartbeatSeconds, sourceSilence, shards
         static var allKeys: [String] { allCases.map(\.rawValue) }
     }
 
@@ -160,6 +173,7 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
         metricsListen = try container.decodeIfPresent(String.self, forKey: .metricsListen) ?? defaults.metricsListen
         heartbeatSeconds =
             try container.decodeIfPresent(Int.self, forKey: .heartbeatSeconds) ?? defaults.heartbeatSeconds
-        sourceSilence = try container.decodeIfPresent(Bool.self, forKey: .sourceSilence) ?? defaults.sourceSilence
+        sourceSilence = try container.decodeIfPresent(Bool.self, forKey: .sourceSilence)
+        shards = try container.decodeIfPresent(Int.self, forKey: .shards) ?? defaults.shards
     }
 }

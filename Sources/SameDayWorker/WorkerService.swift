@@ -46,7 +46,7 @@ public final class WorkerService {
         let store = try WorkerStore(path: configuration.databasePath)
         let engine = WorkerEngine(
             configuration: domain, store: store, clockMode: configuration.clock, clock: clock,
-            sourceSilence: configuration.sourceSilence, logger: logger)
+            sourceSilence: configuration.watchesSourceSilence, logger: logger)
         let summary = try engine.rebuild()
         logger.info(
             "worker state rebuilt",

@@ -85,6 +85,7 @@ enum AlertLine {
             switch minutes {
             case .none: ""
             case .some(let m) where m < 0: "\(-m) min late"
+            case .some(0): "due now"
             case .some(let m): "\(m) min left"
             }
         let recipients = (alert["recipients"] as? [String])?.joined(separator: ", ") ?? ""

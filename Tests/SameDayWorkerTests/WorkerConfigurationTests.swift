@@ -21,7 +21,10 @@ struct WorkerConfigurationTests {
     func environment() throws {
         let path = try write(#"{"shard": 1, "clock": "wall", "stateDirectory": "/srv/a"}"#)
         let configuration = try WorkerConfiguration.load(
-            path: path, environment: ["SAMEDAY_SHARD": "3", "SAMEDAY_CLOCK": "events", "SAMEDAY_STATE_DIR": "/srv/b"])
+            path: path,
+            environment: [
+                "SAMEDAY_SHARD": "3", "SAMEDAY_SHARDS": "4", "SAMEDAY_CLOCK": "events", "SAMEDAY_STATE_DIR": "/srv/b",
+            ])
         #expect(configuration.shard == 3 && configuration.clock == .events)
         #expect(configuration.databasePath == "/srv/b/shard-3.sqlite")
         #expect(configuration.resolvedAlertsDirectory == "/srv/b/alerts")
@@ -30,7 +33,7 @@ struct WorkerConfigurationTests {
     @Test("a misspelt key, a wrong type or a bad value is an error naming it")
     func errors() throws {
         #expect(throws: WorkerConfiguration.Invalid.self) {
-            try WorkerConfiguration.load(path: try write(#"{"shards": 2}"#), environment: [:])
+            try WorkerConfiguration.load(path: try write(#"{"shardz": 2}"#), environment: [:])
         }
         do {
             _ = try WorkerConfiguration.load(path: try write(#"{"prefetch": "many"}"#), environment: [:])
