@@ -158,7 +158,7 @@ struct FileAdapterTests {
         #expect(reasons[2].contains("malformed JSON"))
     }
 
-    @Test("deploy/rabbitmq/users.json is what `sameday topology users` prints for the shipped registry")
+    @Test("deploy/rabbitmq/users.json and definitions.json are what `sameday topology` prints for the shipped registry")
     func usersFileMatchesCode() throws {
         let registry = try UnitSystemRegistry.load(path: repoPath("deploy/adapters/unit-systems.json"))
         let users = SameDayBrokerUsers(
@@ -168,11 +168,14 @@ struct FileAdapterTests {
             file == users.definitionsJSON() + Data("\n".utf8),
             "regenerate: swift run sameday topology users --unit-systems deploy/adapters/unit-systems.json > deploy/rabbitmq/users.json"
         )
-        // One boot-time file: the topology's sections and the users' together.
-        let merged =
-            try JSONSerialization.jsonObject(
-                with: users.definitionsJSON(mergedWith: SameDayTopology(shards: 4).topology.definitionsJSON()))
-            as! [String: Any]
+        // One boot-time file, deploy/rabbitmq/definitions.json: the topology's sections and the users' together.
+        let mergedData = users.definitionsJSON(mergedWith: SameDayTopology(shards: 4).topology.definitionsJSON())
+        let definitions = try Data(contentsOf: URL(fileURLWithPath: repoPath("deploy/rabbitmq/definitions.json")))
+        #expect(
+            definitions == mergedData + Data("\n".utf8),
+            "regenerate: swift run sameday topology definitions --shards 4 --unit-systems deploy/adapters/unit-systems.json > deploy/rabbitmq/definitions.json"
+        )
+        let merged = try JSONSerialization.jsonObject(with: mergedData) as! [String: Any]
         #expect(
             Set(merged.keys) == [
                 "vhosts", "exchanges", "queues", "bindings", "users", "permissions", "topic_permissions",

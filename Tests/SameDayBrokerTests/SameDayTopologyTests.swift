@@ -9,14 +9,10 @@ let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
 
 @Suite("SameDay topology")
 struct SameDayTopologyTests {
-    @Test("deploy/rabbitmq/definitions.json is exactly what `sameday topology definitions --shards 4` prints")
+    @Test("deploy/rabbitmq/definitions.json declares exactly the topology of `SameDayTopology(shards: 4)`")
     func definitionsFileMatchesCode() throws {
+        // The file also holds the broker users (Tests/SameDayAdaptersTests pins those, and the file's bytes).
         let file = try Data(contentsOf: repositoryRoot.appendingPathComponent("deploy/rabbitmq/definitions.json"))
-        let generated = SameDayTopology(shards: 4).topology.definitionsJSON() + Data("\n".utf8)
-        #expect(
-            file == generated,
-            "regenerate with: swift run sameday topology definitions --shards 4 > deploy/rabbitmq/definitions.json")
-        // And read back, it describes the same objects.
         let parsed = try Topology(definitionsJSON: file)
         let code = SameDayTopology(shards: 4).topology
         #expect(parsed.exchanges.map(\.name) == code.exchanges.map(\.name))
@@ -28,6 +24,9 @@ struct SameDayTopologyTests {
             #expect(a.kind == b.kind && a.arguments.sortedByKey == b.arguments.sortedByKey, "exchange \(a.name)")
         }
         #expect(parsed.bindings.count == code.bindings.count)
+        for (a, b) in zip(parsed.bindings, code.bindings) {
+            #expect(a.source == b.source && a.destination == b.destination && a.routingKey == b.routingKey)
+        }
     }
 
     @Test("shard queues are quorum queues with a delivery limit, dead-lettering and single active consumer")
