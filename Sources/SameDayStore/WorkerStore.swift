@@ -54,6 +54,8 @@ public final class WorkerStore: Sendable {
         try FileManager.default.createDirectory(
             atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         var configuration = GRDB.Configuration()
+        // Readers (a report, the demo's sqlite3, a test) and a second opener wait for the lock instead of failing.
+        configuration.busyMode = .timeout(10)
         configuration.prepareDatabase { db in
             // FULL: an acked event must survive a power cut, not only a process crash.
             try db.execute(sql: "PRAGMA synchronous = FULL")

@@ -21,6 +21,8 @@ struct PipelineBench: AsyncParsableCommand {
     @Option(help: "Worker prefetch.") var prefetch = 1000
     @Flag(help: "Publish only (no worker): what the broker alone sustains on SameDay's topology.") var publishOnly =
         false
+    @Flag(help: "Publish everything first, then start the worker: how fast it drains a full queue (catching up).")
+    var prefilled = false
     @Flag(help: "Leave out the events stream (the replayable history), to measure what it costs.") var withoutStream =
         false
 
@@ -52,21 +54,26 @@ struct PipelineBench: AsyncParsableCommand {
         settings.prefetch = prefetch
         let workerSettings = settings
         let stop = StopFlag()
-        let started = ContinuousClock.now
         let withWorker = !publishOnly
+        let publish = { @Sendable () async throws -> Double in
+            try await BlockingThread.run(name: "bench publisher") { () -> Double in
+                let publisher = try Publisher(PublisherConfiguration(connection: connection))
+                defer { publisher.close() }
+                let start = ContinuousClock.now
+                for event in stream {
+                    try publisher.publish(EventMessage.make(event, configuration: domain, topology: topology))
+                }
+                try publisher.waitForConfirms(timeout: .seconds(120))
+                return (ContinuousClock.now - start).seconds
+            }
+        }
+        let prefillSeconds = prefilled ? try await publish() : nil
+        let started = ContinuousClock.now
         async let worker: Void = BlockingThread.run(name: "bench worker") {
             if withWorker { try WorkerService(configuration: workerSettings, domain: domain).run(until: stop) }
         }
-        let publishSeconds = try await BlockingThread.run(name: "bench publisher") { () -> Double in
-            let publisher = try Publisher(PublisherConfiguration(connection: connection))
-            defer { publisher.close() }
-            let start = ContinuousClock.now
-            for event in stream {
-                try publisher.publish(EventMessage.make(event, configuration: domain, topology: topology))
-            }
-            try publisher.waitForConfirms(timeout: .seconds(120))
-            return (ContinuousClock.now - start).seconds
-        }
+        let publishSeconds: Double
+        if let prefillSeconds { publishSeconds = prefillSeconds } else { publishSeconds = try await publish() }
         let store = try WorkerStore(path: settings.databasePath)
         while withWorker, try store.eventCount() < distinct {
             if ContinuousClock.now - started > .seconds(600) {
@@ -92,7 +99,7 @@ struct PipelineBench: AsyncParsableCommand {
                 "events_per_s": Int(Double(stream.count) / endToEnd),
                 "publish_per_s": Int(Double(stream.count) / publishSeconds),
                 "raw_consume_per_s": Int(raw.consume), "event_bytes": averageSize, "stream": !withoutStream,
-                "worker": !publishOnly,
+                "worker": !publishOnly, "mode": prefilled ? "drain a full queue" : "publish and consume at once",
             ]))
     }
 
