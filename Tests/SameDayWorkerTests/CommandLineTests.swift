@@ -1,0 +1,84 @@
+import Foundation
+import Testing
+
+/// The `sameday` commands over the core, as a person runs them: the happy path and bad input.
+@Suite("sameday commands")
+struct CommandLineTests {
+    func events(_ lines: [String]) throws -> String {
+        let path = temporaryFolder("cli") + "/events.jsonl"
+        try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    let received =
+        #"{"schema":"sameday.dossier-event/1","eventId":"e1","dossier":"760-220520-0001","unit":"760","procedure":"2.000815.000.00.00.H29","type":"received","occurredAt":"2022-05-20T15:01:00+07:00","channel":"direct","source":"test"}"#
+    let resolved =
+        #"{"schema":"sameday.dossier-event/1","eventId":"e2","dossier":"760-220520-0001","unit":"760","procedure":"2.000815.000.00.00.H29","type":"resolved","occurredAt":"2022-05-23T16:00:00+07:00","outcome":"approved","source":"test"}"#
+
+    @Test("deadline: Friday 15:01 on the standard calendar is due Monday 17:00")
+    func deadline() throws {
+        let run = try runSameday([
+            "deadline", "--config", hcmcConfiguration, "--unit", "760", "--procedure", "2.000815.000.00.00.H29",
+            "--received", "2022-05-20T15:01:00+07:00",
+        ])
+        #expect(run.status == 0)
+        #expect(run.output.contains(#""due":"2022-05-23T17:00:00+07:00""#))
+        #expect(run.output.contains(#""warning":"2022-05-23T15:30:00+07:00""#))
+    }
+
+    @Test("replay, report and explain over a small file agree on the dossier")
+    func replayReportExplain() throws {
+        let file = try events([received, resolved])
+        let out = temporaryFolder("cli-out")
+        let replay = try runSameday(["replay", "--config", hcmcConfiguration, "--events", file, "--out", out])
+        #expect(replay.status == 0)
+        #expect(FileManager.default.fileExists(atPath: out + "/rollups/daily/2022-05-23/units.csv"))
+        #expect(alertIDs(inFolder: out).isEmpty == false)
+        let report = try runSameday([
+            "report", "--rollups", out + "/rollups", "--from", "2022-05-20", "--to", "2022-05-23", "--format", "csv",
+        ])
+        #expect(report.status == 0)
+        let city = report.output.split(separator: "\r\n").last { $0.contains(",all,") } ?? ""
+        #expect(city.hasPrefix("2022-05-20,2022-05-23,all,1,0,1,0,1,0,1,0"), "received 1 direct, resolved on time")
+        let explain = try runSameday([
+            "explain", "--config", hcmcConfiguration, "--events", file, "--dossier", "760-220520-0001",
+        ])
+        #expect(explain.status == 0)
+        #expect(explain.output.contains("2022-05-23T17:00:00+07:00"))
+        #expect(explain.output.contains("on_time") || explain.output.contains("on time"))
+    }
+
+    @Test("bad input: a clear message naming the file and line or the option, exit status 1, nothing written")
+    func badInput() throws {
+        let broken = try events([received, #"{"schema":"sameday.dossier-event/1","eventId":"e3""#])
+        let out = temporaryFolder("cli-bad") + "/out"
+        let replay = try runSamedayCapturingErrors([
+            "replay", "--config", hcmcConfiguration, "--events", broken, "--out", out,
+        ])
+        #expect(replay.status == 1)
+        #expect(replay.errors.contains("\(broken):2:"))
+        #expect(!FileManager.default.fileExists(atPath: out))
+        let deadline = try runSamedayCapturingErrors([
+            "deadline", "--config", hcmcConfiguration, "--unit", "760", "--procedure", "x", "--received", "yesterday",
+        ])
+        #expect(deadline.status == 1 && deadline.errors.contains("--received"))
+        let config = try runSamedayCapturingErrors([
+            "deadline", "--config", "/nonexistent", "--unit", "760",
+            "--procedure", "x", "--received", "2022-05-20T15:01:00+07:00",
+        ])
+        #expect(config.status == 1 && config.errors.contains("/nonexistent"))
+    }
+}
+
+func runSamedayCapturingErrors(_ arguments: [String]) throws -> (status: Int32, errors: String) {
+    let process = Process()
+    process.executableURL = try samedayExecutable()
+    process.arguments = arguments
+    let errors = Pipe()
+    process.standardError = errors
+    process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+    try process.run()
+    let data = errors.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
