@@ -43,13 +43,7 @@ struct PipelineBench: AsyncParsableCommand {
         let declared = withStream
         try await onBroker(connection) { try declared.declare(on: $0) }
 
-        var settings = WorkerConfiguration()
-        settings.brokers = [url]
-        settings.namePrefix = topology.namePrefix
-        settings.stateDirectory = folder
-        settings.domainConfig = config
-        settings.clock = .events
-        settings.metricsListen = ""
+        var settings = benchWorkerSettings(url: url, topology: topology, folder: folder, config: config)
         settings.batchSize = batchSize
         settings.prefetch = prefetch
         let workerSettings = settings
@@ -116,6 +110,18 @@ struct PipelineBench: AsyncParsableCommand {
     }
 }
 
+/// A worker on a private topology and state folder, on the events' clock, without a metrics port.
+func benchWorkerSettings(url: String, topology: SameDayTopology, folder: String, config: String) -> WorkerConfiguration {
+    var settings = WorkerConfiguration()
+    settings.brokers = [url]
+    settings.namePrefix = topology.namePrefix
+    settings.stateDirectory = folder
+    settings.domainConfig = config
+    settings.clock = .events
+    settings.metricsListen = ""
+    return settings
+}
+
 /// Runs `body` with a short-lived connection, on a thread of its own (topology set-up and teardown).
 func onBroker(_ connection: ConnectionConfiguration, _ body: @escaping @Sendable (Connection) throws -> Void)
     async throws
@@ -147,13 +153,7 @@ struct RestartBench: AsyncParsableCommand {
         let folder = NSTemporaryDirectory() + "sameday-bench-restart-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let topology = SameDayTopology(shards: 1, namePrefix: "bench.restart.\(getpid()).")
-        var settings = WorkerConfiguration()
-        settings.brokers = [url]
-        settings.namePrefix = topology.namePrefix
-        settings.stateDirectory = folder
-        settings.domainConfig = config
-        settings.clock = .events
-        settings.metricsListen = ""
+        let settings = benchWorkerSettings(url: url, topology: topology, folder: folder, config: config)
 
         // Build the state: one `received` per dossier, spread over a working day, committed in large batches.
         let fillStart = ContinuousClock.now
