@@ -35,6 +35,8 @@ done
 # A supervisor of District 1 (Quận 1) at her desk, watching its overdue dossiers.
 $BIN alerts watch --unit 760 --level overdue --count 5 --config "$CONFIG" > "$OUT/watch-quan1.txt" 2>/dev/null &
 watcher=$!
+# Whatever happens from here on, leave no worker or watcher behind.
+trap 'kill "${pids[@]}" "$watcher" 2>/dev/null || true' EXIT
 sleep 2
 
 echo "== 3. The adapter publishes them, confirmed and persistent =="
@@ -58,6 +60,7 @@ echo "applied $applied of $expected events; shard 0's metrics (http://127.0.0.1:
 curl -fsS http://127.0.0.1:9464/metrics 2>/dev/null | grep -E '^sameday_(events_total|alerts_total|dossiers|commit_seconds)' || true
 kill -TERM "${pids[@]}"; wait "${pids[@]}" || true
 kill "$watcher" 2>/dev/null || true
+trap - EXIT
 
 echo
 echo "== 5. Alerts for supervisors (files: $OUT/worker/shard-*/alerts/), by level =="
