@@ -71,14 +71,6 @@ struct CommandLineTests {
 }
 
 func runSamedayCapturingErrors(_ arguments: [String]) throws -> (status: Int32, errors: String) {
-    let process = Process()
-    process.executableURL = try samedayExecutable()
-    process.arguments = arguments
-    let errors = Pipe()
-    process.standardError = errors
-    process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
-    try process.run()
-    let data = errors.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    let run = try runSameday(arguments, capturingErrors: true)
+    return (run.status, run.output)
 }

@@ -102,20 +102,23 @@ struct WorkerBrokerTests {
 }
 
 /// Runs `sameday` with `arguments` and waits; returns its exit status and output.
-func runSameday(_ arguments: [String]) throws -> (status: Int32, output: String) {
-    let started = try startSameday(arguments)
+func runSameday(_ arguments: [String], capturingErrors: Bool = false) throws -> (status: Int32, output: String) {
+    let started = try startSameday(arguments, capturingErrors: capturingErrors)
     let data = started.output.fileHandleForReading.readDataToEndOfFile()
     started.process.waitUntilExit()
     return (started.process.terminationStatus, String(decoding: data, as: UTF8.self))
 }
 
-func startSameday(_ arguments: [String]) throws -> (process: Process, output: Pipe) {
+/// Starts `sameday`; the pipe carries its standard output, or its standard error with `capturingErrors`
+/// (the other stream goes to /dev/null).
+func startSameday(_ arguments: [String], capturingErrors: Bool = false) throws -> (process: Process, output: Pipe) {
     let process = Process()
     process.executableURL = try samedayExecutable()
     process.arguments = arguments
-    let output = Pipe()
-    process.standardOutput = output
-    process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+    let pipe = Pipe()
+    let discard = FileHandle(forWritingAtPath: "/dev/null")
+    process.standardOutput = capturingErrors ? discard : pipe
+    process.standardError = capturingErrors ? pipe : discard
     try process.run()
-    return (process, output)
+    return (process, pipe)
 }
