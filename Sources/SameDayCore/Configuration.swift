@@ -51,30 +51,74 @@ public struct ConfigurationFiles: Sendable {
 public struct Configuration: Sendable {
     public let units: [Unit]
     public let catalog: [CatalogEntry]
+    /// Calendars as configured (merged with their bases), in file order; `Unit.calendar` indexes them.
+    public let calendarDefinitions: [CalendarDefinition]
+    /// The regular-session view of each calendar (what `hours:N`/`days:N` dossiers and source silence count).
     public let calendars: [WorkCalendar]
     public let alerting: AlertingPolicy
     let unitIndex: [String: UnitID]
-    let catalogIndex: [String: UInt32]
+    /// Catalog indices per procedure code (one code may have a city entry and entries scoped to units).
+    let catalogIndex: [String: [UInt32]]
     /// Thresholds per catalog entry, resolved once (the alert path asks for them on every event).
     let catalogThresholds: [Thresholds]
     /// Recipients per unit and level (`unit * levels + level`), resolved once.
     let recipientTable: [[String]]
+    /// Same-day views of the calendars: regular sessions plus the extra sessions that serve a procedure.
+    let sameDayViews: [WorkCalendar]
+    /// View per calendar and catalog entry (`calendar * catalog.count + entry`): an index into `sameDayViews`, or -1
+    /// for the regular view (entries that are not same-day, and calendars without extra sessions for them).
+    let catalogView: [Int32]
+    /// Same-day procedures not in the catalog: the view per calendar for a code no extra session names, and for
+    /// the codes some extra session names.
+    let unlistedView: [Int32]
+    let namedUnlistedView: [String: [Int32]]
 
-    public init(units: [Unit], catalog: [CatalogEntry], calendars: [WorkCalendar], alerting: AlertingPolicy) {
+    public init(
+        units: [Unit], catalog: [CatalogEntry], calendars: [CalendarDefinition], alerting: AlertingPolicy
+    ) {
         self.units = units
         self.catalog = catalog
-        self.calendars = calendars
+        self.calendarDefinitions = calendars
+        self.calendars = calendars.map { WorkCalendar(definition: $0) }
         self.alerting = alerting
         var ui: [String: UnitID] = [:]
         for (i, u) in units.enumerated() { ui[u.code] = UnitID(i) }
-        var ci: [String: UInt32] = [:]
-        for (i, c) in catalog.enumerated() { ci[c.procedure] = UInt32(i) }
+        var ci: [String: [UInt32]] = [:]
+        for (i, c) in catalog.enumerated() { ci[c.procedure, default: []].append(UInt32(i)) }
         unitIndex = ui
         catalogIndex = ci
         catalogThresholds = catalog.map { alerting.thresholds(for: $0.procedure, sla: $0.sla) }
         recipientTable = units.flatMap { u in
             AlertLevel.allCases.map { alerting.recipients(level: $0, unit: u.code, block: u.block) }
         }
+        // Views are shared by every procedure an equal set of extra sessions serves: a handful per calendar.
+        var views: [WorkCalendar] = []
+        var viewIndex: [String: [Set<[String]>: Int32]] = [:]
+        func view(_ c: Int, code: String, field: String?) -> Int32 {
+            let def = calendars[c]
+            let served = def.services(code: code, field: field)
+            if served.isEmpty { return -1 }
+            if let v = viewIndex[def.id]?[served] { return v }
+            views.append(WorkCalendar(definition: def, serving: served))
+            viewIndex[def.id, default: [:]][served] = Int32(views.count - 1)
+            return Int32(views.count - 1)
+        }
+        var catalogView = [Int32](repeating: -1, count: calendars.count * catalog.count)
+        for c in calendars.indices {
+            for (i, e) in catalog.enumerated() where e.sla == .sameDay {
+                catalogView[c * catalog.count + i] = view(c, code: e.procedure, field: e.field)
+            }
+        }
+        let unlistedSameDay = alerting.defaultSla == .sameDay
+        unlistedView = calendars.indices.map { unlistedSameDay ? view($0, code: "", field: nil) : -1 }
+        var named: [String: [Int32]] = [:]
+        let namedCodes = Set(calendars.flatMap { $0.extraServiceLists.joined() }.filter { !$0.hasPrefix("field:") })
+        for code in namedCodes.sorted() where unlistedSameDay {
+            named[code] = calendars.indices.map { view($0, code: code, field: nil) }
+        }
+        self.catalogView = catalogView
+        self.namedUnlistedView = named
+        self.sameDayViews = views
     }
 
     /// Who receives `level` alerts for a unit (see `AlertingPolicy.recipients`).
@@ -90,12 +134,47 @@ public struct Configuration: Sendable {
 
     public func unitID(_ code: String) -> UnitID? { unitIndex[code] }
     public func unit(_ id: UnitID) -> Unit { units[Int(id)] }
+    /// The regular-session view of a unit's calendar (`hours:N`/`days:N`, source silence).
     public func calendar(of unit: UnitID) -> WorkCalendar { calendars[units[Int(unit)].calendar] }
     public func calendar(id: String) -> WorkCalendar? { calendars.first { $0.id == id } }
+    public func calendarDefinition(of unit: UnitID) -> CalendarDefinition {
+        calendarDefinitions[units[Int(unit)].calendar]
+    }
 
-    public func procedureRef(_ code: String) -> ProcedureRef {
-        if let i = catalogIndex[code] { return .catalog(i) }
-        return .unlisted(code)
+    /// The view of the unit's calendar that times a dossier of this procedure: regular sessions only for
+    /// `hours:N`/`days:N`; for `same-day`, also the extra sessions that serve it (DOMAIN.md §2, §4).
+    public func workingCalendar(unit: UnitID, procedure ref: ProcedureRef) -> WorkCalendar {
+        let c = units[Int(unit)].calendar
+        let v: Int32
+        switch ref {
+        case .catalog(let i): v = catalogView[c * catalog.count + Int(i)]
+        case .unlisted(let code): v = namedUnlistedView[code]?[c] ?? unlistedView[c]
+        }
+        return v < 0 ? calendars[c] : sameDayViews[Int(v)]
+    }
+
+    /// The deadline of an episode of a dossier of this unit and procedure whose clock starts at `received`.
+    public func deadline(unit: UnitID, procedure ref: ProcedureRef, received: Instant) -> Deadline {
+        workingCalendar(unit: unit, procedure: ref).deadline(sla: sla(ref), received: received, cutoff: cutoff(ref))
+    }
+
+    /// The catalog entry in force for a procedure at a unit (DOMAIN.md §2): the unit's own entry, else one its
+    /// parent registered, else the city's; a procedure only other units registered is not in the catalog here.
+    public func procedureRef(_ code: String, unit: UnitID) -> ProcedureRef {
+        guard let entries = catalogIndex[code] else { return .unlisted(code) }
+        let u = units[Int(unit)]
+        var best: (rank: Int, index: UInt32)?
+        for i in entries {
+            let rank: Int
+            switch catalog[Int(i)].scope {
+            case .unit(let owner) where owner == u.code: rank = 0
+            case .unit(let owner) where owner == u.parent: rank = 1
+            case .unit: continue
+            case .city: rank = 2
+            }
+            if best.map({ rank < $0.rank }) ?? true { best = (rank, i) }
+        }
+        return best.map { .catalog($0.index) } ?? .unlisted(code)
     }
 
     public func procedureCode(_ ref: ProcedureRef) -> String {
@@ -127,7 +206,7 @@ public struct Configuration: Sendable {
     /// Parses and validates all files. The first error found is thrown.
     public static func parse(_ files: ConfigurationFiles) throws(ConfigurationError) -> Configuration {
         let calendars = try parseCalendars(files.calendars)
-        let units = try parseUnits(files.units, calendars: calendars)
+        let units = try parseUnits(files.units, calendars: calendars.map(\.id))
         let catalog = try parseCatalog(files.catalog, units: units)
         let alerting =
             try files.alerting.map { (b) throws(ConfigurationError) in try parseAlerting(b, units: units) }
@@ -156,7 +235,7 @@ public struct Configuration: Sendable {
         return Array(records.dropFirst())
     }
 
-    static func parseUnits(_ bytes: [UInt8], calendars: [WorkCalendar]) throws(ConfigurationError) -> [Unit] {
+    static func parseUnits(_ bytes: [UInt8], calendars: [String]) throws(ConfigurationError) -> [Unit] {
         let file = ConfigurationFiles.unitsFile
         let records = try csvRecords(bytes, file: file, header: ["code", "name", "block", "parent", "calendar"])
         var seen: [String: Int] = [:]
@@ -175,7 +254,7 @@ public struct Configuration: Sendable {
                 throw err("block", "\"\(f[2])\" is not one of district, commune, department, vertical")
             }
             if f[3] == f[0] { throw err("parent", "a unit cannot be its own parent") }
-            guard let cal = calendars.firstIndex(where: { $0.id == f[4] }) else {
+            guard let cal = calendars.firstIndex(of: f[4]) else {
                 throw err("calendar", "no calendar \"\(f[4])\" in \(ConfigurationFiles.calendarsFile)")
             }
             units.append(Unit(code: f[0], name: f[1], block: block, parent: f[3].isEmpty ? nil : f[3], calendar: cal))
@@ -188,7 +267,7 @@ public struct Configuration: Sendable {
         let records = try csvRecords(
             bytes, file: file, header: ["procedure", "name", "field", "sla", "cutoff", "scope"])
         let unitCodes = Set(units.map(\.code))
-        var seen: [String: Int] = [:]
+        var seen: [String: Int] = [:]  // "code|scope" → line: one code may be listed once per scope
         var out: [CatalogEntry] = []
         for r in records {
             let f = r.fields.map { $0.trimmingSpaces }
@@ -197,8 +276,10 @@ public struct Configuration: Sendable {
             }
             guard !f[0].isEmpty else { throw err("procedure", "empty") }
             guard f[0].utf8.count <= DossierEvent.maxCodeLength else { throw err("procedure", "longer than 64 bytes") }
-            if let prev = seen[f[0]] { throw err("procedure", "\"\(f[0])\" already listed on line \(prev)") }
-            seen[f[0]] = r.line
+            if let prev = seen[f[0] + "|" + f[5]] {
+                throw err("procedure", "\"\(f[0])\" already listed for scope \"\(f[5])\" on line \(prev)")
+            }
+            seen[f[0] + "|" + f[5]] = r.line
             guard !f[1].isEmpty else { throw err("name", "empty") }
             guard let sla = SLA(f[3]) else {
                 throw err("sla", "\"\(f[3])\" is not same-day, hours:N or days:N (1 ≤ N ≤ 1000)")
@@ -229,12 +310,18 @@ public struct Configuration: Sendable {
     private struct RawCalendar {
         var id: String
         var base: String?
-        var days: [Int: DaySchedule]
+        var days: [Int: DayDefinition]
         var holidays: Set<Int64>
-        var dates: [Int64: DaySchedule]
+        var dates: [Int64: DayDefinition]
         var path: String
         var line: Int
     }
+
+    /// Bounds that keep a hostile or mistaken calendars.json from costing minutes at load (each calendar view
+    /// caches every day of 45 years, and dated days multiply the distinct schedules).
+    static let maxCalendars = 1000
+    static let maxDatedDays = 5000
+    static let maxHolidays = 5000
 
     static func parseJSON(_ bytes: [UInt8], file: String) throws(ConfigurationError) -> JSONNode {
         do {
@@ -244,7 +331,7 @@ public struct Configuration: Sendable {
         }
     }
 
-    static func parseCalendars(_ bytes: [UInt8]) throws(ConfigurationError) -> [WorkCalendar] {
+    static func parseCalendars(_ bytes: [UInt8]) throws(ConfigurationError) -> [CalendarDefinition] {
         let file = ConfigurationFiles.calendarsFile
         let root = try parseJSON(bytes, file: file)
         let r = JSONReader(file: file)
@@ -254,7 +341,11 @@ public struct Configuration: Sendable {
             throw ConfigurationError(file: file, line: root.line, path: "$", field: "calendars", message: "missing")
         }
         let cals = try r.array(calsNode, "calendars")
+        guard cals.count <= maxCalendars else {
+            throw r.error(calsNode, "calendars", "more than \(maxCalendars) calendars")
+        }
         var raws: [RawCalendar] = []
+        var rawIndex: [String: Int] = [:]
         for (i, c) in cals.enumerated() {
             let p = "calendars[\(i)]"
             let members = try r.object(c, p)
@@ -264,22 +355,24 @@ public struct Configuration: Sendable {
             }
             let id = try r.string(idNode, p + ".id")
             guard !id.isEmpty else { throw r.error(idNode, p + ".id", "empty") }
-            if raws.contains(where: { $0.id == id }) {
-                throw r.error(idNode, p + ".id", "duplicate calendar id \"\(id)\"")
-            }
+            if rawIndex[id] != nil { throw r.error(idNode, p + ".id", "duplicate calendar id \"\(id)\"") }
             var base: String? = nil
             if let b = c["base"], b.value != .null { base = try r.string(b, p + ".base") }
-            var days: [Int: DaySchedule] = [:]
+            var days: [Int: DayDefinition] = [:]
             if let d = c["days"] {
                 let dm = try r.object(d, p + ".days")
                 try r.onlyKeys(dm, weekdayKeys, p + ".days")
                 for (k, v) in dm {
-                    days[weekdayKeys.firstIndex(of: k)!] = try daySchedule(v, p + ".days." + k, r)
+                    days[weekdayKeys.firstIndex(of: k)!] = try dayDefinition(v, p + ".days." + k, r, dated: false)
                 }
             }
             var holidays = Set<Int64>()
             if let h = c["holidays"] {
-                for (j, hn) in try r.array(h, p + ".holidays").enumerated() {
+                let list = try r.array(h, p + ".holidays")
+                guard list.count <= maxHolidays else {
+                    throw r.error(h, p + ".holidays", "more than \(maxHolidays) holidays")
+                }
+                for (j, hn) in list.enumerated() {
                     let s = try r.string(hn, p + ".holidays[\(j)]")
                     guard let d = LocalDate(s) else {
                         throw r.error(hn, p + ".holidays[\(j)]", "\"\(s)\" is not a YYYY-MM-DD date")
@@ -287,26 +380,31 @@ public struct Configuration: Sendable {
                     holidays.insert(d.dayNumber)
                 }
             }
-            var dates: [Int64: DaySchedule] = [:]
+            var dates: [Int64: DayDefinition] = [:]
             if let dn = c["dates"] {
-                for (k, v) in try r.object(dn, p + ".dates") {
+                let list = try r.object(dn, p + ".dates")
+                guard list.count <= maxDatedDays else {
+                    throw r.error(dn, p + ".dates", "more than \(maxDatedDays) dated days")
+                }
+                for (k, v) in list {
                     guard let d = LocalDate(k) else {
                         throw r.error(v, p + ".dates", "key \"\(k)\" is not a YYYY-MM-DD date")
                     }
-                    dates[d.dayNumber] = try daySchedule(v, p + ".dates." + k, r)
+                    dates[d.dayNumber] = try dayDefinition(v, p + ".dates." + k, r, dated: true)
                 }
             }
+            rawIndex[id] = raws.count
             raws.append(
                 RawCalendar(id: id, base: base, days: days, holidays: holidays, dates: dates, path: p, line: c.line))
         }
         guard !raws.isEmpty else { throw r.error(calsNode, "calendars", "no calendar defined") }
         // Resolve `base` chains: own days/dates replace the base's, holidays add up.
-        var out: [WorkCalendar] = []
+        var out: [CalendarDefinition] = []
         for raw in raws {
             var chain: [RawCalendar] = [raw]
             var seen: Set<String> = [raw.id]
             while let b = chain.last!.base {
-                guard let parent = raws.first(where: { $0.id == b }) else {
+                guard let parent = rawIndex[b].map({ raws[$0] }) else {
                     throw ConfigurationError(
                         file: file, line: chain.last!.line, path: chain.last!.path + ".base", field: "base",
                         message: "no calendar \"\(b)\"")
@@ -318,55 +416,124 @@ public struct Configuration: Sendable {
                 }
                 chain.append(parent)
             }
-            var weekly = [DaySchedule](repeating: .none, count: 7)
-            var dates: [Int64: DaySchedule] = [:]
+            var weekly = [DayDefinition](repeating: .none, count: 7)
+            var dates: [Int64: DayDefinition] = [:]
             var holidays = Set<Int64>()
             for c in chain.reversed() {
                 for (k, v) in c.days { weekly[k] = v }
                 for (k, v) in c.dates { dates[k] = v }
                 holidays.formUnion(c.holidays)
             }
-            let cal = WorkCalendar(id: raw.id, weekly: weekly, dates: dates, holidays: holidays)
-            guard cal.hasWeeklyWork else {
+            guard dates.count <= maxDatedDays, holidays.count <= maxHolidays else {
+                throw ConfigurationError(
+                    file: file, line: raw.line, path: raw.path, field: "base",
+                    message: "with its bases, more than \(maxDatedDays) dated days or \(maxHolidays) holidays")
+            }
+            let def = CalendarDefinition(id: raw.id, weekly: weekly, dates: dates, holidays: holidays)
+            guard weekly.contains(where: { $0.sessions.contains { !$0.extra } }) else {
                 throw ConfigurationError(
                     file: file, line: raw.line, path: raw.path + ".days", field: "days",
-                    message: "no weekday has sessions")
+                    message: "no weekday has regular sessions")
             }
-            out.append(cal)
+            out.append(def)
         }
         return out
     }
 
-    private static func daySchedule(_ n: JSONNode, _ p: String, _ r: JSONReader) throws(ConfigurationError)
-        -> DaySchedule
+    /// DAY: `null`, or `{"sessions": [SESSION, …], "cutoff": "HH:MM"?, "extra": bool?}` (DOMAIN.md §7).
+    /// A weekly day and a dated day are both regular unless they say `"extra": true`.
+    private static func dayDefinition(_ n: JSONNode, _ p: String, _ r: JSONReader, dated: Bool)
+        throws(ConfigurationError) -> DayDefinition
     {
         if n.value == .null { return .none }
         let m = try r.object(n, p)
-        try r.onlyKeys(m, ["sessions", "cutoff"], p)
+        try r.onlyKeys(m, ["sessions", "cutoff", "extra"], p)
         guard let sn = n["sessions"] else {
             throw ConfigurationError(file: r.file, line: n.line, path: p, field: "sessions", message: "missing")
         }
-        var sessions: [Stretch] = []
+        var dayExtra = false
+        if let e = n["extra"] { dayExtra = try r.bool(e, p + ".extra") }
+        var sessions: [Session] = []
         for (i, s) in try r.array(sn, p + ".sessions").enumerated() {
             let sp = p + ".sessions[\(i)]"
-            let text = try r.string(s, sp)
-            let parts = text.split(separator: "-", omittingEmptySubsequences: false)
-            guard parts.count == 2, let a = ClockTime.parse(parts[0]), let b = ClockTime.parse(parts[1]) else {
-                throw r.error(s, sp, "\"\(text)\" is not HH:MM-HH:MM")
+            var session: Session
+            if case .string = s.value {
+                session = Session(time: try stretch(s, sp, r), extra: dayExtra)
+            } else {
+                session = try sessionObject(s, sp, r, dayExtra: dayExtra)
             }
-            guard a < b else { throw r.error(s, sp, "session \"\(text)\" ends before it starts") }
-            if let last = sessions.last, Int32(a) < last.end {
-                throw r.error(s, sp, "session \"\(text)\" overlaps or precedes the one before it")
+            if let last = sessions.last, session.time.start < last.time.end {
+                throw r.error(s, sp, "session \"\(session.time.text)\" overlaps or precedes the one before it")
             }
-            sessions.append(Stretch(start: Int32(a), end: Int32(b)))
+            sessions.append(session)
         }
         var cutoff: Int32? = nil
-        if let c = n["cutoff"], c.value != .null {
-            let text = try r.string(c, p + ".cutoff")
-            guard let v = ClockTime.parse(text) else { throw r.error(c, p + ".cutoff", "\"\(text)\" is not HH:MM") }
-            cutoff = Int32(v)
+        if let c = n["cutoff"], c.value != .null { cutoff = try clockTime(c, p + ".cutoff", r) }
+        return DayDefinition(sessions: sessions, cutoff: cutoff)
+    }
+
+    /// `{"time": "17:00-19:00", "extra": true, "procedures": [...]?, "cutoff": "HH:MM"?, "from": date?, "until": date?}`
+    private static func sessionObject(_ n: JSONNode, _ p: String, _ r: JSONReader, dayExtra: Bool)
+        throws(ConfigurationError) -> Session
+    {
+        let m = try r.object(n, p)
+        try r.onlyKeys(m, ["time", "extra", "procedures", "cutoff", "from", "until"], p)
+        guard let t = n["time"] else {
+            throw ConfigurationError(file: r.file, line: n.line, path: p, field: "time", message: "missing")
         }
-        return DaySchedule(sessions: sessions, cutoff: cutoff)
+        var session = Session(time: try stretch(t, p + ".time", r), extra: dayExtra)
+        if let e = n["extra"] { session.extra = try r.bool(e, p + ".extra") || dayExtra }
+        if let pn = n["procedures"] {
+            guard session.extra else {
+                throw r.error(pn, p + ".procedures", "only an extra session may name the procedures it serves")
+            }
+            for (i, x) in try r.array(pn, p + ".procedures").enumerated() {
+                let code = try r.string(x, p + ".procedures[\(i)]")
+                guard !code.isEmpty, code != "field:", code.utf8.count <= 256 else {
+                    throw r.error(x, p + ".procedures[\(i)]", "expected a procedure code or field:<lĩnh vực>")
+                }
+                if !session.procedures.contains(code) { session.procedures.append(code) }
+            }
+            guard !session.procedures.isEmpty else {
+                throw r.error(pn, p + ".procedures", "empty (leave the key out to serve every same-day procedure)")
+            }
+        }
+        if let c = n["cutoff"], c.value != .null {
+            guard session.extra else {
+                throw r.error(c, p + ".cutoff", "only an extra session has a cut-off of its own (use the day's)")
+            }
+            let v = try clockTime(c, p + ".cutoff", r)
+            guard v >= session.time.start, v <= session.time.end else {
+                throw r.error(c, p + ".cutoff", "the cut-off must fall inside the session \"\(session.time.text)\"")
+            }
+            session.cutoff = v
+        }
+        for key in ["from", "until"] {
+            guard let dn = n[key], dn.value != .null else { continue }
+            let text = try r.string(dn, p + "." + key)
+            guard let d = LocalDate(text) else { throw r.error(dn, p + "." + key, "\"\(text)\" is not a YYYY-MM-DD date") }
+            if key == "from" { session.from = d.dayNumber } else { session.until = d.dayNumber }
+        }
+        if let f = session.from, let u = session.until, u < f {
+            throw r.error(n, p + ".until", "the session ends (until) before it starts (from)")
+        }
+        return session
+    }
+
+    private static func stretch(_ n: JSONNode, _ p: String, _ r: JSONReader) throws(ConfigurationError) -> Stretch {
+        let text = try r.string(n, p)
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 2, let a = ClockTime.parse(parts[0]), let b = ClockTime.parse(parts[1]) else {
+            throw r.error(n, p, "\"\(text)\" is not HH:MM-HH:MM")
+        }
+        guard a < b else { throw r.error(n, p, "session \"\(text)\" ends before it starts") }
+        return Stretch(start: Int32(a), end: Int32(b))
+    }
+
+    private static func clockTime(_ n: JSONNode, _ p: String, _ r: JSONReader) throws(ConfigurationError) -> Int32 {
+        let text = try r.string(n, p)
+        guard let v = ClockTime.parse(text) else { throw r.error(n, p, "\"\(text)\" is not HH:MM") }
+        return Int32(v)
     }
 
     // MARK: alerting.json
@@ -377,7 +544,8 @@ public struct Configuration: Sendable {
         let r = JSONReader(file: file)
         var policy = AlertingPolicy.defaults
         let top = try r.object(root, "$")
-        try r.onlyKeys(top, ["thresholds", "procedures", "defaultSla", "silence", "levels", "recipients"], "$")
+        try r.onlyKeys(
+            top, ["thresholds", "procedures", "defaultSla", "silence", "staleAfterDays", "levels", "recipients"], "$")
         if let t = root["thresholds"] {
             for (k, v) in try r.object(t, "thresholds") {
                 guard let cls = SLAClass(rawValue: k) else {
@@ -388,12 +556,26 @@ public struct Configuration: Sendable {
                 if let w = o.warning { base.warning = w }
                 if let c = o.critical { base.critical = c }
                 if let e = o.escalated { base.escalated = e }
+                try inOrder(base, v, "thresholds." + k, r)
                 policy.thresholds[cls] = base
             }
         }
         if let pn = root["procedures"] {
             for (k, v) in try r.object(pn, "procedures") {
                 policy.procedures[k] = try thresholdOverride(v, "procedures." + k, r)
+            }
+            // An override is checked against every class it may meet (the procedure's SLA is the catalog's).
+            for (k, v) in try r.object(pn, "procedures") {
+                for cls in SLAClass.allCases {
+                    let sla: SLA = cls == .sameDay ? .sameDay : cls == .days ? .days(1) : .hours(1)
+                    try inOrder(policy.thresholds(for: k, sla: sla), v, "procedures." + k, r)
+                }
+            }
+        }
+        if let st = root["staleAfterDays"] {
+            policy.staleAfterDays = try r.positiveInt(st, "staleAfterDays")
+            guard policy.staleAfterDays <= 3660 else {
+                throw r.error(st, "staleAfterDays", "at most 3660 days (ten years)")
             }
         }
         if let d = root["defaultSla"] {
@@ -474,6 +656,19 @@ public struct Configuration: Sendable {
         return o
     }
 
+    /// Warning must not come after critical (DOMAIN.md §5). Rules of the same kind compare directly; a mix
+    /// (minutes before one, a percentage the other) is ordered at run time instead.
+    private static func inOrder(_ t: Thresholds, _ n: JSONNode, _ p: String, _ r: JSONReader) throws(ConfigurationError)
+    {
+        switch (t.warning, t.critical) {
+        case (.minutesBefore(let w), .minutesBefore(let c)) where w < c:
+            throw r.error(n, p + ".warning", "warning (\(w) minutes before) would come after critical (\(c) minutes before)")
+        case (.percentUsed(let w), .percentUsed(let c)) where w > c:
+            throw r.error(n, p + ".warning", "warning (\(w) % used) would come after critical (\(c) % used)")
+        default: break
+        }
+    }
+
     private static func roles(_ n: JSONNode, _ p: String, _ r: JSONReader) throws(ConfigurationError) -> [Role] {
         var out: [Role] = []
         for (i, x) in try r.array(n, p).enumerated() {
@@ -527,6 +722,11 @@ struct JSONReader {
     func string(_ n: JSONNode, _ p: String) throws(ConfigurationError) -> String {
         guard case .string(let s) = n.value else { throw error(n, p, "expected a string, found \(n.kindName)") }
         return s
+    }
+
+    func bool(_ n: JSONNode, _ p: String) throws(ConfigurationError) -> Bool {
+        guard case .bool(let b) = n.value else { throw error(n, p, "expected true or false, found \(n.kindName)") }
+        return b
     }
 
     func positiveInt(_ n: JSONNode, _ p: String, allowZero: Bool = false) throws(ConfigurationError) -> Int {

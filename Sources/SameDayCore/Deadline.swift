@@ -9,22 +9,31 @@ public struct Deadline: Sendable, Hashable {
     public var due: Instant
     /// Working seconds from `start` to `due`.
     public var dueOffset: Int64
-    /// Same-day only: the cut-off that applied (seconds after midnight) and whether T0 was after it.
+    /// Same-day only: the cut-off that applied (seconds after midnight), where it came from, and whether T0 was
+    /// after it.
     public var cutoff: Int32?
+    public var cutoffSource: CutoffSource?
     public var afterCutoff: Bool
     public var calendar: String
 }
 
 extension WorkCalendar {
-    /// The deadline of an episode whose clock starts at `received` (DOMAIN.md §4.1–4.3).
-    /// - Parameter cutoff: the catalog entry's own cut-off, which replaces the calendar day's.
+    /// The deadline of an episode whose clock starts at `received` (DOMAIN.md §4.1–4.3), on the view of the
+    /// calendar that counts for the procedure (`Configuration.workingCalendar`).
+    /// - Parameter cutoff: the catalog entry's own cut-off; it replaces the day's on days whose last applicable
+    ///   session ends after it, and the day's own applies on the others (DOMAIN.md §4.2).
     public func deadline(sla: SLA, received: Instant, cutoff catalogCutoff: Int32? = nil) -> Deadline {
         let start = nextWorkingInstant(atOrAfter: received)
         switch sla {
         case .sameDay:
             let day = LocalTime.day(of: start)
             let schedule = self.schedule(ofDay: day)
-            let cutoff = catalogCutoff ?? schedule.cutoff
+            var cutoff = schedule.cutoff
+            var source = schedule.cutoffSource
+            if let catalogCutoff, schedule.close > catalogCutoff {
+                cutoff = catalogCutoff
+                source = .catalog
+            }
             let sod = start - LocalTime.start(ofDay: day)
             let after = sod > Int64(cutoff)
             var dueDay: Int64? = day
@@ -33,17 +42,18 @@ extension WorkCalendar {
                 dueDay.map { LocalTime.start(ofDay: $0) + Int64(self.schedule(ofDay: $0).close) } ?? WorkCalendar.never
             return Deadline(
                 sla: sla, received: received, start: start, due: due,
-                dueOffset: workingSeconds(from: start, to: due), cutoff: cutoff, afterCutoff: after, calendar: id)
+                dueOffset: workingSeconds(from: start, to: due), cutoff: cutoff, cutoffSource: source,
+                afterCutoff: after, calendar: id)
         case .hours(let n):
             let w = Int64(n) * 3600
             return Deadline(
                 sla: sla, received: received, start: start, due: add(workingSeconds: w, to: start), dueOffset: w,
-                cutoff: nil, afterCutoff: false, calendar: id)
+                cutoff: nil, cutoffSource: nil, afterCutoff: false, calendar: id)
         case .days(let n):
             let w = Int64(n) * SLA.workingDaySeconds
             return Deadline(
                 sla: sla, received: received, start: start, due: add(workingSeconds: w, to: start), dueOffset: w,
-                cutoff: nil, afterCutoff: false, calendar: id)
+                cutoff: nil, cutoffSource: nil, afterCutoff: false, calendar: id)
         }
     }
 }
@@ -144,12 +154,15 @@ enum AlertRules {
             if let t = clock.instant(atOffset: max(0, offset)) { out[level] = max(t, deadline.start) }
         }
         put(.warning, thresholds.warning.offset(dueOffset: dueOffset))
-        // An apology must go out a day ahead; once it has, the days:N critical level has no purpose (DOMAIN.md §5).
-        if !(newDue != nil && deadline.sla.slaClass == .days) {
-            put(.critical, thresholds.critical.offset(dueOffset: dueOffset))
-        }
+        put(.critical, thresholds.critical.offset(dueOffset: dueOffset))
         put(.overdue, dueOffset)
         put(.escalated, thresholds.escalated.offset(dueOffset: dueOffset))
+        // Levels always come in order (DOMAIN.md §5): whatever a configuration mixes (minutes before one level,
+        // a percentage for the next), a level is never later than the one after it, so a supervisor never
+        // reads `critical` before `warning`.
+        for (level, next) in [(AlertLevel.critical, AlertLevel.overdue), (.warning, .critical)] {
+            if let a = out[level], let b = out[next], a > b { out[level] = b }
+        }
         var alertDue = clock.instant(atOffset: dueOffset)
         if let newDue, let o = out[.overdue], o < newDue {
             // A promise outside working hours is kept until the promised instant itself.

@@ -117,6 +117,18 @@ public struct Segment: Sendable, Hashable {
     public var episode: Int
     /// Running segments: the deadline that judges lateness at that time (pauses so far included, reschedules not).
     public var due: Instant
+    /// Stopped, or waiting for a supplement: the dossier leaves the paused stock as abandoned once no event came
+    /// for `staleAfterDays` (DOMAIN.md §4). Every event in such a state starts a new segment, so `from` is the
+    /// last event so far.
+    public var stale: Bool
+
+    public init(from: Instant, paused: Bool, episode: Int, due: Instant, stale: Bool = false) {
+        self.from = from
+        self.paused = paused
+        self.episode = episode
+        self.due = due
+        self.stale = stale
+    }
 }
 
 /// Everything derived from a dossier's events (recomputed, never stored).
@@ -261,7 +273,7 @@ public struct Dossier: Sendable {
         let h = FNV1a.hash(e.eventId)
         for x in events where x.idHash == h { return false }
         var proc = UInt32.max
-        switch config.procedureRef(e.procedure) {
+        switch config.procedureRef(e.procedure, unit: unit) {
         case .catalog(let i): proc = i
         case .unlisted(let c): if unlistedProcedure.map({ c < $0 }) ?? true { unlistedProcedure = c }
         }
@@ -292,8 +304,8 @@ public struct Dossier: Sendable {
         st.procedure = anchor.procedure == UInt32.max ? .unlisted(unlistedProcedure ?? "") : .catalog(anchor.procedure)
         if events.contains(where: { $0.unit != anchor.unit }) { st.anomalies.insert(.mixedUnits) }
         if events.contains(where: { $0.procedure != anchor.procedure }) { st.anomalies.insert(.mixedProcedures) }
-        let calendar = config.calendar(of: anchor.unit)
         let ref = st.procedure!
+        let calendar = config.workingCalendar(unit: anchor.unit, procedure: ref)
         let sla = config.sla(ref)
         let cutoff = config.cutoff(ref)
         var received = false
@@ -308,6 +320,12 @@ public struct Dossier: Sendable {
 
         for e in events {
             if full { st.applied.append((e.type, e.at, e.seq < 0 ? nil : e.seq, Int(e.arrival))) }
+            if full, let c = st.closure, c.status == .stopped {
+                // Any later event on a stopped dossier keeps it out of the abandoned column a while longer.
+                st.segments.append(Segment(from: e.at, paused: true, episode: st.episodes.count - 1, due: 0, stale: true))
+            } else if full, st.status == .awaitingSupplement, e.type != .supplementReceived {
+                st.segments.append(Segment(from: e.at, paused: true, episode: st.episodes.count - 1, due: 0, stale: true))
+            }
             if st.closure != nil && e.type != .returned {
                 if e.type == .resolved, let o = resolvedOutcome, e.detail != 0, e.detail != o.rawValue {
                     st.anomalies.insert(.conflictingOutcome)
@@ -342,7 +360,8 @@ public struct Dossier: Sendable {
                 st.episodes[k].stoppedAt = e.at
                 st.status = .awaitingSupplement
                 if full {
-                    st.segments.append(Segment(from: e.at, paused: true, episode: st.episodes.count - 1, due: 0))
+                    st.segments.append(
+                        Segment(from: e.at, paused: true, episode: st.episodes.count - 1, due: 0, stale: true))
                 }
             case .supplementReceived:
                 guard received else { st.anomalies.insert(.eventBeforeReceived); continue }
@@ -378,6 +397,12 @@ public struct Dossier: Sendable {
                 if e.type == .resolved { resolvedOutcome = Outcome(rawValue: e.detail) }
                 st.closure = Closure(status: status, at: e.at, outcome: resolvedOutcome)
                 st.status = status
+                if full && status == .stopped {
+                    // Convention: a stopped dossier stays in the paused bucket of every later period (and so is
+                    // carried over) until it is stale, which keeps daily rollups additive into any period.
+                    st.segments.append(
+                        Segment(from: e.at, paused: true, episode: st.episodes.count - 1, due: 0, stale: true))
+                }
             case .returned:
                 if st.closure?.status != .resolved { st.anomalies.insert(.returnedBeforeResolved) }
             }
@@ -428,7 +453,8 @@ public struct Dossier: Sendable {
         guard st.status == .running, let ep = st.episodes.last, let unit = st.unit, let ref = st.procedure else {
             return nil
         }
-        let clock = EpisodeClock(calendar: config.calendar(of: unit), start: ep.deadline.start, pauses: ep.pauses)
+        let clock = EpisodeClock(
+            calendar: config.workingCalendar(unit: unit, procedure: ref), start: ep.deadline.start, pauses: ep.pauses)
         let thresholds = config.thresholds(ref, sla: ep.deadline.sla)
         return AlertRules.schedule(
             deadline: ep.deadline, clock: clock, rescheduledTo: ep.rescheduledTo, thresholds: thresholds,
@@ -452,7 +478,7 @@ public struct Dossier: Sendable {
         func alert(_ level: AlertLevel, due: Instant?, threshold: Instant, minutesFrom: Instant) -> Alert {
             // Unit and procedure are looked up only when an alert is built (most calls emit none).
             let unit = config.unit(unitID)
-            let calendar = config.calendars[unit.calendar]
+            let calendar = config.workingCalendar(unit: unitID, procedure: ref)
             let procedure = config.procedureCode(ref)
             return Alert(
                 alertId: Alert.id(subject: code, episode: ep.number, level: level), level: level, dossier: code,

@@ -86,7 +86,7 @@ public struct CatalogEntry: Sendable, Hashable {
     public var scope: Scope
 }
 
-/// How a dossier's procedure is known: by its catalog index, or (not in the catalog) by its code.
+/// How a dossier's procedure is known: by its catalog index, or (not in the catalog for its unit) by its code.
 public enum ProcedureRef: Hashable, Sendable {
     case catalog(UInt32)
     case unlisted(String)
@@ -153,7 +153,7 @@ public struct Thresholds: Hashable, Sendable {
         switch c {
         case .sameDay:
             Thresholds(warning: .minutesBefore(90), critical: .minutesBefore(30), escalated: .minutesAfter(60))
-        case .days: Thresholds(warning: .percentUsed(75), critical: .minutesBefore(480), escalated: .minutesAfter(480))
+        case .days: Thresholds(warning: .percentUsed(75), critical: .percentUsed(90), escalated: .minutesAfter(480))
         case .hours: Thresholds(warning: .percentUsed(75), critical: .percentUsed(90), escalated: .minutesAfter(60))
         }
     }
@@ -173,6 +173,9 @@ public struct AlertingPolicy: Sendable {
     public var defaultSla: SLA
     /// `source_silent` after this much working time without events from a unit.
     public var silenceWorkingMinutes: Int
+    /// A dossier stopped, or waiting for a supplement, with no event for this many calendar days leaves the paused
+    /// stock as abandoned (DOMAIN.md §4).
+    public var staleAfterDays: Int
     public var levels: [AlertLevel: [Role]]
     public var unitPeople: [String: [Role: [String]]]
     public var blockPeople: [Block: [Role: [String]]]
@@ -180,7 +183,7 @@ public struct AlertingPolicy: Sendable {
     /// The policy without an `alerting.json`: section 5 defaults, `days:1` for unlisted procedures, no recipients.
     public static let defaults = AlertingPolicy(
         thresholds: Dictionary(uniqueKeysWithValues: SLAClass.allCases.map { ($0, Thresholds.defaults(for: $0)) }),
-        procedures: [:], defaultSla: .days(1), silenceWorkingMinutes: 120,
+        procedures: [:], defaultSla: .days(1), silenceWorkingMinutes: 120, staleAfterDays: 60,
         levels: [
             .warning: [.specialist], .critical: [.specialist, .officeHead],
             .overdue: [.specialist, .officeHead, .unitHead], .escalated: [.unitHead, .citySupervisor],

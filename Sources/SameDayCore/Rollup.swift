@@ -4,6 +4,10 @@ public struct DossierFacts: Sendable, Hashable {
     public var unit: UnitID
     public var procedure: ProcedureRef
     public var sameDay: Bool
+    /// The procedure is not in the catalog for the dossier's unit (DOMAIN.md §2: tracked with the default SLA).
+    public var notInCatalog: Bool
+    /// A stopped or supplement-waiting dossier with no event for this long is abandoned (`staleAfterDays`).
+    public var staleSeconds: Int64
     /// The first `received`: the receipt date of reports (DOMAIN.md §4.5).
     public var receivedAt: Instant
     public var channel: Channel?
@@ -11,7 +15,7 @@ public struct DossierFacts: Sendable, Hashable {
     public var resolvedAt: Instant?
     public var withdrawn: Bool
     public var classification: Classification?
-    /// Running and paused stretches; a `stopped` dossier ends in a paused segment that never ends.
+    /// Running and paused stretches; a `stopped` dossier ends in a stale paused segment that never ends.
     public var segments: [Segment]
 
     /// Nil when the dossier was never received (submitted only, refused, withdrawn before reception).
@@ -20,21 +24,16 @@ public struct DossierFacts: Sendable, Hashable {
         self.unit = unit
         procedure = ref
         sameDay = config.sla(ref) == .sameDay
+        if case .unlisted = ref { notInCatalog = true } else { notInCatalog = false }
+        staleSeconds = Int64(config.alerting.staleAfterDays) * LocalTime.secondsPerDay
         receivedAt = received
         channel = st.channel
         segments = st.segments
         withdrawn = false
-        if let c = st.closure {
-            switch c.status {
-            case .resolved, .withdrawn:
-                resolvedAt = c.at
-                withdrawn = c.status == .withdrawn
-                classification = st.classification
-            default:
-                // Convention: a stopped dossier stays in the paused bucket of every later period (and so is
-                // carried over), which keeps daily rollups additive into any period.
-                segments.append(Segment(from: c.at, paused: true, episode: st.episodes.count - 1, due: 0))
-            }
+        if let c = st.closure, c.status == .resolved || c.status == .withdrawn {
+            resolvedAt = c.at
+            withdrawn = c.status == .withdrawn
+            classification = st.classification
         }
     }
 }
@@ -64,8 +63,11 @@ public struct RollupFigures: Sendable, Hashable {
     public var inProgressOnTime = 0
     public var inProgressOverdue = 0
     public var paused = 0
+    public var abandoned = 0
     public var sameDayReceived = 0
     public var sameDayResolvedInTime = 0
+    public var sameDayResolvedSameDay = 0
+    public var receivedNotInCatalog = 0
 
     public init() {}
 
@@ -77,8 +79,8 @@ public struct RollupFigures: Sendable, Hashable {
     public static let columns = [
         "received_total", "received_online", "received_direct_postal", "carried_over", "resolved_total",
         "resolved_early", "resolved_on_time", "resolved_late", "withdrawn", "in_progress_total",
-        "in_progress_on_time", "in_progress_overdue", "paused", "same_day_received", "same_day_resolved_in_time",
-        "on_time_rate",
+        "in_progress_on_time", "in_progress_overdue", "paused", "abandoned", "same_day_received",
+        "same_day_resolved_in_time", "same_day_resolved_same_day", "received_not_in_catalog", "on_time_rate",
     ]
 
     /// The integer columns (all but `on_time_rate`), in column order.
@@ -86,7 +88,7 @@ public struct RollupFigures: Sendable, Hashable {
         [
             receivedTotal, receivedOnline, receivedDirectPostal, carriedOver, resolvedTotal, resolvedEarly,
             resolvedOnTime, resolvedLate, withdrawn, inProgressTotal, inProgressOnTime, inProgressOverdue, paused,
-            sameDayReceived, sameDayResolvedInTime,
+            abandoned, sameDayReceived, sameDayResolvedInTime, sameDayResolvedSameDay, receivedNotInCatalog,
         ]
     }
 
@@ -110,8 +112,11 @@ public struct RollupFigures: Sendable, Hashable {
         r.inProgressOnTime += b.inProgressOnTime
         r.inProgressOverdue += b.inProgressOverdue
         r.paused += b.paused
+        r.abandoned += b.abandoned
         r.sameDayReceived += b.sameDayReceived
         r.sameDayResolvedInTime += b.sameDayResolvedInTime
+        r.sameDayResolvedSameDay += b.sameDayResolvedSameDay
+        r.receivedNotInCatalog += b.receivedNotInCatalog
         return r
     }
 
@@ -126,6 +131,12 @@ public struct RollupFigures: Sendable, Hashable {
         } else {
             if f.channel == .online { receivedOnline += 1 } else { receivedDirectPostal += 1 }
             if f.sameDay { sameDayReceived += 1 }
+            if f.notInCatalog { receivedNotInCatalog += 1 }
+            // The seed's figure: received and resolved on the same calendar day (a withdrawal is not a result).
+            if f.sameDay, !f.withdrawn, let r = f.resolvedAt, LocalTime.day(of: r) == LocalTime.day(of: f.receivedAt)
+            {
+                sameDayResolvedSameDay += 1
+            }
         }
         if let r = f.resolvedAt, r < e {
             switch f.classification ?? .onTime {
@@ -142,7 +153,7 @@ public struct RollupFigures: Sendable, Hashable {
         for seg in f.segments where seg.from < e { current = seg }
         guard let seg = current else { inProgressOnTime += 1; return }
         if seg.paused {
-            paused += 1
+            if seg.stale && e - seg.from >= f.staleSeconds { abandoned += 1 } else { paused += 1 }
         } else if seg.due < e {
             inProgressOverdue += 1
         } else {
@@ -153,8 +164,12 @@ public struct RollupFigures: Sendable, Hashable {
     /// The identities of DOMAIN.md §6; returns the ones that fail (empty when all hold).
     public var identityViolations: [String] {
         var v: [String] = []
-        if receivedTotal != resolvedTotal + inProgressTotal + paused {
-            v.append("received_total \(receivedTotal) ≠ resolved_total + in_progress_total + paused")
+        if receivedTotal != resolvedTotal + inProgressTotal + paused + abandoned {
+            v.append("received_total \(receivedTotal) ≠ resolved_total + in_progress_total + paused + abandoned")
+        }
+        if sameDayResolvedSameDay > sameDayReceived { v.append("same_day_resolved_same_day exceeds same_day_received") }
+        if receivedNotInCatalog > receivedOnline + receivedDirectPostal {
+            v.append("received_not_in_catalog exceeds the dossiers received in the period")
         }
         if withdrawn > resolvedOnTime { v.append("withdrawn exceeds resolved_on_time") }
         if sameDayResolvedInTime > resolvedEarly + resolvedOnTime { v.append("same_day_resolved_in_time too large") }
@@ -162,7 +177,7 @@ public struct RollupFigures: Sendable, Hashable {
     }
 
     /// Sums daily figures into a period: flows add up; `carried_over` is the first day's and the stocks at the end
-    /// (`in_progress_*`, `paused`) are the last day's (days given in date order).
+    /// (`in_progress_*`, `paused`, `abandoned`) are the last day's (days given in date order).
     public static func aggregate(days: [RollupFigures]) -> RollupFigures {
         guard let first = days.first, let last = days.last else { return RollupFigures() }
         var r = RollupFigures()
@@ -175,11 +190,14 @@ public struct RollupFigures: Sendable, Hashable {
             r.withdrawn += d.withdrawn
             r.sameDayReceived += d.sameDayReceived
             r.sameDayResolvedInTime += d.sameDayResolvedInTime
+            r.sameDayResolvedSameDay += d.sameDayResolvedSameDay
+            r.receivedNotInCatalog += d.receivedNotInCatalog
         }
         r.carriedOver = first.carriedOver
         r.inProgressOnTime = last.inProgressOnTime
         r.inProgressOverdue = last.inProgressOverdue
         r.paused = last.paused
+        r.abandoned = last.abandoned
         return r
     }
 
@@ -192,7 +210,8 @@ public struct RollupFigures: Sendable, Hashable {
         guard let a = v("received_online"), let b = v("received_direct_postal"), let c = v("carried_over"),
             let d = v("resolved_early"), let e = v("resolved_on_time"), let f = v("resolved_late"),
             let g = v("withdrawn"), let h = v("in_progress_on_time"), let i = v("in_progress_overdue"),
-            let j = v("paused"), let k = v("same_day_received"), let l = v("same_day_resolved_in_time")
+            let j = v("paused"), let k = v("same_day_received"), let l = v("same_day_resolved_in_time"),
+            let m = v("abandoned"), let n = v("same_day_resolved_same_day"), let o = v("received_not_in_catalog")
         else { return nil }
         receivedOnline = a
         receivedDirectPostal = b
@@ -206,6 +225,9 @@ public struct RollupFigures: Sendable, Hashable {
         paused = j
         sameDayReceived = k
         sameDayResolvedInTime = l
+        abandoned = m
+        sameDayResolvedSameDay = n
+        receivedNotInCatalog = o
     }
 }
 

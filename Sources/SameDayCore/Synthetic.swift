@@ -39,9 +39,9 @@ public struct SyntheticMonth: Sendable {
         let unlisted = "9.999999.000.00.00.H29"
         for d in 0..<days {
             let day = firstDay.adding(days: Int64(d))
-            for unit in config.units {
-                let cal = config.calendars[unit.calendar]
-                let sched = cal.schedule(of: day)
+            for (unitIndex, unit) in config.units.enumerated() {
+                let unitID = UnitID(unitIndex)
+                let sched = config.calendar(of: unitID).schedule(of: day)
                 guard let first = sched.stretches.first, let last = sched.stretches.last else { continue }
                 let procedures =
                     config.catalog.filter { $0.scope == .city || $0.scope == .unit(unit.code) }.map(\.procedure)
@@ -77,9 +77,9 @@ public struct SyntheticMonth: Sendable {
                         ev(.refused, t0)
                     } else {
                         ev(.received, t0, channel: channel)
-                        let sla = config.sla(config.procedureRef(proc))
-                        let dl = cal.deadline(
-                            sla: sla, received: t0, cutoff: config.catalogEntry(config.procedureRef(proc))?.cutoff)
+                        let ref = config.procedureRef(proc, unit: unitID)
+                        let cal = config.workingCalendar(unit: unitID, procedure: ref)
+                        let dl = config.deadline(unit: unitID, procedure: ref, received: t0)
                         var t = dl.start
                         let roll = Int.random(in: 0..<1000, using: &rng)
                         func work(_ fraction: Int) -> Instant {

@@ -9,19 +9,144 @@ public struct Stretch: Hashable, Sendable {
     public var text: String { ClockTime.format(Int(start)) + "-" + ClockTime.format(Int(end)) }
 }
 
-/// The working sessions of one day and its intake cut-off.
+/// One session of a day as configured (DOMAIN.md §2, §7).
+public struct Session: Hashable, Sendable {
+    public var time: Stretch
+    /// Extra sessions (Saturday mornings, after-hours, fair-day hours) serve same-day procedures only and add no
+    /// working time to `hours:N`/`days:N` dossiers (DOMAIN.md §2, §4.3).
+    public var extra: Bool
+    /// What an extra session serves: procedure codes and `field:<lĩnh vực>`; empty serves every same-day procedure.
+    public var procedures: [String]
+    /// An extra session's own intake cut-off: it applies when the session is the day's last applicable one.
+    public var cutoff: Int32?
+    /// Inclusive local day numbers on which the session exists (a service that starts or ends on a known date).
+    public var from: Int64?
+    public var until: Int64?
+
+    public init(
+        time: Stretch, extra: Bool = false, procedures: [String] = [], cutoff: Int32? = nil, from: Int64? = nil,
+        until: Int64? = nil
+    ) {
+        self.time = time
+        self.extra = extra
+        self.procedures = procedures
+        self.cutoff = cutoff
+        self.from = from
+        self.until = until
+    }
+
+    public func exists(onDay day: Int64) -> Bool { day >= (from ?? Int64.min) && day <= (until ?? Int64.max) }
+
+    /// Whether an extra session with this `procedures` list serves a same-day procedure of that code and field.
+    public static func serves(_ procedures: [String], code: String, field: String?) -> Bool {
+        procedures.isEmpty || procedures.contains(code) || field.map { procedures.contains("field:" + $0) } ?? false
+    }
+
+    public var text: String {
+        var s = time.text
+        guard extra else { return s }
+        s += " extra"
+        if !procedures.isEmpty { s += " for " + procedures.joined(separator: ", ") }
+        if let cutoff { s += ", cut-off " + ClockTime.format(Int(cutoff)) }
+        if let from { s += ", from " + LocalDate(dayNumber: from).description }
+        if let until { s += ", until " + LocalDate(dayNumber: until).description }
+        return s
+    }
+}
+
+/// One day of a calendar as configured: its sessions (regular and extra) and its own cut-off.
+public struct DayDefinition: Hashable, Sendable {
+    public var sessions: [Session]
+    public var cutoff: Int32?
+    public static let none = DayDefinition(sessions: [], cutoff: nil)
+    public init(sessions: [Session], cutoff: Int32?) {
+        self.sessions = sessions
+        self.cutoff = cutoff
+    }
+    /// Some session exists on some dates only, so the day's schedule depends on the date.
+    var isDated: Bool { sessions.contains { $0.from != nil || $0.until != nil } }
+}
+
+/// A calendar as configured and merged with its `base`: weekly days, dated days, holidays. Views of it
+/// (`WorkCalendar`) do the arithmetic; this keeps what `explain` shows.
+public struct CalendarDefinition: Sendable {
+    public let id: String
+    /// Distinct day definitions; `weekly` (Monday = 0) and `dates` index into it.
+    let days: [DayDefinition]
+    let weekly: [Int]
+    let dates: [Int64: Int]
+    public let holidays: Set<Int64>
+
+    /// - Parameters:
+    ///   - weekly: Monday … Sunday.
+    ///   - dates: day number → definition (overrides the weekly one).
+    ///   - holidays: day numbers without work, whatever the rest says.
+    public init(id: String, weekly: [DayDefinition], dates: [Int64: DayDefinition], holidays: Set<Int64>) {
+        precondition(weekly.count == 7)
+        self.id = id
+        var days: [DayDefinition] = [.none]
+        var index: [DayDefinition: Int] = [.none: 0]
+        func intern(_ d: DayDefinition) -> Int {
+            if let i = index[d] { return i }
+            days.append(d)
+            index[d] = days.count - 1
+            return days.count - 1
+        }
+        self.weekly = weekly.map(intern)
+        self.dates = dates.mapValues(intern)
+        self.holidays = holidays
+        self.days = days
+    }
+
+    /// Index into `days` of local day `day` (0, no work, on a holiday).
+    func dayIndex(_ day: Int64) -> Int {
+        holidays.contains(day) ? 0 : dates[day] ?? weekly[LocalTime.weekday(ofDay: day)]
+    }
+
+    /// The definition in force on local day `day`.
+    public func day(_ day: Int64) -> DayDefinition { days[dayIndex(day)] }
+
+    /// The distinct `procedures` lists of its extra sessions: extra sessions with the same list serve the same
+    /// procedures, so these lists are what tells two same-day views of the calendar apart.
+    public var extraServiceLists: [[String]] {
+        var out: [[String]] = []
+        for d in days { for s in d.sessions where s.extra && !out.contains(s.procedures) { out.append(s.procedures) } }
+        return out
+    }
+
+    /// The extra services (see `extraServiceLists`) that serve a same-day procedure of that code and field.
+    public func services(code: String, field: String?) -> Set<[String]> {
+        Set(extraServiceLists.filter { Session.serves($0, code: code, field: field) })
+    }
+}
+
+/// Where a same-day intake cut-off comes from (DOMAIN.md §4.2), for explanations.
+public enum CutoffSource: String, Sendable, Hashable {
+    case catalog = "catalog entry"
+    case session = "the last session's own"
+    case day = "the calendar day's"
+    case beforeClose = "120 minutes before the close"
+}
+
+/// The sessions that count on one day for one view of a calendar, and the day's intake cut-off.
 public struct DaySchedule: Hashable, Sendable {
-    /// Sessions as configured (for explanations).
+    /// Sessions that count, as configured (for explanations).
     public let sessions: [Stretch]
     /// Sessions with adjacent ones joined: working time runs on across 11:30|11:30 boundaries.
     public let stretches: [Stretch]
-    /// The cut-off set on the day in the calendar, if any.
-    public let configuredCutoff: Int32?
+    /// The intake cut-off in force (seconds after midnight) and where it comes from.
+    public let cutoff: Int32
+    public let cutoffSource: CutoffSource
     public let workingSeconds: Int64
 
-    public static let none = DaySchedule(sessions: [], cutoff: nil)
+    public static let none = DaySchedule(sessions: [], resolvedCutoff: nil)
 
+    /// A day whose sessions all count; `cutoff` is the day's own (nil: 120 minutes before close).
     public init(sessions: [Stretch], cutoff: Int32?) {
+        self.init(sessions: sessions, resolvedCutoff: cutoff.map { ($0, .day) })
+    }
+
+    init(sessions: [Stretch], resolvedCutoff cutoff: (Int32, CutoffSource)?) {
         self.sessions = sessions
         var merged: [Stretch] = []
         for s in sessions {
@@ -32,8 +157,21 @@ public struct DaySchedule: Hashable, Sendable {
             }
         }
         stretches = merged
-        configuredCutoff = cutoff
         workingSeconds = merged.reduce(0) { $0 + Int64($1.end - $1.start) }
+        let close = merged.last?.end ?? 0
+        (self.cutoff, cutoffSource) = cutoff ?? (close - DaySchedule.defaultCutoffBeforeClose, .beforeClose)
+    }
+
+    /// The sessions of `day` that count in a view: regular ones, plus the extra ones whose `procedures` list is in
+    /// `serving` (nil: none, the view of `hours:N`/`days:N`). The cut-off is the last counted session's own when it
+    /// is extra and has one, else the day's (DOMAIN.md §4.2).
+    init(_ d: DayDefinition, day: Int64, serving: Set<[String]>?) {
+        let counted = d.sessions.filter { s in
+            s.exists(onDay: day) && (!s.extra || serving?.contains(s.procedures) == true)
+        }
+        let own: (Int32, CutoffSource)? =
+            counted.last.flatMap { s in s.extra ? s.cutoff.map { ($0, .session) } : nil } ?? d.cutoff.map { ($0, .day) }
+        self.init(sessions: counted.map(\.time), resolvedCutoff: own)
     }
 
     public var isWorkingDay: Bool { !stretches.isEmpty }
@@ -43,20 +181,17 @@ public struct DaySchedule: Hashable, Sendable {
     /// Convention (DOMAIN.md §4.2): without a cut-off of its own, a day stops taking same-day dossiers
     /// 120 minutes before it closes.
     public static let defaultCutoffBeforeClose: Int32 = 120 * 60
-
-    /// The day's intake cut-off: its own, else 120 minutes before close.
-    public var cutoff: Int32 { configuredCutoff ?? (close - DaySchedule.defaultCutoffBeforeClose) }
 }
 
-/// A unit's working calendar: weekly sessions, holidays, dated overrides (make-up and fair days), already merged
-/// with its `base`. All working-time arithmetic of the domain happens here, in seconds, on UTC+07:00 local days.
-/// A class (immutable, shared) so that handing a calendar around costs one reference count, not one per array.
+/// A view of a unit's working calendar: the sessions that count for one kind of dossier (regular sessions only
+/// for `hours:N`/`days:N`; regular plus the extra sessions that serve the procedure for `same-day`), over weekly
+/// days, holidays and dated days. All working-time arithmetic of the domain happens here, in seconds, on UTC+07:00
+/// local days. A class (immutable, shared) so that handing a calendar around costs one reference count.
 public final class WorkCalendar: Sendable {
     public let id: String
-    /// Index into `schedules` per weekday, Monday = 0.
-    let weekly: [Int]
-    let overrides: [Int64: Int]
-    public let holidays: Set<Int64>
+    public let definition: CalendarDefinition
+    /// Which extra services count (nil: regular sessions only).
+    public let serving: Set<[String]>?
     let schedules: [DaySchedule]
     /// Dense per-day schedule index for the years the system lives in, so a lookup is one array read.
     let cacheStartDay: Int64
@@ -66,50 +201,69 @@ public final class WorkCalendar: Sendable {
     static let maxScanDays: Int64 = 3700
     /// What `add` returns when no working time is ever available.
     public static let never: Instant = Int64.max / 4
+    /// The dense cache covers these years; days outside are computed from the definition (slower, same answer).
+    static let cacheYears = (first: 2000, last: 2044)
 
-    /// - Parameters:
-    ///   - weekly: Monday … Sunday.
-    ///   - dates: day number → schedule (override of the weekly one).
-    ///   - holidays: day numbers without work, whatever the rest says.
-    public init(id: String, weekly: [DaySchedule], dates: [Int64: DaySchedule], holidays: Set<Int64>) {
-        precondition(weekly.count == 7)
-        self.id = id
+    /// The view of `definition` counting regular sessions plus the extra ones whose `procedures` list is in
+    /// `serving` (nil: regular sessions only).
+    public init(definition: CalendarDefinition, serving: Set<[String]>? = nil) {
+        id = definition.id
+        self.definition = definition
+        self.serving = serving
         var schedules: [DaySchedule] = [.none]
-        func index(_ d: DaySchedule) -> Int {
-            if let i = schedules.firstIndex(of: d) { return i }
-            schedules.append(d)
+        var index: [DaySchedule: Int] = [.none: 0]
+        func intern(_ s: DaySchedule) -> Int {
+            if let i = index[s] { return i }
+            schedules.append(s)
+            index[s] = schedules.count - 1
             return schedules.count - 1
         }
-        let weeklyIdx = weekly.map(index)
-        var overrideIdx: [Int64: Int] = [:]
-        for (day, s) in dates { overrideIdx[day] = index(s) }
-        self.weekly = weeklyIdx
-        self.overrides = overrideIdx
-        self.holidays = holidays
-        self.schedules = schedules
-        let start = CivilCalendar.days(year: 2000, month: 1, day: 1)
-        let end = CivilCalendar.days(year: 2045, month: 1, day: 1)
+        let start = CivilCalendar.days(year: WorkCalendar.cacheYears.first, month: 1, day: 1)
+        let end = CivilCalendar.days(year: WorkCalendar.cacheYears.last + 1, month: 1, day: 1)
+        // Undated day definitions give the same schedule on every date: compute each once.
+        var undated = [Int?](repeating: nil, count: definition.days.count)
         var cache = [UInt16](repeating: 0, count: Int(end - start))
-        for k in 0..<cache.count {
+        for k in cache.indices {
             let day = start + Int64(k)
-            cache[k] = UInt16(
-                holidays.contains(day) ? 0 : (overrideIdx[day] ?? weeklyIdx[LocalTime.weekday(ofDay: day)]))
+            let di = definition.dayIndex(day)
+            let si: Int
+            if let known = undated[di] {
+                si = known
+            } else {
+                let d = definition.days[di]
+                si = intern(DaySchedule(d, day: day, serving: serving))
+                if !d.isDated { undated[di] = si }
+            }
+            // The loader bounds dated days well below this; a larger calendar is a programming error.
+            precondition(si <= Int(UInt16.max), "calendar \(definition.id): too many distinct day schedules")
+            cache[k] = UInt16(si)
         }
+        self.schedules = schedules
         self.cacheStartDay = start
         self.cache = cache
+    }
+
+    /// A calendar whose sessions are all regular (tests and benchmarks).
+    public convenience init(id: String, weekly: [DaySchedule], dates: [Int64: DaySchedule], holidays: Set<Int64>) {
+        func def(_ s: DaySchedule) -> DayDefinition {
+            DayDefinition(
+                sessions: s.sessions.map { Session(time: $0) }, cutoff: s.cutoffSource == .day ? s.cutoff : nil)
+        }
+        self.init(
+            definition: CalendarDefinition(
+                id: id, weekly: weekly.map(def), dates: dates.mapValues(def), holidays: holidays))
     }
 
     /// The schedule of local day `day`.
     @inline(__always) public func schedule(ofDay day: Int64) -> DaySchedule {
         let k = day - cacheStartDay
         if k >= 0 && k < Int64(cache.count) { return schedules[Int(cache[Int(k)])] }
-        if holidays.contains(day) { return schedules[0] }
-        return schedules[overrides[day] ?? weekly[LocalTime.weekday(ofDay: day)]]
+        return DaySchedule(definition.day(day), day: day, serving: serving)
     }
 
     public func schedule(of date: LocalDate) -> DaySchedule { schedule(ofDay: date.dayNumber) }
 
-    public func isHoliday(_ date: LocalDate) -> Bool { holidays.contains(date.dayNumber) }
+    public func isHoliday(_ date: LocalDate) -> Bool { definition.holidays.contains(date.dayNumber) }
 
     /// `t` if it is inside a session, else the start of the next session (DOMAIN.md §4.1: T0 moves there).
     public func nextWorkingInstant(atOrAfter t: Instant) -> Instant {
@@ -187,6 +341,8 @@ public final class WorkCalendar: Sendable {
         return nil
     }
 
-    /// True when at least one weekday has sessions (otherwise no deadline could ever be computed).
-    var hasWeeklyWork: Bool { weekly.contains { schedules[$0].isWorkingDay } }
+    /// True when at least one weekday has regular sessions (otherwise no deadline could ever be computed).
+    var hasWeeklyWork: Bool {
+        definition.weekly.contains { definition.days[$0].sessions.contains { !$0.extra } }
+    }
 }

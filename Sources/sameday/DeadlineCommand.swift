@@ -26,9 +26,8 @@ struct DeadlineCommand: ParsableCommand {
             let cfg = try CoreFiles.loadConfiguration(config)
             let receivedAt = try CoreFiles.parseInstant(received, option: "--received")
             guard let unitID = cfg.unitID(unit) else { throw CommandFailure("--unit \"\(unit)\": not in units.csv") }
-            let ref = cfg.procedureRef(procedure)
-            let calendar = cfg.calendar(of: unitID)
-            let d = calendar.deadline(sla: cfg.sla(ref), received: receivedAt, cutoff: cfg.catalogEntry(ref)?.cutoff)
+            let ref = cfg.procedureRef(procedure, unit: unitID)
+            let d = cfg.deadline(unit: unitID, procedure: ref, received: receivedAt)
             // A dossier with just this `received` event gives the thresholds the worker would use.
             var dossier = Dossier(code: "deadline-query")
             _ = try dossier.insert(
@@ -41,12 +40,16 @@ struct DeadlineCommand: ParsableCommand {
             w.field("unit", unit)
             w.field("procedure", procedure)
             w.field("inCatalog", cfg.catalogEntry(ref) != nil ? "yes" : "no")
+            if let entry = cfg.catalogEntry(ref) {
+                w.field("scope", { if case .unit(let u) = entry.scope { return u } else { return "city" } }())
+            }
             w.field("sla", d.sla.description)
             w.field("calendar", d.calendar)
             w.field("received", RFC3339.format(d.received))
             w.field("start", RFC3339.format(d.start))
             if let c = d.cutoff {
                 w.field("cutoff", String(format: "%02d:%02d", c / 3600, c / 60 % 60))
+                w.field("cutoffFrom", d.cutoffSource?.rawValue ?? "")
                 w.key("afterCutoff")
                 w.bool(d.afterCutoff)
             }

@@ -36,6 +36,34 @@ struct ExplainCommand: ParsableCommand {
 
 /// The human-readable explanation of a dossier.
 enum Explanation {
+    /// The sessions of one day, each marked counted or not and why (DOMAIN.md §2, §4).
+    static func sessionLines(day: Int64, calendar cal: WorkCalendar, procedure p: ProcedureRef, config cfg: Configuration)
+        -> [String]
+    {
+        let def = cal.definition
+        let date = LocalDate(dayNumber: day)
+        if def.holidays.contains(day) { return ["     \(date): holiday, no sessions"] }
+        let sessions = def.day(day).sessions
+        if sessions.isEmpty { return ["     \(date): no sessions"] }
+        var out = ["     sessions on \(date):"]
+        for s in sessions {
+            let why: String
+            if !s.exists(onDay: day) {
+                why = "not counted: the session does not exist on this date"
+            } else if !s.extra {
+                why = "counted: regular session"
+            } else if cfg.sla(p) != .sameDay {
+                why = "not counted: extra sessions serve same-day procedures only"
+            } else if cal.serving?.contains(s.procedures) == true {
+                why = "counted: extra session serving " + (s.procedures.isEmpty ? "every same-day procedure" : "this procedure")
+            } else {
+                why = "not counted: extra session for " + s.procedures.joined(separator: ", ") + " only"
+            }
+            out.append("       \(s.text)  \(why)")
+        }
+        return out
+    }
+
     static func text(_ d: Dossier, config cfg: Configuration, alerts: [Alert], clock: Instant) -> String {
         let st = d.state(config: cfg)
         var out: [String] = []
@@ -49,8 +77,16 @@ enum Explanation {
                 "  procedure: \(cfg.procedureCode(p)) "
                     + (entry.map { "\($0.name), SLA \($0.sla)" }
                         ?? "not in catalog, default SLA \(cfg.alerting.defaultSla)"))
-            let cal = cfg.calendar(of: u)
-            out.append("  calendar:  \(cal.id)")
+            let cal = cfg.workingCalendar(unit: u, procedure: p)
+            let services = cal.serving.map { $0.isEmpty ? "" : ", with the extra sessions that serve it" } ?? ""
+            out.append(
+                "  calendar:  \(cal.id) — "
+                    + (cfg.sla(p) == .sameDay
+                        ? "same-day: regular sessions\(services.isEmpty ? " (no extra session serves it)" : services)"
+                        : "\(cfg.sla(p)): regular sessions only (extra sessions add no working time)"))
+            if let entry, case .unit(let owner) = entry.scope {
+                out.append("  scope:     registered by unit \(owner) for itself and its child units")
+            }
         }
         out.append("Events in applied order (occurredAt, seq, arrival):")
         for (i, e) in st.applied.enumerated() {
@@ -59,24 +95,22 @@ enum Explanation {
                     + "  arrival \(e.arrival)")
         }
         out.append("Episodes:")
-        if let u = st.unit {
-            let cal = cfg.calendar(of: u)
+        if let u = st.unit, let p = st.procedure {
+            let cal = cfg.workingCalendar(unit: u, procedure: p)
             for ep in st.episodes {
                 let dl = ep.deadline
-                let day = LocalDate(dayNumber: LocalTime.day(of: dl.start))
-                let sched = cal.schedule(of: day)
                 out.append(
                     "  #\(ep.number) T0 \(f(dl.received))"
-                        + (dl.start != dl.received ? " → moved into the next session: \(f(dl.start))" : ""))
-                out.append(
-                    "     sessions on \(day): "
-                        + (sched.sessions.isEmpty ? "none" : sched.sessions.map(\.text).joined(separator: ", ")))
+                        + (dl.start != dl.received ? " → moved into the next counted session: \(f(dl.start))" : ""))
+                var days = [LocalTime.day(of: dl.start)]
+                if LocalTime.day(of: dl.due) != days[0], dl.due < WorkCalendar.never { days.append(LocalTime.day(of: dl.due)) }
+                for day in days {
+                    out.append(contentsOf: sessionLines(day: day, calendar: cal, procedure: p, config: cfg))
+                }
                 if let c = dl.cutoff {
-                    let source =
-                        st.procedure.flatMap { cfg.catalogEntry($0)?.cutoff } != nil
-                        ? "catalog entry" : sched.configuredCutoff != nil ? "calendar day" : "120 minutes before close"
                     out.append(
-                        "     same-day cut-off \(String(format: "%02d:%02d", c / 3600, c / 60 % 60)) (\(source)): T0 is "
+                        "     same-day cut-off \(String(format: "%02d:%02d", c / 3600, c / 60 % 60)) "
+                            + "(\(dl.cutoffSource?.rawValue ?? "")): T0 is "
                             + (dl.afterCutoff
                                 ? "after it → end of the next working day" : "at or before it → end of the day"))
                 }

@@ -14,8 +14,12 @@ struct ConfigurationTests {
         // base inheritance: the Saturday calendar keeps the standard holidays and weekdays.
         let sat = c.calendar(id: "hcmc-saturday")!
         #expect(sat.isHoliday(LocalDate("2022-09-02")!))
-        #expect(sat.schedule(of: LocalDate("2022-05-21")!).close == 11 * 3600 + 1800)
-        #expect(sat.schedule(of: LocalDate("2022-05-20")!).cutoff == 15 * 3600)
+        // Saturday morning is an extra session: same-day procedures count it, hours:N and days:N do not.
+        #expect(!sat.schedule(of: LocalDate("2022-05-21")!).isWorkingDay)
+        let q = c.unitID("769")!
+        let sameDaySat = c.workingCalendar(unit: q, procedure: c.procedureRef(Fixture.sameDay, unit: q))
+        #expect(sameDaySat.schedule(of: LocalDate("2022-05-21")!).close == 11 * 3600 + 1800)
+        #expect(sameDaySat.schedule(of: LocalDate("2022-05-20")!).cutoff == 15 * 3600)
         #expect(
             c.alerting.recipients(level: .escalated, unit: "760", block: .district)
                 == ["chutich@quan1.example.vn", "sonoivu.kstthc@example.vn"])

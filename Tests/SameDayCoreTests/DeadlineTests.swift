@@ -81,6 +81,30 @@ struct DeadlineTests {
         Case(
             name: "07:30 + 480 minutes is 17:00 the same day", unit: "760", procedure: Fixture.days1,
             received: "2022-05-18 07:30", start: "2022-05-18 07:30", due: "2022-05-18 17:00"),
+        // Revision 2: extra sessions serve same-day procedures only, and may name the ones they serve.
+        Case(
+            name: "days:3 received Wednesday at a Saturday unit is due Monday, as the appointment slip says",
+            unit: "769", procedure: Fixture.days3, received: "2022-05-18 10:00", start: "2022-05-18 10:00",
+            due: "2022-05-23 10:00"),
+        Case(
+            name: "hours:4 received in a Saturday extra session starts at Monday's first regular session",
+            unit: "769", procedure: Fixture.hours4, received: "2022-05-21 08:00", start: "2022-05-23 07:30",
+            due: "2022-05-23 11:30"),
+        Case(
+            name: "evening session serves notarisation only: another same-day procedure at 16:30 is due next day",
+            unit: "27004", procedure: Fixture.sameDayCutoff16, received: "2022-05-17 16:30",
+            start: "2022-05-17 16:30", due: "2022-05-18 17:00"),
+        Case(
+            name: "evening session before its first date does not count", unit: "27004", procedure: Fixture.sameDay,
+            received: "2022-04-26 16:30", start: "2022-04-26 16:30", due: "2022-04-27 17:00"),
+        Case(
+            name: "catalog cut-off 16:00 does not stretch a Saturday closing at 11:30 (day's own 09:30 applies)",
+            unit: "769", procedure: Fixture.sameDayCutoff16, received: "2022-05-21 11:00", start: "2022-05-21 11:00",
+            due: "2022-05-23 17:00"),
+        Case(
+            name: "catalog cut-off 16:00 on a Saturday, before the day's own cut-off", unit: "769",
+            procedure: Fixture.sameDayCutoff16, received: "2022-05-21 09:00", start: "2022-05-21 09:00",
+            due: "2022-05-21 11:30"),
         Case(
             name: "not in catalog: default days:1", unit: "760", procedure: "9.999", received: "2022-05-18 07:00",
             start: "2022-05-18 07:30", due: "2022-05-18 17:00"),
@@ -89,18 +113,17 @@ struct DeadlineTests {
     @Test(arguments: cases)
     func deadline(_ c: Case) {
         let unit = config.unitID(c.unit)!
-        let ref = config.procedureRef(c.procedure)
-        let d = config.calendar(of: unit).deadline(
-            sla: config.sla(ref), received: t(c.received), cutoff: config.catalogEntry(ref)?.cutoff)
+        let ref = config.procedureRef(c.procedure, unit: unit)
+        let d = config.deadline(unit: unit, procedure: ref, received: t(c.received))
         #expect(fmt(d.start) == c.start)
         #expect(fmt(d.due) == c.due)
     }
 
     func schedule(_ unit: String, _ procedure: String, _ received: String) -> AlertSchedule {
         let u = config.unitID(unit)!
-        let ref = config.procedureRef(procedure)
-        let cal = config.calendar(of: u)
-        let d = cal.deadline(sla: config.sla(ref), received: t(received), cutoff: config.catalogEntry(ref)?.cutoff)
+        let ref = config.procedureRef(procedure, unit: u)
+        let cal = config.workingCalendar(unit: u, procedure: ref)
+        let d = config.deadline(unit: u, procedure: ref, received: t(received))
         return AlertRules.schedule(
             deadline: d, clock: EpisodeClock(calendar: cal, start: d.start, pauses: []), rescheduledTo: nil,
             thresholds: config.alerting.thresholds(for: procedure, sla: d.sla))
@@ -136,12 +159,13 @@ struct DeadlineTests {
         #expect(fmt(cal.add(workingSeconds: offset, to: start)) == "2022-05-18 11:30")
     }
 
-    @Test("days:N thresholds: warning at 75 %, critical one day before, escalated one day after")
+    @Test("days:N thresholds: warning at 75 %, critical at 90 %, escalated one day after")
     func daysThresholds() {
         let s = schedule("760", Fixture.days3, "2022-05-20 10:00")  // due Wed 25 10:00
         // 75 % of 1440 = 1080 minutes: Fri 330, Mon 480, Tue 07:30 + 270 = 13:30.
         #expect(fmt(s.instants[.warning]) == "2022-05-24 13:30")
-        #expect(fmt(s.instants[.critical]) == "2022-05-24 10:00")
+        // 90 % of 1440 = 1296 minutes: Fri 330, Mon 480, Tue 480, Wed 07:30 + 6 = 07:36.
+        #expect(fmt(s.instants[.critical]) == "2022-05-25 07:36")
         #expect(fmt(s.instants[.escalated]) == "2022-05-26 10:00")
         // A catalog override: warning 120 minutes before (days:1 due Thu 10:00 → Wed 15:00).
         let o = schedule("760", Fixture.days1, "2022-05-18 10:00")
@@ -158,7 +182,9 @@ struct DeadlineTests {
 
     @Test("working minutes: adjacent sessions form one stretch; counts are symmetric")
     func workingMinutes() {
-        let cal = config.calendar(id: "notary-evening")!
+        let u = config.unitID("27004")!
+        let cal = config.workingCalendar(unit: u, procedure: config.procedureRef(Fixture.sameDay, unit: u))
+        #expect(config.calendar(id: "notary-evening")!.workingSeconds(from: t("2022-05-17 16:30"), to: t("2022-05-17 17:30")) == 1800)
         #expect(cal.workingSeconds(from: t("2022-05-17 16:30"), to: t("2022-05-17 17:30")) == 3600)
         #expect(fmt(cal.add(workingSeconds: 3600, to: t("2022-05-17 16:30"))) == "2022-05-17 17:30")
         let std = config.calendar(id: "hcmc-standard")!

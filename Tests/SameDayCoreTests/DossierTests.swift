@@ -112,16 +112,18 @@ struct DossierTests {
         b.procedure = Fixture.days1
         var (d, actions) = try run([b(.received, "2022-05-20 10:00"), b(.feeRequested, "2022-05-20 16:00")])
         #expect(actions.last == .cancelTimer)
-        // days:1 critical is 480 minutes before the deadline: at T0 itself.
-        #expect(actions.alerts.map(\.level) == [.critical])
+        // Revision 2: days:1 critical is at 90 % used, so a dossier with its whole time ahead raises nothing.
+        #expect(actions.alerts.isEmpty)
         #expect(d.advance(to: t("2022-05-23 08:59"), config: config).alerts.isEmpty)
         _ = try d.apply(b(.feePaid, "2022-05-23 09:00"), now: t("2022-05-23 09:00"), config: config)
         let st = d.state(config: config)
         #expect(fmt(st.judgingDue) == "2022-05-23 14:00")
         let a = d.advance(to: t("2022-05-23 14:00"), config: config)
-        // warning override for this procedure: 120 working minutes before 14:00 → 10:30.
-        #expect(a.alerts.map(\.level) == [.warning, .overdue])
+        // warning override for this procedure: 120 working minutes before 14:00 → 10:30; critical at 90 % of 480
+        // minutes: 270 used on Friday, 162 more from Monday 09:00 → 13:12.
+        #expect(a.alerts.map(\.level) == [.warning, .critical, .overdue])
         #expect(a.alerts[0].thresholdAt == t("2022-05-23 10:30"))
+        #expect(a.alerts[1].thresholdAt == t("2022-05-23 13:12"))
     }
 
     @Test("reschedule: alerts measure against newDueAt, lateness against the deadline before it")
@@ -133,11 +135,12 @@ struct DossierTests {
             b(.rescheduled, "2022-05-20 16:00", newDue: "2022-05-25 17:00"), now: t("2022-05-20 16:00"), config: config)
         let st = d.state(config: config)
         let sched = d.alertSchedule(state: st, config: config)!
-        #expect(sched.instants[.critical] == nil)  // skipped once rescheduled
+        // 90 % of the working time to the new promise (2,790 minutes) is Wednesday 10:51.
+        #expect(fmt(sched.instants[.critical]) == "2022-05-25 10:51")
         #expect(fmt(sched.instants[.overdue]) == "2022-05-25 17:00")
         #expect(fmt(sched.alertDue) == "2022-05-25 17:00")
         let a = d.advance(to: t("2022-05-25 17:00"), config: config)
-        #expect(a.alerts.map(\.level) == [.warning, .overdue])
+        #expect(a.alerts.map(\.level) == [.warning, .critical, .overdue])
         _ = try d.apply(
             b(.rescheduled, "2022-05-25 17:00", newDue: "2022-05-27 17:00"), now: t("2022-05-25 17:00"), config: config)
         #expect(d.state(config: config).anomalies.contains(.secondReschedule))
