@@ -48,6 +48,41 @@ struct CommandLineTests {
         #expect(explain.output.contains("on_time") || explain.output.contains("on time"))
     }
 
+    @Test("revision 2 on the HCMC 2022 configuration: Tân Sơn Nhì's evening session is for notarisation only")
+    func revisionTwoOnTheShippedConfiguration() throws {
+        func deadline(_ unit: String, _ procedure: String, _ received: String) throws -> String {
+            let run = try runSameday([
+                "deadline", "--config", hcmcConfiguration, "--unit", unit, "--procedure", procedure, "--received",
+                received,
+            ])
+            #expect(run.status == 0)
+            return run.output
+        }
+        let birth = "1.001193.000.00.00.H29"  // đăng ký khai sinh (Hộ tịch, same-day)
+        let copy = "2.000815.000.00.00.H29"  // chứng thực bản sao (Chứng thực, same-day)
+        // Tuesday 21 June 2022 16:30 at Tân Sơn Nhì (27010): the evening session serves notarisation only.
+        #expect(try deadline("27010", birth, "2022-06-21T16:30:00+07:00").contains(#""due":"2022-06-22T17:00:00+07:00""#))
+        #expect(try deadline("27010", copy, "2022-06-21T16:30:00+07:00").contains(#""due":"2022-06-21T19:00:00+07:00""#))
+        // Before 15 June 2022 the evening session did not exist.
+        #expect(try deadline("27010", copy, "2022-06-14T16:30:00+07:00").contains(#""due":"2022-06-15T17:00:00+07:00""#))
+        // days:3 received Wednesday at Thủ Đức (Saturday mornings are extra): due Monday, no critical at reception.
+        let days3 = try deadline("769", "1.001022.000.00.00.H29", "2022-05-18T10:00:00+07:00")
+        #expect(days3.contains(#""due":"2022-05-23T10:00:00+07:00""#))
+        #expect(days3.contains(#""warning":"2022-05-20T13:30:00+07:00""#))
+        #expect(days3.contains(#""critical":"2022-05-23T07:36:00+07:00""#))
+
+        let line =
+            #"{"schema":"sameday.dossier-event/1","eventId":"t1","dossier":"27010-220621-0001","unit":"27010","procedure":"1.001193.000.00.00.H29","type":"received","occurredAt":"2022-06-21T16:30:00+07:00","channel":"direct","source":"test"}"#
+        let explain = try runSameday([
+            "explain", "--config", hcmcConfiguration, "--events", try events([line]), "--dossier", "27010-220621-0001",
+        ])
+        #expect(explain.status == 0)
+        #expect(explain.output.contains("17:00-19:00 extra for field:Chứng thực, cut-off 17:00, from 2022-06-15"))
+        #expect(explain.output.contains("not counted: extra session for field:Chứng thực only"))
+        #expect(explain.output.contains("13:00-17:00  counted: regular session"))
+        #expect(explain.output.contains("same-day cut-off 15:00 (the calendar day's): T0 is after it"))
+    }
+
     @Test("bad input: a clear message naming the file and line or the option, exit status 1, nothing written")
     func badInput() throws {
         let broken = try events([received, #"{"schema":"sameday.dossier-event/1","eventId":"e3""#])

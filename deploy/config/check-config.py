@@ -191,17 +191,19 @@ def check_catalog(path, units, rep):
     rows = read_csv(path, name, CATALOG_HEADER, rep)
     if rows is None:
         return set()
-    seen = {}
+    seen = {}  # (procedure, scope) -> line: a code may have a city entry and entries of units' own
     for line_no, row in rows:
         proc = row["procedure"]
+        key = (proc, row["scope"])
         if not proc:
             rep.error(name, line_no, "procedure", "empty")
         elif re.search(r"\s", proc) or len(proc) > 64:
             rep.error(name, line_no, "procedure", f"{proc!r}: no white space, at most 64 characters")
-        elif proc in seen:
-            rep.error(name, line_no, "procedure", f"{proc!r} already listed on line {seen[proc]}")
+        elif key in seen:
+            rep.error(name, line_no, "procedure",
+                      f"{proc!r} already listed for scope {row['scope']!r} on line {seen[key]}")
         else:
-            seen[proc] = line_no
+            seen[key] = line_no
         if not row["name"]:
             rep.error(name, line_no, "name", "empty")
         if not row["field"]:
@@ -218,7 +220,7 @@ def check_catalog(path, units, rep):
         scope = row["scope"]
         if scope != "city" and scope not in units:
             rep.error(name, line_no, "scope", f"{scope!r} is neither 'city' nor a unit code from units.csv")
-    return set(seen)
+    return {proc for proc, _ in seen}
 
 
 # ---------------------------------------------------------------- JSON
@@ -264,34 +266,88 @@ def expect_keys(obj, path, name, rep, required=(), optional=()):
     return True
 
 
+def check_session(s, sp, name, rep, day_extra):
+    """One SESSION: "HH:MM-HH:MM" or an object (DOMAIN.md section 7). Returns (start, end, extra) or None."""
+    if isinstance(s, dict):
+        if not expect_keys(s, sp, name, rep, required=("time",),
+                           optional=("extra", "procedures", "cutoff", "from", "until")):
+            return None
+        extra = s.get("extra", False)
+        if not isinstance(extra, bool):
+            rep.error(name, f"{sp}.extra", "extra", f"{extra!r} must be true or false")
+            extra = False
+        extra = extra or day_extra
+        text = s.get("time")
+        where = f"{sp}.time"
+    else:
+        extra, text, where = day_extra, s, sp
+    m = SESSION_RE.match(text) if isinstance(text, str) else None
+    if not m:
+        rep.error(name, where, "sessions", f"{text!r} is not HH:MM-HH:MM")
+        return None
+    a, b = minutes(m.group(1)), minutes(m.group(2))
+    if a is None or b is None or a == 24 * 60:
+        rep.error(name, where, "sessions", f"{text!r} has an invalid time")
+        return None
+    if a >= b:
+        rep.error(name, where, "sessions", f"{text!r} must end after it starts")
+        return None
+    if isinstance(s, dict):
+        procs = s.get("procedures")
+        if procs is not None:
+            if not extra:
+                rep.error(name, f"{sp}.procedures", "procedures", "only an extra session may name the procedures it serves")
+            elif not isinstance(procs, list) or not procs or not all(isinstance(x, str) and x and x != "field:" for x in procs):
+                rep.error(name, f"{sp}.procedures", "procedures",
+                          "must be a non-empty list of procedure codes or field:<lĩnh vực>")
+        c = s.get("cutoff")
+        if c is not None:
+            cm = minutes(c) if isinstance(c, str) and TIME_RE.match(c) else None
+            if not extra:
+                rep.error(name, f"{sp}.cutoff", "cutoff", "only an extra session has a cut-off of its own")
+            elif cm is None:
+                rep.error(name, f"{sp}.cutoff", "cutoff", f"{c!r} is not HH:MM")
+            elif not a <= cm <= b:
+                rep.error(name, f"{sp}.cutoff", "cutoff", f"{c} must fall inside the session {text}")
+        dates = {}
+        for k in ("from", "until"):
+            v = s.get(k)
+            if v is not None:
+                if not isinstance(v, str) or not valid_date(v):
+                    rep.error(name, f"{sp}.{k}", k, f"{v!r} is not a YYYY-MM-DD date")
+                else:
+                    dates[k] = v
+        if "from" in dates and "until" in dates and dates["until"] < dates["from"]:
+            rep.error(name, f"{sp}.until", "until", "the session ends (until) before it starts (from)")
+    return a, b, extra
+
+
 def check_day(day, path, name, rep):
+    """A DAY; returns True when it has a regular (not extra) session."""
     if day is None:
-        return
-    if not expect_keys(day, path, name, rep, required=("sessions",), optional=("cutoff",)):
-        return
+        return False
+    if not expect_keys(day, path, name, rep, required=("sessions",), optional=("cutoff", "extra")):
+        return False
+    day_extra = day.get("extra", False)
+    if not isinstance(day_extra, bool):
+        rep.error(name, f"{path}.extra", "extra", f"{day_extra!r} must be true or false")
+        day_extra = False
     sessions = day.get("sessions")
     if not isinstance(sessions, list) or not sessions:
         rep.error(name, f"{path}.sessions", "sessions", "must be a non-empty list (use null for a day without work)")
-        return
+        return False
     prev_end = None
     first_start = last_end = None
     bad = False
+    regular = False
     for i, s in enumerate(sessions):
         sp = f"{path}.sessions[{i}]"
-        m = SESSION_RE.match(s) if isinstance(s, str) else None
-        if not m:
-            rep.error(name, sp, "sessions", f"{s!r} is not HH:MM-HH:MM")
+        got = check_session(s, sp, name, rep, day_extra)
+        if got is None:
             bad = True
             continue
-        a, b = minutes(m.group(1)), minutes(m.group(2))
-        if a is None or b is None or a == 24 * 60:
-            rep.error(name, sp, "sessions", f"{s!r} has an invalid time")
-            bad = True
-            continue
-        if a >= b:
-            rep.error(name, sp, "sessions", f"{s!r} must end after it starts")
-            bad = True
-            continue
+        a, b, extra = got
+        regular = regular or not extra
         if prev_end is not None and a < prev_end:
             rep.error(name, sp, "sessions", f"{s!r} overlaps or is not after the previous session")
             bad = True
@@ -305,6 +361,7 @@ def check_day(day, path, name, rep):
             rep.error(name, f"{path}.cutoff", "cutoff", f"{c!r} is not HH:MM")
         elif not bad and first_start is not None and not (first_start <= cm <= last_end):
             rep.error(name, f"{path}.cutoff", "cutoff", f"{c} is outside the day's sessions")
+    return regular
 
 
 def check_calendars(path, rep):
@@ -386,7 +443,8 @@ def check_alerting(path, units, procedures, rep):
     if doc is None:
         return
     if not expect_keys(doc, "$", name, rep,
-                       required=("thresholds", "procedures", "defaultSla", "silence", "levels", "recipients")):
+                       required=("thresholds", "procedures", "defaultSla", "silence", "levels", "recipients"),
+                       optional=("staleAfterDays",)):
         return
 
     def check_thresholds(obj, p):
@@ -407,6 +465,15 @@ def check_alerting(path, units, procedures, rep):
                 rep.error(name, f"{tp}.{kind}", kind, f"{val!r} must be an integer >= 0")
             elif kind == "percentUsed" and not 0 < val <= 100:
                 rep.error(name, f"{tp}.{kind}", kind, f"{val} must be within 1..100")
+        # Revision 2: the levels always come in order; rules of the same kind can be compared here.
+        w, c = obj.get("warning"), obj.get("critical")
+        if isinstance(w, dict) and isinstance(c, dict) and len(w) == 1 and len(c) == 1:
+            (wk, wv), = w.items()
+            (ck, cv), = c.items()
+            if wk == ck == "minutesBefore" and isinstance(wv, int) and isinstance(cv, int) and wv < cv:
+                rep.error(name, f"{p}.warning", "warning", f"warning ({wv} minutes before) would come after critical ({cv})")
+            if wk == ck == "percentUsed" and isinstance(wv, int) and isinstance(cv, int) and wv > cv:
+                rep.error(name, f"{p}.warning", "warning", f"warning ({wv} % used) would come after critical ({cv} %)")
 
     th = doc.get("thresholds")
     if expect_keys(th, "$.thresholds", name, rep, optional=SLA_CLASSES):
@@ -426,6 +493,11 @@ def check_alerting(path, units, procedures, rep):
     sla = doc.get("defaultSla")
     if "defaultSla" in doc and (not isinstance(sla, str) or not SLA_RE.match(sla)):
         rep.error(name, "$.defaultSla", "defaultSla", f"{sla!r} is not same-day, hours:N or days:N")
+
+    if "staleAfterDays" in doc:
+        st = doc["staleAfterDays"]
+        if not isinstance(st, int) or isinstance(st, bool) or not 1 <= st <= 3660:
+            rep.error(name, "$.staleAfterDays", "staleAfterDays", f"{st!r} must be an integer within 1..3660")
 
     sil = doc.get("silence")
     if expect_keys(sil, "$.silence", name, rep, required=("workingMinutes",)):
