@@ -1,0 +1,60 @@
+/// The window of plausible event times (issue "hostile input"): an event dated in year 1022 or 9999 is a bug or an
+/// attack, and accepting it would make rollups span centuries and calendar arithmetic walk millions of days. Every
+/// entry (receiver, file adapter, worker) refuses such an event with the reason.
+public struct EventTimeBounds: Sendable, Hashable {
+    /// `occurredAt` at or after this instant (default 2000-01-01T00:00+07:00).
+    public var earliest: Instant
+    /// `occurredAt` at most this long after the clock of the component that checks (default one day).
+    public var maxAheadSeconds: Int64
+    /// `newDueAt` within this long of the event's `occurredAt`, either way (default 366 days).
+    public var rescheduleWithinSeconds: Int64
+
+    public static let standard = EventTimeBounds(
+        earliest: LocalTime.start(ofDay: CivilCalendar.days(year: 2000, month: 1, day: 1)), maxAheadSeconds: 86_400,
+        rescheduleWithinSeconds: 366 * 86_400)
+
+    public init(earliest: Instant, maxAheadSeconds: Int64, rescheduleWithinSeconds: Int64) {
+        self.earliest = earliest
+        self.maxAheadSeconds = maxAheadSeconds
+        self.rescheduleWithinSeconds = rescheduleWithinSeconds
+    }
+
+    /// Why the event is outside the window (naming the field), or nil when it is inside. `now` is the checking
+    /// component's clock.
+    public func violation(of e: DossierEvent, now: Instant) -> String? {
+        let latest = now + maxAheadSeconds
+        if e.occurredAt < earliest || e.occurredAt > latest {
+            return "field \"occurredAt\": \(RFC3339.format(e.occurredAt)) is outside the accepted window "
+                + "\(RFC3339.format(earliest)) … \(RFC3339.format(latest))"
+        }
+        if let due = e.newDueAt, due < e.occurredAt - rescheduleWithinSeconds || due > e.occurredAt + rescheduleWithinSeconds
+        {
+            return "field \"newDueAt\": \(RFC3339.format(due)) is more than \(rescheduleWithinSeconds / 86_400) days "
+                + "from occurredAt"
+        }
+        return nil
+    }
+}
+
+/// Dossier codes (DOMAIN.md §1): `<agency id>-<yymmdd>-<daily number>`, e.g. `000.00.15.H29-220518-0042`.
+public enum DossierCode {
+    /// The agency id a dossier code starts with: the code without its last two `-` parts, when those are a
+    /// six-digit date and a number of one to six digits; nil for a code of another shape.
+    public static func agency(of code: String) -> Substring? {
+        let parts = code.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count >= 3 else { return nil }
+        let date = parts[parts.count - 2]
+        let number = parts[parts.count - 1]
+        func digits(_ s: Substring) -> Bool { s.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } }
+        guard date.utf8.count == 6, digits(date), (1...6).contains(number.utf8.count), digits(number) else {
+            return nil
+        }
+        let agencyEnd = code.utf8.count - date.utf8.count - number.utf8.count - 2
+        let agency = code.utf8.prefix(agencyEnd)
+        guard !agency.isEmpty else { return nil }
+        return Substring(agency)
+    }
+
+    /// Whether the dossier code is one of `unit`'s: its agency id is the unit code.
+    public static func belongs(_ code: String, to unit: String) -> Bool { agency(of: code).map { $0 == unit } ?? false }
+}
