@@ -2,6 +2,11 @@
 ///
 /// Defaults follow the RabbitMQ URI spec: user and password `guest`, port 5672 (5671 for `amqps`), vhost `/`
 /// when the path is empty. A vhost `/` is written `%2F` in the path. Percent-escapes are decoded in every part.
+///
+/// An `amqps://` URL may carry its TLS files as RabbitMQ's URI query parameters, so one URL file holds everything a
+/// client needs: `?cacertfile=/etc/sameday/tls/ca.pem&certfile=/etc/sameday/tls/client.pem&keyfile=…/client.key`,
+/// and `verify=verify_peer` (the default) or `verify=verify_none` (never in production). They replace the
+/// connection configuration's `tls` for this broker.
 public struct BrokerURL: Sendable, Equatable, CustomStringConvertible {
     public var useTLS: Bool
     public var host: String
@@ -9,6 +14,8 @@ public struct BrokerURL: Sendable, Equatable, CustomStringConvertible {
     public var user: String
     public var password: String
     public var virtualHost: String
+    /// TLS settings from the URL's query, if it had any (else the connection configuration's apply).
+    public var tls: TLSConfiguration?
 
     public init(
         host: String = "127.0.0.1", port: Int? = nil, user: String = "guest", password: String = "guest",
@@ -28,6 +35,12 @@ public struct BrokerURL: Sendable, Equatable, CustomStringConvertible {
             AMQPError(.invalidURL, "broker URL \(BrokerURL.redact(text)): \(why)", isRetriable: false)
         }
         var rest = Substring(text)
+        var query: Substring? = nil
+        // The query starts at the first '?' after the credentials (a password may hold a '?').
+        if let mark = rest[(rest.lastIndex(of: "@") ?? rest.startIndex)...].firstIndex(of: "?") {
+            query = rest[rest.index(after: mark)...]
+            rest = rest[..<mark]
+        }
         if rest.hasPrefix("amqp://") {
             useTLS = false
             rest = rest.dropFirst("amqp://".count)
@@ -88,11 +101,45 @@ public struct BrokerURL: Sendable, Equatable, CustomStringConvertible {
         }
         if let path, !path.isEmpty {
             if path.contains("/") { throw fail("the vhost must be one path segment (write '/' as %2F)") }
-            if path.contains("?") { throw fail("query parameters are not supported; use the configuration") }
             guard let vhost = BrokerURL.percentDecoded(path) else { throw fail("bad percent-escape in the vhost") }
             virtualHost = vhost
         } else {
             virtualHost = "/"
+        }
+        tls = nil
+        if let query {
+            guard useTLS else {
+                throw fail("query parameters are supported for amqps:// only (cacertfile, certfile, keyfile, verify)")
+            }
+            var settings = TLSConfiguration()
+            for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
+                let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                let name = String(parts[0])
+                guard parts.count == 2, let value = BrokerURL.percentDecoded(parts[1]), !value.isEmpty else {
+                    throw fail("query parameter '\(name)' needs a value")
+                }
+                switch name {
+                case "cacertfile": settings.caCertificatePath = value
+                case "certfile": settings.clientCertificatePath = value
+                case "keyfile": settings.clientKeyPath = value
+                case "verify":
+                    switch value {
+                    case "verify_peer": settings.verifyPeer = true
+                    case "verify_none":
+                        settings.verifyPeer = false
+                        settings.verifyHostname = false
+                    default: throw fail("query parameter verify must be verify_peer or verify_none")
+                    }
+                default:
+                    throw fail(
+                        "query parameter '\(name)' is not supported (query parameters: cacertfile, certfile, keyfile, verify)"
+                    )
+                }
+            }
+            if (settings.clientCertificatePath == nil) != (settings.clientKeyPath == nil) {
+                throw fail("certfile and keyfile go together")
+            }
+            tls = settings
         }
     }
 

@@ -55,7 +55,7 @@ public final class Connection {
         if broker.useTLS {
             socket = amqp_ssl_socket_new(state)
             if let socket {
-                let tls = configuration.tls
+                let tls = broker.tls ?? configuration.tls
                 if let ca = tls.caCertificatePath {
                     try Connection.check(status: amqp_ssl_socket_set_cacert(socket, ca), "loading CA file \(ca)")
                 }
@@ -96,7 +96,9 @@ public final class Connection {
         ]
         let reply = CFieldTable.with(properties) { table in
             withUnsafePointer(to: table) { tablePointer in
-                if broker.useTLS && configuration.tls.clientCertificatePath != nil && broker.password.isEmpty {
+                if broker.useTLS && (broker.tls ?? configuration.tls).clientCertificatePath != nil
+                    && broker.password.isEmpty
+                {
                     CRabbitMQ_login_external(
                         state, broker.virtualHost, 0, Int32(configuration.frameMax), Int32(configuration.heartbeat),
                         tablePointer, broker.user)

@@ -1,11 +1,22 @@
 import Foundation
 
-/// Least privilege on the broker (ARCHITECTURE.md, "Least privilege"): one broker user per unit system, allowed to
-/// write only to the events exchange and, through topic permissions, only routing keys of its own units; and one
-/// read-only user per supervisor, allowed only to consume its own alert queues.
+/// Least privilege on the broker (ARCHITECTURE.md, "Least privilege"): one broker user per role, each allowed
+/// only what its role does (docs/rabbitmq.md, "Broker users"):
 ///
-/// Users are created without a password (`password_hash` empty: no password login) so that no secret is ever in
-/// the repository; an operator sets each one with `rabbitmqctl change_password`.
+/// | user | configure | write | read | topic write on `sameday.events` |
+/// |---|---|---|---|---|
+/// | `adapter.<system>` | nothing | `sameday.events` | nothing | its own units' keys |
+/// | `receiver` | nothing | `sameday.events` | nothing | the units of every system it serves |
+/// | `worker` | nothing | `sameday.alerts`, `sameday.dead` | `sameday.work.<n>` | — |
+/// | `supervisor.<name>` | `sameday.alerts.<name>.*` | `sameday.alerts.<name>.*` | `sameday.alerts` and its own queues | — |
+///
+/// A supervisor's `sameday alerts watch` declares its own expiring queue `sameday.alerts.<name>.watch.<host>.<pid>`
+/// and binds it to `sameday.alerts` (binding needs write on the queue and read on the exchange): nothing to
+/// pre-declare per supervisor, and no right over anyone else's queues (`AlertWatch`).
+///
+/// Passwords: `definitionsJSON(virtualHost:passwordHashes:)` writes RabbitMQ password hashes (`RabbitPasswordHash`)
+/// made from the secrets folder (`BrokerSecrets`) at deploy time. Without hashes, users have an empty
+/// `password_hash` (no password login): that is the form kept in the repository, which holds no secret.
 public struct SameDayBrokerUsers: Sendable {
     public struct UnitSystem: Sendable, Equatable {
         public var name: String
@@ -17,14 +28,24 @@ public struct SameDayBrokerUsers: Sendable {
     }
 
     public var unitSystems: [UnitSystem]
-    /// Supervisor names; each reads the queues `<prefix>sameday.alerts.<name>` and `<prefix>sameday.alerts.<name>.*`.
+    /// Supervisor names (letters, digits, `-` and `_`): each may watch alerts through its own queues
+    /// `sameday.alerts.<name>.*`, and read a queue `sameday.alerts.<name>` if an operator declares one.
     public var supervisors: [String]
     public var topology: SameDayTopology
+    /// The user every worker shard logs in as; nil for none.
+    public var worker: String?
+    /// The user of the HTTP receiver, which publishes for every unit of every unit system; nil for none.
+    public var receiver: String?
 
-    public init(unitSystems: [UnitSystem], supervisors: [String], topology: SameDayTopology) {
+    public init(
+        unitSystems: [UnitSystem], supervisors: [String], topology: SameDayTopology, worker: String? = "worker",
+        receiver: String? = "receiver"
+    ) {
         self.unitSystems = unitSystems
         self.supervisors = supervisors
         self.topology = topology
+        self.worker = worker
+        self.receiver = receiver
     }
 
     /// One user's rights, as `rabbitmqctl set_permissions` / `set_topic_permissions` take them.
@@ -47,35 +68,110 @@ public struct SameDayBrokerUsers: Sendable {
     public static func userName(unitSystem: String) -> String { "adapter.\(unitSystem)" }
     public static func userName(supervisor: String) -> String { "supervisor.\(supervisor)" }
 
-    public func permissions(_ system: UnitSystem) -> Permissions {
-        // Routing keys are <block>.<unit word>.<type>; the unit word is the code with dots as underscores.
-        let words = system.units.map { Self.regexEscape(SameDayRoutingKey.keyWord($0)) }.sorted()
-        return Permissions(
-            user: Self.userName(unitSystem: system.name), configure: "^$",
-            write: "^\(Self.regexEscape(topology.eventsExchange))$", read: "^$",
-            topic: (topology.eventsExchange, "^[a-z]+\\.(\(words.joined(separator: "|")))\\.[a-z_]+$", "^$"))
+    /// Names must stay one routing-key and queue-name word: letters, digits, `-` and `_`.
+    public static func isSimpleName(_ name: String) -> Bool {
+        !name.isEmpty
+            && name.unicodeScalars.allSatisfy {
+                $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "-" || $0 == "_")
+            }
     }
 
-    public func permissions(supervisor: String) -> Permissions {
-        let queue = Self.regexEscape(topology.alertsExchange + "." + supervisor)
+    /// Checks the names: a supervisor name with a dot could reach another supervisor's queues.
+    public func validate() throws {
+        for name in unitSystems.map(\.name) + supervisors where !Self.isSimpleName(name) {
+            throw BrokerUsersError("broker user name part \"\(name)\": use only letters, digits, - and _")
+        }
+        var seen = Set<String>()
+        for user in allPermissions.map(\.user) where !seen.insert(user).inserted {
+            throw BrokerUsersError("broker user \(user) appears twice")
+        }
+    }
+
+    /// Routing keys are <block>.<unit word>.<type>; the unit word is the code with dots as underscores.
+    private func eventKeys(units: [String]) -> (exchange: String, write: String, read: String) {
+        let words = Set(units.map { Self.regexEscape(SameDayRoutingKey.keyWord($0)) }).sorted()
+        return (topology.eventsExchange, "^[a-z]+\\.(\(words.joined(separator: "|")))\\.[a-z_]+$", "^$")
+    }
+
+    public func permissions(_ system: UnitSystem) -> Permissions {
+        Permissions(
+            user: Self.userName(unitSystem: system.name), configure: "^$",
+            write: "^\(Self.regexEscape(topology.eventsExchange))$", read: "^$", topic: eventKeys(units: system.units))
+    }
+
+    /// The receiver publishes events for the units of every unit system it serves, and nothing else.
+    public func permissions(receiver user: String) -> Permissions {
+        Permissions(
+            user: user, configure: "^$", write: "^\(Self.regexEscape(topology.eventsExchange))$", read: "^$",
+            topic: eventKeys(units: unitSystems.flatMap(\.units)))
+    }
+
+    /// A worker consumes the shard queues, publishes alerts and dead-letters what it cannot apply; it declares
+    /// nothing (the topology comes from the definitions file or `sameday topology declare` as an operator).
+    public func permissions(worker user: String) -> Permissions {
+        let work = Self.regexEscape(topology.namePrefix + "sameday.work.")
+        let exchanges = [topology.alertsExchange, topology.deadLetterExchange].map(Self.regexEscape)
         return Permissions(
-            user: Self.userName(supervisor: supervisor), configure: "^$", write: "^$",
-            read: "^\(queue)(\\..+)?$", topic: nil)
+            user: user, configure: "^$", write: "^(\(exchanges.joined(separator: "|")))$", read: "^\(work)[0-9]+$",
+            topic: nil)
+    }
+
+    /// A supervisor reads alerts only: it may declare, bind (write) and consume queues in its own namespace
+    /// `sameday.alerts.<name>.…`, and bind them to the alerts exchange (read on `sameday.alerts`); it can publish
+    /// nowhere (no exchange matches its write pattern: exchange names never start with another's queue prefix).
+    public func permissions(supervisor: String) -> Permissions {
+        let exchange = Self.regexEscape(topology.alertsExchange)
+        let own = "\(exchange)\\.\(Self.regexEscape(supervisor))"
+        return Permissions(
+            user: Self.userName(supervisor: supervisor), configure: "^\(own)\\..+$", write: "^\(own)\\..+$",
+            read: "^\(exchange)(\\.\(Self.regexEscape(supervisor))(\\..+)?)?$", topic: nil)
     }
 
     public var allPermissions: [Permissions] {
-        unitSystems.map(permissions) + supervisors.map { permissions(supervisor: $0) }
+        unitSystems.map(permissions) + (receiver.map { [permissions(receiver: $0)] } ?? [])
+            + (worker.map { [permissions(worker: $0)] } ?? []) + supervisors.map { permissions(supervisor: $0) }
+    }
+
+    /// Every user name, in the order of the definitions file.
+    public var userNames: [String] { allPermissions.map(\.user) }
+
+    /// A RabbitMQ password hash for every user, from the users' passwords (`BrokerSecrets.load`).
+    public func passwordHashes(passwords: [String: String]) throws -> [String: String] {
+        var hashes: [String: String] = [:]
+        for user in userNames {
+            guard let password = passwords[user] else { throw BrokerUsersError("no password for broker user \(user)") }
+            hashes[user] = RabbitPasswordHash.make(password: password)
+        }
+        return hashes
     }
 
     /// A RabbitMQ definitions file with the users, their permissions and topic permissions
-    /// (`rabbitmqctl import_definitions`, or the boot-time definitions folder).
-    public func definitionsJSON(virtualHost: String = "/") -> Data {
+    /// (`rabbitmqctl import_definitions`, or the boot-time definitions folder). A user missing from
+    /// `passwordHashes` gets an empty hash: it cannot log in with a password, and importing it into a broker
+    /// where it has one removes that password; deploy files are made with hashes (`sameday topology … --secrets`).
+    public func definitionsJSON(virtualHost: String = "/", passwordHashes: [String: String] = [:]) -> Data {
+        Self.render(usersDocument(virtualHost: virtualHost, passwordHashes: passwordHashes))
+    }
+
+    /// One definitions file with the topology and these users (what a broker loads at boot): the topology's
+    /// sections plus `users`, `permissions` and `topic_permissions`.
+    public func definitionsJSON(
+        mergedWith topologyDefinitions: Data, virtualHost: String = "/", passwordHashes: [String: String] = [:]
+    ) -> Data {
+        var document = (try? JSONSerialization.jsonObject(with: topologyDefinitions)) as? [String: Any] ?? [:]
+        for (key, value) in usersDocument(virtualHost: virtualHost, passwordHashes: passwordHashes) {
+            document[key] = value
+        }
+        return Self.render(document)
+    }
+
+    private func usersDocument(virtualHost: String, passwordHashes: [String: String]) -> [String: Any] {
         let all = allPermissions
-        let document: [String: Any] = [
+        return [
             "users": all.map { p in
                 [
-                    "name": p.user, "password_hash": "", "hashing_algorithm": "rabbit_password_hashing_sha256",
-                    "tags": [],
+                    "name": p.user, "password_hash": passwordHashes[p.user] ?? "",
+                    "hashing_algorithm": RabbitPasswordHash.algorithm, "tags": [],
                 ]
                     as [String: Any]
             },
@@ -91,19 +187,10 @@ public struct SameDayBrokerUsers: Sendable {
                 }
             },
         ]
-        return try! JSONSerialization.data(
-            withJSONObject: document, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
     }
 
-    /// One definitions file with the topology and these users (what a broker loads at boot): the topology's
-    /// sections plus `users`, `permissions` and `topic_permissions`.
-    public func definitionsJSON(mergedWith topologyDefinitions: Data, virtualHost: String = "/") -> Data {
-        var document = (try? JSONSerialization.jsonObject(with: topologyDefinitions)) as? [String: Any] ?? [:]
-        let users =
-            (try? JSONSerialization.jsonObject(with: definitionsJSON(virtualHost: virtualHost))) as? [String: Any]
-            ?? [:]
-        for (key, value) in users { document[key] = value }
-        return try! JSONSerialization.data(
+    private static func render(_ document: [String: Any]) -> Data {
+        try! JSONSerialization.data(
             withJSONObject: document, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
     }
 
@@ -115,4 +202,9 @@ public struct SameDayBrokerUsers: Sendable {
         }
         return out
     }
+}
+
+public struct BrokerUsersError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }

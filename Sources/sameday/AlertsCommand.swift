@@ -12,9 +12,18 @@ struct AlertsCommand: AsyncParsableCommand {
 
     struct Watch: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Bind a temporary queue to sameday.alerts and print each alert as it comes (Ctrl-C to stop).")
+            abstract: "Bind a watch queue to sameday.alerts and print each alert as it comes (Ctrl-C to stop).",
+            discussion: """
+                Works with a supervisor's broker user (supervisor.<name>: read alerts only): the queue is \
+                sameday.alerts.<name>.watch.<host>.<pid>, in the supervisor's own namespace, and expires a minute \
+                after the watcher is gone. Give the URL with its credentials in a file (--url-file) or \
+                SAMEDAY_AMQP_URL, not on the command line.
+                """)
 
-        @Option(help: "Broker URL; default SAMEDAY_AMQP_URL or the local broker.") var url: String?
+        @Option(help: "Broker URL; default SAMEDAY_AMQP_URL or the local broker. Prefer --url-file for credentials.")
+        var url: String?
+        @Option(help: "File holding the broker URL (amqp[s]://supervisor.NAME:PASSWORD@host:port/vhost).")
+        var urlFile: String?
         @Option(help: "Only this unit (code).") var unit: String?
         @Option(help: "Only this block: district, commune, department, vertical.") var block: String?
         @Option(help: "Only this level: warning, critical, overdue, escalated, cleared, resolved_late, source_silent.")
@@ -28,10 +37,18 @@ struct AlertsCommand: AsyncParsableCommand {
             if let level, !AlertLevel.allCases.map(\.name).contains(level) {
                 throw ValidationError("--level \(level): unknown level")
             }
+            if url != nil && urlFile != nil { throw ValidationError("give --url or --url-file, not both") }
         }
 
         func run() async throws {
-            let urls = url ?? ProcessInfo.processInfo.environment["SAMEDAY_AMQP_URL"] ?? "amqp://127.0.0.1:5672/%2F"
+            var urls = url ?? ProcessInfo.processInfo.environment["SAMEDAY_AMQP_URL"] ?? "amqp://127.0.0.1:5672/%2F"
+            if let urlFile {
+                guard let text = try? String(contentsOfFile: urlFile, encoding: .utf8) else {
+                    printError("sameday: --url-file \(urlFile): cannot read")
+                    throw ExitCode.failure
+                }
+                urls = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            }
             let connection = try ConnectionConfiguration(urls: [urls], connectionName: "sameday alerts watch")
             let names =
                 (try? ConfigurationFolder.load(config)).map { configuration in
@@ -39,24 +56,20 @@ struct AlertsCommand: AsyncParsableCommand {
                 } ?? [:]
             let topology = SameDayTopology(shards: 1, namePrefix: namePrefix)
             let key = [level ?? "*", block ?? "*", unit.map(SameDayRoutingKey.keyWord) ?? "*"].joined(separator: ".")
-            let queue = "\(namePrefix)sameday.watch.\(ProcessInfo.processInfo.hostName).\(getpid())"
+            let host = ProcessInfo.processInfo.hostName.map { $0.isLetter || $0.isNumber || $0 == "-" ? $0 : "_" }
+            let queue = AlertWatch.queue(
+                topology: topology, owner: AlertWatch.owner(ofUser: connection.brokers[0].user),
+                instance: "\(String(host)).\(getpid())")
             let colour = isatty(STDOUT_FILENO) == 1
             let limit = count
             try await BlockingThread.run(name: "alerts watch") {
                 let admin = try Connection.open(connection)
-                // Not exclusive (the consumer has its own connection); it expires a minute after the watcher is gone.
-                try Topology(
-                    queues: [
-                        .init(
-                            queue, kind: .classic, durable: false, autoDelete: true,
-                            arguments: ["x-expires": .int(60_000)])
-                    ],
-                    bindings: [.init(from: topology.alertsExchange, to: .queue(queue), routingKey: key)]
-                ).declare(on: admin)
+                // The queue outlives a consumer reconnect and expires a minute after the watcher is gone.
+                try AlertWatch.declarations(topology: topology, queue: queue, routingKey: key).declare(on: admin)
                 admin.close()
                 let consumer = try Consumer(ConsumerConfiguration(connection: connection, queue: queue, prefetch: 100))
                 defer { consumer.close() }
-                FileHandle.standardError.write(Data("watching alerts \(key) (Ctrl-C to stop)\n".utf8))
+                FileHandle.standardError.write(Data("watching alerts \(key) on \(queue) (Ctrl-C to stop)\n".utf8))
                 var shown = 0
                 while limit.map({ shown < $0 }) ?? true {
                     guard let delivery = try consumer.next(timeout: .seconds(1)) else { continue }

@@ -40,26 +40,39 @@ struct TopologyCommand: AsyncParsableCommand {
 
     struct Definitions: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Print the topology as a RabbitMQ definitions file (rabbitmqctl import_definitions).")
+            abstract: "Print the topology as a RabbitMQ definitions file (rabbitmqctl import_definitions).",
+            discussion: """
+                With --unit-systems, the file also holds the least-privilege broker users (an adapter per unit \
+                system, the receiver, the worker, a supervisor per name). With --secrets DIR, each user gets a \
+                RabbitMQ password hash made from DIR/<user>.password (mode 0600 or 0400): that is the file to deploy \
+                (write it with --output, mode 0600). Without --secrets the users have no password (the form kept in \
+                git); importing that into a broker where they have passwords would remove them.
+                """)
 
         @Option(help: "Number of work shards.") var shards = 4
         @Option(help: "Virtual host.") var vhost = "/"
         @Option(help: "Also the broker users of this unit-systems registry (one file for the broker to load at boot).")
         var unitSystems: String?
+        @Option(help: "Secrets folder: <user>.password per broker user (mode 0600/0400); never in git.")
+        var secrets: String?
+        @Option(help: "Write to this file (mode 0600, atomically) instead of standard output.") var output: String?
+
+        func validate() throws {
+            if secrets != nil && unitSystems == nil { throw ValidationError("--secrets needs --unit-systems") }
+        }
 
         func run() throws {
             try ShardCount.validate(shards)
             let topology = SameDayTopology(shards: shards)
             var data = topology.topology.definitionsJSON(virtualHost: vhost)
-            if let unitSystems {
-                try runReportingFailures {
-                    let registry = try UnitSystemRegistry.load(path: unitSystems)
-                    data = SameDayBrokerUsers(
-                        unitSystems: registry.brokerUsers, supervisors: registry.supervisors, topology: topology
-                    ).definitionsJSON(mergedWith: data, virtualHost: vhost)
+            try runReportingFailures {
+                if let unitSystems {
+                    let users = try BrokerUsersFiles.users(registry: unitSystems, topology: topology)
+                    let hashes = try BrokerUsersFiles.hashes(users: users, secrets: secrets)
+                    data = users.definitionsJSON(mergedWith: data, virtualHost: vhost, passwordHashes: hashes)
                 }
+                try BrokerUsersFiles.emit(data, output: output)
             }
-            FileHandle.standardOutput.write(data + Data("\n".utf8))
         }
     }
 }
@@ -70,20 +83,84 @@ extension TopologyCommand {
     struct Users: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract:
-                "Print one broker user per unit system (write only its own units' routing keys) and read-only supervisor users, as RabbitMQ definitions."
-        )
+                "Print the least-privilege broker users (adapter per unit system, receiver, worker, supervisors) as RabbitMQ definitions.",
+            discussion: """
+                With --secrets DIR each user gets a RabbitMQ password hash from DIR/<user>.password (mode 0600 or \
+                0400); without it, users have no password (the form kept in git).
+                """)
 
         @Option(help: "Unit-systems registry (JSON).") var unitSystems: String
         @Option(help: "Virtual host.") var vhost = "/"
+        @Option(help: "Secrets folder: <user>.password per broker user (mode 0600/0400); never in git.")
+        var secrets: String?
+        @Option(help: "Write to this file (mode 0600, atomically) instead of standard output.") var output: String?
 
         func run() throws {
             try runReportingFailures {
-                let registry = try UnitSystemRegistry.load(path: unitSystems)
-                let users = SameDayBrokerUsers(
-                    unitSystems: registry.brokerUsers, supervisors: registry.supervisors,
-                    topology: SameDayTopology(shards: 4))
-                FileHandle.standardOutput.write(users.definitionsJSON(virtualHost: vhost) + Data("\n".utf8))
+                let users = try BrokerUsersFiles.users(registry: unitSystems, topology: SameDayTopology(shards: 4))
+                let hashes = try BrokerUsersFiles.hashes(users: users, secrets: secrets)
+                try BrokerUsersFiles.emit(
+                    users.definitionsJSON(virtualHost: vhost, passwordHashes: hashes), output: output)
             }
+        }
+    }
+}
+
+/// What `topology definitions` and `topology users` share: the users of a registry, their hashes, the output.
+enum BrokerUsersFiles {
+    static func users(registry path: String, topology: SameDayTopology) throws -> SameDayBrokerUsers {
+        let registry = try UnitSystemRegistry.load(path: path)
+        let users = SameDayBrokerUsers(
+            unitSystems: registry.brokerUsers, supervisors: registry.supervisors, topology: topology)
+        try users.validate()
+        return users
+    }
+
+    static func hashes(users: SameDayBrokerUsers, secrets: String?) throws -> [String: String] {
+        guard let secrets else {
+            printError(
+                "sameday: note: broker users without passwords (no --secrets): fine for the repository, not for a broker where they have passwords"
+            )
+            return [:]
+        }
+        return try users.passwordHashes(passwords: BrokerSecrets.load(folder: secrets, users: users.userNames))
+    }
+
+    /// Standard output, or `path` written with mode 0600 through a temporary file, fsynced and renamed.
+    static func emit(_ data: Data, output path: String?) throws {
+        let bytes = data + Data("\n".utf8)
+        guard let path else {
+            FileHandle.standardOutput.write(bytes)
+            return
+        }
+        let folder = (path as NSString).deletingLastPathComponent
+        let temporary = (folder.isEmpty ? "." : folder) + "/.\((path as NSString).lastPathComponent).tmp-\(getpid())"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw CommandFailure("\(temporary): cannot create (\(String(cString: strerror(errno))))") }
+        var failure: Int32 = 0
+        bytes.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let written = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                if written < 0 && errno == EINTR { continue }
+                if written <= 0 {
+                    failure = errno
+                    return
+                }
+                offset += written
+            }
+        }
+        if failure == 0 && fsync(fd) != 0 { failure = errno }
+        close(fd)
+        guard failure == 0, rename(temporary, path) == 0 else {
+            let reason = String(cString: strerror(failure != 0 ? failure : errno))
+            unlink(temporary)
+            throw CommandFailure("\(path): cannot write (\(reason))")
+        }
+        let directory = open(folder.isEmpty ? "." : folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if directory >= 0 {
+            fsync(directory)
+            close(directory)
         }
     }
 }
