@@ -12,6 +12,20 @@ public struct Delivery: Sendable {
     public var redelivered: Bool
     public var headers: FieldTable
 
+    /// A delivery made by hand (tests of the code that handles deliveries, without a broker).
+    public init(
+        tag: DeliveryTag, body: [UInt8], messageID: String?, exchange: String, routingKey: String,
+        redelivered: Bool = false, headers: FieldTable = [:]
+    ) {
+        self.tag = tag
+        self.body = body
+        self.messageID = messageID
+        self.exchange = exchange
+        self.routingKey = routingKey
+        self.redelivered = redelivered
+        self.headers = headers
+    }
+
     /// Quorum queues count deliveries in `x-delivery-count` (an i64): 0 or absent on the first delivery.
     public var deliveryCount: Int64 { headers["x-delivery-count"]?.intValue ?? 0 }
 }
@@ -21,6 +35,11 @@ public struct Delivery: Sendable {
 public struct DeliveryTag: Sendable, Hashable, Comparable {
     public var value: UInt64
     public var channelEpoch: Int
+
+    public init(value: UInt64, channelEpoch: Int) {
+        self.value = value
+        self.channelEpoch = channelEpoch
+    }
 
     public static func < (lhs: DeliveryTag, rhs: DeliveryTag) -> Bool {
         (lhs.channelEpoch, lhs.value) < (rhs.channelEpoch, rhs.value)

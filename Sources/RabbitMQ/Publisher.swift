@@ -172,6 +172,21 @@ public final class Publisher {
         }
     }
 
+    /// Waits up to `timeout` for frames (confirms, `connection.blocked`, heartbeats) without publishing. rabbitmq-c
+    /// sends and checks heartbeats only inside its own calls, so an idle publisher calls this in its loop to stay
+    /// connected; without a connection it just waits.
+    public func serviceConnection(timeout: Duration) throws(AMQPError) {
+        guard connection != nil else {
+            sleep(for: timeout)
+            return
+        }
+        do {
+            try readEvents(timeout: timeout, failIfNone: false)
+        } catch {
+            try recover(from: error)
+        }
+    }
+
     /// Closes the connection; unconfirmed messages are dropped (call `waitForConfirms` first).
     public func close() {
         connection?.closeChannel(Self.channel)

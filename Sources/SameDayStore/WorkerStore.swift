@@ -21,6 +21,26 @@ public struct OutboxAlert: Sendable, Equatable {
     }
 }
 
+/// An event the worker could not process, kept until the broker confirmed it on the dead-letter exchange.
+public struct DeadLetter: Sendable, Equatable {
+    /// Row id in the store (0 until stored).
+    public var seq: Int64
+    public var messageID: String
+    public var routingKey: String
+    public var queue: String
+    public var reason: String
+    public var body: [UInt8]
+
+    public init(seq: Int64 = 0, messageID: String, routingKey: String, queue: String, reason: String, body: [UInt8]) {
+        self.seq = seq
+        self.messageID = messageID
+        self.routingKey = routingKey
+        self.queue = queue
+        self.reason = reason
+        self.body = body
+    }
+}
+
 /// What one group commit writes, all in one SQLite transaction.
 public struct CommitBatch: Sendable {
     /// Newly applied events: id, dossier, the engine clock they were applied at, the canonical JSON.
@@ -34,16 +54,20 @@ public struct CommitBatch: Sendable {
     /// same transaction, so delivery bookkeeping costs no fsync of its own.
     public var publishedAlertIDs: [String] = []
     public var filedAlertIDs: [String] = []
+    /// Deliveries refused with a reason: stored in the batch that acks them, sent to `sameday.dead` afterwards.
+    public var deadLetters: [DeadLetter] = []
+    /// Dead letters the broker confirmed since the last commit: deleted.
+    public var confirmedDeadLetters: [Int64] = []
 
     public init() {}
     public var isEmpty: Bool {
         events.isEmpty && dossiers.isEmpty && alerts.isEmpty && clock == nil && publishedAlertIDs.isEmpty
-            && filedAlertIDs.isEmpty
+            && filedAlertIDs.isEmpty && deadLetters.isEmpty && confirmedDeadLetters.isEmpty
     }
 }
 
-/// Durable worker state in SQLite (WAL, synchronous=FULL): the event log (which is also the set of processed ids),
-/// dossiers with their next timer, the alert outbox, and the worker's clock. The in-memory engine is rebuilt from
+/// Durable worker state in SQLite (WAL, synchronous=FULL): the event log (which is also the set of processed ids,
+/// unique per dossier), dossiers with their next timer, the alert and dead-letter outboxes, and the worker's clock. The in-memory engine is rebuilt from
 /// the event log at start, so a crash at any point changes nothing: a batch is either all in, or all redelivered.
 public final class WorkerStore: Sendable {
     private let database: DatabaseQueue
@@ -101,6 +125,41 @@ public final class WorkerStore: Sendable {
                     CREATE TABLE worker_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
                     """)
         }
+        migrator.registerMigration("v2: event ids unique per dossier, dead-letter outbox, quarantine") { db in
+            // An event id is the idempotency key of one dossier's events (DOMAIN.md §3): two dossiers may use the
+            // same id, and a log unique on the id alone lost the second one's event at the next restart.
+            try db.execute(
+                sql: """
+                    CREATE TABLE event_v2 (
+                        arrival INTEGER PRIMARY KEY,
+                        event_id TEXT NOT NULL,
+                        dossier TEXT NOT NULL,
+                        applied_at INTEGER NOT NULL,
+                        json TEXT NOT NULL,
+                        UNIQUE (dossier, event_id)
+                    );
+                    INSERT INTO event_v2 (arrival, event_id, dossier, applied_at, json)
+                        SELECT arrival, event_id, dossier, applied_at, json FROM event;
+                    DROP TABLE event;
+                    ALTER TABLE event_v2 RENAME TO event;
+                    CREATE TABLE dead_letter (
+                        seq INTEGER PRIMARY KEY,
+                        message_id TEXT NOT NULL,
+                        routing_key TEXT NOT NULL,
+                        queue TEXT NOT NULL,
+                        reason TEXT NOT NULL,
+                        body BLOB NOT NULL
+                    );
+                    CREATE TABLE event_quarantine (
+                        arrival INTEGER PRIMARY KEY,
+                        event_id TEXT NOT NULL,
+                        dossier TEXT NOT NULL,
+                        applied_at INTEGER NOT NULL,
+                        json TEXT NOT NULL,
+                        reason TEXT NOT NULL
+                    );
+                    """)
+        }
         return migrator
     }
 
@@ -137,6 +196,19 @@ public final class WorkerStore: Sendable {
                 let mark = try db.cachedStatement(sql: "UPDATE alert SET filed = 1 WHERE alert_id = ?")
                 for id in batch.filedAlertIDs { try mark.execute(arguments: [id]) }
             }
+            if !batch.deadLetters.isEmpty {
+                let insert = try db.cachedStatement(
+                    sql: "INSERT INTO dead_letter (message_id, routing_key, queue, reason, body) VALUES (?, ?, ?, ?, ?)")
+                for letter in batch.deadLetters {
+                    try insert.execute(arguments: [
+                        letter.messageID, letter.routingKey, letter.queue, letter.reason, Data(letter.body),
+                    ])
+                }
+            }
+            if !batch.confirmedDeadLetters.isEmpty {
+                let delete = try db.cachedStatement(sql: "DELETE FROM dead_letter WHERE seq = ?")
+                for seq in batch.confirmedDeadLetters { try delete.execute(arguments: [seq]) }
+            }
             if let clock = batch.clock {
                 try db.execute(
                     sql:
@@ -146,15 +218,53 @@ public final class WorkerStore: Sendable {
         }
     }
 
-    /// Every stored event in arrival order, with the clock it was applied at: how the engine is rebuilt.
-    public func forEachEvent(_ body: (_ json: String, _ appliedAt: Instant) throws -> Void) throws {
+    /// Every stored event in arrival order, with its row id and the clock it was applied at: how the engine is
+    /// rebuilt.
+    public func forEachEvent(_ body: (_ arrival: Int64, _ json: String, _ appliedAt: Instant) throws -> Void) throws {
         try database.read { db in
-            let rows = try Row.fetchCursor(db, sql: "SELECT json, applied_at FROM event ORDER BY arrival")
+            let rows = try Row.fetchCursor(db, sql: "SELECT arrival, json, applied_at FROM event ORDER BY arrival")
             while let row = try rows.next() {
-                try body(row[0], row[1])
+                try body(row[0], row[1], row[2])
             }
         }
     }
+
+    /// Moves stored events that cannot be read back out of the log, with the reason, so that a restart goes on
+    /// instead of failing for ever (they stay in `event_quarantine` for an operator).
+    public func quarantine(_ rows: [(arrival: Int64, reason: String)]) throws {
+        guard !rows.isEmpty else { return }
+        try database.write { db in
+            for row in rows {
+                try db.execute(
+                    sql: """
+                        INSERT OR REPLACE INTO event_quarantine (arrival, event_id, dossier, applied_at, json, reason)
+                            SELECT arrival, event_id, dossier, applied_at, json, ? FROM event WHERE arrival = ?
+                        """, arguments: [row.reason, row.arrival])
+                try db.execute(sql: "DELETE FROM event WHERE arrival = ?", arguments: [row.arrival])
+            }
+        }
+    }
+
+    public func quarantinedEventCount() throws -> Int {
+        try database.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM event_quarantine") ?? 0 }
+    }
+
+    /// Dead letters not yet confirmed by the broker, oldest first.
+    public func pendingDeadLetters(limit: Int = 1000) throws -> [DeadLetter] {
+        try database.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT seq, message_id, routing_key, queue, reason, body FROM dead_letter ORDER BY seq LIMIT ?",
+                arguments: [limit]
+            ).map {
+                DeadLetter(
+                    seq: $0[0], messageID: $0[1], routingKey: $0[2], queue: $0[3], reason: $0[4],
+                    body: [UInt8]($0[5] as Data))
+            }
+        }
+    }
+
+    /// Writes raw SQL (tests that simulate a damaged or old state folder).
+    public func execute(sql: String) throws { try database.write { db in try db.execute(sql: sql) } }
 
     public func clock() throws -> Instant? {
         try database.read { db in try Instant.fetchOne(db, sql: "SELECT value FROM worker_state WHERE key = 'clock'") }

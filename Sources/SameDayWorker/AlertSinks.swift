@@ -1,8 +1,10 @@
+import Dispatch
 import Foundation
 import Logging
 import RabbitMQ
 import SameDayBroker
 import SameDayStore
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -62,120 +64,182 @@ final class AlertFileSink {
     }
 }
 
-/// The worker's publishing connection: alerts to `sameday.alerts` (key `<level>.<block>.<unit>`) and events that
-/// cannot be processed to `sameday.dead` with the reason in a header. Separate from the consuming connection, as
-/// RABBITMQ.md advises. Connects lazily and again after failures, never blocking the consume loop for long.
-final class WorkerPublisher {
+/// The worker's publishing connection, on a thread of its own: alerts to `sameday.alerts` (key
+/// `<level>.<block>.<unit>`) and refused events to `sameday.dead` with the reason in a header. Both come from the
+/// store's outboxes, so the consume thread never waits on the broker: a blocked broker (memory or disk alarm), a
+/// reconnect or a slow confirm holds this thread only, while the consumer keeps its heartbeats and the group
+/// commit goes on. Confirms come back through `takeConfirmed()`, to be marked in the next commit. Separate from
+/// the consuming connection, as RABBITMQ.md advises; idle, it keeps servicing its heartbeats.
+final class OutboxPublisher: Sendable {
+    enum Item: Sendable {
+        case alert(OutboxAlert)
+        case deadLetter(DeadLetter)
+    }
+
+    private struct Shared {
+        var queued: [Item] = []
+        var confirmedAlerts: [String] = []
+        var confirmedDeadLetters: [Int64] = []
+        var needsResync = false
+        var stopRequested = false
+        var finished = false
+    }
+    private let shared = Mutex(Shared())
     private let connection: ConnectionConfiguration
     private let topology: SameDayTopology
     private let logger: Logger
-    private var publisher: Publisher?
-    private var retryAfter: ContinuousClock.Instant?
+    private let metrics: WorkerMetrics
+    private let done = DispatchSemaphore(value: 0)
 
-    init(connection: ConnectionConfiguration, topology: SameDayTopology, logger: Logger) {
+    init(connection: ConnectionConfiguration, topology: SameDayTopology, metrics: WorkerMetrics, logger: Logger) {
         var connection = connection
-        // Give up quickly: the outbox keeps what could not go out, and the next flush tries again.
+        // Give up a connection attempt quickly: the outboxes keep what could not go out, and we try again.
         connection.reconnect.maximumAttempts = 2
         self.connection = connection
         self.topology = topology
+        self.metrics = metrics
         self.logger = logger
+        let thread = Thread { [self] in self.run() }
+        thread.name = "sameday.outbox-publisher"
+        thread.start()
     }
 
-    private func ready() throws(AMQPError) -> Publisher {
-        if let publisher { return publisher }
-        if let retryAfter, ContinuousClock.now < retryAfter {
-            throw AMQPError(.connectionFailed, "alerts publisher waiting to reconnect", isRetriable: true)
-        }
-        do {
-            let made = try Publisher(PublisherConfiguration(connection: connection, confirmTimeout: .seconds(10)))
-            made.onSettlement = { [weak self] settlement in
-                switch settlement {
-                case .confirmed(let id), .unroutable(let id, _, _): self?.confirmed.append(id)
-                }
-            }
-            publisher = made
-            retryAfter = nil
-            return made
-        } catch {
-            retryAfter = ContinuousClock.now + .seconds(2)
-            throw error
-        }
-    }
-
-    /// Alert ids the broker confirmed since the last `takeConfirmed()`.
-    private var confirmed: [String] = []
-    /// Set when alerts could not be handed to the broker: the outbox must be read again once it is back.
-    private(set) var needsResync = false
-
-    /// Hands alerts to the broker without waiting for its confirms (they arrive in `takeConfirmed()`); the window
-    /// of the publisher bounds what is in flight. When the broker is away they stay in the outbox.
+    /// Queues alerts (or dead letters) for the broker; returns at once.
     func send(_ alerts: [OutboxAlert]) {
         guard !alerts.isEmpty else { return }
-        do {
-            let publisher = try ready()
-            for alert in alerts {
-                try publisher.publish(
-                    OutboundMessage(
-                        exchange: topology.alertsExchange, routingKey: alert.routingKey, body: Array(alert.json.utf8),
-                        messageID: alert.alertID, headers: [("level", alert.level)], mandatory: false))
+        shared.withLock { $0.queued += alerts.map(Item.alert) }
+    }
+
+    func send(deadLetters: [DeadLetter]) {
+        guard !deadLetters.isEmpty else { return }
+        shared.withLock { $0.queued += deadLetters.map(Item.deadLetter) }
+    }
+
+    /// What the broker confirmed since the last call.
+    func takeConfirmed() -> (alerts: [String], deadLetters: [Int64]) {
+        shared.withLock { state in
+            defer {
+                state.confirmedAlerts.removeAll(keepingCapacity: true)
+                state.confirmedDeadLetters.removeAll(keepingCapacity: true)
             }
-        } catch {
-            logger.warning("alerts not published yet; they stay in the outbox", metadata: ["error": "\(error)"])
-            dropPublisher()
+            return (state.confirmedAlerts, state.confirmedDeadLetters)
         }
     }
 
-    /// Confirmed alert ids since the last call (reading whatever confirms have arrived, without blocking).
-    func takeConfirmed() -> [String] {
-        if let publisher, publisher.unconfirmedCount > 0 {
-            do { try publisher.pollConfirms() } catch {
-                logger.warning("alerts publisher failed", metadata: ["error": "\(error)"])
-                dropPublisher()
-            }
-        }
-        defer { confirmed.removeAll(keepingCapacity: true) }
-        return confirmed
-    }
+    /// Set when queued items could not be handed to the broker: the outboxes must be read again.
+    var needsResync: Bool { shared.withLock { $0.needsResync } }
+    func resynced() { shared.withLock { $0.needsResync = false } }
 
-    /// Waits (bounded) for every alert in flight to be confirmed: on a graceful stop.
+    /// On a graceful stop: sends what is queued and waits (bounded) for the confirms, then closes the connection.
     func finish(timeout: Duration) {
-        guard let publisher else { return }
-        do { try publisher.waitForConfirms(timeout: timeout) } catch {
-            logger.warning("stopping with unconfirmed alerts; they will be sent again", metadata: ["error": "\(error)"])
+        shared.withLock { $0.stopRequested = true }
+        let seconds = Double(timeout.components.seconds) + 1
+        if done.wait(timeout: .now() + seconds) == .timedOut {
+            logger.warning("stopping with unconfirmed alerts; they will be sent again")
         }
     }
 
-    /// Called once a resync from the outbox has been done.
-    func resynced() { needsResync = false }
+    // MARK: The publishing thread
 
-    private func dropPublisher() {
-        publisher?.close()
-        publisher = nil
-        needsResync = true
-    }
-
-    /// Sends one delivery to the dead-letter exchange with `reason`, and waits for the broker's confirm.
-    func deadLetter(_ delivery: Delivery, queue: String, reason: String) throws(AMQPError) {
-        let publisher = try ready()
-        do {
-            try publisher.publish(
-                OutboundMessage(
-                    exchange: topology.deadLetterExchange, routingKey: delivery.routingKey, body: delivery.body,
-                    messageID: delivery.messageID ?? "",
-                    headers: [
-                        ("x-sameday-reason", String(reason.prefix(1000))), ("x-sameday-queue", queue),
-                        ("x-sameday-routing-key", delivery.routingKey),
-                    ],
-                    mandatory: false))
-            try publisher.waitForConfirms(timeout: .seconds(10))
-        } catch {
-            dropPublisher()
-            throw error
+    private func run() {
+        var publisher: Publisher?
+        var retryAfter = ContinuousClock.now
+        // message id → what it settles, in publishing order (a dead letter keeps its event's message id).
+        var settles: [String: [Item]] = [:]
+        var stopDeadline: ContinuousClock.Instant?
+        defer {
+            publisher?.close()
+            shared.withLock { $0.finished = true }
+            done.signal()
+        }
+        func settled(_ messageID: String) {
+            guard var list = settles[messageID], !list.isEmpty else { return }
+            let item = list.removeFirst()
+            settles[messageID] = list.isEmpty ? nil : list
+            shared.withLock { state in
+                switch item {
+                case .alert(let alert): state.confirmedAlerts.append(alert.alertID)
+                case .deadLetter(let letter): state.confirmedDeadLetters.append(letter.seq)
+                }
+            }
+        }
+        func drop(_ error: any Error) {
+            logger.warning("alerts publisher failed; the outbox keeps what is unconfirmed", metadata: ["error": "\(error)"])
+            publisher?.close()
+            publisher = nil
+            settles.removeAll()
+            retryAfter = ContinuousClock.now + .seconds(2)
+            shared.withLock {
+                $0.queued.removeAll()
+                $0.needsResync = true
+            }
+        }
+        while true {
+            let (batch, stopping) = shared.withLock { state in
+                defer { state.queued.removeAll(keepingCapacity: true) }
+                return (state.queued, state.stopRequested)
+            }
+            if stopping && stopDeadline == nil { stopDeadline = ContinuousClock.now + .seconds(5) }
+            if let stopDeadline, batch.isEmpty,
+                (publisher?.unconfirmedCount ?? 0) == 0 || ContinuousClock.now >= stopDeadline
+            {
+                return
+            }
+            if publisher == nil && (!batch.isEmpty || stopping) {
+                if stopping && batch.isEmpty { return }
+                guard ContinuousClock.now >= retryAfter else {
+                    shared.withLock { $0.needsResync = true }
+                    sleep(milliseconds: 50)
+                    continue
+                }
+                do {
+                    let made = try Publisher(PublisherConfiguration(connection: connection, confirmTimeout: .seconds(10)))
+                    made.onSettlement = { settlement in
+                        switch settlement {
+                        case .confirmed(let id), .unroutable(let id, _, _): settled(id)
+                        }
+                    }
+                    publisher = made
+                } catch {
+                    drop(error)
+                    continue
+                }
+            }
+            guard let active = publisher else {
+                sleep(milliseconds: 50)
+                continue
+            }
+            do {
+                for item in batch {
+                    let message: OutboundMessage
+                    switch item {
+                    case .alert(let alert):
+                        message = OutboundMessage(
+                            exchange: topology.alertsExchange, routingKey: alert.routingKey,
+                            body: Array(alert.json.utf8), messageID: alert.alertID, headers: [("level", alert.level)],
+                            mandatory: false)
+                        settles[alert.alertID, default: []].append(item)
+                    case .deadLetter(let letter):
+                        message = OutboundMessage(
+                            exchange: topology.deadLetterExchange, routingKey: letter.routingKey, body: letter.body,
+                            messageID: letter.messageID,
+                            headers: [
+                                ("x-sameday-reason", String(letter.reason.prefix(1000))), ("x-sameday-queue", letter.queue),
+                                ("x-sameday-routing-key", letter.routingKey),
+                            ],
+                            mandatory: false)
+                        settles[letter.messageID, default: []].append(item)
+                    }
+                    try active.publish(message)
+                }
+                metrics.set("sameday_outbox_in_flight", Double(active.unconfirmedCount))
+                // Idle or not, a library call every turn keeps the heartbeats and reads the confirms.
+                try active.serviceConnection(timeout: batch.isEmpty ? .milliseconds(50) : .zero)
+            } catch {
+                drop(error)
+            }
         }
     }
 
-    func close() {
-        publisher?.close()
-        publisher = nil
-    }
+    private func sleep(milliseconds: Int) { Thread.sleep(forTimeInterval: Double(milliseconds) / 1000) }
 }

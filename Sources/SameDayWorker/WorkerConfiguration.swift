@@ -1,5 +1,6 @@
 import Foundation
 import RabbitMQ
+import SameDayCore
 
 /// The worker's service configuration: a JSON file, then environment variables, which win.
 ///
@@ -18,9 +19,13 @@ import RabbitMQ
 /// | `batchSize` | | 500 | events per group commit |
 /// | `batchDelayMilliseconds` | | 200 | the longest an event waits for its commit |
 /// | `snapshotSeconds` | | 60 | intraday rollup snapshot interval |
-/// | `metricsListen` | `SAMEDAY_METRICS_LISTEN` | `127.0.0.1:9464` | Prometheus `/metrics`, `/healthz`, `/readyz`; empty: off |
+/// | `metricsListen` | `SAMEDAY_METRICS_LISTEN` | `127.0.0.1:9464+shard` | Prometheus `/metrics`, `/healthz`, `/readyz`; `HOST:PORT`, or `HOST:PORT+shard` for PORT plus the shard number (one host runs every shard); empty: off |
 /// | `heartbeatSeconds` | | 30 | AMQP heartbeat |
 /// | `shards` | `SAMEDAY_SHARDS` | 1 | how many shards the deployment has (each worker sees 1/shards of a unit's events) |
+/// | `eventsFrom` | | `2000-01-01` | events whose `occurredAt` is earlier are dead-lettered |
+/// | `eventsAheadSeconds` | | 86400 | events whose `occurredAt` is later than this after the wall clock are dead-lettered |
+/// | `rescheduleWithinDays` | | 366 | a `newDueAt` further than this from its event is dead-lettered |
+/// | `maxClockJumpSeconds` | | 600 | a wall-clock jump larger than this (against the monotonic clock) is refused, logged and counted |
 /// | `sourceSilence` | `SAMEDAY_SOURCE_SILENCE` (0/1) | on when `shards` is 1 | raise `source_silent` when a unit goes quiet (`alerting.json`); a worker that sees only part of a unit's events would take its own share of them for silence |
 public struct WorkerConfiguration: Sendable, Codable, Equatable {
     public var brokers: [String] = ["amqp://127.0.0.1:5672/%2F"]
@@ -36,9 +41,13 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
     public var batchSize = 500
     public var batchDelayMilliseconds = 200
     public var snapshotSeconds = 60
-    public var metricsListen = "127.0.0.1:9464"
+    public var metricsListen = "127.0.0.1:9464+shard"
     public var heartbeatSeconds = 30
     public var shards = 1
+    public var eventsFrom = "2000-01-01"
+    public var eventsAheadSeconds = 86_400
+    public var rescheduleWithinDays = 366
+    public var maxClockJumpSeconds = 600
     /// Nil: decided by `shards` (see the table above).
     public var sourceSilence: Bool?
     /// Whether this worker watches units for silence.
@@ -49,6 +58,21 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
     public var resolvedAlertsDirectory: String { alertsDirectory ?? stateDirectory + "/alerts" }
     public var resolvedRollupsDirectory: String { rollupsDirectory ?? stateDirectory + "/rollups" }
     public var databasePath: String { stateDirectory + "/shard-\(shard).sqlite" }
+
+    /// The window of plausible event times (`eventsFrom`, `eventsAheadSeconds`, `rescheduleWithinDays`).
+    public var eventTimeBounds: EventTimeBounds {
+        EventTimeBounds(
+            earliest: LocalDate(eventsFrom)?.startInstant ?? EventTimeBounds.standard.earliest,
+            maxAheadSeconds: Int64(eventsAheadSeconds), rescheduleWithinSeconds: Int64(rescheduleWithinDays) * 86_400)
+    }
+
+    /// `metricsListen` with `+shard` resolved: `127.0.0.1:9464+shard` is port 9466 for shard 2.
+    public var resolvedMetricsListen: String {
+        guard metricsListen.hasSuffix("+shard"), let colon = metricsListen.lastIndex(of: ":"),
+            let port = Int(metricsListen[metricsListen.index(after: colon)...].dropLast("+shard".count))
+        else { return metricsListen }
+        return String(metricsListen[..<colon]) + ":\(port + shard)"
+    }
 
     public struct Invalid: Error, CustomStringConvertible {
         public var description: String
@@ -124,6 +148,17 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
         }
         guard batchDelayMilliseconds >= 1 else { throw Invalid(description: "batchDelayMilliseconds must be ≥ 1") }
         guard snapshotSeconds >= 1 else { throw Invalid(description: "snapshotSeconds must be ≥ 1") }
+        guard LocalDate(eventsFrom) != nil else { throw Invalid(description: "eventsFrom must be a YYYY-MM-DD date") }
+        guard (0...366 * 86_400).contains(eventsAheadSeconds) else {
+            throw Invalid(description: "eventsAheadSeconds must be 0…31622400 (a year)")
+        }
+        guard (1...3660).contains(rescheduleWithinDays) else {
+            throw Invalid(description: "rescheduleWithinDays must be 1…3660")
+        }
+        guard maxClockJumpSeconds >= 1 else { throw Invalid(description: "maxClockJumpSeconds must be ≥ 1") }
+        if metricsListen.hasSuffix("+shard") && resolvedMetricsListen == metricsListen {
+            throw Invalid(description: "metricsListen \"\(metricsListen)\": expected HOST:PORT or HOST:PORT+shard")
+        }
     }
 
     /// The broker connection, with credentials from the credentials file when one is set (never from arguments).
@@ -149,7 +184,8 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case brokers, credentialsFile, shard, namePrefix, domainConfig, stateDirectory, alertsDirectory,
             rollupsDirectory, clock, prefetch, batchSize, batchDelayMilliseconds, snapshotSeconds, metricsListen,
-            heartbeatSeconds, sourceSilence, shards
+            heartbeatSeconds, sourceSilence, shards, eventsFrom, eventsAheadSeconds, rescheduleWithinDays,
+            maxClockJumpSeconds
         static var allKeys: [String] { allCases.map(\.rawValue) }
     }
 
@@ -175,5 +211,12 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
             try container.decodeIfPresent(Int.self, forKey: .heartbeatSeconds) ?? defaults.heartbeatSeconds
         sourceSilence = try container.decodeIfPresent(Bool.self, forKey: .sourceSilence)
         shards = try container.decodeIfPresent(Int.self, forKey: .shards) ?? defaults.shards
+        eventsFrom = try container.decodeIfPresent(String.self, forKey: .eventsFrom) ?? defaults.eventsFrom
+        eventsAheadSeconds =
+            try container.decodeIfPresent(Int.self, forKey: .eventsAheadSeconds) ?? defaults.eventsAheadSeconds
+        rescheduleWithinDays =
+            try container.decodeIfPresent(Int.self, forKey: .rescheduleWithinDays) ?? defaults.rescheduleWithinDays
+        maxClockJumpSeconds =
+            try container.decodeIfPresent(Int.self, forKey: .maxClockJumpSeconds) ?? defaults.maxClockJumpSeconds
     }
 }

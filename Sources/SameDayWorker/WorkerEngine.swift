@@ -68,6 +68,8 @@ public final class WorkerEngine {
         public var events: Int
         public var dossiers: Int
         public var missedAlerts: Int
+        /// Stored events that could not be read back or applied: moved to `event_quarantine`, not fatal.
+        public var quarantined: Int
         public var seconds: Double
     }
 
@@ -76,11 +78,26 @@ public final class WorkerEngine {
     public func rebuild() throws -> RebuildSummary {
         let started = Date()
         var count = 0
-        try store.forEachEvent { json, appliedAt in
-            let event = try DossierEvent.decode(json)
-            try engine.receive(event, at: max(engine.clock, appliedAt))
-            noteDays(event)
-            count += 1
+        var unreadable: [(arrival: Int64, reason: String)] = []
+        try store.forEachEvent { arrival, json, appliedAt in
+            // A row that no longer reads back (written by an older version, or damaged) must not stop the shard
+            // for good: it is set aside with the reason, and the restart goes on.
+            do {
+                let event = try DossierEvent.decode(json)
+                try engine.receive(event, at: max(engine.clock, appliedAt))
+                noteDays(event)
+                count += 1
+            } catch {
+                unreadable.append((arrival, "\(error)"))
+            }
+        }
+        if !unreadable.isEmpty {
+            try store.quarantine(unreadable)
+            for row in unreadable.prefix(20) {
+                logger.error(
+                    "stored event quarantined: it cannot be read back",
+                    metadata: ["arrival": "\(row.arrival)", "reason": "\(row.reason.prefix(300))"])
+            }
         }
         if let stored = try store.clock() { engine.advance(to: stored) }
         // Everything fired up to the stored clock was committed with it: already in the outbox.
@@ -93,9 +110,54 @@ public final class WorkerEngine {
             try commit()
         }
         return RebuildSummary(
-            events: count, dossiers: engine.dossiers.count, missedAlerts: missed,
+            events: count, dossiers: engine.dossiers.count, missedAlerts: missed, quarantined: unreadable.count,
             seconds: Date().timeIntervalSince(started))
     }
+
+    /// What the broker says about a delivery besides its body.
+    public struct Envelope: Sendable {
+        public var routingKey: String
+        /// The `dossier` header the consistent-hash exchange shards on (nil when absent).
+        public var dossierHeader: String?
+        public init(routingKey: String, dossierHeader: String?) {
+            self.routingKey = routingKey
+            self.dossierHeader = dossierHeader
+        }
+    }
+
+    /// Why a delivery must not be applied, or nil when it may (issue "hostile input"): its time is outside the
+    /// plausible window; its routing key does not say the body's block, unit and type (topic permissions check
+    /// only the key, so a unit system allowed `district.760.*` could otherwise write any unit's dossiers); its
+    /// `dossier` header (what the consistent-hash exchange shards on) is not the body's dossier; or its stored form
+    /// would not read back as the same event.
+    public func refusal(of event: DossierEvent, envelope: Envelope?, bounds: EventTimeBounds, now: Instant) -> String? {
+        if let reason = bounds.violation(of: event, now: now) { return reason }
+        if let envelope {
+            let routingKey = envelope.routingKey
+            guard let unit = configuration.unitID(event.unit) else {
+                return "field \"unit\": unit \"\(event.unit)\" is not in units.csv"
+            }
+            let expected = SameDayRoutingKey.event(
+                block: configuration.unit(unit).block.rawValue, unit: event.unit, type: event.type.name)
+            if routingKey != expected {
+                return "routing key \"\(routingKey.prefix(200))\" does not match the event's block, unit and type "
+                    + "(expected \"\(expected)\")"
+            }
+            if envelope.dossierHeader != event.dossier {
+                return "header \"\(SameDayTopology.shardHeader)\" "
+                    + (envelope.dossierHeader.map { "\"\($0.prefix(100))\"" } ?? "missing")
+                    + " differs from the body's dossier \"\(event.dossier)\""
+            }
+        }
+        let stored = event.encoded()
+        guard (try? DossierEvent.decode(stored)) == event else {
+            return "the event cannot be stored in a form that reads back as the same event"
+        }
+        return nil
+    }
+
+    /// Stages a refused delivery for the dead-letter outbox: it is stored in the commit that acks it.
+    public func stage(deadLetter: DeadLetter) { staged.deadLetters.append(deadLetter) }
 
     /// Applies one event at the engine clock; false for a duplicate (same `eventId` already applied).
     @discardableResult
@@ -130,20 +192,27 @@ public final class WorkerEngine {
         if clockMode == .wall { advance(to: clock.now()) }
     }
 
+    public var hasStagedDeadLetters: Bool { !staged.deadLetters.isEmpty }
+
     /// Whether anything awaits `commit()`.
-    public var hasStagedChanges: Bool { !staged.events.isEmpty || !staged.alerts.isEmpty || !touched.isEmpty }
+    public var hasStagedChanges: Bool {
+        !staged.events.isEmpty || !staged.alerts.isEmpty || !touched.isEmpty || !staged.deadLetters.isEmpty
+    }
 
     /// Writes everything staged since the last commit in one SQLite transaction, with the delivery marks of
     /// alerts already sent; returns the alerts it added to the outbox (for the caller to deliver).
     @discardableResult
-    public func commit(published: [String] = [], filed: [String] = []) throws -> [OutboxAlert] {
-        guard hasStagedChanges || !published.isEmpty || !filed.isEmpty else { return [] }
+    public func commit(published: [String] = [], filed: [String] = [], deadLettersSent: [Int64] = []) throws
+        -> [OutboxAlert]
+    {
+        guard hasStagedChanges || !published.isEmpty || !filed.isEmpty || !deadLettersSent.isEmpty else { return [] }
         for (code, unit) in touched {
             staged.dossiers.append((code, unit, engine.isOpen(code), engine.timer(of: code)))
         }
         staged.clock = engine.clock
         staged.publishedAlertIDs = published
         staged.filedAlertIDs = filed
+        staged.confirmedDeadLetters = deadLettersSent
         try store.commit(staged)
         let added = staged.alerts
         staged = CommitBatch()

@@ -25,24 +25,40 @@ public final class WorkerService {
     private let logger: Logger
     private let topology: SameDayTopology
 
+    /// - Parameter clock: nil for the wall clock guarded against jumps (`maxClockJumpSeconds`); tests inject theirs.
     public init(
         configuration: WorkerConfiguration, domain: Configuration, metrics: WorkerMetrics = WorkerMetrics(),
-        clock: any WorkerClock = SystemClock(), logger: Logger = Logger(label: "sameday.worker")
+        clock: (any WorkerClock)? = nil, logger: Logger = Logger(label: "sameday.worker")
     ) {
         self.configuration = configuration
         self.domain = domain
         self.metrics = metrics
-        self.clock = clock
         var logger = logger
         logger[metadataKey: "shard"] = "\(configuration.shard)"
         self.logger = logger
+        self.clock =
+            clock
+            ?? GuardedWallClock(
+                maxJumpSeconds: Int64(configuration.maxClockJumpSeconds),
+                onRefusal: { [logger, metrics, throttle = LogThrottle()] wall, kept in
+                    metrics.increment("sameday_clock_jumps_refused_total")
+                    // One log line a minute while the wall clock stays off.
+                    guard throttle.allows(at: kept) else { return }
+                    logger.error(
+                        "wall clock jump refused: the system clock disagrees with the elapsed time; restart the worker to adopt it",
+                        metadata: ["wall": "\(RFC3339.format(wall))", "kept": "\(RFC3339.format(kept))"])
+                })
         self.topology = SameDayTopology(shards: configuration.shard + 1, namePrefix: configuration.namePrefix)
     }
 
     public var queue: String { topology.workQueue(configuration.shard) }
 
-    public func run(until stop: StopFlag) throws {
+    /// - Parameter stateLock: the shard's state lock if the caller took it already (before opening ports);
+    ///   otherwise `run` takes it.
+    public func run(until stop: StopFlag, stateLock: StateLock? = nil) throws {
         metrics.setReady(false, reason: "rebuilding state")
+        let lock = try stateLock ?? StateLock(folder: configuration.stateDirectory, shard: configuration.shard)
+        defer { if stateLock == nil { lock.release() } }
         let store = try WorkerStore(path: configuration.databasePath)
         let engine = WorkerEngine(
             configuration: domain, store: store, clockMode: configuration.clock, clock: clock,
@@ -52,16 +68,22 @@ public final class WorkerService {
             "worker state rebuilt",
             metadata: [
                 "events": "\(summary.events)", "dossiers": "\(summary.dossiers)",
-                "missed_alerts": "\(summary.missedAlerts)", "seconds": "\(summary.seconds)",
+                "missed_alerts": "\(summary.missedAlerts)", "quarantined": "\(summary.quarantined)",
+                "seconds": "\(summary.seconds)",
             ])
         metrics.set("sameday_rebuild_seconds", summary.seconds)
+        metrics.increment("sameday_quarantined_events_total", by: Double(summary.quarantined))
 
         let connection = try configuration.connection(name: "sameday worker shard \(configuration.shard)")
-        let publisher = WorkerPublisher(connection: connection, topology: topology, logger: logger)
+        var publisherConnection = connection
+        publisherConnection.connectionName += " publisher"
+        let publisher = OutboxPublisher(
+            connection: publisherConnection, topology: topology, metrics: metrics, logger: logger)
         let files = AlertFileSink(folder: configuration.resolvedAlertsDirectory)
         var rollupDigests: [String: Int] = [:]
         var loop = Loop(
-            engine: engine, store: store, publisher: publisher, files: files, metrics: metrics, logger: logger)
+            engine: engine, store: store, publisher: publisher, files: files, metrics: metrics, logger: logger,
+            bounds: configuration.eventTimeBounds, clock: clock)
         try loop.deliverOutbox()
 
         var consumer: Consumer?
@@ -69,10 +91,7 @@ public final class WorkerService {
         // The first snapshot comes right after consuming starts (not before: a restart reaches the queue first).
         var lastSnapshot = ContinuousClock.now - .seconds(configuration.snapshotSeconds)
         var lastRollupDay = LocalTime.day(of: engine.now)
-        defer {
-            consumer?.close()
-            publisher.close()
-        }
+        defer { consumer?.close() }
         while !stop.isRequested {
             if consumer == nil {
                 do {
@@ -106,7 +125,7 @@ public final class WorkerService {
             }
             do {
                 if let delivery = try active.next(timeout: wait) {
-                    loop.handle(delivery, consumer: active, queue: queue)
+                    loop.handle(delivery, queue: queue)
                 }
             } catch {
                 metrics.setReady(false, reason: "\(error)")
@@ -158,17 +177,21 @@ public final class WorkerService {
     struct Loop {
         let engine: WorkerEngine
         let store: WorkerStore
-        let publisher: WorkerPublisher
+        let publisher: OutboxPublisher
         let files: AlertFileSink
         let metrics: WorkerMetrics
         let logger: Logger
+        let bounds: EventTimeBounds
+        let clock: any WorkerClock
         var pendingTag: DeliveryTag?
         var pendingCount = 0
         var batchStarted: ContinuousClock.Instant?
+        /// Dead letters handed to the publisher and not yet confirmed (not to be sent twice on a resync).
+        var deadLettersInFlight = Set<Int64>()
 
         init(
-            engine: WorkerEngine, store: WorkerStore, publisher: WorkerPublisher, files: AlertFileSink,
-            metrics: WorkerMetrics, logger: Logger
+            engine: WorkerEngine, store: WorkerStore, publisher: OutboxPublisher, files: AlertFileSink,
+            metrics: WorkerMetrics, logger: Logger, bounds: EventTimeBounds, clock: any WorkerClock
         ) {
             self.engine = engine
             self.store = store
@@ -176,16 +199,25 @@ public final class WorkerService {
             self.files = files
             self.metrics = metrics
             self.logger = logger
+            self.bounds = bounds
+            self.clock = clock
         }
 
-        mutating func handle(_ delivery: Delivery, consumer: Consumer, queue: String) {
+        mutating func handle(_ delivery: Delivery, queue: String) {
             let event: DossierEvent
             do {
                 event = try delivery.body.withUnsafeBytes { bytes throws(EventDecodingError) in
                     try DossierEvent.decode(bytes)
                 }
             } catch {
-                reject(delivery, consumer: consumer, queue: queue, reason: "invalid event: \(error)")
+                reject(delivery, queue: queue, reason: "invalid event: \(error)")
+                return
+            }
+            let envelope = WorkerEngine.Envelope(
+                routingKey: delivery.routingKey,
+                dossierHeader: delivery.headers[SameDayTopology.shardHeader]?.stringValue)
+            if let reason = engine.refusal(of: event, envelope: envelope, bounds: bounds, now: clock.now()) {
+                reject(delivery, queue: queue, reason: "event \(event.eventId.prefix(128)): \(reason)")
                 return
             }
             do {
@@ -195,7 +227,7 @@ public final class WorkerService {
                     metrics.increment("sameday_events_duplicate_total")
                 }
             } catch {
-                reject(delivery, consumer: consumer, queue: queue, reason: "event \(event.eventId): \(error)")
+                reject(delivery, queue: queue, reason: "event \(event.eventId.prefix(128)): \(error)")
                 return
             }
             accept(delivery)
@@ -207,22 +239,19 @@ public final class WorkerService {
             if batchStarted == nil { batchStarted = ContinuousClock.now }
         }
 
-        /// Bad input never stops the line: the event goes to the dead-letter queue with the reason and, once the
-        /// broker confirmed it there, is acked with its batch. If that publish fails the delivery is returned to
-        /// the queue (the queue's delivery limit dead-letters it in the end), never dropped.
-        private mutating func reject(_ delivery: Delivery, consumer: Consumer, queue: String, reason: String) {
+        /// Bad input never stops the line: the delivery is stored in the dead-letter outbox, with the reason, in the
+        /// commit that acks it; the publisher thread sends it to `sameday.dead` afterwards. Nothing waits on the
+        /// broker here, and nothing accepted is lost: until the broker confirms it, the dead letter stays stored.
+        private mutating func reject(_ delivery: Delivery, queue: String, reason: String) {
             logger.warning(
                 "event dead-lettered",
                 metadata: ["amqp.message_id": "\(delivery.messageID ?? "?")", "reason": "\(reason.prefix(300))"])
-            do {
-                try publisher.deadLetter(delivery, queue: queue, reason: reason)
-                metrics.increment("sameday_dead_letters_total")
-                accept(delivery)
-            } catch {
-                logger.warning(
-                    "dead-lettering failed; returning the event to its queue", metadata: ["error": "\(error)"])
-                _ = try? consumer.nack(delivery.tag, requeue: true)
-            }
+            engine.stage(
+                deadLetter: DeadLetter(
+                    messageID: delivery.messageID ?? "", routingKey: delivery.routingKey, queue: queue, reason: reason,
+                    body: delivery.body))
+            metrics.increment("sameday_dead_letters_total")
+            accept(delivery)
         }
 
         mutating func tick() { engine.tick() }
@@ -233,10 +262,15 @@ public final class WorkerService {
         /// One SQLite transaction for everything staged (and the delivery marks of alerts sent before), then the
         /// ack (multiple) of every delivery it covers, then the new alerts out to the files and the broker.
         mutating func flush(consumer: Consumer?) throws {
-            let published = publisher.takeConfirmed()
-            if engine.hasStagedChanges || !published.isEmpty || !filedPending.isEmpty {
+            let confirmed = publisher.takeConfirmed()
+            deadLettersInFlight.subtract(confirmed.deadLetters)
+            let stagedDeadLetters = engine.hasStagedDeadLetters
+            if engine.hasStagedChanges || !confirmed.alerts.isEmpty || !confirmed.deadLetters.isEmpty
+                || !filedPending.isEmpty
+            {
                 let started = ContinuousClock.now
-                let added = try engine.commit(published: published, filed: filedPending)
+                let added = try engine.commit(
+                    published: confirmed.alerts, filed: filedPending, deadLettersSent: confirmed.deadLetters)
                 filedPending.removeAll(keepingCapacity: true)
                 metrics.observeCommit(seconds: (ContinuousClock.now - started).secondsValue)
                 if !added.isEmpty {
@@ -246,6 +280,7 @@ public final class WorkerService {
                         metrics.increment("sameday_alerts_total", labels: "{level=\"\(alert.level)\"}")
                     }
                 }
+                if stagedDeadLetters { try sendDeadLetters() }
             }
             if let tag = pendingTag, let consumer {
                 try consumer.ack(tag, multiple: true)
@@ -263,7 +298,7 @@ public final class WorkerService {
 
         /// What the outbox still holds from before (a previous run, a broker outage): to the files, marked at
         /// once; to the broker, marked as its confirms come in.
-        func deliverOutbox() throws {
+        mutating func deliverOutbox() throws {
             while true {
                 let unfiled = try store.unfiledAlerts(limit: 5000)
                 if unfiled.isEmpty { break }
@@ -277,6 +312,15 @@ public final class WorkerService {
                 publisher.send(unpublished)
                 offset += unpublished.count
             }
+            try sendDeadLetters(resync: true)
+        }
+
+        /// Hands the stored dead letters not yet in flight to the publisher (all of them again after a resync).
+        mutating func sendDeadLetters(resync: Bool = false) throws {
+            if resync { deadLettersInFlight.removeAll() }
+            let pending = try store.pendingDeadLetters(limit: 10_000).filter { !deadLettersInFlight.contains($0.seq) }
+            deadLettersInFlight.formUnion(pending.map(\.seq))
+            publisher.send(deadLetters: pending)
         }
 
         /// The last commit on a graceful stop, with the confirms of alerts still in flight.
@@ -284,6 +328,44 @@ public final class WorkerService {
             try flush(consumer: consumer)
             publisher.finish(timeout: .seconds(5))
             try flush(consumer: consumer)
+        }
+    }
+}
+
+/// The exclusive lock on a shard's state folder: with SQLite a shard has exactly one worker, and a second instance
+/// (a standby started by mistake, a unit started twice) must not fire the same timers from a copy of the state.
+public struct StateLock: Sendable {
+    let descriptor: Int32
+
+    public struct Held: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    public init(folder: String, shard: Int) throws {
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let path = folder + "/shard-\(shard).lock"
+        descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o640)
+        guard descriptor >= 0 else { throw Held(description: "\(path): cannot open the state lock (errno \(errno))") }
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            close(descriptor)
+            throw Held(
+                description:
+                    "\(path) is held by another worker of shard \(shard): with SQLite state a shard has one worker; stop the other one first"
+            )
+        }
+    }
+
+    public func release() { close(descriptor) }
+}
+
+/// At most one log line a minute for a condition that lasts.
+final class LogThrottle: Sendable {
+    private let last = Mutex<Instant?>(nil)
+    func allows(at now: Instant) -> Bool {
+        last.withLock { last in
+            if let previous = last, now - previous < 60 { return false }
+            last = now
+            return true
         }
     }
 }

@@ -48,10 +48,22 @@ struct WorkerCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("sameday worker: \(error)\n".utf8))
             throw ExitCode.failure
         }
+        // The shard's state lock first: a second worker of the same shard must say so, not "address in use".
+        let stateLock: StateLock
+        do {
+            stateLock = try StateLock(folder: settings.stateDirectory, shard: settings.shard)
+        } catch {
+            FileHandle.standardError.write(Data("sameday worker: \(error)\n".utf8))
+            throw ExitCode.failure
+        }
+        defer { stateLock.release() }
         let metrics = WorkerMetrics()
         let endpoint =
-            try settings.metricsListen.isEmpty ? nil : MetricsEndpoint(listen: settings.metricsListen, metrics: metrics)
-        if let endpoint { logger.info("metrics on http://\(settings.metricsListen)/metrics (port \(endpoint.port))") }
+            try settings.metricsListen.isEmpty
+            ? nil : MetricsEndpoint(listen: settings.resolvedMetricsListen, metrics: metrics)
+        if let endpoint {
+            logger.info("metrics on http://\(settings.resolvedMetricsListen)/metrics (port \(endpoint.port))")
+        }
 
         let stop = StopFlag()
         let signals = [SIGTERM, SIGINT].map { number in
@@ -74,7 +86,7 @@ struct WorkerCommand: AsyncParsableCommand {
                 // The service and its connections live on this thread only.
                 let service = WorkerService(
                     configuration: finalSettings, domain: domain, metrics: metrics, logger: logger)
-                try service.run(until: stop)
+                try service.run(until: stop, stateLock: stateLock)
             }
         } catch {
             logger.error("worker failed", metadata: ["error": "\(error)"])

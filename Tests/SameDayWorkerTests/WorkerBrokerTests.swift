@@ -5,6 +5,7 @@ import SameDayCore
 import SameDayStore
 import SameDayTestKit
 import SameDayWorker
+import Synchronization
 import Testing
 
 @Suite("Worker against the real broker (needs broker)", .serialized)
@@ -121,4 +122,93 @@ func startSameday(_ arguments: [String], capturingErrors: Bool = false) throws -
     process.standardError = capturingErrors ? pipe : discard
     try process.run()
     return (process, pipe)
+}
+
+@Suite("Tenant isolation end to end, with a real per-unit broker user (needs broker)", .serialized)
+struct TenantIsolationBrokerTests {
+    let configuration = try! ConfigurationFolder.load(hcmcConfiguration)
+
+    @Test("a unit system's user may publish only its units' keys; a body that lies about its unit or dossier is dead-lettered")
+    func perUnitUser() async throws {
+        let harness = try WorkerHarness("tenant")
+        defer { harness.cleanUp() }
+        // The adapter user of District 1's one-stop system, with the permissions SameDay generates for it.
+        let user = "test.adapter." + UUID().uuidString.prefix(8).lowercased()
+        let password = UUID().uuidString
+        let rights = SameDayBrokerUsers(
+            unitSystems: [.init(name: "q1", units: ["760"])], supervisors: [], topology: harness.topology
+        ).permissions(.init(name: "q1", units: ["760"]))
+        try LocalBroker.rabbitmqctl(["add_user", user, password])
+        defer { _ = try? LocalBroker.rabbitmqctl(["delete_user", user]) }
+        try LocalBroker.rabbitmqctl(["set_permissions", "-p", "/", user, rights.configure, rights.write, rights.read])
+        if let topic = rights.topic {
+            try LocalBroker.rabbitmqctl(["set_topic_permissions", "-p", "/", user, topic.exchange, topic.write, topic.read])
+        }
+        var connection = LocalBroker.configuration(name: "tenant adapter")
+        connection.brokers[0].user = user
+        connection.brokers[0].password = password
+        connection.reconnect.maximumAttempts = 1
+
+        func message(_ event: DossierEvent, key: String, header: String? = nil) -> OutboundMessage {
+            OutboundMessage(
+                exchange: harness.topology.eventsExchange, routingKey: key, body: Array(event.encoded().utf8),
+                messageID: event.eventId, headers: [(SameDayTopology.shardHeader, header ?? event.dossier)])
+        }
+        let own = receivedEvent("760-220518-0001", at: "2022-05-18T09:00:00+07:00")
+        let department = receivedEvent("000.00.15.H29-220518-0001", at: "2022-05-18T09:00:00+07:00", unit: "000.00.15.H29")
+        let split = receivedEvent("760-220518-0002", at: "2022-05-18T09:01:00+07:00")
+
+        // Honest keys: its own unit goes through; a department's key is refused by the broker itself.
+        let publisher = try Publisher(PublisherConfiguration(connection: connection))
+        try publisher.publish(message(own, key: "district.760.received"))
+        // A department's body under District 1's key passes the topic permission (it checks only the key) …
+        try publisher.publish(message(department, key: "district.760.received"))
+        // … and so does a header that would shard the dossier elsewhere.
+        try publisher.publish(message(split, key: "district.760.received", header: "760-220518-9999"))
+        try publisher.waitForConfirms(timeout: .seconds(30))
+        publisher.close()
+        let refused = try Publisher(PublisherConfiguration(connection: connection))
+        #expect(throws: AMQPError.self) {
+            try refused.publish(message(department, key: "department.000_00_15_H29.received"))
+            try refused.waitForConfirms(timeout: .seconds(10))
+        }
+        refused.close()
+
+        let collected = Mutex<[Delivery]>([])
+        try await harness.runInProcess(configuration: configuration) { store in
+            let more = (try? harness.drain(harness.topology.deadLetterQueue)) ?? []
+            let count = collected.withLock { $0 += more; return $0.count }
+            return (try? store.eventCount()) == 1 && count == 2
+        }
+        let store = try WorkerStore(path: harness.settings.databasePath)
+        #expect(try store.eventCount() == 1, "only District 1's own event is applied")
+        let dead = collected.withLock { $0 }
+        let reasons = Dictionary(
+            uniqueKeysWithValues: dead.map { ($0.messageID ?? "", $0.headers["x-sameday-reason"]?.stringValue ?? "") })
+        #expect(reasons[department.eventId]?.contains("does not match the event's block, unit and type") == true)
+        #expect(reasons[department.eventId]?.contains("department.000_00_15_H29.received") == true)
+        #expect(reasons[split.eventId]?.contains("header \"dossier\" \"760-220518-9999\" differs") == true)
+    }
+
+    @Test("events dated outside the plausible window are dead-lettered with the field, never stored")
+    func implausibleTimes() async throws {
+        let harness = try WorkerHarness("bounds")
+        defer { harness.cleanUp() }
+        let valid = receivedEvent("760-220518-0001", at: "2022-05-18T09:00:00+07:00")
+        let ancient = receivedEvent("760-220518-0002", at: "1022-05-18T09:00:00+07:00")
+        let yearZero = receivedEvent("760-220518-0003", at: "0000-05-18T09:00:00+08:00")
+        try harness.publish([valid, ancient, yearZero], configuration: configuration)
+        let collected = Mutex<[Delivery]>([])
+        try await harness.runInProcess(configuration: configuration) { store in
+            let more = (try? harness.drain(harness.topology.deadLetterQueue)) ?? []
+            let count = collected.withLock { $0 += more; return $0.count }
+            return (try? store.eventCount()) == 1 && count == 2
+        }
+        let dead = collected.withLock { $0 }
+        #expect(dead.count == 2)
+        #expect(dead.allSatisfy { $0.headers["x-sameday-reason"]?.stringValue?.contains("field \"occurredAt\"") == true })
+        // Only one day of rollups: nothing was written for the year 1022.
+        let days = (try? FileManager.default.contentsOfDirectory(atPath: harness.settings.resolvedRollupsDirectory + "/daily")) ?? []
+        #expect(days == ["2022-05-18"])
+    }
 }
