@@ -9,5 +9,9 @@ bash scripts/install-deps.sh
 deploy/local-broker.sh
 python3 deploy/config/check-config.py deploy/config/hcmc-2022
 swift build --build-tests
+# The shipped systemd units, where systemd is installed.
+deploy/systemd/verify.sh .build/debug/sameday
 # One test at a time: the broker-restart test stops the broker under everything else.
 SAMEDAY_TEST_BROKER_RESTART=1 swift test --skip-build --no-parallel
+# TLS, proven on a throwaway CA and a broker node of its own.
+SAMEDAY_BIN=.build/debug/sameday bash scripts/tls-check.sh
