@@ -1,4 +1,5 @@
 import Foundation
+import RabbitMQ
 import SameDayBroker
 import SameDayCore
 
@@ -18,10 +19,13 @@ public struct PublishSummary: Sendable, Equatable {
     public var skipped = 0
     /// The line a resumed run started from (nil for a run from the start).
     public var resumedAtLine: Int?
+    /// Where a checkpoint of an earlier version of the file was set aside (the run then started from the top).
+    public var staleCheckpoint: String?
 
     public var description: String {
         var text = "\(input): \(published) published, \(spooled) spooled, \(rejected) rejected, \(skipped) skipped"
         if let resumedAtLine { text += " (resumed from the checkpoint at line \(resumedAtLine))" }
+        if staleCheckpoint != nil { text += " (from the start: the file changed since its checkpoint)" }
         return text
     }
 }
@@ -38,18 +42,32 @@ public struct PublishProgress: Sendable {
 /// (or only validates them, in a dry run), writes rejects, and keeps a checkpoint so a crashed run resumes.
 ///
 /// The checkpoint (`<input>.checkpoint` unless given) records the byte offset and line up to which every record is
-/// settled: its event confirmed or spooled, or the record rejected or skipped. It never moves past an event that
-/// is only in flight. A finished run deletes it; a later run of the same file then starts again from the top
-/// and publishes only duplicates, which the worker drops (event ids are deterministic).
+/// settled: its event confirmed or spooled, or the record rejected or skipped; and the SHA-256 of the whole file up
+/// to that offset. It never moves past an event that is only in flight. A finished run deletes it; a later run of
+/// the same file then starts again from the top and publishes only duplicates, which the worker drops (event ids
+/// are deterministic).
+///
+/// A checkpoint whose consumed prefix no longer matches the file (the export was rewritten since, as a scheduled
+/// export does every run) is set aside as `<checkpoint>.stale-<time>` with a notice, and the file is published
+/// from the start: what the earlier version already published comes again with the same ids and is dropped.
+/// A file that only grew (records appended after the checkpoint) resumes.
 public final class FilePublisher {
     public let profile: MappingProfile
     public let configuration: Configuration
-    public let mapper: (_ header: [String]?, _ file: String) throws -> RecordMapper
+    public let topology: SameDayTopology
     public var rejectsPath: String?
     public var checkpointPath: String?
     public var onProgress: ((PublishProgress) -> Void)?
     /// Called for each rejected record (line, reason), e.g. to print them in a dry run.
     public var onRejected: ((Int, String) -> Void)?
+    /// Called for each event in file order (line, event, broker message), e.g. for `--dry-run --show N`.
+    public var onEvent: ((Int, DossierEvent, OutboundMessage) -> Void)?
+    /// Called with a sentence for the operator's log (a checkpoint set aside …).
+    public var onNotice: ((String) -> Void)?
+    /// The window of plausible event times (issue "hostile input"); records outside it are rejected.
+    public var eventBounds = EventTimeBounds.standard
+    /// The clock the window's upper end is measured from (default: the wall clock when the run starts).
+    public var now: Instant?
     /// The checkpoint is saved every second and every this many records (each save is an fsync).
     public var checkpointEvery = 10_000
     /// For tests: stop (as a crash would) after this many records of the run.
@@ -65,30 +83,52 @@ public final class FilePublisher {
         self.profile = profile
         self.configuration = configuration
         self.sink = sink
-        let resolved = sink?.topology ?? topology
-        self.mapper = { header, file in
-            try RecordMapper(
-                profile: profile, configuration: configuration, topology: resolved, header: header, file: file)
-        }
+        self.topology = sink?.topology ?? topology
+    }
+
+    func mapper(header: [String]?, file: String) throws -> RecordMapper {
+        try RecordMapper(
+            profile: profile, configuration: configuration, topology: topology, header: header, file: file,
+            eventBounds: eventBounds, now: now ?? wallClockNow())
     }
 
     public func run(input: String) throws -> PublishSummary {
         let reader = try RecordReader(
             path: input, kind: profile.format == .csv ? .csv(delimiter: profile.delimiter) : .jsonLines)
-        let mapper = try self.mapper(reader.header, input)
+        let mapper = try self.mapper(header: reader.header, file: input)
         var summary = PublishSummary(input: input)
         let checkpointPath = self.checkpointPath ?? input + ".checkpoint"
-        let fingerprint = try Self.fingerprint(input)
+        // The fingerprint of the consumed prefix grows with the checkpoint: `prefix` hashes the file from its
+        // first byte up to `prefix.count`, read through a descriptor of its own.
+        var prefix = try PrefixFingerprint(path: input)
         var resumed = false
-        if sink != nil, let checkpoint = Checkpoint.load(checkpointPath) {
-            guard checkpoint.fingerprint == fingerprint else {
-                throw AdapterError(
-                    "\(checkpointPath): this checkpoint belongs to another version of \(input); delete it to start over"
-                )
+        if sink != nil, FileManager.default.fileExists(atPath: checkpointPath) {
+            let why: String
+            switch Checkpoint.load(checkpointPath) {
+            case .success(let checkpoint):
+                if checkpoint.offset < reader.dataOffset || checkpoint.offset > reader.fileSize {
+                    why = "it stops at byte \(checkpoint.offset), the file now has \(reader.fileSize) bytes"
+                } else if try prefix.advance(to: checkpoint.offset) == checkpoint.prefixSHA256 {
+                    why = ""
+                    try reader.seek(to: checkpoint.offset, line: checkpoint.line)
+                    summary.resumedAtLine = checkpoint.line
+                    resumed = true
+                } else {
+                    why = "the first \(checkpoint.offset) bytes of the file differ from those it was made for"
+                }
+            case .failure(let problem):
+                why = problem.description
             }
-            try reader.seek(to: checkpoint.offset, line: checkpoint.line)
-            summary.resumedAtLine = checkpoint.line
-            resumed = true
+            if !resumed {
+                prefix = try PrefixFingerprint(path: input)
+                let stale = checkpointPath + ".stale-" + Self.stamp()
+                try DurableFile.rename(checkpointPath, to: stale)
+                summary.staleCheckpoint = stale
+                onNotice?(
+                    "\(checkpointPath): \(input) changed since this checkpoint was written (\(why)); set aside as "
+                        + "\(stale), publishing \(input) from the start (records published before come again with "
+                        + "the same event ids and are dropped as repeats)")
+            }
         }
         let rejects = try rejectsPath.map { try RejectsFile(path: $0, truncate: !resumed) }
 
@@ -117,7 +157,8 @@ public final class FilePublisher {
         }
         func saveCheckpoint() throws {
             try rejects?.sync()
-            try Checkpoint(fingerprint: fingerprint, offset: checkpointed.offset, line: checkpointed.line)
+            let fingerprint = try prefix.advance(to: checkpointed.offset)
+            try Checkpoint(prefixSHA256: fingerprint, offset: checkpointed.offset, line: checkpointed.line)
                 .save(checkpointPath)
         }
         sink?.onDurable = { token, outcome in
@@ -155,6 +196,7 @@ public final class FilePublisher {
                     settledFlags.append(false)
                     switch mapped {
                     case .event(let event, let message):
+                        onEvent?(record.line, event, message)
                         if let sink {
                             try sink.submit(event, message: message, token: token)
                         } else {
@@ -195,7 +237,7 @@ public final class FilePublisher {
         advance()
         if sink != nil {
             if head == settledFlags.count {
-                try? FileManager.default.removeItem(atPath: checkpointPath)
+                try DurableFile.remove(checkpointPath)
             } else {
                 try saveCheckpoint()
             }
@@ -206,34 +248,70 @@ public final class FilePublisher {
         return summary
     }
 
-    /// SHA-256 of the file's first 4 KiB and its header: a checkpoint only resumes the file it was made for.
-    static func fingerprint(_ path: String) throws -> String {
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw AdapterError("\(path): cannot open") }
-        defer { try? handle.close() }
-        let head = try handle.read(upToCount: 4096) ?? Data()
-        return SHA256.hex([UInt8](head))
+    /// `20260530T141500`, local time (UTC+07:00), for names of set-aside files.
+    static func stamp() -> String {
+        let text = RFC3339.format(wallClockNow())  // 2026-05-30T14:15:00+07:00
+        return String(text.prefix(19)).replacingOccurrences(of: "-", with: "").replacingOccurrences(of: ":", with: "")
     }
 }
 
-/// The checkpoint file: `{"fingerprint": …, "offset": …, "line": …}`.
+/// The wall clock, in whole seconds.
+public func wallClockNow() -> Instant { Instant(Date().timeIntervalSince1970.rounded(.down)) }
+
+/// SHA-256 of a file's first `count` bytes, extended as the run goes (each byte is read and hashed once).
+final class PrefixFingerprint {
+    private let fd: Int32
+    private let path: String
+    private var hasher = SHA256.Hasher()
+
+    init(path: String) throws {
+        self.path = path
+        fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw AdapterError("\(path): cannot open (\(String(cString: strerror(errno))))") }
+    }
+
+    var count: Int64 { hasher.count }
+
+    /// Hashes up to `offset` (never backwards) and returns the digest of the first `offset` bytes.
+    func advance(to offset: Int64) throws -> String {
+        var chunk = [UInt8](repeating: 0, count: Int(min(max(offset - hasher.count, 0), 1 << 20)))
+        while hasher.count < offset {
+            let want = Int(min(offset - hasher.count, Int64(chunk.count)))
+            let n = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, want, off_t(hasher.count)) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw AdapterError("\(path): cannot read byte \(hasher.count) for the checkpoint") }
+            chunk.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        }
+        return hasher.finalize()
+    }
+
+    deinit { close(fd) }
+}
+
+/// The checkpoint file: `{"version": 2, "prefixSHA256": …, "offset": …, "line": …}`.
 struct Checkpoint: Equatable {
-    var fingerprint: String
+    var prefixSHA256: String
     var offset: Int64
     var line: Int
 
-    static func load(_ path: String) -> Checkpoint? {
+    /// The checkpoint, or why it cannot be used (an older format, unreadable).
+    static func load(_ path: String) -> Result<Checkpoint, CheckpointProblem> {
         guard let data = FileManager.default.contents(atPath: path),
-            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-            let fingerprint = object["fingerprint"] as? String,
+            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        else { return .failure(CheckpointProblem(description: "it cannot be read as a checkpoint")) }
+        guard (object["version"] as? NSNumber)?.intValue == 2, let fingerprint = object["prefixSHA256"] as? String,
             let offset = (object["offset"] as? NSNumber)?.int64Value, let line = (object["line"] as? NSNumber)?.intValue
-        else { return nil }
-        return Checkpoint(fingerprint: fingerprint, offset: offset, line: line)
+        else {
+            return .failure(CheckpointProblem(description: "it was written by an older version of sameday"))
+        }
+        return .success(Checkpoint(prefixSHA256: fingerprint, offset: offset, line: line))
     }
 
     func save(_ path: String) throws {
         var writer = JSONWriter()
         writer.beginObject()
-        writer.field("fingerprint", fingerprint)
+        writer.field("version", 2)
+        writer.field("prefixSHA256", prefixSHA256)
         writer.field("offset", offset)
         writer.field("line", line)
         writer.endObject()
@@ -241,8 +319,12 @@ struct Checkpoint: Equatable {
     }
 }
 
+struct CheckpointProblem: Error, CustomStringConvertible { var description: String }
+
 /// The rejects file: one JSON object per rejected record, `{"file", "line", "reason", "record"}`, with the original
-/// text of the record, so a unit's IT staff can fix the export and feed the rejects back.
+/// text of the record, so a unit's IT staff can fix the export and feed the rejects back. The record may hold the
+/// export's personal data, so the file is owner-only (0600), like the checkpoint's other writes it goes through
+/// `DurableFile`.
 final class RejectsFile {
     private let fd: Int32
     private var pending: [UInt8] = []
@@ -250,8 +332,7 @@ final class RejectsFile {
 
     init(path: String, truncate: Bool) throws {
         self.path = path
-        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | (truncate ? O_TRUNC : 0), 0o644)
-        guard fd >= 0 else { throw AdapterError("\(path): cannot open the rejects file") }
+        fd = try DurableFile.openForAppending(path, mode: DurableFile.privateMode, truncate: truncate)
     }
 
     deinit { close(fd) }
@@ -274,39 +355,6 @@ final class RejectsFile {
             try DurableFile.writeAll(fd, pending, path: path)
             pending.removeAll(keepingCapacity: true)
         }
-        _ = fsync(fd)
-    }
-}
-
-/// Small file helpers with fsync.
-public enum DurableFile {
-    static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws {
-        var written = 0
-        while written < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, $0.count - written) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw AdapterError("\(path): write failed (\(String(cString: strerror(errno))))") }
-            written += n
-        }
-    }
-
-    /// Temporary file in the same folder, fsync, rename: readers see the old or the new file, never half.
-    public static func writeAtomically(_ bytes: [UInt8], to path: String) throws {
-        let tmp = path + ".tmp-\(getpid())"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw AdapterError("\(tmp): cannot create (\(String(cString: strerror(errno))))") }
-        do {
-            try writeAll(fd, bytes, path: tmp)
-        } catch {
-            close(fd)
-            unlink(tmp)
-            throw error
-        }
-        _ = fsync(fd)
-        close(fd)
-        guard rename(tmp, path) == 0 else {
-            unlink(tmp)
-            throw AdapterError("\(path): cannot replace (\(String(cString: strerror(errno))))")
-        }
+        try DurableFile.sync(fd, path: path)
     }
 }

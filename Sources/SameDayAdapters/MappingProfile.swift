@@ -81,6 +81,9 @@ public struct MappingProfile: Sendable {
         } catch let error as ProfileError {
             throw error
         } catch {
+            if let syntax = JSONSyntaxLocator.firstError(bytes) {
+                throw fail("$", "not valid JSON: \(syntax.description)")
+            }
             throw fail("$", "not valid JSON (\((error as NSError).localizedDescription))")
         }
         let known: Set<String> = [
@@ -334,9 +337,23 @@ public struct TimeFormat: Sendable, Equatable {
         self.init(pattern: pattern, tokens: tokens)
     }
 
+    /// What a text is under a pattern.
+    public enum Match: Sendable, Equatable {
+        case instant(Instant)
+        /// The text does not have the pattern's shape.
+        case mismatch
+        /// The text has the pattern's shape but names no real date or time (32/05/2022, 29/02/2022, 24:00): why.
+        case impossible(String)
+    }
+
     /// The instant `text` names, or nil if it does not match or is not a real date and time.
     public func parse(_ text: some StringProtocol) -> Instant? {
-        guard let tokens else { return RFC3339.parse(String(text)) }
+        if case .instant(let t) = match(text) { return t }
+        return nil
+    }
+
+    public func match(_ text: some StringProtocol) -> Match {
+        guard let tokens else { return Self.matchRFC3339(String(text)) }
         let bytes = Array(text.utf8)
         var i = 0
         var (year, month, day, hour, minute, second) = (0, 0, 0, 0, 0, 0)
@@ -352,20 +369,239 @@ public struct TimeFormat: Sendable, Equatable {
         }
         for token in tokens {
             switch token {
-            case .year: guard let v = digits(min: 4, max: 4) else { return nil }; year = v
-            case .month(let m): guard let v = digits(min: m, max: 2) else { return nil }; month = v
-            case .day(let m): guard let v = digits(min: m, max: 2) else { return nil }; day = v
-            case .hour(let m): guard let v = digits(min: m, max: 2) else { return nil }; hour = v
-            case .minute: guard let v = digits(min: 2, max: 2) else { return nil }; minute = v
-            case .second: guard let v = digits(min: 2, max: 2) else { return nil }; second = v
+            case .year: guard let v = digits(min: 4, max: 4) else { return .mismatch }; year = v
+            case .month(let m): guard let v = digits(min: m, max: 2) else { return .mismatch }; month = v
+            case .day(let m): guard let v = digits(min: m, max: 2) else { return .mismatch }; day = v
+            case .hour(let m): guard let v = digits(min: m, max: 2) else { return .mismatch }; hour = v
+            case .minute: guard let v = digits(min: 2, max: 2) else { return .mismatch }; minute = v
+            case .second: guard let v = digits(min: 2, max: 2) else { return .mismatch }; second = v
             case .literal(let c):
-                guard i < bytes.count, bytes[i] == c else { return nil }
+                guard i < bytes.count, bytes[i] == c else { return .mismatch }
                 i += 1
             }
         }
-        guard i == bytes.count, hour < 24, minute < 60, second < 60,
-            let date = LocalDate(year: year, month: month, day: day)
-        else { return nil }
-        return date.startInstant + Int64(hour * 3600 + minute * 60 + second)
+        guard i == bytes.count else { return .mismatch }
+        if let why = Self.impossibility(year, month, day, hour, minute, second) { return .impossible(why) }
+        guard let date = LocalDate(year: year, month: month, day: day) else { return .impossible("no such date") }
+        return .instant(date.startInstant + Int64(hour * 3600 + minute * 60 + second))
+    }
+
+    static let monthNames = [
+        "January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November",
+        "December",
+    ]
+
+    /// Why these fields name no real date and time, or nil when they do.
+    static func impossibility(_ year: Int, _ month: Int, _ day: Int, _ hour: Int, _ minute: Int, _ second: Int)
+        -> String?
+    {
+        guard (1...12).contains(month) else { return "no such date: there is no month \(month)" }
+        let length = (28...31).last { LocalDate(year: year, month: month, day: $0) != nil } ?? 31
+        if day < 1 || day > length {
+            var why = "no such date: \(monthNames[month - 1]) \(year) has \(length) days"
+            if month == 2 && day == 29 { why += " (\(year) is not a leap year)" }
+            return why
+        }
+        if hour > 23 {
+            return hour == 24 && minute == 0 && second == 0
+                ? "no such time: 24:00 is not a time of day (hours go 00–23; midnight is 00:00 of the next day)"
+                : "no such time: hour \(hour) (hours go 00–23)"
+        }
+        if minute > 59 { return "no such time: minute \(minute) (minutes go 00–59)" }
+        if second > 59 { return "no such time: second \(second) (seconds go 00–59)" }
+        return nil
+    }
+
+    /// RFC 3339 through the core's parser; a text of the right shape (`yyyy-MM-ddTHH:mm:ss[.f][Z|±hh:mm]`) that it
+    /// refuses names an impossible date or time, and says which.
+    static func matchRFC3339(_ text: String) -> Match {
+        if let t = RFC3339.parse(text) { return .instant(t) }
+        let b = Array(text.utf8)
+        func isDigit(_ i: Int) -> Bool { i < b.count && b[i] >= 0x30 && b[i] <= 0x39 }
+        func number(_ from: Int, _ count: Int) -> Int? {
+            guard (from..<(from + count)).allSatisfy(isDigit) else { return nil }
+            return b[from..<(from + count)].reduce(0) { $0 * 10 + Int($1 - 0x30) }
+        }
+        guard b.count >= 20, b[4] == 0x2D, b[7] == 0x2D, [0x54, 0x74, 0x20].contains(b[10]), b[13] == 0x3A,
+            b[16] == 0x3A, let year = number(0, 4), let month = number(5, 2), let day = number(8, 2),
+            let hour = number(11, 2), let minute = number(14, 2), let second = number(17, 2)
+        else { return .mismatch }
+        var i = 19
+        if i < b.count && b[i] == 0x2E {
+            i += 1
+            guard isDigit(i) else { return .mismatch }
+            while isDigit(i) { i += 1 }
+        }
+        if i < b.count && (b[i] == 0x5A || b[i] == 0x7A) {
+            i += 1
+        } else if i + 6 == b.count, b[i] == 0x2B || b[i] == 0x2D, b[i + 3] == 0x3A, let oh = number(i + 1, 2),
+            let om = number(i + 4, 2)
+        {
+            if oh > 23 || om > 59 { return .impossible("no such offset: \(String(decoding: b[i...], as: UTF8.self))") }
+            i += 6
+        } else {
+            return .mismatch
+        }
+        guard i == b.count else { return .mismatch }
+        return .impossible(impossibility(year, month, day, hour, minute, second) ?? "no such date")
+    }
+}
+
+/// Finds where a JSON text stops being valid, for messages a person can act on ("line 12, column 5: expected ','
+/// or '}'"); JSONSerialization only says that it failed. Used after a parse failed, on files a person wrote.
+enum JSONSyntaxLocator {
+    struct Failure: Error, Equatable {
+        var line: Int
+        var column: Int
+        var message: String
+        var description: String { "line \(line), column \(column): \(message)" }
+    }
+
+    /// The first syntax error of `bytes`, or nil if it is one valid JSON value.
+    static func firstError(_ bytes: [UInt8]) -> Failure? {
+        var scanner = Scanner(b: bytes)
+        do throws(Failure) {
+            scanner.space()
+            try scanner.value(depth: 0)
+            scanner.space()
+            if scanner.i < bytes.count { throw scanner.fail("unexpected text after the end of the JSON value") }
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    private struct Scanner {
+        let b: [UInt8]
+        var i = 0
+
+        func fail(_ message: String) -> Failure {
+            var line = 1
+            var lineStart = 0
+            for k in 0..<min(i, b.count) where b[k] == 0x0A {
+                line += 1
+                lineStart = k + 1
+            }
+            // Columns count characters (UTF-8 continuation bytes are not characters).
+            let column = b[lineStart..<min(i, b.count)].filter { $0 & 0xC0 != 0x80 }.count + 1
+            return Failure(line: line, column: column, message: message)
+        }
+
+        func describe() -> String {
+            guard i < b.count else {
+                return "the file ends too early (a closing quote, } or ] is missing: is the file truncated?)"
+            }
+            let c = b[i]
+            return c >= 0x20 && c < 0x7F ? "unexpected \"\(Character(UnicodeScalar(c)))\"" : "unexpected byte"
+        }
+
+        mutating func space() {
+            while i < b.count, b[i] == 0x20 || b[i] == 0x0A || b[i] == 0x0D || b[i] == 0x09 { i += 1 }
+        }
+
+        mutating func expect(_ c: UInt8, _ what: String) throws(Failure) {
+            space()
+            guard i < b.count, b[i] == c else { throw fail("expected \(what); \(describe())") }
+            i += 1
+        }
+
+        mutating func value(depth: Int) throws(Failure) {
+            guard depth < 256 else { throw fail("nested more than 256 levels deep") }
+            space()
+            guard i < b.count else { throw fail("expected a value; \(describe())") }
+            switch b[i] {
+            case 0x7B:
+                i += 1
+                space()
+                if i < b.count && b[i] == 0x7D {
+                    i += 1
+                    return
+                }
+                while true {
+                    space()
+                    guard i < b.count, b[i] == 0x22 else {
+                        throw fail("expected a key in double quotes; \(describe())")
+                    }
+                    try string()
+                    try expect(0x3A, "':' after the key")
+                    try value(depth: depth + 1)
+                    space()
+                    guard i < b.count, b[i] == 0x2C || b[i] == 0x7D else {
+                        throw fail("expected ',' or '}'; \(describe())")
+                    }
+                    i += 1
+                    if b[i - 1] == 0x7D { return }
+                }
+            case 0x5B:
+                i += 1
+                space()
+                if i < b.count && b[i] == 0x5D {
+                    i += 1
+                    return
+                }
+                while true {
+                    try value(depth: depth + 1)
+                    space()
+                    guard i < b.count, b[i] == 0x2C || b[i] == 0x5D else {
+                        throw fail("expected ',' or ']'; \(describe())")
+                    }
+                    i += 1
+                    if b[i - 1] == 0x5D { return }
+                }
+            case 0x22: try string()
+            case 0x74: try literal("true")
+            case 0x66: try literal("false")
+            case 0x6E: try literal("null")
+            case 0x2D, 0x30...0x39: try number()
+            default: throw fail("expected a value; \(describe())")
+            }
+        }
+
+        mutating func literal(_ word: String) throws(Failure) {
+            for c in word.utf8 {
+                guard i < b.count, b[i] == c else { throw fail("expected \(word); \(describe())") }
+                i += 1
+            }
+        }
+
+        mutating func number() throws(Failure) {
+            if b[i] == 0x2D { i += 1 }
+            func digits() -> Int {
+                var n = 0
+                while i < b.count, b[i] >= 0x30, b[i] <= 0x39 {
+                    i += 1
+                    n += 1
+                }
+                return n
+            }
+            guard digits() > 0 else { throw fail("expected a digit; \(describe())") }
+            if i < b.count, b[i] == 0x2E {
+                i += 1
+                guard digits() > 0 else { throw fail("expected a digit after '.'; \(describe())") }
+            }
+            if i < b.count, b[i] == 0x65 || b[i] == 0x45 {
+                i += 1
+                if i < b.count, b[i] == 0x2B || b[i] == 0x2D { i += 1 }
+                guard digits() > 0 else { throw fail("expected a digit in the exponent; \(describe())") }
+            }
+        }
+
+        mutating func string() throws(Failure) {
+            let start = i
+            i += 1
+            while i < b.count {
+                switch b[i] {
+                case 0x22:
+                    i += 1
+                    return
+                case 0x5C: i += 2
+                case 0x00..<0x20:
+                    throw fail("a line break or control character inside a string (a closing quote is missing?)")
+                default: i += 1
+                }
+            }
+            i = start
+            throw fail("this string has no closing quote (is the file truncated?)")
+        }
     }
 }

@@ -20,6 +20,10 @@ public struct RecordMapper: Sendable {
     public let profile: MappingProfile
     public let configuration: Configuration
     public let topology: SameDayTopology
+    /// The window of plausible event times; nil checks nothing (DossierEvent's own limits still apply).
+    public var eventBounds: EventTimeBounds?
+    /// The clock the window's upper end is measured from.
+    public var now: Instant
     /// Column index per field (CSV).
     private var indexes: [MappingProfile.Field: Int] = [:]
     private var headerCount = 0
@@ -27,8 +31,10 @@ public struct RecordMapper: Sendable {
     /// For CSV, `header` is the file's header line: every column the profile names must be in it.
     public init(
         profile: MappingProfile, configuration: Configuration, topology: SameDayTopology, header: [String]?,
-        file: String = "input"
+        file: String = "input", eventBounds: EventTimeBounds? = .standard, now: Instant = wallClockNow()
     ) throws {
+        self.eventBounds = eventBounds
+        self.now = now
         self.profile = profile
         self.configuration = configuration
         self.topology = topology
@@ -100,19 +106,24 @@ public struct RecordMapper: Sendable {
         case .skip?: return .skipped
         case nil: return .rejected("\(column(.status)): unknown status \"\(status)\" (not in the profile's statuses)")
         }
-        guard let occurredAt = parseTime(values[.occurredAt]!) else {
-            return .rejected(
-                "\(column(.occurredAt)): \"\(values[.occurredAt]!)\" matches none of the time formats (\(profile.timeFormats.map(\.pattern).joined(separator: ", ")))"
-            )
+        let occurredAt: Instant
+        switch parseTime(values[.occurredAt]!) {
+        case .success(let t): occurredAt = t
+        case .failure(let why): return .rejected("\(column(.occurredAt)): \(why)")
         }
         guard let unit = profile.fixedUnit ?? values[.unit] else {
             return .rejected("\(column(.unit)) (unit) is empty")
         }
         if let allowed = profile.allowedUnits, !allowed.contains(unit) {
-            return .rejected("unit \"\(unit)\" is not one of this unit system's units (profile \"units\")")
+            return .rejected(
+                "unit \"\(unit)\" is not one of this unit system's units (profile \"units\": \(allowed.sorted().joined(separator: ", ")))"
+            )
         }
         guard configuration.unitID(unit) != nil else {
             return .rejected("unit \"\(unit)\" is not in the units registry (units.csv)")
+        }
+        if let why = Self.foreignDossier(values[.dossier]!, unit: unit) {
+            return .rejected("\(column(.dossier)): \(why)")
         }
         var seq: Int64?
         if let text = values[.seq] {
@@ -137,10 +148,10 @@ public struct RecordMapper: Sendable {
         }
         var newDueAt: Instant?
         if type == .rescheduled, let text = values[.newDueAt] {
-            guard let value = parseTime(text) else {
-                return .rejected("\(column(.newDueAt)): \"\(text)\" matches none of the time formats")
+            switch parseTime(text) {
+            case .success(let t): newDueAt = t
+            case .failure(let why): return .rejected("\(column(.newDueAt)): \(why)")
             }
-            newDueAt = value
         }
         var event = DossierEvent(
             eventId: "", dossier: values[.dossier]!, unit: unit, procedure: values[.procedure]!, type: type,
@@ -154,14 +165,41 @@ public struct RecordMapper: Sendable {
         } catch {
             return .rejected("invalid event: \(error)")
         }
+        if let eventBounds, let why = eventBounds.violation(of: event, now: now) {
+            return .rejected("implausible time: \(why)")
+        }
         return .event(event, message)
     }
 
-    private func parseTime(_ text: String) -> Instant? {
-        for format in profile.timeFormats {
-            if let t = format.parse(text) { return t }
+    /// Why a dossier code cannot be the unit's (tenant isolation, DOMAIN.md §1: a dossier code starts with its
+    /// agency, the unit code), or nil when it is.
+    public static func foreignDossier(_ dossier: String, unit: String) -> String? {
+        if DossierCode.belongs(dossier, to: unit) { return nil }
+        guard let agency = DossierCode.agency(of: dossier) else {
+            return
+                "dossier code \"\(dossier)\" is not of the form <unit>-<yymmdd>-<number> (e.g. \(unit)-220518-0042), "
+                + "so it cannot be shown to belong to unit \(unit)"
         }
-        return nil
+        return "dossier code \"\(dossier)\" belongs to unit \"\(agency)\" (its prefix), not to the event's unit "
+            + "\"\(unit)\": a unit system may send only its own units' dossiers"
+    }
+
+    /// The instant, or the reason: "no such date" when a format matches the text's shape but the date or time
+    /// does not exist; otherwise the formats tried.
+    private func parseTime(_ text: String) -> Result<Instant, TimeProblem> {
+        var impossible: String?
+        for format in profile.timeFormats {
+            switch format.match(text) {
+            case .instant(let t): return .success(t)
+            case .impossible(let why): impossible = impossible ?? "\"\(text)\": \(why) (format \(format.pattern))"
+            case .mismatch: continue
+            }
+        }
+        return .failure(
+            TimeProblem(
+                description: impossible
+                    ?? "\"\(text)\" matches none of the time formats (\(profile.timeFormats.map(\.pattern).joined(separator: ", ")))"
+            ))
     }
 
     /// `<source>:<first 128 bits of SHA-256 of the normalised record>`: the same record always gets the same id,
@@ -191,6 +229,8 @@ public struct RecordMapper: Sendable {
         return event.source + ":" + SHA256.hexString(digest.prefix(16))
     }
 }
+
+struct TimeProblem: Error, CustomStringConvertible { var description: String }
 
 extension String {
     /// Without leading and trailing spaces and tabs; cheaper than Foundation's `trimmingCharacters` (which goes

@@ -88,5 +88,99 @@ public enum SHA256 {
         return String(decoding: out, as: UTF8.self)
     }
 
-    @inline(__always) private static func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
+    /// Incremental SHA-256 over data that arrives in pieces (the checkpoint's fingerprint of an export's consumed
+    /// prefix, hashed as the run moves on). `finalize()` leaves the hasher usable: it can go on and be finalized
+    /// again later.
+    public struct Hasher: Sendable {
+        private var h: [UInt32] = [
+            0x6a09_e667, 0xbb67_ae85, 0x3c6e_f372, 0xa54f_f53a, 0x510e_527f, 0x9b05_688c, 0x1f83_d9ab, 0x5be0_cd19,
+        ]
+        private var pending: [UInt8] = []
+        /// Bytes hashed so far.
+        public private(set) var count: Int64 = 0
+
+        public init() { pending.reserveCapacity(64) }
+
+        public mutating func update(_ bytes: UnsafeRawBufferPointer) {
+            count += Int64(bytes.count)
+            var i = 0
+            if !pending.isEmpty {
+                while i < bytes.count && pending.count < 64 {
+                    pending.append(bytes[i])
+                    i += 1
+                }
+                guard pending.count == 64 else { return }
+                let block = pending
+                block.withUnsafeBytes { compress($0) }
+                pending.removeAll(keepingCapacity: true)
+            }
+            while bytes.count - i >= 64 {
+                compress(UnsafeRawBufferPointer(rebasing: bytes[i..<(i + 64)]))
+                i += 64
+            }
+            while i < bytes.count {
+                pending.append(bytes[i])
+                i += 1
+            }
+        }
+
+        public mutating func update(_ bytes: [UInt8]) { bytes.withUnsafeBytes { update($0) } }
+
+        /// The digest of everything so far, as lower-case hex.
+        public func finalize() -> String {
+            var copy = self
+            let bitLength = UInt64(count) * 8
+            var tail = pending
+            tail.append(0x80)
+            while tail.count % 64 != 56 { tail.append(0) }
+            for i in (0..<8).reversed() { tail.append(UInt8(truncatingIfNeeded: bitLength >> UInt64(8 * i))) }
+            tail.withUnsafeBytes { raw in
+                for start in stride(from: 0, to: raw.count, by: 64) {
+                    copy.compress(UnsafeRawBufferPointer(rebasing: raw[start..<(start + 64)]))
+                }
+            }
+            var out = [UInt8]()
+            for word in copy.h {
+                out.append(UInt8(truncatingIfNeeded: word >> 24))
+                out.append(UInt8(truncatingIfNeeded: word >> 16))
+                out.append(UInt8(truncatingIfNeeded: word >> 8))
+                out.append(UInt8(truncatingIfNeeded: word))
+            }
+            return SHA256.hexString(out)
+        }
+
+        private mutating func compress(_ block: UnsafeRawBufferPointer) {
+            var (a, b, c, d, e, f, g, hh) = (h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7])
+            withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 64) { w in
+                for i in 0..<16 {
+                    w[i] =
+                        UInt32(block[i * 4]) << 24 | UInt32(block[i * 4 + 1]) << 16 | UInt32(block[i * 4 + 2]) << 8
+                        | UInt32(block[i * 4 + 3])
+                }
+                for i in 16..<64 {
+                    let s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3)
+                    let s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10)
+                    w[i] = w[i - 16] &+ s0 &+ w[i - 7] &+ s1
+                }
+                for i in 0..<64 {
+                    let s1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)
+                    let choice = (e & f) ^ (~e & g)
+                    let t1 = hh &+ s1 &+ choice &+ k[i] &+ w[i]
+                    let s0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)
+                    let majority = (a & b) ^ (a & c) ^ (b & c)
+                    (hh, g, f, e, d, c, b, a) = (g, f, e, d &+ t1, c, b, a, t1 &+ s0 &+ majority)
+                }
+            }
+            h[0] &+= a
+            h[1] &+= b
+            h[2] &+= c
+            h[3] &+= d
+            h[4] &+= e
+            h[5] &+= f
+            h[6] &+= g
+            h[7] &+= hh
+        }
+    }
+
+    @inline(__always) fileprivate static func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
 }

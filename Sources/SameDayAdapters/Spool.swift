@@ -19,6 +19,7 @@ public final class Spool: @unchecked Sendable {
     private let lock = NSLock()
     private let flushLock = NSLock()
     private let fd: Int32
+    private let lockFD: Int32
     private var size: Int64 = 0
     private var published: Int64 = 0
     private var pendingEvents = 0
@@ -32,18 +33,73 @@ public final class Spool: @unchecked Sendable {
         self.directory = directory
         self.capacityBytes = capacityBytes
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        fd = open(directory + "/spool.jsonl", O_RDWR | O_CREAT | O_APPEND, 0o644)
-        guard fd >= 0 else {
-            throw AdapterError("spool \(directory): cannot open spool.jsonl (\(String(cString: strerror(errno))))")
+        lockFD = try Self.lock(directory)
+        do {
+            fd = try DurableFile.openForAppending(
+                directory + "/spool.jsonl", mode: DurableFile.privateMode, read: true)
+        } catch {
+            close(lockFD)
+            throw error
         }
-        try recover()
+        do {
+            try recover()
+        } catch {
+            close(fd)
+            close(lockFD)
+            throw error
+        }
     }
 
-    deinit { close(fd) }
+    deinit {
+        close(fd)
+        close(lockFD)  // releases the flock
+    }
+
+    /// Takes the spool's exclusive lock (`spool.lock`, flock) for the life of this object: two processes appending
+    /// to one spool, or one truncating it after a flush while the other appends, would lose fsynced events. The
+    /// lock file names its holder, so a second run can say who has it.
+    static func lock(_ directory: String) throws -> Int32 {
+        let path = directory + "/spool.lock"
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw AdapterError("spool \(directory): cannot open spool.lock (\(String(cString: strerror(errno))))")
+        }
+        // A holder that is just ending (a previous run's exit, a receiver being replaced) gets a second to let go.
+        let patience = ContinuousClock.now + .seconds(1)
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            if errno == EINTR { continue }
+            let busy = errno == EWOULDBLOCK
+            if busy && ContinuousClock.now < patience {
+                usleep(50_000)
+                continue
+            }
+            let why = String(cString: strerror(errno))
+            var holder = ""
+            if busy, let text = try? String(contentsOfFile: path, encoding: .utf8) {
+                holder = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            close(fd)
+            if busy {
+                throw AdapterError(
+                    "spool \(directory) is in use by another process (\(holder.isEmpty ? "holder unknown" : holder); lock file \(path)): "
+                        + "two runs must not share a spool. Wait for that run to end, or give this one its own --spool")
+            }
+            throw AdapterError("spool \(directory): cannot lock spool.lock (\(why))")
+        }
+        // Who holds it, for the message above; informative only, so it is not fsynced.
+        let arguments = ProcessInfo.processInfo.arguments
+        let command = ([(arguments.first as NSString?)?.lastPathComponent ?? "?"] + arguments.dropFirst().prefix(2))
+            .joined(separator: " ")
+        let holder = "process \(getpid()) (\(command)), since \(RFC3339.format(Int64(Date().timeIntervalSince1970)))\n"
+        if ftruncate(fd, 0) == 0 { try? DurableFile.writeAll(fd, Array(holder.utf8), path: path) }
+        return fd
+    }
 
     private func recover() throws {
         var info = stat()
-        fstat(fd, &info)
+        guard fstat(fd, &info) == 0 else {
+            throw AdapterError("spool \(directory): cannot stat spool.jsonl (\(String(cString: strerror(errno))))")
+        }
         size = Int64(info.st_size)
         if let text = try? String(contentsOfFile: offsetPath, encoding: .utf8),
             let value = Int64(text.trimmingCharacters(in: .whitespacesAndNewlines))
@@ -57,7 +113,10 @@ public final class Spool: @unchecked Sendable {
         var chunk = [UInt8](repeating: 0, count: 1 << 20)
         while offset < size {
             let n = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, $0.count, off_t(offset)) }
-            guard n > 0 else { break }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else {
+                throw AdapterError("spool \(directory): cannot read spool.jsonl (\(String(cString: strerror(errno))))")
+            }
             for i in 0..<n where chunk[i] == 0x0A {
                 count += 1
                 lastNewline = offset + Int64(i) + 1
@@ -65,10 +124,50 @@ public final class Spool: @unchecked Sendable {
             offset += Int64(n)
         }
         if lastNewline < size {
-            _ = ftruncate(fd, off_t(lastNewline))
+            try DurableFile.truncate(fd, to: lastNewline, path: dataPath)
             size = lastNewline
         }
         pendingEvents = count
+    }
+
+    /// What a spool folder holds, read without taking its lock or changing anything (for `sameday publish
+    /// --status` while a run or a receiver uses the spool), and who holds the lock if someone does.
+    public static func inspect(directory: String, capacityBytes: Int64 = Spool.defaultCapacity) throws -> (
+        status: SpoolStatus, holder: String?
+    ) {
+        var status = SpoolStatus(directory: directory, pendingEvents: 0, pendingBytes: 0, capacityBytes: capacityBytes)
+        var holder: String?
+        let lockPath = directory + "/spool.lock"
+        let lockFD = open(lockPath, O_RDONLY | O_CLOEXEC)
+        if lockFD >= 0 {
+            defer { close(lockFD) }
+            if flock(lockFD, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK {
+                holder =
+                    (try? String(contentsOfFile: lockPath, encoding: .utf8))?
+                    .trimmingCharacters(in: .whitespacesAndNewlines) ?? "unknown"
+            }
+        }
+        guard let data = FileManager.default.contents(atPath: directory + "/spool.jsonl") else {
+            guard FileManager.default.fileExists(atPath: directory) else {
+                throw AdapterError("spool \(directory): no such folder")
+            }
+            return (status, holder)
+        }
+        var published: Int64 = 0
+        if let text = try? String(contentsOfFile: directory + "/spool.offset", encoding: .utf8),
+            let value = Int64(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        {
+            published = min(max(0, value), Int64(data.count))
+        }
+        var end = published
+        var count = 0
+        for (i, byte) in data[Int(published)...].enumerated() where byte == 0x0A {
+            count += 1
+            end = published + Int64(i) + 1
+        }
+        status.pendingEvents = count
+        status.pendingBytes = end - published
+        return (status, holder)
     }
 
     /// What the spool holds now.
@@ -93,19 +192,13 @@ public final class Spool: @unchecked Sendable {
         guard size - published + Int64(bytes.count) <= capacityBytes else {
             throw .full(directory: directory, pendingBytes: size - published, capacityBytes: capacityBytes)
         }
-        var written = 0
-        while written < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
-            guard n > 0 else {
-                if n < 0 && errno == EINTR { continue }
-                // Cut what was half written, so the file stays whole lines.
-                _ = ftruncate(fd, off_t(size))
-                throw .io(directory: directory, message: "write failed: \(String(cString: strerror(errno)))")
-            }
-            written += n
-        }
-        guard fsync(fd) == 0 else {
-            throw .io(directory: directory, message: "fsync failed: \(String(cString: strerror(errno)))")
+        do {
+            try DurableFile.writeAll(fd, bytes, path: dataPath)
+            try DurableFile.sync(fd, path: dataPath)
+        } catch {
+            // Cut what was (half) written, so the file stays whole lines of acknowledged events.
+            _ = ftruncate(fd, off_t(size))
+            throw .io(directory: directory, message: error.description)
         }
         size += Int64(bytes.count)
         pendingEvents += events.count
@@ -129,15 +222,22 @@ public final class Spool: @unchecked Sendable {
             lock.lock()
             published = start + consumed
             pendingEvents -= events.count
+            var failure: (any Error)?
             if published == size {
-                // Everything is out: start the file again so it does not grow for ever.
-                _ = ftruncate(fd, 0)
-                size = 0
-                published = 0
-                pendingEvents = 0
+                // Everything is out: start the file again so it does not grow for ever. The offset is written
+                // as 0 right after; a crash between the two leaves an offset past the end, which `recover` clamps.
+                do {
+                    try DurableFile.truncate(fd, to: 0, path: dataPath)
+                    size = 0
+                    published = 0
+                    pendingEvents = 0
+                } catch {
+                    failure = error
+                }
             }
             let offset = published
             lock.unlock()
+            if let failure { throw failure }
             try writeOffset(offset)
             flushed += events.count
         }
@@ -148,8 +248,13 @@ public final class Spool: @unchecked Sendable {
         var events: [DossierEvent] = []
         var consumed: Int64 = 0
         var chunk = [UInt8](repeating: 0, count: Int(min(end - start, 4 << 20)))
-        let n = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, $0.count, off_t(start)) }
-        guard n > 0 else { throw AdapterError("spool \(directory): read failed") }
+        var n = -1
+        repeat {
+            n = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, $0.count, off_t(start)) }
+        } while n < 0 && errno == EINTR
+        guard n > 0 else {
+            throw AdapterError("spool \(directory): cannot read spool.jsonl (\(String(cString: strerror(errno))))")
+        }
         var lineStart = 0
         for i in 0..<n where chunk[i] == 0x0A {
             let line = Array(chunk[lineStart..<i])
@@ -165,15 +270,10 @@ public final class Spool: @unchecked Sendable {
     }
 
     private func writeOffset(_ offset: Int64) throws {
-        let tmp = offsetPath + ".tmp"
-        let data = Array("\(offset)\n".utf8)
-        let out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard out >= 0 else { throw AdapterError("spool \(directory): cannot write spool.offset") }
-        _ = data.withUnsafeBytes { write(out, $0.baseAddress!, $0.count) }
-        _ = fsync(out)
-        close(out)
-        guard rename(tmp, offsetPath) == 0 else {
-            throw AdapterError("spool \(directory): cannot replace spool.offset")
+        do {
+            try DurableFile.writeAtomically(Array("\(offset)\n".utf8), to: offsetPath)
+        } catch {
+            throw AdapterError("spool \(directory): cannot write spool.offset: \(error)")
         }
     }
 }

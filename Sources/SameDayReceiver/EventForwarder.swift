@@ -64,7 +64,7 @@ public final class EventForwarder: @unchecked Sendable {
     }
 
     public func start() {
-        let thread = Thread { [self] in self.loop() }
+        let thread = Thread { [weak self] in self?.loop() }
         thread.name = "sameday.receiver.publisher"
         thread.stackSize = 1 << 20
         self.thread = thread
@@ -80,6 +80,9 @@ public final class EventForwarder: @unchecked Sendable {
         finished.lock()
         while thread != nil && !done { finished.wait() }
         finished.unlock()
+        // The thread's closure holds this forwarder: let go of the thread, so that the forwarder (and its spool,
+        // whose lock another receiver may need next) is released.
+        thread = nil
     }
 
     /// Returns once every event is confirmed by the broker or fsynced to the spool.

@@ -7,85 +7,200 @@ import SameDayBroker
 import SameDayCore
 import SameDayReceiver
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// `sameday receive`: the HTTP receiver for unit systems that call out (deploy/adapters/openapi.yaml).
 struct ReceiveCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "receive",
         abstract: "Receive events over HTTP (POST /v1/events) and publish them with confirms, spooling when needed.",
         discussion: """
-            --config names the receiver's JSON file (deploy/adapters/receiver.json): the configuration folder, \
-            the unit-systems registry (tokens stored as SHA-256), the spool folder and bound, and the body limit; \
-            relative paths are relative to that file. The broker URL comes from SAMEDAY_AMQP_URL or the file's \
-            "brokerURLFile". `sameday receive --hash-token -` reads a token on standard input and prints its hash.
+            --config names the receiver's JSON file (deploy/adapters/receiver.json, every key in docs/adapters.md): \
+            the configuration folder, the unit-systems registry (tokens stored as SHA-256), the spool folder and \
+            bound, the body limits, the broker URL file and the plausible time window; relative paths are relative \
+            to that file. The broker URL comes from the file's "brokerURLFile", else SAMEDAY_AMQP_URL, else the \
+            default local broker (said at start and in /healthz). Each request is logged as one JSON line on \
+            standard error (method, path, unit system, status, events, duration; never bodies or tokens).
+            --dry-run: the same checks, but a valid request is answered 200 with the events and routing keys it \
+            would publish; nothing is published or spooled.
+            --hash-token: reads a new token from standard input (never the command line, which shell history \
+            keeps) and prints the SHA-256 to put in unit-systems.json as tokenSHA256:
+              printf %s "$TOKEN" | sameday receive --hash-token
+            Exit status 1 on any failure, usage errors included.
             """)
 
     @Option(help: "Address to listen on, HOST:PORT (keep it on loopback or behind a TLS proxy).") var listen =
         "127.0.0.1:8080"
     @Option(help: "Receiver configuration file (JSON).") var config: String?
-    @Option(help: "Print the SHA-256 of a bearer token (\"-\": read it from standard input) and exit.") var hashToken:
-        String?
+    @Flag(help: "Answer requests with the events they would publish; publish nothing.") var dryRun = false
+    @Flag(help: "Read a bearer token from standard input, print its SHA-256 and exit.") var hashToken = false
+
+    func validate() throws {
+        if hashToken { return }
+        guard config != nil else {
+            throw usageError(
+                "receive", "--config FILE is required (the receiver's JSON file, e.g. deploy/adapters/receiver.json)")
+        }
+        let parts = listen.split(separator: ":")
+        guard parts.count == 2, Int(parts[1]) != nil else {
+            throw usageError("receive", "--listen \"\(listen)\": expected HOST:PORT, e.g. 127.0.0.1:8080")
+        }
+    }
 
     func run() async throws {
-        if let hashToken {
-            let token = hashToken == "-" ? (readLine() ?? "") : hashToken
+        if hashToken {
+            guard isatty(STDIN_FILENO) == 0 else {
+                throw usageError(
+                    "receive",
+                    "--hash-token reads the token from standard input: printf %s \"$TOKEN\" | sameday receive --hash-token"
+                )
+            }
+            var token = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+            while token.hasSuffix("\n") || token.hasSuffix("\r") { token.removeLast() }
+            guard !token.isEmpty else { throw usageError("receive", "--hash-token: standard input holds no token") }
             print(SHA256.hex(Array(token.utf8)))
             return
         }
-        guard let config else { throw ValidationError("--config is required") }
         let parts = listen.split(separator: ":")
-        guard parts.count == 2, let port = Int(parts[1]) else { throw ValidationError("--listen must be HOST:PORT") }
-        let settings = try ReceiverFile.load(config)
-        let forwarder = EventForwarder(settings: settings.forwarder)
-        forwarder.start()
+        let (host, port) = (String(parts[0]), Int(parts[1])!)
+        let settings: (receiver: ReceiverSettings, forwarder: ForwarderSettings?)
+        do {
+            settings = try ReceiverFile.load(config!, dryRun: dryRun)
+        } catch {
+            printError("sameday receive: \(error)")
+            throw ExitCode.failure
+        }
+        let forwarder = settings.forwarder.map { EventForwarder(settings: $0) }
+        forwarder?.start()
+        let broker = settings.receiver.broker.map(\.description) ?? "?"
+        printError(
+            dryRun
+                ? "sameday receive: DRY RUN on \(listen): requests are answered with the events they would publish; nothing is published (broker would be \(broker))"
+                : "sameday receive: listening on \(listen); publishing to \(broker); spool \(settings.forwarder!.spool.directory)"
+        )
         let app = Application(
             router: Receiver.router(settings: settings.receiver, forwarder: forwarder),
-            configuration: .init(address: .hostname(String(parts[0]), port: port), serverName: "sameday-receiver"))
+            configuration: .init(address: .hostname(host, port: port), serverName: "sameday-receiver"))
         do {
             try await app.runService()
         } catch {
-            forwarder.stop()
-            throw error
+            forwarder?.stop()
+            printError("sameday receive: \(error)")
+            throw ExitCode.failure
         }
-        forwarder.stop()
+        forwarder?.stop()
     }
 }
 
-/// Reads deploy/adapters/receiver.json.
+/// Reads deploy/adapters/receiver.json. Every key is documented in docs/adapters.md; an unknown key is an error
+/// (a misspelt "brokerURLFile" must not silently mean "the default broker").
 enum ReceiverFile {
-    static func load(_ path: String) throws -> (receiver: ReceiverSettings, forwarder: ForwarderSettings) {
-        guard let data = FileManager.default.contents(atPath: path),
-            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
-        else { throw CommandFailure("\(path): cannot read a JSON object") }
+    static let keys: Set<String> = [
+        "description", "config", "unitSystems", "spool", "maxBodyBytes", "maxEventsPerRequest", "brokerURLFile",
+        "eventBounds",
+    ]
+
+    static func load(
+        _ path: String, dryRun: Bool = false, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> (receiver: ReceiverSettings, forwarder: ForwarderSettings?) {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw CommandFailure("\(path): cannot read")
+        }
+        let object: [String: Any]
+        do {
+            guard let parsed = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+                throw CommandFailure("\(path): $: must be a JSON object")
+            }
+            object = parsed
+        } catch let error as CommandFailure {
+            throw error
+        } catch {
+            throw CommandFailure("\(path): $: not valid JSON")
+        }
+        func fail(_ key: String, _ message: String) -> CommandFailure {
+            CommandFailure("\(path): $.\(key): \(message)")
+        }
+        for key in object.keys.sorted() where !keys.contains(key) {
+            throw fail(key, "unknown setting (known: \(keys.sorted().joined(separator: ", ")))")
+        }
+        func number(_ value: Any?, _ key: String, default fallback: Int64, minimum: Int64 = 1) throws -> Int64 {
+            guard let value else { return fallback }
+            guard let n = value as? NSNumber, !(n is Bool), n.doubleValue == Double(n.int64Value),
+                n.int64Value >= minimum
+            else { throw fail(key, "must be a whole number ≥ \(minimum)") }
+            return n.int64Value
+        }
         let base = (path as NSString).deletingLastPathComponent
         func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : (base as NSString).appendingPathComponent(p) }
-        guard let configDir = object["config"] as? String else { throw CommandFailure("\(path): $.config: missing") }
+        guard let configDir = object["config"] as? String else {
+            throw fail("config", "missing: the configuration folder")
+        }
         guard let registryPath = object["unitSystems"] as? String else {
-            throw CommandFailure("\(path): $.unitSystems: missing")
+            throw fail("unitSystems", "missing: the unit-systems registry file")
         }
-        let spoolObject = object["spool"] as? [String: Any] ?? [:]
-        guard let spoolDir = spoolObject["directory"] as? String else {
-            throw CommandFailure("\(path): $.spool.directory: missing")
+        guard let spoolObject = object["spool"] as? [String: Any] else {
+            throw fail("spool", "missing: {\"directory\": …, \"capacityBytes\": …}")
         }
-        let capacity = (spoolObject["capacityBytes"] as? NSNumber)?.int64Value ?? Spool.defaultCapacity
+        for key in spoolObject.keys.sorted() where !["directory", "capacityBytes"].contains(key) {
+            throw fail("spool.\(key)", "unknown setting (known: capacityBytes, directory)")
+        }
+        guard let spoolDir = spoolObject["directory"] as? String else { throw fail("spool.directory", "missing") }
+        let capacity = try number(spoolObject["capacityBytes"], "spool.capacityBytes", default: Spool.defaultCapacity)
+        var bounds = EventTimeBounds.standard
+        if let value = object["eventBounds"] {
+            guard let window = value as? [String: Any] else { throw fail("eventBounds", "must be an object") }
+            for key in window.keys.sorted() where !["earliest", "maxAheadHours", "rescheduleWithinDays"].contains(key) {
+                throw fail(
+                    "eventBounds.\(key)", "unknown setting (known: earliest, maxAheadHours, rescheduleWithinDays)")
+            }
+            if let text = window["earliest"] {
+                guard let text = text as? String, let day = LocalDate(text) else {
+                    throw fail("eventBounds.earliest", "must be a YYYY-MM-DD date")
+                }
+                bounds.earliest = day.startInstant
+            }
+            bounds.maxAheadSeconds =
+                try number(window["maxAheadHours"], "eventBounds.maxAheadHours", default: 24, minimum: 0) * 3600
+            bounds.rescheduleWithinSeconds =
+                try number(window["rescheduleWithinDays"], "eventBounds.rescheduleWithinDays", default: 366, minimum: 0)
+                * 86_400
+        }
         let configuration = try CoreFiles.loadConfiguration(resolve(configDir))
         let registry = try UnitSystemRegistry.load(path: resolve(registryPath))
-        var url = ProcessInfo.processInfo.environment["SAMEDAY_AMQP_URL"] ?? "amqp://127.0.0.1:5672/%2F"
-        if let file = object["brokerURLFile"] as? String {
-            guard let text = try? String(contentsOfFile: resolve(file), encoding: .utf8) else {
-                throw CommandFailure("\(path): $.brokerURLFile: cannot read \(file)")
-            }
+        var url = "amqp://127.0.0.1:5672/%2F"
+        var configuredBy: String?
+        if let file = object["brokerURLFile"] {
+            guard let file = file as? String, let text = try? String(contentsOfFile: resolve(file), encoding: .utf8)
+            else { throw fail("brokerURLFile", "cannot read \(object["brokerURLFile"]!)") }
             url = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            configuredBy = "brokerURLFile \(resolve(file))"
+        } else if let text = environment["SAMEDAY_AMQP_URL"] {
+            url = text
+            configuredBy = "SAMEDAY_AMQP_URL"
         }
-        var connection = try ConnectionConfiguration(urls: [url], connectionName: "sameday receive")
+        var connection: ConnectionConfiguration
+        do {
+            connection = try ConnectionConfiguration(urls: [url], connectionName: "sameday receive")
+        } catch {
+            // The URL holds the password: name where it came from, not the URL.
+            throw CommandFailure("\(configuredBy ?? "the default broker URL"): not a broker URL (\(error.kind))")
+        }
         connection.reconnect = Backoff.Policy(
             initialDelay: .milliseconds(200), maximumDelay: .seconds(2), maximumAttempts: 3)
+        let topology = SameDayTopology(shards: 4)
         let receiver = ReceiverSettings(
-            registry: registry, maxBodyBytes: (object["maxBodyBytes"] as? NSNumber)?.intValue ?? 1 << 20,
-            maxEventsPerRequest: (object["maxEventsPerRequest"] as? NSNumber)?.intValue ?? 1000)
+            registry: registry,
+            maxBodyBytes: Int(try number(object["maxBodyBytes"], "maxBodyBytes", default: 1 << 20)),
+            maxEventsPerRequest: Int(try number(object["maxEventsPerRequest"], "maxEventsPerRequest", default: 1000)),
+            eventBounds: bounds, configuration: configuration, topology: topology,
+            broker: BrokerTarget(connection: connection, configuredBy: configuredBy))
+        if dryRun { return (receiver, nil) }
         let forwarder = ForwarderSettings(
             publisher: PublisherConfiguration(connection: connection, blockedTimeout: .seconds(10)),
             spool: try Spool(directory: resolve(spoolDir), capacityBytes: capacity), configuration: configuration,
-            topology: SameDayTopology(shards: 4))
+            topology: topology)
         return (receiver, forwarder)
     }
 }

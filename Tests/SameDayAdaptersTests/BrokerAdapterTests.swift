@@ -101,13 +101,39 @@ struct BrokerAdapterTests {
         #expect(ids.count == 500 && Set(ids).count == 500)
     }
 
+    @Test("`publish --tail`: the events that reached the broker are read back from the events stream, per unit")
+    func tailReadsTheStream() async throws {
+        let dir = temporaryFolder("tail")
+        let input = writeExport(rows: 6, in: dir)
+        let p = try profile(vietnameseProfileJSON)
+        let (summary, tail, all) = try await withTopology("tail") { topology in
+            let sink = DurablePublisher(
+                publisher: liveBroker(name: "adapter-tail"), spool: try Spool(directory: dir + "/spool"),
+                configuration: hcmc, topology: topology)
+            defer { sink.close() }
+            let summary = try FilePublisher(profile: p, configuration: hcmc, sink: sink).run(input: input)
+            let connection = LocalBroker.configuration(name: "adapter-tail.read")
+            let tail = try EventsTail.read(
+                connection: connection, topology: topology, since: "first", units: ["760"], count: 2,
+                idle: .seconds(1))
+            let all = try EventsTail.read(
+                connection: connection, topology: topology, since: "1h", units: ["769"], count: 10, idle: .seconds(1))
+            return (summary, tail, all)
+        }
+        #expect(summary.published == 6)
+        #expect(tail.map(\.routingKey) == ["district.760.received", "district.760.resolved"])
+        #expect(tail.last?.body.contains("\"dossier\":\"760-220518-0002\"") == true)
+        #expect(all.isEmpty, "another unit's filter sees none of them")
+        #expect(EventsTail.isValidSince("15m") && EventsTail.isValidSince("first") && !EventsTail.isValidSince("1x"))
+    }
+
     @Test("the users definitions import into RabbitMQ: users without a password, with the generated rights")
     func usersDefinitionsImport() throws {
         let system = LocalBroker.uniqueName("system")
         let supervisor = LocalBroker.uniqueName("supervisor")
         let users = SameDayBrokerUsers(
             unitSystems: [.init(name: system, units: ["760", "000.00.18.H29"])], supervisors: [supervisor],
-            topology: SameDayTopology(shards: 4))
+            topology: SameDayTopology(shards: 4), worker: nil, receiver: nil)  // no shared names on a shared broker
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("\(system).json")
         try users.definitionsJSON().write(to: file)
         let names = users.allPermissions.map(\.user)
@@ -118,7 +144,8 @@ struct BrokerAdapterTests {
         try LocalBroker.rabbitmqctl(["import_definitions", file.path])
         let permissions = try LocalBroker.rabbitmqctl(["list_permissions", "-q", "--no-table-headers"])
         #expect(permissions.contains("adapter.\(system)\t^$\t^sameday\\.events$\t^$"))
-        #expect(permissions.contains("supervisor.\(supervisor)\t^$\t^$\t"))
+        let rights = users.permissions(supervisor: supervisor)
+        #expect(permissions.contains("\(rights.user)\t\(rights.configure)\t\(rights.write)\t\(rights.read)"))
         let topic = try LocalBroker.rabbitmqctl(["list_topic_permissions", "-q", "--no-table-headers"])
         #expect(topic.contains("adapter.\(system)\tsameday.events\t^[a-z]+\\.(000_00_18_H29|760)\\.[a-z_]+$\t^$"))
         // No password was set, so nobody can log in as the user until an operator sets one.

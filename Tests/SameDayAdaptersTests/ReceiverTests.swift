@@ -24,7 +24,7 @@ func eventJSON(_ id: String, unit: String = "760", type: String = "received", ex
 /// Runs `body` against a receiver whose broker is `publisher`; stops the forwarder afterwards.
 func withReceiver<T: Sendable>(
     publisher: PublisherConfiguration, topology: SameDayTopology, spoolDir: String, maxBody: Int = 64 << 10,
-    spoolCapacity: Int64 = Spool.defaultCapacity,
+    spoolCapacity: Int64 = Spool.defaultCapacity, customize: @Sendable (inout ReceiverSettings) -> Void = { _ in },
     _ body: @escaping @Sendable (any TestClientProtocol, EventForwarder) async throws -> T
 ) async throws -> T {
     let spool = try Spool(directory: spoolDir, capacityBytes: spoolCapacity)
@@ -34,10 +34,21 @@ func withReceiver<T: Sendable>(
             retryInterval: .milliseconds(200)))
     forwarder.start()
     defer { forwarder.stop() }
-    let app = Application(
-        router: Receiver.router(
-            settings: ReceiverSettings(registry: registry, maxBodyBytes: maxBody), forwarder: forwarder))
+    var settings = ReceiverSettings(registry: registry, maxBodyBytes: maxBody, accessLog: { _ in })
+    customize(&settings)
+    let app = Application(router: Receiver.router(settings: settings, forwarder: forwarder))
     return try await app.test(.router) { client in try await body(client, forwarder) }
+}
+
+/// A receiver in dry-run mode (no forwarder, no spool, no broker).
+func withDryRunReceiver<T: Sendable>(
+    customize: @Sendable (inout ReceiverSettings) -> Void = { _ in },
+    _ body: @escaping @Sendable (any TestClientProtocol) async throws -> T
+) async throws -> T {
+    var settings = ReceiverSettings(registry: registry, configuration: hcmc, accessLog: { _ in })
+    customize(&settings)
+    let app = Application(router: Receiver.router(settings: settings, forwarder: nil))
+    return try await app.test(.router) { client in try await body(client) }
 }
 
 func post(_ client: any TestClientProtocol, _ body: String, token: String? = q1Token) async throws -> (

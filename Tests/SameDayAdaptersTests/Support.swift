@@ -98,3 +98,74 @@ func withTopology<T: Sendable>(
         return try body(topology)
     }
 }
+
+/// The `sameday` executable built next to the tests (`swift build --build-tests`).
+func samedayExecutable() throws -> URL {
+    let candidates = [
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
+        Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent(),
+    ].map { $0.appendingPathComponent("sameday") }
+    guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
+        throw AdapterError("the sameday executable is not built next to the tests (swift build --build-tests)")
+    }
+    return found
+}
+
+/// A finished run of `sameday`: exit status, standard output, standard error.
+struct CommandRun {
+    var status: Int32
+    var output: String
+    var errors: String
+}
+
+/// Starts `sameday` with `arguments` (standard input from `input`, or none); output and errors go to files in `dir`.
+func startSameday(
+    _ arguments: [String], in dir: String, input: String? = nil, environment: [String: String]? = nil
+) throws -> Process {
+    let process = Process()
+    process.executableURL = try samedayExecutable()
+    process.arguments = arguments
+    process.currentDirectoryURL = URL(fileURLWithPath: dir)
+    if let environment { process.environment = environment }
+    _ = FileManager.default.createFile(atPath: dir + "/.stdout", contents: nil)
+    _ = FileManager.default.createFile(atPath: dir + "/.stderr", contents: nil)
+    process.standardOutput = FileHandle(forWritingAtPath: dir + "/.stdout")
+    process.standardError = FileHandle(forWritingAtPath: dir + "/.stderr")
+    if let input {
+        _ = FileManager.default.createFile(atPath: dir + "/.stdin", contents: Data(input.utf8))
+        process.standardInput = FileHandle(forReadingAtPath: dir + "/.stdin")
+    } else {
+        process.standardInput = FileHandle(forReadingAtPath: "/dev/null")
+    }
+    try process.run()
+    return process
+}
+
+func finished(_ process: Process, in dir: String) -> CommandRun {
+    process.waitUntilExit()
+    return CommandRun(
+        status: process.terminationStatus,
+        output: (try? String(contentsOfFile: dir + "/.stdout", encoding: .utf8)) ?? "",
+        errors: (try? String(contentsOfFile: dir + "/.stderr", encoding: .utf8)) ?? "")
+}
+
+func runSameday(
+    _ arguments: [String], in dir: String, input: String? = nil, environment: [String: String]? = nil
+) throws -> CommandRun {
+    finished(try startSameday(arguments, in: dir, input: input, environment: environment), in: dir)
+}
+
+/// The environment of this process without a broker URL (so a command falls back to what its files say).
+func environmentWithoutBroker() -> [String: String] {
+    var environment = ProcessInfo.processInfo.environment
+    environment["SAMEDAY_AMQP_URL"] = nil
+    return environment
+}
+
+/// Collects values from any thread (access-log lines, notices).
+final class Collected<Value: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [Value] = []
+    func append(_ value: Value) { lock.withLock { items.append(value) } }
+    var all: [Value] { lock.withLock { items } }
+}
