@@ -37,7 +37,9 @@ let package = Package(
         // SameDay's names on the broker: exchanges, shard queues, routing keys, the topology and definitions.json.
         .target(name: "SameDayBroker", dependencies: ["RabbitMQ", "SameDayCore"]),
         // Producer adapters: mapping profiles, file publishing with checkpoints, the durable spool, receiver auth.
-        .target(name: "SameDayAdapters", dependencies: ["RabbitMQ", "SameDayBroker", "SameDayCore"]),
+        .target(name: "SameDayAdapters", dependencies: ["RabbitMQ", "SameDayBroker", "SameDayCore", "SameDayFiles"]),
+        // Durable writes, one helper for the whole package: checked write/fsync/close, atomic replace, folder fsync.
+        .target(name: "SameDayFiles"),
         // The HTTP receiver for unit systems that call out; its own target keeps Hummingbird out of the rest.
         .target(
             name: "SameDayReceiver",
@@ -58,7 +60,7 @@ let package = Package(
         .target(
             name: "SameDayWorker",
             dependencies: [
-                "RabbitMQ", "SameDayBroker", "SameDayCore", "SameDayStore",
+                "RabbitMQ", "SameDayBroker", "SameDayCore", "SameDayStore", "SameDayFiles",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -66,6 +68,7 @@ let package = Package(
             name: "sameday",
             dependencies: [
                 "RabbitMQ", "SameDayBroker", "SameDayCore", "SameDayWorker", "SameDayAdapters", "SameDayReceiver",
+                "SameDayFiles",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -90,7 +93,8 @@ let package = Package(
         .testTarget(
             name: "SameDayAdaptersTests",
             dependencies: [
-                "SameDayAdapters", "SameDayReceiver", "SameDayBroker", "SameDayCore", "RabbitMQ", "SameDayTestKit",
+                "SameDayAdapters", "SameDayReceiver", "SameDayBroker", "SameDayCore", "SameDayFiles", "RabbitMQ",
+                "SameDayTestKit",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),

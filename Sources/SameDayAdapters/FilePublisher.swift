@@ -1,4 +1,5 @@
 import Foundation
+import SameDayFiles
 import RabbitMQ
 import SameDayBroker
 import SameDayCore
@@ -122,7 +123,7 @@ public final class FilePublisher {
             if !resumed {
                 prefix = try PrefixFingerprint(path: input)
                 let stale = checkpointPath + ".stale-" + Self.stamp()
-                try DurableFile.rename(checkpointPath, to: stale)
+                try AdapterError.files { () throws(FileError) in try DurableFile.rename(checkpointPath, to: stale) }
                 summary.staleCheckpoint = stale
                 onNotice?(
                     "\(checkpointPath): \(input) changed since this checkpoint was written (\(why)); set aside as "
@@ -237,7 +238,7 @@ public final class FilePublisher {
         advance()
         if sink != nil {
             if head == settledFlags.count {
-                try DurableFile.remove(checkpointPath)
+                try AdapterError.files { () throws(FileError) in try DurableFile.remove(checkpointPath) }
             } else {
                 try saveCheckpoint()
             }
@@ -315,7 +316,7 @@ struct Checkpoint: Equatable {
         writer.field("offset", offset)
         writer.field("line", line)
         writer.endObject()
-        try DurableFile.writeAtomically(writer.bytes + [0x0A], to: path)
+        try AdapterError.files { () throws(FileError) in try DurableFile.writeAtomically(writer.bytes + [0x0A], to: path) }
     }
 }
 
@@ -332,7 +333,7 @@ final class RejectsFile {
 
     init(path: String, truncate: Bool) throws {
         self.path = path
-        fd = try DurableFile.openForAppending(path, mode: DurableFile.privateMode, truncate: truncate)
+        fd = try AdapterError.files { () throws(FileError) in try DurableFile.openForAppending(path, mode: DurableFile.privateMode, truncate: truncate) }
     }
 
     deinit { close(fd) }
@@ -352,9 +353,9 @@ final class RejectsFile {
 
     func sync() throws {
         if !pending.isEmpty {
-            try DurableFile.writeAll(fd, pending, path: path)
+            try AdapterError.files { () throws(FileError) in try DurableFile.writeAll(fd, pending, path: path) }
             pending.removeAll(keepingCapacity: true)
         }
-        try DurableFile.sync(fd, path: path)
+        try AdapterError.files { () throws(FileError) in try DurableFile.sync(fd, path: path) }
     }
 }

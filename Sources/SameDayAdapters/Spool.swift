@@ -1,4 +1,5 @@
 import Foundation
+import SameDayFiles
 import SameDayCore
 
 #if canImport(Glibc)
@@ -35,8 +36,8 @@ public final class Spool: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         lockFD = try Self.lock(directory)
         do {
-            fd = try DurableFile.openForAppending(
-                directory + "/spool.jsonl", mode: DurableFile.privateMode, read: true)
+            fd = try AdapterError.files { () throws(FileError) in try DurableFile.openForAppending(
+                directory + "/spool.jsonl", mode: DurableFile.privateMode, read: true) }
         } catch {
             close(lockFD)
             throw error
@@ -124,7 +125,7 @@ public final class Spool: @unchecked Sendable {
             offset += Int64(n)
         }
         if lastNewline < size {
-            try DurableFile.truncate(fd, to: lastNewline, path: dataPath)
+            try AdapterError.files { () throws(FileError) in try DurableFile.truncate(fd, to: lastNewline, path: dataPath) }
             size = lastNewline
         }
         pendingEvents = count
@@ -192,7 +193,7 @@ public final class Spool: @unchecked Sendable {
         guard size - published + Int64(bytes.count) <= capacityBytes else {
             throw .full(directory: directory, pendingBytes: size - published, capacityBytes: capacityBytes)
         }
-        do {
+        do throws(FileError) {
             try DurableFile.writeAll(fd, bytes, path: dataPath)
             try DurableFile.sync(fd, path: dataPath)
         } catch {
@@ -227,7 +228,7 @@ public final class Spool: @unchecked Sendable {
                 // Everything is out: start the file again so it does not grow for ever. The offset is written
                 // as 0 right after; a crash between the two leaves an offset past the end, which `recover` clamps.
                 do {
-                    try DurableFile.truncate(fd, to: 0, path: dataPath)
+                    try AdapterError.files { () throws(FileError) in try DurableFile.truncate(fd, to: 0, path: dataPath) }
                     size = 0
                     published = 0
                     pendingEvents = 0
@@ -271,7 +272,7 @@ public final class Spool: @unchecked Sendable {
 
     private func writeOffset(_ offset: Int64) throws {
         do {
-            try DurableFile.writeAtomically(Array("\(offset)\n".utf8), to: offsetPath)
+            try AdapterError.files { () throws(FileError) in try DurableFile.writeAtomically(Array("\(offset)\n".utf8), to: offsetPath) }
         } catch {
             throw AdapterError("spool \(directory): cannot write spool.offset: \(error)")
         }

@@ -84,18 +84,11 @@ public struct CalendarDefinition: Sendable {
     public init(id: String, weekly: [DayDefinition], dates: [Int64: DayDefinition], holidays: Set<Int64>) {
         precondition(weekly.count == 7)
         self.id = id
-        var days: [DayDefinition] = [.none]
-        var index: [DayDefinition: Int] = [.none: 0]
-        func intern(_ d: DayDefinition) -> Int {
-            if let i = index[d] { return i }
-            days.append(d)
-            index[d] = days.count - 1
-            return days.count - 1
-        }
-        self.weekly = weekly.map(intern)
-        self.dates = dates.mapValues(intern)
+        var days = Interner<DayDefinition>(first: .none)
+        self.weekly = weekly.map { days.intern($0) }
+        self.dates = dates.mapValues { days.intern($0) }
         self.holidays = holidays
-        self.days = days
+        self.days = days.values
     }
 
     /// Index into `days` of local day `day` (0, no work, on a holiday).
@@ -117,6 +110,24 @@ public struct CalendarDefinition: Sendable {
     /// The extra services (see `extraServiceLists`) that serve a same-day procedure of that code and field.
     public func services(code: String, field: String?) -> Set<[String]> {
         Set(extraServiceLists.filter { Session.serves($0, code: code, field: field) })
+    }
+}
+
+/// Distinct values, each stored once and referred to by its index (a calendar has few distinct days).
+struct Interner<Value: Hashable> {
+    private(set) var values: [Value]
+    private var index: [Value: Int]
+
+    init(first: Value) {
+        values = [first]
+        index = [first: 0]
+    }
+
+    mutating func intern(_ value: Value) -> Int {
+        if let i = index[value] { return i }
+        values.append(value)
+        index[value] = values.count - 1
+        return values.count - 1
     }
 }
 
@@ -210,14 +221,7 @@ public final class WorkCalendar: Sendable {
         id = definition.id
         self.definition = definition
         self.serving = serving
-        var schedules: [DaySchedule] = [.none]
-        var index: [DaySchedule: Int] = [.none: 0]
-        func intern(_ s: DaySchedule) -> Int {
-            if let i = index[s] { return i }
-            schedules.append(s)
-            index[s] = schedules.count - 1
-            return schedules.count - 1
-        }
+        var schedules = Interner<DaySchedule>(first: .none)
         let start = CivilCalendar.days(year: WorkCalendar.cacheYears.first, month: 1, day: 1)
         let end = CivilCalendar.days(year: WorkCalendar.cacheYears.last + 1, month: 1, day: 1)
         // Undated day definitions give the same schedule on every date: compute each once.
@@ -231,14 +235,14 @@ public final class WorkCalendar: Sendable {
                 si = known
             } else {
                 let d = definition.days[di]
-                si = intern(DaySchedule(d, day: day, serving: serving))
+                si = schedules.intern(DaySchedule(d, day: day, serving: serving))
                 if !d.isDated { undated[di] = si }
             }
             // The loader bounds dated days well below this; a larger calendar is a programming error.
             precondition(si <= Int(UInt16.max), "calendar \(definition.id): too many distinct day schedules")
             cache[k] = UInt16(si)
         }
-        self.schedules = schedules
+        self.schedules = schedules.values
         self.cacheStartDay = start
         self.cache = cache
     }

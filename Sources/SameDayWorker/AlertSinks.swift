@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import RabbitMQ
 import SameDayBroker
+import SameDayFiles
 import SameDayStore
 import Synchronization
 
@@ -32,7 +33,7 @@ final class AlertFileSink {
                 bytes.append(0x0A)
                 known.insert(alert.alertID)
             }
-            if !bytes.isEmpty { try AtomicFile.append(bytes, to: path(day: day)) }
+            if !bytes.isEmpty { try DurableFile.append(bytes, to: path(day: day)) }
             idsByDay[day] = known
         }
         return alerts.map(\.alertID)
@@ -47,7 +48,7 @@ final class AlertFileSink {
             if let last = data.last, last != 0x0A {
                 let keep = (data.lastIndex(of: 0x0A).map { $0 + 1 }) ?? 0
                 guard truncate(path(day: day), off_t(keep)) == 0 else {
-                    throw AtomicFile.WriteError(description: "\(path(day: day)): cannot cut a partial last line")
+                    throw FileError("\(path(day: day)): cannot cut a partial last line")
                 }
                 data = data.prefix(keep)
             }

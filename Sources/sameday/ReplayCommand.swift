@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SameDayCore
+import SameDayFiles
 import SameDayWorker
 
 /// `sameday replay`: the core over an events file on a virtual clock.
@@ -42,7 +43,8 @@ struct ReplayCommand: ParsableCommand {
             let facts = replay.facts()
             let firstDay = LocalTime.day(of: list.map(\.occurredAt).min()!)
             let lastDay = LocalTime.day(of: max(replay.clock, list.map(\.occurredAt).max()!))
-            try AtomicFile.write(alerts, to: (out as NSString).appendingPathComponent("alerts.jsonl"))
+            try DurableFile.createFolder(of: (out as NSString).appendingPathComponent("alerts.jsonl"))
+            try DurableFile.writeAtomically(alerts, to: (out as NSString).appendingPathComponent("alerts.jsonl"))
             var written: [String: Int] = [:]
             _ = try RollupFiles.write(
                 facts: facts, days: firstDay...lastDay, configuration: cfg,

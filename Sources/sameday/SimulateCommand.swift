@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SameDayCore
+import SameDayFiles
 import SameDayWorker
 
 /// `sameday simulate`: a deterministic synthetic events file.
@@ -26,7 +27,8 @@ struct SimulateCommand: ParsableCommand {
                 config: cfg)
             var bytes: [UInt8] = []
             for e in events { bytes += Array((e.encoded() + "\n").utf8) }
-            try AtomicFile.write(bytes, to: out)
+            try DurableFile.createFolder(of: out)
+            try DurableFile.writeAtomically(bytes, to: out)
             print("wrote \(events.count) events to \(out)")
         }
     }

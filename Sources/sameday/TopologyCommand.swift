@@ -3,6 +3,7 @@ import Foundation
 import RabbitMQ
 import SameDayAdapters
 import SameDayBroker
+import SameDayFiles
 
 /// `sameday topology declare|definitions`: the broker objects SameDay needs, declared over AMQP or printed as a
 /// RabbitMQ definitions file (deploy/rabbitmq/definitions.json is this command's output; a test keeps them equal).
@@ -133,34 +134,10 @@ enum BrokerUsersFiles {
             FileHandle.standardOutput.write(bytes)
             return
         }
-        let folder = (path as NSString).deletingLastPathComponent
-        let temporary = (folder.isEmpty ? "." : folder) + "/.\((path as NSString).lastPathComponent).tmp-\(getpid())"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw CommandFailure("\(temporary): cannot create (\(String(cString: strerror(errno))))") }
-        var failure: Int32 = 0
-        bytes.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let written = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                if written < 0 && errno == EINTR { continue }
-                if written <= 0 {
-                    failure = errno
-                    return
-                }
-                offset += written
-            }
-        }
-        if failure == 0 && fsync(fd) != 0 { failure = errno }
-        close(fd)
-        guard failure == 0, rename(temporary, path) == 0 else {
-            let reason = String(cString: strerror(failure != 0 ? failure : errno))
-            unlink(temporary)
-            throw CommandFailure("\(path): cannot write (\(reason))")
-        }
-        let directory = open(folder.isEmpty ? "." : folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if directory >= 0 {
-            fsync(directory)
-            close(directory)
+        do {
+            try DurableFile.writeAtomically([UInt8](bytes), to: path, mode: DurableFile.privateMode)
+        } catch {
+            throw CommandFailure(error.description)
         }
     }
 }

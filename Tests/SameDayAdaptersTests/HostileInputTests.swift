@@ -6,6 +6,7 @@ import NIOCore
 import SameDayAdapters
 import SameDayBroker
 import SameDayCore
+import SameDayFiles
 import SameDayReceiver
 import Testing
 
@@ -231,7 +232,7 @@ struct HostileInputTests {
         try DurableFile.writeAtomically(Array("1\n".utf8), to: dir + "/offset")
         #expect(FileManager.default.contents(atPath: dir + "/offset") == Data("1\n".utf8))
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["offset"], "no temporary file left")
-        #expect(throws: AdapterError.self) { try DurableFile.writeAtomically([1], to: dir + "/missing/offset") }
+        #expect(throws: FileError.self) { try DurableFile.writeAtomically([1], to: dir + "/missing/offset") }
     }
 
     @Test("incremental SHA-256 over pieces equals the one-shot digest")
