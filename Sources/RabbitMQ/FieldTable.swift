@@ -115,20 +115,29 @@ final class CFieldTable {
 }
 
 extension FieldTable {
+    /// Tables nested deeper than this in a received table are kept as the string `"…"`: a header's nesting is
+    /// chosen by whoever published the message, and reading it must not recurse without bound.
+    static let maxReadDepth = 32
+
     /// Reads a C table (message headers). Kinds SameDay never sends (arrays, decimals, floats) are kept as strings.
-    init(_ table: amqp_table_t) {
+    init(_ table: amqp_table_t) { self.init(table, depth: 0) }
+
+    init(_ table: amqp_table_t, depth: Int) {
         var entries: [(key: String, value: FieldValue)] = []
-        entries.reserveCapacity(Int(table.num_entries))
-        for index in 0..<Int(table.num_entries) {
+        let count = table.entries == nil ? 0 : max(0, Int(table.num_entries))
+        entries.reserveCapacity(count)
+        for index in 0..<count {
             guard let entry = table.entries?[index] else { break }
-            entries.append((entry.key.string, FieldValue(entry.value)))
+            entries.append((entry.key.string, FieldValue(entry.value, depth: depth)))
         }
         self.init(entries)
     }
 }
 
 extension FieldValue {
-    init(_ field: amqp_field_value_t) {
+    init(_ field: amqp_field_value_t) { self.init(field, depth: 0) }
+
+    init(_ field: amqp_field_value_t, depth: Int) {
         switch UInt32(field.kind) {
         case AMQP_FIELD_KIND_UTF8.rawValue, AMQP_FIELD_KIND_BYTES.rawValue: self = .string(field.value.bytes.string)
         case AMQP_FIELD_KIND_BOOLEAN.rawValue: self = .bool(field.value.boolean != 0)
@@ -140,14 +149,21 @@ extension FieldValue {
         case AMQP_FIELD_KIND_U32.rawValue: self = .int(Int64(field.value.u32))
         case AMQP_FIELD_KIND_I64.rawValue, AMQP_FIELD_KIND_TIMESTAMP.rawValue: self = .int(field.value.i64)
         case AMQP_FIELD_KIND_U64.rawValue: self = .int(Int64(truncatingIfNeeded: field.value.u64))
-        case AMQP_FIELD_KIND_TABLE.rawValue: self = .table(FieldTable(field.value.table))
+        case AMQP_FIELD_KIND_TABLE.rawValue:
+            self =
+                depth < FieldTable.maxReadDepth ? .table(FieldTable(field.value.table, depth: depth + 1)) : .string("…")
         case AMQP_FIELD_KIND_F64.rawValue: self = .string("\(field.value.f64)")
         case AMQP_FIELD_KIND_F32.rawValue: self = .string("\(field.value.f32)")
         case AMQP_FIELD_KIND_ARRAY.rawValue:
+            guard depth < FieldTable.maxReadDepth else {
+                self = .string("…")
+                return
+            }
             var items: [String] = []
             let array = field.value.array
-            for index in 0..<Int(array.num_entries) {
-                if let entry = array.entries?[index] { items.append(FieldValue(entry).description) }
+            let count = array.entries == nil ? 0 : max(0, Int(array.num_entries))
+            for index in 0..<count {
+                if let entry = array.entries?[index] { items.append(FieldValue(entry, depth: depth + 1).description) }
             }
             self = .string("[" + items.joined(separator: ",") + "]")
         default: self = .string("")

@@ -1,4 +1,5 @@
 import Foundation
+import SameDayCore
 
 #if canImport(Glibc)
     import Glibc
@@ -27,8 +28,8 @@ public struct SourceRecord: Sendable {
     }
 }
 
-/// Streams records from a CSV (RFC 4180: quoted fields with separators and line breaks inside, `""` escapes, CRLF
-/// or LF, `;` or `,`, optional UTF-8 byte-order mark) or JSON-lines file in constant memory: it holds one read
+/// Streams records from a CSV (RFC 4180 with the core's reader, `SameDayCore.CSV`: quoted fields with separators and
+/// line breaks inside, `""` escapes, CRLF or LF, `;` or `,`, optional UTF-8 byte-order mark) or JSON-lines file in constant memory: it holds one read
 /// chunk plus the record being read. It can start at a byte offset (a checkpoint) after reading the header.
 public final class RecordReader {
     public enum Kind: Sendable { case csv(delimiter: UInt8?), jsonLines }
@@ -61,6 +62,9 @@ public final class RecordReader {
         try fill()
         if buffer.starts(with: [0xEF, 0xBB, 0xBF]) { position = 3 }
         if case .csv(let given) = kind {
+            if let given, !CSV.isValidDelimiter(given) {
+                throw AdapterError("\(path): the CSV delimiter cannot be a quote, a line break or a non-ASCII byte")
+            }
             delimiter = given ?? Self.detectDelimiter(buffer[position...])
             guard let first = try nextRecord() else { throw AdapterError("\(path): empty file, no header line") }
             if let error = first.syntaxError { throw AdapterError("\(path):\(first.line): header: \(error)") }
@@ -137,82 +141,16 @@ public final class RecordReader {
         return Scan(end: end, next: min(i + 1, buffer.count), lines: 1, blank: blank)
     }
 
+    /// One CSV record with the package's one RFC 4180 reader (`SameDayCore.CSV`): the same quoting, line ends and
+    /// errors as the configuration files, with this file's delimiter. An error makes only its record unreadable.
     private func scanCSV() -> Scan? {
-        let quote = UInt8(ascii: "\"")
-        var i = position
-        var fields: [String] = []
-        var field: [UInt8] = []
-        var quoted = false
-        var wasQuoted = false
-        var lines = 1
-        var error: String?
-        func finishField() {
-            if let text = String(validating: field, as: UTF8.self) {
-                fields.append(text)
-            } else {
-                fields.append("")
-                error = error ?? "invalid UTF-8 in field \(fields.count)"
-            }
-            field.removeAll(keepingCapacity: true)
-            wasQuoted = false
+        let scanned = buffer.withUnsafeBufferPointer {
+            CSV.scanRecord($0, from: position, delimiter: delimiter, atEOF: atEOF)
         }
-        while i < buffer.count {
-            let c = buffer[i]
-            if quoted {
-                if c == quote {
-                    if i + 1 < buffer.count {
-                        if buffer[i + 1] == quote {
-                            field.append(quote)
-                            i += 2
-                            continue
-                        }
-                    } else if !atEOF {
-                        return nil  // cannot tell "" from a closing quote yet
-                    }
-                    quoted = false
-                    i += 1
-                    continue
-                }
-                if c == 0x0A { lines += 1 }
-                field.append(c)
-                i += 1
-                continue
-            }
-            switch c {
-            case quote:
-                if field.isEmpty && !wasQuoted {
-                    quoted = true
-                    wasQuoted = true
-                } else {
-                    error = error ?? "quote inside an unquoted field (field \(fields.count + 1))"
-                    field.append(c)
-                }
-                i += 1
-            case delimiter:
-                finishField()
-                i += 1
-            case 0x0A, 0x0D:
-                var next = i + 1
-                if c == 0x0D {
-                    if i + 1 == buffer.count && !atEOF { return nil }
-                    if i + 1 < buffer.count && buffer[i + 1] == 0x0A { next = i + 2 }
-                }
-                let blank = fields.isEmpty && field.isEmpty && !wasQuoted
-                finishField()
-                return Scan(fields: fields, end: i, next: next, lines: lines, blank: blank, error: error)
-            default:
-                if wasQuoted {
-                    error = error ?? "text after a closing quote (field \(fields.count + 1))"
-                }
-                field.append(c)
-                i += 1
-            }
-        }
-        guard atEOF else { return nil }
-        if quoted { error = error ?? "unterminated quoted field" }
-        let blank = fields.isEmpty && field.isEmpty && !wasQuoted
-        finishField()
-        return Scan(fields: fields, end: i, next: i, lines: lines, blank: blank, error: error)
+        guard let scan = scanned else { return nil }
+        return Scan(
+            fields: scan.fields, end: scan.end, next: scan.next, lines: scan.lines, blank: scan.isBlank,
+            error: scan.error)
     }
 
     private func compact() {

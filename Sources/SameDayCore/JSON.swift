@@ -91,6 +91,7 @@ struct JSONParser {
             defer { depth -= 1 }
             i += 1
             var members: [(key: String, value: JSONNode)] = []
+            var keys = Set<String>()  // duplicate check in constant time per key (objects can be large)
             skipSpace()
             if i < b.count, b[i] == UInt8(ascii: "}") {
                 i += 1
@@ -100,7 +101,7 @@ struct JSONParser {
                 skipSpace()
                 guard i < b.count, b[i] == UInt8(ascii: "\"") else { throw fail("expected a quoted key") }
                 let k = try string()
-                if members.contains(where: { $0.key == k }) { throw fail("duplicate key \"\(k)\"") }
+                guard keys.insert(k).inserted else { throw fail("duplicate key \"\(k)\"") }
                 skipSpace()
                 guard i < b.count, b[i] == UInt8(ascii: ":") else { throw fail("expected ':' after key \"\(k)\"") }
                 i += 1
@@ -140,18 +141,39 @@ struct JSONParser {
         case UInt8(ascii: "f"): try literal("false"); return JSONNode(value: .bool(false), line: startLine)
         case UInt8(ascii: "n"): try literal("null"); return JSONNode(value: .null, line: startLine)
         default:
-            let s = i
-            if b[i] == UInt8(ascii: "-") { i += 1 }
-            while i < b.count,
-                b[i] >= 0x30 && b[i] <= 0x39 || b[i] == 0x2E || b[i] == 0x65 || b[i] == 0x45
-                    || b[i] == 0x2B || b[i] == 0x2D
-            {
-                i += 1
-            }
-            let text = String(decoding: b[s..<i], as: UTF8.self)
-            guard i > s, let d = Double(text) else { throw fail("unexpected character") }
-            return JSONNode(value: .number(d, text: text), line: startLine)
+            return JSONNode(value: try number(), line: startLine)
         }
+    }
+
+    /// A number exactly as RFC 8259 writes it: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`, finite as a
+    /// `Double` (so no `+1`, `01`, `.5`, `1.`, `1e400`).
+    private mutating func number() throws(JSONSyntaxError) -> JSONValue {
+        let s = i
+        func isDigit(_ k: Int) -> Bool { k < b.count && b[k] &- 0x30 < 10 }
+        if i < b.count, b[i] == UInt8(ascii: "-") { i += 1 }
+        guard isDigit(i) else {
+            throw fail(i == s ? "unexpected character" : "a number needs a digit after '-'")
+        }
+        if b[i] == 0x30 {
+            i += 1
+            if isDigit(i) { throw fail("a number cannot have a leading zero") }
+        } else {
+            while isDigit(i) { i += 1 }
+        }
+        if i < b.count, b[i] == UInt8(ascii: ".") {
+            i += 1
+            guard isDigit(i) else { throw fail("a number needs a digit after '.'") }
+            while isDigit(i) { i += 1 }
+        }
+        if i < b.count, b[i] == UInt8(ascii: "e") || b[i] == UInt8(ascii: "E") {
+            i += 1
+            if i < b.count, b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") { i += 1 }
+            guard isDigit(i) else { throw fail("a number needs a digit in its exponent") }
+            while isDigit(i) { i += 1 }
+        }
+        let text = String(decoding: b[s..<i], as: UTF8.self)
+        guard let d = Double(text), d.isFinite else { throw fail("number \(text) is out of range") }
+        return .number(d, text: text)
     }
 
     private mutating func literal(_ word: StaticString) throws(JSONSyntaxError) {

@@ -118,15 +118,17 @@ enum Digits {
         return v
     }
 
+    /// Zero-padded to `width` digits; a negative value gets its sign before the padded magnitude (`-0001`).
     static func pad(_ v: Int, _ width: Int) -> String {
-        let s = String(v)
-        return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
+        let s = String(v.magnitude)
+        return (v < 0 ? "-" : "") + (s.count >= width ? s : String(repeating: "0", count: width - s.count) + s)
     }
 }
 
 /// RFC 3339 timestamps: parsed by hand (fast, strict), always written with the +07:00 offset.
 public enum RFC3339 {
-    /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`. Returns nil on anything else.
+    /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` (years 0000–9999, the only ones RFC 3339 can write).
+    /// Returns nil on anything else.
     public static func parse(_ text: String) -> Instant? {
         var text = text
         return text.withUTF8 { parse(UnsafeRawBufferPointer($0)) }
@@ -174,10 +176,23 @@ public enum RFC3339 {
         return days * 86_400 + Int64(hour * 3600 + minute * 60 + second) - Int64(offset)
     }
 
-    /// Formats as `YYYY-MM-DDTHH:MM:SS+07:00`.
+    /// Formats as `YYYY-MM-DDTHH:MM:SS+07:00`, for every instant whose local (+07:00) year is 0000–9999, so that
+    /// `parse(format(t)) == t`. Any other instant (never an event's, whose times are bounded by `EventTimeBounds`)
+    /// is written with an ISO 8601 expanded year (`-0001-12-31T23:00:00+07:00`, `10000-01-01T00:00:00+07:00`),
+    /// which RFC 3339 and `parse` refuse: no text this writes is ever read back as another instant.
     public static func format(_ t: Instant) -> String {
-        let day = LocalTime.day(of: t)
-        let sod = Int(t - LocalTime.start(ofDay: day))
+        // Floor division by whole days without overflow, for any Int64.
+        var day = t / LocalTime.secondsPerDay
+        var sod = t % LocalTime.secondsPerDay
+        if sod < 0 {
+            sod += LocalTime.secondsPerDay
+            day -= 1
+        }
+        sod += LocalTime.offsetSeconds
+        if sod >= LocalTime.secondsPerDay {
+            sod -= LocalTime.secondsPerDay
+            day += 1
+        }
         let c = CivilCalendar.civil(fromDays: day)
         var out = [UInt8]()
         out.reserveCapacity(25)
@@ -190,9 +205,15 @@ public enum RFC3339 {
             }
             out.append(contentsOf: d)
         }
-        put(c.year, 4); out.append(0x2D); put(c.month, 2); out.append(0x2D); put(c.day, 2)
+        if (0...9999).contains(c.year) {
+            put(c.year, 4)
+        } else {
+            out.append(contentsOf: Digits.pad(c.year, 4).utf8)
+        }
+        out.append(0x2D); put(c.month, 2); out.append(0x2D); put(c.day, 2)
         out.append(0x54)
-        put(sod / 3600, 2); out.append(0x3A); put(sod / 60 % 60, 2); out.append(0x3A); put(sod % 60, 2)
+        let s = Int(sod)
+        put(s / 3600, 2); out.append(0x3A); put(s / 60 % 60, 2); out.append(0x3A); put(s % 60, 2)
         out.append(contentsOf: Array("+07:00".utf8))
         return String(decoding: out, as: UTF8.self)
     }

@@ -101,47 +101,26 @@ struct ReportCommand: ParsableCommand {
     }
 }
 
-/// Reads rollup CSV files back.
+/// Reads rollup CSV files back, with the package's one CSV reader (`SameDayCore.CSV`): quoted unit names may hold
+/// commas, quotes and line breaks (CRLF too), and errors name the file's physical line.
 enum RollupFile {
     static func rows(_ bytes: [UInt8], path: String) throws -> [UnitRow] {
-        let text = String(
-            decoding: bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? Array(bytes.dropFirst(3)) : bytes, as: UTF8.self)
-        var records = text.components(separatedBy: "\r\n").filter { !$0.isEmpty }.map(splitCSV)
-        guard !records.isEmpty else { throw CommandFailure("\(path): empty") }
-        let header = records.removeFirst()
-        guard Array(header.prefix(5)) == ["from", "to", "unit", "unit_name", "block"],
-            Array(header.dropFirst(5)) == RollupFigures.columns
-        else { throw CommandFailure("\(path):1: not a units rollup header") }
-        return try records.enumerated().map { i, f in
-            guard f.count == header.count, let block = Block(rawValue: f[4]),
-                let figures = RollupFigures(columns: header, values: f)
-            else { throw CommandFailure("\(path):\(i + 2): malformed row") }
+        let records: [CSVRecord]
+        do {
+            records = try CSV.parse(bytes)
+        } catch {
+            throw CommandFailure("\(path):\(error.line): \(error.message)")
+        }
+        guard let header = records.first else { throw CommandFailure("\(path): empty") }
+        guard Array(header.fields.prefix(5)) == ["from", "to", "unit", "unit_name", "block"],
+            Array(header.fields.dropFirst(5)) == RollupFigures.columns
+        else { throw CommandFailure("\(path):\(header.line): not a units rollup header") }
+        return try records.dropFirst().map { r in
+            let f = r.fields
+            guard f.count == header.fields.count, let block = Block(rawValue: f[4]),
+                let figures = RollupFigures(columns: header.fields, values: f)
+            else { throw CommandFailure("\(path):\(r.line): malformed row") }
             return UnitRow(unit: f[2], unitName: f[3], block: block, figures: figures)
         }
-    }
-
-    static func splitCSV(_ line: String) -> [String] {
-        var fields: [String] = []
-        var cur = ""
-        var quoted = false
-        var chars = Array(line)[...]
-        while let c = chars.popFirst() {
-            if quoted {
-                if c == "\"" {
-                    if chars.first == "\"" { cur.append("\""); chars = chars.dropFirst() } else { quoted = false }
-                } else {
-                    cur.append(c)
-                }
-            } else if c == "\"" {
-                quoted = true
-            } else if c == "," {
-                fields.append(cur)
-                cur = ""
-            } else {
-                cur.append(c)
-            }
-        }
-        fields.append(cur)
-        return fields
     }
 }

@@ -1,0 +1,51 @@
+// Fuzz target `event`: the strict event decoder (`DossierEvent.decode`) and canonical encoder, then the dossier
+// state machine on the events the entries would accept (docs/fuzzing.md). Traps when an accepted event does not
+// encode to a text that decodes back to it (times outside the local years 0000–9999 must not decode at all).
+import Foundation
+
+@testable import SameDayCore
+
+let fixtureConfig: Configuration = {
+    let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../../Tests/SameDayCoreTests/Fixtures/config").standardizedFileURL
+    func read(_ name: String) -> [UInt8] {
+        guard let data = FileManager.default.contents(atPath: folder.appendingPathComponent(name).path) else {
+            fatalError("cannot read the fixture configuration at \(folder.path)")
+        }
+        return [UInt8](data)
+    }
+    return try! Configuration.parse(
+        ConfigurationFiles(
+            units: read("units.csv"), catalog: read("catalog.csv"), calendars: read("calendars.json"),
+            alerting: read("alerting.json")))
+}()
+let firstFormattable = RFC3339.parse("0000-01-01T00:00:00+07:00")!
+let lastFormattable = RFC3339.parse("9999-12-31T23:59:59+07:00")!
+/// The clock of the checks: the bounds' "not after now + 1 day" is taken from 2030.
+let fuzzNow = RFC3339.parse("2030-01-01T00:00:00+07:00")!
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzEvent(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let raw = UnsafeRawBufferPointer(start: data, count: size)
+    guard let event = try? DossierEvent.decode(raw) else { return 0 }
+    if let text = String(validating: raw, as: UTF8.self), (try? DossierEvent.decode(text)) != event {
+        fatalError("decode(String) differs")
+    }
+    let times = [event.occurredAt] + (event.newDueAt.map { [$0] } ?? [])
+    let text = event.encoded()
+    if times.allSatisfy({ $0 >= firstFormattable && $0 <= lastFormattable }) {
+        guard let back = try? DossierEvent.decode(text), back == event else {
+            fatalError("round trip: \(event) → \(text) → \(String(describing: try? DossierEvent.decode(text)))")
+        }
+    } else {
+        guard (try? DossierEvent.decode(text)) == nil else { fatalError("out of range time read back: \(text)") }
+        return 0
+    }
+    // What every entry accepts goes on to the state machine (as the worker would apply it).
+    guard EventTimeBounds.standard.violation(of: event, now: fuzzNow) == nil else { return 0 }
+    var dossier = Dossier(code: event.dossier)
+    _ = try? dossier.apply(event, now: event.occurredAt, config: fixtureConfig)
+    _ = dossier.advance(to: event.occurredAt + 40 * 86_400, config: fixtureConfig)
+    _ = dossier.facts(config: fixtureConfig)
+    return 0
+}
