@@ -15,3 +15,5 @@ deploy/systemd/verify.sh .build/debug/sameday
 SAMEDAY_TEST_BROKER_RESTART=1 swift test --skip-build --no-parallel
 # TLS, proven on a throwaway CA and a broker node of its own.
 SAMEDAY_BIN=.build/debug/sameday bash scripts/tls-check.sh
+# Every parser under libFuzzer + AddressSanitizer, 60 s each (docs/fuzzing.md; the long run: scripts/fuzz.sh 3600).
+bash scripts/fuzz.sh 60

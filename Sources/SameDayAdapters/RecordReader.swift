@@ -95,6 +95,9 @@ public final class RecordReader {
     }
 
     /// The next non-blank record, or nil at the end of the file.
+    /// The longest record an export may have (a dossier event is a few hundred bytes).
+    static let maxRecordBytes = 4 << 20
+
     public func nextRecord() throws -> SourceRecord? {
         while true {
             if position >= buffer.count && atEOF { return nil }
@@ -104,8 +107,14 @@ public final class RecordReader {
             case .jsonLines: scanned = scanLine()
             }
             guard let scan = scanned else {
-                // The record runs past the buffer: keep its start, read more.
+                // The record runs past the buffer: keep its start, read more — up to a bound, so that one
+                // unterminated quote near the start of a large export costs a refusal, not a rescan of the whole
+                // file on every read.
                 if atEOF { return nil }
+                guard buffer.count - position < Self.maxRecordBytes else {
+                    throw AdapterError(
+                        "line \(line): a record longer than \(Self.maxRecordBytes / (1 << 20)) MiB (an unterminated quote?)")
+                }
                 compact()
                 try fill()
                 continue

@@ -14,6 +14,22 @@ struct CSVReaderTests {
         return (reader, records)
     }
 
+    @Test("an unterminated quote is refused once the record passes 4 MiB, naming its line, not rescanned for ever")
+    func unterminatedQuoteIsBounded() throws {
+        let dir = temporaryFolder("csv-unterminated")
+        let path = dir + "/broken.csv"
+        var text = "dossier,note\n760-220518-0001,ok\n760-220518-0002,\"never closed\n"
+        text += String(repeating: "760-220518-0003,row inside the open quote\n", count: 150_000)  // about 6 MiB
+        write(text, to: path, bom: false)
+        let reader = try RecordReader(path: path, kind: .csv(delimiter: nil))
+        #expect(try reader.nextRecord()?.line == 2)
+        #expect {
+            while try reader.nextRecord() != nil {}
+        } throws: { error in
+            "\(error)".contains("line 3: a record longer than 4 MiB (an unterminated quote?)")
+        }
+    }
+
     @Test("streaming a file larger than the read chunk gives the core reader's records and lines")
     func streamingAgreesWithCore() throws {
         let dir = temporaryFolder("csv-agree")
