@@ -14,6 +14,6 @@ deploy/systemd/verify.sh .build/debug/sameday
 # One test at a time: the broker-restart test stops the broker under everything else.
 SAMEDAY_TEST_BROKER_RESTART=1 swift test --skip-build --no-parallel
 # TLS, proven on a throwaway CA and a broker node of its own.
-SAMEDAY_BIN=.build/debug/sameday bash scripts/tls-check.sh
+SAMEDAY_BIN="$PWD/.build/debug/sameday" bash scripts/tls-check.sh
 # Every parser under libFuzzer + AddressSanitizer, 60 s each (docs/fuzzing.md; the long run: scripts/fuzz.sh 3600).
 bash scripts/fuzz.sh 60

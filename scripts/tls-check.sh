@@ -17,7 +17,7 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN=${SAMEDAY_BIN:-$ROOT/.build/debug/sameday}
+BIN=$(realpath -m "${SAMEDAY_BIN:-$ROOT/.build/debug/sameday}")
 TLS_PORT=${TLS_CHECK_PORT:-5671}
 ROGUE_PORT=${TLS_CHECK_ROGUE_PORT:-5681}
 DIST_PORT=${TLS_CHECK_DIST_PORT:-25671}
