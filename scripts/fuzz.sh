@@ -85,6 +85,7 @@ if $needs_rabbitmq; then
 fi
 if $needs_adapters; then
     build_library SameDayBroker Sources/SameDayBroker "${OWN[@]}" -I Sources/CRabbitMQ
+    build_library SameDayFiles Sources/SameDayFiles "${OWN[@]}"
     build_library SameDayAdapters Sources/SameDayAdapters "${OWN[@]}" -I Sources/CRabbitMQ
 fi
 
@@ -97,7 +98,7 @@ harness_of() {
 }
 libraries_of() {
     case $1 in
-        mapping) echo "SameDayAdapters SameDayBroker RabbitMQ Logging SameDayCore" ;;
+        mapping) echo "SameDayAdapters SameDayFiles SameDayBroker RabbitMQ Logging SameDayCore" ;;
         fieldtable) echo "RabbitMQ Logging" ;;
         *) echo SameDayCore ;;
     esac
