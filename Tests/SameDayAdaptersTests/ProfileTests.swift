@@ -1,5 +1,6 @@
 import Foundation
 import SameDayAdapters
+import SameDayBroker
 import SameDayCore
 import Testing
 

@@ -12,17 +12,17 @@ struct BrokerUsersTests {
     func sha256() {
         func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
         #expect(
-            hex(SHA256Digest.hash([]))
+            hex(SHA256.digest([]))
                 == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
         #expect(
-            hex(SHA256Digest.hash(Array("abc".utf8)))
+            hex(SHA256.digest(Array("abc".utf8)))
                 == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         #expect(
-            hex(SHA256Digest.hash(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)))
+            hex(SHA256.digest(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)))
                 == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
         let kibibyte = (0..<4).flatMap { _ in (0...255).map { UInt8($0) } }
         #expect(
-            hex(SHA256Digest.hash(kibibyte)) == "785b0751fc2c53dc14a4ce3d800e69ef9ce1009eb327ccf458afe09c242c26c9")
+            hex(SHA256.digest(kibibyte)) == "785b0751fc2c53dc14a4ce3d800e69ef9ce1009eb327ccf458afe09c242c26c9")
     }
 
     @Test("RabbitMQ password hash: base64(salt ‖ SHA-256(salt ‖ password)), RabbitMQ's documented example")

@@ -1,4 +1,5 @@
-/// SHA-256 (FIPS 180-4), for bearer-token hashes and deterministic event ids. Written out here (about 60 lines)
+/// SHA-256 (FIPS 180-4), for broker password hashes, bearer-token hashes, checkpoint fingerprints and deterministic
+/// event ids; one implementation for the package. Written out here (about 60 lines)
 /// rather than pulling in swift-crypto, whose build alone costs more than this whole module.
 public enum SHA256 {
     private static let k: [UInt32] = [
@@ -77,7 +78,7 @@ public enum SHA256 {
     /// The digest as lower-case hex.
     public static func hex(_ bytes: some Collection<UInt8>) -> String { hexString(digest(bytes)) }
 
-    static func hexString(_ bytes: some Collection<UInt8>) -> String {
+    public static func hexString(_ bytes: some Collection<UInt8>) -> String {
         let digits = Array("0123456789abcdef".utf8)
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count * 2)
