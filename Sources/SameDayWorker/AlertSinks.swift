@@ -132,11 +132,18 @@ final class OutboxPublisher: Sendable {
     func resynced() { shared.withLock { $0.needsResync = false } }
 
     /// On a graceful stop: sends what is queued and waits (bounded) for the confirms, then closes the connection.
+    /// Idempotent: the worker also calls it on its way out after a failure, so the thread never outlives it.
     func finish(timeout: Duration) {
-        shared.withLock { $0.stopRequested = true }
+        let alreadyDone = shared.withLock { state -> Bool in
+            defer { state.stopRequested = true }
+            return state.finished
+        }
+        if alreadyDone { return }
         let seconds = Double(timeout.components.seconds) + 1
         if done.wait(timeout: .now() + seconds) == .timedOut {
             logger.warning("stopping with unconfirmed alerts; they will be sent again")
+        } else {
+            done.signal()  // a later call returns at once
         }
     }
 

@@ -79,6 +79,7 @@ public final class WorkerService {
         publisherConnection.connectionName += " publisher"
         let publisher = OutboxPublisher(
             connection: publisherConnection, topology: topology, metrics: metrics, logger: logger)
+        defer { publisher.finish(timeout: .seconds(1)) }
         let files = AlertFileSink(folder: configuration.resolvedAlertsDirectory)
         var rollupDigests: [String: Int] = [:]
         var loop = Loop(
