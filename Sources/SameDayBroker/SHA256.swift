@@ -13,66 +13,11 @@ public enum SHA256 {
         0x748f_82ee, 0x78a5_636f, 0x84c8_7814, 0x8cc7_0208, 0x90be_fffa, 0xa450_6ceb, 0xbef9_a3f7, 0xc671_78f2,
     ]
 
-    /// The 32-byte digest of `bytes`. Works in fixed buffers (no allocation per block): it runs once per record
-    /// for derived event ids.
+    /// The 32-byte digest of `bytes` (one `Hasher` run: one compression function for the package).
     public static func digest(_ bytes: some Collection<UInt8>) -> [UInt8] {
-        var h: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) = (
-            0x6a09_e667, 0xbb67_ae85, 0x3c6e_f372, 0xa54f_f53a, 0x510e_527f, 0x9b05_688c, 0x1f83_d9ab, 0x5be0_cd19
-        )
-        let message = Array(bytes)
-        let bitLength = UInt64(message.count) * 8
-        // Whole blocks of the message, then one or two final blocks with the padding and the length.
-        let fullBlocks = message.count / 64
-        let tailCount = message.count - fullBlocks * 64
-        var tail = [UInt8](repeating: 0, count: tailCount < 56 ? 64 : 128)
-        for i in 0..<tailCount { tail[i] = message[fullBlocks * 64 + i] }
-        tail[tailCount] = 0x80
-        for i in 0..<8 { tail[tail.count - 1 - i] = UInt8(truncatingIfNeeded: bitLength >> UInt64(8 * i)) }
-        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 64) { w in
-            func compress(_ block: UnsafeRawBufferPointer) {
-                for i in 0..<16 {
-                    w[i] =
-                        UInt32(block[i * 4]) << 24 | UInt32(block[i * 4 + 1]) << 16 | UInt32(block[i * 4 + 2]) << 8
-                        | UInt32(block[i * 4 + 3])
-                }
-                for i in 16..<64 {
-                    let s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3)
-                    let s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10)
-                    w[i] = w[i - 16] &+ s0 &+ w[i - 7] &+ s1
-                }
-                var (a, b, c, d, e, f, g, hh) = h
-                k.withUnsafeBufferPointer { k in
-                    for i in 0..<64 {
-                        let s1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)
-                        let choice = (e & f) ^ (~e & g)
-                        let t1 = hh &+ s1 &+ choice &+ k[i] &+ w[i]
-                        let s0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)
-                        let majority = (a & b) ^ (a & c) ^ (b & c)
-                        (hh, g, f, e, d, c, b, a) = (g, f, e, d &+ t1, c, b, a, t1 &+ s0 &+ majority)
-                    }
-                }
-                h = (h.0 &+ a, h.1 &+ b, h.2 &+ c, h.3 &+ d, h.4 &+ e, h.5 &+ f, h.6 &+ g, h.7 &+ hh)
-            }
-            message.withUnsafeBytes { raw in
-                for block in 0..<fullBlocks {
-                    compress(UnsafeRawBufferPointer(rebasing: raw[(block * 64)..<(block * 64 + 64)]))
-                }
-            }
-            tail.withUnsafeBytes { raw in
-                for start in stride(from: 0, to: raw.count, by: 64) {
-                    compress(UnsafeRawBufferPointer(rebasing: raw[start..<(start + 64)]))
-                }
-            }
-        }
-        var out = [UInt8]()
-        out.reserveCapacity(32)
-        for word in [h.0, h.1, h.2, h.3, h.4, h.5, h.6, h.7] {
-            out.append(UInt8(truncatingIfNeeded: word >> 24))
-            out.append(UInt8(truncatingIfNeeded: word >> 16))
-            out.append(UInt8(truncatingIfNeeded: word >> 8))
-            out.append(UInt8(truncatingIfNeeded: word))
-        }
-        return out
+        var hasher = Hasher()
+        hasher.update(Array(bytes))
+        return hasher.finalizeBytes()
     }
 
     /// The digest as lower-case hex.
@@ -128,7 +73,10 @@ public enum SHA256 {
         public mutating func update(_ bytes: [UInt8]) { bytes.withUnsafeBytes { update($0) } }
 
         /// The digest of everything so far, as lower-case hex.
-        public func finalize() -> String {
+        public func finalize() -> String { SHA256.hexString(finalizeBytes()) }
+
+        /// The 32-byte digest of everything so far.
+        public func finalizeBytes() -> [UInt8] {
             var copy = self
             let bitLength = UInt64(count) * 8
             var tail = pending
@@ -141,13 +89,14 @@ public enum SHA256 {
                 }
             }
             var out = [UInt8]()
+            out.reserveCapacity(32)
             for word in copy.h {
                 out.append(UInt8(truncatingIfNeeded: word >> 24))
                 out.append(UInt8(truncatingIfNeeded: word >> 16))
                 out.append(UInt8(truncatingIfNeeded: word >> 8))
                 out.append(UInt8(truncatingIfNeeded: word))
             }
-            return SHA256.hexString(out)
+            return out
         }
 
         private mutating func compress(_ block: UnsafeRawBufferPointer) {
