@@ -74,3 +74,16 @@ public struct LocalBrokerError: Error, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }
 }
+
+/// The `sameday` executable built next to the test bundle (`swift build --build-tests`), for tests that run it as
+/// ops and unit staff do.
+public func samedayExecutable() throws -> URL {
+    let candidates = [
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
+        Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent(),
+    ].map { $0.appendingPathComponent("sameday") }
+    guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
+        throw LocalBrokerError("the sameday executable is not built next to the tests (swift build --build-tests)")
+    }
+    return found
+}

@@ -99,17 +99,6 @@ func withTopology<T: Sendable>(
     }
 }
 
-/// The `sameday` executable built next to the tests (`swift build --build-tests`).
-func samedayExecutable() throws -> URL {
-    let candidates = [
-        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
-        Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent(),
-    ].map { $0.appendingPathComponent("sameday") }
-    guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
-        throw AdapterError("the sameday executable is not built next to the tests (swift build --build-tests)")
-    }
-    return found
-}
 
 /// A finished run of `sameday`: exit status, standard output, standard error.
 struct CommandRun {

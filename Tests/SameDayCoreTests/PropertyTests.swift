@@ -47,6 +47,25 @@ func summary(_ st: DossierState) -> String {
     "\(st.status) \(st.unit as Any) \(st.procedure as Any) \(st.channel as Any) \(st.firstReceivedAt as Any) \(st.episodes) \(st.closure as Any) \(st.classification as Any) \(st.judgingDue as Any) \(st.anomalies) \(st.segments)"
 }
 
+/// Checks the identities of every daily rollup of `days` days from `first` and of the whole period, and that the
+/// daily rows add up to the period's; returns the daily rollups.
+@discardableResult
+func checkDailyRollups(facts: [DossierFacts], first: LocalDate, days: Int, config: Configuration) -> [Rollup] {
+    var daily: [Rollup] = []
+    for k in 0..<days {
+        let r = Rollup.compute(facts: facts, period: .day(first.adding(days: Int64(k))), config: config)
+        #expect(r.identityViolations.isEmpty, "\(r.identityViolations)")
+        daily.append(r)
+    }
+    let whole = Rollup.compute(
+        facts: facts, period: Period(from: first, to: first.adding(days: Int64(days - 1))), config: config)
+    #expect(whole.identityViolations.isEmpty)
+    for (i, row) in whole.units.enumerated() {
+        #expect(RollupFigures.aggregate(days: daily.map { $0.units[i].figures }) == row.figures, "unit \(row.unit)")
+    }
+    return daily
+}
+
 @Suite("Properties")
 struct PropertyTests {
     let config = Fixture.config
@@ -92,20 +111,7 @@ struct PropertyTests {
             let events = SyntheticMonth(firstDay: first, days: days, dossiersPerUnitPerDay: 3, seed: seed).events(
                 config: config)
             let replay = try Replay.run(events: events, config: config, options: ReplayOptions())
-            let facts = replay.facts()
-            var daily: [Rollup] = []
-            for k in 0..<(days + 3) {
-                let r = Rollup.compute(facts: facts, period: .day(first.adding(days: Int64(k))), config: config)
-                #expect(r.identityViolations.isEmpty, "\(r.identityViolations)")
-                daily.append(r)
-            }
-            let period = Period(from: first, to: first.adding(days: Int64(days + 2)))
-            let whole = Rollup.compute(facts: facts, period: period, config: config)
-            #expect(whole.identityViolations.isEmpty)
-            for (i, row) in whole.units.enumerated() {
-                #expect(
-                    RollupFigures.aggregate(days: daily.map { $0.units[i].figures }) == row.figures, "unit \(row.unit)")
-            }
+            _ = checkDailyRollups(facts: replay.facts(), first: first, days: days + 3, config: config)
         }
     }
 

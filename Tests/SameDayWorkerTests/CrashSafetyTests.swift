@@ -11,17 +11,6 @@ import Testing
     import Glibc
 #endif
 
-/// The `sameday` executable built next to this test bundle.
-func samedayExecutable() throws -> URL {
-    let candidates = [
-        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
-        Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent(),
-    ].map { $0.appendingPathComponent("sameday") }
-    guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
-        throw LocalBrokerError("the sameday executable is not built next to the tests (swift build --build-tests)")
-    }
-    return found
-}
 
 @Suite("Worker crash safety against the real broker (needs broker)", .serialized)
 struct CrashSafetyTests {
