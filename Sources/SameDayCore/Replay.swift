@@ -69,6 +69,8 @@ public struct Replay: Sendable {
     public let config: Configuration
     public private(set) var dossiers: [Dossier] = []
     private var index: [String: Int] = [:]
+    /// Slots of retired dossiers, reused by new ones.
+    private var freeSlots: [Int] = []
     private var timerAt: [Instant?] = []
     private var heap = TimerHeap()
     private var silence = SourceSilenceMonitor()
@@ -112,15 +114,7 @@ public struct Replay: Sendable {
     public mutating func receive(_ e: DossierEvent, at t: Instant) throws(DossierError) {
         fireTimers(before: t, inclusive: false)
         clock = max(clock, t)
-        let k: Int
-        if let i = index[e.dossier] {
-            k = i
-        } else {
-            k = dossiers.count
-            index[e.dossier] = k
-            dossiers.append(Dossier(code: e.dossier))
-            timerAt.append(nil)
-        }
+        let k = index[e.dossier] ?? slot(for: Dossier(code: e.dossier))
         let actions = try dossiers[k].apply(e, now: clock, config: config)
         perform(actions, dossier: k)
         if detectSilence, let u = config.unitID(e.unit) {
@@ -142,6 +136,54 @@ public struct Replay: Sendable {
     }
 
     public func dossier(_ code: String) -> Dossier? { index[code].map { dossiers[$0] } }
+
+    /// Dossiers held (retired ones excluded).
+    public var liveDossierCount: Int { dossiers.count - freeSlots.count }
+
+    private mutating func slot(for dossier: Dossier) -> Int {
+        let k: Int
+        if let free = freeSlots.popLast() {
+            k = free
+            dossiers[k] = dossier
+            timerAt[k] = nil
+        } else {
+            k = dossiers.count
+            dossiers.append(dossier)
+            timerAt.append(nil)
+        }
+        index[dossier.code] = k
+        return k
+    }
+
+    /// Adds a dossier read back from a worker's store and arms its timer. Thresholds due by the clock fire into
+    /// `alerts` (a caller restoring committed state discards them: they were committed with the clock).
+    public mutating func load(_ dossier: Dossier) {
+        if let k = index[dossier.code] {
+            dossiers[k] = dossier
+            timerAt[k] = nil
+            perform(dossiers[k].advance(to: clock, config: config), dossier: k)
+            return
+        }
+        let k = slot(for: dossier)
+        perform(dossiers[k].advance(to: clock, config: config), dossier: k)
+    }
+
+    /// Removes a dossier from the state (the worker retires it); its slot is reused.
+    @discardableResult
+    public mutating func remove(_ code: String) -> Dossier? {
+        guard let k = index.removeValue(forKey: code) else { return nil }
+        let removed = dossiers[k]
+        dossiers[k] = Dossier(code: "")
+        timerAt[k] = nil
+        freeSlots.append(k)
+        return removed
+    }
+
+    /// Fires what is due on one dossier at the clock (before retiring it: its resolution alert must be out).
+    public mutating func settle(_ code: String) {
+        guard let k = index[code] else { return }
+        perform(dossiers[k].advance(to: clock, config: config), dossier: k)
+    }
 
     /// Hands over the alerts fired since the last call (a live worker writes them to its outbox).
     public mutating func takeAlerts() -> [Alert] {

@@ -120,6 +120,26 @@ public struct RollupFigures: Sendable, Hashable {
         return r
     }
 
+    public static func - (a: RollupFigures, b: RollupFigures) -> RollupFigures {
+        var r = a
+        r.receivedOnline -= b.receivedOnline
+        r.receivedDirectPostal -= b.receivedDirectPostal
+        r.carriedOver -= b.carriedOver
+        r.resolvedEarly -= b.resolvedEarly
+        r.resolvedOnTime -= b.resolvedOnTime
+        r.resolvedLate -= b.resolvedLate
+        r.withdrawn -= b.withdrawn
+        r.inProgressOnTime -= b.inProgressOnTime
+        r.inProgressOverdue -= b.inProgressOverdue
+        r.paused -= b.paused
+        r.abandoned -= b.abandoned
+        r.sameDayReceived -= b.sameDayReceived
+        r.sameDayResolvedInTime -= b.sameDayResolvedInTime
+        r.sameDayResolvedSameDay -= b.sameDayResolvedSameDay
+        r.receivedNotInCatalog -= b.receivedNotInCatalog
+        return r
+    }
+
     /// Adds one dossier's contribution to the period (see docs/domain.md for each rule).
     public mutating func add(_ f: DossierFacts, period: Period) {
         let s = period.start

@@ -43,13 +43,19 @@ public struct DeadLetter: Sendable, Equatable {
 
 /// What one group commit writes, all in one SQLite transaction.
 public struct CommitBatch: Sendable {
-    /// Newly applied events: id, dossier, the engine clock they were applied at, the canonical JSON.
-    public var events: [(eventID: String, dossier: String, appliedAt: Instant, json: String)] = []
-    /// Dossiers whose state changed: code, unit, open, armed timer.
-    public var dossiers: [(code: String, unit: String, open: Bool, timer: Instant?)] = []
+    /// Newly applied events for the audit log: id, dossier, the engine clock they were applied at, the bytes that
+    /// arrived (they decoded to the applied event, so they read back as it).
+    public var events: [(eventID: String, dossier: String, appliedAt: Instant, body: [UInt8])] = []
+    /// Dossiers whose state changed: code and compact state (`DossierRecord`).
+    public var dossiers: [(code: String, state: [UInt8])] = []
+    /// Dossiers retired: their rows leave, a tombstone stays (`retired_at`), and abandoned ones count per unit.
+    public var retired: [(code: String, at: Instant, abandonedUnit: String?)] = []
     public var alerts: [OutboxAlert] = []
     /// The engine clock after the batch.
     public var clock: Instant?
+    /// The first and the last day of the shard's events (what the rollup files cover).
+    public var firstDay: Int64?
+    public var lastEventDay: Int64?
     /// Outbox rows delivered since the last commit (confirmed by the broker; appended to the files): marked in the
     /// same transaction, so delivery bookkeeping costs no fsync of its own.
     public var publishedAlertIDs: [String] = []
@@ -61,14 +67,25 @@ public struct CommitBatch: Sendable {
 
     public init() {}
     public var isEmpty: Bool {
-        events.isEmpty && dossiers.isEmpty && alerts.isEmpty && clock == nil && publishedAlertIDs.isEmpty
-            && filedAlertIDs.isEmpty && deadLetters.isEmpty && confirmedDeadLetters.isEmpty
+        events.isEmpty && dossiers.isEmpty && retired.isEmpty && alerts.isEmpty && clock == nil
+            && publishedAlertIDs.isEmpty && filedAlertIDs.isEmpty && deadLetters.isEmpty && confirmedDeadLetters.isEmpty
     }
 }
 
-/// Durable worker state in SQLite (WAL, synchronous=FULL): the event log (which is also the set of processed ids,
-/// unique per dossier), dossiers with their next timer, the alert and dead-letter outboxes, and the worker's clock. The in-memory engine is rebuilt from
-/// the event log at start, so a crash at any point changes nothing: a batch is either all in, or all redelivered.
+/// What `prune` removed in one slice.
+public struct PruneResult: Sendable, Equatable {
+    public var events = 0
+    public var tombstones = 0
+    public var alerts = 0
+    public var total: Int { events + tombstones + alerts }
+    public init() {}
+}
+
+/// Durable worker state in SQLite (WAL, synchronous=FULL): each open or retained dossier's compact state (what a
+/// restart loads), tombstones of retired dossiers, the alert and dead-letter outboxes, the worker's clock, and the
+/// event log, an audit trail nothing reads at start. A crash at any point changes nothing: a batch is either all in,
+/// or all redelivered. Everything that would grow with history (the log, tombstones, delivered alerts) is pruned in
+/// small slices by `prune`.
 public final class WorkerStore: Sendable {
     private let database: DatabaseQueue
     public let path: String
@@ -160,26 +177,74 @@ public final class WorkerStore: Sendable {
                     );
                     """)
         }
+        migrator.registerMigration("v3: dossier state rows, tombstones, the event log as an audit trail") { db in
+            // A restart loads dossier rows instead of replaying the log. A state folder of an older version keeps
+            // its log; the worker builds the dossier rows from it once (`needsDossierRebuild`).
+            let logged = try Int.fetchOne(db, sql: "SELECT count(*) FROM event") ?? 0
+            try db.execute(
+                sql: """
+                    CREATE TABLE event_log (
+                        arrival INTEGER PRIMARY KEY,
+                        dossier TEXT NOT NULL,
+                        event_id TEXT NOT NULL,
+                        applied_at INTEGER NOT NULL,
+                        body BLOB NOT NULL
+                    );
+                    INSERT INTO event_log (arrival, dossier, event_id, applied_at, body)
+                        SELECT arrival, dossier, event_id, applied_at, CAST(json AS BLOB) FROM event ORDER BY arrival;
+                    DROP TABLE event;
+                    DROP INDEX IF EXISTS dossier_timer;
+                    DROP TABLE dossier;
+                    CREATE TABLE dossier (code TEXT PRIMARY KEY, state BLOB NOT NULL) WITHOUT ROWID;
+                    CREATE TABLE dossier_quarantine (code TEXT PRIMARY KEY, state BLOB NOT NULL, reason TEXT NOT NULL)
+                        WITHOUT ROWID;
+                    CREATE TABLE retired (code TEXT PRIMARY KEY, retired_at INTEGER NOT NULL) WITHOUT ROWID;
+                    CREATE INDEX retired_by_time ON retired(retired_at);
+                    CREATE TABLE retired_stock (unit TEXT PRIMARY KEY, dossiers INTEGER NOT NULL) WITHOUT ROWID;
+                    """)
+            if logged > 0 {
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO worker_state (key, value) VALUES ('dossiers_from_log', 1)")
+            }
+        }
         return migrator
     }
 
-    /// Writes a batch in one transaction. Events already stored are skipped (the dedupe of last resort);
-    /// an alert id already in the outbox is kept as it was (the same alert raised twice has the same id).
+    /// Writes a batch in one transaction. An alert id already in the outbox is kept as it was (the same alert
+    /// raised twice has the same id).
     public func commit(_ batch: CommitBatch) throws {
         guard !batch.isEmpty else { return }
         try database.write { db in
-            let insertEvent = try db.cachedStatement(
-                sql: "INSERT OR IGNORE INTO event (event_id, dossier, applied_at, json) VALUES (?, ?, ?, ?)")
-            for event in batch.events {
-                try insertEvent.execute(arguments: [event.eventID, event.dossier, event.appliedAt, event.json])
+            if !batch.events.isEmpty {
+                let insertEvent = try db.cachedStatement(
+                    sql: "INSERT INTO event_log (dossier, event_id, applied_at, body) VALUES (?, ?, ?, ?)")
+                for event in batch.events {
+                    try insertEvent.execute(arguments: [
+                        event.dossier, event.eventID, event.appliedAt, Data(event.body),
+                    ])
+                }
             }
-            let upsertDossier = try db.cachedStatement(
-                sql: """
-                    INSERT INTO dossier (code, unit, open, timer_at) VALUES (?, ?, ?, ?)
-                    ON CONFLICT(code) DO UPDATE SET unit = excluded.unit, open = excluded.open, timer_at = excluded.timer_at
-                    """)
-            for dossier in batch.dossiers {
-                try upsertDossier.execute(arguments: [dossier.code, dossier.unit, dossier.open, dossier.timer])
+            if !batch.dossiers.isEmpty {
+                let upsertDossier = try db.cachedStatement(
+                    sql: "INSERT OR REPLACE INTO dossier (code, state) VALUES (?, ?)")
+                for dossier in batch.dossiers {
+                    try upsertDossier.execute(arguments: [dossier.code, Data(dossier.state)])
+                }
+            }
+            if !batch.retired.isEmpty {
+                let delete = try db.cachedStatement(sql: "DELETE FROM dossier WHERE code = ?")
+                let tombstone = try db.cachedStatement(
+                    sql: "INSERT OR REPLACE INTO retired (code, retired_at) VALUES (?, ?)")
+                let stock = try db.cachedStatement(
+                    sql: """
+                        INSERT INTO retired_stock (unit, dossiers) VALUES (?, 1)
+                        ON CONFLICT(unit) DO UPDATE SET dossiers = dossiers + 1
+                        """)
+                for dossier in batch.retired {
+                    try delete.execute(arguments: [dossier.code])
+                    try tombstone.execute(arguments: [dossier.code, dossier.at])
+                    if let unit = dossier.abandonedUnit { try stock.execute(arguments: [unit]) }
+                }
             }
             let insertAlert = try db.cachedStatement(
                 sql: "INSERT OR IGNORE INTO alert (alert_id, level, routing_key, day, json) VALUES (?, ?, ?, ?, ?)")
@@ -209,28 +274,90 @@ public final class WorkerStore: Sendable {
                 let delete = try db.cachedStatement(sql: "DELETE FROM dead_letter WHERE seq = ?")
                 for seq in batch.confirmedDeadLetters { try delete.execute(arguments: [seq]) }
             }
-            if let clock = batch.clock {
-                try db.execute(
-                    sql:
-                        "INSERT INTO worker_state (key, value) VALUES ('clock', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                    arguments: [clock])
-            }
+            let setValue = try db.cachedStatement(
+                sql:
+                    "INSERT INTO worker_state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+            )
+            if let clock = batch.clock { try setValue.execute(arguments: ["clock", clock]) }
+            if let day = batch.firstDay { try setValue.execute(arguments: ["first_day", day]) }
+            if let day = batch.lastEventDay { try setValue.execute(arguments: ["last_event_day", day]) }
         }
     }
 
-    /// Every stored event in arrival order, with its row id and the clock it was applied at: how the engine is
-    /// rebuilt.
-    public func forEachEvent(_ body: (_ arrival: Int64, _ json: String, _ appliedAt: Instant) throws -> Void) throws {
+    /// Every stored dossier (code and compact state), in code order: what a restart loads.
+    public func forEachDossier(_ body: (_ code: String, _ state: [UInt8]) throws -> Void) throws {
         try database.read { db in
-            let rows = try Row.fetchCursor(db, sql: "SELECT arrival, json, applied_at FROM event ORDER BY arrival")
+            let rows = try Row.fetchCursor(db, sql: "SELECT code, state FROM dossier")
             while let row = try rows.next() {
-                try body(row[0], row[1], row[2])
+                try body(row[0], [UInt8](row[1] as Data))
             }
         }
     }
 
-    /// Moves stored events that cannot be read back out of the log, with the reason, so that a restart goes on
-    /// instead of failing for ever (they stay in `event_quarantine` for an operator).
+    /// Moves dossier rows that cannot be read back aside, with the reason, so a restart goes on.
+    public func quarantineDossiers(_ rows: [(code: String, reason: String)]) throws {
+        guard !rows.isEmpty else { return }
+        try database.write { db in
+            for row in rows {
+                try db.execute(
+                    sql: """
+                        INSERT OR REPLACE INTO dossier_quarantine (code, state, reason)
+                            SELECT code, state, ? FROM dossier WHERE code = ?
+                        """, arguments: [row.reason, row.code])
+                try db.execute(sql: "DELETE FROM dossier WHERE code = ?", arguments: [row.code])
+            }
+        }
+    }
+
+    public func quarantinedDossierCount() throws -> Int {
+        try database.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM dossier_quarantine") ?? 0 }
+    }
+
+    /// Tombstones of dossiers retired at or after `since`, oldest first.
+    public func tombstones(since: Instant) throws -> [(code: String, at: Instant)] {
+        try database.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT code, retired_at FROM retired WHERE retired_at >= ? ORDER BY retired_at",
+                arguments: [since]
+            ).map { ($0[0], $0[1]) }
+        }
+    }
+
+    /// Retired abandoned dossiers per unit code.
+    public func retiredStock() throws -> [String: Int] {
+        try database.read { db in
+            var out: [String: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT unit, dossiers FROM retired_stock") { out[row[0]] = row[1] }
+            return out
+        }
+    }
+
+    /// Whether the dossier rows must be built from the event log once (a state folder of an older version).
+    public func needsDossierRebuild() throws -> Bool { try value("dossiers_from_log") == 1 }
+
+    /// Replaces every dossier row at once and clears `needsDossierRebuild`.
+    public func replaceDossiers(_ rows: [(code: String, state: [UInt8])]) throws {
+        try database.write { db in
+            try db.execute(sql: "DELETE FROM dossier")
+            let insert = try db.cachedStatement(sql: "INSERT OR REPLACE INTO dossier (code, state) VALUES (?, ?)")
+            for row in rows { try insert.execute(arguments: [row.code, Data(row.state)]) }
+            try db.execute(sql: "DELETE FROM worker_state WHERE key = 'dossiers_from_log'")
+        }
+    }
+
+    /// The event log in arrival order, with the clock each event was applied at (migration and audit only).
+    public func forEachLoggedEvent(_ body: (_ arrival: Int64, _ bytes: [UInt8], _ appliedAt: Instant) throws -> Void)
+        throws
+    {
+        try database.read { db in
+            let rows = try Row.fetchCursor(db, sql: "SELECT arrival, body, applied_at FROM event_log ORDER BY arrival")
+            while let row = try rows.next() {
+                try body(row[0], [UInt8](row[1] as Data), row[2])
+            }
+        }
+    }
+
+    /// Moves logged events that cannot be read back into `event_quarantine`, with the reason.
     public func quarantine(_ rows: [(arrival: Int64, reason: String)]) throws {
         guard !rows.isEmpty else { return }
         try database.write { db in
@@ -238,15 +365,47 @@ public final class WorkerStore: Sendable {
                 try db.execute(
                     sql: """
                         INSERT OR REPLACE INTO event_quarantine (arrival, event_id, dossier, applied_at, json, reason)
-                            SELECT arrival, event_id, dossier, applied_at, json, ? FROM event WHERE arrival = ?
+                            SELECT arrival, event_id, dossier, applied_at, CAST(body AS TEXT), ? FROM event_log
+                            WHERE arrival = ?
                         """, arguments: [row.reason, row.arrival])
-                try db.execute(sql: "DELETE FROM event WHERE arrival = ?", arguments: [row.arrival])
+                try db.execute(sql: "DELETE FROM event_log WHERE arrival = ?", arguments: [row.arrival])
             }
         }
     }
 
     public func quarantinedEventCount() throws -> Int {
         try database.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM event_quarantine") ?? 0 }
+    }
+
+    /// One small slice of retention work, in its own short transaction: logged events applied before
+    /// `eventsBefore`, tombstones older than `tombstonesBefore`, and alerts delivered both ways whose day is before
+    /// `alertsBeforeDay` (YYYY-MM-DD), at most `limit` rows of each. Oldest rows come first in every table, so each
+    /// slice costs the same whatever the history.
+    public func prune(eventsBefore: Instant, tombstonesBefore: Instant, alertsBeforeDay: String, limit: Int = 2000)
+        throws -> PruneResult
+    {
+        try database.write { db in
+            var result = PruneResult()
+            try db.execute(
+                sql: """
+                    DELETE FROM event_log WHERE arrival IN
+                        (SELECT arrival FROM event_log WHERE applied_at < ? ORDER BY arrival LIMIT ?)
+                    """, arguments: [eventsBefore, limit])
+            result.events = db.changesCount
+            try db.execute(
+                sql: """
+                    DELETE FROM retired WHERE code IN
+                        (SELECT code FROM retired WHERE retired_at < ? ORDER BY retired_at LIMIT ?)
+                    """, arguments: [tombstonesBefore, limit])
+            result.tombstones = db.changesCount
+            try db.execute(
+                sql: """
+                    DELETE FROM alert WHERE seq IN
+                        (SELECT seq FROM alert WHERE day < ? AND published = 1 AND filed = 1 ORDER BY seq LIMIT ?)
+                    """, arguments: [alertsBeforeDay, limit])
+            result.alerts = db.changesCount
+            return result
+        }
     }
 
     /// Dead letters not yet confirmed by the broker, oldest first.
@@ -266,16 +425,36 @@ public final class WorkerStore: Sendable {
     /// Writes raw SQL (tests that simulate a damaged or old state folder).
     public func execute(sql: String) throws { try database.write { db in try db.execute(sql: sql) } }
 
-    public func clock() throws -> Instant? {
-        try database.read { db in try Instant.fetchOne(db, sql: "SELECT value FROM worker_state WHERE key = 'clock'") }
+    public func clock() throws -> Instant? { try value("clock") }
+    public func firstDay() throws -> Int64? { try value("first_day") }
+    public func lastEventDay() throws -> Int64? { try value("last_event_day") }
+
+    private func value(_ key: String) throws -> Int64? {
+        try database.read { db in
+            try Int64.fetchOne(db, sql: "SELECT value FROM worker_state WHERE key = ?", arguments: [key])
+        }
     }
 
+    /// Events in the audit log (pruned after `eventLogDays`).
     public func eventCount() throws -> Int {
-        try database.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM event") ?? 0 }
+        try database.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM event_log") ?? 0 }
     }
 
-    public func openDossierCount() throws -> Int {
-        try database.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM dossier WHERE open = 1") ?? 0 }
+    /// Dossiers held (open, and closed ones not yet retired).
+    public func dossierCount() throws -> Int {
+        try database.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM dossier") ?? 0 }
+    }
+
+    public func tombstoneCount() throws -> Int {
+        try database.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM retired") ?? 0 }
+    }
+
+    /// Bytes on disk: the database and its write-ahead log.
+    public func bytesOnDisk() -> Int64 {
+        [path, path + "-wal"].reduce(0) { total, file in
+            let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? NSNumber)??.int64Value ?? 0
+            return total + size
+        }
     }
 
     /// Outbox rows not yet confirmed by the broker, oldest first.

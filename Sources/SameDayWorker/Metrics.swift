@@ -27,6 +27,13 @@ public final class WorkerMetrics: Sendable {
         state.withLock { $0.gauges[name + labels] = value }
     }
 
+    public func observe(_ name: String, seconds: Double) {
+        state.withLock {
+            $0.counters[name + "_count", default: 0] += 1
+            $0.counters[name + "_sum", default: 0] += seconds
+        }
+    }
+
     public func observeCommit(seconds: Double) {
         state.withLock {
             $0.commitSeconds.append(seconds)

@@ -20,8 +20,30 @@ public enum RollupFiles {
         ]
     }
 
-    /// Writes the daily files for every day from `firstDay` to `lastDay` (day numbers), each atomically.
-    /// `unchanged` lets a caller skip days whose bytes it already wrote (keyed by path).
+    /// Writes the four files of one day, each atomically, skipping a file whose bytes it wrote before (`written`,
+    /// keyed by path) or that already holds them on disk (a restart). Returns the number of files written.
+    public static func write(_ rollup: Rollup, date: LocalDate, root: String, written: inout [String: Int]) throws -> Int {
+        var count = 0
+        for (path, bytes) in files(for: rollup, date: date, root: root) {
+            var hasher = Hasher()
+            hasher.combine(bytes)
+            let digest = hasher.finalize()
+            if let previous = written[path] {
+                if previous == digest { continue }
+            } else if let onDisk = FileManager.default.contents(atPath: path), onDisk.elementsEqual(bytes) {
+                written[path] = digest
+                continue
+            }
+            try DurableFile.createFolder(of: path)
+            try DurableFile.writeAtomically(bytes, to: path)
+            written[path] = digest
+            count += 1
+        }
+        return count
+    }
+
+    /// Writes the daily files for every day from `firstDay` to `lastDay` (day numbers) from all facts
+    /// (`sameday replay`).
     public static func write(
         facts: [DossierFacts], days: ClosedRange<Int64>, configuration: Configuration, root: String,
         written: inout [String: Int]
@@ -30,16 +52,7 @@ public enum RollupFiles {
         for day in days {
             let date = LocalDate(dayNumber: day)
             let rollup = Rollup.compute(facts: facts, period: .day(date), config: configuration)
-            for (path, bytes) in files(for: rollup, date: date, root: root) {
-                var hasher = Hasher()
-                hasher.combine(bytes)
-                let digest = hasher.finalize()
-                if written[path] == digest { continue }
-                try DurableFile.createFolder(of: path)
-                try DurableFile.writeAtomically(bytes, to: path)
-                written[path] = digest
-                count += 1
-            }
+            count += try write(rollup, date: date, root: root, written: &written)
         }
         return count
     }

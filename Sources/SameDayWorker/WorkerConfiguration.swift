@@ -26,6 +26,8 @@ import SameDayCore
 /// | `eventsAheadSeconds` | | 86400 | events whose `occurredAt` is later than this after the wall clock are dead-lettered |
 /// | `rescheduleWithinDays` | | 366 | a `newDueAt` further than this from its event is dead-lettered |
 /// | `maxClockJumpSeconds` | | 600 | a wall-clock jump larger than this (against the monotonic clock) is refused, logged and counted |
+/// | `retainClosedDays` | | 62 | a closed dossier stays in the state this long after its last event (a month's report plus a month of late events), then it is retired; rollups of older days are never rewritten (docs/worker.md) |
+/// | `eventLogDays` | | 62 | the event log (an audit trail nobody reads at start) and retired dossiers' tombstones are kept this long |
 /// | `sourceSilence` | `SAMEDAY_SOURCE_SILENCE` (0/1) | on when `shards` is 1 | raise `source_silent` when a unit goes quiet (`alerting.json`); a worker that sees only part of a unit's events would take its own share of them for silence |
 public struct WorkerConfiguration: Sendable, Codable, Equatable {
     public var brokers: [String] = ["amqp://127.0.0.1:5672/%2F"]
@@ -48,6 +50,8 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
     public var eventsAheadSeconds = 86_400
     public var rescheduleWithinDays = 366
     public var maxClockJumpSeconds = 600
+    public var retainClosedDays = 62
+    public var eventLogDays = 62
     /// Nil: decided by `shards` (see the table above).
     public var sourceSilence: Bool?
     /// Whether this worker watches units for silence.
@@ -57,6 +61,7 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
 
     public var resolvedAlertsDirectory: String { alertsDirectory ?? stateDirectory + "/alerts" }
     public var resolvedRollupsDirectory: String { rollupsDirectory ?? stateDirectory + "/rollups" }
+    public var retention: Retention { Retention(closedDays: retainClosedDays, eventLogDays: eventLogDays) }
     public var databasePath: String { stateDirectory + "/shard-\(shard).sqlite" }
 
     /// The window of plausible event times (`eventsFrom`, `eventsAheadSeconds`, `rescheduleWithinDays`).
@@ -155,6 +160,10 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
         guard (1...3660).contains(rescheduleWithinDays) else {
             throw Invalid(description: "rescheduleWithinDays must be 1…3660")
         }
+        guard (1...3660).contains(retainClosedDays) else {
+            throw Invalid(description: "retainClosedDays must be 1…3660")
+        }
+        guard (1...3660).contains(eventLogDays) else { throw Invalid(description: "eventLogDays must be 1…3660") }
         guard maxClockJumpSeconds >= 1 else { throw Invalid(description: "maxClockJumpSeconds must be ≥ 1") }
         if metricsListen.hasSuffix("+shard") && resolvedMetricsListen == metricsListen {
             throw Invalid(description: "metricsListen \"\(metricsListen)\": expected HOST:PORT or HOST:PORT+shard")
@@ -185,7 +194,7 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
         case brokers, credentialsFile, shard, namePrefix, domainConfig, stateDirectory, alertsDirectory,
             rollupsDirectory, clock, prefetch, batchSize, batchDelayMilliseconds, snapshotSeconds, metricsListen,
             heartbeatSeconds, sourceSilence, shards, eventsFrom, eventsAheadSeconds, rescheduleWithinDays,
-            maxClockJumpSeconds
+            maxClockJumpSeconds, retainClosedDays, eventLogDays
         static var allKeys: [String] { allCases.map(\.rawValue) }
     }
 
@@ -218,5 +227,8 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
             try container.decodeIfPresent(Int.self, forKey: .rescheduleWithinDays) ?? defaults.rescheduleWithinDays
         maxClockJumpSeconds =
             try container.decodeIfPresent(Int.self, forKey: .maxClockJumpSeconds) ?? defaults.maxClockJumpSeconds
+        retainClosedDays =
+            try container.decodeIfPresent(Int.self, forKey: .retainClosedDays) ?? defaults.retainClosedDays
+        eventLogDays = try container.decodeIfPresent(Int.self, forKey: .eventLogDays) ?? defaults.eventLogDays
     }
 }

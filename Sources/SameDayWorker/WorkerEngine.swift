@@ -23,33 +23,77 @@ public struct SystemClock: WorkerClock {
     public func now() -> Instant { Instant(Date().timeIntervalSince1970.rounded(.down)) }
 }
 
+/// How long a worker keeps what it no longer needs for live work (issue "state bounded by open work").
+public struct Retention: Sendable, Equatable {
+    /// A closed dossier stays this long after its last event, while late events may still change it; then it is
+    /// retired (its figures are final in the day rollups) and the rollups of days older than this are never
+    /// rewritten. Default 62 days: a month's report plus a month of late events.
+    public var closedDays: Int
+    /// The event log (an audit trail) and the tombstones of retired dossiers are kept this long.
+    public var eventLogDays: Int
+
+    public init(closedDays: Int = 62, eventLogDays: Int = 62) {
+        self.closedDays = closedDays
+        self.eventLogDays = eventLogDays
+    }
+
+    public var closedSeconds: Int64 { Int64(closedDays) * LocalTime.secondsPerDay }
+    public var eventLogSeconds: Int64 { Int64(eventLogDays) * LocalTime.secondsPerDay }
+}
+
+/// A dossier change the rollups must follow: changed by events from `since` (a day number) on, or retired.
+public enum RollupChange: Sendable {
+    case changed(Dossier, since: Int64)
+    case retired(code: String, abandonedIn: UnitID?)
+}
+
+/// A group commit ready to be written: the batch, the alerts it adds to the outbox, and the changes the rollups
+/// follow once it is durable.
+public struct PreparedCommit: Sendable {
+    public var batch: CommitBatch
+    public var alerts: [OutboxAlert] { batch.alerts }
+    public var rollupChanges: [RollupChange]
+}
+
 /// The worker's state and its durable mirror, without any broker: the core engine (dossiers, timers) in memory,
-/// and every change staged into one `CommitBatch` that `commit()` writes to SQLite in one transaction.
+/// every change staged into one `CommitBatch`, written to SQLite in one transaction.
 ///
-/// Events are applied at the engine clock (wall clock, or the newest `occurredAt` in `.events` mode); the clock an
-/// event was applied at is stored with it, so `rebuild()` replays the log to exactly the state the worker had.
+/// The durable state is each open or retained dossier's compact state, so a restart loads those rows and never
+/// reads the event log. Closed dossiers are retired `Retention.closedDays` after their last event; an event for a
+/// retired dossier is refused with the reason `dossier retired` (tombstones are kept `eventLogDays`).
 public final class WorkerEngine {
     public let configuration: Configuration
     public let store: WorkerStore
     public let clockMode: ClockMode
+    public let retention: Retention
     private let clock: any WorkerClock
     private let logger: Logger
     private var engine: Replay
     private var staged = CommitBatch()
-    /// Dossiers changed since the last commit, with their unit code.
-    private var touched: [String: String] = [:]
+    /// Dossiers changed since the last commit, with the first day an event changed them from (nil: only alerts).
+    private var touched: [String: Int64?] = [:]
+    /// Retirement candidates: one entry per dossier, checked when due.
+    private var retirementQueue = InstantHeap<String>()
+    private var queuedForRetirement: Set<String> = []
+    /// Tombstones of retired dossiers (FNV-1a of the code), with their expiry queue.
+    private var tombstones: Set<UInt64> = []
+    private var tombstoneExpiry: [(at: Instant, hash: UInt64)] = []
+    private var tombstoneExpiryHead = 0
     public private(set) var firstDay: Int64?
     public private(set) var lastEventDay: Int64?
+    private var daysChanged = false
 
     /// `sourceSilence`: also watch units for silence (`source_silent` alerts).
     public init(
         configuration: Configuration, store: WorkerStore, clockMode: ClockMode, clock: any WorkerClock = SystemClock(),
-        sourceSilence: Bool = false, logger: Logger = Logger(label: "sameday.worker")
+        retention: Retention = Retention(), sourceSilence: Bool = false,
+        logger: Logger = Logger(label: "sameday.worker")
     ) {
         self.configuration = configuration
         self.store = store
         self.clockMode = clockMode
         self.clock = clock
+        self.retention = retention
         self.logger = logger
         self.engine = Replay(config: configuration)
         engine.detectSilence = sourceSilence
@@ -62,44 +106,54 @@ public final class WorkerEngine {
     public var now: Instant { engine.clock }
     /// When the next alert threshold falls (the consume wait must not outlast it in wall-clock mode).
     public var nextTimerAt: Instant? { engine.nextTimerAt }
-    public var dossierCount: Int { engine.dossiers.count }
+    /// Dossiers held: open ones and closed ones not yet retired.
+    public var dossierCount: Int { engine.liveDossierCount }
+    public var tombstoneCount: Int { tombstones.count }
 
     public struct RebuildSummary: Sendable {
+        /// Events replayed (only when an older state folder's log was turned into dossier rows).
         public var events: Int
         public var dossiers: Int
         public var missedAlerts: Int
-        /// Stored events that could not be read back or applied: moved to `event_quarantine`, not fatal.
+        /// Stored rows that could not be read back: set aside with the reason, not fatal.
         public var quarantined: Int
         public var seconds: Double
     }
 
-    /// Replays the stored event log into memory, then (wall clock) fires what came due while the worker was down:
-    /// those alerts are marked late-fired and committed.
+    /// Loads the stored dossiers (not the event log), then (wall clock) fires what came due while the worker was
+    /// down: those alerts are marked late-fired and committed. A state folder of an older version has only its log:
+    /// that is replayed once into dossier rows.
     public func rebuild() throws -> RebuildSummary {
         let started = Date()
-        var count = 0
-        var unreadable: [(arrival: Int64, reason: String)] = []
-        try store.forEachEvent { arrival, json, appliedAt in
-            // A row that no longer reads back (written by an older version, or damaged) must not stop the shard
-            // for good: it is set aside with the reason, and the restart goes on.
+        var replayed = 0
+        var quarantined = 0
+        if try store.needsDossierRebuild() {
+            (replayed, quarantined) = try dossiersFromLog()
+        }
+        if let stored = try store.clock() { engine.advance(to: stored) }
+        firstDay = try store.firstDay()
+        lastEventDay = try store.lastEventDay()
+        var unreadable: [(code: String, reason: String)] = []
+        try store.forEachDossier { code, state in
             do {
-                let event = try DossierEvent.decode(json)
-                try engine.receive(event, at: max(engine.clock, appliedAt))
-                noteDays(event)
-                count += 1
+                let dossier = try DossierRecord.decode(code: code, state, config: configuration)
+                engine.load(dossier)
+                queueRetirement(dossier)
             } catch {
-                unreadable.append((arrival, "\(error)"))
+                unreadable.append((code, "\(error)"))
             }
         }
         if !unreadable.isEmpty {
-            try store.quarantine(unreadable)
+            try store.quarantineDossiers(unreadable)
             for row in unreadable.prefix(20) {
                 logger.error(
-                    "stored event quarantined: it cannot be read back",
-                    metadata: ["arrival": "\(row.arrival)", "reason": "\(row.reason.prefix(300))"])
+                    "stored dossier quarantined: it cannot be read back",
+                    metadata: ["dossier": "\(row.code.prefix(100))", "reason": "\(row.reason.prefix(300))"])
             }
         }
-        if let stored = try store.clock() { engine.advance(to: stored) }
+        for (code, at) in try store.tombstones(since: engine.clock == Int64.min ? Int64.min : engine.clock - retention.eventLogSeconds) {
+            addTombstone(code, at: at)
+        }
         // Everything fired up to the stored clock was committed with it: already in the outbox.
         _ = engine.takeAlerts()
         var missed = 0
@@ -110,8 +164,47 @@ public final class WorkerEngine {
             try commit()
         }
         return RebuildSummary(
-            events: count, dossiers: engine.dossiers.count, missedAlerts: missed, quarantined: unreadable.count,
-            seconds: Date().timeIntervalSince(started))
+            events: replayed, dossiers: engine.liveDossierCount, missedAlerts: missed,
+            quarantined: quarantined + unreadable.count, seconds: Date().timeIntervalSince(started))
+    }
+
+    /// An older state folder: replays its event log once and stores the dossier rows it implies.
+    private func dossiersFromLog() throws -> (events: Int, quarantined: Int) {
+        var replay = Replay(config: configuration)
+        var count = 0
+        var unreadable: [(arrival: Int64, reason: String)] = []
+        var first: Int64?, last: Int64?
+        try store.forEachLoggedEvent { arrival, bytes, appliedAt in
+            do {
+                let event = try bytes.withUnsafeBytes { raw throws(EventDecodingError) in try DossierEvent.decode(raw) }
+                try replay.receive(event, at: max(replay.clock, appliedAt))
+                let day = LocalTime.day(of: event.occurredAt)
+                first = min(first ?? day, day)
+                last = max(last ?? day, day)
+                count += 1
+            } catch {
+                unreadable.append((arrival, "\(error)"))
+            }
+        }
+        try store.quarantine(unreadable)
+        for row in unreadable.prefix(20) {
+            logger.error(
+                "stored event quarantined: it cannot be read back",
+                metadata: ["arrival": "\(row.arrival)", "reason": "\(row.reason.prefix(300))"])
+        }
+        let rows = replay.dossiers.filter { !$0.code.isEmpty }.map {
+            (code: $0.code, state: DossierRecord.encode($0, config: configuration))
+        }
+        try store.replaceDossiers(rows)
+        var days = CommitBatch()
+        days.firstDay = first
+        days.lastEventDay = last
+        days.clock = try store.clock()
+        if days.clock != nil || first != nil { try store.commit(days) }
+        logger.notice(
+            "dossier rows built from an older state folder's event log",
+            metadata: ["events": "\(count)", "dossiers": "\(rows.count)"])
+        return (count, unreadable.count)
     }
 
     /// What the broker says about a delivery besides its body.
@@ -128,8 +221,9 @@ public final class WorkerEngine {
     /// Why a delivery must not be applied, or nil when it may (issue "hostile input"): its time is outside the
     /// plausible window; its routing key does not say the body's block, unit and type (topic permissions check
     /// only the key, so a unit system allowed `district.760.*` could otherwise write any unit's dossiers); its
-    /// `dossier` header (what the consistent-hash exchange shards on) is not the body's dossier; or its stored form
-    /// would not read back as the same event.
+    /// `dossier` header (what the consistent-hash exchange shards on) is not the body's dossier; or its dossier was
+    /// retired (an old export sent again must not re-open it). What is stored is the bytes that arrived, which
+    /// decoded to this event, so it always reads back.
     public func refusal(of event: DossierEvent, envelope: Envelope?, bounds: EventTimeBounds, now: Instant) -> String? {
         if let reason = bounds.violation(of: event, now: now) { return reason }
         if let envelope {
@@ -149,9 +243,11 @@ public final class WorkerEngine {
                     + " differs from the body's dossier \"\(event.dossier)\""
             }
         }
-        let stored = event.encoded()
-        guard (try? DossierEvent.decode(stored)) == event else {
-            return "the event cannot be stored in a form that reads back as the same event"
+        if !tombstones.isEmpty, engine.dossier(event.dossier) == nil,
+            tombstones.contains(FNV1a.hash(event.dossier))
+        {
+            return "dossier retired: \"\(event.dossier.prefix(100))\" was closed more than "
+                + "\(retention.closedDays) days before and its figures are final"
         }
         return nil
     }
@@ -159,9 +255,10 @@ public final class WorkerEngine {
     /// Stages a refused delivery for the dead-letter outbox: it is stored in the commit that acks it.
     public func stage(deadLetter: DeadLetter) { staged.deadLetters.append(deadLetter) }
 
-    /// Applies one event at the engine clock; false for a duplicate (same `eventId` already applied).
+    /// Applies one event at the engine clock; false for a duplicate (same `eventId` already applied). `body` is
+    /// what arrived (the audit log stores it); nil stores the canonical encoding.
     @discardableResult
-    public func apply(_ event: DossierEvent) throws(DossierError) -> Bool {
+    public func apply(_ event: DossierEvent, body: [UInt8]? = nil) throws(DossierError) -> Bool {
         let at: Instant =
             switch clockMode {
             case .wall: max(engine.clock, clock.now())
@@ -173,8 +270,17 @@ public final class WorkerEngine {
             collectAlerts()
             return false
         }
-        staged.events.append((event.eventId, event.dossier, engine.clock, event.encoded()))
-        touched[event.dossier] = event.unit
+        staged.events.append((event.eventId, event.dossier, engine.clock, body ?? Array(event.encoded().utf8)))
+        let day = LocalTime.day(of: event.occurredAt)
+        if let since = touched[event.dossier], let since {
+            touched[event.dossier] = min(since, day)
+        } else {
+            touched[event.dossier] = day
+        }
+        if !queuedForRetirement.contains(event.dossier) {
+            queuedForRetirement.insert(event.dossier)
+            retirementQueue.push(event.occurredAt + retention.closedSeconds, event.dossier)
+        }
         noteDays(event)
         collectAlerts()
         return true
@@ -197,30 +303,106 @@ public final class WorkerEngine {
     /// Whether anything awaits `commit()`.
     public var hasStagedChanges: Bool {
         !staged.events.isEmpty || !staged.alerts.isEmpty || !touched.isEmpty || !staged.deadLetters.isEmpty
+            || !staged.retired.isEmpty || daysChanged
     }
 
-    /// Writes everything staged since the last commit in one SQLite transaction, with the delivery marks of
-    /// alerts already sent; returns the alerts it added to the outbox (for the caller to deliver).
+    /// Retires up to `limit` dossiers whose time has come (in bounded slices: the consume thread does this
+    /// between batches).
+    public func retireDue(limit: Int = 2000) {
+        var done = 0
+        while done < limit, let top = retirementQueue.peek, top.at <= engine.clock {
+            _ = retirementQueue.pop()
+            let code = top.value
+            done += 1
+            guard engine.dossier(code) != nil else {
+                queuedForRetirement.remove(code)
+                continue
+            }
+            engine.settle(code)
+            collectAlerts()
+            guard let dossier = engine.dossier(code) else { continue }
+            guard let retirement = dossier.retirement(config: configuration, retainSeconds: retention.closedSeconds)
+            else {
+                // Its SLA clock runs: look again in a day.
+                retirementQueue.push(engine.clock + LocalTime.secondsPerDay, code)
+                continue
+            }
+            if retirement.at > engine.clock || touched[code] != nil {
+                retirementQueue.push(max(retirement.at, engine.clock + 1), code)
+                continue
+            }
+            engine.remove(code)
+            queuedForRetirement.remove(code)
+            staged.retired.append(
+                (code, engine.clock, retirement.abandonedIn.map { configuration.unit($0).code }))
+            addTombstone(code, at: engine.clock)
+            retiredChanges.append(.retired(code: code, abandonedIn: retirement.abandonedIn))
+        }
+        // Tombstones older than the event log's retention are forgotten (the store prunes its copies).
+        guard engine.clock > Int64.min / 2 else { return }  // no event yet
+        let horizon = engine.clock - retention.eventLogSeconds
+        while tombstoneExpiryHead < tombstoneExpiry.count, tombstoneExpiry[tombstoneExpiryHead].at < horizon {
+            tombstones.remove(tombstoneExpiry[tombstoneExpiryHead].hash)
+            tombstoneExpiryHead += 1
+        }
+        if tombstoneExpiryHead > 4096, tombstoneExpiryHead * 2 > tombstoneExpiry.count {
+            tombstoneExpiry.removeFirst(tombstoneExpiryHead)
+            tombstoneExpiryHead = 0
+        }
+    }
+    private var retiredChanges: [RollupChange] = []
+
+    /// Takes everything staged since the last commit as one batch (with the delivery marks of alerts already
+    /// sent), for the caller to write; the engine goes on with an empty batch.
+    public func prepareCommit(published: [String] = [], filed: [String] = [], deadLettersSent: [Int64] = [])
+        -> PreparedCommit?
+    {
+        guard hasStagedChanges || !published.isEmpty || !filed.isEmpty || !deadLettersSent.isEmpty else { return nil }
+        var changes = retiredChanges
+        retiredChanges.removeAll(keepingCapacity: true)
+        staged.dossiers.reserveCapacity(touched.count)
+        for (code, since) in touched {
+            guard let dossier = engine.dossier(code) else { continue }
+            staged.dossiers.append((code, DossierRecord.encode(dossier, config: configuration)))
+            if let since { changes.append(.changed(dossier, since: since)) }
+        }
+        staged.clock = engine.clock
+        if daysChanged {
+            staged.firstDay = firstDay
+            staged.lastEventDay = lastEventDay
+            daysChanged = false
+        }
+        staged.publishedAlertIDs = published
+        staged.filedAlertIDs = filed
+        staged.confirmedDeadLetters = deadLettersSent
+        let prepared = PreparedCommit(batch: staged, rollupChanges: changes)
+        staged = CommitBatch()
+        touched.removeAll(keepingCapacity: true)
+        return prepared
+    }
+
+    /// Writes everything staged since the last commit in one SQLite transaction on the calling thread; returns the
+    /// commit (its alerts for the caller to deliver, its changes for the rollups).
     @discardableResult
     public func commit(published: [String] = [], filed: [String] = [], deadLettersSent: [Int64] = []) throws
         -> [OutboxAlert]
     {
-        guard hasStagedChanges || !published.isEmpty || !filed.isEmpty || !deadLettersSent.isEmpty else { return [] }
-        for (code, unit) in touched {
-            staged.dossiers.append((code, unit, engine.isOpen(code), engine.timer(of: code)))
-        }
-        staged.clock = engine.clock
-        staged.publishedAlertIDs = published
-        staged.filedAlertIDs = filed
-        staged.confirmedDeadLetters = deadLettersSent
-        try store.commit(staged)
-        let added = staged.alerts
-        staged = CommitBatch()
-        touched.removeAll(keepingCapacity: true)
-        return added
+        try commitPrepared(published: published, filed: filed, deadLettersSent: deadLettersSent)?.alerts ?? []
     }
 
-    /// Facts of every received dossier, for rollups.
+    public func commitPrepared(published: [String] = [], filed: [String] = [], deadLettersSent: [Int64] = []) throws
+        -> PreparedCommit?
+    {
+        guard let prepared = prepareCommit(published: published, filed: filed, deadLettersSent: deadLettersSent)
+        else { return nil }
+        try store.commit(prepared.batch)
+        return prepared
+    }
+
+    /// Every dossier held (for the rollups at start).
+    public func heldDossiers() -> [Dossier] { engine.dossiers.filter { !$0.code.isEmpty } }
+
+    /// Facts of every held dossier that was received.
     public func facts() -> [DossierFacts] { engine.facts() }
 
     /// The days a rollup covers: from the first event's day to the later of the clock's and the last event's day.
@@ -232,15 +414,68 @@ public final class WorkerEngine {
     private func noteDays(_ event: DossierEvent) {
         newestOccurredAt = max(newestOccurredAt ?? event.occurredAt, event.occurredAt)
         let day = LocalTime.day(of: event.occurredAt)
-        firstDay = min(firstDay ?? day, day)
-        lastEventDay = max(lastEventDay ?? day, day)
+        if firstDay.map({ day < $0 }) ?? true {
+            firstDay = day
+            daysChanged = true
+        }
+        if lastEventDay.map({ day > $0 }) ?? true {
+            lastEventDay = day
+            daysChanged = true
+        }
+    }
+
+    private func queueRetirement(_ dossier: Dossier) {
+        guard let last = dossier.lastEventAt, !queuedForRetirement.contains(dossier.code) else { return }
+        queuedForRetirement.insert(dossier.code)
+        retirementQueue.push(last + retention.closedSeconds, dossier.code)
+    }
+
+    private func addTombstone(_ code: String, at: Instant) {
+        let hash = FNV1a.hash(code)
+        tombstones.insert(hash)
+        tombstoneExpiry.append((at, hash))
     }
 
     private func collectAlerts() {
         for alert in engine.takeAlerts() {
             staged.alerts.append(OutboxAlert(alert))
-            if !alert.dossier.isEmpty { touched[alert.dossier] = alert.unit }
+            if !alert.dossier.isEmpty, touched[alert.dossier] == nil { touched[alert.dossier] = .some(nil) }
         }
+    }
+}
+
+/// A binary min-heap of (instant, value), for the retirement queue.
+struct InstantHeap<Value> {
+    private var items: [(at: Instant, value: Value)] = []
+    var count: Int { items.count }
+    var peek: (at: Instant, value: Value)? { items.first }
+
+    mutating func push(_ at: Instant, _ value: Value) {
+        items.append((at, value))
+        var i = items.count - 1
+        while i > 0 {
+            let p = (i - 1) / 2
+            guard items[i].at < items[p].at else { break }
+            items.swapAt(i, p)
+            i = p
+        }
+    }
+
+    mutating func pop() -> (at: Instant, value: Value)? {
+        guard !items.isEmpty else { return nil }
+        items.swapAt(0, items.count - 1)
+        let top = items.removeLast()
+        var i = 0
+        while true {
+            let l = 2 * i + 1, r = l + 1
+            var m = i
+            if l < items.count && items[l].at < items[m].at { m = l }
+            if r < items.count && items[r].at < items[m].at { m = r }
+            if m == i { break }
+            items.swapAt(i, m)
+            i = m
+        }
+        return top
     }
 }
 

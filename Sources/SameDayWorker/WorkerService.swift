@@ -17,6 +17,11 @@ public final class StopFlag: Sendable {
 /// `sameday worker`: consumes one shard queue, applies events to dossiers, commits each batch to SQLite before
 /// acking it (group commit), fires SLA alerts on its clock, delivers the alert outbox to the broker and to daily
 /// files, and keeps the rollup files current. Runs on the calling thread until `stop` is requested.
+///
+/// Three threads share the work: this one owns the consumer connection (decode, apply, ack: nothing on it waits
+/// long, so its heartbeats never lapse); the commit thread writes group commits and retention slices; the rollups
+/// thread renders and writes the files of the days that changed. The publisher has a fourth, with its own
+/// connection.
 public final class WorkerService {
     public let configuration: WorkerConfiguration
     public let domain: Configuration
@@ -56,23 +61,9 @@ public final class WorkerService {
     /// - Parameter stateLock: the shard's state lock if the caller took it already (before opening ports);
     ///   otherwise `run` takes it.
     public func run(until stop: StopFlag, stateLock: StateLock? = nil) throws {
-        metrics.setReady(false, reason: "rebuilding state")
+        metrics.setReady(false, reason: "loading state")
         let lock = try stateLock ?? StateLock(folder: configuration.stateDirectory, shard: configuration.shard)
         defer { if stateLock == nil { lock.release() } }
-        let store = try WorkerStore(path: configuration.databasePath)
-        let engine = WorkerEngine(
-            configuration: domain, store: store, clockMode: configuration.clock, clock: clock,
-            sourceSilence: configuration.watchesSourceSilence, logger: logger)
-        let summary = try engine.rebuild()
-        logger.info(
-            "worker state rebuilt",
-            metadata: [
-                "events": "\(summary.events)", "dossiers": "\(summary.dossiers)",
-                "missed_alerts": "\(summary.missedAlerts)", "quarantined": "\(summary.quarantined)",
-                "seconds": "\(summary.seconds)",
-            ])
-        metrics.set("sameday_rebuild_seconds", summary.seconds)
-        metrics.increment("sameday_quarantined_events_total", by: Double(summary.quarantined))
 
         let connection = try configuration.connection(name: "sameday worker shard \(configuration.shard)")
         var publisherConnection = connection
@@ -80,18 +71,12 @@ public final class WorkerService {
         let publisher = OutboxPublisher(
             connection: publisherConnection, topology: topology, metrics: metrics, logger: logger)
         defer { publisher.finish(timeout: .seconds(1)) }
-        let files = AlertFileSink(folder: configuration.resolvedAlertsDirectory)
-        var rollupDigests: [String: Int] = [:]
-        var loop = Loop(
-            engine: engine, store: store, publisher: publisher, files: files, metrics: metrics, logger: logger,
-            bounds: configuration.eventTimeBounds, clock: clock)
-        try loop.deliverOutbox()
+        let shard = try ShardLoop(
+            configuration: configuration, domain: domain, clock: clock, metrics: metrics, logger: logger,
+            publisher: publisher, queue: queue)
+        defer { shard.close() }
 
         var consumer: Consumer?
-        let batchDelay = Duration.milliseconds(configuration.batchDelayMilliseconds)
-        // The first snapshot comes right after consuming starts (not before: a restart reaches the queue first).
-        var lastSnapshot = ContinuousClock.now - .seconds(configuration.snapshotSeconds)
-        var lastRollupDay = LocalTime.day(of: engine.now)
         defer { consumer?.close() }
         while !stop.isRequested {
             if consumer == nil {
@@ -109,228 +94,324 @@ public final class WorkerService {
                     metrics.setReady(false, reason: "cannot consume \(queue): \(error)")
                     logger.warning("worker cannot consume yet", metadata: ["error": "\(error)"])
                     if !error.isRetriable && error.kind != .channelClosed { throw error }
-                    loop.tick()
-                    try loop.flush(consumer: nil)
+                    try shard.step(consumer: nil, idle: true)
                     sleepUnlessStopped(.seconds(1), stop)
                     continue
                 }
             }
             guard let active = consumer else { continue }
-
-            var wait = Duration.milliseconds(250)
-            if let started = loop.batchStarted {
-                wait = min(wait, max(.zero, batchDelay - (ContinuousClock.now - started)))
-            }
-            if configuration.clock == .wall, let next = engine.nextTimerAt {
-                wait = min(wait, .seconds(max(0, next - clock.now())))
-            }
+            var idle = true
             do {
-                if let delivery = try active.next(timeout: wait) {
-                    loop.handle(delivery, queue: queue)
+                if let delivery = try active.next(timeout: shard.waitBeforeNextDelivery()) {
+                    shard.handle(delivery)
+                    idle = false
                 }
             } catch {
                 metrics.setReady(false, reason: "\(error)")
+                metrics.increment("sameday_consumer_errors_total")
                 logger.warning("worker consumer error", metadata: ["error": "\(error)"])
                 if !error.isRetriable { throw error }
             }
             metrics.setReady(active.isConnected, reason: active.isConnected ? "" : "reconnecting to the broker")
-            loop.tick()
-            let batchAge = loop.batchStarted.map { ContinuousClock.now - $0 } ?? .zero
-            let batchDue = loop.pendingCount >= configuration.batchSize || batchAge >= batchDelay
-            if batchDue || (loop.pendingCount == 0 && (engine.hasStagedChanges || !loop.filedPending.isEmpty)) {
-                try loop.flush(consumer: active)
-            }
-            // Snapshot every interval, and when a day closes (at most every few seconds: a backfill on the events
-            // clock crosses days quickly).
-            let day = LocalTime.day(of: engine.now)
-            let sinceSnapshot = ContinuousClock.now - lastSnapshot
-            if sinceSnapshot >= .seconds(configuration.snapshotSeconds)
-                || (day != lastRollupDay && sinceSnapshot >= .seconds(5))
-            {
-                try loop.flush(consumer: active)
-                try writeRollups(engine, &rollupDigests)
-                lastSnapshot = ContinuousClock.now
-                lastRollupDay = day
-            }
+            try shard.step(consumer: active, idle: idle)
         }
         // Graceful stop: finish the batch, commit, ack, then the final files.
         metrics.setReady(false, reason: "stopping")
-        try loop.finish(consumer: consumer)
-        try writeRollups(engine, &rollupDigests)
-        let stored = try store.eventCount()
-        logger.info("worker stopped", metadata: ["events": "\(stored)"])
-    }
-
-    private func writeRollups(_ engine: WorkerEngine, _ digests: inout [String: Int]) throws {
-        guard let days = engine.rollupDays else { return }
-        let written = try RollupFiles.write(
-            facts: engine.facts(), days: days, configuration: domain, root: configuration.resolvedRollupsDirectory,
-            written: &digests)
-        if written > 0 { logger.debug("rollup files written", metadata: ["files": "\(written)"]) }
+        try shard.finish(consumer: consumer)
+        logger.info("worker stopped", metadata: ["dossiers": "\(shard.engine.dossierCount)"])
     }
 
     private func sleepUnlessStopped(_ duration: Duration, _ stop: StopFlag) {
         let until = ContinuousClock.now + duration
         while !stop.isRequested && ContinuousClock.now < until { Thread.sleep(forTimeInterval: 0.05) }
     }
+}
 
-    /// The per-delivery work and the group commit, apart from the loop's scheduling.
-    struct Loop {
-        let engine: WorkerEngine
-        let store: WorkerStore
-        let publisher: OutboxPublisher
-        let files: AlertFileSink
-        let metrics: WorkerMetrics
-        let logger: Logger
-        let bounds: EventTimeBounds
-        let clock: any WorkerClock
-        var pendingTag: DeliveryTag?
-        var pendingCount = 0
-        var batchStarted: ContinuousClock.Instant?
-        /// Dead letters handed to the publisher and not yet confirmed (not to be sent twice on a resync).
-        var deadLettersInFlight = Set<Int64>()
+/// One shard's processing, apart from where deliveries come from: the consume loop feeds it deliveries from the
+/// broker, the soak benchmark feeds it the same deliveries in process. Owns the engine, the commit thread, the
+/// rollups thread and the alert files; acks through the consumer it is given, strictly after the commit that
+/// covers a delivery.
+public final class ShardLoop {
+    public let engine: WorkerEngine
+    public let store: WorkerStore
+    let configuration: WorkerConfiguration
+    let metrics: WorkerMetrics
+    let logger: Logger
+    let bounds: EventTimeBounds
+    let clock: any WorkerClock
+    let queue: String
+    /// Nil in process (the soak benchmark): alerts count as published once filed.
+    let publisher: OutboxPublisher?
+    let files: AlertFileSink
+    let committer: CommitThread
+    let rollups: RollupThread
+    var machine: BatchingStateMachine<ContinuousClock.Instant>
+    /// The newest delivery taken since the last commit was handed over.
+    var pendingTag: DeliveryTag?
+    /// The commit being written, and the newest delivery it covers.
+    var inFlight: (tag: DeliveryTag?, staged: Bool)?
+    /// Outbox rows appended to the files (or, without a publisher, also "published"), to mark in the next commit.
+    var filedPending: [String] = []
+    var publishedPending: [String] = []
+    /// Dead letters handed to the publisher and not yet confirmed (not to be sent twice on a resync).
+    var deadLettersInFlight = Set<Int64>()
+    var lastPrune = ContinuousClock.now - .seconds(3600)
+    public private(set) var restartSummary: WorkerEngine.RebuildSummary
 
-        init(
-            engine: WorkerEngine, store: WorkerStore, publisher: OutboxPublisher, files: AlertFileSink,
-            metrics: WorkerMetrics, logger: Logger, bounds: EventTimeBounds, clock: any WorkerClock
-        ) {
-            self.engine = engine
-            self.store = store
-            self.publisher = publisher
-            self.files = files
-            self.metrics = metrics
-            self.logger = logger
-            self.bounds = bounds
-            self.clock = clock
+    /// In process, without a broker (the soak benchmark): alerts go to the files and count as published.
+    public convenience init(
+        configuration: WorkerConfiguration, domain: Configuration, clock: any WorkerClock, metrics: WorkerMetrics,
+        logger: Logger, queue: String
+    ) throws {
+        try self.init(
+            configuration: configuration, domain: domain, clock: clock, metrics: metrics, logger: logger,
+            publisher: nil, queue: queue)
+    }
+
+    init(
+        configuration: WorkerConfiguration, domain: Configuration, clock: any WorkerClock, metrics: WorkerMetrics,
+        logger: Logger, publisher: OutboxPublisher?, queue: String
+    ) throws {
+        self.configuration = configuration
+        self.metrics = metrics
+        self.logger = logger
+        self.bounds = configuration.eventTimeBounds
+        self.clock = clock
+        self.queue = queue
+        self.publisher = publisher
+        let store = try WorkerStore(path: configuration.databasePath)
+        self.store = store
+        engine = WorkerEngine(
+            configuration: domain, store: store, clockMode: configuration.clock, clock: clock,
+            retention: configuration.retention, sourceSilence: configuration.watchesSourceSilence, logger: logger)
+        let summary = try engine.rebuild()
+        restartSummary = summary
+        logger.info(
+            "worker state loaded",
+            metadata: [
+                "dossiers": "\(summary.dossiers)", "missed_alerts": "\(summary.missedAlerts)",
+                "quarantined": "\(summary.quarantined)", "events_replayed": "\(summary.events)",
+                "seconds": "\(summary.seconds)",
+            ])
+        metrics.set("sameday_rebuild_seconds", summary.seconds)
+        metrics.observe("sameday_restart_seconds", seconds: summary.seconds)
+        metrics.increment("sameday_quarantined_events_total", by: Double(summary.quarantined))
+        var stock: [UnitID: Int] = [:]
+        for (code, count) in try store.retiredStock() {
+            if let unit = domain.unitID(code) { stock[unit] = count }
         }
+        let keeper = RollupKeeper(
+            configuration: domain, root: configuration.resolvedRollupsDirectory,
+            windowDays: configuration.retainClosedDays, retiredStock: stock)
+        rollups = RollupThread(keeper: keeper, metrics: metrics)
+        rollups.load(engine.heldDossiers())
+        committer = CommitThread(store: store, metrics: metrics)
+        files = AlertFileSink(folder: configuration.resolvedAlertsDirectory)
+        machine = BatchingStateMachine(
+            settings: .init(
+                batchSize: configuration.batchSize, batchDelay: .milliseconds(configuration.batchDelayMilliseconds),
+                snapshotInterval: .seconds(configuration.snapshotSeconds)))
+        try deliverOutbox()
+    }
 
-        mutating func handle(_ delivery: Delivery, queue: String) {
-            let event: DossierEvent
-            do {
-                event = try delivery.body.withUnsafeBytes { bytes throws(EventDecodingError) in
-                    try DossierEvent.decode(bytes)
-                }
-            } catch {
-                reject(delivery, queue: queue, reason: "invalid event: \(error)")
-                return
-            }
-            let envelope = WorkerEngine.Envelope(
-                routingKey: delivery.routingKey,
-                dossierHeader: delivery.headers[SameDayTopology.shardHeader]?.stringValue)
-            if let reason = engine.refusal(of: event, envelope: envelope, bounds: bounds, now: clock.now()) {
-                reject(delivery, queue: queue, reason: "event \(event.eventId.prefix(128)): \(reason)")
-                return
-            }
-            do {
-                if try engine.apply(event) {
-                    metrics.increment("sameday_events_total")
-                } else {
-                    metrics.increment("sameday_events_duplicate_total")
-                }
-            } catch {
-                reject(delivery, queue: queue, reason: "event \(event.eventId.prefix(128)): \(error)")
-                return
-            }
-            accept(delivery)
-        }
+    /// Stops the helper threads (after `finish`, or on the way out after an error).
+    public func close() {
+        if inFlight != nil { _ = committer.collect(wait: true) }
+        inFlight = nil
+        committer.finish()
+        rollups.finish()
+    }
 
-        private mutating func accept(_ delivery: Delivery) {
-            pendingTag = delivery.tag
-            pendingCount += 1
-            if batchStarted == nil { batchStarted = ContinuousClock.now }
-        }
-
-        /// Bad input never stops the line: the delivery is stored in the dead-letter outbox, with the reason, in the
-        /// commit that acks it; the publisher thread sends it to `sameday.dead` afterwards. Nothing waits on the
-        /// broker here, and nothing accepted is lost: until the broker confirms it, the dead letter stays stored.
-        private mutating func reject(_ delivery: Delivery, queue: String, reason: String) {
-            logger.warning(
-                "event dead-lettered",
-                metadata: ["amqp.message_id": "\(delivery.messageID ?? "?")", "reason": "\(reason.prefix(300))"])
-            engine.stage(
-                deadLetter: DeadLetter(
-                    messageID: delivery.messageID ?? "", routingKey: delivery.routingKey, queue: queue, reason: reason,
-                    body: delivery.body))
-            metrics.increment("sameday_dead_letters_total")
-            accept(delivery)
-        }
-
-        mutating func tick() { engine.tick() }
-
-        /// Outbox rows appended to the files, waiting to be marked so in the next commit.
-        var filedPending: [String] = []
-
-        /// One SQLite transaction for everything staged (and the delivery marks of alerts sent before), then the
-        /// ack (multiple) of every delivery it covers, then the new alerts out to the files and the broker.
-        mutating func flush(consumer: Consumer?) throws {
-            let confirmed = publisher.takeConfirmed()
-            deadLettersInFlight.subtract(confirmed.deadLetters)
-            let stagedDeadLetters = engine.hasStagedDeadLetters
-            if engine.hasStagedChanges || !confirmed.alerts.isEmpty || !confirmed.deadLetters.isEmpty
-                || !filedPending.isEmpty
-            {
-                let started = ContinuousClock.now
-                let added = try engine.commit(
-                    published: confirmed.alerts, filed: filedPending, deadLettersSent: confirmed.deadLetters)
-                filedPending.removeAll(keepingCapacity: true)
-                metrics.observeCommit(seconds: (ContinuousClock.now - started).secondsValue)
-                if !added.isEmpty {
-                    filedPending += try files.write(added)
-                    publisher.send(added)
-                    for alert in added {
-                        metrics.increment("sameday_alerts_total", labels: "{level=\"\(alert.level)\"}")
-                    }
-                }
-                if stagedDeadLetters { try sendDeadLetters() }
-            }
-            if let tag = pendingTag, let consumer {
-                try consumer.ack(tag, multiple: true)
-            }
-            pendingTag = nil
-            pendingCount = 0
-            batchStarted = nil
-            metrics.set("sameday_dossiers", Double(engine.dossierCount))
-            metrics.set("sameday_clock_seconds", Double(engine.now))
-            if let newest = engine.newestOccurredAt {
-                metrics.set("sameday_event_lag_seconds", Double(SystemClock().now() - newest))
-            }
-            if publisher.needsResync { try deliverOutbox() }
-        }
-
-        /// What the outbox still holds from before (a previous run, a broker outage): to the files, marked at
-        /// once; to the broker, marked as its confirms come in.
-        mutating func deliverOutbox() throws {
-            while true {
-                let unfiled = try store.unfiledAlerts(limit: 5000)
-                if unfiled.isEmpty { break }
-                try store.markFiled(try files.write(unfiled))
-            }
-            publisher.resynced()
-            var offset = 0
-            while true {
-                let unpublished = try store.unpublishedAlerts(limit: 1000, offset: offset)
-                if unpublished.isEmpty || publisher.needsResync { break }
-                publisher.send(unpublished)
-                offset += unpublished.count
-            }
-            try sendDeadLetters(resync: true)
-        }
-
-        /// Hands the stored dead letters not yet in flight to the publisher (all of them again after a resync).
-        mutating func sendDeadLetters(resync: Bool = false) throws {
-            if resync { deadLettersInFlight.removeAll() }
-            let pending = try store.pendingDeadLetters(limit: 10_000).filter { !deadLettersInFlight.contains($0.seq) }
-            deadLettersInFlight.formUnion(pending.map(\.seq))
-            publisher.send(deadLetters: pending)
-        }
-
-        /// The last commit on a graceful stop, with the confirms of alerts still in flight.
-        mutating func finish(consumer: Consumer?) throws {
-            try flush(consumer: consumer)
-            publisher.finish(timeout: .seconds(5))
-            try flush(consumer: consumer)
+    /// How long the consumer may wait for the next delivery.
+    public func waitBeforeNextDelivery() -> Duration {
+        let nextTimer: Duration? =
+            engine.clockMode == .wall ? engine.nextTimerAt.map { .seconds(max(0, $0 - clock.now())) } : nil
+        switch machine.next(now: .now, otherChanges: hasOtherChanges, nextTimer: nextTimer) {
+        case .commit: return .zero
+        case .wait(let duration): return duration
         }
     }
+
+    private var hasOtherChanges: Bool { engine.hasStagedChanges || !filedPending.isEmpty }
+
+    public func handle(_ delivery: Delivery) {
+        let event: DossierEvent
+        do {
+            event = try delivery.body.withUnsafeBytes { bytes throws(EventDecodingError) in
+                try DossierEvent.decode(bytes)
+            }
+        } catch {
+            reject(delivery, reason: "invalid event: \(error)")
+            return
+        }
+        let envelope = WorkerEngine.Envelope(
+            routingKey: delivery.routingKey,
+            dossierHeader: delivery.headers[SameDayTopology.shardHeader]?.stringValue)
+        if let reason = engine.refusal(of: event, envelope: envelope, bounds: bounds, now: clock.now()) {
+            reject(delivery, reason: "event \(event.eventId.prefix(128)): \(reason)")
+            return
+        }
+        do {
+            if try engine.apply(event, body: delivery.body) {
+                metrics.increment("sameday_events_total")
+            } else {
+                metrics.increment("sameday_events_duplicate_total")
+            }
+        } catch {
+            reject(delivery, reason: "event \(event.eventId.prefix(128)): \(error)")
+            return
+        }
+        accept(delivery)
+    }
+
+    private func accept(_ delivery: Delivery) {
+        pendingTag = delivery.tag
+        machine.delivered(at: .now)
+    }
+
+    /// Bad input never stops the line: the delivery is stored in the dead-letter outbox, with the reason, in the
+    /// commit that acks it; the publisher thread sends it to `sameday.dead` afterwards.
+    private func reject(_ delivery: Delivery, reason: String) {
+        logger.warning(
+            "event dead-lettered",
+            metadata: ["amqp.message_id": "\(delivery.messageID ?? "?")", "reason": "\(reason.prefix(300))"])
+        engine.stage(
+            deadLetter: DeadLetter(
+                messageID: delivery.messageID ?? "", routingKey: delivery.routingKey, queue: queue, reason: reason,
+                body: delivery.body))
+        metrics.increment("sameday_dead_letters_total")
+        accept(delivery)
+    }
+
+    /// After each delivery or wait: fire due timers, collect a finished commit, commit when the batch is due,
+    /// snapshot and prune when their time comes.
+    public func step(consumer: Consumer?, idle: Bool) throws {
+        engine.tick()
+        try collect(consumer: consumer, wait: false)
+        if machine.next(now: .now, otherChanges: hasOtherChanges) == .commit {
+            try flush(consumer: consumer)
+        }
+        if let failure = rollups.failure { throw RollupFailure(description: failure) }
+        let day = LocalTime.day(of: engine.now)
+        if machine.snapshotDue(now: .now, day: day), rollups.backlog < 4 {
+            rollups.snapshot(firstDay: engine.firstDay, lastDay: engine.lastEventDay, clockDay: day)
+            machine.snapshotted(now: .now, day: day)
+        }
+        if ContinuousClock.now - lastPrune >= .seconds(10), engine.now > Int64.min / 2 {
+            lastPrune = .now
+            engine.retireDue()
+            let now = engine.now
+            committer.prune(
+                .init(
+                    eventsBefore: now - engine.retention.eventLogSeconds,
+                    tombstonesBefore: now - engine.retention.eventLogSeconds,
+                    alertsBeforeDay: LocalDate(
+                        dayNumber: LocalTime.day(of: now) - Int64(engine.retention.eventLogDays)
+                    ).description))
+        }
+    }
+
+    struct RollupFailure: Error, CustomStringConvertible { var description: String }
+
+    /// Hands the batch in hand to the commit thread (after collecting the one before: one in flight).
+    public func flush(consumer: Consumer?) throws {
+        try collect(consumer: consumer, wait: true)
+        engine.retireDue(limit: 500)
+        var published = publisher?.takeConfirmed() ?? (alerts: [], deadLetters: [])
+        published.alerts += publishedPending
+        publishedPending.removeAll(keepingCapacity: true)
+        deadLettersInFlight.subtract(published.deadLetters)
+        let stagedDeadLetters = engine.hasStagedDeadLetters
+        let prepared = engine.prepareCommit(
+            published: published.alerts, filed: filedPending, deadLettersSent: published.deadLetters)
+        filedPending.removeAll(keepingCapacity: true)
+        machine.committed()
+        if let prepared {
+            committer.submit(prepared)
+            inFlight = (pendingTag, stagedDeadLetters)
+        } else if let tag = pendingTag, let consumer {
+            // Only duplicates since the last commit: nothing to write, the earlier commits cover them.
+            try consumer.ack(tag, multiple: true)
+        }
+        pendingTag = nil
+        metrics.set("sameday_dossiers", Double(engine.dossierCount))
+        metrics.set("sameday_clock_seconds", Double(engine.now))
+        if let newest = engine.newestOccurredAt {
+            metrics.set("sameday_event_lag_seconds", Double(SystemClock().now() - newest))
+        }
+    }
+
+    /// Collects the commit in flight (waiting for it with `wait`): acks what it covers, then sends its alerts to
+    /// the files and the broker and its changes to the rollups.
+    func collect(consumer: Consumer?, wait: Bool) throws {
+        guard let flight = inFlight, let result = committer.collect(wait: wait) else { return }
+        inFlight = nil
+        let done = try result.get()
+        if let tag = flight.tag, let consumer { try consumer.ack(tag, multiple: true) }
+        rollups.apply(done.rollupChanges)
+        let added = done.alerts
+        if !added.isEmpty {
+            filedPending += try files.write(added)
+            if let publisher { publisher.send(added) } else { publishedPending += added.map(\.alertID) }
+            for alert in added {
+                metrics.increment("sameday_alerts_total", labels: "{level=\"\(alert.level)\"}")
+            }
+        }
+        if flight.staged { try sendDeadLetters() }
+        if publisher?.needsResync == true { try deliverOutbox() }
+    }
+
+    /// What the outbox still holds from before (a previous run, a broker outage): to the files, marked at
+    /// once; to the broker, marked as its confirms come in.
+    func deliverOutbox() throws {
+        while true {
+            let unfiled = try store.unfiledAlerts(limit: 5000)
+            if unfiled.isEmpty { break }
+            try store.markFiled(try files.write(unfiled))
+        }
+        guard let publisher else {
+            while true {
+                let unpublished = try store.unpublishedAlerts(limit: 5000)
+                if unpublished.isEmpty { break }
+                try store.markPublished(unpublished.map(\.alertID))
+            }
+            return
+        }
+        publisher.resynced()
+        var offset = 0
+        while true {
+            let unpublished = try store.unpublishedAlerts(limit: 1000, offset: offset)
+            if unpublished.isEmpty || publisher.needsResync { break }
+            publisher.send(unpublished)
+            offset += unpublished.count
+        }
+        try sendDeadLetters(resync: true)
+    }
+
+    /// Hands the stored dead letters not yet in flight to the publisher (all of them again after a resync).
+    func sendDeadLetters(resync: Bool = false) throws {
+        guard let publisher else { return }
+        if resync { deadLettersInFlight.removeAll() }
+        let pending = try store.pendingDeadLetters(limit: 10_000).filter { !deadLettersInFlight.contains($0.seq) }
+        deadLettersInFlight.formUnion(pending.map(\.seq))
+        publisher.send(deadLetters: pending)
+    }
+
+    /// The last commits on a graceful stop, with the confirms of alerts still in flight, then the final files.
+    public func finish(consumer: Consumer?) throws {
+        try flush(consumer: consumer)
+        try collect(consumer: consumer, wait: true)
+        publisher?.finish(timeout: .seconds(5))
+        try flush(consumer: consumer)
+        try collect(consumer: consumer, wait: true)
+        rollups.snapshot(
+            firstDay: engine.firstDay, lastDay: engine.lastEventDay, clockDay: LocalTime.day(of: engine.now))
+        rollups.drain()
+        if let failure = rollups.failure { throw RollupFailure(description: failure) }
+    }
+
+    /// Waits until the rollups thread has written every snapshot asked for (tests, the soak benchmark).
+    public func drainRollups() { rollups.drain() }
 }
 
 /// The exclusive lock on a shard's state folder: with SQLite a shard has exactly one worker, and a second instance

@@ -172,7 +172,7 @@ struct RestartBench: AsyncParsableCommand {
         }
         try markDelivered(try engine.commit(), store)
         let fillSeconds = (ContinuousClock.now - fillStart).seconds
-        let open = try store.openDossierCount()
+        let open = try store.dossierCount()
 
         let connection = ConnectionConfiguration(
             brokers: [try BrokerURL(parsing: url)], connectionName: "bench restart")

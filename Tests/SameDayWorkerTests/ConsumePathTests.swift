@@ -52,29 +52,31 @@ struct ConsumePathTests {
         let folder = temporaryFolder("consume-path")
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let silent = try SilentListener()
-        let store = try WorkerStore(path: folder + "/state.sqlite")
-        let engine = WorkerEngine(
-            configuration: configuration, store: store, clockMode: .events,
-            clock: ManualClock(RFC3339.parse("2022-05-18T10:00:00+07:00")!))
-        _ = try engine.rebuild()
+        var settings = WorkerConfiguration()
+        settings.stateDirectory = folder
+        settings.clock = .events
         var connection = try ConnectionConfiguration(
             urls: ["amqp://guest:guest@127.0.0.1:\(silent.port)/%2F"], connectionName: "silent")
         connection.connectTimeout = .seconds(5)
         let metrics = WorkerMetrics()
         let publisher = OutboxPublisher(
             connection: connection, topology: .init(shards: 1), metrics: metrics, logger: Logger(label: "test"))
-        var loop = WorkerService.Loop(
-            engine: engine, store: store, publisher: publisher, files: AlertFileSink(folder: folder + "/alerts"),
-            metrics: metrics, logger: Logger(label: "test"), bounds: .standard, clock: SystemClock())
+        let loop = try ShardLoop(
+            configuration: settings, domain: configuration,
+            clock: StepClock(RFC3339.parse("2022-05-18T10:00:00+07:00")!), metrics: metrics,
+            logger: Logger(label: "test"), publisher: publisher, queue: "sameday.work.0")
+        defer { loop.close() }
+        let store = loop.store
 
         let started = ContinuousClock.now
         for index in 0..<50 {
             let delivery = Delivery(
                 tag: .init(value: UInt64(index + 1), channelEpoch: 1), body: Array("{not json \(index)".utf8),
                 messageID: "poison-\(index)", exchange: "sameday.events", routingKey: "district.760.received")
-            loop.handle(delivery, queue: "sameday.work.0")
+            loop.handle(delivery)
         }
         try loop.flush(consumer: nil)
+        try loop.collect(consumer: nil, wait: true)
         let elapsed = ContinuousClock.now - started
         // The old loop waited for the broker's confirm of each dead letter: 50 × the connect timeout.
         #expect(elapsed < .seconds(2), "handling and committing took \(elapsed)")

@@ -14,7 +14,7 @@ struct WorkerHardeningTests {
     func engine(_ folder: String, clock: Instant? = nil) throws -> (WorkerEngine, WorkerStore) {
         let store = try WorkerStore(path: folder + "/state.sqlite")
         let engine = WorkerEngine(
-            configuration: configuration, store: store, clockMode: .events, clock: ManualClock(clock ?? now))
+            configuration: configuration, store: store, clockMode: .events, clock: StepClock(clock ?? now))
         _ = try engine.rebuild()
         return (engine, store)
     }
@@ -78,20 +78,44 @@ struct WorkerHardeningTests {
             try engine.apply(receivedEvent("760-220518-0001", at: "2022-05-18T09:00:00+07:00"))
             try engine.apply(receivedEvent("760-220518-0002", at: "2022-05-18T09:05:00+07:00"))
             try engine.commit()
-            // What an older version could write: a timestamp that does not parse.
-            try store.execute(
-                sql: "UPDATE event SET json = replace(json, '2022-05-18T09:05:00+07:00', '000/-05-18T09:05:00+07:00') WHERE dossier = '760-220518-0002'")
+            // A damaged row: its compact state is cut short.
+            try store.execute(sql: "UPDATE dossier SET state = substr(state, 1, 9) WHERE code = '760-220518-0002'")
         }
         let store = try WorkerStore(path: folder + "/state.sqlite")
-        let engine = WorkerEngine(configuration: configuration, store: store, clockMode: .events, clock: ManualClock(now))
+        let engine = WorkerEngine(configuration: configuration, store: store, clockMode: .events, clock: StepClock(now))
         let summary = try engine.rebuild()
         #expect(summary.quarantined == 1)
-        #expect(summary.events == 1)
-        #expect(try store.eventCount() == 1)
-        #expect(try store.quarantinedEventCount() == 1)
+        #expect(summary.dossiers == 1)
+        #expect(try store.dossierCount() == 1)
+        #expect(try store.quarantinedDossierCount() == 1)
         // And the next restart is clean.
-        let again = try WorkerEngine(configuration: configuration, store: store, clockMode: .events, clock: ManualClock(now)).rebuild()
-        #expect(again.quarantined == 0 && again.events == 1)
+        let again = try WorkerEngine(configuration: configuration, store: store, clockMode: .events, clock: StepClock(now)).rebuild()
+        #expect(again.quarantined == 0 && again.dossiers == 1)
+    }
+
+    @Test("an older state folder's log is turned into dossier rows once; an event in it that does not read back is quarantined")
+    func migratesLogWithQuarantine() throws {
+        let folder = temporaryFolder("log-quarantine")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        do {
+            let store = try WorkerStore(path: folder + "/state.sqlite")
+            let good = receivedEvent("760-220518-0001", at: "2022-05-18T09:00:00+07:00").encoded()
+            // What an older version could write: a timestamp that does not parse.
+            let bad = receivedEvent("760-220518-0002", at: "2022-05-18T09:05:00+07:00").encoded()
+                .replacingOccurrences(of: "2022-05-18T09:05:00+07:00", with: "000/-05-18T09:05:00+07:00")
+            for (id, dossier, json) in [("a", "760-220518-0001", good), ("b", "760-220518-0002", bad)] {
+                try store.execute(
+                    sql: "INSERT INTO event_log (dossier, event_id, applied_at, body) VALUES ('\(dossier)', '\(id)', 0, CAST('\(json)' AS BLOB))")
+            }
+            try store.execute(sql: "INSERT INTO worker_state (key, value) VALUES ('dossiers_from_log', 1)")
+        }
+        let store = try WorkerStore(path: folder + "/state.sqlite")
+        let summary = try WorkerEngine(configuration: configuration, store: store, clockMode: .events, clock: StepClock(now)).rebuild()
+        #expect(summary.events == 1 && summary.quarantined == 1 && summary.dossiers == 1)
+        #expect(try store.quarantinedEventCount() == 1)
+        #expect(try !store.needsDossierRebuild())
+        let again = try WorkerEngine(configuration: configuration, store: store, clockMode: .events, clock: StepClock(now)).rebuild()
+        #expect(again.events == 0 && again.quarantined == 0 && again.dossiers == 1)
     }
 
     @Test("a state folder written before event ids were per dossier migrates on first start")

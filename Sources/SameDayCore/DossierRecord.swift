@@ -1,0 +1,159 @@
+/// A dossier's compact state as the worker stores it (one row per open or retained dossier): what `Dossier` keeps in
+/// memory, with unit and procedure codes instead of configuration indices, so a registry or catalog edited between
+/// two runs is read by code, exactly as a replay of the events would be.
+///
+/// Layout, little-endian: version (1), nextArrival u32, alertEpisode u16, firedMask u8, flags u8, then the unit
+/// codes and the procedure codes (count u16, then length u16 + UTF-8 each), then the events (count u32, 42 bytes
+/// each: idHash u64, at i64, seq i64, newDueAt i64, arrival u32, unit index u16, procedure index u16, type u8,
+/// detail u8).
+public enum DossierRecord {
+    static let version: UInt8 = 1
+    /// A stored dossier is capped like an event body: far more events than any real dossier has.
+    public static let maxEvents = 100_000
+
+    public struct Unreadable: Error, Sendable, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// The stored form of `dossier`.
+    public static func encode(_ dossier: Dossier, config: Configuration) -> [UInt8] {
+        var units: [String] = []
+        var procedures: [String] = []
+        func index(_ s: String, in table: inout [String]) -> UInt16 {
+            if let i = table.firstIndex(of: s) { return UInt16(i) }
+            table.append(s)
+            return UInt16(table.count - 1)
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(16 + dossier.events.count * 42 + 32)
+        out.append(version)
+        put(dossier.nextArrival, &out)
+        put(dossier.alertEpisode, &out)
+        out.append(dossier.firedMask)
+        out.append(dossier.flags)
+        var body: [UInt8] = []
+        body.reserveCapacity(dossier.events.count * 42)
+        for e in dossier.events {
+            let unit = index(config.units[Int(e.unit)].code, in: &units)
+            let code =
+                e.procedure == UInt32.max
+                ? (dossier.unlistedProcedure ?? "") : config.catalog[Int(e.procedure)].procedure
+            let procedure = index(code, in: &procedures)
+            put(e.idHash, &body)
+            put(UInt64(bitPattern: e.at), &body)
+            put(UInt64(bitPattern: e.seq), &body)
+            put(UInt64(bitPattern: e.newDueAt), &body)
+            put(e.arrival, &body)
+            put(unit, &body)
+            put(procedure, &body)
+            body.append(e.type.rawValue)
+            body.append(e.detail)
+        }
+        for table in [units, procedures] {
+            put(UInt16(table.count), &out)
+            for s in table {
+                let bytes = Array(s.utf8)
+                put(UInt16(bytes.count), &out)
+                out += bytes
+            }
+        }
+        put(UInt32(dossier.events.count), &out)
+        out += body
+        return out
+    }
+
+    /// Reads a stored dossier back; throws when the bytes are damaged or name a unit the configuration no longer has.
+    public static func decode(code: String, _ bytes: [UInt8], config: Configuration) throws(Unreadable) -> Dossier {
+        var r = Reader(bytes: bytes)
+        guard try r.byte() == version else { throw Unreadable(description: "unknown dossier record version") }
+        var d = Dossier(code: code)
+        d.nextArrival = try r.u32()
+        d.alertEpisode = try r.u16()
+        d.firedMask = try r.byte()
+        d.flags = try r.byte()
+        var tables: [[String]] = [[], []]
+        for t in 0..<2 {
+            let count = Int(try r.u16())
+            for _ in 0..<count {
+                let length = Int(try r.u16())
+                let raw = try r.take(length)
+                guard let s = String(validating: raw, as: UTF8.self) else {
+                    throw Unreadable(description: "a code is not valid UTF-8")
+                }
+                tables[t].append(s)
+            }
+        }
+        var unitIDs: [UnitID] = []
+        for code in tables[0] {
+            guard let id = config.unitID(code) else {
+                throw Unreadable(description: "unit \"\(code.prefix(100))\" is not in units.csv")
+            }
+            unitIDs.append(id)
+        }
+        let count = Int(try r.u32())
+        guard count <= maxEvents, count * 42 == r.remaining else {
+            throw Unreadable(description: "event count \(count) does not match the record's length")
+        }
+        d.events.reserveCapacity(count)
+        var previous: CompactEvent?
+        for _ in 0..<count {
+            let idHash = try r.u64()
+            let at = Int64(bitPattern: try r.u64())
+            let seq = Int64(bitPattern: try r.u64())
+            let newDueAt = Int64(bitPattern: try r.u64())
+            let arrival = try r.u32()
+            let unitIndex = Int(try r.u16())
+            let procedureIndex = Int(try r.u16())
+            guard let type = EventType(rawValue: try r.byte()) else {
+                throw Unreadable(description: "unknown event type")
+            }
+            let detail = try r.byte()
+            guard unitIndex < unitIDs.count, procedureIndex < tables[1].count else {
+                throw Unreadable(description: "an event refers past the code tables")
+            }
+            let unit = unitIDs[unitIndex]
+            let procedureCode = tables[1][procedureIndex]
+            var procedure = UInt32.max
+            switch config.procedureRef(procedureCode, unit: unit) {
+            case .catalog(let i): procedure = i
+            case .unlisted(let c):
+                if d.unlistedProcedure.map({ c < $0 }) ?? true { d.unlistedProcedure = c }
+            }
+            let event = CompactEvent(
+                idHash: idHash, at: at, seq: seq, newDueAt: newDueAt, arrival: arrival, unit: unit,
+                procedure: procedure, type: type, detail: detail)
+            // Stored in order: a record out of order was not written by `encode`.
+            if let previous, event.orderedBefore(previous) {
+                throw Unreadable(description: "events are not in order")
+            }
+            previous = event
+            d.events.append(event)
+        }
+        return d
+    }
+
+    private static func put<T: FixedWidthInteger>(_ v: T, _ out: inout [UInt8]) {
+        withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) }
+    }
+
+    private struct Reader {
+        let bytes: [UInt8]
+        var offset = 0
+        var remaining: Int { bytes.count - offset }
+
+        mutating func take(_ n: Int) throws(Unreadable) -> ArraySlice<UInt8> {
+            guard n >= 0, n <= remaining else { throw Unreadable(description: "the record is truncated") }
+            defer { offset += n }
+            return bytes[offset..<offset + n]
+        }
+        mutating func byte() throws(Unreadable) -> UInt8 { try take(1).first! }
+        mutating func integer<T: FixedWidthInteger>(_: T.Type) throws(Unreadable) -> T {
+            var v: T = 0
+            for (k, b) in try take(MemoryLayout<T>.size).enumerated() { v |= T(b) << (8 * k) }
+            return v
+        }
+        mutating func u16() throws(Unreadable) -> UInt16 { try integer(UInt16.self) }
+        mutating func u32() throws(Unreadable) -> UInt32 { try integer(UInt32.self) }
+        mutating func u64() throws(Unreadable) -> UInt64 { try integer(UInt64.self) }
+    }
+}

@@ -1,0 +1,37 @@
+/// When a dossier may leave a worker's state (issue "state bounded by open work"): once nothing can change its
+/// figures any more except a late event, and the late events' horizon (`retainClosedDays`) has passed.
+public struct Retirement: Sendable, Hashable {
+    /// The earliest instant it may be retired.
+    public var at: Instant
+    /// It counts as abandoned in every later day (stopped, or left waiting for a supplement): once retired, the
+    /// rollups count it per unit instead.
+    public var abandonedIn: UnitID?
+}
+
+extension Dossier {
+    /// `occurredAt` of its latest event.
+    public var lastEventAt: Instant? { events.last?.at }
+
+    /// When the dossier may be retired, or nil while its SLA clock runs (running, or paused for a fee).
+    ///
+    /// - Closed (resolved, withdrawn), refused, or never received: `retainSeconds` after its last event, and once
+    ///   its resolution alert (if any) was sent.
+    /// - Stopped, or waiting for a supplement: it becomes abandoned `staleAfterDays` after its last event, and is
+    ///   retired `retainSeconds` after that, so every day still kept already counts it as abandoned.
+    public func retirement(config: Configuration, retainSeconds: Int64) -> Retirement? {
+        guard let last = lastEventAt else { return nil }
+        let st = state(config: config, full: false)
+        switch st.status {
+        case .running, .paused:
+            return nil
+        case .stopped, .awaitingSupplement:
+            let stale = Int64(config.alerting.staleAfterDays) * LocalTime.secondsPerDay
+            return Retirement(at: last + stale + retainSeconds, abandonedIn: st.unit)
+        case .resolved, .withdrawn:
+            if st.firstReceivedAt != nil, flags & Dossier.resolutionAlertedFlag == 0 { return nil }
+            return Retirement(at: last + retainSeconds, abandonedIn: nil)
+        case .notReceived, .refused:
+            return Retirement(at: last + retainSeconds, abandonedIn: nil)
+        }
+    }
+}

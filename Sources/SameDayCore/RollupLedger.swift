@@ -1,0 +1,141 @@
+/// Daily rollups kept up to date as dossiers change, so a snapshot costs what changed since the last one, not the
+/// whole history (issue "state bounded by open work").
+///
+/// A dossier's contribution to a day depends only on its facts (DOMAIN.md §6 reads every figure at 24:00 of the
+/// day), and an event at instant `t` changes the facts only from `t`'s day on. So the ledger keeps, for each day of
+/// its window, one row of figures per unit; a change subtracts the dossier's old contribution and adds its new one
+/// on the days from the change on, and marks the days whose figures moved. Days before the window are never
+/// rewritten. Dossiers that left the worker's state contribute nothing to the window's days, except abandoned
+/// ones, which stay in every later day as carried over and abandoned: they are counted per unit (`retiredStock`).
+public struct RollupLedger: Sendable {
+    public let config: Configuration
+    /// Days kept (and rewritten) back from the clock's day: `retainClosedDays`.
+    public let windowDays: Int64
+    /// Figures per unit (indexed by `UnitID`) for each day kept.
+    private var figures: [Int64: [RollupFigures]] = [:]
+    /// First and last day kept (nil while nothing was received).
+    public private(set) var lowDay: Int64?
+    public private(set) var highDay: Int64?
+    /// The first day the shard has an event on: no day before it is written.
+    public private(set) var firstDay: Int64?
+    private var dirty: Set<Int64> = []
+    /// Retired abandoned dossiers per unit.
+    public private(set) var retiredStock: [Int]
+
+    public init(config: Configuration, windowDays: Int, retiredStock: [UnitID: Int] = [:]) {
+        self.config = config
+        self.windowDays = Int64(max(1, windowDays))
+        var stock = [Int](repeating: 0, count: config.units.count)
+        for (unit, count) in retiredStock where Int(unit) < stock.count { stock[Int(unit)] = count }
+        self.retiredStock = stock
+    }
+
+    public var dirtyDays: [Int64] { dirty.sorted() }
+    public var keptDays: ClosedRange<Int64>? {
+        guard let lowDay, let highDay, lowDay <= highDay else { return nil }
+        return lowDay...highDay
+    }
+
+    /// One dossier's figures on one day.
+    public static func contribution(_ f: DossierFacts, day: Int64) -> RollupFigures {
+        var r = RollupFigures()
+        r.add(f, period: .day(LocalDate(dayNumber: day)))
+        return r
+    }
+
+    /// The days on which a dossier can count at all: from its reception to its resolution (open or stopped: on).
+    @inline(__always) static func activeDays(_ f: DossierFacts) -> (from: Int64, to: Int64) {
+        (LocalTime.day(of: f.receivedAt), f.resolvedAt.map { LocalTime.day(of: $0) } ?? Int64.max)
+    }
+
+    /// Sets the range of days to keep: from the later of `firstDay` and the window's start (`clockDay` minus the
+    /// window) through `lastDay`. Days that enter the range are computed from `facts` (every dossier the worker
+    /// holds) and marked changed; days that leave it are dropped.
+    public mutating func cover(
+        firstDay: Int64, lastDay: Int64, clockDay: Int64, facts: () -> [DossierFacts]
+    ) {
+        self.firstDay = min(self.firstDay ?? firstDay, firstDay)
+        let low = max(self.firstDay!, clockDay - windowDays + 1)
+        let high = max(lastDay, low - 1)
+        for day in figures.keys where day < low || day > high { figures[day] = nil }
+        dirty = dirty.filter { $0 >= low && $0 <= high }
+        let missing = Set(low <= high ? (low...high).filter { figures[$0] == nil } : [])
+        lowDay = low
+        highDay = high
+        guard !missing.isEmpty else { return }
+        let stock = retiredStockFigures()
+        for day in missing { figures[day] = stock }
+        let first = missing.min()!, last = missing.max()!
+        for f in facts() {
+            let active = Self.activeDays(f)
+            let from = max(active.from, first), to = min(active.to, last)
+            guard from <= to else { continue }
+            for day in from...to where figures[day] != nil && missing.contains(day) {
+                figures[day]![Int(f.unit)] = figures[day]![Int(f.unit)] + Self.contribution(f, day: day)
+            }
+        }
+        dirty.formUnion(missing)
+    }
+
+    /// A dossier changed (or appeared: `old` nil) by events from `day` on: moves its contribution on the kept days.
+    public mutating func change(from old: DossierFacts?, to new: DossierFacts?, since day: Int64) {
+        guard let lowDay, let highDay else { return }
+        var lo = max(day, lowDay)
+        var hi = highDay
+        let spans = [old, new].compactMap { $0.map(Self.activeDays) }
+        guard !spans.isEmpty else { return }
+        lo = max(lo, spans.map(\.from).min()!)
+        hi = min(hi, spans.map(\.to).max()!)
+        guard lo <= hi else { return }
+        for d in lo...hi {
+            let before = old.map { Self.contribution($0, day: d) }
+            let after = new.map { Self.contribution($0, day: d) }
+            if let old, let new, old.unit == new.unit, before == after { continue }
+            if let old, let before, before != RollupFigures() {
+                figures[d]![Int(old.unit)] = figures[d]![Int(old.unit)] - before
+                dirty.insert(d)
+            }
+            if let new, let after, after != RollupFigures() {
+                figures[d]![Int(new.unit)] = figures[d]![Int(new.unit)] + after
+                dirty.insert(d)
+            }
+        }
+    }
+
+    /// A dossier left the worker's state: its days keep its contribution; if it was abandoned, every later day
+    /// counts it too.
+    public mutating func retire(abandonedIn unit: UnitID?) {
+        if let unit, Int(unit) < retiredStock.count { retiredStock[Int(unit)] += 1 }
+    }
+
+    /// The rollup of a kept day.
+    public func rollup(day: Int64) -> Rollup? {
+        guard let perUnit = figures[day] else { return nil }
+        let rows = config.units.indices.map { i in
+            UnitRow(
+                unit: config.units[i].code, unitName: config.units[i].name, block: config.units[i].block,
+                figures: perUnit[i])
+        }
+        return Rollup(unitRows: rows, period: .day(LocalDate(dayNumber: day)))
+    }
+
+    /// The days changed since the last call, in order, with their rollups.
+    public mutating func takeChanged() -> [(day: Int64, rollup: Rollup)] {
+        defer { dirty.removeAll(keepingCapacity: true) }
+        return dirty.sorted().compactMap { day in rollup(day: day).map { (day, $0) } }
+    }
+
+    /// Marks every kept day changed (after a restart: the files on disk may predate the last commits).
+    public mutating func markAllChanged() {
+        if let keptDays { dirty.formUnion(keptDays) }
+    }
+
+    private func retiredStockFigures() -> [RollupFigures] {
+        retiredStock.map { count in
+            var r = RollupFigures()
+            r.carriedOver = count
+            r.abandoned = count
+            return r
+        }
+    }
+}

@@ -1,0 +1,101 @@
+import Dispatch
+import Foundation
+import SameDayCore
+import SameDayStore
+import Synchronization
+
+/// Writes group commits on a thread of its own, so decoding and applying the next batch overlaps the fsync of the
+/// previous one; the consume thread acks a batch only once its commit is done (ack after commit). One commit is in
+/// flight at a time. Between commits it prunes retention slices (the event log, tombstones, delivered alerts), so
+/// that work never runs on the consume thread nor holds a commit up for long.
+final class CommitThread: Sendable {
+    struct Horizons: Sendable {
+        var eventsBefore: Instant
+        var tombstonesBefore: Instant
+        var alertsBeforeDay: String
+    }
+    private struct State {
+        var submitted: PreparedCommit?
+        var result: Result<PreparedCommit, any Error>?
+        var prune: Horizons?
+        var stopping = false
+        var pruned = 0
+    }
+    private let state = Mutex(State())
+    private let wake = DispatchSemaphore(value: 0)
+    private let done = DispatchSemaphore(value: 0)
+    private let finished = DispatchSemaphore(value: 0)
+
+    init(store: WorkerStore, metrics: WorkerMetrics) {
+        let thread = Thread { [self] in run(store: store, metrics: metrics) }
+        thread.name = "sameday.commit"
+        thread.start()
+    }
+
+    private func run(store: WorkerStore, metrics: WorkerMetrics) {
+            while true {
+                wake.wait()
+                let (job, prune, stop) = state.withLock { s in (s.submitted, s.prune, s.stopping) }
+                if let job {
+                    let started = ContinuousClock.now
+                    let result = Result<PreparedCommit, any Error> {
+                        try store.commit(job.batch)
+                        return job
+                    }
+                    metrics.observeCommit(seconds: (ContinuousClock.now - started).secondsValue)
+                    state.withLock { s in
+                        s.submitted = nil
+                        s.result = result
+                    }
+                    done.signal()
+                } else if stop {
+                    break
+                } else if let prune {
+                    // One slice; ask for the next only while slices come back full.
+                    let removed = (try? store.prune(
+                        eventsBefore: prune.eventsBefore, tombstonesBefore: prune.tombstonesBefore,
+                        alertsBeforeDay: prune.alertsBeforeDay, limit: 2000)) ?? PruneResult()
+                    metrics.increment("sameday_pruned_rows_total", by: Double(removed.total))
+                    let more = removed.events == 2000 || removed.tombstones == 2000 || removed.alerts == 2000
+                    state.withLock { s in
+                        s.pruned += removed.total
+                        if !more { s.prune = nil }
+                    }
+                    if more { wake.signal() }
+                }
+            }
+            finished.signal()
+    }
+
+    /// Hands a commit over; the previous one must have been collected.
+    func submit(_ commit: PreparedCommit) {
+        state.withLock { s in
+            precondition(s.submitted == nil && s.result == nil, "one commit in flight at a time")
+            s.submitted = commit
+        }
+        wake.signal()
+    }
+
+    /// The finished commit, if any; with `wait`, blocks until the one in flight is done.
+    func collect(wait: Bool) -> Result<PreparedCommit, any Error>? {
+        if wait { done.wait() } else if done.wait(timeout: .now()) == .timedOut { return nil }
+        return state.withLock { s in
+            defer { s.result = nil }
+            return s.result
+        }
+    }
+
+    /// Asks for retention pruning up to these horizons (done in slices between commits).
+    func prune(_ horizons: Horizons) {
+        state.withLock { $0.prune = horizons }
+        wake.signal()
+    }
+
+    var prunedRows: Int { state.withLock { $0.pruned } }
+
+    func finish() {
+        state.withLock { $0.stopping = true }
+        wake.signal()
+        finished.wait()
+    }
+}

@@ -1,0 +1,174 @@
+import Foundation
+import SameDayCore
+import SameDayFiles
+import Synchronization
+
+/// The worker's daily rollup files, kept up to date from dossier changes (`RollupLedger`): a snapshot renders and
+/// writes only the days whose figures moved since the last one, so it costs what changed, not the history.
+public final class RollupKeeper {
+    public let configuration: Configuration
+    public let root: String
+    private var facts: [String: DossierFacts] = [:]
+    private var ledger: RollupLedger
+    /// Digests of the files written, per day (days that leave the window are forgotten: never rewritten).
+    private var written: [Int64: [String: Int]] = [:]
+
+    public init(configuration: Configuration, root: String, windowDays: Int, retiredStock: [UnitID: Int] = [:]) {
+        self.configuration = configuration
+        self.root = root
+        self.ledger = RollupLedger(config: configuration, windowDays: windowDays, retiredStock: retiredStock)
+    }
+
+    /// The dossiers held at start; every kept day will be checked against its files at the first snapshot (they may
+    /// predate the last commits before a crash).
+    public func load(_ dossiers: [Dossier]) {
+        for dossier in dossiers {
+            if let f = dossier.facts(config: configuration) { facts[dossier.code] = f }
+        }
+        restarted = true
+    }
+    private var restarted = false
+
+    public func apply(_ changes: [RollupChange]) {
+        for change in changes {
+            switch change {
+            case .changed(let dossier, let since):
+                let old = facts[dossier.code]
+                let new = dossier.facts(config: configuration)
+                ledger.change(from: old, to: new, since: since)
+                facts[dossier.code] = new
+            case .retired(let code, let abandonedIn):
+                if facts.removeValue(forKey: code) != nil { ledger.retire(abandonedIn: abandonedIn) }
+            }
+        }
+    }
+
+    public struct Snapshot: Sendable {
+        public var days = 0
+        public var files = 0
+        public var seconds = 0.0
+    }
+
+    /// Brings the kept days to `firstDay…lastDay` (within the window back from `clockDay`) and writes the files of
+    /// every day that changed, each atomically; a file whose bytes are unchanged is not rewritten.
+    @discardableResult
+    public func snapshot(firstDay: Int64?, lastDay: Int64?, clockDay: Int64) throws -> Snapshot {
+        let started = ContinuousClock.now
+        guard let firstDay, let lastDay else { return Snapshot() }
+        ledger.cover(firstDay: firstDay, lastDay: max(lastDay, clockDay), clockDay: clockDay) {
+            Array(facts.values)
+        }
+        if restarted {
+            ledger.markAllChanged()
+            restarted = false
+        }
+        var result = Snapshot()
+        for (day, rollup) in ledger.takeChanged() {
+            result.days += 1
+            result.files += try RollupFiles.write(
+                rollup, date: LocalDate(dayNumber: day), root: root, written: &written[day, default: [:]])
+        }
+        if let low = ledger.keptDays?.lowerBound {
+            for day in written.keys where day < low { written[day] = nil }
+        }
+        result.seconds = (ContinuousClock.now - started).secondsValue
+        return result
+    }
+
+    /// Dossiers whose facts the keeper holds.
+    public var dossierCount: Int { facts.count }
+}
+
+/// Runs a `RollupKeeper` on a thread of its own, so rendering and writing files never holds the thread that owns
+/// the consumer connection (issue "nothing stalls the consume thread past the heartbeat"). Jobs run in order.
+public final class RollupThread: Sendable {
+    private enum Job: @unchecked Sendable {
+        case load([Dossier])
+        case changes([RollupChange])
+        case snapshot(firstDay: Int64?, lastDay: Int64?, clockDay: Int64)
+    }
+    private struct State {
+        var jobs: [Job] = []
+        var busy = false
+        var stopping = false
+        var error: String?
+        var snapshots = 0
+    }
+    private let state = Mutex(State())
+    private let wake = DispatchSemaphore(value: 0)
+    private let idle = DispatchSemaphore(value: 0)
+    private let finished = DispatchSemaphore(value: 0)
+
+    public init(keeper: RollupKeeper, metrics: WorkerMetrics) {
+        nonisolated(unsafe) let keeper = keeper
+        let thread = Thread { [self] in run(keeper: keeper, metrics: metrics) }
+        thread.name = "sameday.rollups"
+        thread.start()
+    }
+
+    private func run(keeper: RollupKeeper, metrics: WorkerMetrics) {
+            while true {
+                wake.wait()
+                let next: Job? = state.withLock { s in
+                    if s.jobs.isEmpty { return nil }
+                    s.busy = true
+                    return s.jobs.removeFirst()
+                }
+                guard let job = next else {
+                    let stop = state.withLock { $0.stopping }
+                    if stop { break }
+                    continue
+                }
+                do {
+                    switch job {
+                    case .load(let dossiers): keeper.load(dossiers)
+                    case .changes(let changes): keeper.apply(changes)
+                    case .snapshot(let first, let last, let clockDay):
+                        let result = try keeper.snapshot(firstDay: first, lastDay: last, clockDay: clockDay)
+                        metrics.observe("sameday_snapshot_seconds", seconds: result.seconds)
+                        metrics.increment("sameday_rollup_files_written_total", by: Double(result.files))
+                        state.withLock { $0.snapshots += 1 }
+                    }
+                } catch {
+                    state.withLock { $0.error = "\(error)" }
+                }
+                let drained = state.withLock { s in
+                    s.busy = false
+                    return s.jobs.isEmpty
+                }
+                if drained { idle.signal() }
+            }
+            finished.signal()
+    }
+
+    private func enqueue(_ job: Job) {
+        state.withLock { $0.jobs.append(job) }
+        wake.signal()
+    }
+
+    public func load(_ dossiers: [Dossier]) { enqueue(.load(dossiers)) }
+    public func apply(_ changes: [RollupChange]) { if !changes.isEmpty { enqueue(.changes(changes)) } }
+    public func snapshot(firstDay: Int64?, lastDay: Int64?, clockDay: Int64) {
+        enqueue(.snapshot(firstDay: firstDay, lastDay: lastDay, clockDay: clockDay))
+    }
+
+    /// Jobs not yet done (a snapshot is not asked for again while one waits).
+    public var backlog: Int { state.withLock { $0.jobs.count + ($0.busy ? 1 : 0) } }
+    public var snapshotsDone: Int { state.withLock { $0.snapshots } }
+
+    /// The first error a job met (a file that could not be written), if any: the worker stops on it.
+    public var failure: String? { state.withLock { $0.error } }
+
+    /// Waits until every job so far is done.
+    public func drain() {
+        while backlog > 0 { _ = idle.wait(timeout: .now() + .milliseconds(50)) }
+    }
+
+    /// Finishes the jobs in hand, then ends the thread.
+    public func finish() {
+        drain()
+        state.withLock { $0.stopping = true }
+        wake.signal()
+        finished.wait()
+    }
+}
