@@ -93,6 +93,7 @@ public final class RollupThread: Sendable {
         var stopping = false
         var error: String?
         var snapshots = 0
+        var lastSnapshotSeconds = 0.0
     }
     private let state = Mutex(State())
     private let wake = DispatchSemaphore(value: 0)
@@ -127,7 +128,10 @@ public final class RollupThread: Sendable {
                         let result = try keeper.snapshot(firstDay: first, lastDay: last, clockDay: clockDay)
                         metrics.observe("sameday_snapshot_seconds", seconds: result.seconds)
                         metrics.increment("sameday_rollup_files_written_total", by: Double(result.files))
-                        state.withLock { $0.snapshots += 1 }
+                        state.withLock {
+                            $0.snapshots += 1
+                            $0.lastSnapshotSeconds = result.seconds
+                        }
                     }
                 } catch {
                     state.withLock { $0.error = "\(error)" }
@@ -155,6 +159,7 @@ public final class RollupThread: Sendable {
     /// Jobs not yet done (a snapshot is not asked for again while one waits).
     public var backlog: Int { state.withLock { $0.jobs.count + ($0.busy ? 1 : 0) } }
     public var snapshotsDone: Int { state.withLock { $0.snapshots } }
+    public var lastSnapshotSeconds: Double { state.withLock { $0.lastSnapshotSeconds } }
 
     /// The first error a job met (a file that could not be written), if any: the worker stops on it.
     public var failure: String? { state.withLock { $0.error } }

@@ -412,6 +412,19 @@ public final class ShardLoop {
 
     /// Waits until the rollups thread has written every snapshot asked for (tests, the soak benchmark).
     public func drainRollups() { rollups.drain() }
+
+    /// Commits what is in hand, snapshots the rollups now and waits for the files; returns the snapshot's seconds
+    /// (the soak benchmark, tests).
+    public func snapshotNow() throws -> Double {
+        try flush(consumer: nil)
+        try collect(consumer: nil, wait: true)
+        rollups.drain()
+        rollups.snapshot(
+            firstDay: engine.firstDay, lastDay: engine.lastEventDay, clockDay: LocalTime.day(of: engine.now))
+        rollups.drain()
+        if let failure = rollups.failure { throw RollupFailure(description: failure) }
+        return rollups.lastSnapshotSeconds
+    }
 }
 
 /// The exclusive lock on a shard's state folder: with SQLite a shard has exactly one worker, and a second instance
