@@ -19,6 +19,8 @@ public struct RollupLedger: Sendable {
     /// The first day the shard has an event on: no day before it is written.
     public private(set) var firstDay: Int64?
     private var dirty: Set<Int64> = []
+    /// Changed days that left the window before a snapshot wrote them.
+    private var leaving: [(day: Int64, rollup: Rollup)] = []
     /// Retired abandoned dossiers per unit.
     public private(set) var retiredStock: [Int]
 
@@ -57,20 +59,46 @@ public struct RollupLedger: Sendable {
         self.firstDay = min(self.firstDay ?? firstDay, firstDay)
         let low = max(self.firstDay!, clockDay - windowDays + 1)
         let high = max(lastDay, low - 1)
-        for day in figures.keys where day < low || day > high { figures[day] = nil }
+        for day in figures.keys.sorted() where day < low || day > high {
+            // A day leaving the window with changes not yet written is handed out one last time.
+            if day < low, dirty.contains(day), let final = rollup(day: day) { leaving.append((day, final)) }
+            figures[day] = nil
+        }
         dirty = dirty.filter { $0 >= low && $0 <= high }
-        let missing = Set(low <= high ? (low...high).filter { figures[$0] == nil } : [])
+        let missing = low <= high ? (low...high).filter { figures[$0] == nil } : []
         lowDay = low
         highDay = high
-        guard !missing.isEmpty else { return }
+        materialize(missing, facts: facts)
+    }
+
+    /// Extends the kept days through `day` (events reached it), computing the new days from `facts` before the
+    /// changes that reached them are applied. Days are kept without gaps from the first one on, so no day is
+    /// skipped when the clock moves fast between two snapshots (a backfill on the events clock).
+    public mutating func extend(through day: Int64, firstDay: Int64, facts: () -> [DossierFacts]) {
+        guard let lowDay, let highDay else {
+            self.firstDay = min(self.firstDay ?? firstDay, firstDay)
+            let low = min(self.firstDay!, day)
+            self.lowDay = low
+            self.highDay = day
+            materialize(Array(low...day), facts: facts)
+            return
+        }
+        _ = lowDay
+        guard day > highDay else { return }
+        self.highDay = day
+        materialize(Array(highDay + 1...day), facts: facts)
+    }
+
+    private mutating func materialize(_ days: [Int64], facts: () -> [DossierFacts]) {
+        guard let first = days.min(), let last = days.max() else { return }
+        let missing = Set(days)
         let stock = retiredStockFigures()
         for day in missing { figures[day] = stock }
-        let first = missing.min()!, last = missing.max()!
         for f in facts() {
             let active = Self.activeDays(f)
             let from = max(active.from, first), to = min(active.to, last)
             guard from <= to else { continue }
-            for day in from...to where figures[day] != nil && missing.contains(day) {
+            for day in from...to where missing.contains(day) {
                 figures[day]![Int(f.unit)] = figures[day]![Int(f.unit)] + Self.contribution(f, day: day)
             }
         }
@@ -121,8 +149,11 @@ public struct RollupLedger: Sendable {
 
     /// The days changed since the last call, in order, with their rollups.
     public mutating func takeChanged() -> [(day: Int64, rollup: Rollup)] {
-        defer { dirty.removeAll(keepingCapacity: true) }
-        return dirty.sorted().compactMap { day in rollup(day: day).map { (day, $0) } }
+        defer {
+            dirty.removeAll(keepingCapacity: true)
+            leaving.removeAll()
+        }
+        return leaving + dirty.sorted().compactMap { day in rollup(day: day).map { (day, $0) } }
     }
 
     /// Marks every kept day changed (after a restart: the files on disk may predate the last commits).

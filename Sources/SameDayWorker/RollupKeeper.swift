@@ -30,6 +30,15 @@ public final class RollupKeeper {
     private var restarted = false
 
     public func apply(_ changes: [RollupChange]) {
+        // Days the events reached are kept before their changes land (from the facts as they were).
+        var first: Int64?, last: Int64?
+        for case .changed(let dossier, let since) in changes {
+            first = min(first ?? since, since)
+            if let at = dossier.lastEventAt { last = max(last ?? since, LocalTime.day(of: at)) }
+        }
+        if let first, let last {
+            ledger.extend(through: last, firstDay: first) { Array(facts.values) }
+        }
         for change in changes {
             switch change {
             case .changed(let dossier, let since):

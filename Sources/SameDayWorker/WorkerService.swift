@@ -78,6 +78,7 @@ public final class WorkerService {
 
         var consumer: Consumer?
         defer { consumer?.close() }
+        var reconnectsSeen = 0
         while !stop.isRequested {
             if consumer == nil {
                 do {
@@ -111,6 +112,10 @@ public final class WorkerService {
                 metrics.increment("sameday_consumer_errors_total")
                 logger.warning("worker consumer error", metadata: ["error": "\(error)"])
                 if !error.isRetriable { throw error }
+            }
+            if active.reconnectCount > reconnectsSeen {
+                metrics.increment("sameday_consumer_reconnects_total", by: Double(active.reconnectCount - reconnectsSeen))
+                reconnectsSeen = active.reconnectCount
             }
             metrics.setReady(active.isConnected, reason: active.isConnected ? "" : "reconnecting to the broker")
             try shard.step(consumer: active, idle: idle)

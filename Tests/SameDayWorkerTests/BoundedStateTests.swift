@@ -1,0 +1,210 @@
+import Foundation
+import Logging
+import RabbitMQ
+import SameDayBroker
+import SameDayCore
+import SameDayStore
+import SameDayTestKit
+import Testing
+
+@testable import SameDayWorker
+
+/// A delivery as the consumer hands it over, made from the message a publisher would send.
+func delivery(_ event: DossierEvent, tag: UInt64, configuration: Configuration) -> Delivery {
+    let message = EventMessage.make(event, configuration: configuration, topology: SameDayTopology(shards: 1))
+    return Delivery(
+        tag: DeliveryTag(value: tag, channelEpoch: 1), body: message.body, messageID: message.messageID,
+        exchange: message.exchange, routingKey: message.routingKey,
+        headers: FieldTable(message.headers.map { ($0.key, FieldValue.string($0.value)) }))
+}
+
+@Suite("Worker state bounded by open work: retirement, incremental rollups, restart from dossier rows")
+struct BoundedStateTests {
+    let configuration = try! ConfigurationFolder.load(hcmcConfiguration)
+
+    func settings(_ folder: String) -> WorkerConfiguration {
+        var settings = WorkerConfiguration()
+        settings.stateDirectory = folder
+        settings.clock = .events
+        settings.metricsListen = ""
+        settings.sourceSilence = false
+        settings.retainClosedDays = 3
+        settings.eventLogDays = 5
+        return settings
+    }
+
+    func open(_ folder: String, _ metrics: WorkerMetrics = WorkerMetrics()) throws -> ShardLoop {
+        try ShardLoop(
+            configuration: settings(folder), domain: configuration, clock: SystemClock(), metrics: metrics,
+            logger: Logger(label: "test"), queue: "sameday.work.0")
+    }
+
+    @Test("closed dossiers are retired after the window; rollups of every day equal replay; an old event for a retired dossier is dead-lettered; a restart needs no event log")
+    func retirement() throws {
+        let folder = temporaryFolder("bounded")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let events = SyntheticMonth(
+            firstDay: LocalDate(year: 2022, month: 5, day: 16)!, days: 20, dossiersPerUnitPerDay: 1, seed: 31
+        ).events(config: configuration)
+        let dossiers = Set(events.map(\.dossier)).count
+        let metrics = WorkerMetrics()
+        var loop = try open(folder, metrics)
+        for (index, event) in events.enumerated() {
+            loop.handle(delivery(event, tag: UInt64(index + 1), configuration: configuration))
+            try loop.step(consumer: nil, idle: false)
+        }
+        _ = try loop.snapshotNow()
+        let held = loop.engine.dossierCount
+        #expect(held > 0 && held < dossiers / 2, "\(held) of \(dossiers) dossiers still held after 20 days with a 3-day window")
+        #expect(try loop.store.tombstoneCount() > 0)
+        #expect(metrics.value("sameday_dead_letters_total") == 0)
+
+        let clock = try #require(try loop.store.clock())
+        let replayFolder = folder + "/replay"
+        let replay = try replayReference(events, configuration: configuration, until: clock, root: replayFolder)
+        let ours = filesUnder(folder + "/rollups")
+        let reference = filesUnder(replayFolder)
+        #expect(
+            ours.keys.sorted() == reference.keys.sorted(),
+            "only ours: \(Set(ours.keys).subtracting(reference.keys).sorted()), only replay: \(Set(reference.keys).subtracting(ours.keys).sorted())")
+        for key in ours.keys.sorted() where key.hasSuffix("blocks.csv") && ours[key] != reference[key] {
+            print("DIFF \(key)\nOURS\n\(String(decoding: ours[key]!, as: UTF8.self))\nREPLAY\n\(String(decoding: reference[key] ?? Data(), as: UTF8.self))")
+            break
+        }
+        #expect(ours == reference, "incremental rollups differ from replay on \(ours.filter { reference[$0.key] != $0.value }.keys.sorted().prefix(5))")
+        // Delivered alerts leave the outbox after eventLogDays; the files keep them all.
+        let outbox = Set(alertIDs(inFolder: folder + "/alerts"))
+        let expected = Set(replay.alerts.map(\.alertId))
+        #expect(outbox == expected, "\(outbox.subtracting(expected).count) extra, \(expected.subtracting(outbox).count) missing")
+
+        // An event sent again for a dossier retired long ago: refused with the reason, never re-opened.
+        let tombstone = try #require(try loop.store.tombstones(since: Int64.min).last)
+        var resent = try #require(events.last { $0.dossier == tombstone.code })
+        resent.eventId += "-again"
+        loop.handle(delivery(resent, tag: UInt64(events.count + 1), configuration: configuration))
+        _ = try loop.snapshotNow()
+        let letters = try loop.store.pendingDeadLetters()
+        #expect(letters.count == 1 && letters[0].reason.contains("dossier retired"), "\(letters.map(\.reason))")
+        #expect(loop.engine.dossierCount <= held)
+        let stillHeld = loop.engine.dossierCount
+
+        // A restart loads the dossier rows: the audit log is not needed.
+        loop.close()
+        try WorkerStore(path: settings(folder).databasePath).execute(sql: "DELETE FROM event_log")
+        loop = try open(folder)
+        #expect(loop.restartSummary.events == 0 && loop.restartSummary.dossiers == stillHeld)
+        _ = try loop.snapshotNow()
+        let restarted = filesUnder(folder + "/rollups")
+        #expect(restarted == reference, "a restart changed \(restarted.filter { reference[$0.key] != $0.value }.keys.sorted())")
+        loop.close()
+    }
+
+    @Test("retention work is pruned in slices: the audit log, tombstones and delivered alerts older than their windows")
+    func pruning() throws {
+        let folder = temporaryFolder("prune")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let store = try WorkerStore(path: folder + "/state.sqlite")
+        var batch = CommitBatch()
+        for k in 0..<5000 {
+            batch.events.append(("e\(k)", "d\(k)", Int64(k), Array("{}".utf8)))
+        }
+        batch.retired = (0..<10).map { ("d\($0)", Int64($0), nil) }
+        try store.commit(batch)
+        let first = try store.prune(eventsBefore: 4500, tombstonesBefore: 5, alertsBeforeDay: "2022-01-01", limit: 2000)
+        #expect(first.events == 2000 && first.tombstones == 5)
+        let second = try store.prune(eventsBefore: 4500, tombstonesBefore: 5, alertsBeforeDay: "2022-01-01", limit: 2000)
+        #expect(second.events == 2000)
+        let third = try store.prune(eventsBefore: 4500, tombstonesBefore: 5, alertsBeforeDay: "2022-01-01", limit: 2000)
+        #expect(third.events == 500)
+        #expect(try store.eventCount() == 500 && store.tombstoneCount() == 5)
+    }
+}
+
+@Suite("The consume loop's batching decisions, on a manual clock")
+struct BatchingStateMachineTests {
+    typealias Machine = BatchingStateMachine<ManualClock.Instant>
+    let settings = Machine.Settings(
+        batchSize: 3, batchDelay: .milliseconds(200), snapshotInterval: .seconds(60), pollInterval: .milliseconds(250))
+
+    @Test("a full batch commits at once; a partial one when its first delivery has waited the batch delay")
+    func batches() {
+        let clock = ManualClock()
+        var machine = Machine(settings: settings)
+        #expect(machine.next(now: clock.now, otherChanges: false) == .wait(.milliseconds(250)))
+        machine.delivered(at: clock.now)
+        #expect(machine.next(now: clock.now, otherChanges: false) == .wait(.milliseconds(200)))
+        clock.advance(by: .milliseconds(150))
+        machine.delivered(at: clock.now)
+        #expect(machine.next(now: clock.now, otherChanges: false) == .wait(.milliseconds(50)))
+        machine.delivered(at: clock.now)
+        #expect(machine.next(now: clock.now, otherChanges: false) == .commit)
+        machine.committed()
+        machine.delivered(at: clock.now)
+        clock.advance(by: .milliseconds(200))
+        #expect(machine.next(now: clock.now, otherChanges: false) == .commit)
+    }
+
+    @Test("with nothing pending, alerts fired by the clock commit at once; the wait never outlasts the next timer")
+    func idle() {
+        let clock = ManualClock()
+        let machine = Machine(settings: settings)
+        #expect(machine.next(now: clock.now, otherChanges: true) == .commit)
+        #expect(machine.next(now: clock.now, otherChanges: false, nextTimer: .milliseconds(40)) == .wait(.milliseconds(40)))
+        #expect(machine.next(now: clock.now, otherChanges: false, nextTimer: .seconds(-3)) == .wait(.zero))
+    }
+
+    @Test("snapshots come at once, then every interval, and when the day changes (not more than every few seconds)")
+    func snapshots() {
+        let clock = ManualClock()
+        var machine = Machine(settings: settings)
+        #expect(machine.snapshotDue(now: clock.now, day: 100))
+        machine.snapshotted(now: clock.now, day: 100)
+        clock.advance(by: .seconds(2))
+        #expect(!machine.snapshotDue(now: clock.now, day: 100))
+        #expect(!machine.snapshotDue(now: clock.now, day: 101), "a day change waits for the gap")
+        clock.advance(by: .seconds(3))
+        #expect(machine.snapshotDue(now: clock.now, day: 101))
+        machine.snapshotted(now: clock.now, day: 101)
+        clock.advance(by: .seconds(59))
+        #expect(!machine.snapshotDue(now: clock.now, day: 101))
+        clock.advance(by: .seconds(1))
+        #expect(machine.snapshotDue(now: clock.now, day: 101))
+    }
+}
+
+@Suite("The consumer keeps its heartbeats through large snapshots (needs broker)")
+struct HeartbeatTests {
+    let configuration = try! ConfigurationFolder.load(hcmcConfiguration)
+
+    @Test("a 2 s heartbeat, two months of events with a snapshot every second, zero consumer reconnects")
+    func noReconnects() async throws {
+        var harness = try WorkerHarness("heartbeat")
+        defer { harness.cleanUp() }
+        harness.settings.heartbeatSeconds = 2
+        harness.settings.snapshotSeconds = 1
+        let events = SyntheticMonth(
+            firstDay: LocalDate(year: 2022, month: 4, day: 1)!, days: 62, dossiersPerUnitPerDay: 1, seed: 5
+        ).events(config: configuration)
+        let distinct = Set(events.map { "\($0.dossier)|\($0.eventId)" }).count
+        try harness.publish(events, configuration: configuration)
+        let metrics = WorkerMetrics()
+        let stop = StopFlag()
+        let settings = harness.settings
+        let configuration = configuration
+        async let run: Void = BlockingThread.run(name: "heartbeat worker") {
+            try WorkerService(configuration: settings, domain: configuration, metrics: metrics).run(until: stop)
+        }
+        let deadline = ContinuousClock.now + .seconds(240)
+        while Int(metrics.value("sameday_events_total")) < distinct && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        // Idle a few heartbeats with the snapshots going on.
+        try await Task.sleep(for: .seconds(6))
+        stop.request()
+        try await run
+        #expect(Int(metrics.value("sameday_events_total")) == distinct)
+        #expect(metrics.value("sameday_consumer_reconnects_total") == 0)
+        #expect(metrics.value("sameday_consumer_errors_total") == 0)
+        #expect(filesUnder(settings.resolvedRollupsDirectory).count >= 62 * 4)
+    }
+}
