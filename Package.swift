@@ -18,6 +18,9 @@ let package = Package(
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // rabbitmq-c, Debian's librabbitmq-dev (0.11), with a shim for the variadic login functions.
@@ -40,12 +43,13 @@ let package = Package(
         .target(name: "SameDayAdapters", dependencies: ["RabbitMQ", "SameDayBroker", "SameDayCore", "SameDayFiles"]),
         // Durable writes, one helper for the whole package: checked write/fsync/close, atomic replace, folder fsync.
         .target(name: "SameDayFiles"),
-        // The HTTP receiver for unit systems that call out; its own target keeps Hummingbird out of the rest.
+        // The HTTP receiver for unit systems that call out; its own target keeps Hummingbird out of the adapters.
         .target(
             name: "SameDayReceiver",
             dependencies: [
                 "SameDayAdapters", "SameDayCore",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // The domain, pure and deterministic: no clock, no I/O beyond decoding what it is handed.
@@ -56,12 +60,17 @@ let package = Package(
             name: "SameDayStore",
             dependencies: ["SameDayCore", .product(name: "GRDB", package: "GRDB.swift")]
         ),
-        // The worker runtime: consume loop, timers, outbox, alert sinks, rollup files, metrics, shutdown.
+        // The worker runtime: consume loop, timers, outbox, alert sinks, rollup files, metrics (swift-metrics on a
+        // swift-prometheus registry, served with /healthz and /readyz by Hummingbird), the worker as a Service.
         .target(
             name: "SameDayWorker",
             dependencies: [
                 "RabbitMQ", "SameDayBroker", "SameDayCore", "SameDayStore", "SameDayFiles",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
             ]
         ),
         .executableTarget(
@@ -71,6 +80,7 @@ let package = Package(
                 "SameDayFiles",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(
@@ -87,7 +97,10 @@ let package = Package(
         .testTarget(name: "RabbitMQTests", dependencies: ["RabbitMQ", "SameDayTestKit"]),
         .testTarget(
             name: "SameDayWorkerTests",
-            dependencies: ["SameDayWorker", "SameDayStore", "SameDayCore", "SameDayBroker", "RabbitMQ", "SameDayTestKit"]
+            dependencies: [
+                "SameDayWorker", "SameDayStore", "SameDayCore", "SameDayBroker", "RabbitMQ", "SameDayTestKit",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
         .testTarget(name: "SameDayBrokerTests", dependencies: ["SameDayBroker", "RabbitMQ", "SameDayTestKit"]),
         .testTarget(

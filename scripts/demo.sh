@@ -57,7 +57,7 @@ for _ in $(seq 1 600); do
   sleep 1
 done
 echo "applied $applied of $expected events; shard 0's metrics (http://127.0.0.1:9464/metrics):"
-curl -fsS http://127.0.0.1:9464/metrics 2>/dev/null | grep -E '^sameday_(events_total|alerts_total|dossiers|commit_seconds)' || true
+curl -fsS http://127.0.0.1:9464/metrics 2>/dev/null | grep -E '^sameday_(events_total|alerts_total|dossiers|commit_seconds_(sum|count))[ {]' || true
 kill -TERM "${pids[@]}"; wait "${pids[@]}" || true
 kill "$watcher" 2>/dev/null || true
 trap - EXIT

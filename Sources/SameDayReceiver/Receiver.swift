@@ -188,6 +188,7 @@ public enum Receiver {
         }
         router.get("/metrics") { _, _ -> Response in
             var text = forwarder?.settings.spool.status.metrics ?? ""
+            text += "# HELP sameday_receiver_spooling 1 while the broker is unavailable and events go to the spool.\n"
             text +=
                 "# TYPE sameday_receiver_spooling gauge\nsameday_receiver_spooling \(forwarder?.isSpooling == true ? 1 : 0)\n"
             if let broker = settings.broker {

@@ -1,46 +1,128 @@
+import CoreMetrics
 import Foundation
+import Prometheus
 import Synchronization
 
-#if canImport(Glibc)
-    import Glibc
-#endif
-
-/// The worker's counters and gauges, rendered in Prometheus text format. Written by the worker thread, read by the
-/// metrics endpoint's thread; one lock, no allocation on the hot path beyond the dictionary update.
+/// The worker's metrics: swift-metrics instruments (`Counter`, `FloatingPointCounter`, `Gauge`, `Timer`) backed by a
+/// swift-prometheus registry that this instance owns. Nothing goes through the global `MetricsSystem.bootstrap`, so a
+/// process (a test, a benchmark) may hold as many `WorkerMetrics` as it likes, each with its own numbers.
+///
+/// Callers name a metric and, for a labelled one, pass the Prometheus label text (`{level="warning"}`); the first
+/// use of a name fixes its type (counter, gauge or histogram) and whether it carries labels. A later use that does
+/// not fit (a `set` of a counter, a labelled use of an unlabelled name) is ignored rather than allowed to produce an
+/// exposition Prometheus would reject. Written by the worker's threads, read by the HTTP server's.
 public final class WorkerMetrics: Sendable {
+    /// The registry `render()` reads; other code may register its own collectors here.
+    public let registry: PrometheusCollectorRegistry
+    /// A swift-metrics factory bound to `registry` (help texts and histogram buckets of `WorkerMetrics`), for code
+    /// that wants its own swift-metrics instruments next to the worker's: `Counter(label: …, factory: m.factory)`.
+    public let factory: WorkerMetricsFactory
+
+    private enum Kind: Equatable {
+        case counter, gauge, histogram
+    }
+
+    private struct Family {
+        var kind: Kind
+        var labelled: Bool
+    }
+
     private struct State {
-        var counters: [String: Double] = [:]
-        var gauges: [String: Double] = [:]
-        var commitSeconds: [Double] = []  // recent commit latencies, for a summary
+        var families: [String: Family] = [:]
+        var counters: [String: CoreMetrics.Counter] = [:]
+        var fractionalCounters: [String: FloatingPointCounter] = [:]
+        var gauges: [String: CoreMetrics.Gauge] = [:]
+        var timers: [String: CoreMetrics.Timer] = [:]
+        /// The numbers `value(_:)` answers with, by name and label text: counter totals, gauge values, and a
+        /// histogram's `<name>_count` and `<name>_sum`.
+        var values: [String: Double] = [:]
         var ready = false
         var notReadyReason = "starting"
     }
     private let state = Mutex(State())
+    private let readyGauge: CoreMetrics.Gauge
 
-    public init() {}
+    public init() {
+        let registry = PrometheusCollectorRegistry()
+        self.registry = registry
+        factory = WorkerMetricsFactory(registry: registry)
+        readyGauge = CoreMetrics.Gauge(label: "sameday_ready", factory: factory)
+        readyGauge.record(0)
+        state.withLock {
+            $0.families["sameday_ready"] = Family(kind: .gauge, labelled: false)
+            $0.values["sameday_ready"] = 0
+        }
+    }
 
+    /// Adds `value` to the counter `name` (counters only go up: a negative or non-finite amount is ignored).
     public func increment(_ name: String, by value: Double = 1, labels: String = "") {
-        state.withLock { $0.counters[name + labels, default: 0] += value }
+        guard value.isFinite, value >= 0 else { return }
+        let key = name + labels
+        state.withLock { state in
+            if value == value.rounded(), value < 9e18 {
+                // Whole amounts stay integers in the exposition (`sameday_events_total 123`, not `123.0`).
+                if let counter = state.counters[key] {
+                    counter.increment(by: Int64(value))
+                } else {
+                    guard let metric = admit(key, .counter, &state) else { return }
+                    let counter = CoreMetrics.Counter(
+                        label: metric.family, dimensions: metric.dimensions, factory: factory)
+                    state.counters[key] = counter
+                    counter.increment(by: Int64(value))
+                }
+            } else if let counter = state.fractionalCounters[key] {
+                counter.increment(by: value)
+            } else {
+                guard let metric = admit(key, .counter, &state) else { return }
+                let counter = FloatingPointCounter(
+                    label: metric.family, dimensions: metric.dimensions, factory: factory)
+                state.fractionalCounters[key] = counter
+                counter.increment(by: value)
+            }
+            state.values[key, default: 0] += value
+        }
     }
 
+    /// Sets the gauge `name`.
     public func set(_ name: String, _ value: Double, labels: String = "") {
-        state.withLock { $0.gauges[name + labels] = value }
-    }
-
-    public func observe(_ name: String, seconds: Double) {
-        state.withLock {
-            $0.counters[name + "_count", default: 0] += 1
-            $0.counters[name + "_sum", default: 0] += seconds
+        let key = name + labels
+        state.withLock { state in
+            if let gauge = state.gauges[key] {
+                gauge.record(value)
+            } else {
+                guard let metric = admit(key, .gauge, &state) else { return }
+                let gauge = CoreMetrics.Gauge(label: metric.family, dimensions: metric.dimensions, factory: factory)
+                state.gauges[key] = gauge
+                gauge.record(value)
+            }
+            state.values[key] = value
         }
     }
 
+    /// Records one duration, in seconds, in the histogram `name` (`<name>_bucket{le=…}`, `<name>_sum`,
+    /// `<name>_count`): `sameday_snapshot_seconds`, `sameday_restart_seconds`, …
+    public func observe(_ name: String, seconds: Double, labels: String = "") {
+        guard seconds.isFinite else { return }
+        let seconds = max(0, seconds)
+        let key = name + labels
+        state.withLock { state in
+            if let timer = state.timers[key] {
+                timer.recordSeconds(seconds)
+            } else {
+                guard let metric = admit(key, .histogram, &state) else { return }
+                let timer = CoreMetrics.Timer(label: metric.family, dimensions: metric.dimensions, factory: factory)
+                state.timers[key] = timer
+                timer.recordSeconds(seconds)
+            }
+            let (family, labelText) = Self.split(key)
+            state.values[family + "_count" + labelText, default: 0] += 1
+            state.values[family + "_sum" + labelText, default: 0] += seconds
+        }
+    }
+
+    /// One group commit's duration: the histogram `sameday_commit_seconds`.
     public func observeCommit(seconds: Double) {
-        state.withLock {
-            $0.commitSeconds.append(seconds)
-            if $0.commitSeconds.count > 1024 { $0.commitSeconds.removeFirst(512) }
-            $0.counters["sameday_commits_total", default: 0] += 1
-            $0.counters["sameday_commit_seconds_sum", default: 0] += seconds
-        }
+        observe("sameday_commit_seconds", seconds: seconds)
     }
 
     /// Ready means consuming; not ready (broker down, rebuilding) is still alive.
@@ -48,113 +130,211 @@ public final class WorkerMetrics: Sendable {
         state.withLock {
             $0.ready = ready
             $0.notReadyReason = reason
+            $0.values["sameday_ready"] = ready ? 1 : 0
+            readyGauge.record(ready ? 1 : 0)
         }
     }
 
     public var readiness: (ready: Bool, reason: String) { state.withLock { ($0.ready, $0.notReadyReason) } }
 
-    public func value(_ name: String) -> Double { state.withLock { $0.counters[name] ?? $0.gauges[name] ?? 0 } }
+    /// The current number of a counter or gauge (name and label text as given to `increment`/`set`), or of a
+    /// histogram's `<name>_count` / `<name>_sum`; 0 for a name never used.
+    public func value(_ name: String) -> Double { state.withLock { $0.values[name] ?? 0 } }
 
+    /// The Prometheus text exposition (format 0.0.4): `# HELP` and `# TYPE` for every metric, families in name order.
     public func render() -> String {
-        state.withLock { state in
-            var lines: [String] = []
-            for (name, value) in state.counters.sorted(by: { $0.key < $1.key }) {
-                lines.append("\(name) \(format(value))")
+        Self.sortedByFamily(registry.emitToString())
+    }
+
+    // MARK: - Names and labels
+
+    /// Checks `key` (name plus label text) against what its family already is; registers the family on first use.
+    private func admit(_ key: String, _ kind: Kind, _ state: inout State) -> (
+        family: String, dimensions: [(String, String)]
+    )? {
+        let (family, labelText) = Self.split(key)
+        let dimensions = Self.parseLabels(labelText)
+        let wanted = Family(kind: kind, labelled: !dimensions.isEmpty)
+        if let known = state.families[family] {
+            guard known.kind == wanted.kind, known.labelled == wanted.labelled else { return nil }
+        } else {
+            state.families[family] = wanted
+        }
+        return (family, dimensions)
+    }
+
+    /// `sameday_alerts_total{level="warning"}` → (`sameday_alerts_total`, `{level="warning"}`).
+    static func split(_ key: String) -> (family: String, labels: String) {
+        guard let brace = key.firstIndex(of: "{") else { return (key, "") }
+        return (String(key[..<brace]), String(key[brace...]))
+    }
+
+    /// Prometheus label text, `{a="x",b="y \"quoted\""}`, as pairs in their order. Lenient: stops at the first thing
+    /// that is not `name="value"`, keeping what came before.
+    static func parseLabels(_ text: String) -> [(String, String)] {
+        var pairs: [(String, String)] = []
+        var chars = Substring(text.trimmingCharacters(in: .whitespaces))
+        if chars.first == "{" { chars = chars.dropFirst() }
+        if chars.last == "}" { chars = chars.dropLast() }
+        var rest = chars[...]
+        while true {
+            rest = rest.drop { $0 == " " || $0 == "," }
+            guard let equals = rest.firstIndex(of: "=") else { return pairs }
+            let name = rest[..<equals].trimmingCharacters(in: .whitespaces)
+            rest = rest[rest.index(after: equals)...].drop { $0 == " " }
+            guard !name.isEmpty, rest.first == "\"" else { return pairs }
+            rest = rest.dropFirst()
+            var value = ""
+            var closed = false
+            var escaped = false
+            var index = rest.startIndex
+            while index < rest.endIndex {
+                let c = rest[index]
+                index = rest.index(after: index)
+                if escaped {
+                    value.append(c == "n" ? "\n" : c)
+                    escaped = false
+                } else if c == "\\" {
+                    escaped = true
+                } else if c == "\"" {
+                    closed = true
+                    break
+                } else {
+                    value.append(c)
+                }
             }
-            for (name, value) in state.gauges.sorted(by: { $0.key < $1.key }) {
-                lines.append("\(name) \(format(value))")
-            }
-            let sorted = state.commitSeconds.sorted()
-            for quantile in [0.5, 0.99] where !sorted.isEmpty {
-                let value = sorted[min(sorted.count - 1, Int(Double(sorted.count) * quantile))]
-                lines.append("sameday_commit_seconds{quantile=\"\(quantile)\"} \(format(value))")
-            }
-            lines.append("sameday_ready \(state.ready ? 1 : 0)")
-            return lines.joined(separator: "\n") + "\n"
+            guard closed else { return pairs }
+            pairs.append((name, value))
+            rest = rest[index...]
         }
     }
 
-    private func format(_ value: Double) -> String {
-        value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
+    /// The registry emits families in hash order; put them in name order (the lines of one family stay together and
+    /// in their order: a histogram's buckets ascend), and a counter's or gauge's labelled lines in text order.
+    static func sortedByFamily(_ text: String) -> String {
+        var families: [(name: String, header: [Substring], samples: [Substring], sortSamples: Bool)] = []
+        for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
+            if line.hasPrefix("# ") {
+                let words = line.split(separator: " ", maxSplits: 3)
+                let name = words.count > 2 ? String(words[2]) : ""
+                if families.last?.name != name { families.append((name, [], [], true)) }
+                families[families.count - 1].header.append(line)
+                if words.count > 3, words[1] == "TYPE", words[3] == "histogram" {
+                    families[families.count - 1].sortSamples = false
+                }
+            } else if families.isEmpty {
+                families.append(("", [], [line], false))
+            } else {
+                families[families.count - 1].samples.append(line)
+            }
+        }
+        var out = ""
+        for family in families.sorted(by: { $0.name < $1.name }) {
+            for line in family.header { out += line + "\n" }
+            for line in family.sortSamples ? family.samples.sorted() : family.samples { out += line + "\n" }
+        }
+        return out
+    }
+
+    // MARK: - Help texts and buckets
+
+    /// The `# HELP` text of each metric the worker writes; a name missing here still gets a help line that says so.
+    public static let help: [String: String] = [
+        "sameday_events_total": "Events applied to dossiers and committed (each one acked after its commit).",
+        "sameday_events_duplicate_total": "Deliveries whose event id was already applied; they changed nothing.",
+        "sameday_dead_letters_total":
+            "Deliveries refused and dead-lettered to sameday.dead (the reason is in x-sameday-reason).",
+        "sameday_alerts_total": "SLA alerts raised, by level.",
+        "sameday_dossiers": "Dossiers the worker holds in its state.",
+        "sameday_clock_seconds":
+            "The worker's clock (wall, or the newest occurredAt on the events clock), Unix seconds.",
+        "sameday_event_lag_seconds": "Wall clock minus the occurredAt of the newest event applied, in seconds.",
+        "sameday_rebuild_seconds": "Seconds the last start spent loading the state before consuming.",
+        "sameday_quarantined_events_total":
+            "Stored events that could not be read back at a restart, moved to event_quarantine.",
+        "sameday_clock_jumps_refused_total": "Wall-clock readings refused for jumping beyond maxClockJumpSeconds.",
+        "sameday_outbox_in_flight": "Alerts and dead letters published to the broker and not yet confirmed.",
+        "sameday_commit_seconds": "Duration of one group commit (SQLite transaction, then ack), in seconds.",
+        "sameday_snapshot_seconds":
+            "Duration of one rollup snapshot (the days touched since the last one), in seconds.",
+        "sameday_restart_seconds": "Duration of a start, from opening the state to consuming, in seconds.",
+        "sameday_ready":
+            "1 while consuming; 0 while starting, rebuilding, stopping or away from the broker (see /readyz).",
+        "sameday_dossiers_retired_total": "Closed dossiers retired from the state after retainClosedDays.",
+        "sameday_retired_dossier_events_total":
+            "Events for retired dossiers, dead-lettered with the reason \"dossier retired\".",
+        "sameday_events_pruned_total": "Rows pruned from the event log after eventLogDays.",
+        "sameday_consumer_reconnects_total": "Times the consumer connection was opened again after a loss.",
+    ]
+
+    static func helpText(_ name: String) -> String {
+        help[name] ?? "\(name) (a SameDay worker metric; add its description to WorkerMetrics.help)"
+    }
+
+    /// Histogram buckets, in seconds: fine ones for a commit, a wide range (10 ms to 10 min) for the rest.
+    static func buckets(_ name: String) -> [Double] {
+        name == "sameday_commit_seconds"
+            ? [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+            : [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600]
     }
 }
 
-/// A minimal HTTP/1.1 endpoint on loopback for Prometheus and health checks: `GET /metrics`, `GET /healthz`
-/// (alive: the process answers), `GET /readyz` (200 while consuming, 503 with the reason otherwise — a broker outage
-/// makes the worker not ready, never "dead"). One request per connection; runs on a thread of its own.
-public final class MetricsEndpoint: Sendable {
-    private let socketFD: Int32
-    public let port: Int
+/// swift-metrics' factory protocol over one swift-prometheus registry, with the `# HELP` texts of `WorkerMetrics.help`
+/// and its histogram buckets (swift-prometheus' own `PrometheusMetricsFactory` registers every metric without help).
+public struct WorkerMetricsFactory: MetricsFactory {
+    public let registry: PrometheusCollectorRegistry
 
-    public init(listen: String, metrics: WorkerMetrics) throws {
-        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]) else {
-            throw WorkerConfiguration.Invalid(description: "metricsListen \"\(listen)\": expected HOST:PORT")
-        }
-        let host = String(listen[..<colon])
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw WorkerConfiguration.Invalid(description: "metrics: socket() failed") }
-        var yes: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        guard inet_pton(AF_INET, host == "localhost" ? "127.0.0.1" : host, &address.sin_addr) == 1 else {
-            Glibc.close(fd)
-            throw WorkerConfiguration.Invalid(description: "metricsListen \"\(listen)\": not an IPv4 address")
-        }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard bound == 0, Glibc.listen(fd, 16) == 0 else {
-            Glibc.close(fd)
-            throw WorkerConfiguration.Invalid(
-                description: "metrics: cannot listen on \(listen) (\(String(cString: strerror(errno))))")
-        }
-        var actual = sockaddr_in()
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &actual) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        self.socketFD = fd
-        self.port = Int(UInt16(bigEndian: actual.sin_port))
-        let thread = Thread { [fd] in Self.serve(fd: fd, metrics: metrics) }
-        thread.name = "sameday.metrics"
-        thread.start()
+    public init(registry: PrometheusCollectorRegistry) { self.registry = registry }
+
+    private func descriptor(_ label: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: label, unitName: "", helpText: WorkerMetrics.helpText(label))
     }
 
-    /// Stops accepting (the serving thread ends when accept fails).
-    public func close() { shutdown(socketFD, Int32(SHUT_RDWR)); Glibc.close(socketFD) }
+    public func makeCounter(label: String, dimensions: [(String, String)]) -> any CounterHandler {
+        registry.makeCounter(descriptor: descriptor(label), labels: dimensions)
+    }
 
-    private static func serve(fd: Int32, metrics: WorkerMetrics) {
-        while true {
-            let client = accept(fd, nil, nil)
-            if client < 0 {
-                if errno == EINTR { continue }
-                return
-            }
-            var buffer = [UInt8](repeating: 0, count: 2048)
-            var timeout = timeval(tv_sec: 2, tv_usec: 0)
-            setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-            let count = recv(client, &buffer, buffer.count, 0)
-            let request = count > 0 ? String(decoding: buffer[0..<count], as: UTF8.self) : ""
-            let path = request.split(separator: " ").dropFirst().first.map(String.init) ?? ""
-            let (status, body): (String, String)
-            switch path {
-            case "/metrics": (status, body) = ("200 OK", metrics.render())
-            case "/healthz": (status, body) = ("200 OK", "alive\n")
-            case "/readyz":
-                let readiness = metrics.readiness
-                (status, body) =
-                    readiness.ready ? ("200 OK", "ready\n") : ("503 Service Unavailable", readiness.reason + "\n")
-            default: (status, body) = ("404 Not Found", "try /metrics, /healthz or /readyz\n")
-            }
-            let response =
-                "HTTP/1.1 \(status)\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
-                + "Content-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
-            _ = response.withCString { send(client, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
-            Glibc.close(client)
-        }
+    public func makeFloatingPointCounter(label: String, dimensions: [(String, String)])
+        -> any FloatingPointCounterHandler
+    {
+        registry.makeCounter(descriptor: descriptor(label), labels: dimensions)
+    }
+
+    public func makeRecorder(label: String, dimensions: [(String, String)], aggregate: Bool) -> any RecorderHandler {
+        aggregate
+            ? registry.makeValueHistogram(
+                descriptor: descriptor(label), labels: dimensions, buckets: WorkerMetrics.buckets(label))
+            : registry.makeGauge(descriptor: descriptor(label), labels: dimensions)
+    }
+
+    public func makeMeter(label: String, dimensions: [(String, String)]) -> any MeterHandler {
+        registry.makeGauge(descriptor: descriptor(label), labels: dimensions)
+    }
+
+    public func makeTimer(label: String, dimensions: [(String, String)]) -> any TimerHandler {
+        registry.makeDurationHistogram(
+            descriptor: descriptor(label), labels: dimensions,
+            buckets: WorkerMetrics.buckets(label).map { .nanoseconds(Int64(($0 * 1e9).rounded())) })
+    }
+
+    public func destroyCounter(_ handler: any CounterHandler) {
+        if let counter = handler as? Prometheus.Counter { registry.unregisterCounter(counter) }
+    }
+
+    public func destroyFloatingPointCounter(_ handler: any FloatingPointCounterHandler) {
+        if let counter = handler as? Prometheus.Counter { registry.unregisterCounter(counter) }
+    }
+
+    public func destroyRecorder(_ handler: any RecorderHandler) {
+        if let gauge = handler as? Prometheus.Gauge { registry.unregisterGauge(gauge) }
+        if let histogram = handler as? ValueHistogram { registry.unregisterValueHistogram(histogram) }
+    }
+
+    public func destroyMeter(_ handler: any MeterHandler) {
+        if let gauge = handler as? Prometheus.Gauge { registry.unregisterGauge(gauge) }
+    }
+
+    public func destroyTimer(_ handler: any TimerHandler) {
+        if let histogram = handler as? DurationHistogram { registry.unregisterDurationHistogram(histogram) }
     }
 }

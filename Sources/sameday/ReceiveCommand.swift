@@ -1,11 +1,13 @@
 import ArgumentParser
 import Foundation
 import Hummingbird
+import Logging
 import RabbitMQ
 import SameDayAdapters
 import SameDayBroker
 import SameDayCore
 import SameDayReceiver
+import ServiceLifecycle
 
 #if canImport(Glibc)
     import Glibc
@@ -73,24 +75,39 @@ struct ReceiveCommand: AsyncParsableCommand {
             throw ExitCode.failure
         }
         let forwarder = settings.forwarder.map { EventForwarder(settings: $0) }
-        forwarder?.start()
         let broker = settings.receiver.broker.map(\.description) ?? "?"
         printError(
             dryRun
                 ? "sameday receive: DRY RUN on \(listen): requests are answered with the events they would publish; nothing is published (broker would be \(broker))"
                 : "sameday receive: listening on \(listen); publishing to \(broker); spool \(settings.forwarder!.spool.directory)"
         )
+        let logger = Logger(label: "sameday.receiver")
         let app = Application(
             router: Receiver.router(settings: settings.receiver, forwarder: forwarder),
-            configuration: .init(address: .hostname(host, port: port), serverName: "sameday-receiver"))
+            configuration: .init(address: .hostname(host, port: port), serverName: "sameday-receiver"),
+            logger: logger)
+        // One graceful-shutdown path, as for `sameday worker`: on SIGTERM/SIGINT the group stops in reverse order,
+        // the HTTP application first (no new requests; those in flight are answered), then the forwarder (queued
+        // events confirmed or spooled). Either service ending, an error included, shuts the group down.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let forwarder {
+            services.append(
+                .init(
+                    service: forwarder, successTerminationBehavior: .gracefullyShutdownGroup,
+                    failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: "forwarder"))
+        }
+        services.append(
+            .init(
+                service: app, successTerminationBehavior: .gracefullyShutdownGroup,
+                failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: "http"))
+        let group = ServiceGroup(
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
-            try await app.runService()
+            try await group.run()
         } catch {
-            forwarder?.stop()
             printError("sameday receive: \(error)")
             throw ExitCode.failure
         }
-        forwarder?.stop()
     }
 }
 

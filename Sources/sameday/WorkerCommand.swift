@@ -1,10 +1,10 @@
 import ArgumentParser
-import Dispatch
 import Foundation
 import Logging
 import RabbitMQ
 import SameDayCore
 import SameDayWorker
+import ServiceLifecycle
 
 /// `sameday worker`: the service ops run, one process per shard (see deploy/systemd/).
 struct WorkerCommand: AsyncParsableCommand {
@@ -58,36 +58,35 @@ struct WorkerCommand: AsyncParsableCommand {
         }
         defer { stateLock.release() }
         let metrics = WorkerMetrics()
-        let endpoint =
-            try settings.metricsListen.isEmpty
-            ? nil : MetricsEndpoint(listen: settings.resolvedMetricsListen, metrics: metrics)
-        if let endpoint {
-            logger.info("metrics on http://\(settings.resolvedMetricsListen)/metrics (port \(endpoint.port))")
-        }
-
-        let stop = StopFlag()
-        let signals = [SIGTERM, SIGINT].map { number in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler {
-                logger.info("stop requested (signal \(number))")
-                stop.request()
+        // One graceful-shutdown path: SIGTERM/SIGINT shut the group down in reverse order, the worker first (it
+        // stops consuming, commits and acks the batch in hand, writes the final files), then the HTTP server; the
+        // worker ending for any reason, an error included, shuts the group down too.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if !settings.metricsListen.isEmpty {
+            let server: HealthServer
+            do {
+                server = try HealthServer(
+                    listen: settings.resolvedMetricsListen, metrics: metrics,
+                    logger: Logger(label: "sameday.worker.http"))
+            } catch {
+                FileHandle.standardError.write(Data("sameday worker: \(error)\n".utf8))
+                throw ExitCode.failure
             }
-            source.resume()
-            return source
+            services.append(
+                .init(
+                    service: server, successTerminationBehavior: .gracefullyShutdownGroup,
+                    failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: "metrics"))
         }
-        defer {
-            signals.forEach { $0.cancel() }
-            endpoint?.close()
-        }
-        let finalSettings = settings
+        services.append(
+            .init(
+                service: WorkerRunner(
+                    configuration: settings, domain: domain, metrics: metrics, logger: logger, stateLock: stateLock),
+                successTerminationBehavior: .gracefullyShutdownGroup,
+                failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: "worker"))
+        let group = ServiceGroup(
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
-            try await BlockingThread.run(name: "sameday.worker") {
-                // The service and its connections live on this thread only.
-                let service = WorkerService(
-                    configuration: finalSettings, domain: domain, metrics: metrics, logger: logger)
-                try service.run(until: stop, stateLock: stateLock)
-            }
+            try await group.run()
         } catch {
             logger.error("worker failed", metadata: ["error": "\(error)"])
             throw ExitCode.failure

@@ -1,0 +1,57 @@
+import Logging
+import RabbitMQ
+import SameDayCore
+import ServiceLifecycle
+
+/// The worker as a swift-service-lifecycle `Service`: `WorkerService.run(until:stateLock:)` on a thread of its own
+/// (rabbitmq-c and SQLite block; they never run on Swift's cooperative pool), stopped through its `StopFlag` when the
+/// group shuts down gracefully (SIGTERM, SIGINT, another service ending) or the task is cancelled. A graceful stop
+/// commits and acks the batch in hand and writes the final files before `run()` returns; an error of the worker is
+/// thrown from `run()`.
+///
+/// In `sameday worker`'s group it comes after the `HealthServer`, with `.gracefullyShutdownGroup` for both its
+/// ends, so the group (and the HTTP server) stops when the worker does, whatever the reason.
+public struct WorkerRunner: Service {
+    public let configuration: WorkerConfiguration
+    public let domain: Configuration
+    public let metrics: WorkerMetrics
+    let clock: (any WorkerClock)?
+    let logger: Logger
+    let stateLock: StateLock?
+    let stop: StopFlag
+
+    /// - Parameters:
+    ///   - stateLock: the shard's state lock if the caller took it already (before opening ports); otherwise the
+    ///     worker takes it.
+    ///   - clock: nil for the guarded wall clock; tests inject theirs.
+    ///   - stop: the flag the runner requests on shutdown; pass one to stop the worker from elsewhere as well.
+    public init(
+        configuration: WorkerConfiguration, domain: Configuration, metrics: WorkerMetrics,
+        logger: Logger = Logger(label: "sameday.worker"), stateLock: StateLock? = nil,
+        clock: (any WorkerClock)? = nil, stop: StopFlag = StopFlag()
+    ) {
+        self.configuration = configuration
+        self.domain = domain
+        self.metrics = metrics
+        self.logger = logger
+        self.stateLock = stateLock
+        self.clock = clock
+        self.stop = stop
+    }
+
+    public func run() async throws {
+        let (configuration, domain, metrics, logger, stateLock, clock, stop) =
+            (configuration, domain, metrics, logger, stateLock, clock, stop)
+        try await withTaskCancellationOrGracefulShutdownHandler {
+            try await BlockingThread.run(name: "sameday.worker") {
+                // The service and its connections live on this thread only.
+                let service = WorkerService(
+                    configuration: configuration, domain: domain, metrics: metrics, clock: clock, logger: logger)
+                try service.run(until: stop, stateLock: stateLock)
+            }
+        } onCancelOrGracefulShutdown: {
+            if !stop.isRequested { logger.info("stop requested") }
+            stop.request()
+        }
+    }
+}
