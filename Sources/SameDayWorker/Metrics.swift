@@ -251,7 +251,7 @@ public final class WorkerMetrics: Sendable {
         "sameday_event_lag_seconds": "Wall clock minus the occurredAt of the newest event applied, in seconds.",
         "sameday_rebuild_seconds": "Seconds the last start spent loading the state before consuming.",
         "sameday_quarantined_events_total":
-            "Stored events that could not be read back at a restart, moved to event_quarantine.",
+            "Stored dossier rows (or an older state folder's events) that could not be read back at a restart, set aside.",
         "sameday_clock_jumps_refused_total": "Wall-clock readings refused for jumping beyond maxClockJumpSeconds.",
         "sameday_outbox_in_flight": "Alerts and dead letters published to the broker and not yet confirmed.",
         "sameday_commit_seconds": "Duration of one group commit (SQLite transaction, then ack), in seconds.",
@@ -263,7 +263,10 @@ public final class WorkerMetrics: Sendable {
         "sameday_dossiers_retired_total": "Closed dossiers retired from the state after retainClosedDays.",
         "sameday_retired_dossier_events_total":
             "Events for retired dossiers, dead-lettered with the reason \"dossier retired\".",
-        "sameday_events_pruned_total": "Rows pruned from the event log after eventLogDays.",
+        "sameday_pruned_rows_total":
+            "Rows pruned by retention: event log rows and tombstones after eventLogDays, delivered alerts likewise.",
+        "sameday_rollup_files_written_total": "Daily rollup files rewritten because their figures changed.",
+        "sameday_consumer_errors_total": "Errors the consumer met (each followed by a reconnect or a stop).",
         "sameday_consumer_reconnects_total": "Times the consumer connection was opened again after a loss.",
     ]
 

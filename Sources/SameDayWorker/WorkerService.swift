@@ -161,6 +161,9 @@ public final class ShardLoop {
     /// Dead letters handed to the publisher and not yet confirmed (not to be sent twice on a resync).
     var deadLettersInFlight = Set<Int64>()
     var lastPrune = ContinuousClock.now - .seconds(3600)
+    /// Counted per event, reported per flush (a metrics update takes a lock).
+    var appliedSinceFlush = 0
+    var duplicatesSinceFlush = 0
     public private(set) var restartSummary: WorkerEngine.RebuildSummary
 
     /// In process, without a broker (the soak benchmark): alerts go to the files and count as published.
@@ -253,14 +256,15 @@ public final class ShardLoop {
             routingKey: delivery.routingKey,
             dossierHeader: delivery.headers[SameDayTopology.shardHeader]?.stringValue)
         if let reason = engine.refusal(of: event, envelope: envelope, bounds: bounds, now: clock.now()) {
+            if reason.hasPrefix("dossier retired") { metrics.increment("sameday_retired_dossier_events_total") }
             reject(delivery, reason: "event \(event.eventId.prefix(128)): \(reason)")
             return
         }
         do {
             if try engine.apply(event, body: delivery.body) {
-                metrics.increment("sameday_events_total")
+                appliedSinceFlush += 1
             } else {
-                metrics.increment("sameday_events_duplicate_total")
+                duplicatesSinceFlush += 1
             }
         } catch {
             reject(delivery, reason: "event \(event.eventId.prefix(128)): \(error)")
@@ -331,6 +335,15 @@ public final class ShardLoop {
             published: published.alerts, filed: filedPending, deadLettersSent: published.deadLetters)
         filedPending.removeAll(keepingCapacity: true)
         machine.committed()
+        if appliedSinceFlush > 0 { metrics.increment("sameday_events_total", by: Double(appliedSinceFlush)) }
+        if duplicatesSinceFlush > 0 {
+            metrics.increment("sameday_events_duplicate_total", by: Double(duplicatesSinceFlush))
+        }
+        appliedSinceFlush = 0
+        duplicatesSinceFlush = 0
+        if let retired = prepared?.batch.retired.count, retired > 0 {
+            metrics.increment("sameday_dossiers_retired_total", by: Double(retired))
+        }
         if let prepared {
             committer.submit(prepared)
             inFlight = (pendingTag, stagedDeadLetters)
