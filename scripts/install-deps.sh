@@ -3,7 +3,7 @@
 # rabbitmq-c and SQLite headers for the build, the broker, and the small tools the scripts use.
 set -euo pipefail
 missing=()
-for package in librabbitmq-dev libsqlite3-dev rabbitmq-server sqlite3 curl python3 openssl; do
+for package in librabbitmq-dev libsqlite3-dev rabbitmq-server sqlite3 curl python3 python3-venv openssl; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
 done
 if [ "${#missing[@]}" -gt 0 ]; then

@@ -7,8 +7,20 @@ import SameDayStore
 import SameDayWorker
 
 /// `sameday-bench pipeline`: generated events published with confirms through the broker into a worker with
-/// durable state (SQLite, group commit, ack after commit), end to end; beside it, a bare consumer on the same queue
-/// type in the same run.
+/// durable state (SQLite, group commit, ack after commit); beside it, in the same run, its yardsticks. Three modes:
+///
+/// - default (publish and consume at once): the end-to-end rate, and the `--publish-only` ceiling of the same run on
+///   a fresh copy of the topology (`e2e_events_per_s`, `publish_only_events_per_s`, `e2e_ratio`);
+/// - `--prefilled` (drain a full queue): the worker against a plain Python + pika + sqlite3 consumer
+///   (`scripts/bench/peer_consumer.py`, in the venv `scripts/bench/peer.sh` makes) draining the same events from an
+///   identical queue (`events_per_s`, `peer_events_per_s`, `ratio`);
+/// - `--publish-only`: the broker alone on SameDay's topology.
+///
+/// Each round declares fresh private copies of the topology (one shard), fills what it needs, then measures the two
+/// sides one after the other: in round 1 the yardstick first (the peer, or publish-only), then ours; later rounds
+/// alternate, so a slower broker moment does not always fall on the same side. Each rate reported is the best
+/// round's, for both sides alike; `*_rounds` lists every round's. One JSON line; a bare consumer on a quorum queue
+/// (`raw_consume_per_s`) closes the run as before.
 struct PipelineBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pipeline", abstract: "Events per second from publisher through RabbitMQ into the worker's SQLite."
@@ -17,84 +29,176 @@ struct PipelineBench: AsyncParsableCommand {
     @Option(help: "Events to push through.") var events = 200_000
     @Option(help: "Configuration folder.") var config = "deploy/config/hcmc-2022"
     @Option(help: "Broker URL (loopback only).") var url = "amqp://guest:guest@127.0.0.1:5672/%2F"
-    @Option(help: "Worker batch size (events per commit).") var batchSize = 500
-    @Option(help: "Worker prefetch.") var prefetch = 1000
+    @Option(help: "Worker batch size (events per commit); the Python peer commits as often.") var batchSize = 500
+    @Option(help: "Worker prefetch; the Python peer's too.") var prefetch = 1000
     @Flag(help: "Publish only (no worker): what the broker alone sustains on SameDay's topology.") var publishOnly =
         false
-    @Flag(help: "Publish everything first, then start the worker: how fast it drains a full queue (catching up).")
+    @Flag(
+        help:
+            "Publish everything first, then drain it: the worker against the Python peer, each on its own full queue.")
     var prefilled = false
     @Flag(help: "Leave out the events stream (the replayable history), to measure what it costs.") var withoutStream =
         false
+    @Option(help: "Rounds; the sides alternate which goes first, and each rate reported is the best round's.")
+    var rounds = 1
+    @Flag(help: "With --prefilled: leave out the Python peer (no venv, no PyPI).") var withoutPeer = false
+    @Flag(help: "Without --prefilled or --publish-only: leave out the publish-only ceiling.") var withoutCeiling = false
+    @Flag(help: "Leave out the bare consumer (raw_consume_per_s) at the end.") var withoutRaw = false
+    @Option(help: "Folder of peer.sh and peer_consumer.py.") var peerDirectory = "scripts/bench"
+
+    func validate() throws {
+        if publishOnly && prefilled { throw ValidationError("--publish-only and --prefilled exclude each other") }
+        if rounds < 1 { throw ValidationError("--rounds must be at least 1") }
+        if events < 1 { throw ValidationError("--events must be at least 1") }
+    }
 
     func run() async throws {
         let domain = try ConfigurationFolder.load(config)
         let stream = Array(generate(domain: domain).prefix(events))
-        let distinct = Set(stream.map(\.eventId)).count
+        let distinct = Set(stream.map { [$0.dossier, $0.eventId] }).count
         let broker = try BrokerURL(parsing: url)
-        let topology = SameDayTopology(shards: 1, namePrefix: "bench.\(getpid()).")
-        let folder = NSTemporaryDirectory() + "sameday-bench-pipeline-\(getpid())"
-        defer { try? FileManager.default.removeItem(atPath: folder) }
         let connection = ConnectionConfiguration(brokers: [broker], connectionName: "sameday-bench pipeline")
-        var withStream = topology.topology
-        if withoutStream {
-            withStream.queues.removeAll { $0.name == topology.eventsStream }
-            withStream.bindings.removeAll { $0.destination == .queue(topology.eventsStream) }
-        }
-        let declared = withStream
-        try await onBroker(connection) { try declared.declare(on: $0) }
+        let folder = NSTemporaryDirectory() + "sameday-bench-pipeline-\(getpid())"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let bench = Run(
+            domain: domain, stream: stream, distinct: distinct, connection: connection, url: url, config: config,
+            folder: folder, batchSize: batchSize, prefetch: prefetch, withoutStream: withoutStream)
 
-        var settings = benchWorkerSettings(url: url, topology: topology, folder: folder, config: config)
-        settings.batchSize = batchSize
-        settings.prefetch = prefetch
-        let workerSettings = settings
-        let stop = StopFlag()
-        let withWorker = !publishOnly
-        let publish = { @Sendable () async throws -> Double in
-            try await BlockingThread.run(name: "bench publisher") { () -> Double in
-                let publisher = try Publisher(PublisherConfiguration(connection: connection))
-                defer { publisher.close() }
-                let start = ContinuousClock.now
-                for event in stream {
-                    try publisher.publish(EventMessage.make(event, configuration: domain, topology: topology))
+        var line: [String: Any] = [
+            "bench": "pipeline", "events": stream.count, "distinct_events": distinct, "batch_size": batchSize,
+            "prefetch": prefetch, "stream": !withoutStream, "worker": !publishOnly, "rounds": rounds,
+        ]
+        do {
+            try await measure(bench, into: &line)
+        } catch {
+            // Leave nothing behind on the broker: every copy this run may have declared.
+            for round in 0..<rounds {
+                for part in ["", "peer.", "ceiling."] {
+                    try? await bench.delete(bench.planned("bench.\(getpid()).r\(round).\(part)"))
                 }
-                try publisher.waitForConfirms(timeout: .seconds(120))
-                return (ContinuousClock.now - start).seconds
             }
+            throw error
         }
-        let prefillSeconds = prefilled ? try await publish() : nil
-        let started = ContinuousClock.now
-        async let worker: Void = BlockingThread.run(name: "bench worker") {
-            if withWorker { try WorkerService(configuration: workerSettings, domain: domain).run(until: stop) }
-        }
-        let publishSeconds: Double
-        if let prefillSeconds { publishSeconds = prefillSeconds } else { publishSeconds = try await publish() }
-        let store = try WorkerStore(path: settings.databasePath)
-        while withWorker, try store.eventCount() < distinct {
-            if ContinuousClock.now - started > .seconds(600) {
-                throw ValidationError("the worker did not finish in 600 s")
-            }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        let endToEnd = (ContinuousClock.now - started).seconds
-        stop.request()
-        try await worker
-        try await onBroker(connection) { try declared.delete(on: $0) }
 
         // The bare consumer, same run, same queue type and message size.
         let averageSize = stream.prefix(1000).map { $0.encoded().utf8.count }.reduce(0, +) / min(1000, stream.count)
-        let raw = try await BlockingThread.run(name: "bench raw") {
-            try AMQPBench.measureOurs(
-                broker: broker, messages: stream.count, size: averageSize, window: 1000, prefetch: UInt16(prefetch),
-                ackEvery: 100)
+        line["event_bytes"] = averageSize
+        if !withoutRaw {
+            let (count, prefetch) = (stream.count, prefetch)
+            let raw = try await BlockingThread.run(name: "bench raw") {
+                try AMQPBench.measureOurs(
+                    broker: broker, messages: count, size: averageSize, window: 1000, prefetch: UInt16(prefetch),
+                    ackEvery: 100)
+            }
+            line["raw_consume_per_s"] = Int(raw.consume)
         }
-        print(
-            try jsonLine([
-                "bench": "pipeline", "events": stream.count, "distinct_events": distinct, "batch_size": batchSize,
-                "events_per_s": Int(Double(stream.count) / endToEnd),
-                "publish_per_s": Int(Double(stream.count) / publishSeconds),
-                "raw_consume_per_s": Int(raw.consume), "event_bytes": averageSize, "stream": !withoutStream,
-                "worker": !publishOnly, "mode": prefilled ? "drain a full queue" : "publish and consume at once",
-            ]))
+        print(try jsonLine(line))
+    }
+
+    /// The mode's rounds; their figures go into `line`.
+    func measure(_ bench: Run, into line: inout [String: Any]) async throws {
+        let (stream, folder) = (bench.stream, bench.folder)
+        if publishOnly {
+            var rates: [Double] = []
+            for round in 0..<rounds {
+                let topology = try await bench.declare("bench.\(getpid()).r\(round).")
+                let seconds = try await bench.publish(into: topology)
+                try await bench.delete(topology)
+                rates.append(Double(stream.count) / seconds)
+            }
+            line["mode"] = "publish only"
+            line["events_per_s"] = Int(rates.max()!)
+            line["publish_per_s"] = Int(rates.max()!)
+            line["publish_only_events_per_s"] = Int(rates.max()!)
+            line["events_per_s_rounds"] = rates.map { Int($0) }
+        } else if prefilled {
+            let python = withoutPeer ? nil : try await setUpPeer()
+            var ours: [Double] = []
+            var publishRates: [Double] = []
+            var peers: [PeerResult] = []
+            for round in 0..<rounds {
+                let prefix = "bench.\(getpid()).r\(round)."
+                let mine = try await bench.declare(prefix)
+                let theirs: Run.Declared?
+                if python != nil { theirs = try await bench.declare(prefix + "peer.") } else { theirs = nil }
+                publishRates.append(Double(stream.count) / (try await bench.publish(into: mine)))
+                if let theirs { _ = try await bench.publish(into: theirs) }
+                let peerFirst = round % 2 == 0
+                let measurePeer = { () async throws in
+                    guard let python, let theirs else { return }
+                    peers.append(
+                        try await bench.drainWithPeer(
+                            python: python, script: peerDirectory + "/peer_consumer.py", declared: theirs,
+                            database: folder + "/peer-r\(round).sqlite"))
+                    try await bench.delete(theirs)
+                }
+                if peerFirst { try await measurePeer() }
+                let drained = try await bench.runWorker(
+                    on: mine, state: folder + "/worker-r\(round)", publishing: false)
+                ours.append(Double(stream.count) / drained.seconds)
+                try await bench.delete(mine)
+                if !peerFirst { try await measurePeer() }
+            }
+            line["mode"] = "drain a full queue"
+            line["events_per_s"] = Int(ours.max()!)
+            line["events_per_s_rounds"] = ours.map { Int($0) }
+            line["publish_per_s"] = Int(publishRates.max()!)
+            if !peers.isEmpty {
+                let best = peers.map(\.eventsPerSecond).max()!
+                line["peer"] = "python peer_consumer.py: pika, sqlite3 WAL synchronous=FULL"
+                line["order"] = rounds > 1 ? "alternating, the Python peer first in round 1" : "the Python peer first"
+                line["peer_events_per_s"] = Int(best)
+                line["peer_events_per_s_rounds"] = peers.map { Int($0.eventsPerSecond) }
+                line["peer_process_events_per_s"] = Int(peers.map(\.processEventsPerSecond).max()!)
+                line["ratio"] = (ours.max()! / best * 1000).rounded() / 1000
+            }
+        } else {
+            var endToEnd: [Double] = []
+            var publishRates: [Double] = []
+            var ceilings: [Double] = []
+            for round in 0..<rounds {
+                let prefix = "bench.\(getpid()).r\(round)."
+                let measureCeiling = { () async throws in
+                    guard !withoutCeiling else { return }
+                    let topology = try await bench.declare(prefix + "ceiling.")
+                    ceilings.append(Double(stream.count) / (try await bench.publish(into: topology)))
+                    try await bench.delete(topology)
+                }
+                if round % 2 == 0 { try await measureCeiling() }
+                let topology = try await bench.declare(prefix)
+                let result = try await bench.runWorker(
+                    on: topology, state: folder + "/worker-r\(round)", publishing: true)
+                try await bench.delete(topology)
+                endToEnd.append(Double(stream.count) / result.seconds)
+                publishRates.append(Double(stream.count) / result.publishSeconds!)
+                if round % 2 == 1 { try await measureCeiling() }
+            }
+            line["mode"] = "publish and consume at once"
+            line["events_per_s"] = Int(endToEnd.max()!)
+            line["e2e_events_per_s"] = Int(endToEnd.max()!)
+            line["events_per_s_rounds"] = endToEnd.map { Int($0) }
+            line["publish_per_s"] = Int(publishRates.max()!)
+            if !ceilings.isEmpty {
+                line["order"] = rounds > 1 ? "alternating, publish-only first in round 1" : "publish-only first"
+                line["publish_only_events_per_s"] = Int(ceilings.max()!)
+                line["publish_only_events_per_s_rounds"] = ceilings.map { Int($0) }
+                line["e2e_ratio"] = (endToEnd.max()! / ceilings.max()! * 1000).rounded() / 1000
+            }
+        }
+    }
+
+    /// The venv with pika (made by `peer.sh` if missing: PyPI, once); its python.
+    func setUpPeer() async throws -> String {
+        let script = peerDirectory + "/peer.sh"
+        guard FileManager.default.fileExists(atPath: script) else {
+            throw ValidationError("\(script) not found: run from the repository root, or pass --peer-directory")
+        }
+        let (status, output) = try await runProcess("/bin/bash", [script])
+        guard status == 0, let python = output.split(separator: "\n").last.map(String.init), !python.isEmpty else {
+            throw ValidationError("\(script) failed (exit status \(status)); --without-peer leaves the peer out")
+        }
+        return python
     }
 
     func generate(domain: Configuration) -> [DossierEvent] {
@@ -110,8 +214,176 @@ struct PipelineBench: AsyncParsableCommand {
     }
 }
 
+/// What one pipeline run shares: the events, the broker, the worker's settings; and the steps of each mode.
+struct Run: Sendable {
+    let domain: Configuration
+    let stream: [DossierEvent]
+    /// Distinct (dossier, eventId) pairs: the rows the worker's event log ends with.
+    let distinct: Int
+    let connection: ConnectionConfiguration
+    let url: String
+    let config: String
+    let folder: String
+    let batchSize: Int
+    let prefetch: Int
+    let withoutStream: Bool
+
+    /// A private copy of SameDay's topology with one shard (without the events stream if asked), declared.
+    struct Declared: Sendable {
+        var names: SameDayTopology
+        var topology: Topology
+    }
+
+    func planned(_ prefix: String) -> Declared {
+        let names = SameDayTopology(shards: 1, namePrefix: prefix)
+        var topology = names.topology
+        if withoutStream {
+            topology.queues.removeAll { $0.name == names.eventsStream }
+            topology.bindings.removeAll { $0.destination == .queue(names.eventsStream) }
+        }
+        return Declared(names: names, topology: topology)
+    }
+
+    func declare(_ prefix: String) async throws -> Declared {
+        let declared = planned(prefix)
+        try await onBroker(connection) { try declared.topology.declare(on: $0) }
+        return declared
+    }
+
+    func delete(_ declared: Declared) async throws {
+        try await onBroker(connection) { try declared.topology.delete(on: $0) }
+    }
+
+    /// Every event through `sameday.events` with confirms; the seconds from the first publish to the last confirm.
+    func publish(into declared: Declared) async throws -> Double {
+        let (stream, domain, connection, names) = (stream, domain, connection, declared.names)
+        return try await BlockingThread.run(name: "bench publisher") { () -> Double in
+            let publisher = try Publisher(PublisherConfiguration(connection: connection))
+            defer { publisher.close() }
+            let start = ContinuousClock.now
+            for event in stream {
+                try publisher.publish(EventMessage.make(event, configuration: domain, topology: names))
+            }
+            try publisher.waitForConfirms(timeout: .seconds(120))
+            return (ContinuousClock.now - start).seconds
+        }
+    }
+
+    /// Starts a worker (fresh state in `state`) on `declared`'s shard queue, publishes the events meanwhile if
+    /// `publishing`, and waits until the worker has committed every event. The seconds run from the worker's start
+    /// (opening its state and connecting are inside) to the commit of the last event.
+    func runWorker(on declared: Declared, state: String, publishing: Bool) async throws
+        -> (seconds: Double, publishSeconds: Double?)
+    {
+        var settings = benchWorkerSettings(url: url, topology: declared.names, folder: state, config: config)
+        settings.batchSize = batchSize
+        settings.prefetch = prefetch
+        let (workerSettings, domain) = (settings, domain)
+        let metrics = WorkerMetrics()
+        let stop = StopFlag()
+        let finished = StopFlag()
+        let started = ContinuousClock.now
+        async let worker: Void = BlockingThread.run(name: "bench worker") {
+            defer { finished.request() }
+            try WorkerService(configuration: workerSettings, domain: domain, metrics: metrics).run(until: stop)
+        }
+        do {
+            let publishSeconds = publishing ? try await publish(into: declared) : nil
+            try await waitForCommits(
+                databasePath: settings.databasePath, metrics: metrics, started: started, finished: finished)
+            let seconds = (ContinuousClock.now - started).seconds
+            stop.request()
+            try await worker
+            return (seconds, publishSeconds)
+        } catch {
+            stop.request()
+            try await worker  // the worker's own error, if it stopped on one
+            throw error
+        }
+    }
+
+    /// Until the worker's event log holds every distinct event. `SELECT count(*)` over the log costs tens of
+    /// milliseconds at 200,000 rows, so polling it all along would take a good part of a core from the worker on a
+    /// 2-core machine: the worker's counters (free to read) say when every delivery was handled, and only then is the
+    /// log counted to see the last commit. Should those counters stay at zero (renamed), the log is counted once a
+    /// second instead.
+    private func waitForCommits(
+        databasePath: String, metrics: WorkerMetrics, started: ContinuousClock.Instant, finished: StopFlag
+    ) async throws {
+        var store: WorkerStore?
+        var lastCount = started
+        while true {
+            let handled =
+                metrics.value("sameday_events_total") + metrics.value("sameday_events_duplicate_total")
+                + metrics.value("sameday_dead_letters_total")
+            let now = ContinuousClock.now
+            let countersSayDone = handled >= Double(stream.count)
+            let countersSilent = handled == 0 && now - started > .seconds(5) && now - lastCount >= .seconds(1)
+            if countersSayDone || countersSilent {
+                lastCount = now
+                // Opened once the worker consumes (its schema is in place), or once it handled everything.
+                if store == nil, metrics.readiness.ready || countersSayDone {
+                    store = try WorkerStore(path: databasePath)
+                }
+                if let store, try store.eventCount() >= distinct { return }
+            }
+            if finished.isRequested { throw ValidationError("the worker stopped before it had committed every event") }
+            if now - started > .seconds(600) { throw ValidationError("the worker did not finish in 600 s") }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    /// The Python peer (`peer_consumer.py`) drains `declared`'s shard queue into a fresh SQLite file.
+    func drainWithPeer(python: String, script: String, declared: Declared, database: String) async throws
+        -> PeerResult
+    {
+        let started = ContinuousClock.now
+        let (status, output) = try await runProcess(
+            python,
+            [
+                script, url, declared.names.workQueue(0), "\(stream.count)", database, "--prefetch", "\(prefetch)",
+                "--batch", "\(batchSize)",
+            ])
+        let processSeconds = (ContinuousClock.now - started).seconds
+        guard status == 0, let last = output.split(separator: "\n").last,
+            let object = try? JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any],
+            let events = object["events"] as? Int, let seconds = (object["seconds"] as? NSNumber)?.doubleValue,
+            events == stream.count, seconds > 0
+        else {
+            throw ValidationError("the Python peer failed (exit status \(status)): \(output.suffix(500))")
+        }
+        return PeerResult(events: events, seconds: seconds, processSeconds: processSeconds)
+    }
+}
+
+/// What the Python peer reported: `seconds` from just before it connects to its last ack (its own measure, which
+/// leaves out the interpreter's start and `import pika`), and the whole process as seen from here.
+struct PeerResult: Sendable {
+    var events: Int
+    var seconds: Double
+    var processSeconds: Double
+    var eventsPerSecond: Double { Double(events) / seconds }
+    var processEventsPerSecond: Double { Double(events) / processSeconds }
+}
+
+/// Runs `executable` with `arguments` (standard error passes through) and returns its exit status and output.
+func runProcess(_ executable: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
+    try await BlockingThread.run(name: "bench process") {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+}
+
 /// A worker on a private topology and state folder, on the events' clock, without a metrics port.
-func benchWorkerSettings(url: String, topology: SameDayTopology, folder: String, config: String) -> WorkerConfiguration {
+func benchWorkerSettings(url: String, topology: SameDayTopology, folder: String, config: String) -> WorkerConfiguration
+{
     var settings = WorkerConfiguration()
     settings.brokers = [url]
     settings.namePrefix = topology.namePrefix
