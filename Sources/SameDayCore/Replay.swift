@@ -8,11 +8,16 @@ public struct SourceSilenceMonitor: Sendable {
 
     /// Records an event from `unit`; returns the instant at which the unit becomes silent (for a timer).
     public mutating func observe(unit: UnitID, at t: Instant, config: Configuration) -> Instant {
+        record(unit: unit, at: t)
+        return silentAt(unit: unit, config: config)!
+    }
+
+    /// Records an event from `unit` without computing its silence instant (the hot path: most events need none).
+    public mutating func record(unit: UnitID, at t: Instant) {
         if t >= lastEventAt[unit] ?? Int64.min {
             lastEventAt[unit] = t
             alerted.remove(unit)
         }
-        return silentAt(unit: unit, config: config)!
     }
 
     public func silentAt(unit: UnitID, config: Configuration) -> Instant? {
@@ -23,21 +28,22 @@ public struct SourceSilenceMonitor: Sendable {
 
     /// Alerts for units silent at `now` that have not been reported since their last event.
     public mutating func check(now: Instant, config: Configuration) -> [Alert] {
-        var out: [Alert] = []
-        for (unitID, last) in lastEventAt.sorted(by: { $0.key < $1.key }) where !alerted.contains(unitID) {
-            guard let at = silentAt(unit: unitID, config: config), at <= now else { continue }
-            let unit = config.unit(unitID)
-            alerted.insert(unitID)
-            out.append(
-                Alert(
-                    alertId: Alert.id(
-                        subject: unit.code + "@" + RFC3339.format(last), episode: 0, level: .sourceSilent),
-                    level: .sourceSilent, dossier: "", unit: unit.code, block: unit.block, procedure: "", episode: 0,
-                    due: nil, firedAt: now, thresholdAt: at, minutesLeft: nil,
-                    recipients: config.recipients(.sourceSilent, unit: unitID),
-                    lateFired: now - at > Alert.lateFireGraceSeconds))
-        }
-        return out
+        lastEventAt.keys.sorted().compactMap { check(unit: $0, now: now, config: config) }
+    }
+
+    /// The alert for one unit if it is silent at `now` and was not reported since its last event.
+    public mutating func check(unit unitID: UnitID, now: Instant, config: Configuration) -> Alert? {
+        guard !alerted.contains(unitID), let last = lastEventAt[unitID],
+            let at = silentAt(unit: unitID, config: config), at <= now
+        else { return nil }
+        let unit = config.unit(unitID)
+        alerted.insert(unitID)
+        return Alert(
+            alertId: Alert.id(subject: unit.code + "@" + RFC3339.format(last), episode: 0, level: .sourceSilent),
+            level: .sourceSilent, dossier: "", unit: unit.code, block: unit.block, procedure: "", episode: 0,
+            due: nil, firedAt: now, thresholdAt: at, minutesLeft: nil,
+            recipients: config.recipients(.sourceSilent, unit: unitID),
+            lateFired: now - at > Alert.lateFireGraceSeconds)
     }
 }
 
@@ -75,6 +81,8 @@ public struct Replay: Sendable {
     private var heap = TimerHeap()
     private var silence = SourceSilenceMonitor()
     private var silenceTimers = TimerHeap()
+    /// Units with a silence timer in the heap (one each: a unit's silence only moves later as events come).
+    private var silenceArmed: Set<UnitID> = []
     public private(set) var alerts: [Alert] = []
     public private(set) var clock: Instant = Int64.min
     public var detectSilence = false
@@ -111,16 +119,24 @@ public struct Replay: Sendable {
     }
 
     /// Moves the clock to `t` (firing every timer due before it), then applies the event at `t`.
-    public mutating func receive(_ e: DossierEvent, at t: Instant) throws(DossierError) {
+    /// Returns false for a duplicate (its `eventId` was already applied to the dossier).
+    @discardableResult
+    public mutating func receive(_ e: DossierEvent, at t: Instant) throws(DossierError) -> Bool {
         fireTimers(before: t, inclusive: false)
         clock = max(clock, t)
         let k = index[e.dossier] ?? slot(for: Dossier(code: e.dossier))
         let actions = try dossiers[k].apply(e, now: clock, config: config)
         perform(actions, dossier: k)
         if detectSilence, let u = config.unitID(e.unit) {
-            silenceTimers.push(silence.observe(unit: u, at: e.occurredAt, config: config), Int(u))
+            silence.record(unit: u, at: e.occurredAt)
+            if silenceArmed.insert(u).inserted { silenceTimers.push(silence.silentAt(unit: u, config: config)!, Int(u)) }
         }
+        // A new event always leaves an action (at least the timer to arm or cancel); a duplicate none.
+        return !actions.isEmpty
     }
+
+    /// Whether the dossier is held (without copying it).
+    public func holds(_ code: String) -> Bool { index[code] != nil }
 
     /// Moves the clock to `t`, firing every timer due at or before it.
     public mutating func advance(to t: Instant) {
@@ -233,9 +249,17 @@ public struct Replay: Sendable {
                 clock = max(clock, at)
                 perform(dossiers[k].advance(to: clock, config: config), dossier: k)
             } else if nextS {
-                let (at, _) = silenceTimers.pop()!
+                let (at, id) = silenceTimers.pop()!
+                let unit = UnitID(id)
                 clock = max(clock, at)
-                alerts += silence.check(now: clock, config: config)
+                silenceArmed.remove(unit)
+                if let alert = silence.check(unit: unit, now: clock, config: config) {
+                    alerts.append(alert)
+                } else if let later = silence.silentAt(unit: unit, config: config), later > clock {
+                    // Events came since the timer was armed: wait for the unit's new silence instant.
+                    silenceArmed.insert(unit)
+                    silenceTimers.push(later, id)
+                }
             } else {
                 return
             }

@@ -100,6 +100,14 @@ public final class WorkerStore: Sendable {
         configuration.prepareDatabase { db in
             // FULL: an acked event must survive a power cut, not only a process crash.
             try db.execute(sql: "PRAGMA synchronous = FULL")
+            // The dossier table is read at every upsert: keep its pages in memory (64 MiB of cache, and the file
+            // mapped) instead of a read(2) per B-tree page.
+            try db.execute(sql: "PRAGMA cache_size = -65536")
+            try db.execute(sql: "PRAGMA mmap_size = 1073741824")
+            // Checkpoint every 32 MiB of log rather than every 4 MiB: a dossier page rewritten by many commits
+            // is copied into the database once per checkpoint, not once per commit. The log is cut back after.
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = 8192")
+            try db.execute(sql: "PRAGMA journal_size_limit = 67108864")
         }
         database = try DatabaseQueue(path: path, configuration: configuration)
         try database.writeWithoutTransaction { db in
@@ -219,16 +227,17 @@ public final class WorkerStore: Sendable {
                 let insertEvent = try db.cachedStatement(
                     sql: "INSERT INTO event_log (dossier, event_id, applied_at, body) VALUES (?, ?, ?, ?)")
                 for event in batch.events {
-                    try insertEvent.execute(arguments: [
-                        event.dossier, event.eventID, event.appliedAt, Data(event.body),
-                    ])
+                    // Unchecked: the four values match the four placeholders; skips GRDB's per-row validation.
+                    insertEvent.setUncheckedArguments([event.dossier, event.eventID, event.appliedAt, Data(event.body)])
+                    try insertEvent.execute()
                 }
             }
             if !batch.dossiers.isEmpty {
                 let upsertDossier = try db.cachedStatement(
                     sql: "INSERT OR REPLACE INTO dossier (code, state) VALUES (?, ?)")
                 for dossier in batch.dossiers {
-                    try upsertDossier.execute(arguments: [dossier.code, Data(dossier.state)])
+                    upsertDossier.setUncheckedArguments([dossier.code, Data(dossier.state)])
+                    try upsertDossier.execute()
                 }
             }
             if !batch.retired.isEmpty {

@@ -36,6 +36,12 @@ final class AlertFileSink {
             if !bytes.isEmpty { try DurableFile.append(bytes, to: path(day: day)) }
             idsByDay[day] = known
         }
+        // Alerts are filed by the day they fire: only the latest days are still written to (an older one is read
+        // again from its file if it ever is), so the cache does not grow with history.
+        if idsByDay.count > 3, let newest = idsByDay.keys.max() {
+            let keep = Set(idsByDay.keys.sorted().suffix(3) + [newest])
+            idsByDay = idsByDay.filter { keep.contains($0.key) }
+        }
         return alerts.map(\.alertID)
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import SameDayCore
 import SameDayFiles
+import SameDayStore
 import Synchronization
 
 /// The worker's daily rollup files, kept up to date from dossier changes (`RollupLedger`): a snapshot renders and
@@ -88,13 +89,16 @@ public final class RollupKeeper {
     public var dossierCount: Int { facts.count }
 }
 
-/// Runs a `RollupKeeper` on a thread of its own, so rendering and writing files never holds the thread that owns
-/// the consumer connection (issue "nothing stalls the consume thread past the heartbeat"). Jobs run in order.
+/// The worker's files thread: runs a `RollupKeeper` and appends committed alerts to the daily alert files, so
+/// rendering, writing and fsyncing files never holds the thread that owns the consumer connection (issue "nothing
+/// stalls the consume thread past the heartbeat"). Jobs run in order; filed alert ids come back through
+/// `takeFiled()`, to be marked in the next commit.
 public final class RollupThread: Sendable {
     private enum Job: @unchecked Sendable {
         case load([Dossier])
         case changes([RollupChange])
         case snapshot(firstDay: Int64?, lastDay: Int64?, clockDay: Int64)
+        case alerts([OutboxAlert])
     }
     private struct State {
         var jobs: [Job] = []
@@ -103,20 +107,22 @@ public final class RollupThread: Sendable {
         var error: String?
         var snapshots = 0
         var lastSnapshotSeconds = 0.0
+        var filed: [String] = []
     }
     private let state = Mutex(State())
     private let wake = DispatchSemaphore(value: 0)
     private let idle = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
 
-    public init(keeper: RollupKeeper, metrics: WorkerMetrics) {
+    init(keeper: RollupKeeper, alertFiles: AlertFileSink, metrics: WorkerMetrics) {
         nonisolated(unsafe) let keeper = keeper
-        let thread = Thread { [self] in run(keeper: keeper, metrics: metrics) }
+        nonisolated(unsafe) let alertFiles = alertFiles
+        let thread = Thread { [self] in run(keeper: keeper, alertFiles: alertFiles, metrics: metrics) }
         thread.name = "sameday.rollups"
         thread.start()
     }
 
-    private func run(keeper: RollupKeeper, metrics: WorkerMetrics) {
+    private func run(keeper: RollupKeeper, alertFiles: AlertFileSink, metrics: WorkerMetrics) {
             while true {
                 wake.wait()
                 let next: Job? = state.withLock { s in
@@ -133,6 +139,9 @@ public final class RollupThread: Sendable {
                     switch job {
                     case .load(let dossiers): keeper.load(dossiers)
                     case .changes(let changes): keeper.apply(changes)
+                    case .alerts(let alerts):
+                        let filed = try alertFiles.write(alerts)
+                        state.withLock { $0.filed += filed }
                     case .snapshot(let first, let last, let clockDay):
                         let result = try keeper.snapshot(firstDay: first, lastDay: last, clockDay: clockDay)
                         metrics.observe("sameday_snapshot_seconds", seconds: result.seconds)
@@ -160,6 +169,15 @@ public final class RollupThread: Sendable {
     }
 
     public func load(_ dossiers: [Dossier]) { enqueue(.load(dossiers)) }
+    func file(_ alerts: [OutboxAlert]) { if !alerts.isEmpty { enqueue(.alerts(alerts)) } }
+
+    /// Alert ids appended to the files since the last call.
+    func takeFiled() -> [String] {
+        state.withLock { s in
+            defer { s.filed.removeAll(keepingCapacity: true) }
+            return s.filed
+        }
+    }
     public func apply(_ changes: [RollupChange]) { if !changes.isEmpty { enqueue(.changes(changes)) } }
     public func snapshot(firstDay: Int64?, lastDay: Int64?, clockDay: Int64) {
         enqueue(.snapshot(firstDay: firstDay, lastDay: lastDay, clockDay: clockDay))

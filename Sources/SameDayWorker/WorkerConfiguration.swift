@@ -15,8 +15,8 @@ import SameDayCore
 /// | `alertsDirectory` | `SAMEDAY_ALERTS_DIR` | `<state>/alerts` | `alerts-YYYY-MM-DD.jsonl`, one line per alert |
 /// | `rollupsDirectory` | `SAMEDAY_ROLLUPS_DIR` | `<state>/rollups` | `daily/YYYY-MM-DD/{units,blocks}.{csv,json}` |
 /// | `clock` | `SAMEDAY_CLOCK` | `wall` | `wall` or `events` (newest `occurredAt`, for backfills) |
-/// | `prefetch` | | 1000 | unacked deliveries |
-/// | `batchSize` | | 500 | events per group commit |
+/// | `prefetch` | | 3000 | unacked deliveries: at least three batches, so one fills while the one before commits |
+/// | `batchSize` | | 1000 | events per group commit (the commit runs on its own thread; acks follow it) |
 /// | `batchDelayMilliseconds` | | 200 | the longest an event waits for its commit |
 /// | `snapshotSeconds` | | 60 | intraday rollup snapshot interval |
 /// | `metricsListen` | `SAMEDAY_METRICS_LISTEN` | `127.0.0.1:9464+shard` | Prometheus `/metrics`, `/healthz`, `/readyz`; `HOST:PORT`, or `HOST:PORT+shard` for PORT plus the shard number (one host runs every shard); empty: off |
@@ -39,8 +39,8 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
     public var alertsDirectory: String?
     public var rollupsDirectory: String?
     public var clock: ClockMode = .wall
-    public var prefetch = 1000
-    public var batchSize = 500
+    public var prefetch = 3000
+    public var batchSize = 1000
     public var batchDelayMilliseconds = 200
     public var snapshotSeconds = 60
     public var metricsListen = "127.0.0.1:9464+shard"

@@ -243,7 +243,7 @@ public final class WorkerEngine {
                     + " differs from the body's dossier \"\(event.dossier)\""
             }
         }
-        if !tombstones.isEmpty, engine.dossier(event.dossier) == nil,
+        if !tombstones.isEmpty, !engine.holds(event.dossier),
             tombstones.contains(FNV1a.hash(event.dossier))
         {
             return "dossier retired: \"\(event.dossier.prefix(100))\" was closed more than "
@@ -264,9 +264,7 @@ public final class WorkerEngine {
             case .wall: max(engine.clock, clock.now())
             case .events: max(engine.clock, event.occurredAt)
             }
-        let before = engine.dossier(event.dossier)?.eventCount ?? 0
-        try engine.receive(event, at: at)
-        guard (engine.dossier(event.dossier)?.eventCount ?? 0) > before else {
+        guard try engine.receive(event, at: at) else {
             collectAlerts()
             return false
         }
@@ -314,7 +312,7 @@ public final class WorkerEngine {
             _ = retirementQueue.pop()
             let code = top.value
             done += 1
-            guard engine.dossier(code) != nil else {
+            guard engine.holds(code) else {
                 queuedForRetirement.remove(code)
                 continue
             }

@@ -155,8 +155,7 @@ public final class ShardLoop {
     var pendingTag: DeliveryTag?
     /// The commit being written, and the newest delivery it covers.
     var inFlight: (tag: DeliveryTag?, staged: Bool)?
-    /// Outbox rows appended to the files (or, without a publisher, also "published"), to mark in the next commit.
-    var filedPending: [String] = []
+    /// Outbox rows that, without a publisher, count as published: marked in the next commit.
     var publishedPending: [String] = []
     /// Dead letters handed to the publisher and not yet confirmed (not to be sent twice on a resync).
     var deadLettersInFlight = Set<Int64>()
@@ -211,14 +210,16 @@ public final class ShardLoop {
         let keeper = RollupKeeper(
             configuration: domain, root: configuration.resolvedRollupsDirectory,
             windowDays: configuration.retainClosedDays, retiredStock: stock)
-        rollups = RollupThread(keeper: keeper, metrics: metrics)
-        rollups.load(engine.heldDossiers())
-        committer = CommitThread(store: store, metrics: metrics)
         files = AlertFileSink(folder: configuration.resolvedAlertsDirectory)
+        committer = CommitThread(store: store, metrics: metrics)
         machine = BatchingStateMachine(
             settings: .init(
                 batchSize: configuration.batchSize, batchDelay: .milliseconds(configuration.batchDelayMilliseconds),
                 snapshotInterval: .seconds(configuration.snapshotSeconds)))
+        // What the outbox holds from before goes to the files here, before the files thread owns them.
+        try Self.fileOutbox(store: store, files: files)
+        rollups = RollupThread(keeper: keeper, alertFiles: files, metrics: metrics)
+        rollups.load(engine.heldDossiers())
         try deliverOutbox()
     }
 
@@ -240,7 +241,7 @@ public final class ShardLoop {
         }
     }
 
-    private var hasOtherChanges: Bool { engine.hasStagedChanges || !filedPending.isEmpty }
+    private var hasOtherChanges: Bool { engine.hasStagedChanges }
 
     public func handle(_ delivery: Delivery) {
         let event: DossierEvent
@@ -332,8 +333,7 @@ public final class ShardLoop {
         deadLettersInFlight.subtract(published.deadLetters)
         let stagedDeadLetters = engine.hasStagedDeadLetters
         let prepared = engine.prepareCommit(
-            published: published.alerts, filed: filedPending, deadLettersSent: published.deadLetters)
-        filedPending.removeAll(keepingCapacity: true)
+            published: published.alerts, filed: rollups.takeFiled(), deadLettersSent: published.deadLetters)
         machine.committed()
         if appliedSinceFlush > 0 { metrics.increment("sameday_events_total", by: Double(appliedSinceFlush)) }
         if duplicatesSinceFlush > 0 {
@@ -369,7 +369,7 @@ public final class ShardLoop {
         rollups.apply(done.rollupChanges)
         let added = done.alerts
         if !added.isEmpty {
-            filedPending += try files.write(added)
+            rollups.file(added)
             if let publisher { publisher.send(added) } else { publishedPending += added.map(\.alertID) }
             for alert in added {
                 metrics.increment("sameday_alerts_total", labels: "{level=\"\(alert.level)\"}")
@@ -379,14 +379,18 @@ public final class ShardLoop {
         if publisher?.needsResync == true { try deliverOutbox() }
     }
 
-    /// What the outbox still holds from before (a previous run, a broker outage): to the files, marked at
-    /// once; to the broker, marked as its confirms come in.
-    func deliverOutbox() throws {
+    /// Alerts the outbox holds from a previous run that never reached the files: appended and marked at once.
+    static func fileOutbox(store: WorkerStore, files: AlertFileSink) throws {
         while true {
             let unfiled = try store.unfiledAlerts(limit: 5000)
             if unfiled.isEmpty { break }
             try store.markFiled(try files.write(unfiled))
         }
+    }
+
+    /// What the outbox still holds from before (a previous run, a broker outage) goes to the broker, marked as its
+    /// confirms come in.
+    func deliverOutbox() throws {
         guard let publisher else {
             while true {
                 let unpublished = try store.unpublishedAlerts(limit: 5000)
@@ -426,6 +430,9 @@ public final class ShardLoop {
             firstDay: engine.firstDay, lastDay: engine.lastEventDay, clockDay: LocalTime.day(of: engine.now))
         rollups.drain()
         if let failure = rollups.failure { throw RollupFailure(description: failure) }
+        // Mark what the files thread appended meanwhile.
+        try flush(consumer: consumer)
+        try collect(consumer: consumer, wait: true)
     }
 
     /// Waits until the rollups thread has written every snapshot asked for (tests, the soak benchmark).

@@ -29,8 +29,11 @@ struct PipelineBench: AsyncParsableCommand {
     @Option(help: "Events to push through.") var events = 200_000
     @Option(help: "Configuration folder.") var config = "deploy/config/hcmc-2022"
     @Option(help: "Broker URL (loopback only).") var url = "amqp://guest:guest@127.0.0.1:5672/%2F"
-    @Option(help: "Worker batch size (events per commit); the Python peer commits as often.") var batchSize = 500
-    @Option(help: "Worker prefetch; the Python peer's too.") var prefetch = 1000
+    @Option(help: "Worker batch size (events per commit); default: the worker's.") var batchSize =
+        WorkerConfiguration().batchSize
+    @Option(help: "Worker prefetch; default: the worker's.") var prefetch = WorkerConfiguration().prefetch
+    @Option(help: "The Python peer's commit size (the issue's yardstick: per 500).") var peerBatchSize = 500
+    @Option(help: "The Python peer's prefetch.") var peerPrefetch = 1000
     @Flag(help: "Publish only (no worker): what the broker alone sustains on SameDay's topology.") var publishOnly =
         false
     @Flag(
@@ -63,11 +66,13 @@ struct PipelineBench: AsyncParsableCommand {
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let bench = Run(
             domain: domain, stream: stream, distinct: distinct, connection: connection, url: url, config: config,
-            folder: folder, batchSize: batchSize, prefetch: prefetch, withoutStream: withoutStream)
+            folder: folder, batchSize: batchSize, prefetch: prefetch, peerBatchSize: peerBatchSize,
+            peerPrefetch: peerPrefetch, withoutStream: withoutStream)
 
         var line: [String: Any] = [
             "bench": "pipeline", "events": stream.count, "distinct_events": distinct, "batch_size": batchSize,
-            "prefetch": prefetch, "stream": !withoutStream, "worker": !publishOnly, "rounds": rounds,
+            "prefetch": prefetch, "peer_batch_size": peerBatchSize, "peer_prefetch": peerPrefetch,
+            "stream": !withoutStream, "worker": !publishOnly, "rounds": rounds,
         ]
         do {
             try await measure(bench, into: &line)
@@ -226,6 +231,8 @@ struct Run: Sendable {
     let folder: String
     let batchSize: Int
     let prefetch: Int
+    let peerBatchSize: Int
+    let peerPrefetch: Int
     let withoutStream: Bool
 
     /// A private copy of SameDay's topology with one shard (without the events stream if asked), declared.
@@ -341,8 +348,8 @@ struct Run: Sendable {
         let (status, output) = try await runProcess(
             python,
             [
-                script, url, declared.names.workQueue(0), "\(stream.count)", database, "--prefetch", "\(prefetch)",
-                "--batch", "\(batchSize)",
+                script, url, declared.names.workQueue(0), "\(stream.count)", database, "--prefetch", "\(peerPrefetch)",
+                "--batch", "\(peerBatchSize)",
             ])
         let processSeconds = (ContinuousClock.now - started).seconds
         guard status == 0, let last = output.split(separator: "\n").last,
