@@ -11,6 +11,11 @@ public enum DossierRecord {
     /// A stored dossier is capped like an event body: far more events than any real dossier has.
     public static let maxEvents = 100_000
 
+    /// Times a stored event may carry: what the worker admits (from 2000-01-01, `EventTimeBounds.standard`) up to
+    /// 2100. A damaged row with a time far outside would send the calendars through centuries at every restart.
+    static let plausibleTimes: ClosedRange<Instant> =
+        EventTimeBounds.standard.earliest...(LocalDate(year: 2100, month: 1, day: 1)!.startInstant)
+
     public struct Unreadable: Error, Sendable, CustomStringConvertible {
         public var description: String
     }
@@ -108,6 +113,9 @@ public enum DossierRecord {
                 throw Unreadable(description: "unknown event type")
             }
             let detail = try r.byte()
+            guard Self.plausibleTimes.contains(at), newDueAt == 0 || Self.plausibleTimes.contains(newDueAt) else {
+                throw Unreadable(description: "an event time is outside 2000–2100")
+            }
             guard unitIndex < unitIDs.count, procedureIndex < tables[1].count else {
                 throw Unreadable(description: "an event refers past the code tables")
             }

@@ -14,7 +14,8 @@ struct WorkerConfigurationTests {
     func shipped() throws {
         let configuration = try WorkerConfiguration.load(
             path: repositoryRoot.appendingPathComponent("deploy/worker.json").path, environment: [:])
-        #expect(configuration.shard == 0 && configuration.clock == .wall && configuration.batchSize == 500)
+        #expect(configuration.shard == 0 && configuration.clock == .wall && configuration.batchSize == 1000
+                && configuration.retainClosedDays == 62)
     }
 
     @Test("environment variables win over the file")
