@@ -30,7 +30,16 @@ public final class RollupKeeper {
     }
     private var restarted = false
 
-    public func apply(_ changes: [RollupChange]) {
+    /// The engine clock's day as of the last changes applied: the window moves with it, not with a clock that
+    /// may be ahead of the changes still on their way (a commit in flight), so a day never leaves the window
+    /// before the changes that reach it have landed.
+    private var changesClockDay: Int64?
+
+    /// Follows the changes of one commit; `clock` is the engine clock it was committed at.
+    public func apply(_ changes: [RollupChange], clock: Instant? = nil) {
+        if let clock, clock > Int64.min / 2 {
+            changesClockDay = max(changesClockDay ?? LocalTime.day(of: clock), LocalTime.day(of: clock))
+        }
         // Days the events reached are kept before their changes land (from the facts as they were).
         var first: Int64?, last: Int64?
         for case .changed(let dossier, let since) in changes {
@@ -65,7 +74,9 @@ public final class RollupKeeper {
     public func snapshot(firstDay: Int64?, lastDay: Int64?, clockDay: Int64) throws -> Snapshot {
         let started = ContinuousClock.now
         guard let firstDay, let lastDay else { return Snapshot() }
-        ledger.cover(firstDay: firstDay, lastDay: max(lastDay, clockDay), clockDay: clockDay) {
+        ledger.cover(
+            firstDay: firstDay, lastDay: max(lastDay, clockDay), clockDay: min(clockDay, changesClockDay ?? clockDay)
+        ) {
             Array(facts.values)
         }
         if restarted {
@@ -96,7 +107,7 @@ public final class RollupKeeper {
 public final class RollupThread: Sendable {
     private enum Job: @unchecked Sendable {
         case load([Dossier])
-        case changes([RollupChange])
+        case changes([RollupChange], clock: Instant?)
         case snapshot(firstDay: Int64?, lastDay: Int64?, clockDay: Int64)
         case alerts([OutboxAlert])
     }
@@ -138,7 +149,7 @@ public final class RollupThread: Sendable {
                 do {
                     switch job {
                     case .load(let dossiers): keeper.load(dossiers)
-                    case .changes(let changes): keeper.apply(changes)
+                    case .changes(let changes, let clock): keeper.apply(changes, clock: clock)
                     case .alerts(let alerts):
                         let filed = try alertFiles.write(alerts)
                         state.withLock { $0.filed += filed }
@@ -178,7 +189,7 @@ public final class RollupThread: Sendable {
             return s.filed
         }
     }
-    public func apply(_ changes: [RollupChange]) { if !changes.isEmpty { enqueue(.changes(changes)) } }
+    public func apply(_ changes: [RollupChange], clock: Instant?) { enqueue(.changes(changes, clock: clock)) }
     public func snapshot(firstDay: Int64?, lastDay: Int64?, clockDay: Int64) {
         enqueue(.snapshot(firstDay: firstDay, lastDay: lastDay, clockDay: clockDay))
     }

@@ -366,7 +366,7 @@ public final class ShardLoop {
         inFlight = nil
         let done = try result.get()
         if let tag = flight.tag, let consumer { try consumer.ack(tag, multiple: true) }
-        rollups.apply(done.rollupChanges)
+        rollups.apply(done.rollupChanges, clock: done.batch.clock)
         let added = done.alerts
         if !added.isEmpty {
             rollups.file(added)

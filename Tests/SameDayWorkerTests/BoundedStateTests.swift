@@ -22,7 +22,7 @@ func delivery(_ event: DossierEvent, tag: UInt64, configuration: Configuration) 
 struct BoundedStateTests {
     let configuration = try! ConfigurationFolder.load(hcmcConfiguration)
 
-    func settings(_ folder: String) -> WorkerConfiguration {
+    func settings(_ folder: String, batchSize: Int = 1000) -> WorkerConfiguration {
         var settings = WorkerConfiguration()
         settings.stateDirectory = folder
         settings.clock = .events
@@ -30,17 +30,22 @@ struct BoundedStateTests {
         settings.sourceSilence = false
         settings.retainClosedDays = 3
         settings.eventLogDays = 5
+        settings.batchSize = batchSize
         return settings
     }
 
-    func open(_ folder: String, _ metrics: WorkerMetrics = WorkerMetrics()) throws -> ShardLoop {
+    func open(_ folder: String, _ metrics: WorkerMetrics = WorkerMetrics(), batchSize: Int = 1000) throws -> ShardLoop {
         try ShardLoop(
-            configuration: settings(folder), domain: configuration, clock: SystemClock(), metrics: metrics,
+            configuration: settings(folder, batchSize: batchSize), domain: configuration, clock: SystemClock(), metrics: metrics,
             logger: Logger(label: "test"), queue: "sameday.work.0")
     }
 
-    @Test("closed dossiers are retired after the window; rollups of every day equal replay; an old event for a retired dossier is dead-lettered; a restart needs no event log")
-    func retirement() throws {
+    /// Two batch sizes: a batch spanning several days once let the window move past a day before that batch's
+    /// changes reached it.
+    @Test(
+        "closed dossiers are retired after the window; rollups of every day equal replay; an old event for a retired dossier is dead-lettered; a restart needs no event log",
+        arguments: [300, 1000])
+    func retirement(batchSize: Int) throws {
         let folder = temporaryFolder("bounded")
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let events = SyntheticMonth(
@@ -48,7 +53,7 @@ struct BoundedStateTests {
         ).events(config: configuration)
         let dossiers = Set(events.map(\.dossier)).count
         let metrics = WorkerMetrics()
-        var loop = try open(folder, metrics)
+        var loop = try open(folder, metrics, batchSize: batchSize)
         for (index, event) in events.enumerated() {
             loop.handle(delivery(event, tag: UInt64(index + 1), configuration: configuration))
             try loop.step(consumer: nil, idle: false)
@@ -91,7 +96,7 @@ struct BoundedStateTests {
         // A restart loads the dossier rows: the audit log is not needed.
         loop.close()
         try WorkerStore(path: settings(folder).databasePath).execute(sql: "DELETE FROM event_log")
-        loop = try open(folder)
+        loop = try open(folder, batchSize: batchSize)
         #expect(loop.restartSummary.events == 0 && loop.restartSummary.dossiers == stillHeld)
         _ = try loop.snapshotNow()
         let restarted = filesUnder(folder + "/rollups")
