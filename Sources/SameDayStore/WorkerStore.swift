@@ -206,7 +206,9 @@ public final class WorkerStore: Sendable {
                     CREATE TABLE dossier (code TEXT PRIMARY KEY, state BLOB NOT NULL) WITHOUT ROWID;
                     CREATE TABLE dossier_quarantine (code TEXT PRIMARY KEY, state BLOB NOT NULL, reason TEXT NOT NULL)
                         WITHOUT ROWID;
-                    CREATE TABLE retired (code TEXT PRIMARY KEY, retired_at INTEGER NOT NULL) WITHOUT ROWID;
+                    CREATE TABLE retired (
+                        code TEXT PRIMARY KEY, hash INTEGER NOT NULL, retired_at INTEGER NOT NULL
+                    ) WITHOUT ROWID;
                     CREATE INDEX retired_by_time ON retired(retired_at);
                     CREATE TABLE retired_stock (unit TEXT PRIMARY KEY, dossiers INTEGER NOT NULL) WITHOUT ROWID;
                     """)
@@ -243,7 +245,7 @@ public final class WorkerStore: Sendable {
             if !batch.retired.isEmpty {
                 let delete = try db.cachedStatement(sql: "DELETE FROM dossier WHERE code = ?")
                 let tombstone = try db.cachedStatement(
-                    sql: "INSERT OR REPLACE INTO retired (code, retired_at) VALUES (?, ?)")
+                    sql: "INSERT OR REPLACE INTO retired (code, hash, retired_at) VALUES (?, ?, ?)")
                 let stock = try db.cachedStatement(
                     sql: """
                         INSERT INTO retired_stock (unit, dossiers) VALUES (?, 1)
@@ -251,7 +253,10 @@ public final class WorkerStore: Sendable {
                         """)
                 for dossier in batch.retired {
                     try delete.execute(arguments: [dossier.code])
-                    try tombstone.execute(arguments: [dossier.code, dossier.at])
+                    // The hash is what a restart loads (no string per tombstone); the code is for an operator.
+                    try tombstone.execute(arguments: [
+                        dossier.code, Int64(bitPattern: FNV1a.hash(dossier.code)), dossier.at,
+                    ])
                     if let unit = dossier.abandonedUnit { try stock.execute(arguments: [unit]) }
                 }
             }
@@ -322,13 +327,21 @@ public final class WorkerStore: Sendable {
         try database.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM dossier_quarantine") ?? 0 }
     }
 
-    /// Tombstones of dossiers retired at or after `since`, oldest first.
-    public func tombstones(since: Instant) throws -> [(code: String, at: Instant)] {
+    /// Tombstones of dossiers retired at or after `since`, oldest first: the FNV-1a hash of the code (what the
+    /// worker checks against) and when.
+    public func tombstones(since: Instant, _ body: (_ hash: UInt64, _ at: Instant) -> Void) throws {
         try database.read { db in
-            try Row.fetchAll(
-                db, sql: "SELECT code, retired_at FROM retired WHERE retired_at >= ? ORDER BY retired_at",
-                arguments: [since]
-            ).map { ($0[0], $0[1]) }
+            let rows = try Row.fetchCursor(
+                db, sql: "SELECT hash, retired_at FROM retired WHERE retired_at >= ? ORDER BY retired_at",
+                arguments: [since])
+            while let row = try rows.next() { body(UInt64(bitPattern: row[0]), row[1]) }
+        }
+    }
+
+    /// The most recently retired dossier's code (tests, an operator).
+    public func lastTombstone() throws -> String? {
+        try database.read { db in
+            try String.fetchOne(db, sql: "SELECT code FROM retired ORDER BY retired_at DESC LIMIT 1")
         }
     }
 
@@ -395,11 +408,13 @@ public final class WorkerStore: Sendable {
     {
         try database.write { db in
             var result = PruneResult()
+            // The oldest rows first, and only those: `applied_at` grows with `arrival`, so the head of the log is
+            // where the old rows are, and the query never scans the rest of the table.
             try db.execute(
                 sql: """
                     DELETE FROM event_log WHERE arrival IN
-                        (SELECT arrival FROM event_log WHERE applied_at < ? ORDER BY arrival LIMIT ?)
-                    """, arguments: [eventsBefore, limit])
+                        (SELECT arrival FROM event_log ORDER BY arrival LIMIT ?) AND applied_at < ?
+                    """, arguments: [limit, eventsBefore])
             result.events = db.changesCount
             try db.execute(
                 sql: """
@@ -407,11 +422,12 @@ public final class WorkerStore: Sendable {
                         (SELECT code FROM retired WHERE retired_at < ? ORDER BY retired_at LIMIT ?)
                     """, arguments: [tombstonesBefore, limit])
             result.tombstones = db.changesCount
+            // Likewise from the head of the outbox (a few undelivered rows there only wait for their delivery).
             try db.execute(
                 sql: """
-                    DELETE FROM alert WHERE seq IN
-                        (SELECT seq FROM alert WHERE day < ? AND published = 1 AND filed = 1 ORDER BY seq LIMIT ?)
-                    """, arguments: [alertsBeforeDay, limit])
+                    DELETE FROM alert WHERE seq IN (SELECT seq FROM alert ORDER BY seq LIMIT ?)
+                        AND day < ? AND published = 1 AND filed = 1
+                    """, arguments: [limit * 2, alertsBeforeDay])
             result.alerts = db.changesCount
             return result
         }

@@ -151,8 +151,10 @@ public final class WorkerEngine {
                     metadata: ["dossier": "\(row.code.prefix(100))", "reason": "\(row.reason.prefix(300))"])
             }
         }
-        for (code, at) in try store.tombstones(since: engine.clock == Int64.min ? Int64.min : engine.clock - retention.eventLogSeconds) {
-            addTombstone(code, at: at)
+        try store.tombstones(
+            since: engine.clock == Int64.min ? Int64.min : engine.clock - retention.eventLogSeconds
+        ) { hash, at in
+            addTombstone(hash: hash, at: at)
         }
         // Everything fired up to the stored clock was committed with it: already in the outbox.
         _ = engine.takeAlerts()
@@ -333,7 +335,7 @@ public final class WorkerEngine {
             queuedForRetirement.remove(code)
             staged.retired.append(
                 (code, engine.clock, retirement.abandonedIn.map { configuration.unit($0).code }))
-            addTombstone(code, at: engine.clock)
+            addTombstone(hash: FNV1a.hash(code), at: engine.clock)
             retiredChanges.append(.retired(code: code, abandonedIn: retirement.abandonedIn))
         }
         // Tombstones older than the event log's retention are forgotten (the store prunes its copies).
@@ -428,8 +430,7 @@ public final class WorkerEngine {
         retirementQueue.push(last + retention.closedSeconds, dossier.code)
     }
 
-    private func addTombstone(_ code: String, at: Instant) {
-        let hash = FNV1a.hash(code)
+    private func addTombstone(hash: UInt64, at: Instant) {
         tombstones.insert(hash)
         tombstoneExpiry.append((at, hash))
     }
