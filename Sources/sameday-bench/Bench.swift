@@ -5,5 +5,7 @@ import ArgumentParser
 struct SameDayBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sameday-bench",
-        subcommands: [AMQPBench.self, CoreBench.self, PipelineBench.self, RestartBench.self, AdapterBench.self])
+        subcommands: [
+            AMQPBench.self, CoreBench.self, PipelineBench.self, RestartBench.self, AdapterBench.self, SoakBench.self,
+        ])
 }
