@@ -47,7 +47,7 @@ expected=$(sort -u <(grep -o '"eventId":"[^"]*"' "$OUT/events.jsonl") | wc -l)
 for _ in $(seq 1 600); do
   applied=0
   for n in $(seq 0 $((SHARDS - 1))); do
-    c=$(sqlite3 "$OUT/worker/shard-$n/shard-$n.sqlite" 'select count(*) from event' 2>/dev/null || echo 0)
+    c=$(sqlite3 "$OUT/worker/shard-$n/shard-$n.sqlite" 'select count(*) from event_log' 2>/dev/null || echo 0)
     applied=$((applied + c))
   done
   [ "$applied" -ge "$expected" ] && break
