@@ -14,8 +14,7 @@ extension Dossier {
 
     /// When the dossier may be retired, or nil while its SLA clock runs (running, or paused for a fee).
     ///
-    /// - Closed (resolved, withdrawn), refused, or never received: `retainSeconds` after its last event, and once
-    ///   its resolution alert (if any) was sent.
+    /// - Closed (resolved, withdrawn), refused, or never received: `retainSeconds` after its last event.
     /// - Stopped, or waiting for a supplement: it becomes abandoned `staleAfterDays` after its last event, and is
     ///   retired `retainSeconds` after that, so every day still kept already counts it as abandoned.
     public func retirement(config: Configuration, retainSeconds: Int64) -> Retirement? {
@@ -28,7 +27,8 @@ extension Dossier {
             let stale = Int64(config.alerting.staleAfterDays) * LocalTime.secondsPerDay
             return Retirement(at: last + stale + retainSeconds, abandonedIn: st.unit)
         case .resolved, .withdrawn:
-            if st.firstReceivedAt != nil, flags & Dossier.resolutionAlertedFlag == 0 { return nil }
+            // The resolution alert, if the dossier has one, fired long before (the caller advances the dossier to
+            // its clock first); one with no judging deadline never gets one and must not stay for ever.
             return Retirement(at: last + retainSeconds, abandonedIn: nil)
         case .notReceived, .refused:
             return Retirement(at: last + retainSeconds, abandonedIn: nil)
