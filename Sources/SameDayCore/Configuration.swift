@@ -56,6 +56,11 @@ public struct Configuration: Sendable {
     /// The regular-session view of each calendar (what `hours:N`/`days:N` dossiers and source silence count).
     public let calendars: [WorkCalendar]
     public let alerting: AlertingPolicy
+    /// The catalog's fields (lĩnh vực) in the order they first appear, then `Configuration.unlistedField` for
+    /// procedures outside the catalog: the rows of Biểu 06 within a unit.
+    public let fields: [String]
+    /// Field per catalog entry.
+    let catalogField: [FieldID]
     let unitIndex: [String: UnitID]
     /// Catalog indices per procedure code (one code may have a city entry and entries scoped to units).
     let catalogIndex: [String: [UInt32]]
@@ -87,6 +92,15 @@ public struct Configuration: Sendable {
         for (i, c) in catalog.enumerated() { ci[c.procedure, default: []].append(UInt32(i)) }
         unitIndex = ui
         catalogIndex = ci
+        var fieldNames: [String] = []
+        var fieldIndex: [String: FieldID] = [:]
+        catalogField = catalog.map { entry in
+            if let known = fieldIndex[entry.field] { return known }
+            fieldNames.append(entry.field)
+            fieldIndex[entry.field] = FieldID(fieldNames.count - 1)
+            return FieldID(fieldNames.count - 1)
+        }
+        fields = fieldNames + [Configuration.unlistedField]
         catalogThresholds = catalog.map { alerting.thresholds(for: $0.procedure, sla: $0.sla) }
         recipientTable = units.flatMap { u in
             AlertLevel.allCases.map { alerting.recipients(level: $0, unit: u.code, block: u.block) }
@@ -119,6 +133,28 @@ public struct Configuration: Sendable {
         self.catalogView = catalogView
         self.namedUnlistedView = named
         self.sameDayViews = views
+    }
+
+    /// The row procedures outside the catalog count in (DOMAIN.md §2: tracked with the default SLA).
+    public static let unlistedField = "Ngoài danh mục"
+
+    /// The field a procedure counts in.
+    public func field(_ ref: ProcedureRef) -> FieldID {
+        switch ref {
+        case .catalog(let entry): catalogField[Int(entry)]
+        case .unlisted: FieldID(fields.count - 1)
+        }
+    }
+
+    /// A field by name (a stored retired stock); names the catalog no longer has count as unlisted.
+    public func fieldID(named name: String) -> FieldID {
+        FieldID(fields.firstIndex(of: name) ?? fields.count - 1)
+    }
+
+    /// Rollup cells: one per unit and field, `unit * fields.count + field`.
+    public var cellCount: Int { units.count * fields.count }
+    @inline(__always) public func cellIndex(_ cell: RollupCell) -> Int {
+        Int(cell.unit) * fields.count + Int(cell.field)
     }
 
     /// Who receives `level` alerts for a unit (see `AlertingPolicy.recipients`).
@@ -262,12 +298,16 @@ public struct Configuration: Sendable {
         return units
     }
 
+    /// Distinct fields (lĩnh vực) a catalog may have: each is a rollup row per unit.
+    public static let maxCatalogFields = 200
+
     static func parseCatalog(_ bytes: [UInt8], units: [Unit]) throws(ConfigurationError) -> [CatalogEntry] {
         let file = ConfigurationFiles.catalogFile
         let records = try csvRecords(
             bytes, file: file, header: ["procedure", "name", "field", "sla", "cutoff", "scope"])
         let unitCodes = Set(units.map(\.code))
         var seen: [String: Int] = [:]  // "code|scope" → line: one code may be listed once per scope
+        var fields: Set<String> = []  // rollups keep a row per unit and field: bounded
         var out: [CatalogEntry] = []
         for r in records {
             let f = r.fields.map { $0.trimmingSpaces }
@@ -281,6 +321,11 @@ public struct Configuration: Sendable {
             }
             seen[f[0] + "|" + f[5]] = r.line
             guard !f[1].isEmpty else { throw err("name", "empty") }
+            guard f[2].utf8.count <= 256 else { throw err("field", "longer than 256 bytes") }
+            fields.insert(f[2])
+            guard fields.count <= maxCatalogFields else {
+                throw err("field", "more than \(maxCatalogFields) distinct fields in the catalog")
+            }
             guard let sla = SLA(f[3]) else {
                 throw err("sla", "\"\(f[3])\" is not same-day, hours:N or days:N (1 ≤ N ≤ 1000)")
             }
@@ -511,7 +556,9 @@ public struct Configuration: Sendable {
         for key in ["from", "until"] {
             guard let dn = n[key], dn.value != .null else { continue }
             let text = try r.string(dn, p + "." + key)
-            guard let d = LocalDate(text) else { throw r.error(dn, p + "." + key, "\"\(text)\" is not a YYYY-MM-DD date") }
+            guard let d = LocalDate(text) else {
+                throw r.error(dn, p + "." + key, "\"\(text)\" is not a YYYY-MM-DD date")
+            }
             if key == "from" { session.from = d.dayNumber } else { session.until = d.dayNumber }
         }
         if let f = session.from, let u = session.until, u < f {
@@ -662,7 +709,8 @@ public struct Configuration: Sendable {
     {
         switch (t.warning, t.critical) {
         case (.minutesBefore(let w), .minutesBefore(let c)) where w < c:
-            throw r.error(n, p + ".warning", "warning (\(w) minutes before) would come after critical (\(c) minutes before)")
+            throw r.error(
+                n, p + ".warning", "warning (\(w) minutes before) would come after critical (\(c) minutes before)")
         case (.percentUsed(let w), .percentUsed(let c)) where w > c:
             throw r.error(n, p + ".warning", "warning (\(w) % used) would come after critical (\(c) % used)")
         default: break

@@ -17,6 +17,18 @@ public struct Unit: Sendable, Hashable {
 
 /// A dense integer id for a unit: its index in `Configuration.units` (keeps per-dossier state small).
 public typealias UnitID = UInt32
+/// Index into `Configuration.fields`: a field (lĩnh vực) of the catalog.
+public typealias FieldID = UInt16
+
+/// Where a dossier counts in the rollups: its unit and its procedure's field (Biểu 06's rows within a unit).
+public struct RollupCell: Hashable, Sendable {
+    public var unit: UnitID
+    public var field: FieldID
+    public init(unit: UnitID, field: FieldID) {
+        self.unit = unit
+        self.field = field
+    }
+}
 
 /// The service-level agreement of a procedure.
 public enum SLA: Hashable, Sendable, CustomStringConvertible {

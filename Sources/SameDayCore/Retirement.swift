@@ -4,8 +4,8 @@ public struct Retirement: Sendable, Hashable {
     /// The earliest instant it may be retired.
     public var at: Instant
     /// It counts as abandoned in every later day (stopped, or left waiting for a supplement): once retired, the
-    /// rollups count it per unit instead.
-    public var abandonedIn: UnitID?
+    /// rollups count it per unit and field instead.
+    public var abandonedIn: RollupCell?
 }
 
 extension Dossier {
@@ -25,7 +25,8 @@ extension Dossier {
             return nil
         case .stopped, .awaitingSupplement:
             let stale = Int64(config.alerting.staleAfterDays) * LocalTime.secondsPerDay
-            return Retirement(at: last + stale + retainSeconds, abandonedIn: st.unit)
+            let cell = st.unit.flatMap { unit in st.procedure.map { RollupCell(unit: unit, field: config.field($0)) } }
+            return Retirement(at: last + stale + retainSeconds, abandonedIn: cell)
         case .resolved, .withdrawn:
             // The resolution alert, if the dossier has one, fired long before (the caller advances the dossier to
             // its clock first); one with no judging deadline never gets one and must not stay for ever.

@@ -3,6 +3,8 @@
 public struct DossierFacts: Sendable, Hashable {
     public var unit: UnitID
     public var procedure: ProcedureRef
+    /// The procedure's field (lĩnh vực): the row within the unit.
+    public var field: FieldID
     public var sameDay: Bool
     /// The procedure is not in the catalog for the dossier's unit (DOMAIN.md §2: tracked with the default SLA).
     public var notInCatalog: Bool
@@ -23,6 +25,7 @@ public struct DossierFacts: Sendable, Hashable {
         guard let received = st.firstReceivedAt, let unit = st.unit, let ref = st.procedure else { return nil }
         self.unit = unit
         procedure = ref
+        field = config.field(ref)
         sameDay = config.sla(ref) == .sameDay
         if case .unlisted = ref { notInCatalog = true } else { notInCatalog = false }
         staleSeconds = Int64(config.alerting.staleAfterDays) * LocalTime.secondsPerDay
@@ -70,6 +73,9 @@ public struct RollupFigures: Sendable, Hashable {
     public var receivedNotInCatalog = 0
 
     public init() {}
+
+    /// Nothing counted: a field row that is all zeros is not written.
+    public var isZero: Bool { self == RollupFigures() }
 
     public var receivedTotal: Int { receivedOnline + receivedDirectPostal + carriedOver }
     public var resolvedTotal: Int { resolvedEarly + resolvedOnTime + resolvedLate }
@@ -153,8 +159,7 @@ public struct RollupFigures: Sendable, Hashable {
             if f.sameDay { sameDayReceived += 1 }
             if f.notInCatalog { receivedNotInCatalog += 1 }
             // The seed's figure: received and resolved on the same calendar day (a withdrawal is not a result).
-            if f.sameDay, !f.withdrawn, let r = f.resolvedAt, LocalTime.day(of: r) == LocalTime.day(of: f.receivedAt)
-            {
+            if f.sameDay, !f.withdrawn, let r = f.resolvedAt, LocalTime.day(of: r) == LocalTime.day(of: f.receivedAt) {
                 sameDayResolvedSameDay += 1
             }
         }
@@ -265,6 +270,22 @@ public struct UnitRow: Sendable, Hashable {
     }
 }
 
+/// One row per field (lĩnh vực) within a unit, as Biểu 06 lays them out; a unit's field rows add up to its row.
+public struct FieldRow: Sendable, Hashable {
+    public var unit: String
+    public var unitName: String
+    public var block: Block
+    public var field: String
+    public var figures: RollupFigures
+    public init(unit: String, unitName: String, block: Block, field: String, figures: RollupFigures) {
+        self.unit = unit
+        self.unitName = unitName
+        self.block = block
+        self.field = field
+        self.figures = figures
+    }
+}
+
 /// One row of a block table; `block` is nil for the city row (`all`).
 public struct BlockRow: Sendable, Hashable {
     public var block: Block?
@@ -283,29 +304,54 @@ public struct Rollup: Sendable, Hashable {
     public var units: [UnitRow]
     /// Sorted by block, then the city row `all`.
     public var blocks: [BlockRow]
+    /// The rows of the fields within each unit that counted anything, in the order of the units, then of the
+    /// catalog's fields (empty for a rollup built from unit rows alone).
+    public var fields: [FieldRow]
 
-    public init(period: Period, units: [UnitRow], blocks: [BlockRow]) {
+    public init(period: Period, units: [UnitRow], blocks: [BlockRow], fields: [FieldRow] = []) {
         self.period = period
         self.units = units
         self.blocks = blocks
+        self.fields = fields
     }
 
     /// Computes a rollup from dossier facts.
     public static func compute(facts: some Sequence<DossierFacts>, period: Period, config: Configuration) -> Rollup {
-        var perUnit = [RollupFigures](repeating: RollupFigures(), count: config.units.count)
-        for f in facts { perUnit[Int(f.unit)].add(f, period: period) }
-        let rows = config.units.indices.map { i in
-            UnitRow(
-                unit: config.units[i].code, unitName: config.units[i].name, block: config.units[i].block,
-                figures: perUnit[i])
-        }
-        return Rollup(unitRows: rows, period: period)
+        var cells = [RollupFigures](repeating: RollupFigures(), count: config.cellCount)
+        for f in facts { cells[config.cellIndex(RollupCell(unit: f.unit, field: f.field))].add(f, period: period) }
+        return Rollup(cells: cells, period: period, config: config)
     }
 
-    /// Builds the block and city rows from unit rows (blocks are sums of their units, by construction).
-    public init(unitRows: [UnitRow], period: Period) {
+    /// Builds a rollup from figures per cell (`Configuration.cellIndex`): unit rows are the sums of their fields.
+    public init(cells: [RollupFigures], period: Period, config: Configuration) {
+        let fieldCount = config.fields.count
+        var unitRows: [UnitRow] = []
+        var fieldRows: [FieldRow] = []
+        unitRows.reserveCapacity(config.units.count)
+        for (i, unit) in config.units.enumerated() {
+            var total = RollupFigures()
+            for f in 0..<fieldCount {
+                let figures = cells[i * fieldCount + f]
+                guard !figures.isZero else { continue }
+                total = total + figures
+                fieldRows.append(
+                    FieldRow(
+                        unit: unit.code, unitName: unit.name, block: unit.block, field: config.fields[f],
+                        figures: figures))
+            }
+            unitRows.append(UnitRow(unit: unit.code, unitName: unit.name, block: unit.block, figures: total))
+        }
+        self.init(unitRows: unitRows, fieldRows: fieldRows, period: period)
+    }
+
+    /// Builds the block and city rows from unit rows (blocks are sums of their units, by construction); field rows
+    /// keep their order within a unit and follow the units' order.
+    public init(unitRows: [UnitRow], fieldRows: [FieldRow] = [], period: Period) {
         self.period = period
         units = unitRows.sorted { ($0.block, $0.unit) < ($1.block, $1.unit) }
+        var fieldsOfUnit: [String: [FieldRow]] = [:]
+        for row in fieldRows { fieldsOfUnit[row.unit, default: []].append(row) }
+        fields = units.flatMap { fieldsOfUnit[$0.unit] ?? [] }
         var byBlock: [Block: RollupFigures] = [:]
         for r in units {
             byBlock[r.block, default: RollupFigures()] = byBlock[r.block, default: RollupFigures()] + r.figures
@@ -319,15 +365,16 @@ public struct Rollup: Sendable, Hashable {
 
     static let bom: [UInt8] = [0xEF, 0xBB, 0xBF]
 
-    public func unitsCSV() -> [UInt8] {
+    /// A CSV table: the header (in the chosen language) and one line per row, CRLF, with a BOM for spreadsheets.
+    private func csv(keys: [String], headers: RollupHeaders, rows: [(keys: [String], figures: RollupFigures)])
+        -> [UInt8]
+    {
         var out = Rollup.bom
-        out += Array(
-            (["from", "to", "unit", "unit_name", "block"] + RollupFigures.columns).joined(separator: ",").utf8)
+        out += Array((headers.labels(keys + RollupFigures.columns).map(CSV.escape)).joined(separator: ",").utf8)
         out += [0x0D, 0x0A]
-        for r in units {
-            let keys = [period.from.description, period.to.description, r.unit, r.unitName, r.block.rawValue]
+        for r in rows {
             out += Array(
-                (keys.map(CSV.escape) + r.figures.values.map(String.init) + [r.figures.onTimeRate]).joined(
+                (r.keys.map(CSV.escape) + r.figures.values.map(String.init) + [r.figures.onTimeRate]).joined(
                     separator: ","
                 ).utf8)
             out += [0x0D, 0x0A]
@@ -335,17 +382,33 @@ public struct Rollup: Sendable, Hashable {
         return out
     }
 
-    public func blocksCSV() -> [UInt8] {
-        var out = Rollup.bom
-        out += Array((["from", "to", "block"] + RollupFigures.columns).joined(separator: ",").utf8)
-        out += [0x0D, 0x0A]
-        for r in blocks {
-            let keys = [period.from.description, period.to.description, r.blockName]
-            out += Array(
-                (keys + r.figures.values.map(String.init) + [r.figures.onTimeRate]).joined(separator: ",").utf8)
-            out += [0x0D, 0x0A]
-        }
-        return out
+    public func unitsCSV(headers: RollupHeaders = .en) -> [UInt8] {
+        csv(
+            keys: ["from", "to", "unit", "unit_name", "block"], headers: headers,
+            rows: units.map {
+                ([period.from.description, period.to.description, $0.unit, $0.unitName, $0.block.rawValue], $0.figures)
+            })
+    }
+
+    /// The rows per field within each unit (only fields that counted something).
+    public func fieldsCSV(headers: RollupHeaders = .en) -> [UInt8] {
+        csv(
+            keys: ["from", "to", "unit", "unit_name", "block", "field"], headers: headers,
+            rows: fields.map {
+                (
+                    [
+                        period.from.description, period.to.description, $0.unit, $0.unitName, $0.block.rawValue,
+                        $0.field,
+                    ],
+                    $0.figures
+                )
+            })
+    }
+
+    public func blocksCSV(headers: RollupHeaders = .en) -> [UInt8] {
+        csv(
+            keys: ["from", "to", "block"], headers: headers,
+            rows: blocks.map { ([period.from.description, period.to.description, $0.blockName], $0.figures) })
     }
 
     private func jsonRows(_ rows: [(keys: [(String, String)], figures: RollupFigures)]) -> [UInt8] {
@@ -378,6 +441,18 @@ public struct Rollup: Sendable, Hashable {
             })
     }
 
+    public func fieldsJSON() -> [UInt8] {
+        jsonRows(
+            fields.map {
+                (
+                    [
+                        ("from", period.from.description), ("to", period.to.description), ("unit", $0.unit),
+                        ("unit_name", $0.unitName), ("block", $0.block.rawValue), ("field", $0.field),
+                    ], $0.figures
+                )
+            })
+    }
+
     public func blocksJSON() -> [UInt8] {
         jsonRows(
             blocks.map {
@@ -393,10 +468,61 @@ public struct Rollup: Sendable, Hashable {
         var v: [String] = []
         for r in units { v += r.figures.identityViolations.map { "unit \(r.unit): " + $0 } }
         for r in blocks { v += r.figures.identityViolations.map { "block \(r.blockName): " + $0 } }
+        var fieldSums: [String: RollupFigures] = [:]
+        for r in fields {
+            fieldSums[r.unit, default: RollupFigures()] = fieldSums[r.unit, default: RollupFigures()] + r.figures
+        }
+        if !fields.isEmpty {
+            for r in units where (fieldSums[r.unit] ?? RollupFigures()) != r.figures {
+                v.append("unit \(r.unit) is not the sum of its fields")
+            }
+        }
         for b in blocks {
             let sum = units.filter { b.block == nil || $0.block == b.block }.reduce(RollupFigures()) { $0 + $1.figures }
             if sum != b.figures { v.append("block \(b.blockName) is not the sum of its units") }
         }
         return v
     }
+}
+
+/// The language of a CSV header: the column names (`en`, the default, what tools read back) or the labels of the
+/// Biểu 06 form (`vi`, for a clerk pasting into the official template; `sameday report --headers vi`).
+public enum RollupHeaders: String, Sendable, CaseIterable {
+    case en, vi
+
+    public func labels(_ columns: [String]) -> [String] {
+        switch self {
+        case .en: columns
+        case .vi: columns.map { RollupHeaders.vietnamese[$0] ?? $0 }
+        }
+    }
+
+    /// Biểu 06/VPCP/KSTT's labels for our column names (DOMAIN.md §6), and for the key columns.
+    public static let vietnamese: [String: String] = [
+        "from": "Từ ngày",
+        "to": "Đến ngày",
+        "unit": "Mã đơn vị",
+        "unit_name": "Tên đơn vị",
+        "block": "Khối",
+        "field": "Lĩnh vực",
+        "received_total": "Tổng số hồ sơ yêu cầu giải quyết",
+        "received_online": "Số mới tiếp nhận trực tuyến",
+        "received_direct_postal": "Số mới tiếp nhận trực tiếp hoặc dịch vụ bưu chính",
+        "carried_over": "Số kỳ trước chuyển qua",
+        "resolved_total": "Số hồ sơ đã giải quyết: tổng số",
+        "resolved_early": "Trả trước hạn",
+        "resolved_on_time": "Trả đúng thời hạn",
+        "resolved_late": "Trả quá hạn",
+        "withdrawn": "Rút hồ sơ",
+        "in_progress_total": "Số hồ sơ đang giải quyết: tổng số",
+        "in_progress_on_time": "Đang giải quyết: chưa đến hạn",
+        "in_progress_overdue": "Đang giải quyết: quá hạn",
+        "paused": "Tạm dừng giải quyết",
+        "abandoned": "Dừng hoặc chờ bổ sung quá thời hạn",
+        "same_day_received": "Tiếp nhận thủ tục giải quyết trong ngày",
+        "same_day_resolved_in_time": "Thủ tục trong ngày giải quyết đúng hạn",
+        "same_day_resolved_same_day": "Tiếp nhận và giải quyết ngay trong ngày",
+        "received_not_in_catalog": "Tiếp nhận ngoài danh mục",
+        "on_time_rate": "Tỷ lệ đúng hạn (%)",
+    ]
 }

@@ -3,15 +3,15 @@
 ///
 /// A dossier's contribution to a day depends only on its facts (DOMAIN.md §6 reads every figure at 24:00 of the
 /// day), and an event at instant `t` changes the facts only from `t`'s day on. So the ledger keeps, for each day of
-/// its window, one row of figures per unit; a change subtracts the dossier's old contribution and adds its new one
+/// its window, one row of figures per unit and field (`RollupCell`); a change subtracts the dossier's old contribution and adds its new one
 /// on the days from the change on, and marks the days whose figures moved. Days before the window are never
 /// rewritten. Dossiers that left the worker's state contribute nothing to the window's days, except abandoned
-/// ones, which stay in every later day as carried over and abandoned: they are counted per unit (`retiredStock`).
+/// ones, which stay in every later day as carried over and abandoned: they are counted per cell (`retiredStock`).
 public struct RollupLedger: Sendable {
     public let config: Configuration
     /// Days kept (and rewritten) back from the clock's day: `retainClosedDays`.
     public let windowDays: Int64
-    /// Figures per unit (indexed by `UnitID`) for each day kept.
+    /// Figures per cell (indexed by `Configuration.cellIndex`) for each day kept.
     private var figures: [Int64: [RollupFigures]] = [:]
     /// First and last day kept (nil while nothing was received).
     public private(set) var lowDay: Int64?
@@ -21,15 +21,22 @@ public struct RollupLedger: Sendable {
     private var dirty: Set<Int64> = []
     /// Changed days that left the window before a snapshot wrote them.
     private var leaving: [(day: Int64, rollup: Rollup)] = []
-    /// Retired abandoned dossiers per unit.
+    /// Retired abandoned dossiers per cell.
     public private(set) var retiredStock: [Int]
 
-    public init(config: Configuration, windowDays: Int, retiredStock: [UnitID: Int] = [:]) {
+    public init(config: Configuration, windowDays: Int, retiredStock: [RollupCell: Int] = [:]) {
         self.config = config
         self.windowDays = Int64(max(1, windowDays))
-        var stock = [Int](repeating: 0, count: config.units.count)
-        for (unit, count) in retiredStock where Int(unit) < stock.count { stock[Int(unit)] = count }
+        var stock = [Int](repeating: 0, count: config.cellCount)
+        for (cell, count) in retiredStock
+        where Int(cell.unit) < config.units.count && Int(cell.field) < config.fields.count {
+            stock[config.cellIndex(cell)] += count
+        }
         self.retiredStock = stock
+    }
+
+    @inline(__always) private func cell(_ f: DossierFacts) -> Int {
+        config.cellIndex(RollupCell(unit: f.unit, field: f.field))
     }
 
     public var dirtyDays: [Int64] { dirty.sorted() }
@@ -99,7 +106,7 @@ public struct RollupLedger: Sendable {
             let from = max(active.from, first), to = min(active.to, last)
             guard from <= to else { continue }
             for day in from...to where missing.contains(day) {
-                figures[day]![Int(f.unit)] = figures[day]![Int(f.unit)] + Self.contribution(f, day: day)
+                figures[day]![cell(f)] = figures[day]![cell(f)] + Self.contribution(f, day: day)
             }
         }
         dirty.formUnion(missing)
@@ -118,13 +125,13 @@ public struct RollupLedger: Sendable {
         for d in lo...hi {
             let before = old.map { Self.contribution($0, day: d) }
             let after = new.map { Self.contribution($0, day: d) }
-            if let old, let new, old.unit == new.unit, before == after { continue }
-            if let old, let before, before != RollupFigures() {
-                figures[d]![Int(old.unit)] = figures[d]![Int(old.unit)] - before
+            if let old, let new, old.unit == new.unit, old.field == new.field, before == after { continue }
+            if let old, let before, !before.isZero {
+                figures[d]![cell(old)] = figures[d]![cell(old)] - before
                 dirty.insert(d)
             }
-            if let new, let after, after != RollupFigures() {
-                figures[d]![Int(new.unit)] = figures[d]![Int(new.unit)] + after
+            if let new, let after, !after.isZero {
+                figures[d]![cell(new)] = figures[d]![cell(new)] + after
                 dirty.insert(d)
             }
         }
@@ -132,19 +139,15 @@ public struct RollupLedger: Sendable {
 
     /// A dossier left the worker's state: its days keep its contribution; if it was abandoned, every later day
     /// counts it too.
-    public mutating func retire(abandonedIn unit: UnitID?) {
-        if let unit, Int(unit) < retiredStock.count { retiredStock[Int(unit)] += 1 }
+    public mutating func retire(abandonedIn cell: RollupCell?) {
+        guard let cell, Int(cell.unit) < config.units.count, Int(cell.field) < config.fields.count else { return }
+        retiredStock[config.cellIndex(cell)] += 1
     }
 
     /// The rollup of a kept day.
     public func rollup(day: Int64) -> Rollup? {
-        guard let perUnit = figures[day] else { return nil }
-        let rows = config.units.indices.map { i in
-            UnitRow(
-                unit: config.units[i].code, unitName: config.units[i].name, block: config.units[i].block,
-                figures: perUnit[i])
-        }
-        return Rollup(unitRows: rows, period: .day(LocalDate(dayNumber: day)))
+        guard let cells = figures[day] else { return nil }
+        return Rollup(cells: cells, period: .day(LocalDate(dayNumber: day)), config: config)
     }
 
     /// The days changed since the last call, in order, with their rollups.

@@ -48,8 +48,9 @@ public struct CommitBatch: Sendable {
     public var events: [(eventID: String, dossier: String, appliedAt: Instant, body: [UInt8])] = []
     /// Dossiers whose state changed: code and compact state (`DossierRecord`).
     public var dossiers: [(code: String, state: [UInt8])] = []
-    /// Dossiers retired: their rows leave, a tombstone stays (`retired_at`), and abandoned ones count per unit.
-    public var retired: [(code: String, at: Instant, abandonedUnit: String?)] = []
+    /// Dossiers retired: their rows leave, a tombstone stays (`retired_at`), and abandoned ones count per unit
+    /// code and field name (`retired_stock`).
+    public var retired: [(code: String, at: Instant, abandonedIn: RetiredStockKey?)] = []
     public var alerts: [OutboxAlert] = []
     /// The engine clock after the batch.
     public var clock: Instant?
@@ -217,6 +218,19 @@ public final class WorkerStore: Sendable {
                     sql: "INSERT OR REPLACE INTO worker_state (key, value) VALUES ('dossiers_from_log', 1)")
             }
         }
+        migrator.registerMigration("v4: retired abandoned dossiers counted per unit and field") { db in
+            // Rows retired before v4 did not record the field: they count under the empty field name, which a
+            // configuration maps to its unlisted row (`Configuration.fieldID(named:)`).
+            try db.execute(
+                sql: """
+                    CREATE TABLE retired_stock_v4 (
+                        unit TEXT NOT NULL, field TEXT NOT NULL, dossiers INTEGER NOT NULL, PRIMARY KEY (unit, field)
+                    ) WITHOUT ROWID;
+                    INSERT INTO retired_stock_v4 (unit, field, dossiers) SELECT unit, '', dossiers FROM retired_stock;
+                    DROP TABLE retired_stock;
+                    ALTER TABLE retired_stock_v4 RENAME TO retired_stock;
+                    """)
+        }
         return migrator
     }
 
@@ -248,8 +262,8 @@ public final class WorkerStore: Sendable {
                     sql: "INSERT OR REPLACE INTO retired (code, hash, retired_at) VALUES (?, ?, ?)")
                 let stock = try db.cachedStatement(
                     sql: """
-                        INSERT INTO retired_stock (unit, dossiers) VALUES (?, 1)
-                        ON CONFLICT(unit) DO UPDATE SET dossiers = dossiers + 1
+                        INSERT INTO retired_stock (unit, field, dossiers) VALUES (?, ?, 1)
+                        ON CONFLICT(unit, field) DO UPDATE SET dossiers = dossiers + 1
                         """)
                 for dossier in batch.retired {
                     try delete.execute(arguments: [dossier.code])
@@ -257,7 +271,7 @@ public final class WorkerStore: Sendable {
                     try tombstone.execute(arguments: [
                         dossier.code, Int64(bitPattern: FNV1a.hash(dossier.code)), dossier.at,
                     ])
-                    if let unit = dossier.abandonedUnit { try stock.execute(arguments: [unit]) }
+                    if let key = dossier.abandonedIn { try stock.execute(arguments: [key.unit, key.field]) }
                 }
             }
             let insertAlert = try db.cachedStatement(
@@ -277,7 +291,8 @@ public final class WorkerStore: Sendable {
             }
             if !batch.deadLetters.isEmpty {
                 let insert = try db.cachedStatement(
-                    sql: "INSERT INTO dead_letter (message_id, routing_key, queue, reason, body) VALUES (?, ?, ?, ?, ?)")
+                    sql: "INSERT INTO dead_letter (message_id, routing_key, queue, reason, body) VALUES (?, ?, ?, ?, ?)"
+                )
                 for letter in batch.deadLetters {
                     try insert.execute(arguments: [
                         letter.messageID, letter.routingKey, letter.queue, letter.reason, Data(letter.body),
@@ -345,11 +360,13 @@ public final class WorkerStore: Sendable {
         }
     }
 
-    /// Retired abandoned dossiers per unit code.
-    public func retiredStock() throws -> [String: Int] {
+    /// Retired abandoned dossiers per unit code and field name.
+    public func retiredStock() throws -> [RetiredStockKey: Int] {
         try database.read { db in
-            var out: [String: Int] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT unit, dossiers FROM retired_stock") { out[row[0]] = row[1] }
+            var out: [RetiredStockKey: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT unit, field, dossiers FROM retired_stock") {
+                out[RetiredStockKey(unit: row[0], field: row[1])] = row[2]
+            }
             return out
         }
     }
@@ -437,7 +454,8 @@ public final class WorkerStore: Sendable {
     public func pendingDeadLetters(limit: Int = 1000) throws -> [DeadLetter] {
         try database.read { db in
             try Row.fetchAll(
-                db, sql: "SELECT seq, message_id, routing_key, queue, reason, body FROM dead_letter ORDER BY seq LIMIT ?",
+                db,
+                sql: "SELECT seq, message_id, routing_key, queue, reason, body FROM dead_letter ORDER BY seq LIMIT ?",
                 arguments: [limit]
             ).map {
                 DeadLetter(
@@ -515,5 +533,16 @@ public final class WorkerStore: Sendable {
             let statement = try db.cachedStatement(sql: "UPDATE alert SET \(column) = 1 WHERE alert_id = ?")
             for id in ids { try statement.execute(arguments: [id]) }
         }
+    }
+}
+
+/// Where a retired abandoned dossier keeps counting: its unit's code and its procedure's field name (names, not
+/// indices, so a changed configuration still reads them).
+public struct RetiredStockKey: Hashable, Sendable {
+    public var unit: String
+    public var field: String
+    public init(unit: String, field: String) {
+        self.unit = unit
+        self.field = field
     }
 }

@@ -7,20 +7,22 @@ import SameDayFiles
 #endif
 
 /// The daily rollup files, laid out the same by `sameday replay` and the worker:
-/// `ROOT/daily/YYYY-MM-DD/units.csv`, `blocks.csv`, `units.json`, `blocks.json`.
+/// `ROOT/daily/YYYY-MM-DD/units.csv`, `fields.csv`, `blocks.csv`, `units.json`, `fields.json`, `blocks.json`.
 public enum RollupFiles {
-    /// The four files of one day, as (path, bytes).
+    /// The files of one day, as (path, bytes).
     public static func files(for rollup: Rollup, date: LocalDate, root: String) -> [(path: String, bytes: [UInt8])] {
         let folder = (root as NSString).appendingPathComponent("daily/\(date)")
         return [
             ((folder as NSString).appendingPathComponent("units.csv"), rollup.unitsCSV()),
+            ((folder as NSString).appendingPathComponent("fields.csv"), rollup.fieldsCSV()),
             ((folder as NSString).appendingPathComponent("blocks.csv"), rollup.blocksCSV()),
             ((folder as NSString).appendingPathComponent("units.json"), rollup.unitsJSON()),
+            ((folder as NSString).appendingPathComponent("fields.json"), rollup.fieldsJSON()),
             ((folder as NSString).appendingPathComponent("blocks.json"), rollup.blocksJSON()),
         ]
     }
 
-    /// Writes the four files of one day, each atomically, skipping a file whose bytes it wrote before (`written`,
+    /// Writes the files of one day, each atomically, skipping a file whose bytes it wrote before (`written`,
     /// keyed by path) or that already holds them on disk (a restart). Returns the number of files written.
     public static func write(_ rollup: Rollup, date: LocalDate, root: String, written: inout [String: Int]) throws -> Int {
         var count = 0

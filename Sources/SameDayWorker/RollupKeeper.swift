@@ -14,7 +14,7 @@ public final class RollupKeeper {
     /// Digests of the files written, per day (days that leave the window are forgotten: never rewritten).
     private var written: [Int64: [String: Int]] = [:]
 
-    public init(configuration: Configuration, root: String, windowDays: Int, retiredStock: [UnitID: Int] = [:]) {
+    public init(configuration: Configuration, root: String, windowDays: Int, retiredStock: [RollupCell: Int] = [:]) {
         self.configuration = configuration
         self.root = root
         self.ledger = RollupLedger(config: configuration, windowDays: windowDays, retiredStock: retiredStock)

@@ -44,7 +44,7 @@ public struct Retention: Sendable, Equatable {
 /// A dossier change the rollups must follow: changed by events from `since` (a day number) on, or retired.
 public enum RollupChange: Sendable {
     case changed(Dossier, since: Int64)
-    case retired(code: String, abandonedIn: UnitID?)
+    case retired(code: String, abandonedIn: RollupCell?)
 }
 
 /// A group commit ready to be written: the batch, the alerts it adds to the outbox, and the changes the rollups
@@ -334,7 +334,13 @@ public final class WorkerEngine {
             engine.remove(code)
             queuedForRetirement.remove(code)
             staged.retired.append(
-                (code, engine.clock, retirement.abandonedIn.map { configuration.unit($0).code }))
+                (
+                    code, engine.clock,
+                    retirement.abandonedIn.map {
+                        RetiredStockKey(
+                            unit: configuration.unit($0.unit).code, field: configuration.fields[Int($0.field)])
+                    }
+                ))
             addTombstone(hash: FNV1a.hash(code), at: engine.clock)
             retiredChanges.append(.retired(code: code, abandonedIn: retirement.abandonedIn))
         }

@@ -114,7 +114,8 @@ public final class WorkerService {
                 if !error.isRetriable { throw error }
             }
             if active.reconnectCount > reconnectsSeen {
-                metrics.increment("sameday_consumer_reconnects_total", by: Double(active.reconnectCount - reconnectsSeen))
+                metrics.increment(
+                    "sameday_consumer_reconnects_total", by: Double(active.reconnectCount - reconnectsSeen))
                 reconnectsSeen = active.reconnectCount
             }
             metrics.setReady(active.isConnected, reason: active.isConnected ? "" : "reconnecting to the broker")
@@ -203,9 +204,10 @@ public final class ShardLoop {
         metrics.set("sameday_rebuild_seconds", summary.seconds)
         metrics.observe("sameday_restart_seconds", seconds: summary.seconds)
         metrics.increment("sameday_quarantined_events_total", by: Double(summary.quarantined))
-        var stock: [UnitID: Int] = [:]
-        for (code, count) in try store.retiredStock() {
-            if let unit = domain.unitID(code) { stock[unit] = count }
+        var stock: [RollupCell: Int] = [:]
+        for (key, count) in try store.retiredStock() {
+            guard let unit = domain.unitID(key.unit) else { continue }
+            stock[RollupCell(unit: unit, field: domain.fieldID(named: key.field)), default: 0] += count
         }
         let keeper = RollupKeeper(
             configuration: domain, root: configuration.resolvedRollupsDirectory,

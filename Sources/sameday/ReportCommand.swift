@@ -15,7 +15,7 @@ struct ReportCommand: ParsableCommand {
             """)
 
     enum Format: String, ExpressibleByArgument, CaseIterable { case table, csv, json }
-    enum Level: String, ExpressibleByArgument, CaseIterable { case units, blocks }
+    enum Level: String, ExpressibleByArgument, CaseIterable { case units, fields, blocks }
 
     @Option(
         help: ArgumentHelp(
@@ -27,13 +27,24 @@ struct ReportCommand: ParsableCommand {
     @Option(help: "First day, YYYY-MM-DD.") var from: String
     @Option(help: "Last day, YYYY-MM-DD.") var to: String
     @Option(help: "table, csv or json.") var format: Format = .table
-    @Option(help: "units or blocks (blocks end with the city row, all).") var level: Level = .blocks
+    @Option(
+        help:
+            "units, fields (Biểu 06's rows per field within each unit, from the daily fields.csv) or blocks (blocks end with the city row, all)."
+    ) var level: Level = .blocks
+    @Option(
+        help: ArgumentHelp(
+            "Header language of csv and table output: en (column names) or vi (the labels of Biểu 06/VPCP/KSTT).",
+            discussion: "With vi, a clerk can paste the CSV into the official template; tools read back the en names."))
+    var headers: RollupHeaders = .en
 
     func run() throws {
         try runReportingFailures {
             let first = try CoreFiles.parseDate(from, option: "--from")
             let last = try CoreFiles.parseDate(to, option: "--to")
             guard first <= last else { throw CommandFailure("--from \(from) is after --to \(to)") }
+            if headers == .vi, format == .json {
+                throw CommandFailure("--headers vi applies to csv and table output; json keeps the column names")
+            }
             var perUnit: [String: (name: String, block: Block, days: [RollupFigures])] = [:]
             var order: [String] = []
             var d = first
@@ -67,12 +78,22 @@ struct ReportCommand: ParsableCommand {
                 return UnitRow(
                     unit: code, unitName: u.name, block: u.block, figures: RollupFigures.aggregate(days: u.days))
             }
-            let rollup = Rollup(unitRows: rows, period: Period(from: first, to: last))
+            let fieldRows = level == .fields ? try FieldRollupFile.period(rollups: rollups, from: first, to: last) : []
+            let rollup = Rollup(unitRows: rows, fieldRows: fieldRows, period: Period(from: first, to: last))
+            if level == .fields {
+                // The field files and the unit files of the same days must agree, or one of them is damaged.
+                let broken = rollup.identityViolations.filter { $0.hasSuffix("is not the sum of its fields") }
+                if let problem = broken.first {
+                    throw CommandFailure("the daily fields.csv and units.csv files disagree: \(problem)")
+                }
+            }
             let out: [UInt8]
             switch (format, level) {
-            case (.csv, .units): out = rollup.unitsCSV()
-            case (.csv, .blocks): out = rollup.blocksCSV()
+            case (.csv, .units): out = rollup.unitsCSV(headers: headers)
+            case (.csv, .fields): out = rollup.fieldsCSV(headers: headers)
+            case (.csv, .blocks): out = rollup.blocksCSV(headers: headers)
             case (.json, .units): out = rollup.unitsJSON()
+            case (.json, .fields): out = rollup.fieldsJSON()
             case (.json, .blocks): out = rollup.blocksJSON()
             case (.table, _): out = Array(table(rollup).utf8)
             }
@@ -81,17 +102,26 @@ struct ReportCommand: ParsableCommand {
     }
 
     func table(_ r: Rollup) -> String {
-        let header = (level == .units ? ["unit", "block"] : ["block"]) + RollupFigures.columns
-        let body: [[String]] =
-            level == .units
-            ? r.units.map {
+        let keys: [String]
+        let body: [[String]]
+        switch level {
+        case .units:
+            keys = ["unit", "block"]
+            body = r.units.map {
                 [$0.unit, $0.block.rawValue] + $0.figures.values.map(String.init) + [$0.figures.onTimeRate]
             }
-            : r.blocks.map { [$0.blockName] + $0.figures.values.map(String.init) + [$0.figures.onTimeRate] }
+        case .fields:
+            keys = ["unit", "field"]
+            body = r.fields.map { [$0.unit, $0.field] + $0.figures.values.map(String.init) + [$0.figures.onTimeRate] }
+        case .blocks:
+            keys = ["block"]
+            body = r.blocks.map { [$0.blockName] + $0.figures.values.map(String.init) + [$0.figures.onTimeRate] }
+        }
+        let header = headers.labels(keys + RollupFigures.columns)
         let widths = header.indices.map { i in ([header[i]] + body.map { $0[i] }).map(\.count).max()! }
         func line(_ cells: [String]) -> String {
             cells.enumerated().map { i, c in
-                i < (level == .units ? 2 : 1)
+                i < keys.count
                     ? c.padding(toLength: widths[i], withPad: " ", startingAt: 0)
                     : String(repeating: " ", count: widths[i] - c.count) + c
             }.joined(separator: "  ")
@@ -121,6 +151,72 @@ enum RollupFile {
                 let figures = RollupFigures(columns: header.fields, values: f)
             else { throw CommandFailure("\(path):\(r.line): malformed row") }
             return UnitRow(unit: f[2], unitName: f[3], block: block, figures: figures)
+        }
+    }
+}
+
+extension RollupHeaders: ExpressibleByArgument {}
+
+/// Reads the daily `fields.csv` files of a period back and sums them per unit and field like the unit rows: flows
+/// over the days, stocks from the first and last day; a field absent from a day's file counted nothing that day.
+enum FieldRollupFile {
+    static let keyColumns = ["from", "to", "unit", "unit_name", "block", "field"]
+
+    static func period(rollups: [String], from first: LocalDate, to last: LocalDate) throws -> [FieldRow] {
+        struct Key: Hashable {
+            var unit: String
+            var field: String
+        }
+        var rows: [Key: (name: String, block: Block, days: [Int64: RollupFigures])] = [:]
+        var order: [Key] = []
+        var day = first
+        while day <= last {
+            for root in rollups {
+                let path = (root as NSString).appendingPathComponent("daily/\(day)/fields.csv")
+                guard FileManager.default.fileExists(atPath: path) else {
+                    throw CommandFailure(
+                        "no fields rollup for \(day) in \(root) (expected \(path)); it is written beside units.csv by workers and replays of this version"
+                    )
+                }
+                for (key, name, block, figures) in try read(CoreFiles.read(path), path: path) {
+                    let k = Key(unit: key.unit, field: key.field)
+                    if rows[k] == nil {
+                        rows[k] = (name, block, [:])
+                        order.append(k)
+                    }
+                    rows[k]!.days[day.dayNumber] = (rows[k]!.days[day.dayNumber] ?? RollupFigures()) + figures
+                }
+            }
+            day = day.adding(days: 1)
+        }
+        let dayNumbers = Array(first.dayNumber...last.dayNumber)
+        return order.map { k in
+            let r = rows[k]!
+            return FieldRow(
+                unit: k.unit, unitName: r.name, block: r.block, field: k.field,
+                figures: RollupFigures.aggregate(days: dayNumbers.map { r.days[$0] ?? RollupFigures() }))
+        }
+    }
+
+    static func read(_ bytes: [UInt8], path: String) throws -> [(
+        key: (unit: String, field: String), name: String, block: Block, figures: RollupFigures
+    )] {
+        let records: [CSVRecord]
+        do {
+            records = try CSV.parse(bytes)
+        } catch {
+            throw CommandFailure("\(path):\(error.line): \(error.message)")
+        }
+        guard let header = records.first else { throw CommandFailure("\(path): empty") }
+        guard Array(header.fields.prefix(keyColumns.count)) == keyColumns,
+            Array(header.fields.dropFirst(keyColumns.count)) == RollupFigures.columns
+        else { throw CommandFailure("\(path):\(header.line): not a fields rollup header") }
+        return try records.dropFirst().map { r in
+            let f = r.fields
+            guard f.count == header.fields.count, let block = Block(rawValue: f[4]),
+                let figures = RollupFigures(columns: header.fields, values: f)
+            else { throw CommandFailure("\(path):\(r.line): malformed row") }
+            return ((f[2], f[5]), f[3], block, figures)
         }
     }
 }

@@ -36,7 +36,8 @@ struct BoundedStateTests {
 
     func open(_ folder: String, _ metrics: WorkerMetrics = WorkerMetrics(), batchSize: Int = 1000) throws -> ShardLoop {
         try ShardLoop(
-            configuration: settings(folder, batchSize: batchSize), domain: configuration, clock: SystemClock(), metrics: metrics,
+            configuration: settings(folder, batchSize: batchSize), domain: configuration, clock: SystemClock(),
+            metrics: metrics,
             logger: Logger(label: "test"), queue: "sameday.work.0")
     }
 
@@ -60,7 +61,9 @@ struct BoundedStateTests {
         }
         _ = try loop.snapshotNow()
         let held = loop.engine.dossierCount
-        #expect(held > 0 && held < dossiers / 2, "\(held) of \(dossiers) dossiers still held after 20 days with a 3-day window")
+        #expect(
+            held > 0 && held < dossiers / 2,
+            "\(held) of \(dossiers) dossiers still held after 20 days with a 3-day window")
         #expect(try loop.store.tombstoneCount() > 0)
         #expect(metrics.value("sameday_dead_letters_total") == 0)
 
@@ -71,16 +74,24 @@ struct BoundedStateTests {
         let reference = filesUnder(replayFolder)
         #expect(
             ours.keys.sorted() == reference.keys.sorted(),
-            "only ours: \(Set(ours.keys).subtracting(reference.keys).sorted()), only replay: \(Set(reference.keys).subtracting(ours.keys).sorted())")
+            "only ours: \(Set(ours.keys).subtracting(reference.keys).sorted()), only replay: \(Set(reference.keys).subtracting(ours.keys).sorted())"
+        )
         for key in ours.keys.sorted() where key.hasSuffix("blocks.csv") && ours[key] != reference[key] {
-            print("DIFF \(key)\nOURS\n\(String(decoding: ours[key]!, as: UTF8.self))\nREPLAY\n\(String(decoding: reference[key] ?? Data(), as: UTF8.self))")
+            print(
+                "DIFF \(key)\nOURS\n\(String(decoding: ours[key]!, as: UTF8.self))\nREPLAY\n\(String(decoding: reference[key] ?? Data(), as: UTF8.self))"
+            )
             break
         }
-        #expect(ours == reference, "incremental rollups differ from replay on \(ours.filter { reference[$0.key] != $0.value }.keys.sorted().prefix(5))")
+        #expect(
+            ours == reference,
+            "incremental rollups differ from replay on \(ours.filter { reference[$0.key] != $0.value }.keys.sorted().prefix(5))"
+        )
         // Delivered alerts leave the outbox after eventLogDays; the files keep them all.
         let outbox = Set(alertIDs(inFolder: folder + "/alerts"))
         let expected = Set(replay.alerts.map(\.alertId))
-        #expect(outbox == expected, "\(outbox.subtracting(expected).count) extra, \(expected.subtracting(outbox).count) missing")
+        #expect(
+            outbox == expected,
+            "\(outbox.subtracting(expected).count) extra, \(expected.subtracting(outbox).count) missing")
 
         // An event sent again for a dossier retired long ago: refused with the reason, never re-opened.
         let tombstone = try #require(try loop.store.lastTombstone())
@@ -100,7 +111,9 @@ struct BoundedStateTests {
         #expect(loop.restartSummary.events == 0 && loop.restartSummary.dossiers == stillHeld)
         _ = try loop.snapshotNow()
         let restarted = filesUnder(folder + "/rollups")
-        #expect(restarted == reference, "a restart changed \(restarted.filter { reference[$0.key] != $0.value }.keys.sorted())")
+        #expect(
+            restarted == reference,
+            "a restart changed \(restarted.filter { reference[$0.key] != $0.value }.keys.sorted())")
         loop.close()
     }
 
@@ -114,10 +127,19 @@ struct BoundedStateTests {
             batch.events.append(("e\(k)", "d\(k)", Int64(k), Array("{}".utf8)))
         }
         batch.retired = (0..<10).map { ("d\($0)", Int64($0), nil) }
+        // Retired abandoned dossiers keep counting per unit and field (Biểu 06's rows).
+        batch.retired.append(("a1", 1, RetiredStockKey(unit: "760", field: "Hộ tịch")))
+        batch.retired.append(("a2", 2, RetiredStockKey(unit: "760", field: "Hộ tịch")))
+        batch.retired.append(("a3", 3, RetiredStockKey(unit: "760", field: "Chứng thực")))
         try store.commit(batch)
+        #expect(
+            try store.retiredStock() == [
+                RetiredStockKey(unit: "760", field: "Hộ tịch"): 2, RetiredStockKey(unit: "760", field: "Chứng thực"): 1,
+            ])
         let first = try store.prune(eventsBefore: 4500, tombstonesBefore: 5, alertsBeforeDay: "2022-01-01", limit: 2000)
-        #expect(first.events == 2000 && first.tombstones == 5)
-        let second = try store.prune(eventsBefore: 4500, tombstonesBefore: 5, alertsBeforeDay: "2022-01-01", limit: 2000)
+        #expect(first.events == 2000 && first.tombstones == 8, "d0…d4 and a1…a3")
+        let second = try store.prune(
+            eventsBefore: 4500, tombstonesBefore: 5, alertsBeforeDay: "2022-01-01", limit: 2000)
         #expect(second.events == 2000)
         let third = try store.prune(eventsBefore: 4500, tombstonesBefore: 5, alertsBeforeDay: "2022-01-01", limit: 2000)
         #expect(third.events == 500)
@@ -154,7 +176,8 @@ struct BatchingStateMachineTests {
         let clock = ManualClock()
         let machine = Machine(settings: settings)
         #expect(machine.next(now: clock.now, otherChanges: true) == .commit)
-        #expect(machine.next(now: clock.now, otherChanges: false, nextTimer: .milliseconds(40)) == .wait(.milliseconds(40)))
+        #expect(
+            machine.next(now: clock.now, otherChanges: false, nextTimer: .milliseconds(40)) == .wait(.milliseconds(40)))
         #expect(machine.next(now: clock.now, otherChanges: false, nextTimer: .seconds(-3)) == .wait(.zero))
     }
 

@@ -40,6 +40,18 @@ struct CommandLineTests {
         #expect(report.status == 0)
         let city = report.output.split(separator: "\r\n").last { $0.contains(",all,") } ?? ""
         #expect(city.hasPrefix("2022-05-20,2022-05-23,all,1,0,1,0,1,0,1,0"), "received 1 direct, resolved on time")
+        // Biểu 06's rows per field within the unit, and the form's Vietnamese headers for the clerk's template.
+        #expect(FileManager.default.fileExists(atPath: out + "/rollups/daily/2022-05-23/fields.csv"))
+        let fields = try runSameday([
+            "report", "--rollups", out + "/rollups", "--from", "2022-05-20", "--to", "2022-05-23", "--format", "csv",
+            "--level", "fields", "--headers", "vi",
+        ])
+        #expect(fields.status == 0)
+        let fieldLines = fields.output.dropFirst().split(separator: "\r\n")
+        #expect(fieldLines.first?.hasPrefix("Từ ngày,Đến ngày,Mã đơn vị,Tên đơn vị,Khối,Lĩnh vực,") == true)
+        #expect(fieldLines.count == 2, "one field counted: \(fields.output)")
+        #expect(fieldLines.last?.hasPrefix("2022-05-20,2022-05-23,760,Quận 1,district,") == true)
+        #expect(fieldLines.last?.contains(",1,0,1,0,1,0,1,0") == true)
         let explain = try runSameday([
             "explain", "--config", hcmcConfiguration, "--events", file, "--dossier", "760-220520-0001",
         ])
@@ -61,10 +73,13 @@ struct CommandLineTests {
         let birth = "1.001193.000.00.00.H29"  // đăng ký khai sinh (Hộ tịch, same-day)
         let copy = "2.000815.000.00.00.H29"  // chứng thực bản sao (Chứng thực, same-day)
         // Tuesday 21 June 2022 16:30 at Tân Sơn Nhì (27010): the evening session serves notarisation only.
-        #expect(try deadline("27010", birth, "2022-06-21T16:30:00+07:00").contains(#""due":"2022-06-22T17:00:00+07:00""#))
-        #expect(try deadline("27010", copy, "2022-06-21T16:30:00+07:00").contains(#""due":"2022-06-21T19:00:00+07:00""#))
+        #expect(
+            try deadline("27010", birth, "2022-06-21T16:30:00+07:00").contains(#""due":"2022-06-22T17:00:00+07:00""#))
+        #expect(
+            try deadline("27010", copy, "2022-06-21T16:30:00+07:00").contains(#""due":"2022-06-21T19:00:00+07:00""#))
         // Before 15 June 2022 the evening session did not exist.
-        #expect(try deadline("27010", copy, "2022-06-14T16:30:00+07:00").contains(#""due":"2022-06-15T17:00:00+07:00""#))
+        #expect(
+            try deadline("27010", copy, "2022-06-14T16:30:00+07:00").contains(#""due":"2022-06-15T17:00:00+07:00""#))
         // days:3 received Wednesday at Thủ Đức (Saturday mornings are extra): due Monday, no critical at reception.
         let days3 = try deadline("769", "1.001022.000.00.00.H29", "2022-05-18T10:00:00+07:00")
         #expect(days3.contains(#""due":"2022-05-23T10:00:00+07:00""#))

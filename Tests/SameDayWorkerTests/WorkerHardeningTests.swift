@@ -30,18 +30,24 @@ struct WorkerHardeningTests {
         #expect(engine.refusal(of: event, envelope: honest, bounds: bounds, now: now) == nil)
         #expect(engine.refusal(of: event, envelope: nil, bounds: bounds, now: now) == nil)
         let ancient = receivedEvent("760-220518-0002", at: "1022-05-18T09:00:00+07:00")
-        #expect(engine.refusal(of: ancient, envelope: nil, bounds: bounds, now: now)?.hasPrefix("field \"occurredAt\"") == true)
+        #expect(
+            engine.refusal(of: ancient, envelope: nil, bounds: bounds, now: now)?.hasPrefix("field \"occurredAt\"")
+                == true)
         let future = receivedEvent("760-220518-0003", at: "2022-05-19T10:00:01+07:00")
         #expect(engine.refusal(of: future, envelope: nil, bounds: bounds, now: now) != nil)
-        let department = receivedEvent("000.00.15.H29-220518-0001", at: "2022-05-18T09:00:00+07:00", unit: "000.00.15.H29")
+        let department = receivedEvent(
+            "000.00.15.H29-220518-0001", at: "2022-05-18T09:00:00+07:00", unit: "000.00.15.H29")
         let lying = WorkerEngine.Envelope(routingKey: "district.760.received", dossierHeader: department.dossier)
         #expect(
             engine.refusal(of: department, envelope: lying, bounds: bounds, now: now)
-                == "routing key \"district.760.received\" does not match the event's block, unit and type (expected \"department.000_00_15_H29.received\")")
+                == "routing key \"district.760.received\" does not match the event's block, unit and type (expected \"department.000_00_15_H29.received\")"
+        )
         let wrongType = WorkerEngine.Envelope(routingKey: "district.760.resolved", dossierHeader: event.dossier)
         #expect(engine.refusal(of: event, envelope: wrongType, bounds: bounds, now: now) != nil)
         let split = WorkerEngine.Envelope(routingKey: "district.760.received", dossierHeader: "760-220518-9999")
-        #expect(engine.refusal(of: event, envelope: split, bounds: bounds, now: now)?.contains("differs from the body's dossier") == true)
+        #expect(
+            engine.refusal(of: event, envelope: split, bounds: bounds, now: now)?.contains(
+                "differs from the body's dossier") == true)
         let missing = WorkerEngine.Envelope(routingKey: "district.760.received", dossierHeader: nil)
         #expect(engine.refusal(of: event, envelope: missing, bounds: bounds, now: now)?.contains("missing") == true)
     }
@@ -89,11 +95,15 @@ struct WorkerHardeningTests {
         #expect(try store.dossierCount() == 1)
         #expect(try store.quarantinedDossierCount() == 1)
         // And the next restart is clean.
-        let again = try WorkerEngine(configuration: configuration, store: store, clockMode: .events, clock: StepClock(now)).rebuild()
+        let again = try WorkerEngine(
+            configuration: configuration, store: store, clockMode: .events, clock: StepClock(now)
+        ).rebuild()
         #expect(again.quarantined == 0 && again.dossiers == 1)
     }
 
-    @Test("an older state folder's log is turned into dossier rows once; an event in it that does not read back is quarantined")
+    @Test(
+        "an older state folder's log is turned into dossier rows once; an event in it that does not read back is quarantined"
+    )
     func migratesLogWithQuarantine() throws {
         let folder = temporaryFolder("log-quarantine")
         defer { try? FileManager.default.removeItem(atPath: folder) }
@@ -105,16 +115,22 @@ struct WorkerHardeningTests {
                 .replacingOccurrences(of: "2022-05-18T09:05:00+07:00", with: "000/-05-18T09:05:00+07:00")
             for (id, dossier, json) in [("a", "760-220518-0001", good), ("b", "760-220518-0002", bad)] {
                 try store.execute(
-                    sql: "INSERT INTO event_log (dossier, event_id, applied_at, body) VALUES ('\(dossier)', '\(id)', 0, CAST('\(json)' AS BLOB))")
+                    sql:
+                        "INSERT INTO event_log (dossier, event_id, applied_at, body) VALUES ('\(dossier)', '\(id)', 0, CAST('\(json)' AS BLOB))"
+                )
             }
             try store.execute(sql: "INSERT INTO worker_state (key, value) VALUES ('dossiers_from_log', 1)")
         }
         let store = try WorkerStore(path: folder + "/state.sqlite")
-        let summary = try WorkerEngine(configuration: configuration, store: store, clockMode: .events, clock: StepClock(now)).rebuild()
+        let summary = try WorkerEngine(
+            configuration: configuration, store: store, clockMode: .events, clock: StepClock(now)
+        ).rebuild()
         #expect(summary.events == 1 && summary.quarantined == 1 && summary.dossiers == 1)
         #expect(try store.quarantinedEventCount() == 1)
         #expect(try !store.needsDossierRebuild())
-        let again = try WorkerEngine(configuration: configuration, store: store, clockMode: .events, clock: StepClock(now)).rebuild()
+        let again = try WorkerEngine(
+            configuration: configuration, store: store, clockMode: .events, clock: StepClock(now)
+        ).rebuild()
         #expect(again.events == 0 && again.quarantined == 0 && again.dossiers == 1)
     }
 
@@ -148,6 +164,31 @@ struct WorkerHardeningTests {
         #expect(try engine.apply(again), "the same id on another dossier is applied after the migration")
         try engine.commit()
         #expect(try store.eventCount() == 2)
+    }
+
+    @Test("a v3 folder's retired stock per unit migrates to per unit and field, under the unlisted row")
+    func migratesRetiredStockPerField() throws {
+        let folder = temporaryFolder("v3-stock")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = folder + "/state.sqlite"
+        _ = try WorkerStore(path: path)
+        // Put the folder back as v3 wrote it: one count per unit, no field.
+        let v3 = """
+            DROP TABLE retired_stock;
+            CREATE TABLE retired_stock (unit TEXT PRIMARY KEY, dossiers INTEGER NOT NULL) WITHOUT ROWID;
+            INSERT INTO retired_stock VALUES ('760', 4);
+            DELETE FROM grdb_migrations WHERE identifier LIKE 'v4%';
+            """
+        let sqlite = Process()
+        sqlite.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+        sqlite.arguments = [path, v3]
+        try sqlite.run()
+        sqlite.waitUntilExit()
+        #expect(sqlite.terminationStatus == 0)
+        let store = try WorkerStore(path: path)
+        #expect(try store.retiredStock() == [RetiredStockKey(unit: "760", field: ""): 4])
+        let configuration = try ConfigurationFolder.load(hcmcConfiguration)
+        #expect(configuration.fields[Int(configuration.fieldID(named: ""))] == Configuration.unlistedField)
     }
 
     @Test("the wall clock is followed while it agrees with elapsed time; a jump is refused and reported")
@@ -192,7 +233,8 @@ struct WorkerHardeningTests {
         let path = folder + "/worker.json"
         try Data(#"{"eventsFrom": "yesterday"}"#.utf8).write(to: URL(fileURLWithPath: path))
         #expect(throws: (any Error).self) { try WorkerConfiguration.load(path: path, environment: [:]) }
-        try Data(#"{"shard": 2, "shards": 4, "metricsListen": "127.0.0.1:9464+shard"}"#.utf8).write(to: URL(fileURLWithPath: path))
+        try Data(#"{"shard": 2, "shards": 4, "metricsListen": "127.0.0.1:9464+shard"}"#.utf8).write(
+            to: URL(fileURLWithPath: path))
         #expect(try WorkerConfiguration.load(path: path, environment: [:]).resolvedMetricsListen == "127.0.0.1:9466")
     }
 }
