@@ -129,7 +129,9 @@ public struct Replay: Sendable {
         perform(actions, dossier: k)
         if detectSilence, let u = config.unitID(e.unit) {
             silence.record(unit: u, at: e.occurredAt)
-            if silenceArmed.insert(u).inserted { silenceTimers.push(silence.silentAt(unit: u, config: config)!, Int(u)) }
+            if silenceArmed.insert(u).inserted {
+                silenceTimers.push(silence.silentAt(unit: u, config: config)!, Int(u))
+            }
         }
         // A new event always leaves an action (at least the timer to arm or cancel); a duplicate none.
         return !actions.isEmpty
@@ -270,28 +272,37 @@ public struct Replay: Sendable {
     public func facts() -> [DossierFacts] { dossiers.compactMap { $0.facts(config: config) } }
 }
 
-/// A binary min-heap of (instant, id), ties broken by id so that firing order is deterministic.
-struct TimerHeap: Sendable {
-    private var items: [(at: Instant, id: Int)] = []
+/// The replay's timers: (instant, dossier or unit index), earliest first, ties by index (a deterministic order).
+typealias TimerHeap = InstantHeap<Int>
 
-    var peek: (at: Instant, id: Int)? { items.first }
+/// A binary min-heap of (instant, value), earliest first and ties by value, so the order never depends on insertion
+/// history: the replay's timers and the worker's retirement queue.
+public struct InstantHeap<Value: Comparable & Sendable>: Sendable {
+    private var items: [(at: Instant, value: Value)] = []
 
-    @inline(__always) private static func less(_ a: (at: Instant, id: Int), _ b: (at: Instant, id: Int)) -> Bool {
-        a.at != b.at ? a.at < b.at : a.id < b.id
+    public init() {}
+
+    public var count: Int { items.count }
+    public var peek: (at: Instant, value: Value)? { items.first }
+
+    @inline(__always) private static func less(_ a: (at: Instant, value: Value), _ b: (at: Instant, value: Value))
+        -> Bool
+    {
+        a.at != b.at ? a.at < b.at : a.value < b.value
     }
 
-    mutating func push(_ at: Instant, _ id: Int) {
-        items.append((at, id))
+    public mutating func push(_ at: Instant, _ value: Value) {
+        items.append((at, value))
         var i = items.count - 1
         while i > 0 {
             let p = (i - 1) / 2
-            guard TimerHeap.less(items[i], items[p]) else { break }
+            guard Self.less(items[i], items[p]) else { break }
             items.swapAt(i, p)
             i = p
         }
     }
 
-    mutating func pop() -> (at: Instant, id: Int)? {
+    public mutating func pop() -> (at: Instant, value: Value)? {
         guard !items.isEmpty else { return nil }
         items.swapAt(0, items.count - 1)
         let top = items.removeLast()
@@ -299,8 +310,8 @@ struct TimerHeap: Sendable {
         while true {
             let l = 2 * i + 1, r = l + 1
             var m = i
-            if l < items.count && TimerHeap.less(items[l], items[m]) { m = l }
-            if r < items.count && TimerHeap.less(items[r], items[m]) { m = r }
+            if l < items.count && Self.less(items[l], items[m]) { m = l }
+            if r < items.count && Self.less(items[r], items[m]) { m = r }
             if m == i { break }
             items.swapAt(i, m)
             i = m

@@ -82,7 +82,7 @@ public struct RollupLedger: Sendable {
     /// changes that reached them are applied. Days are kept without gaps from the first one on, so no day is
     /// skipped when the clock moves fast between two snapshots (a backfill on the events clock).
     public mutating func extend(through day: Int64, firstDay: Int64, facts: () -> [DossierFacts]) {
-        guard let lowDay, let highDay else {
+        guard lowDay != nil, let highDay else {
             self.firstDay = min(self.firstDay ?? firstDay, firstDay)
             let low = min(self.firstDay!, day)
             self.lowDay = low
@@ -90,7 +90,6 @@ public struct RollupLedger: Sendable {
             materialize(Array(low...day), facts: facts)
             return
         }
-        _ = lowDay
         guard day > highDay else { return }
         self.highDay = day
         materialize(Array(highDay + 1...day), facts: facts)

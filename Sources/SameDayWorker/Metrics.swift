@@ -61,22 +61,14 @@ public final class WorkerMetrics: Sendable {
         state.withLock { state in
             if value == value.rounded(), value < 9e18 {
                 // Whole amounts stay integers in the exposition (`sameday_events_total 123`, not `123.0`).
-                if let counter = state.counters[key] {
-                    counter.increment(by: Int64(value))
-                } else {
-                    guard let metric = admit(key, .counter, &state) else { return }
-                    let counter = CoreMetrics.Counter(
-                        label: metric.family, dimensions: metric.dimensions, factory: factory)
-                    state.counters[key] = counter
-                    counter.increment(by: Int64(value))
-                }
-            } else if let counter = state.fractionalCounters[key] {
-                counter.increment(by: value)
+                guard let counter = instrument(key, .counter, \.counters, &state, make: CoreMetrics.Counter.init)
+                else { return }
+                counter.increment(by: Int64(value))
             } else {
-                guard let metric = admit(key, .counter, &state) else { return }
-                let counter = FloatingPointCounter(
-                    label: metric.family, dimensions: metric.dimensions, factory: factory)
-                state.fractionalCounters[key] = counter
+                guard
+                    let counter = instrument(
+                        key, .counter, \.fractionalCounters, &state, make: FloatingPointCounter.init)
+                else { return }
                 counter.increment(by: value)
             }
             state.values[key, default: 0] += value
@@ -87,14 +79,8 @@ public final class WorkerMetrics: Sendable {
     public func set(_ name: String, _ value: Double, labels: String = "") {
         let key = name + labels
         state.withLock { state in
-            if let gauge = state.gauges[key] {
-                gauge.record(value)
-            } else {
-                guard let metric = admit(key, .gauge, &state) else { return }
-                let gauge = CoreMetrics.Gauge(label: metric.family, dimensions: metric.dimensions, factory: factory)
-                state.gauges[key] = gauge
-                gauge.record(value)
-            }
+            guard let gauge = instrument(key, .gauge, \.gauges, &state, make: CoreMetrics.Gauge.init) else { return }
+            gauge.record(value)
             state.values[key] = value
         }
     }
@@ -106,14 +92,10 @@ public final class WorkerMetrics: Sendable {
         let seconds = max(0, seconds)
         let key = name + labels
         state.withLock { state in
-            if let timer = state.timers[key] {
-                timer.recordSeconds(seconds)
-            } else {
-                guard let metric = admit(key, .histogram, &state) else { return }
-                let timer = CoreMetrics.Timer(label: metric.family, dimensions: metric.dimensions, factory: factory)
-                state.timers[key] = timer
-                timer.recordSeconds(seconds)
+            guard let timer = instrument(key, .histogram, \.timers, &state, make: CoreMetrics.Timer.init) else {
+                return
             }
+            timer.recordSeconds(seconds)
             let (family, labelText) = Self.split(key)
             state.values[family + "_count" + labelText, default: 0] += 1
             state.values[family + "_sum" + labelText, default: 0] += seconds
@@ -149,6 +131,18 @@ public final class WorkerMetrics: Sendable {
     // MARK: - Names and labels
 
     /// Checks `key` (name plus label text) against what its family already is; registers the family on first use.
+    /// The instrument of `key` in `table`, made on first use if the name admits that kind (nil: the use is ignored).
+    private func instrument<Instrument>(
+        _ key: String, _ kind: Kind, _ table: WritableKeyPath<State, [String: Instrument]>, _ state: inout State,
+        make: (String, [(String, String)], any MetricsFactory) -> Instrument
+    ) -> Instrument? {
+        if let existing = state[keyPath: table][key] { return existing }
+        guard let metric = admit(key, kind, &state) else { return nil }
+        let made = make(metric.family, metric.dimensions, factory)
+        state[keyPath: table][key] = made
+        return made
+    }
+
     private func admit(_ key: String, _ kind: Kind, _ state: inout State) -> (
         family: String, dimensions: [(String, String)]
     )? {

@@ -73,7 +73,7 @@ public final class WorkerEngine {
     /// Dossiers changed since the last commit, with the first day an event changed them from (nil: only alerts).
     private var touched: [String: Int64?] = [:]
     /// Retirement candidates: one entry per dossier, checked when due.
-    private var retirementQueue = InstantHeap<String>()
+    private(set) var retirementQueue = InstantHeap<String>()
     private var queuedForRetirement: Set<String> = []
     /// Tombstones of retired dossiers (FNV-1a of the code), with their expiry queue.
     private var tombstones: Set<UInt64> = []
@@ -323,8 +323,10 @@ public final class WorkerEngine {
             guard let dossier = engine.dossier(code) else { continue }
             guard let retirement = dossier.retirement(config: configuration, retainSeconds: retention.closedSeconds)
             else {
-                // Its SLA clock runs: look again in a day.
-                retirementQueue.push(engine.clock + LocalTime.secondsPerDay, code)
+                // Its SLA clock runs (running, or paused for a fee): only an event can close it, and the next event
+                // queues it again. Looking again every day instead made the queue's work grow with the open
+                // dossiers, and closed ones waited behind them during a catch-up.
+                queuedForRetirement.remove(code)
                 continue
             }
             if retirement.at > engine.clock || touched[code] != nil {
@@ -446,41 +448,6 @@ public final class WorkerEngine {
             staged.alerts.append(OutboxAlert(alert))
             if !alert.dossier.isEmpty, touched[alert.dossier] == nil { touched[alert.dossier] = .some(nil) }
         }
-    }
-}
-
-/// A binary min-heap of (instant, value), for the retirement queue.
-struct InstantHeap<Value> {
-    private var items: [(at: Instant, value: Value)] = []
-    var count: Int { items.count }
-    var peek: (at: Instant, value: Value)? { items.first }
-
-    mutating func push(_ at: Instant, _ value: Value) {
-        items.append((at, value))
-        var i = items.count - 1
-        while i > 0 {
-            let p = (i - 1) / 2
-            guard items[i].at < items[p].at else { break }
-            items.swapAt(i, p)
-            i = p
-        }
-    }
-
-    mutating func pop() -> (at: Instant, value: Value)? {
-        guard !items.isEmpty else { return nil }
-        items.swapAt(0, items.count - 1)
-        let top = items.removeLast()
-        var i = 0
-        while true {
-            let l = 2 * i + 1, r = l + 1
-            var m = i
-            if l < items.count && items[l].at < items[m].at { m = l }
-            if r < items.count && items[r].at < items[m].at { m = r }
-            if m == i { break }
-            items.swapAt(i, m)
-            i = m
-        }
-        return top
     }
 }
 

@@ -222,9 +222,13 @@ struct SoakBench: AsyncParsableCommand {
                         "events_per_s": rounded(
                             Double(last.events) / last.seconds / (Double(base.events) / base.seconds), 3),
                     ],
-                    "within_1_5x": restart <= 1.5 && snapshot <= 1.5 && state <= 1.5,
-                    "within_1_5x_with_full_and_mean_snapshots":
-                        restart <= 1.5 && snapshot <= 1.5 && state <= 1.5 && full <= 1.5 && mean <= 1.5,
+                    // Judged on CPU seconds (wall seconds are noise on a shared machine) and, for snapshots, on the
+                    // full one after a restart (every kept day) and the mean over the month's automatic ones: the
+                    // month-end snapshot covers only the seconds since the automatic one before it.
+                    "within_1_5x":
+                        last.restartCPU / base.restartCPU <= 1.5 && last.snapshotFullCPU / base.snapshotFullCPU <= 1.5
+                        && mean <= 1.5 && state <= 1.5,
+                    "within_1_5x_wall": restart <= 1.5 && full <= 1.5 && mean <= 1.5 && state <= 1.5,
                     "scale": scale, "dossiers_per_unit_per_day": perUnit,
                     "dead_letters": Int(metrics.value("sameday_dead_letters_total")),
                 ]))
@@ -240,8 +244,9 @@ struct SoakBench: AsyncParsableCommand {
         carried: inout [DossierEvent], codesOutsideMonth: inout Int
     ) -> [DossierEvent] {
         let days = Int(next.dayNumber - first.dayNumber)
-        let generated = SyntheticMonth(firstDay: first, days: days, dossiersPerUnitPerDay: perUnit, seed: seed)
-            .events(config: domain)
+        let generated = resolvingLeftOpen(
+            SyntheticMonth(firstDay: first, days: days, dossiersPerUnitPerDay: perUnit, seed: seed)
+                .events(config: domain), seed: seed)
         // A dossier code is never used by two months (a repeat would meet the tombstone of a retired one and be
         // dead-lettered): the generator's codes are `<unit>-<yymmdd of receipt>-<n>`, each with a day of its month.
         let yymmdd = Set((0..<days).map { dayCode(first.adding(days: Int64($0))) })
@@ -253,6 +258,38 @@ struct SoakBench: AsyncParsableCommand {
         let cut = merged.partitionPoint { $0.occurredAt < next.startInstant }
         carried = Array(merged[cut...])
         return Array(merged[..<cut])
+    }
+
+    /// The generator leaves 3.5 % of a month's dossiers open at its end (the demonstration's month ends with work in
+    /// hand). Over a year that would be open work piling up for ever, which no unit has: here each of them is
+    /// resolved late, 3 to 45 days after its last event, so the open dossiers reach a steady state as in a real city.
+    static func resolvingLeftOpen(_ events: [DossierEvent], seed: UInt64) -> [DossierEvent] {
+        var rng = SplitMix64(seed: seed ^ 0x5EED_0FF1_CE00_0045)
+        var last: [String: DossierEvent] = [:]
+        var order: [String] = []
+        for event in events {
+            if last[event.dossier] == nil { order.append(event.dossier) }
+            last[event.dossier] = event
+        }
+        var late: [DossierEvent] = []
+        for code in order {
+            let final = last[code]!
+            // Left open: still running (received, resumed, rescheduled, transferred) at its last event.
+            guard [.received, .feePaid, .supplementReceived, .rescheduled, .transferred].contains(final.type) else {
+                continue
+            }
+            var resolved = final
+            resolved.eventId = code + "#late"
+            resolved.type = .resolved
+            resolved.seq = (final.seq ?? 0) + 1
+            resolved.channel = nil
+            resolved.newDueAt = nil
+            resolved.outcome = .approved
+            resolved.occurredAt = final.occurredAt + Int64.random(in: 3...45, using: &rng) * LocalTime.secondsPerDay
+            late.append(resolved)
+        }
+        late.sort { $0.occurredAt < $1.occurredAt }
+        return merge(events, late)
     }
 
     static func dayCode(_ day: LocalDate) -> String {

@@ -91,17 +91,10 @@ struct ReceiveCommand: AsyncParsableCommand {
         // events confirmed or spooled). Either service ending, an error included, shuts the group down.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let forwarder {
-            services.append(
-                .init(
-                    service: forwarder, successTerminationBehavior: .gracefullyShutdownGroup,
-                    failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: "forwarder"))
+            services.append(.stoppingTheGroup(forwarder, name: "forwarder"))
         }
-        services.append(
-            .init(
-                service: app, successTerminationBehavior: .gracefullyShutdownGroup,
-                failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: "http"))
-        let group = ServiceGroup(
-            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        services.append(.stoppingTheGroup(app, name: "http"))
+        let group = ServiceGroup(configuration: .stoppedBySignals(services, logger: logger))
         do {
             try await group.run()
         } catch {

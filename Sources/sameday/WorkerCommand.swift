@@ -72,19 +72,14 @@ struct WorkerCommand: AsyncParsableCommand {
                 FileHandle.standardError.write(Data("sameday worker: \(error)\n".utf8))
                 throw ExitCode.failure
             }
-            services.append(
-                .init(
-                    service: server, successTerminationBehavior: .gracefullyShutdownGroup,
-                    failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: "metrics"))
+            services.append(.stoppingTheGroup(server, name: "metrics"))
         }
         services.append(
-            .init(
-                service: WorkerRunner(
+            .stoppingTheGroup(
+                WorkerRunner(
                     configuration: settings, domain: domain, metrics: metrics, logger: logger, stateLock: stateLock),
-                successTerminationBehavior: .gracefullyShutdownGroup,
-                failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: "worker"))
-        let group = ServiceGroup(
-            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                name: "worker"))
+        let group = ServiceGroup(configuration: .stoppedBySignals(services, logger: logger))
         do {
             try await group.run()
         } catch {
@@ -95,3 +90,19 @@ struct WorkerCommand: AsyncParsableCommand {
 }
 
 extension ClockMode: ExpressibleByArgument {}
+
+/// The service group setup `sameday worker` and `sameday receive` share: any service ending (an error included)
+/// shuts the whole group down gracefully, and SIGTERM/SIGINT do the same, in reverse order of the services.
+extension ServiceGroupConfiguration.ServiceConfiguration {
+    static func stoppingTheGroup(_ service: some Service, name: String) -> Self {
+        .init(
+            service: service, successTerminationBehavior: .gracefullyShutdownGroup,
+            failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: name)
+    }
+}
+
+extension ServiceGroupConfiguration {
+    static func stoppedBySignals(_ services: [ServiceConfiguration], logger: Logger) -> Self {
+        .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+    }
+}
