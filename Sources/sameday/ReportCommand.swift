@@ -14,7 +14,7 @@ struct ReportCommand: ParsableCommand {
             rollup computed directly for the period. Blocks and the city are sums of their units.
             """)
 
-    enum Format: String, ExpressibleByArgument, CaseIterable { case table, csv, json }
+    enum Format: String, ExpressibleByArgument, CaseIterable { case table, csv, json, html }
     enum Level: String, ExpressibleByArgument, CaseIterable { case units, blocks }
 
     @Option(
@@ -26,8 +26,16 @@ struct ReportCommand: ParsableCommand {
     var rollups: [String]
     @Option(help: "First day, YYYY-MM-DD.") var from: String
     @Option(help: "Last day, YYYY-MM-DD.") var to: String
-    @Option(help: "table, csv or json.") var format: Format = .table
+    @Option(help: "table, csv, json or html (the supervisor's page, docs/report.md).") var format: Format = .table
     @Option(help: "units or blocks (blocks end with the city row, all).") var level: Level = .blocks
+    @Option(help: "Write the report to this file (atomically) instead of standard output.") var out: String?
+    @Option(
+        help: ArgumentHelp(
+            "html: a worker's alerts folder (alerts-YYYY-MM-DD.jsonl); repeat it for several shards.",
+            discussion: "The page counts the period's alerts by level and lists the dossiers overdue or at risk."))
+    var alerts: [String] = []
+    @Option(help: "html: the configuration folder, to compute the working time left at the period's end.")
+    var config: String?
 
     func run() throws {
         try runReportingFailures {
@@ -68,15 +76,19 @@ struct ReportCommand: ParsableCommand {
                     unit: code, unitName: u.name, block: u.block, figures: RollupFigures.aggregate(days: u.days))
             }
             let rollup = Rollup(unitRows: rows, period: Period(from: first, to: last))
-            let out: [UInt8]
+            let bytes: [UInt8]
             switch (format, level) {
-            case (.csv, .units): out = rollup.unitsCSV()
-            case (.csv, .blocks): out = rollup.blocksCSV()
-            case (.json, .units): out = rollup.unitsJSON()
-            case (.json, .blocks): out = rollup.blocksJSON()
-            case (.table, _): out = Array(table(rollup).utf8)
+            case (.csv, .units): bytes = rollup.unitsCSV()
+            case (.csv, .blocks): bytes = rollup.blocksCSV()
+            case (.json, .units): bytes = rollup.unitsJSON()
+            case (.json, .blocks): bytes = rollup.blocksJSON()
+            case (.table, _): bytes = Array(table(rollup).utf8)
+            case (.html, _):
+                // The chart's days: the city's figures per day, from the same daily files.
+                let daily = (0..<days).map { i in perUnit.values.reduce(RollupFigures()) { $0 + $1.days[i] } }
+                bytes = try htmlPage(rollup, daily: daily)
             }
-            FileHandle.standardOutput.write(Data(out))
+            try emit(bytes)
         }
     }
 
