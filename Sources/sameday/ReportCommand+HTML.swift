@@ -15,19 +15,27 @@ extension ReportCommand {
     }
 
     /// Every alert file of the folders up to the period's last day: the period's alerts, and the earlier ones that
-    /// still say whether a carried-over dossier was open at the end.
+    /// still say whether a carried-over dossier was open at the end. A file given instead of a folder (a replay's
+    /// OUT/alerts.jsonl) is read whole.
     func loadAlerts(through last: LocalDate) throws -> [ReportAlert] {
         var all: [ReportAlert] = []
-        for folder in alerts {
-            let names: [String]
-            do {
-                names = try FileManager.default.contentsOfDirectory(atPath: folder)
-            } catch {
-                throw CommandFailure("--alerts \(folder): cannot list the folder (\(error.localizedDescription))")
+        for source in alerts {
+            var isFolder: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: source, isDirectory: &isFolder) else {
+                throw CommandFailure("--alerts \(source): no such file or folder")
             }
-            for name in names.sorted() {
-                guard let day = AlertLog.day(ofFileNamed: name), day <= last else { continue }
-                let path = (folder as NSString).appendingPathComponent(name)
+            var paths = [source]
+            if isFolder.boolValue {
+                let names: [String]
+                do {
+                    names = try FileManager.default.contentsOfDirectory(atPath: source)
+                } catch {
+                    throw CommandFailure("--alerts \(source): cannot list the folder (\(error.localizedDescription))")
+                }
+                paths = names.sorted().filter { name in AlertLog.day(ofFileNamed: name).map { $0 <= last } ?? false }
+                    .map { (source as NSString).appendingPathComponent($0) }
+            }
+            for path in paths {
                 do {
                     all += try AlertLog.parse(try CoreFiles.read(path), path: path)
                 } catch let error as AlertLogError {

@@ -31,8 +31,10 @@ struct ReportCommand: ParsableCommand {
     @Option(help: "Write the report to this file (atomically) instead of standard output.") var out: String?
     @Option(
         help: ArgumentHelp(
-            "html: a worker's alerts folder (alerts-YYYY-MM-DD.jsonl); repeat it for several shards.",
-            discussion: "The page counts the period's alerts by level and lists the dossiers overdue or at risk."))
+            "html: a worker's alerts folder (alerts-YYYY-MM-DD.jsonl) or an alerts file (a replay's alerts.jsonl).",
+            discussion:
+                "Repeat it for several shards. The page counts the period's alerts by level and lists the dossiers overdue or at risk."
+        ))
     var alerts: [String] = []
     @Option(help: "html: the configuration folder, to compute the working time left at the period's end.")
     var config: String?
