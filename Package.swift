@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
     ],
     targets: [
         // rabbitmq-c, Debian's librabbitmq-dev (0.11), with a shim for the variadic login functions.
@@ -73,11 +74,20 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
             ]
         ),
+        // The supervisor's HTML report: one self-contained page (Mustache template, inline CSS and SVG) from the
+        // daily rollups and the worker's alert files.
+        .target(
+            name: "SameDayReport",
+            dependencies: [
+                "SameDayCore",
+                .product(name: "Mustache", package: "swift-mustache"),
+            ]
+        ),
         .executableTarget(
             name: "sameday",
             dependencies: [
                 "RabbitMQ", "SameDayBroker", "SameDayCore", "SameDayWorker", "SameDayAdapters", "SameDayReceiver",
-                "SameDayFiles",
+                "SameDayFiles", "SameDayReport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -102,6 +112,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        .testTarget(name: "SameDayReportTests", dependencies: ["SameDayReport", "SameDayCore"]),
         .testTarget(name: "SameDayBrokerTests", dependencies: ["SameDayBroker", "RabbitMQ", "SameDayTestKit"]),
         .testTarget(
             name: "SameDayAdaptersTests",

@@ -14,7 +14,7 @@ struct ReportCommand: ParsableCommand {
             rollup computed directly for the period. Blocks and the city are sums of their units.
             """)
 
-    enum Format: String, ExpressibleByArgument, CaseIterable { case table, csv, json }
+    enum Format: String, ExpressibleByArgument, CaseIterable { case table, csv, json, html }
     enum Level: String, ExpressibleByArgument, CaseIterable { case units, fields, blocks }
 
     @Option(
@@ -26,7 +26,7 @@ struct ReportCommand: ParsableCommand {
     var rollups: [String]
     @Option(help: "First day, YYYY-MM-DD.") var from: String
     @Option(help: "Last day, YYYY-MM-DD.") var to: String
-    @Option(help: "table, csv or json.") var format: Format = .table
+    @Option(help: "table, csv, json or html (the supervisor's page, docs/report.md).") var format: Format = .table
     @Option(
         help:
             "units, fields (Biểu 06's rows per field within each unit, from the daily fields.csv) or blocks (blocks end with the city row, all)."
@@ -36,14 +36,25 @@ struct ReportCommand: ParsableCommand {
             "Header language of csv and table output: en (column names) or vi (the labels of Biểu 06/VPCP/KSTT).",
             discussion: "With vi, a clerk can paste the CSV into the official template; tools read back the en names."))
     var headers: RollupHeaders = .en
+    @Option(help: "Write the report to this file (atomically) instead of standard output.") var out: String?
+    @Option(
+        help: ArgumentHelp(
+            "html: a worker's alerts folder (alerts-YYYY-MM-DD.jsonl) or an alerts file (a replay's alerts.jsonl).",
+            discussion:
+                "Repeat it for several shards. The page counts the period's alerts by level and lists the dossiers overdue or at risk."
+        ))
+    var alerts: [String] = []
+    @Option(help: "html: the configuration folder, to compute the working time left at the period's end.")
+    var config: String?
 
     func run() throws {
         try runReportingFailures {
             let first = try CoreFiles.parseDate(from, option: "--from")
             let last = try CoreFiles.parseDate(to, option: "--to")
             guard first <= last else { throw CommandFailure("--from \(from) is after --to \(to)") }
-            if headers == .vi, format == .json {
-                throw CommandFailure("--headers vi applies to csv and table output; json keeps the column names")
+            if headers == .vi, format == .json || format == .html {
+                throw CommandFailure(
+                    "--headers vi applies to csv and table output; json keeps the column names, html is in Vietnamese")
             }
             var perUnit: [String: (name: String, block: Block, days: [RollupFigures])] = [:]
             var order: [String] = []
@@ -87,17 +98,21 @@ struct ReportCommand: ParsableCommand {
                     throw CommandFailure("the daily fields.csv and units.csv files disagree: \(problem)")
                 }
             }
-            let out: [UInt8]
+            let bytes: [UInt8]
             switch (format, level) {
-            case (.csv, .units): out = rollup.unitsCSV(headers: headers)
-            case (.csv, .fields): out = rollup.fieldsCSV(headers: headers)
-            case (.csv, .blocks): out = rollup.blocksCSV(headers: headers)
-            case (.json, .units): out = rollup.unitsJSON()
-            case (.json, .fields): out = rollup.fieldsJSON()
-            case (.json, .blocks): out = rollup.blocksJSON()
-            case (.table, _): out = Array(table(rollup).utf8)
+            case (.csv, .units): bytes = rollup.unitsCSV(headers: headers)
+            case (.csv, .fields): bytes = rollup.fieldsCSV(headers: headers)
+            case (.csv, .blocks): bytes = rollup.blocksCSV(headers: headers)
+            case (.json, .units): bytes = rollup.unitsJSON()
+            case (.json, .fields): bytes = rollup.fieldsJSON()
+            case (.json, .blocks): bytes = rollup.blocksJSON()
+            case (.table, _): bytes = Array(table(rollup).utf8)
+            case (.html, _):
+                // The chart's days: the city's figures per day, from the same daily files.
+                let daily = (0..<days).map { i in perUnit.values.reduce(RollupFigures()) { $0 + $1.days[i] } }
+                bytes = try htmlPage(rollup, daily: daily)
             }
-            FileHandle.standardOutput.write(Data(out))
+            try emit(bytes)
         }
     }
 

@@ -1,0 +1,81 @@
+import SameDayCore
+import Testing
+
+@testable import SameDayReport
+
+@Suite struct HTMLReportTests {
+    @Test func thePageIsSelfContainedVietnameseHTML() {
+        let html = HTMLReport.render(ReportFixture.input())
+        #expect(html.hasPrefix("<!DOCTYPE html>\n<html lang=\"vi\">"))
+        #expect(html.contains("<meta charset=\"utf-8\">"))
+        // Nothing from elsewhere: no script, no link, no external URL (the SVG namespace is a name, not a load).
+        #expect(!html.contains("<script"))
+        #expect(!html.contains("<link"))
+        #expect(!html.contains("src=\"http"))
+        #expect(!html.contains("url("))
+        let withoutSVGNamespace = html.replacingOccurrences(of: "xmlns=\"http://www.w3.org/2000/svg\"", with: "")
+        #expect(!withoutSVGNamespace.contains("http:"))
+        #expect(!withoutSVGNamespace.contains("https:"))
+    }
+
+    @Test func everyValueIsEscaped() {
+        let html = HTMLReport.render(ReportFixture.input())
+        #expect(html.contains("UBND Quận 1 &lt;b&gt;&amp;&lt;/b&gt; &quot;Bến Nghé&quot;"))
+        #expect(!html.contains("<b>&</b>"))
+    }
+
+    @Test func figuresAreVietnameseFormattedBesideTheSeedTargets() {
+        let html = HTMLReport.render(ReportFixture.input())
+        #expect(html.contains("15/05/2022 – 17/05/2022"))
+        // The fixture's same-day figures are the seed's, block by block, so each target is met exactly.
+        for n in ["229.642", "199.275", "20.696", "244.696", "694.309"] {
+            #expect(html.contains("<td class=\"num\">\(n)</td><td class=\"num\">\(n)</td><td class=\"num\">0</td>"))
+        }
+        #expect(html.contains("Kỳ báo cáo này khác kỳ của chỉ tiêu"))
+    }
+
+    @Test func unitsAreRankedWorstOnTimeRateFirst() {
+        let rates = HTMLReport.rates(ReportFixture.rollup)
+        #expect(rates.map(\.code) == ["SNV", "760", "26734", "CA-Q1"])
+        #expect(rates.first?.rate == "98,5 %")
+        #expect(rates.last?.rate == "100,0 %")
+    }
+
+    @Test func alertsAreCountedOncePerIdWithinThePeriod() {
+        let alerts = HTMLReport.alerts(ReportFixture.input())
+        #expect(alerts.total == "7")
+        let byLevel = Dictionary(uniqueKeysWithValues: alerts.lines.map { ($0.code, $0.total) })
+        #expect(byLevel["warning"] == "2")
+        #expect(byLevel["escalated"] == "1")
+        #expect(byLevel["cleared"] == "2")
+        #expect(byLevel["resolved_late"] == "0")
+    }
+
+    @Test func dossiersOpenAtTheEndFromTheirLatestAlert() {
+        let open = DossierWatch.openAtEnd(ReportFixture.alerts, end: ReportFixture.period.end)
+        #expect(open.map(\.dossier) == ["760-220517-0001", "SNV-220515-0002"])
+        let d = HTMLReport.dossiers(ReportFixture.input())
+        #expect(d.overdueCount == "1")
+        #expect(d.atRiskCount == "1")
+        #expect(d.lines.map(\.status) == ["Quá hạn", "Sắp đến hạn"])
+        #expect(d.lines[0].due == "17/05/2022 17:00")
+        #expect(d.lines[0].left == "-1 giờ")
+    }
+
+    @Test func withoutAlertsThePageSaysSo() {
+        let html = HTMLReport.render(ReportFixture.input(alerts: nil))
+        #expect(html.contains("Không có tệp cảnh báo (chưa cho --alerts)"))
+        #expect(!html.contains("<th>Cảnh báo gần nhất</th>"))
+    }
+
+    @Test func chartAxesUseRoundNumbers() {
+        #expect(HTMLReport.niceCeiling(1) == 1)
+        #expect(HTMLReport.niceCeiling(7) == 10)
+        #expect(HTMLReport.niceCeiling(130) == 200)
+        #expect(HTMLReport.niceCeiling(330_000) == 400_000)
+        #expect(HTMLReport.niceCeiling(480_000) == 500_000)
+        let chart = HTMLReport.chart(ReportFixture.daily, from: ReportFixture.from)
+        #expect(chart.received.count == 3)
+        #expect(chart.ticks.last?.label == "500.000")
+    }
+}
