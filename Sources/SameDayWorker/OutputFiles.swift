@@ -7,7 +7,8 @@ import SameDayFiles
 #endif
 
 /// The daily rollup files, laid out the same by `sameday replay` and the worker:
-/// `ROOT/daily/YYYY-MM-DD/units.csv`, `fields.csv`, `blocks.csv`, `units.json`, `fields.json`, `blocks.json`.
+/// `ROOT/daily/YYYY-MM-DD/units.csv`, `fields.csv`, `blocks.csv`, `units.json`, `blocks.json` (the rows per field
+/// are for the form's template, so CSV only: they are the largest file of a day).
 public enum RollupFiles {
     /// The files of one day, as (path, bytes).
     public static func files(for rollup: Rollup, date: LocalDate, root: String) -> [(path: String, bytes: [UInt8])] {
@@ -17,7 +18,6 @@ public enum RollupFiles {
             ((folder as NSString).appendingPathComponent("fields.csv"), rollup.fieldsCSV()),
             ((folder as NSString).appendingPathComponent("blocks.csv"), rollup.blocksCSV()),
             ((folder as NSString).appendingPathComponent("units.json"), rollup.unitsJSON()),
-            ((folder as NSString).appendingPathComponent("fields.json"), rollup.fieldsJSON()),
             ((folder as NSString).appendingPathComponent("blocks.json"), rollup.blocksJSON()),
         ]
     }
@@ -27,12 +27,14 @@ public enum RollupFiles {
     public static func write(_ rollup: Rollup, date: LocalDate, root: String, written: inout [String: Int]) throws -> Int {
         var count = 0
         for (path, bytes) in files(for: rollup, date: date, root: root) {
+            // Hashed and compared as whole buffers: byte by byte (`[UInt8]`'s `hash(into:)`, `Data`'s iterator) was a
+            // large share of a snapshot's CPU.
             var hasher = Hasher()
-            hasher.combine(bytes)
+            bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
             let digest = hasher.finalize()
             if let previous = written[path] {
                 if previous == digest { continue }
-            } else if let onDisk = FileManager.default.contents(atPath: path), onDisk.elementsEqual(bytes) {
+            } else if let onDisk = FileManager.default.contents(atPath: path), onDisk == Data(bytes) {
                 written[path] = digest
                 continue
             }
