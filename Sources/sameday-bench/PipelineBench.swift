@@ -46,6 +46,10 @@ struct PipelineBench: AsyncParsableCommand {
     var rounds = 1
     @Flag(help: "With --prefilled: leave out the Python peer (no venv, no PyPI).") var withoutPeer = false
     @Flag(help: "Without --prefilled or --publish-only: leave out the publish-only ceiling.") var withoutCeiling = false
+    @Flag(
+        help:
+            "Without --prefilled or --publish-only: leave out the bare consumer publishing and draining at once (what any consumer reaches end to end here)."
+    ) var withoutBareConsumer = false
     @Flag(help: "Leave out the bare consumer (raw_consume_per_s) at the end.") var withoutRaw = false
     @Option(help: "Folder of peer.sh and peer_consumer.py.") var peerDirectory = "scripts/bench"
 
@@ -162,6 +166,7 @@ struct PipelineBench: AsyncParsableCommand {
             var endToEnd: [Double] = []
             var publishRates: [Double] = []
             var ceilings: [Double] = []
+            var bare: [Double] = []
             for round in 0..<rounds {
                 let prefix = "bench.\(getpid()).r\(round)."
                 let measureCeiling = { () async throws in
@@ -170,14 +175,26 @@ struct PipelineBench: AsyncParsableCommand {
                     ceilings.append(Double(stream.count) / (try await bench.publish(into: topology)))
                     try await bench.delete(topology)
                 }
-                if round % 2 == 0 { try await measureCeiling() }
+                let measureBare = { () async throws in
+                    guard !withoutBareConsumer else { return }
+                    let topology = try await bench.declare(prefix + "bare.")
+                    bare.append(Double(stream.count) / (try await bench.publishWithBareConsumer(into: topology)))
+                    try await bench.delete(topology)
+                }
+                if round % 2 == 0 {
+                    try await measureCeiling()
+                    try await measureBare()
+                }
                 let topology = try await bench.declare(prefix)
                 let result = try await bench.runWorker(
                     on: topology, state: folder + "/worker-r\(round)", publishing: true)
                 try await bench.delete(topology)
                 endToEnd.append(Double(stream.count) / result.seconds)
                 publishRates.append(Double(stream.count) / result.publishSeconds!)
-                if round % 2 == 1 { try await measureCeiling() }
+                if round % 2 == 1 {
+                    try await measureBare()
+                    try await measureCeiling()
+                }
             }
             line["mode"] = "publish and consume at once"
             line["events_per_s"] = Int(endToEnd.max()!)
@@ -189,6 +206,16 @@ struct PipelineBench: AsyncParsableCommand {
                 line["publish_only_events_per_s"] = Int(ceilings.max()!)
                 line["publish_only_events_per_s_rounds"] = ceilings.map { Int($0) }
                 line["e2e_ratio"] = (endToEnd.max()! / ceilings.max()! * 1000).rounded() / 1000
+            }
+            if !bare.isEmpty {
+                // The same publishing with a consumer that only acks (prefetch and ack batches like the worker's):
+                // what consuming at all costs the broker and the publisher on this machine.
+                line["e2e_bare_consumer_events_per_s"] = Int(bare.max()!)
+                line["e2e_bare_consumer_events_per_s_rounds"] = bare.map { Int($0) }
+                line["e2e_vs_bare_consumer"] = (endToEnd.max()! / bare.max()! * 1000).rounded() / 1000
+                if !ceilings.isEmpty {
+                    line["e2e_bare_consumer_ratio"] = (bare.max()! / ceilings.max()! * 1000).rounded() / 1000
+                }
             }
         }
     }
@@ -274,6 +301,33 @@ struct Run: Sendable {
             try publisher.waitForConfirms(timeout: .seconds(120))
             return (ContinuousClock.now - start).seconds
         }
+    }
+
+    /// Publishes every event (as `publish`) while a bare consumer drains the shard queue, acking every 100 (multiple),
+    /// doing nothing else; the seconds from the first publish until the consumer has them all.
+    func publishWithBareConsumer(into declared: Declared) async throws -> Double {
+        let (count, connection, prefetch) = (stream.count, connection, prefetch)
+        let queue = declared.names.workQueue(0)
+        let started = ContinuousClock.now
+        async let drained: Double = BlockingThread.run(name: "bench bare consumer") { () -> Double in
+            let consumer = try Consumer(
+                ConsumerConfiguration(connection: connection, queue: queue, prefetch: UInt16(clamping: prefetch)))
+            defer { consumer.close() }
+            var received = 0
+            var last: DeliveryTag?
+            while received < count {
+                guard let delivery = try consumer.next(timeout: .seconds(30)) else {
+                    throw ValidationError("bare consumer: no delivery for 30 s after \(received) of \(count)")
+                }
+                received += 1
+                last = delivery.tag
+                if received % 100 == 0 { try consumer.ack(delivery.tag, multiple: true) }
+            }
+            if let last, received % 100 != 0 { try consumer.ack(last, multiple: true) }
+            return (ContinuousClock.now - started).seconds
+        }
+        _ = try await publish(into: declared)
+        return try await drained
     }
 
     /// Starts a worker (fresh state in `state`) on `declared`'s shard queue, publishes the events meanwhile if
