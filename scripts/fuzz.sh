@@ -119,13 +119,16 @@ for t in "${TARGETS[@]}"; do
     harness=Fuzz/Harnesses/$(harness_of "$t").swift
     libs=()
     for l in $(libraries_of "$t"); do libs+=("$LIB/lib$l.a"); done
-    if stale "$BIN/$t" "$harness" "${libs[@]}"; then
+    # The shared fixture configuration, for the harnesses that use it (it needs SameDayCore linked in).
+    shared=()
+    if grep -q fixtureConfig "$harness"; then shared=(Fuzz/Harnesses/Shared/FixtureConfiguration.swift); fi
+    if stale "$BIN/$t" "$harness" "${shared[@]}" "${libs[@]}"; then
         echo "fuzz.sh: building target $t"
         extra=()
         if [ "$t" = mapping ] || [ "$t" = fieldtable ]; then
             extra=(-I Sources/CRabbitMQ -I Fuzz/CAMQPFuzz -lrabbitmq)
         fi
-        "$SWIFTC" "${COMMON[@]}" -use-ld=lld "${extra[@]}" "$harness" "${libs[@]}" -o "$BIN/$t"
+        "$SWIFTC" "${COMMON[@]}" -use-ld=lld "${extra[@]}" "$harness" "${shared[@]}" "${libs[@]}" -o "$BIN/$t"
     fi
 done
 

@@ -5,20 +5,6 @@ import Foundation
 
 @testable import SameDayCore
 
-let fixtureConfig: Configuration = {
-    let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .appendingPathComponent("../../Tests/SameDayCoreTests/Fixtures/config").standardizedFileURL
-    func read(_ name: String) -> [UInt8] {
-        guard let data = FileManager.default.contents(atPath: folder.appendingPathComponent(name).path) else {
-            fatalError("cannot read the fixture configuration at \(folder.path)")
-        }
-        return [UInt8](data)
-    }
-    return try! Configuration.parse(
-        ConfigurationFiles(
-            units: read("units.csv"), catalog: read("catalog.csv"), calendars: read("calendars.json"),
-            alerting: read("alerting.json")))
-}()
 let firstFormattable = RFC3339.parse("0000-01-01T00:00:00+07:00")!
 let lastFormattable = RFC3339.parse("9999-12-31T23:59:59+07:00")!
 /// The clock of the checks: the bounds' "not after now + 1 day" is taken from 2030.
