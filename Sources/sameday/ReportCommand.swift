@@ -28,6 +28,8 @@ struct ReportCommand: ParsableCommand {
     @Option(help: "Last day, YYYY-MM-DD.") var to: String
     @Option(help: "table, csv or json.") var format: Format = .table
     @Option(help: "units or blocks (blocks end with the city row, all).") var level: Level = .blocks
+    @Option(help: "Print the seed's figures beside ours (seed-2022); on stderr unless --format table.")
+    var compare: String?
 
     func run() throws {
         try runReportingFailures {
@@ -76,7 +78,9 @@ struct ReportCommand: ParsableCommand {
             case (.json, .blocks): out = rollup.blocksJSON()
             case (.table, _): out = Array(table(rollup).utf8)
             }
+            let comparison = try compare.map { try SeedComparison.text(rollup, against: $0) }
             FileHandle.standardOutput.write(Data(out))
+            if let comparison { SeedComparison.print(comparison, toStandardOutput: format == .table) }
         }
     }
 
