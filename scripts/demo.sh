@@ -3,13 +3,25 @@
 # and run the system over the 2022 action month (15 May – 15 June) of the HCMC 2022 configuration:
 #   generated unit-system events → adapter (`sameday publish`, confirmed) → RabbitMQ (4 shards) → 4 workers
 #   (SQLite state, SLA timers on the events' clock) → alerts for supervisors (AMQP + files) and daily rollups,
-# then the month's report, checked against `sameday replay` over the same events.
+# then the month's report beside the seed document's figures, checked against `sameday replay` over the same events.
+#
+#   bash scripts/demo.sh          # the seed's month (seed-2022) at scale 0.2: about two minutes after the build
+#   bash scripts/demo.sh --full   # the seed's month at scale 1: 694,309 same-day dossiers (README: how long it took)
+#
+# SAMEDAY_DEMO_OUT (default demo-out) is the output folder; SAMEDAY_DEMO_SCALE overrides the scale.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
 OUT=${SAMEDAY_DEMO_OUT:-demo-out}
 CONFIG=deploy/config/hcmc-2022
 SHARDS=4
+SCALE=${SAMEDAY_DEMO_SCALE:-0.2}
+WAIT=600
+case "${1:-}" in
+  --full) SCALE=1; WAIT=7200 ;;
+  "") ;;
+  *) echo "usage: bash scripts/demo.sh [--full]" >&2; exit 2 ;;
+esac
 
 bash scripts/install-deps.sh
 deploy/local-broker.sh
@@ -21,8 +33,8 @@ rm -rf "$OUT" && mkdir -p "$OUT"
 # Start from empty queues, so the demonstration is the same on every run.
 for n in $(seq 0 $((SHARDS - 1))); do rabbitmqctl -q purge_queue "sameday.work.$n" >/dev/null; done
 
-echo "== 1. A month of dossier events from every unit's system (deterministic) =="
-$BIN simulate --config "$CONFIG" --from 2022-05-15 --days 32 --per-unit 3 --out "$OUT/events.jsonl"
+echo "== 1. The seed's month (15/5–15/6/2022) from every unit's system, scale $SCALE (deterministic) =="
+$BIN simulate --config "$CONFIG" --scenario seed-2022 --scale "$SCALE" --out "$OUT/events.jsonl"
 
 echo "== 2. Four workers, one per shard (clock: the events' own time, to replay a past month) =="
 pids=()
@@ -32,8 +44,9 @@ for n in $(seq 0 $((SHARDS - 1))); do
     $BIN worker --log-level warning 2>"$OUT/worker-$n.log" &
   pids+=($!)
 done
-# A supervisor of District 1 (Quận 1) at her desk, watching its overdue dossiers.
-$BIN alerts watch --unit 760 --level overdue --count 5 --config "$CONFIG" > "$OUT/watch-quan1.txt" 2>/dev/null &
+# A supervisor of District 1 (Quận 1) at her desk, watching its dossiers near the deadline (the seed's month has
+# nothing overdue: every same-day dossier is resolved within the day).
+$BIN alerts watch --unit 760 --level warning --count 5 --config "$CONFIG" > "$OUT/watch-quan1.txt" 2>/dev/null &
 watcher=$!
 # Whatever happens from here on, leave no worker or watcher behind.
 trap 'kill "${pids[@]}" "$watcher" 2>/dev/null || true' EXIT
@@ -44,7 +57,7 @@ $BIN publish --profile deploy/adapters/profiles/canonical-jsonl.json --config "$
 
 echo "== 4. Waiting for the workers to apply every event =="
 expected=$(sort -u <(grep -o '"eventId":"[^"]*"' "$OUT/events.jsonl") | wc -l)
-for _ in $(seq 1 600); do
+for _ in $(seq 1 $WAIT); do
   applied=0
   for n in $(seq 0 $((SHARDS - 1))); do
     c=$(sqlite3 "$OUT/worker/shard-$n/shard-$n.sqlite" 'select count(*) from event_log' 2>/dev/null || echo 0)
@@ -65,14 +78,22 @@ trap - EXIT
 echo
 echo "== 5. Alerts for supervisors (files: $OUT/worker/shard-*/alerts/), by level =="
 cat "$OUT"/worker/shard-*/alerts/*.jsonl | grep -o '"level":"[a-z_]*"' | sort | uniq -c
-echo "-- what the District 1 supervisor saw (sameday alerts watch --unit 760 --level overdue):"
+echo "-- what the District 1 supervisor saw (sameday alerts watch --unit 760 --level warning):"
 cat "$OUT/watch-quan1.txt"
 
 echo
-echo "== 6. The action month's report, by block (four shards added up) =="
+echo "== 6. The action month's report, by block (four shards added up), beside the seed's figures =="
 rollups=(); for n in $(seq 0 $((SHARDS - 1))); do rollups+=(--rollups "$OUT/worker/shard-$n/rollups"); done
-$BIN report "${rollups[@]}" --from 2022-05-15 --to 2022-06-15 --format table
+$BIN report "${rollups[@]}" --from 2022-05-15 --to 2022-06-15 --format table --compare seed-2022 | tee "$OUT/comparison.txt"
 $BIN report "${rollups[@]}" --from 2022-05-15 --to 2022-06-15 --format csv > "$OUT/report-2022-05-15_2022-06-15.csv"
+# For the head of office: the page to open in a browser (docs/report.md), and for the clerk: Biểu 06's rows per field
+# within each unit with the form's Vietnamese headers, to paste into the official template.
+alerts=(); for n in $(seq 0 $((SHARDS - 1))); do alerts+=(--alerts "$OUT/worker/shard-$n/alerts"); done
+$BIN report "${rollups[@]}" "${alerts[@]}" --config "$CONFIG" --from 2022-05-15 --to 2022-06-15 \
+  --format html --out "$OUT/report.html"
+$BIN report "${rollups[@]}" --from 2022-05-15 --to 2022-06-15 --format csv --level fields --headers vi \
+  --out "$OUT/bieu06-theo-linh-vuc.csv"
+echo "-- the supervisor's page: $OUT/report.html; Biểu 06 per field (Vietnamese headers): $OUT/bieu06-theo-linh-vuc.csv"
 
 echo
 echo "== 7. Check: the same events through \`sameday replay\` give the same report =="
@@ -83,4 +104,4 @@ if cmp -s "$OUT/report-2022-05-15_2022-06-15.csv" "$OUT/report-replay.csv"; then
 else
   echo "DIFFERENT: see $OUT/report-*.csv" && exit 1
 fi
-echo "Outputs in $OUT/: events.jsonl, worker/shard-N/{alerts,rollups}, report-*.csv"
+echo "Outputs in $OUT/: events.jsonl, worker/shard-N/{alerts,rollups}, report.html, report-*.csv, bieu06-theo-linh-vuc.csv, comparison.txt"

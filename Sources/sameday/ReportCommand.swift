@@ -46,6 +46,11 @@ struct ReportCommand: ParsableCommand {
     var alerts: [String] = []
     @Option(help: "html: the configuration folder, to compute the working time left at the period's end.")
     var config: String?
+    @Option(
+        help:
+            "Print the seed's figures beside ours (seed-2022): on standard output after a table, else on standard error."
+    )
+    var compare: String?
 
     func run() throws {
         try runReportingFailures {
@@ -112,7 +117,12 @@ struct ReportCommand: ParsableCommand {
                 let daily = (0..<days).map { i in perUnit.values.reduce(RollupFigures()) { $0 + $1.days[i] } }
                 bytes = try htmlPage(rollup, daily: daily)
             }
+            let comparison = try compare.map { try SeedComparison.text(rollup, against: $0) }
             try emit(bytes)
+            // Beside a table on the terminal; a data file (csv, json, html, --out) stays clean.
+            if let comparison {
+                SeedComparison.print(comparison, toStandardOutput: format == .table && out == nil)
+            }
         }
     }
 
