@@ -27,6 +27,9 @@ enum HTMLTemplate {
         .card .value { font-size: 26px; font-weight: 700; }
         .card .sub { color: var(--muted); font-size: 12px; }
         .scroll { overflow-x: auto; }
+        /* Biểu 06 has 19 figure columns: the form's tables stay on one screen at the city's six-digit figures. */
+        table.form { font-size: 12px; }
+        table.form th, table.form td { padding: 3px 4px; }
         table { border-collapse: collapse; width: 100%; font-size: 13px; }
         th, td { border: 1px solid var(--line); padding: 4px 7px; }
         th { background: var(--head); font-weight: 600; text-align: center; vertical-align: bottom; }
@@ -60,7 +63,7 @@ enum HTMLTemplate {
 
         <section id="bieu06-blocks">
         <h2>Biểu 06: kết quả giải quyết theo khối</h2>
-        <div class="scroll"><table>
+        <div class="scroll"><table class="form">
         <thead>
         <tr><th rowspan="2">Khối</th>{{#blockHeader.groups}}{{#single}}<th rowspan="2">{{label}}</th>{{/single}}{{^single}}<th colspan="{{span}}">{{label}}</th>{{/single}}{{/blockHeader.groups}}</tr>
         <tr>{{#blockHeader.columns}}<th>{{.}}</th>{{/blockHeader.columns}}</tr>
@@ -146,7 +149,7 @@ enum HTMLTemplate {
         <summary>Biểu 06 theo đơn vị</summary>
         {{#unitBlocks}}<section>
         <h3>{{name}} ({{count}} đơn vị)</h3>
-        <div class="scroll"><table>
+        <div class="scroll"><table class="form">
         <thead>
         <tr><th rowspan="2">Mã</th><th rowspan="2">Đơn vị</th>{{#blockHeader.groups}}{{#single}}<th rowspan="2">{{label}}</th>{{/single}}{{^single}}<th colspan="{{span}}">{{label}}</th>{{/single}}{{/blockHeader.groups}}</tr>
         <tr>{{#blockHeader.columns}}<th>{{.}}</th>{{/blockHeader.columns}}</tr>
