@@ -27,6 +27,7 @@ bash scripts/install-deps.sh
 deploy/local-broker.sh
 swift build -c release --product sameday
 BIN=.build/release/sameday
+built=$SECONDS
 
 $BIN topology declare --shards $SHARDS
 rm -rf "$OUT" && mkdir -p "$OUT"
@@ -105,3 +106,4 @@ else
   echo "DIFFERENT: see $OUT/report-*.csv" && exit 1
 fi
 echo "Outputs in $OUT/: events.jsonl, worker/shard-N/{alerts,rollups}, report.html, report-*.csv, bieu06-theo-linh-vuc.csv, comparison.txt"
+echo "demo: $((SECONDS - built)) s after the build (scale $SCALE)"
