@@ -4,9 +4,10 @@
 /// A dossier's contribution to a day depends only on its facts (DOMAIN.md §6 reads every figure at 24:00 of the
 /// day), and an event at instant `t` changes the facts only from `t`'s day on. So the ledger keeps, for each day of
 /// its window, one row of figures per unit and field (`RollupCell`); a change subtracts the dossier's old
-/// contribution and adds its new one on the days from the change on, and marks the days whose figures moved. Days before the window are never
-/// rewritten. Dossiers that left the worker's state contribute nothing to the window's days, except abandoned
-/// ones, which stay in every later day as carried over and abandoned: they are counted per cell (`retiredStock`).
+/// contribution and adds its new one on the days from the change on, and marks the days whose figures moved. Days
+/// before the window are never rewritten. Dossiers that left the worker's state contribute nothing to the window's
+/// days, except abandoned ones, which stay in every later day as carried over and abandoned: they are counted per
+/// cell (`retiredStock`).
 public struct RollupLedger: Sendable {
     public let config: Configuration
     /// Days kept (and rewritten) back from the clock's day: `retainClosedDays`.
