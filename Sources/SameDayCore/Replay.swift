@@ -176,6 +176,7 @@ public struct Replay: Sendable {
     /// Adds a dossier read back from a worker's store and arms its timer. Thresholds due by the clock fire into
     /// `alerts` (a caller restoring committed state discards them: they were committed with the clock).
     public mutating func load(_ dossier: Dossier) {
+        if detectSilence { recordSilence(of: dossier) }
         if let k = index[dossier.code] {
             dossiers[k] = dossier
             timerAt[k] = nil
@@ -184,6 +185,18 @@ public struct Replay: Sendable {
         }
         let k = slot(for: dossier)
         perform(dossiers[k].advance(to: clock, config: config), dossier: k)
+    }
+
+    /// A restart loads dossiers, not events: each unit's last event (what its silence counts from) is taken from
+    /// them and its silence timer armed, so a unit that sends nothing after the restart is still reported. Without
+    /// this a restart forgot every unit until its next event (a crash test missed a `source_silent` alert).
+    private mutating func recordSilence(of dossier: Dossier) {
+        for event in dossier.events where Int(event.unit) < config.units.count {
+            silence.record(unit: event.unit, at: event.at)
+            if silenceArmed.insert(event.unit).inserted, let at = silence.silentAt(unit: event.unit, config: config) {
+                silenceTimers.push(at, Int(event.unit))
+            }
+        }
     }
 
     /// Removes a dossier from the state (the worker retires it); its slot is reused.

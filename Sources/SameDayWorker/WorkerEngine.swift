@@ -156,7 +156,9 @@ public final class WorkerEngine {
         ) { hash, at in
             addTombstone(hash: hash, at: at)
         }
-        // Everything fired up to the stored clock was committed with it: already in the outbox.
+        // Everything fired up to the stored clock was committed with it: already in the outbox. (Silence timers the
+        // loaded dossiers armed fire here too, at the stored clock, so they are not raised a second time.)
+        engine.jump(to: engine.clock)
         _ = engine.takeAlerts()
         var missed = 0
         if clockMode == .wall {

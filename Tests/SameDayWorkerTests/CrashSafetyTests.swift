@@ -96,8 +96,9 @@ struct CrashSafetyTests {
         #expect(outbox.count == Set(outbox).count, "no alert id twice in the outbox")
         let expected = Set(replay.alerts.map(\.alertId))
         // On a difference, name the alerts (level, dossier, times), not the whole set.
-        let missing = replay.alerts.filter { !Set(outbox).contains($0.alertId) }.map { $0.jsonLine() }
-        let extra = Set(outbox).subtracting(expected).sorted()
+        let stored = Set(outbox)
+        let missing = replay.alerts.filter { !stored.contains($0.alertId) }.map { $0.jsonLine() }
+        let extra = stored.subtracting(expected).sorted()
         #expect(
             missing.isEmpty && extra.isEmpty,
             "outbox vs replay: \(extra.count) extra \(extra.prefix(5)), \(missing.count) missing: \(missing.prefix(5))")

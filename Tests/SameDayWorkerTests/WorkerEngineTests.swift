@@ -155,4 +155,39 @@ struct WorkerSourceSilenceTests {
         #expect(silent.count == 1)
         #expect(silent.first?.routingKey == "source_silent.district.760")
     }
+
+    @Test("a restart remembers each unit's last event: a unit silent after it is still reported, and only once")
+    func silenceAcrossRestarts() throws {
+        let folder = temporaryFolder("silence-restart")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let clock = StepClock(RFC3339.parse("2022-05-18T08:00:00+07:00")!)
+        let store = try WorkerStore(path: folder + "/state.sqlite")
+        func start() throws -> WorkerEngine {
+            let engine = WorkerEngine(
+                configuration: configuration, store: store, clockMode: .wall, clock: clock, sourceSilence: true)
+            _ = try engine.rebuild()
+            return engine
+        }
+        var engine = try start()
+        try engine.apply(receivedEvent("760-220518-0100", at: "2022-05-18T08:00:00+07:00"))
+        try engine.apply(receivedEvent("761-220518-0100", at: "2022-05-18T08:00:00+07:00", unit: "761"))
+        try engine.commit()
+        clock.set("2022-05-18T09:00:00+07:00")
+        engine.tick()
+        try engine.commit()
+        // Restarted before either unit is silent, with no event from them afterwards.
+        engine = try start()
+        clock.set("2022-05-18T11:00:00+07:00")
+        engine.tick()
+        try engine.commit()
+        #expect(Set(try store.allAlerts().filter { $0.level == "source_silent" }.map(\.routingKey)) == [
+            "source_silent.district.760", "source_silent.district.761",
+        ])
+        // Restarted after they were reported: not reported again.
+        engine = try start()
+        clock.set("2022-05-18T12:00:00+07:00")
+        engine.tick()
+        try engine.commit()
+        #expect(try store.allAlerts().filter { $0.level == "source_silent" }.count == 2)
+    }
 }
