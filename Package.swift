@@ -22,6 +22,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // rabbitmq-c, Debian's librabbitmq-dev (0.11), with a shim for the variadic login functions.
@@ -61,12 +64,25 @@ let package = Package(
             name: "SameDayStore",
             dependencies: ["SameDayCore", .product(name: "GRDB", package: "GRDB.swift")]
         ),
+        // The shared store: a shard's state in PostgreSQL (postgres-nio), and the lease that lets one worker of
+        // several serve a shard, with the fencing epoch every commit checks.
+        .target(
+            name: "SameDayPostgres",
+            dependencies: [
+                "SameDayCore", "SameDayStore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The worker runtime: consume loop, timers, outbox, alert sinks, rollup files, metrics (swift-metrics on a
         // swift-prometheus registry, served with /healthz and /readyz by Hummingbird), the worker as a Service.
         .target(
             name: "SameDayWorker",
             dependencies: [
-                "RabbitMQ", "SameDayBroker", "SameDayCore", "SameDayStore", "SameDayFiles",
+                "RabbitMQ", "SameDayBroker", "SameDayCore", "SameDayStore", "SameDayPostgres", "SameDayFiles",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -108,7 +124,8 @@ let package = Package(
         .testTarget(
             name: "SameDayWorkerTests",
             dependencies: [
-                "SameDayWorker", "SameDayStore", "SameDayCore", "SameDayBroker", "RabbitMQ", "SameDayTestKit",
+                "SameDayWorker", "SameDayStore", "SameDayPostgres", "SameDayCore", "SameDayBroker", "RabbitMQ",
+                "SameDayTestKit",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),

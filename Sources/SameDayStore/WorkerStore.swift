@@ -87,9 +87,10 @@ public struct PruneResult: Sendable, Equatable {
 /// event log, an audit trail nothing reads at start. A crash at any point changes nothing: a batch is either all in,
 /// or all redelivered. Everything that would grow with history (the log, tombstones, delivered alerts) is pruned in
 /// small slices by `prune`.
-public final class WorkerStore: Sendable {
+public final class WorkerStore: ShardStore {
     private let database: DatabaseQueue
     public let path: String
+    public var location: String { path }
 
     public init(path: String) throws {
         self.path = path
@@ -420,7 +421,7 @@ public final class WorkerStore: Sendable {
     /// `eventsBefore`, tombstones older than `tombstonesBefore`, and alerts delivered both ways whose day is before
     /// `alertsBeforeDay` (YYYY-MM-DD), at most `limit` rows of each. Oldest rows come first in every table, so each
     /// slice costs the same whatever the history.
-    public func prune(eventsBefore: Instant, tombstonesBefore: Instant, alertsBeforeDay: String, limit: Int = 2000)
+    public func prune(eventsBefore: Instant, tombstonesBefore: Instant, alertsBeforeDay: String, limit: Int)
         throws -> PruneResult
     {
         try database.write { db in
@@ -451,7 +452,7 @@ public final class WorkerStore: Sendable {
     }
 
     /// Dead letters not yet confirmed by the broker, oldest first.
-    public func pendingDeadLetters(limit: Int = 1000) throws -> [DeadLetter] {
+    public func pendingDeadLetters(limit: Int) throws -> [DeadLetter] {
         try database.read { db in
             try Row.fetchAll(
                 db,
@@ -501,12 +502,12 @@ public final class WorkerStore: Sendable {
     }
 
     /// Outbox rows not yet confirmed by the broker, oldest first.
-    public func unpublishedAlerts(limit: Int = 1000, offset: Int = 0) throws -> [OutboxAlert] {
+    public func unpublishedAlerts(limit: Int, offset: Int) throws -> [OutboxAlert] {
         try fetchAlerts(where: "published = 0", limit: limit, offset: offset)
     }
 
     /// Outbox rows not yet appended to the alerts files, oldest first.
-    public func unfiledAlerts(limit: Int = 10_000) throws -> [OutboxAlert] {
+    public func unfiledAlerts(limit: Int) throws -> [OutboxAlert] {
         try fetchAlerts(where: "filed = 0", limit: limit)
     }
 

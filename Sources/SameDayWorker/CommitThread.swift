@@ -26,13 +26,13 @@ final class CommitThread: Sendable {
     private let done = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
 
-    init(store: WorkerStore, metrics: WorkerMetrics) {
+    init(store: any ShardStore, metrics: WorkerMetrics) {
         let thread = Thread { [self] in run(store: store, metrics: metrics) }
         thread.name = "sameday.commit"
         thread.start()
     }
 
-    private func run(store: WorkerStore, metrics: WorkerMetrics) {
+    private func run(store: any ShardStore, metrics: WorkerMetrics) {
             while true {
                 wake.wait()
                 let (job, prune, stop) = state.withLock { s in (s.submitted, s.prune, s.stopping) }

@@ -248,7 +248,7 @@ public final class WorkerMetrics: Sendable {
             "Stored dossier rows (or an older state folder's events) that could not be read back at a restart, set aside.",
         "sameday_clock_jumps_refused_total": "Wall-clock readings refused for jumping beyond maxClockJumpSeconds.",
         "sameday_outbox_in_flight": "Alerts and dead letters published to the broker and not yet confirmed.",
-        "sameday_commit_seconds": "Duration of one group commit (SQLite transaction, then ack), in seconds.",
+        "sameday_commit_seconds": "Duration of one group commit (one SQLite or PostgreSQL transaction), in seconds.",
         "sameday_snapshot_seconds":
             "Duration of one rollup snapshot (the days touched since the last one), in seconds.",
         "sameday_restart_seconds": "Duration of a start, from opening the state to consuming, in seconds.",
@@ -262,6 +262,11 @@ public final class WorkerMetrics: Sendable {
         "sameday_rollup_files_written_total": "Daily rollup files rewritten because their figures changed.",
         "sameday_consumer_errors_total": "Errors the consumer met (each followed by a reconnect or a stop).",
         "sameday_consumer_reconnects_total": "Times the consumer connection was opened again after a loss.",
+        "sameday_lease_held":
+            "1 while this worker holds its shard's lease (PostgreSQL store); 0 on a standby, which consumes nothing.",
+        "sameday_lease_takeovers_total": "Times this worker took its shard's lease (its start, or a takeover).",
+        "sameday_takeover_seconds":
+            "Seconds from taking the lease to consuming: the shard's state loaded and the missed timers fired.",
     ]
 
     static func helpText(_ name: String) -> String {

@@ -1,6 +1,7 @@
 import Foundation
 import RabbitMQ
 import SameDayCore
+import SameDayPostgres
 
 /// The worker's service configuration: a JSON file, then environment variables, which win.
 ///
@@ -12,6 +13,8 @@ import SameDayCore
 /// | `namePrefix` | `SAMEDAY_NAME_PREFIX` | "" | prefix of every broker name (tests run private copies) |
 /// | `domainConfig` | `SAMEDAY_DOMAIN_CONFIG` | `deploy/config/hcmc-2022` | units, catalog, calendars, alerting |
 /// | `stateDirectory` | `SAMEDAY_STATE_DIR` | `/var/lib/sameday` | SQLite state (`shard-<n>.sqlite`) |
+/// | `store` | `SAMEDAY_STORE` | none: SQLite in `stateDirectory` | `postgres://user@host[:port]/database[?sslmode=require]`: the shared store, where any worker can serve any shard and a second worker of a shard waits as a standby (docs/operations.md) |
+/// | `storePasswordFile` | `SAMEDAY_STORE_PASSWORD_FILE` | none | the PostgreSQL password, first line of this file (never in the URL nor on a command line) |
 /// | `alertsDirectory` | `SAMEDAY_ALERTS_DIR` | `<state>/alerts` | `alerts-YYYY-MM-DD.jsonl`, one line per alert |
 /// | `rollupsDirectory` | `SAMEDAY_ROLLUPS_DIR` | `<state>/rollups` | `daily/YYYY-MM-DD/{units,blocks}.{csv,json}` |
 /// | `clock` | `SAMEDAY_CLOCK` | `wall` | `wall` or `events` (newest `occurredAt`, for backfills) |
@@ -36,6 +39,8 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
     public var namePrefix = ""
     public var domainConfig = "deploy/config/hcmc-2022"
     public var stateDirectory = "/var/lib/sameday"
+    public var store: String?
+    public var storePasswordFile: String?
     public var alertsDirectory: String?
     public var rollupsDirectory: String?
     public var clock: ClockMode = .wall
@@ -63,6 +68,8 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
     public var resolvedRollupsDirectory: String { rollupsDirectory ?? stateDirectory + "/rollups" }
     public var retention: Retention { Retention(closedDays: retainClosedDays, eventLogDays: eventLogDays) }
     public var databasePath: String { stateDirectory + "/shard-\(shard).sqlite" }
+    /// The shared store's address, when the state is in PostgreSQL.
+    public var postgresStore: PostgresStoreURL? { get throws { try store.map(PostgresStoreURL.init) } }
 
     /// The window of plausible event times (`eventsFrom`, `eventsAheadSeconds`, `rescheduleWithinDays`).
     public var eventTimeBounds: EventTimeBounds {
@@ -125,6 +132,10 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
         if let prefix = environment["SAMEDAY_NAME_PREFIX"] { configuration.namePrefix = prefix }
         if let folder = environment["SAMEDAY_DOMAIN_CONFIG"] { configuration.domainConfig = folder }
         if let folder = environment["SAMEDAY_STATE_DIR"] { configuration.stateDirectory = folder }
+        if let store = environment["SAMEDAY_STORE"] { configuration.store = store.isEmpty ? nil : store }
+        if let file = environment["SAMEDAY_STORE_PASSWORD_FILE"] {
+            configuration.storePasswordFile = file.isEmpty ? nil : file
+        }
         if let folder = environment["SAMEDAY_ALERTS_DIR"] { configuration.alertsDirectory = folder }
         if let folder = environment["SAMEDAY_ROLLUPS_DIR"] { configuration.rollupsDirectory = folder }
         if let listen = environment["SAMEDAY_METRICS_LISTEN"] { configuration.metricsListen = listen }
@@ -165,6 +176,7 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
         }
         guard (1...3660).contains(eventLogDays) else { throw Invalid(description: "eventLogDays must be 1…3660") }
         guard maxClockJumpSeconds >= 1 else { throw Invalid(description: "maxClockJumpSeconds must be ≥ 1") }
+        do { _ = try postgresStore } catch { throw Invalid(description: "\(error)") }
         if metricsListen.hasSuffix("+shard") && resolvedMetricsListen == metricsListen {
             throw Invalid(description: "metricsListen \"\(metricsListen)\": expected HOST:PORT or HOST:PORT+shard")
         }
@@ -191,7 +203,8 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case brokers, credentialsFile, shard, namePrefix, domainConfig, stateDirectory, alertsDirectory,
+        case brokers, credentialsFile, shard, namePrefix, domainConfig, stateDirectory, store, storePasswordFile,
+            alertsDirectory,
             rollupsDirectory, clock, prefetch, batchSize, batchDelayMilliseconds, snapshotSeconds, metricsListen,
             heartbeatSeconds, sourceSilence, shards, eventsFrom, eventsAheadSeconds, rescheduleWithinDays,
             maxClockJumpSeconds, retainClosedDays, eventLogDays
@@ -207,6 +220,8 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
         namePrefix = try container.decodeIfPresent(String.self, forKey: .namePrefix) ?? defaults.namePrefix
         domainConfig = try container.decodeIfPresent(String.self, forKey: .domainConfig) ?? defaults.domainConfig
         stateDirectory = try container.decodeIfPresent(String.self, forKey: .stateDirectory) ?? defaults.stateDirectory
+        store = try container.decodeIfPresent(String.self, forKey: .store)
+        storePasswordFile = try container.decodeIfPresent(String.self, forKey: .storePasswordFile)
         alertsDirectory = try container.decodeIfPresent(String.self, forKey: .alertsDirectory)
         rollupsDirectory = try container.decodeIfPresent(String.self, forKey: .rollupsDirectory)
         clock = try container.decodeIfPresent(ClockMode.self, forKey: .clock) ?? defaults.clock

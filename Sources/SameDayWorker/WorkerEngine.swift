@@ -63,7 +63,7 @@ public struct PreparedCommit: Sendable {
 /// retired dossier is refused with the reason `dossier retired` (tombstones are kept `eventLogDays`).
 public final class WorkerEngine {
     public let configuration: Configuration
-    public let store: WorkerStore
+    public let store: any ShardStore
     public let clockMode: ClockMode
     public let retention: Retention
     private let clock: any WorkerClock
@@ -85,7 +85,7 @@ public final class WorkerEngine {
 
     /// `sourceSilence`: also watch units for silence (`source_silent` alerts).
     public init(
-        configuration: Configuration, store: WorkerStore, clockMode: ClockMode, clock: any WorkerClock = SystemClock(),
+        configuration: Configuration, store: any ShardStore, clockMode: ClockMode, clock: any WorkerClock = SystemClock(),
         retention: Retention = Retention(), sourceSilence: Bool = false,
         logger: Logger = Logger(label: "sameday.worker")
     ) {

@@ -3,6 +3,7 @@ import Logging
 import RabbitMQ
 import SameDayBroker
 import SameDayCore
+import SameDayPostgres
 import SameDayStore
 import Synchronization
 
@@ -59,12 +60,59 @@ public final class WorkerService {
     public var queue: String { topology.workQueue(configuration.shard) }
 
     /// - Parameter stateLock: the shard's state lock if the caller took it already (before opening ports);
-    ///   otherwise `run` takes it.
+    ///   otherwise `run` takes it. Unused with the PostgreSQL store, where the shard's lease takes its place.
     public func run(until stop: StopFlag, stateLock: StateLock? = nil) throws {
         metrics.setReady(false, reason: "loading state")
+        if let url = try configuration.postgresStore {
+            try runHoldingLease(url: url, until: stop)
+            return
+        }
         let lock = try stateLock ?? StateLock(folder: configuration.stateDirectory, shard: configuration.shard)
         defer { if stateLock == nil { lock.release() } }
+        try serve(store: try WorkerStore(path: configuration.databasePath), lease: nil, until: stop)
+    }
 
+    /// With the shared store: waits as a standby (consuming nothing, firing nothing) until the shard's lease is
+    /// free, takes it, then serves the shard with commits fenced by the lease's epoch. A graceful stop gives the
+    /// lease back so that a standby takes over at its next poll.
+    private func runHoldingLease(url: PostgresStoreURL, until stop: StopFlag) throws {
+        let holder = "\(ProcessInfo.processInfo.hostName) pid \(getpid())"
+        let lease = try ShardLease(
+            url: url, passwordFile: configuration.storePasswordFile, shard: queue, holder: holder, logger: logger)
+        defer { lease.release() }
+        metrics.set("sameday_lease_held", 0)
+        var epoch: Int64?
+        var announced = false
+        while !stop.isRequested {
+            if let taken = try lease.tryAcquire() {
+                epoch = taken
+                break
+            }
+            let current = try? lease.currentHolder()
+            metrics.setReady(false, reason: "standby: \(queue) is served by \(current?.holder ?? "another worker")")
+            if !announced {
+                logger.info(
+                    "standby: waiting for the shard's lease",
+                    metadata: ["holder": "\(current?.holder ?? "?")", "epoch": "\(current?.epoch ?? 0)"])
+                announced = true
+            }
+            sleepUnlessStopped(.seconds(1), stop)
+        }
+        guard let epoch else { return }
+        let takenAt = ContinuousClock.now
+        metrics.set("sameday_lease_held", 1)
+        metrics.increment("sameday_lease_takeovers_total")
+        logger.info("lease taken: serving the shard", metadata: ["epoch": "\(epoch)", "store": "\(url)"])
+        let store = try PostgresShardStore(
+            url: url, passwordFile: configuration.storePasswordFile, shard: queue, fencingEpoch: epoch, logger: logger)
+        defer { metrics.set("sameday_lease_held", 0) }
+        try serve(store: store, lease: (lease, epoch, takenAt), until: stop)
+    }
+
+    private func serve(
+        store: any ShardStore, lease: (lease: ShardLease, epoch: Int64, takenAt: ContinuousClock.Instant)?,
+        until stop: StopFlag
+    ) throws {
         let connection = try configuration.connection(name: "sameday worker shard \(configuration.shard)")
         var publisherConnection = connection
         publisherConnection.connectionName += " publisher"
@@ -72,9 +120,11 @@ public final class WorkerService {
             connection: publisherConnection, topology: topology, metrics: metrics, logger: logger)
         defer { publisher.finish(timeout: .seconds(1)) }
         let shard = try ShardLoop(
-            configuration: configuration, domain: domain, clock: clock, metrics: metrics, logger: logger,
+            configuration: configuration, domain: domain, store: store, clock: clock, metrics: metrics, logger: logger,
             publisher: publisher, queue: queue)
         defer { shard.close() }
+        var leaseCheckedAt = ContinuousClock.now
+        var takeoverMeasured = false
 
         var consumer: Consumer?
         defer { consumer?.close() }
@@ -90,6 +140,13 @@ public final class WorkerService {
                         logger: logger)
                     metrics.setReady(true)
                     logger.info("worker consuming", metadata: ["amqp.queue": "\(queue)"])
+                    if let lease, !takeoverMeasured {
+                        // From the lease taken to consuming: the state loaded and the missed timers fired.
+                        let seconds = (ContinuousClock.now - lease.takenAt).secondsValue
+                        metrics.set("sameday_takeover_seconds", seconds)
+                        logger.info("takeover done", metadata: ["seconds": "\(seconds)"])
+                        takeoverMeasured = true
+                    }
                 } catch {
                     // Down is not dead: timers keep firing into the outbox and the files while the broker is away.
                     metrics.setReady(false, reason: "cannot consume \(queue): \(error)")
@@ -120,6 +177,14 @@ public final class WorkerService {
             }
             metrics.setReady(active.isConnected, reason: active.isConnected ? "" : "reconnecting to the broker")
             try shard.step(consumer: active, idle: idle)
+            if let lease, ContinuousClock.now - leaseCheckedAt >= .seconds(2) {
+                // The lease's session gone means a standby may hold the shard now: stop before doing more (the
+                // fenced commits would be refused anyway).
+                leaseCheckedAt = .now
+                guard lease.lease.isAlive() else {
+                    throw LeaseLost(shard: queue, heldEpoch: lease.epoch, currentEpoch: nil)
+                }
+            }
         }
         // Graceful stop: finish the batch, commit, ack, then the final files.
         metrics.setReady(false, reason: "stopping")
@@ -139,7 +204,7 @@ public final class WorkerService {
 /// covers a delivery.
 public final class ShardLoop {
     public let engine: WorkerEngine
-    public let store: WorkerStore
+    public let store: any ShardStore
     let configuration: WorkerConfiguration
     let metrics: WorkerMetrics
     let logger: Logger
@@ -172,13 +237,13 @@ public final class ShardLoop {
         logger: Logger, queue: String
     ) throws {
         try self.init(
-            configuration: configuration, domain: domain, clock: clock, metrics: metrics, logger: logger,
-            publisher: nil, queue: queue)
+            configuration: configuration, domain: domain, store: try WorkerStore(path: configuration.databasePath),
+            clock: clock, metrics: metrics, logger: logger, publisher: nil, queue: queue)
     }
 
     init(
-        configuration: WorkerConfiguration, domain: Configuration, clock: any WorkerClock, metrics: WorkerMetrics,
-        logger: Logger, publisher: OutboxPublisher?, queue: String
+        configuration: WorkerConfiguration, domain: Configuration, store: any ShardStore, clock: any WorkerClock,
+        metrics: WorkerMetrics, logger: Logger, publisher: OutboxPublisher?, queue: String
     ) throws {
         self.configuration = configuration
         self.metrics = metrics
@@ -187,7 +252,6 @@ public final class ShardLoop {
         self.clock = clock
         self.queue = queue
         self.publisher = publisher
-        let store = try WorkerStore(path: configuration.databasePath)
         self.store = store
         engine = WorkerEngine(
             configuration: domain, store: store, clockMode: configuration.clock, clock: clock,
@@ -382,7 +446,7 @@ public final class ShardLoop {
     }
 
     /// Alerts the outbox holds from a previous run that never reached the files: appended and marked at once.
-    static func fileOutbox(store: WorkerStore, files: AlertFileSink) throws {
+    static func fileOutbox(store: any ShardStore, files: AlertFileSink) throws {
         while true {
             let unfiled = try store.unfiledAlerts(limit: 5000)
             if unfiled.isEmpty { break }

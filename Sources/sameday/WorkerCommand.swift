@@ -48,15 +48,18 @@ struct WorkerCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("sameday worker: \(error)\n".utf8))
             throw ExitCode.failure
         }
-        // The shard's state lock first: a second worker of the same shard must say so, not "address in use".
-        let stateLock: StateLock
-        do {
-            stateLock = try StateLock(folder: settings.stateDirectory, shard: settings.shard)
-        } catch {
-            FileHandle.standardError.write(Data("sameday worker: \(error)\n".utf8))
-            throw ExitCode.failure
+        // With SQLite, the shard's state lock first: a second worker of the same shard must say so, not "address in
+        // use". With PostgreSQL a second worker is a standby: it waits for the shard's lease instead.
+        var stateLock: StateLock?
+        if settings.store == nil {
+            do {
+                stateLock = try StateLock(folder: settings.stateDirectory, shard: settings.shard)
+            } catch {
+                FileHandle.standardError.write(Data("sameday worker: \(error)\n".utf8))
+                throw ExitCode.failure
+            }
         }
-        defer { stateLock.release() }
+        defer { stateLock?.release() }
         let metrics = WorkerMetrics()
         // One graceful-shutdown path: SIGTERM/SIGINT shut the group down in reverse order, the worker first (it
         // stops consuming, commits and acks the batch in hand, writes the final files), then the HTTP server; the

@@ -62,7 +62,7 @@ struct ConsumePathTests {
         let publisher = OutboxPublisher(
             connection: connection, topology: .init(shards: 1), metrics: metrics, logger: Logger(label: "test"))
         let loop = try ShardLoop(
-            configuration: settings, domain: configuration,
+            configuration: settings, domain: configuration, store: WorkerStore(path: settings.databasePath),
             clock: StepClock(RFC3339.parse("2022-05-18T10:00:00+07:00")!), metrics: metrics,
             logger: Logger(label: "test"), publisher: publisher, queue: "sameday.work.0")
         defer { loop.close() }

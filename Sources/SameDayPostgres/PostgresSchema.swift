@@ -1,0 +1,72 @@
+import Foundation
+import PostgresNIO
+
+/// The shared store's tables: `WorkerStore`'s (SQLite) with the shard's name in every key, plus `shard_lease`.
+/// Versions only move forward, each in one transaction under a transaction-scoped advisory lock, so that workers
+/// starting together migrate once.
+enum PostgresSchema {
+    static let tables = [
+        "shard_lease", "worker_state", "event_log", "event_quarantine", "dossier", "dossier_quarantine", "retired",
+        "retired_stock", "alert", "dead_letter",
+    ]
+
+    /// The advisory-lock namespace of SameDay (the first key of the two-key form): "SD" in ASCII.
+    static let lockNamespace: Int32 = 0x5344
+
+    static let migrations: [String] = [
+        """
+        CREATE TABLE shard_lease (
+            shard text PRIMARY KEY, epoch int8 NOT NULL, holder text NOT NULL, acquired_at timestamptz NOT NULL
+        );
+        CREATE TABLE worker_state (shard text NOT NULL, key text NOT NULL, value int8 NOT NULL, PRIMARY KEY (shard, key));
+        CREATE TABLE event_log (
+            shard text NOT NULL, arrival bigserial, dossier text NOT NULL, event_id text NOT NULL,
+            applied_at int8 NOT NULL, body bytea NOT NULL, PRIMARY KEY (shard, arrival)
+        );
+        CREATE TABLE event_quarantine (
+            shard text NOT NULL, arrival int8 NOT NULL, event_id text NOT NULL, dossier text NOT NULL,
+            applied_at int8 NOT NULL, body bytea NOT NULL, reason text NOT NULL, PRIMARY KEY (shard, arrival)
+        );
+        CREATE TABLE dossier (shard text NOT NULL, code text NOT NULL, state bytea NOT NULL, PRIMARY KEY (shard, code));
+        CREATE TABLE dossier_quarantine (
+            shard text NOT NULL, code text NOT NULL, state bytea NOT NULL, reason text NOT NULL, PRIMARY KEY (shard, code)
+        );
+        CREATE TABLE retired (
+            shard text NOT NULL, code text NOT NULL, hash int8 NOT NULL, retired_at int8 NOT NULL,
+            PRIMARY KEY (shard, code)
+        );
+        CREATE INDEX retired_by_time ON retired (shard, retired_at);
+        CREATE TABLE retired_stock (
+            shard text NOT NULL, unit text NOT NULL, field text NOT NULL, dossiers int8 NOT NULL,
+            PRIMARY KEY (shard, unit, field)
+        );
+        CREATE TABLE alert (
+            shard text NOT NULL, seq bigserial, alert_id text NOT NULL, level text NOT NULL, routing_key text NOT NULL,
+            day text NOT NULL, json text NOT NULL, published bool NOT NULL DEFAULT false,
+            filed bool NOT NULL DEFAULT false, PRIMARY KEY (shard, seq), UNIQUE (shard, alert_id)
+        );
+        CREATE INDEX alert_unpublished ON alert (shard, seq) WHERE NOT published;
+        CREATE INDEX alert_unfiled ON alert (shard, seq) WHERE NOT filed;
+        CREATE TABLE dead_letter (
+            shard text NOT NULL, seq bigserial, message_id text NOT NULL, routing_key text NOT NULL, queue text NOT NULL,
+            reason text NOT NULL, body bytea NOT NULL, PRIMARY KEY (shard, seq)
+        );
+        """
+    ]
+
+    static func migrate(_ connection: BlockingConnection) throws {
+        try connection.transaction { execute in
+            try execute("SELECT pg_advisory_xact_lock(\(lockNamespace), 0)")
+            try execute("CREATE TABLE IF NOT EXISTS sameday_schema (version int4 NOT NULL)")
+            let current = try execute("SELECT max(version) FROM sameday_schema").first?.decode(Int32?.self) ?? 0
+            for (index, sql) in migrations.enumerated() where index + 1 > current {
+                // The extended protocol takes one statement at a time.
+                for statement in sql.split(separator: ";").map({ $0.trimmingCharacters(in: .whitespacesAndNewlines) })
+                where !statement.isEmpty {
+                    try execute(PostgresQuery(unsafeSQL: statement))
+                }
+                try execute("INSERT INTO sameday_schema (version) VALUES (\(Int32(index + 1)))")
+            }
+        }
+    }
+}

@@ -1,0 +1,93 @@
+import SameDayCore
+
+/// A shard's durable state, whatever engine keeps it: `WorkerStore` (SQLite, one machine, the embedded default) or
+/// `PostgresShardStore` (shared, so that any worker can serve any shard and a standby can take over). Both keep the
+/// same things with the same guarantees: a commit is all in or all out; each open or retained dossier's compact state
+/// is what a restart loads; the event log is an audit trail nothing reads at start; an alert id already in the
+/// outbox is kept as it was.
+///
+/// Methods block the calling thread (the worker calls them from its own threads, never from Swift's cooperative
+/// pool) and are safe to call from several threads: each backend serialises its transactions.
+public protocol ShardStore: AnyObject, Sendable {
+    /// Where the state lives, for logs and errors (a file path, or a PostgreSQL URL without its password).
+    var location: String { get }
+
+    /// Writes a batch in one transaction.
+    func commit(_ batch: CommitBatch) throws
+
+    /// Every stored dossier (code and compact state): what a restart loads.
+    func forEachDossier(_ body: (_ code: String, _ state: [UInt8]) throws -> Void) throws
+    /// Moves dossier rows that cannot be read back aside, with the reason, so a restart goes on.
+    func quarantineDossiers(_ rows: [(code: String, reason: String)]) throws
+    func quarantinedDossierCount() throws -> Int
+    /// Tombstones of dossiers retired at or after `since`, oldest first: the FNV-1a hash of the code and when.
+    func tombstones(since: Instant, _ body: (_ hash: UInt64, _ at: Instant) -> Void) throws
+    /// The most recently retired dossier's code (tests, an operator).
+    func lastTombstone() throws -> String?
+    /// Retired abandoned dossiers per unit code and field name.
+    func retiredStock() throws -> [RetiredStockKey: Int]
+
+    /// Whether the dossier rows must be built from the event log once (a state folder of an older version).
+    func needsDossierRebuild() throws -> Bool
+    /// Replaces every dossier row at once and clears `needsDossierRebuild`.
+    func replaceDossiers(_ rows: [(code: String, state: [UInt8])]) throws
+    /// The event log in arrival order, with the clock each event was applied at (migration and audit only).
+    func forEachLoggedEvent(_ body: (_ arrival: Int64, _ bytes: [UInt8], _ appliedAt: Instant) throws -> Void) throws
+    /// Moves logged events that cannot be read back aside, with the reason.
+    func quarantine(_ rows: [(arrival: Int64, reason: String)]) throws
+    func quarantinedEventCount() throws -> Int
+
+    /// One small slice of retention work in its own short transaction (see `WorkerStore.prune`).
+    func prune(eventsBefore: Instant, tombstonesBefore: Instant, alertsBeforeDay: String, limit: Int) throws
+        -> PruneResult
+
+    /// Dead letters not yet confirmed by the broker, oldest first.
+    func pendingDeadLetters(limit: Int) throws -> [DeadLetter]
+    /// Outbox rows not yet confirmed by the broker, oldest first.
+    func unpublishedAlerts(limit: Int, offset: Int) throws -> [OutboxAlert]
+    /// Outbox rows not yet appended to the alerts files, oldest first.
+    func unfiledAlerts(limit: Int) throws -> [OutboxAlert]
+    func markPublished(_ ids: [String]) throws
+    func markFiled(_ ids: [String]) throws
+    /// Every alert in the outbox, oldest first (tests and the crash-safety and failover checks).
+    func allAlerts() throws -> [OutboxAlert]
+
+    /// The engine clock of the last commit.
+    func clock() throws -> Instant?
+    func firstDay() throws -> Int64?
+    func lastEventDay() throws -> Int64?
+    /// Events in the audit log (pruned after `eventLogDays`).
+    func eventCount() throws -> Int
+    /// Dossiers held (open, and closed ones not yet retired).
+    func dossierCount() throws -> Int
+    func tombstoneCount() throws -> Int
+    /// Bytes the state takes on disk (for PostgreSQL: this shard's rows, estimated from the table sizes).
+    func bytesOnDisk() -> Int64
+}
+
+extension ShardStore {
+    public func prune(eventsBefore: Instant, tombstonesBefore: Instant, alertsBeforeDay: String) throws -> PruneResult {
+        try prune(eventsBefore: eventsBefore, tombstonesBefore: tombstonesBefore, alertsBeforeDay: alertsBeforeDay, limit: 2000)
+    }
+    public func pendingDeadLetters() throws -> [DeadLetter] { try pendingDeadLetters(limit: 1000) }
+    public func unpublishedAlerts(limit: Int = 1000) throws -> [OutboxAlert] {
+        try unpublishedAlerts(limit: limit, offset: 0)
+    }
+    public func unfiledAlerts() throws -> [OutboxAlert] { try unfiledAlerts(limit: 10_000) }
+}
+
+/// A commit refused because another worker took the shard's lease since this one took it (the fencing epoch moved
+/// on): the worker that gets it must stop at once, without acking, committing or firing anything more.
+public struct LeaseLost: Error, CustomStringConvertible {
+    public var shard: String
+    public var heldEpoch: Int64
+    public var currentEpoch: Int64?
+    public init(shard: String, heldEpoch: Int64, currentEpoch: Int64?) {
+        self.shard = shard
+        self.heldEpoch = heldEpoch
+        self.currentEpoch = currentEpoch
+    }
+    public var description: String {
+        "the lease of \(shard) was taken over (held epoch \(heldEpoch), now \(currentEpoch.map(String.init) ?? "none")): this worker stops without committing"
+    }
+}

@@ -1,0 +1,180 @@
+import Foundation
+import SameDayCore
+import SameDayPostgres
+import SameDayStore
+import SameDayTestKit
+import SameDayWorker
+import Testing
+
+/// The local PostgreSQL the tests use: `deploy/postgres/local-postgres.sh start` (scripts/test.sh runs it), or
+/// another one named by SAMEDAY_TEST_POSTGRES and SAMEDAY_TEST_POSTGRES_PASSWORD_FILE.
+enum TestPostgres {
+    static let url = ProcessInfo.processInfo.environment["SAMEDAY_TEST_POSTGRES"]
+        ?? "postgres://sameday@127.0.0.1:5433/sameday"
+    static let passwordFile = ProcessInfo.processInfo.environment["SAMEDAY_TEST_POSTGRES_PASSWORD_FILE"]
+        ?? "/tmp/sameday-postgres/password"
+
+    /// A shard name no other test uses (every table is keyed by it).
+    static func uniqueShard(_ purpose: String) -> String { LocalBroker.uniqueName(purpose) + ".sameday.work.0" }
+
+    static func store(shard: String, epoch: Int64?) throws -> PostgresShardStore {
+        try PostgresShardStore(url: PostgresStoreURL(url), passwordFile: passwordFile, shard: shard, fencingEpoch: epoch)
+    }
+
+    static func lease(shard: String, holder: String) throws -> ShardLease {
+        try ShardLease(url: PostgresStoreURL(url), passwordFile: passwordFile, shard: shard, holder: holder)
+    }
+}
+
+/// Both engines a shard's state can live in; the same checks run against each.
+enum Backend: String, CaseIterable, CustomTestStringConvertible {
+    case sqlite, postgres
+    var testDescription: String { rawValue }
+
+    func open(_ purpose: String) throws -> (store: any ShardStore, cleanUp: () -> Void) {
+        switch self {
+        case .sqlite:
+            let folder = temporaryFolder(purpose)
+            return (try WorkerStore(path: folder + "/state.sqlite"), { try? FileManager.default.removeItem(atPath: folder) })
+        case .postgres:
+            return (try TestPostgres.store(shard: TestPostgres.uniqueShard(purpose), epoch: nil), {})
+        }
+    }
+}
+
+@Suite("One store interface, two backends (needs the local PostgreSQL)")
+struct SharedStoreTests {
+    func alert(_ id: String, day: String = "2022-05-18", level: String = "warning") -> OutboxAlert {
+        OutboxAlert(alertID: id, level: level, routingKey: "\(level).district.760", day: day, json: "{\"alertId\":\"\(id)\"}")
+    }
+
+    @Test("a commit reads back whole: dossiers, tombstones, stock, outbox, dead letters, clock", arguments: Backend.allCases)
+    func commitReadsBack(backend: Backend) throws {
+        let (store, cleanUp) = try backend.open("store-roundtrip")
+        defer { cleanUp() }
+        var batch = CommitBatch()
+        batch.events = [
+            ("e1", "760-1", 100, Array("{\"a\":1}".utf8)), ("e2", "760-2", 101, Array("{\"b\":2}".utf8)),
+            ("e3", "760-3", 102, [0, 255, 7]),
+        ]
+        batch.dossiers = [("760-1", [1, 2, 3]), ("760-2", [4]), ("760-1", [9, 9]), ("760-3", [])]
+        batch.alerts = [alert("a1"), alert("a2", level: "critical"), alert("a1")]
+        batch.deadLetters = [DeadLetter(messageID: "m1", routingKey: "k", queue: "q", reason: "bad", body: [0, 1, 2])]
+        batch.clock = 500
+        batch.firstDay = 19_130
+        batch.lastEventDay = 19_131
+        try store.commit(batch)
+
+        var dossiers: [String: [UInt8]] = [:]
+        try store.forEachDossier { code, state in dossiers[code] = state }
+        #expect(dossiers == ["760-1": [9, 9], "760-2": [4], "760-3": []], "the last state of a code wins")
+        #expect(try store.eventCount() == 3)
+        var logged: [[UInt8]] = []
+        try store.forEachLoggedEvent { _, bytes, _ in logged.append(bytes) }
+        #expect(logged == [Array("{\"a\":1}".utf8), Array("{\"b\":2}".utf8), [0, 255, 7]], "the bytes that arrived")
+        #expect(try store.allAlerts().map(\.alertID) == ["a1", "a2"], "an alert id is stored once")
+        #expect(try store.clock() == 500 && store.firstDay() == 19_130 && store.lastEventDay() == 19_131)
+        let letters = try store.pendingDeadLetters()
+        #expect(letters.map(\.body) == [[0, 1, 2]] && letters.first?.reason == "bad")
+
+        // The same alert raised again (a redelivery, a takeover) keeps its first row and its delivery marks.
+        try store.markPublished(["a1"])
+        var again = CommitBatch()
+        again.alerts = [OutboxAlert(alertID: "a1", level: "warning", routingKey: "x", day: "2022-05-18", json: "{}")]
+        again.filedAlertIDs = ["a1", "a2"]
+        again.confirmedDeadLetters = letters.map(\.seq)
+        again.retired = [
+            ("760-2", 600, RetiredStockKey(unit: "760", field: "Hộ tịch")),
+            ("760-3", 601, RetiredStockKey(unit: "760", field: "Hộ tịch")), ("760-1", 602, nil),
+        ]
+        try store.commit(again)
+        #expect(try store.allAlerts().first?.json == "{\"alertId\":\"a1\"}")
+        #expect(try store.unpublishedAlerts().map(\.alertID) == ["a2"])
+        #expect(try store.unfiledAlerts().isEmpty)
+        #expect(try store.pendingDeadLetters().isEmpty)
+        #expect(try store.dossierCount() == 0 && store.tombstoneCount() == 3)
+        #expect(try store.retiredStock() == [RetiredStockKey(unit: "760", field: "Hộ tịch"): 2])
+        var hashes: [UInt64] = []
+        try store.tombstones(since: 601) { hash, _ in hashes.append(hash) }
+        #expect(hashes == [FNV1a.hash("760-3"), FNV1a.hash("760-1")], "since 601, oldest first")
+        #expect(try store.lastTombstone() == "760-1")
+    }
+
+    @Test("pruning takes the oldest rows in bounded slices", arguments: Backend.allCases)
+    func pruning(backend: Backend) throws {
+        let (store, cleanUp) = try backend.open("store-prune")
+        defer { cleanUp() }
+        var batch = CommitBatch()
+        batch.events = (0..<50).map { ("e\($0)", "d\($0)", Instant($0 * 10), [1]) }
+        batch.alerts = [alert("old", day: "2022-01-01"), alert("new", day: "2022-06-01")]
+        batch.publishedAlertIDs = ["old", "new"]
+        batch.filedAlertIDs = ["old", "new"]
+        batch.retired = (0..<5).map { ("r\($0)", Instant($0), nil) }
+        try store.commit(batch)
+        let first = try store.prune(eventsBefore: 300, tombstonesBefore: 3, alertsBeforeDay: "2022-03-01", limit: 20)
+        #expect(first.events == 20 && first.tombstones == 3 && first.alerts == 1)
+        let second = try store.prune(eventsBefore: 300, tombstonesBefore: 3, alertsBeforeDay: "2022-03-01", limit: 20)
+        #expect(second.events == 10 && second.tombstones == 0 && second.alerts == 0)
+        #expect(try store.eventCount() == 20 && store.tombstoneCount() == 2)
+        #expect(try store.allAlerts().map(\.alertID) == ["new"])
+    }
+
+    @Test("rows that do not read back move aside with their reason", arguments: Backend.allCases)
+    func quarantine(backend: Backend) throws {
+        let (store, cleanUp) = try backend.open("store-quarantine")
+        defer { cleanUp() }
+        var batch = CommitBatch()
+        batch.events = [("e1", "d1", 1, [1]), ("e2", "d2", 2, [2])]
+        batch.dossiers = [("d1", [1]), ("d2", [2])]
+        try store.commit(batch)
+        try store.quarantineDossiers([("d1", "unreadable")])
+        var arrivals: [Int64] = []
+        try store.forEachLoggedEvent { arrival, _, _ in arrivals.append(arrival) }
+        try store.quarantine([(arrivals[0], "unreadable")])
+        #expect(try store.dossierCount() == 1 && store.quarantinedDossierCount() == 1)
+        #expect(try store.eventCount() == 1 && store.quarantinedEventCount() == 1)
+    }
+}
+
+@Suite("The shard lease and its fencing (needs the local PostgreSQL)", .serialized)
+struct ShardLeaseTests {
+    @Test("one holder at a time; the lease frees when its session ends; the old holder's commits are refused")
+    func fencing() throws {
+        let shard = TestPostgres.uniqueShard("lease")
+        let first = try TestPostgres.lease(shard: shard, holder: "first")
+        let second = try TestPostgres.lease(shard: shard, holder: "second")
+        defer { second.release() }
+        let firstEpoch = try #require(try first.tryAcquire())
+        #expect(try second.tryAcquire() == nil, "held by the first")
+        #expect(try second.currentHolder()?.holder == "first")
+        let firstStore = try TestPostgres.store(shard: shard, epoch: firstEpoch)
+        var batch = CommitBatch()
+        batch.dossiers = [("760-1", [1])]
+        batch.clock = 10
+        try firstStore.commit(batch)
+
+        // The first holder's session ends (a crash closes its connection the same way).
+        first.release()
+        let secondEpoch = try #require(try second.tryAcquire())
+        #expect(secondEpoch == firstEpoch + 1)
+        #expect(first.isAlive() == false && second.isAlive())
+
+        batch.clock = 20
+        #expect(throws: LeaseLost.self) { try firstStore.commit(batch) }
+        let secondStore = try TestPostgres.store(shard: shard, epoch: secondEpoch)
+        #expect(try secondStore.clock() == 10, "the refused commit left nothing")
+        batch.clock = 30
+        try secondStore.commit(batch)
+        #expect(try secondStore.clock() == 30)
+    }
+
+    @Test("the store URL is checked, and never carries the password")
+    func storeURL() throws {
+        let url = try PostgresStoreURL("postgres://sameday@db.example:6432/city?sslmode=require")
+        #expect(url.host == "db.example" && url.port == 6432 && url.database == "city" && url.requireTLS)
+        #expect(throws: PostgresStoreURL.Invalid.self) { try PostgresStoreURL("postgres://u:secret@h/db") }
+        #expect(throws: PostgresStoreURL.Invalid.self) { try PostgresStoreURL("postgres://u@h") }
+        #expect(throws: PostgresStoreURL.Invalid.self) { try PostgresStoreURL("postgres://u@h/db?sslmode=allow") }
+        #expect(throws: PostgresStoreURL.Invalid.self) { try PostgresStoreURL("/var/lib/sameday/x.sqlite") }
+    }
+}
