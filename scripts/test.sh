@@ -7,6 +7,8 @@ export PATH="/opt/swift/usr/bin:$PATH"
 
 bash scripts/install-deps.sh
 deploy/local-broker.sh
+# The shared store's tests run against a throwaway PostgreSQL of their own (port 5433).
+deploy/postgres/local-postgres.sh start
 python3 deploy/config/check-config.py deploy/config/hcmc-2022
 swift build --build-tests
 # The shipped systemd units, where systemd is installed.

@@ -1,4 +1,5 @@
 import Foundation
+import RabbitMQ
 import SameDayCore
 import SameDayPostgres
 import SameDayStore
@@ -177,4 +178,75 @@ struct ShardLeaseTests {
         #expect(throws: PostgresStoreURL.Invalid.self) { try PostgresStoreURL("postgres://u@h/db?sslmode=allow") }
         #expect(throws: PostgresStoreURL.Invalid.self) { try PostgresStoreURL("/var/lib/sameday/x.sqlite") }
     }
+}
+
+@Suite("A standby worker takes over a shard (needs broker and the local PostgreSQL)", .serialized)
+struct StandbyTakeoverTests {
+    let configuration = try! ConfigurationFolder.load(hcmcConfiguration)
+
+    func events(_ range: ClosedRange<Int>) -> [DossierEvent] {
+        range.map { receivedEvent("760-220518-\(5000 + $0)", at: "2022-05-18T09:\(String(format: "%02d", $0 % 60)):00+07:00") }
+    }
+
+    @Test("the standby consumes and fires nothing while the active worker holds the lease, then takes over")
+    func takeover() async throws {
+        var harness = try WorkerHarness("standby")
+        defer { harness.cleanUp() }
+        harness.settings.store = TestPostgres.url
+        harness.settings.storePasswordFile = TestPostgres.passwordFile
+        // Each worker has its own state folder (its own machine); they share the store and the output folders.
+        harness.settings.alertsDirectory = harness.folder + "/alerts"
+        harness.settings.rollupsDirectory = harness.folder + "/rollups"
+        let reader = try TestPostgres.store(shard: harness.topology.workQueue(0), epoch: nil)
+        try harness.publish(events(1...40), configuration: configuration)
+
+        let workers = (0..<2).map { index in
+            var settings = harness.settings
+            settings.stateDirectory = harness.folder + "/state-\(index)"
+            return (settings: settings, metrics: WorkerMetrics(), stop: StopFlag())
+        }
+        let domain = configuration
+        let runs = workers.map { worker in
+            Task {
+                try await BlockingThread.run(name: "test worker") {
+                    try WorkerService(configuration: worker.settings, domain: domain, metrics: worker.metrics)
+                        .run(until: worker.stop)
+                }
+            }
+        }
+        func waitFor(_ what: String, _ condition: () -> Bool) async throws {
+            let deadline = ContinuousClock.now + .seconds(60)
+            while !condition() {
+                guard ContinuousClock.now < deadline else { throw WaitTimedOut(what: what) }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        try await waitFor("the first 40 events") { (try? reader.eventCount()) == 40 }
+        let active = try #require(workers.firstIndex { $0.metrics.value("sameday_lease_held") == 1 })
+        let standby = 1 - active
+        #expect(workers[standby].metrics.value("sameday_lease_held") == 0)
+        #expect(workers[standby].metrics.readiness.reason.hasPrefix("standby"), "/readyz says why it is not ready")
+        #expect(workers[standby].metrics.value("sameday_events_total") == 0, "the standby consumed nothing")
+
+        // The active worker stops (a rolling upgrade): the standby takes the lease and goes on from the shared state.
+        workers[active].stop.request()
+        try await runs[active].value
+        try harness.publish(events(41...80), configuration: configuration)
+        try await waitFor("the takeover and the next 40 events") { (try? reader.eventCount()) == 80 }
+        #expect(workers[standby].metrics.value("sameday_lease_held") == 1)
+        #expect(workers[standby].metrics.value("sameday_lease_takeovers_total") == 1)
+        #expect(workers[standby].metrics.value("sameday_events_total") == 40, "only the events after the takeover")
+        #expect(workers[standby].metrics.value("sameday_takeover_seconds") > 0)
+        #expect(try reader.dossierCount() == 80)
+        workers[standby].stop.request()
+        try await runs[standby].value
+        let filed = alertIDs(inFolder: harness.settings.resolvedAlertsDirectory)
+        #expect(filed.count == Set(filed).count, "no alert twice in the shared files")
+        #expect(try harness.drain(harness.topology.workQueue(0)).isEmpty, "everything was acked")
+    }
+}
+
+struct WaitTimedOut: Error, CustomStringConvertible {
+    var what: String
+    var description: String { "timed out waiting for \(what)" }
 }
