@@ -112,7 +112,8 @@ let package = Package(
         .executableTarget(
             name: "sameday-bench",
             dependencies: [
-                "RabbitMQ", "SameDayBroker", "SameDayCore", "SameDayWorker", "SameDayAdapters",
+                "RabbitMQ", "SameDayBroker", "SameDayCore", "SameDayWorker", "SameDayAdapters", "SameDayStore",
+                "SameDayPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -7,5 +7,6 @@ struct SameDayBench: AsyncParsableCommand {
         commandName: "sameday-bench",
         subcommands: [
             AMQPBench.self, CoreBench.self, PipelineBench.self, RestartBench.self, AdapterBench.self, SoakBench.self,
+            FailoverBench.self,
         ])
 }

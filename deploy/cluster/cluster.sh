@@ -13,6 +13,7 @@
 #   deploy/cluster/cluster.sh stop-node N    stop node N (a, b or c) — a machine lost
 #   deploy/cluster/cluster.sh start-node N   start it again; it rejoins
 #   deploy/cluster/cluster.sh urls           the three AMQP URLs, comma-separated
+#   deploy/cluster/cluster.sh leaders        each quorum queue and its leader node (a, b or c)
 set -euo pipefail
 BASE=${SAMEDAY_CLUSTER_DIR:-/var/lib/sameday-cluster}
 BIN=/usr/lib/rabbitmq/bin
@@ -92,11 +93,22 @@ case "${1:-}" in
   start-node)
     ctl "${2:?which node: a, b or c}" start_app
     ;;
+  leaders)
+    # Each quorum queue and the node leading it (a, b or c), asked of whichever node is up.
+    for n in "${NODES[@]}"; do
+      if out=$(ctl "$n" list_queues name leader --no-table-headers 2>/dev/null); then
+        echo "$out" | awk -F'\t' '$2 ~ /^rmq[abc]@/ { sub(/^rmq/, "", $2); sub(/@.*/, "", $2); print $1 "\t" $2 }'
+        exit 0
+      fi
+    done
+    echo "cluster: no node answers" >&2
+    exit 1
+    ;;
   urls)
     echo "amqp://127.0.0.1:5673/%2F,amqp://127.0.0.1:5674/%2F,amqp://127.0.0.1:5675/%2F"
     ;;
   *)
-    echo "usage: deploy/cluster/cluster.sh start | stop | status | stop-node N | start-node N | urls" >&2
+    echo "usage: deploy/cluster/cluster.sh start | stop | status | stop-node N | start-node N | urls | leaders" >&2
     exit 2
     ;;
 esac
