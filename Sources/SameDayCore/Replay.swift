@@ -135,7 +135,8 @@ public struct SourceSilenceWatch: Sendable {
             if let alert = monitor.check(unit: unit, now: clock, config: config) {
                 fired.append(alert)
                 changed.insert(unit)
-            } else if monitor.state(of: unit)?.alerted == false, let later = monitor.silentAt(unit: unit, config: config),
+            } else if monitor.state(of: unit)?.alerted == false,
+                let later = monitor.silentAt(unit: unit, config: config),
                 later > clock
             {
                 // Events came since the timer was armed: wait for the unit's new silence instant.

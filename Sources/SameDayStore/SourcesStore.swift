@@ -87,7 +87,9 @@ public final class SourcesStore: Sendable {
             let insertAlert = try db.cachedStatement(
                 sql: "INSERT OR IGNORE INTO alert (alert_id, level, routing_key, day, json) VALUES (?, ?, ?, ?, ?)")
             for alert in commit.alerts {
-                try insertAlert.execute(arguments: [alert.alertID, alert.level, alert.routingKey, alert.day, alert.json])
+                try insertAlert.execute(arguments: [
+                    alert.alertID, alert.level, alert.routingKey, alert.day, alert.json,
+                ])
             }
             let published = try db.cachedStatement(sql: "UPDATE alert SET published = 1 WHERE alert_id = ?")
             for id in commit.publishedAlertIDs { try published.execute(arguments: [id]) }

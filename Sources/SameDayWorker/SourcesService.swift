@@ -270,7 +270,9 @@ final class SourcesLoop {
         guard delivery.routingKey == expected else {
             refuse(
                 delivery,
-                reason: "routing key \"\(delivery.routingKey.prefix(200))\" does not match the event (expected \"\(expected)\")")
+                reason:
+                    "routing key \"\(delivery.routingKey.prefix(200))\" does not match the event (expected \"\(expected)\")"
+            )
             return
         }
         let wallNow = clock.now()

@@ -57,7 +57,8 @@ struct SourcesCommand: AsyncParsableCommand {
         if !settings.sourcesMetricsListen.isEmpty {
             do {
                 let server = try HealthServer(
-                    listen: settings.sourcesMetricsListen, metrics: metrics, logger: Logger(label: "sameday.sources.http"))
+                    listen: settings.sourcesMetricsListen, metrics: metrics,
+                    logger: Logger(label: "sameday.sources.http"))
                 services.append(.stoppingTheGroup(server, name: "metrics"))
             } catch {
                 FileHandle.standardError.write(Data("sameday sources: \(error)\n".utf8))

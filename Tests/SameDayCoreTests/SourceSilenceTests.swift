@@ -49,13 +49,16 @@ struct SourceSilenceTests {
         #expect(m.check(now: t("2022-05-23 09:00"), config: config).map(\.unit) == ["26734"])
     }
 
-    @Test("a quiet ward is not flagged within its block's threshold; the district that stops is, once, with the replay's id")
+    @Test(
+        "a quiet ward is not flagged within its block's threshold; the district that stops is, once, with the replay's id"
+    )
     func watchQuietWard() {
         var w = SourceSilenceWatch()
         let district = config.unitID("760")!
         let ward = config.unitID("26734")!
         var alerts: [Alert] = []
-        alerts += w.observe(unit: district, occurredAt: t("2022-05-20 09:00"), now: t("2022-05-20 09:00"), config: config)
+        alerts += w.observe(
+            unit: district, occurredAt: t("2022-05-20 09:00"), now: t("2022-05-20 09:00"), config: config)
         alerts += w.observe(unit: ward, occurredAt: t("2022-05-20 09:00"), now: t("2022-05-20 09:00"), config: config)
         alerts += w.observe(unit: ward, occurredAt: t("2022-05-20 14:00"), now: t("2022-05-20 14:00"), config: config)
         #expect(fmt(w.nextTimerAt) == "2022-05-23 09:00", "the ward's first timer (re-armed for 14:00 when it fires)")
@@ -74,11 +77,13 @@ struct SourceSilenceTests {
         #expect(w.advance(to: t("2022-05-30 12:00"), config: config).isEmpty)
         // With the default threshold the ward would have been flagged on Friday at 16:00.
         var plain = SourceSilenceWatch()
-        _ = plain.observe(unit: ward, occurredAt: t("2022-05-20 14:00"), now: t("2022-05-20 14:00"), config: Fixture.config)
+        _ = plain.observe(
+            unit: ward, occurredAt: t("2022-05-20 14:00"), now: t("2022-05-20 14:00"), config: Fixture.config)
         #expect(plain.advance(to: t("2022-05-20 16:00"), config: Fixture.config).map(\.unit) == ["26734"])
     }
 
-    @Test("the watch fires in time order, before the event that reaches it, and a unit that never sent is never flagged")
+    @Test(
+        "the watch fires in time order, before the event that reaches it, and a unit that never sent is never flagged")
     func watchOrderAndNeverSent() {
         var w = SourceSilenceWatch()
         let district = config.unitID("760")!

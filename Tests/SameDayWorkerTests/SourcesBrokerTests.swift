@@ -61,13 +61,14 @@ struct SourcesHarness {
 
     /// Runs `sameday sources` in this process until `done` holds (checked every 50 ms) or `timeout` passes.
     func run(
-        configuration: Configuration, metrics: WorkerMetrics, timeout: Duration = .seconds(20),
-        until done: @escaping @Sendable (SourcesStore) -> Bool
+        configuration: Configuration, metrics: WorkerMetrics, clock: (any WorkerClock)? = nil,
+        timeout: Duration = .seconds(20), until done: @escaping @Sendable (SourcesStore) -> Bool
     ) async throws {
         let stop = StopFlag()
         let settings = settings
         async let run: Void = BlockingThread.run(name: "test sources") {
-            try SourcesService(configuration: settings, domain: configuration, metrics: metrics).run(until: stop)
+            try SourcesService(configuration: settings, domain: configuration, metrics: metrics, clock: clock)
+                .run(until: stop)
         }
         let deadline = ContinuousClock.now + timeout
         var store: SourcesStore?
@@ -104,7 +105,9 @@ struct SourcesHarness {
 struct SourcesBrokerTests {
     let configuration = try! ConfigurationFolder.load(hcmcConfiguration)
 
-    @Test("one unit of two goes quiet: exactly one source_silent, in the outbox, the file and on the alerts exchange; a restart resumes after the stored offset and raises nothing again")
+    @Test(
+        "one unit of two goes quiet: exactly one source_silent, in the outbox, the file and on the alerts exchange; a restart resumes after the stored offset and raises nothing again"
+    )
     func quietUnitAcrossShards() async throws {
         let harness = try SourcesHarness("sources")
         defer { harness.cleanUp() }
@@ -113,7 +116,9 @@ struct SourcesBrokerTests {
         // over the three shard queues; the stream holds them all.
         let quiet = receivedEvent("761-220518-0001", at: "2022-05-18T08:00:00+07:00", unit: "761")
         let busy = (0..<6).map { i in
-            receivedEvent("760-220518-\(3000 + i)", at: "2022-05-18T\(["08:00", "08:30", "09:00", "09:30", "10:00", "10:30"][i]):00+07:00")
+            receivedEvent(
+                "760-220518-\(3000 + i)",
+                at: "2022-05-18T\(["08:00", "08:30", "09:00", "09:30", "10:00", "10:30"][i]):00+07:00")
         }
         // Bounded like the worker: an undecodable body and an event whose key names another unit are counted and
         // passed over (a stream cannot dead-letter), and the service goes on.
@@ -173,5 +178,48 @@ struct SourcesBrokerTests {
         #expect(try store.units().first { $0.code == "760" }?.lastEventAt == RFC3339.parse("2022-05-18T10:45:00+07:00"))
         #expect(alertIDs(inFolder: harness.settings.sourcesAlertsDirectory) == [expectedID])
         #expect(try harness.drainWatchQueue().isEmpty)
+    }
+
+    @Test(
+        "on the wall clock a silence fires with no event arriving; one that came due while the service was down fires once at its start, late-fired"
+    )
+    func wallClockAndDowntime() async throws {
+        var harness = try SourcesHarness("sources-wall")
+        defer { harness.cleanUp() }
+        harness.settings.clock = .wall
+        let clock = StepClock(RFC3339.parse("2022-05-18T09:30:00+07:00")!)
+        try harness.publish(
+            [
+                receivedEvent("760-220518-4001", at: "2022-05-18T08:00:00+07:00"),
+                receivedEvent("761-220518-4001", at: "2022-05-18T08:00:00+07:00", unit: "761"),
+                receivedEvent("761-220518-4002", at: "2022-05-18T09:30:00+07:00", unit: "761"),
+            ], configuration: configuration)
+        let first = WorkerMetrics()
+        try await harness.run(configuration: configuration, metrics: first, clock: clock) { store in
+            if (try? store.offset()) == 2 { clock.set("2022-05-18T10:00:00+07:00") }  // 760: 120 minutes
+            return (try? store.allAlerts().count) == 1 && (try? store.unpublishedAlerts().isEmpty) == true
+        }
+        var store = try SourcesStore(path: harness.settings.sourcesDatabasePath)
+        let onTime = try store.allAlerts()
+        #expect(onTime.map(\.routingKey) == ["source_silent.district.760"])
+        #expect(onTime.first?.json.contains("\"firedAt\":\"2022-05-18T10:00:00+07:00\"") == true)
+        #expect(onTime.first?.json.contains("\"lateFired\":false") == true)
+
+        // Down from 10:00 to 13:00: 761 went silent at 11:30 meanwhile.
+        clock.set("2022-05-18T13:00:00+07:00")
+        let second = WorkerMetrics()
+        try await harness.run(configuration: configuration, metrics: second, clock: clock) { store in
+            (try? store.allAlerts().count) == 2 && (try? store.unpublishedAlerts().isEmpty) == true
+                && (try? store.unfiledAlerts().isEmpty) == true
+        }
+        store = try SourcesStore(path: harness.settings.sourcesDatabasePath)
+        let all = try store.allAlerts()
+        #expect(all.map(\.routingKey) == ["source_silent.district.760", "source_silent.district.761"])
+        let late = all.last?.json ?? ""
+        #expect(late.contains("\"thresholdAt\":\"2022-05-18T11:30:00+07:00\"") && late.contains("\"lateFired\":true"))
+        #expect(late.contains("\"firedAt\":\"2022-05-18T13:00:00+07:00\""))
+        #expect(second.value("sameday_sources_events_total") == 0, "nothing consumed twice")
+        #expect(try harness.drainWatchQueue().compactMap(\.messageID) == all.map(\.alertID))
+        #expect(alertIDs(inFolder: harness.settings.sourcesAlertsDirectory) == all.map(\.alertID))
     }
 }
