@@ -85,16 +85,23 @@ public struct SourceSilenceWatch: Sendable {
     }
 
     /// An event of `unit` that occurred at `occurredAt`, seen when the clock reads `now`: first fires every unit
-    /// silent before `now` (as the replay does before applying an event), then records the event.
+    /// silent before the event (as the replay does before applying an event; a silence the event itself ends is
+    /// not one), then records the event and moves the clock to `now`.
     public mutating func observe(unit: UnitID, occurredAt: Instant, now: Instant, config: Configuration) -> [Alert] {
-        let fired = fire(before: now, inclusive: false, config: config)
+        let fired = fire(before: min(now, occurredAt), inclusive: false, config: config)
         clock = max(clock, now)
+        record(unit: unit, occurredAt: occurredAt, config: config)
+        return fired
+    }
+
+    /// Records an event without firing anything (a service reading a backlog: it judges silence once it has read
+    /// up to now, by `jump`). The unit's timer moves later when it comes due.
+    public mutating func record(unit: UnitID, occurredAt: Instant, config: Configuration) {
         let before = monitor.state(of: unit)
         monitor.record(unit: unit, at: occurredAt)
         let after = monitor.state(of: unit)
         if before?.lastEventAt != after?.lastEventAt || before?.alerted != after?.alerted { changed.insert(unit) }
         arm(unit, config: config)
-        return fired
     }
 
     /// Moves the clock to `now` (never back) and returns the alerts of units silent by then.

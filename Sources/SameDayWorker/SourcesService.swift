@@ -82,21 +82,27 @@ public final class SourcesService {
                     var consumerConnection = connection
                     consumerConnection.connectionName += " consumer"
                     let from = loop.resumeOffset
+                    let tail = streamTail(connection: consumerConnection)
                     consumer = try Consumer(
                         ConsumerConfiguration(
                             connection: consumerConnection, queue: stream, prefetch: UInt16(configuration.prefetch),
                             arguments: ["x-stream-offset": from.map { .int($0) } ?? .string("first")]),
                         logger: logger)
                     reconnectsSeen = 0
+                    loop.subscribed(tail: tail)
                     metrics.setReady(true)
                     logger.info(
                         "sources consuming the events stream",
-                        metadata: ["amqp.queue": "\(stream)", "offset": "\(from.map(String.init) ?? "first")"])
+                        metadata: [
+                            "amqp.queue": "\(stream)", "offset": "\(from.map(String.init) ?? "first")",
+                            "stream.end": "\(tail.map { $0.map(String.init) ?? "empty" } ?? "unknown")",
+                        ])
                 } catch {
                     metrics.setReady(false, reason: "cannot consume \(stream): \(error)")
                     logger.warning("sources cannot consume yet", metadata: ["error": "\(error)"])
                     if !error.isRetriable && error.kind != .channelClosed { throw error }
-                    // Down is not dead: silence keeps being watched on the clock while the broker is away.
+                    // Confirms are still marked; silence waits: with the broker away no unit's events can arrive,
+                    // and that is not the units' outage.
                     try loop.step(consumer: nil)
                     sleepUnlessStopped(.seconds(1), stop)
                     continue
@@ -104,8 +110,13 @@ public final class SourcesService {
             }
             guard let active = consumer else { continue }
             do {
-                if let delivery = try active.next(timeout: loop.waitBeforeNextDelivery()) {
+                let wait = loop.waitBeforeNextDelivery()
+                if let delivery = try active.next(timeout: wait) {
                     loop.handle(delivery)
+                } else if active.isConnected && wait >= .milliseconds(500) {
+                    // Nothing within a real wait (not a poll between two commits): where the stream's end could not
+                    // be read, this is the sign that the backlog is read.
+                    loop.idle()
                 }
             } catch {
                 metrics.setReady(false, reason: "\(error)")
@@ -130,6 +141,35 @@ public final class SourcesService {
         metrics.setReady(false, reason: "stopping")
         try loop.finish(consumer: consumer)
         logger.info("sources stopped", metadata: ["units": "\(loop.unitCount)"])
+    }
+
+    /// The offset of the stream's newest message when asked (`.some(nil)`: the stream is empty), read with a
+    /// short-lived consumer at `last` (the stream's last chunk); nil when it cannot be read.
+    private func streamTail(connection: ConnectionConfiguration) -> Int64?? {
+        var probeConnection = connection
+        probeConnection.connectionName += " tail"
+        probeConnection.reconnect.maximumAttempts = 1
+        do {
+            let probe = try Consumer(
+                ConsumerConfiguration(
+                    connection: probeConnection, queue: stream, prefetch: 1000,
+                    arguments: ["x-stream-offset": .string("last")]),
+                logger: logger)
+            defer { probe.close() }
+            var tail: Int64?
+            // A stream subscription takes a moment to start delivering; then the chunk comes at once.
+            var wait = Duration.seconds(2)
+            let deadline = ContinuousClock.now + .seconds(5)
+            while ContinuousClock.now < deadline, let delivery = try probe.next(timeout: wait) {
+                if let offset = delivery.headers["x-stream-offset"]?.intValue { tail = max(tail ?? offset, offset) }
+                try probe.ack(delivery.tag)
+                wait = .milliseconds(300)
+            }
+            return .some(tail)
+        } catch {
+            logger.warning("cannot read the events stream's end", metadata: ["error": "\(error)"])
+            return nil
+        }
     }
 
     private func sleepUnlessStopped(_ duration: Duration, _ stop: StopFlag) {
@@ -163,6 +203,12 @@ final class SourcesLoop {
     private var filed: [String] = []
     private var lastDeliveryCommit = ContinuousClock.now
     private var lastPrune = ContinuousClock.now - .seconds(3600)
+    /// Whether the stream has been read up to the end it had when the subscription started. On the wall clock
+    /// silences fire only then: while a backlog is read (a start, a reconnect) a unit's newer events may still be
+    /// unread, and its stored last event would make it look silent.
+    private var isCaughtUp = false
+    /// The stream's newest offset when the subscription started (nil: not known; then an idle wait decides).
+    private var tailOffset: Int64??
     private var eventsSinceCommit = 0
     private var invalidSinceCommit = 0
     private var skippedSinceCommit = 0
@@ -201,10 +247,12 @@ final class SourcesLoop {
             try store.commit(marks)
         }
         try deliverOutbox()
-        // Silences due by the stored clock and not marked as reported were not yet raised: they are now, at that
-        // clock; then, on the wall clock, what came due while the service was down fires late-fired.
-        if let stored = try store.clock() { staged += watch.advance(to: stored, config: domain) }
-        if configuration.clock == .wall { staged += watch.jump(to: clock.now(), config: domain) }
+        // Events clock: silences due by the stored clock and not marked as reported were not yet raised (they
+        // would have been at the next event); they are now, at that clock. On the wall clock what came due while
+        // the service was down fires once the stream is read up to its end (`caughtUp`), late-fired.
+        if configuration.clock == .events, let stored = try store.clock() {
+            staged += watch.advance(to: stored, config: domain)
+        }
         try commit(consumer: nil)
         logger.info(
             "sources state loaded",
@@ -229,10 +277,26 @@ final class SourcesLoop {
     func waitBeforeNextDelivery() -> Duration {
         var wait = Duration.seconds(1)
         if let firstPendingAt { wait = min(wait, max(.zero, firstPendingAt + batchDelay - .now)) }
-        if configuration.clock == .wall, let next = watch.nextTimerAt {
+        if configuration.clock == .wall, isCaughtUp, let next = watch.nextTimerAt {
             wait = min(wait, .seconds(max(0, next - clock.now())))
         }
         return wait
+    }
+
+    /// A new subscription reads from the stored offset: a backlog up to `tail`, the stream's newest offset when it
+    /// started (`.some(nil)`: the stream was empty; nil: not known).
+    func subscribed(tail: Int64??) {
+        tailOffset = tail
+        switch tail {
+        case .some(.none): isCaughtUp = true
+        case .some(.some(let end)): isCaughtUp = (consumedOffset ?? -1) >= end
+        case .none: isCaughtUp = false
+        }
+    }
+
+    /// The stream had nothing more to deliver within a wait: caught up, where its end was not known.
+    func idle() {
+        if case .none = tailOffset { isCaughtUp = true }
     }
 
     /// One delivery from the stream.
@@ -250,6 +314,7 @@ final class SourcesLoop {
         }
         consumedOffset = offset
         pendingOffset = offset
+        if !isCaughtUp, case .some(.some(let end)) = tailOffset, offset >= end { isCaughtUp = true }
         let event: DossierEvent
         do {
             event = try delivery.body.withUnsafeBytes { bytes throws(EventDecodingError) in
@@ -280,8 +345,14 @@ final class SourcesLoop {
             refuse(delivery, reason: reason)
             return
         }
-        let now = configuration.clock == .wall ? wallNow : max(watch.clock, event.occurredAt)
-        staged += watch.observe(unit: unit, occurredAt: event.occurredAt, now: now, config: domain)
+        switch configuration.clock {
+        case .wall:
+            // Silences are judged on the clock in `step`, once the stream is read up to its end.
+            watch.record(unit: unit, occurredAt: event.occurredAt, config: domain)
+        case .events:
+            let now = max(watch.clock, event.occurredAt)
+            staged += watch.observe(unit: unit, occurredAt: event.occurredAt, now: now, config: domain)
+        }
         eventsSinceCommit += 1
     }
 
@@ -296,10 +367,13 @@ final class SourcesLoop {
             ])
     }
 
-    /// After each delivery or wait: fire due silences (wall clock), commit when the batch is due.
+    /// After each delivery or wait: fire due silences (wall clock, once the stream is read up to its end), commit
+    /// when the batch is due.
     func step(consumer: Consumer?) throws {
-        if configuration.clock == .wall {
-            let fired = watch.advance(to: clock.now(), config: domain)
+        if configuration.clock == .wall && isCaughtUp && consumer != nil {
+            // At the wall clock's now: fired within a second of its threshold in the run of things, or late-fired
+            // after a start or an outage.
+            let fired = watch.jump(to: clock.now(), config: domain)
             if !fired.isEmpty {
                 staged += fired
                 if firstPendingAt == nil { firstPendingAt = .now }

@@ -100,6 +100,29 @@ struct SourceSilenceTests {
         #expect(reported == ["760", "27004"], "units that never sent an event are not reported")
     }
 
+    @Test("an event seen after its unit's silence instant ends that silence; a record fires nothing")
+    func eventSeenLate() {
+        var w = SourceSilenceWatch()
+        let district = config.unitID("760")!
+        let other = config.unitID("769")!
+        _ = w.observe(unit: district, occurredAt: t("2022-05-20 08:00"), now: t("2022-05-20 08:00"), config: config)
+        _ = w.observe(unit: other, occurredAt: t("2022-05-20 08:00"), now: t("2022-05-20 08:00"), config: config)
+        // 760's event of 09:50 is read at 10:30, after its silence instant (10:00): not silent. 769 was.
+        let fired = w.observe(
+            unit: district, occurredAt: t("2022-05-20 09:50"), now: t("2022-05-20 10:30"), config: config)
+        #expect(fired.isEmpty, "769's 10:00 is not before the event's 09:50")
+        #expect(w.advance(to: t("2022-05-20 10:30"), config: config).map(\.unit) == ["769"])
+        // 120 working minutes from 09:50: 100 before lunch, 20 after.
+        #expect(w.advance(to: t("2022-05-20 13:19"), config: config).isEmpty)
+        #expect(w.advance(to: t("2022-05-20 14:00"), config: config).map(\.unit) == ["760"])
+        // record: nothing fires, however late; the stale timer moves on when it comes due.
+        var r = SourceSilenceWatch()
+        r.record(unit: district, occurredAt: t("2022-05-20 08:00"), config: config)
+        r.record(unit: district, occurredAt: t("2022-05-20 09:50"), config: config)
+        #expect(r.jump(to: t("2022-05-20 10:30"), config: config).isEmpty)
+        #expect(fmt(r.nextTimerAt) == "2022-05-20 13:20")
+    }
+
     @Test("a restored watch neither forgets a unit nor reports a silence twice")
     func watchRestore() {
         var w = SourceSilenceWatch()

@@ -222,4 +222,36 @@ struct SourcesBrokerTests {
         #expect(try harness.drainWatchQueue().compactMap(\.messageID) == all.map(\.alertID))
         #expect(alertIDs(inFolder: harness.settings.sourcesAlertsDirectory) == all.map(\.alertID))
     }
+
+    @Test(
+        "on the wall clock a restart reads the stream's backlog before judging silence: a unit whose newer events wait there is not flagged"
+    )
+    func wallClockBacklogFirst() async throws {
+        var harness = try SourcesHarness("sources-backlog")
+        defer { harness.cleanUp() }
+        harness.settings.clock = .wall
+        let clock = StepClock(RFC3339.parse("2022-05-18T08:00:00+07:00")!)
+        try harness.publish(
+            [receivedEvent("760-220518-5001", at: "2022-05-18T08:00:00+07:00")], configuration: configuration)
+        try await harness.run(configuration: configuration, metrics: WorkerMetrics(), clock: clock) { store in
+            (try? store.offset()) == 0
+        }
+        // Down until 10:30. Stored, 760 was last heard at 08:00 (silent at 10:00); the stream has its 09:50 event.
+        try harness.publish(
+            [receivedEvent("760-220518-5002", at: "2022-05-18T09:50:00+07:00")], configuration: configuration)
+        clock.set("2022-05-18T10:30:00+07:00")
+        let caughtUpAt = Mutex<ContinuousClock.Instant?>(nil)
+        try await harness.run(configuration: configuration, metrics: WorkerMetrics(), clock: clock) { store in
+            guard (try? store.offset()) == 1 else { return false }
+            // Then a few idle waits, in which a silence due by the wall clock would fire.
+            let since = caughtUpAt.withLock {
+                $0 = $0 ?? .now; return $0!
+            }
+            return ContinuousClock.now - since > .seconds(2)
+        }
+        let store = try SourcesStore(path: harness.settings.sourcesDatabasePath)
+        #expect(try store.allAlerts().isEmpty, "760 sent at 09:50: silent only at 11:50")
+        #expect(try store.units().first?.lastEventAt == RFC3339.parse("2022-05-18T09:50:00+07:00"))
+        #expect(try harness.drainWatchQueue().isEmpty)
+    }
 }
