@@ -81,8 +81,18 @@ public final class SourcesService {
                 do {
                     var consumerConnection = connection
                     consumerConnection.connectionName += " consumer"
-                    let from = loop.resumeOffset
                     let tail = streamTail(connection: consumerConnection)
+                    if case .some(let end) = tail, let consumed = loop.consumedUpTo, (end ?? -1) < consumed {
+                        // Offsets never go back in a stream: it was deleted and declared again. Its new events
+                        // would sit at or below the offset consumed and be skipped.
+                        logger.error(
+                            "the events stream ends before the offset already consumed: it was recreated; reading it from its first event",
+                            metadata: [
+                                "offset": "\(consumed)", "stream.end": "\(end.map(String.init) ?? "empty")",
+                            ])
+                        loop.forgetOffset()
+                    }
+                    let from = loop.resumeOffset
                     consumer = try Consumer(
                         ConsumerConfiguration(
                             connection: consumerConnection, queue: stream, prefetch: UInt16(configuration.prefetch),
@@ -269,6 +279,15 @@ final class SourcesLoop {
 
     /// Where a new subscription starts: after the newest offset consumed (nil: the stream's first).
     var resumeOffset: Int64? { consumedOffset.map { $0 + 1 } }
+
+    /// The newest offset handled (committed or in hand).
+    var consumedUpTo: Int64? { consumedOffset }
+
+    /// The stream was recreated: read the new one from its first event (the next commit stores its offsets).
+    func forgetOffset() {
+        consumedOffset = nil
+        pendingOffset = nil
+    }
 
     private var batchDelay: Duration { .milliseconds(configuration.batchDelayMilliseconds) }
 

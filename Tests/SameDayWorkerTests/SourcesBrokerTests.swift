@@ -254,4 +254,30 @@ struct SourcesBrokerTests {
         #expect(try store.units().first?.lastEventAt == RFC3339.parse("2022-05-18T09:50:00+07:00"))
         #expect(try harness.drainWatchQueue().isEmpty)
     }
+
+    @Test("a stream deleted and declared again is read from its first event, not skipped up to the old offset")
+    func recreatedStream() async throws {
+        let harness = try SourcesHarness("sources-recreated")
+        defer { harness.cleanUp() }
+        try harness.publish(
+            (0..<3).map { receivedEvent("760-220518-600\($0)", at: "2022-05-18T08:0\($0):00+07:00") },
+            configuration: configuration)
+        try await harness.run(configuration: configuration, metrics: WorkerMetrics()) { store in
+            (try? store.offset()) == 2
+        }
+        LocalBroker.deleteQueues([harness.topology.eventsStream])
+        let connection = try Connection.open(LocalBroker.configuration(name: "sources recreate"))
+        try harness.topology.topology.declare(on: connection)
+        connection.close()
+        try harness.publish(
+            [receivedEvent("761-220518-6000", at: "2022-05-18T09:00:00+07:00", unit: "761")],
+            configuration: configuration)
+        let metrics = WorkerMetrics()
+        try await harness.run(configuration: configuration, metrics: metrics) { store in
+            (try? store.units().count) == 2
+        }
+        let store = try SourcesStore(path: harness.settings.sourcesDatabasePath)
+        #expect(try store.offset() == 0)
+        #expect(metrics.value("sameday_sources_events_total") == 1)
+    }
 }
