@@ -7,7 +7,7 @@ import Foundation
 /// |---|---|---|---|---|
 /// | `adapter.<system>` | nothing | `sameday.events` | nothing | its own units' keys |
 /// | `receiver` | nothing | `sameday.events` | nothing | the units of every system it serves |
-/// | `worker` | nothing | `sameday.alerts`, `sameday.dead` | `sameday.work.<n>` | — |
+/// | `worker` | nothing | `sameday.alerts`, `sameday.dead` | `sameday.work.<n>`, `sameday.events.log` | — |
 /// | `supervisor.<name>` | `sameday.alerts.<name>.*` | `sameday.alerts.<name>.*` | `sameday.alerts` and its own queues | — |
 ///
 /// A supervisor's `sameday alerts watch` declares its own expiring queue `sameday.alerts.<name>.watch.<host>.<pid>`
@@ -108,12 +108,14 @@ public struct SameDayBrokerUsers: Sendable {
 
     /// A worker consumes the shard queues, publishes alerts and dead-letters what it cannot apply; it declares
     /// nothing (the topology comes from the definitions file or `sameday topology declare` as an operator).
+    /// `sameday sources` logs in as the same user: it reads the events stream and publishes `source_silent` alerts.
     public func permissions(worker user: String) -> Permissions {
         let work = Self.regexEscape(topology.namePrefix + "sameday.work.")
+        let stream = Self.regexEscape(topology.eventsStream)
         let exchanges = [topology.alertsExchange, topology.deadLetterExchange].map(Self.regexEscape)
         return Permissions(
-            user: user, configure: "^$", write: "^(\(exchanges.joined(separator: "|")))$", read: "^\(work)[0-9]+$",
-            topic: nil)
+            user: user, configure: "^$", write: "^(\(exchanges.joined(separator: "|")))$",
+            read: "^(\(work)[0-9]+|\(stream))$", topic: nil)
     }
 
     /// A supervisor reads alerts only: it may declare, bind (write) and consume queues in its own namespace

@@ -170,6 +170,13 @@ public struct Configuration: Sendable {
 
     public func unitID(_ code: String) -> UnitID? { unitIndex[code] }
     public func unit(_ id: UnitID) -> Unit { units[Int(id)] }
+    /// How much working time of silence makes a unit `source_silent` (`alerting.json`: the unit's own threshold,
+    /// else its block's, else the default).
+    public func silenceWorkingMinutes(of unit: UnitID) -> Int {
+        let u = units[Int(unit)]
+        return alerting.silenceWorkingMinutes(unit: u.code, block: u.block)
+    }
+
     /// The regular-session view of a unit's calendar (`hours:N`/`days:N`, source silence).
     public func calendar(of unit: UnitID) -> WorkCalendar { calendars[units[Int(unit)].calendar] }
     public func calendar(id: String) -> WorkCalendar? { calendars.first { $0.id == id } }
@@ -634,9 +641,37 @@ public struct Configuration: Sendable {
         }
         if let s = root["silence"] {
             let m = try r.object(s, "silence")
-            try r.onlyKeys(m, ["workingMinutes"], "silence")
+            try r.onlyKeys(m, ["workingMinutes", "blocks", "units"], "silence")
             if let w = s["workingMinutes"] {
                 policy.silenceWorkingMinutes = try r.positiveInt(w, "silence.workingMinutes")
+            }
+            // Overrides, as in `recipients`: per block, and per unit (which wins).
+            if let bn = s["blocks"] {
+                for (k, v) in try r.object(bn, "silence.blocks") {
+                    guard let b = Block(rawValue: k) else {
+                        throw r.error(
+                            v, "silence.blocks." + k,
+                            "unknown block \"\(k)\" (\(Block.allCases.map(\.rawValue).joined(separator: ", ")))")
+                    }
+                    policy.silenceBlocks[b] = try r.positiveInt(v, "silence.blocks." + k)
+                }
+            }
+            if let un = s["units"] {
+                let codes = Set(units.map(\.code))
+                for (k, v) in try r.object(un, "silence.units") {
+                    // The unit code is the field (agency codes have dots, which a path would split).
+                    var error = r.error(v, "silence.units." + k, "")
+                    error.field = k
+                    guard codes.contains(k) else {
+                        error.message = "unit \"\(k)\" is not in \(ConfigurationFiles.unitsFile)"
+                        throw error
+                    }
+                    guard let minutes = try? r.positiveInt(v, "silence.units") else {
+                        error.message = "expected a whole number ≥ 1 (working minutes)"
+                        throw error
+                    }
+                    policy.silenceUnits[k] = minutes
+                }
             }
         }
         if let l = root["levels"] {

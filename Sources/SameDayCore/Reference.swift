@@ -183,8 +183,14 @@ public struct AlertingPolicy: Sendable {
     public var thresholds: [SLAClass: Thresholds]
     public var procedures: [String: ThresholdOverride]
     public var defaultSla: SLA
-    /// `source_silent` after this much working time without events from a unit.
+    /// `source_silent` after this much working time without events from a unit (the default; see
+    /// `silenceWorkingMinutes(unit:block:)` for the per-block and per-unit overrides).
     public var silenceWorkingMinutes: Int
+    /// `silence.blocks`: the silence threshold of a block's units (a ward that sends a few events a day is quiet
+    /// for longer than a district without being down).
+    public var silenceBlocks: [Block: Int] = [:]
+    /// `silence.units`: one unit's own threshold, by unit code; wins over its block's.
+    public var silenceUnits: [String: Int] = [:]
     /// A dossier stopped, or waiting for a supplement, with no event for this many calendar days leaves the paused
     /// stock as abandoned (DOMAIN.md §4).
     public var staleAfterDays: Int
@@ -203,6 +209,12 @@ public struct AlertingPolicy: Sendable {
             .sourceSilent: [.reception, .citySupervisor],
         ],
         unitPeople: [:], blockPeople: [:])
+
+    /// The working minutes of silence after which a unit is reported: the unit's own, else its block's, else the
+    /// default (`silence.workingMinutes`).
+    public func silenceWorkingMinutes(unit: String, block: Block) -> Int {
+        silenceUnits[unit] ?? silenceBlocks[block] ?? silenceWorkingMinutes
+    }
 
     /// Thresholds for a procedure of a given SLA class, with the procedure's override applied.
     public func thresholds(for procedure: String, sla: SLA) -> Thresholds {

@@ -1,5 +1,7 @@
 /// Watches units for silence (`source_silent`, DOMAIN.md §5): a unit that has sent events and then sends none for
-/// `silenceWorkingMinutes` of working time on its calendar. Pure: the caller passes times in.
+/// its silence threshold (`Configuration.silenceWorkingMinutes(of:)`: the unit's own, its block's or the default)
+/// of working time on its calendar. A unit that never sent an event is never reported. Pure: the caller passes
+/// times in.
 public struct SourceSilenceMonitor: Sendable {
     private var lastEventAt: [UnitID: Instant] = [:]
     private var alerted: Set<UnitID> = []
@@ -22,8 +24,23 @@ public struct SourceSilenceMonitor: Sendable {
 
     public func silentAt(unit: UnitID, config: Configuration) -> Instant? {
         guard let last = lastEventAt[unit] else { return nil }
-        let minutes = Int64(config.alerting.silenceWorkingMinutes)
+        let minutes = Int64(config.silenceWorkingMinutes(of: unit))
         return config.calendar(of: unit).add(workingSeconds: minutes * 60, to: last)
+    }
+
+    /// The newest event time recorded for `unit`, and whether its silence since then was already reported: what a
+    /// service that watches units durably stores, and gives back to `restore` at its next start.
+    public func state(of unit: UnitID) -> (lastEventAt: Instant, alerted: Bool)? {
+        lastEventAt[unit].map { ($0, alerted.contains(unit)) }
+    }
+
+    /// Units with an event recorded, in id order.
+    public var units: [UnitID] { lastEventAt.keys.sorted() }
+
+    /// Puts back a unit's stored state (see `state(of:)`).
+    public mutating func restore(unit: UnitID, lastEventAt t: Instant, alerted wasAlerted: Bool) {
+        lastEventAt[unit] = t
+        if wasAlerted { alerted.insert(unit) } else { alerted.remove(unit) }
     }
 
     /// Alerts for units silent at `now` that have not been reported since their last event.
@@ -44,6 +61,97 @@ public struct SourceSilenceMonitor: Sendable {
             due: nil, firedAt: now, thresholdAt: at, minutesLeft: nil,
             recipients: config.recipients(.sourceSilent, unit: unitID),
             lateFired: now - at > Alert.lateFireGraceSeconds)
+    }
+}
+
+/// Source silence for a service that sees every unit's events (`sameday sources`): the monitor plus one timer per
+/// unit, so each check costs only the units that are due. Pure, like the replay: the caller passes every instant in
+/// (the event's `occurredAt`, its own clock's "now") and takes the alerts out.
+public struct SourceSilenceWatch: Sendable {
+    public private(set) var monitor = SourceSilenceMonitor()
+    private var timers = InstantHeap<Int>()
+    /// Units with a timer in the heap (one each: a unit's silence only moves later as events come).
+    private var armed: Set<UnitID> = []
+    /// Units whose state changed since the last `takeChangedUnits()` (what to store).
+    private var changed: Set<UnitID> = []
+    public private(set) var clock: Instant = Int64.min
+
+    public init() {}
+
+    /// Puts back a unit's stored state and arms its timer unless its silence was already reported.
+    public mutating func restore(unit: UnitID, lastEventAt: Instant, alerted: Bool, config: Configuration) {
+        monitor.restore(unit: unit, lastEventAt: lastEventAt, alerted: alerted)
+        if !alerted { arm(unit, config: config) }
+    }
+
+    /// An event of `unit` that occurred at `occurredAt`, seen when the clock reads `now`: first fires every unit
+    /// silent before the event (as the replay does before applying an event; a silence the event itself ends is
+    /// not one), then records the event and moves the clock to `now`.
+    public mutating func observe(unit: UnitID, occurredAt: Instant, now: Instant, config: Configuration) -> [Alert] {
+        let fired = fire(before: min(now, occurredAt), inclusive: false, config: config)
+        clock = max(clock, now)
+        record(unit: unit, occurredAt: occurredAt, config: config)
+        return fired
+    }
+
+    /// Records an event without firing anything (a service reading a backlog: it judges silence once it has read
+    /// up to now, by `jump`). The unit's timer moves later when it comes due.
+    public mutating func record(unit: UnitID, occurredAt: Instant, config: Configuration) {
+        let before = monitor.state(of: unit)
+        monitor.record(unit: unit, at: occurredAt)
+        let after = monitor.state(of: unit)
+        if before?.lastEventAt != after?.lastEventAt || before?.alerted != after?.alerted { changed.insert(unit) }
+        arm(unit, config: config)
+    }
+
+    /// Moves the clock to `now` (never back) and returns the alerts of units silent by then.
+    public mutating func advance(to now: Instant, config: Configuration) -> [Alert] {
+        let fired = fire(before: now, inclusive: true, config: config)
+        clock = max(clock, now)
+        return fired
+    }
+
+    /// Moves the clock straight to `now` and fires everything due by then *at* `now`, as a service that was down
+    /// does when it starts: such alerts carry `firedAt = now` and are marked late-fired.
+    public mutating func jump(to now: Instant, config: Configuration) -> [Alert] {
+        clock = max(clock, now)
+        return fire(before: now, inclusive: true, config: config)
+    }
+
+    /// The earliest armed timer: how long a live service may wait for the next event.
+    public var nextTimerAt: Instant? { timers.peek?.at }
+
+    /// Units whose last event or alerted flag changed since the last call.
+    public mutating func takeChangedUnits() -> [UnitID] {
+        defer { changed.removeAll(keepingCapacity: true) }
+        return changed.sorted()
+    }
+
+    private mutating func arm(_ unit: UnitID, config: Configuration) {
+        guard armed.insert(unit).inserted, let at = monitor.silentAt(unit: unit, config: config) else { return }
+        timers.push(at, Int(unit))
+    }
+
+    private mutating func fire(before t: Instant, inclusive: Bool, config: Configuration) -> [Alert] {
+        var fired: [Alert] = []
+        while let top = timers.peek, inclusive ? top.at <= t : top.at < t {
+            _ = timers.pop()
+            let unit = UnitID(top.value)
+            clock = max(clock, top.at)
+            armed.remove(unit)
+            if let alert = monitor.check(unit: unit, now: clock, config: config) {
+                fired.append(alert)
+                changed.insert(unit)
+            } else if monitor.state(of: unit)?.alerted == false,
+                let later = monitor.silentAt(unit: unit, config: config),
+                later > clock
+            {
+                // Events came since the timer was armed: wait for the unit's new silence instant.
+                armed.insert(unit)
+                timers.push(later, top.value)
+            }
+        }
+        return fired
     }
 }
 

@@ -267,6 +267,14 @@ public final class WorkerMetrics: Sendable {
         "sameday_lease_takeovers_total": "Times this worker took its shard's lease (its start, or a takeover).",
         "sameday_takeover_seconds":
             "Seconds from taking the lease to consuming: the shard's state loaded and the missed timers fired.",
+        "sameday_sources_events_total":
+            "sameday sources: events read from the events stream and counted for their unit's last event.",
+        "sameday_sources_invalid_events_total":
+            "sameday sources: stream deliveries refused (undecodable, unknown unit, routing key or time out of bounds); counted and logged, never stopping the service.",
+        "sameday_sources_skipped_deliveries_total":
+            "sameday sources: stream deliveries at or below the offset already consumed (read again after a reconnect).",
+        "sameday_sources_units": "sameday sources: units that have sent at least one event.",
+        "sameday_sources_offset": "sameday sources: the newest events-stream offset committed.",
     ]
 
     static func helpText(_ name: String) -> String {

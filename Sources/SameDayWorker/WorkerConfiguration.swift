@@ -31,7 +31,9 @@ import SameDayPostgres
 /// | `maxClockJumpSeconds` | | 600 | a wall-clock jump larger than this (against the monotonic clock) is refused, logged and counted |
 /// | `retainClosedDays` | | 62 | a closed dossier stays in the state this long after its last event (a month's report plus a month of late events), then it is retired; rollups of older days are never rewritten (docs/worker.md) |
 /// | `eventLogDays` | | 62 | the event log (an audit trail nobody reads at start) and retired dossiers' tombstones are kept this long |
-/// | `sourceSilence` | `SAMEDAY_SOURCE_SILENCE` (0/1) | on when `shards` is 1 | raise `source_silent` when a unit goes quiet (`alerting.json`); a worker that sees only part of a unit's events would take its own share of them for silence |
+/// | `sourceSilence` | `SAMEDAY_SOURCE_SILENCE` (0/1) | on when `shards` is 1 | raise `source_silent` when a unit goes quiet (`alerting.json`); a worker that sees only part of a unit's events would take its own share of them for silence. Off wherever `sameday sources` runs |
+/// | `sourcesDirectory` | `SAMEDAY_SOURCES_DIR` | `<state>/sources` | `sameday sources` only: its state (`sources.sqlite`, `sources.lock`) and its alert files (`alerts/`) |
+/// | `sourcesMetricsListen` | `SAMEDAY_SOURCES_METRICS_LISTEN` | `127.0.0.1:9463` | `sameday sources` only: `/metrics`, `/healthz`, `/readyz` (beside the workers' 9464+shard); empty: off |
 public struct WorkerConfiguration: Sendable, Codable, Equatable {
     public var brokers: [String] = ["amqp://127.0.0.1:5672/%2F"]
     public var credentialsFile: String?
@@ -61,6 +63,9 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
     public var sourceSilence: Bool?
     /// Whether this worker watches units for silence.
     public var watchesSourceSilence: Bool { sourceSilence ?? (shards == 1) }
+    /// `sameday sources`: its state folder (nil: `<stateDirectory>/sources`).
+    public var sourcesDirectory: String?
+    public var sourcesMetricsListen = "127.0.0.1:9463"
 
     public init() {}
 
@@ -70,6 +75,11 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
     public var databasePath: String { stateDirectory + "/shard-\(shard).sqlite" }
     /// The shared store's address, when the state is in PostgreSQL.
     public var postgresStore: PostgresStoreURL? { get throws { try store.map(PostgresStoreURL.init) } }
+    public var resolvedSourcesDirectory: String { sourcesDirectory ?? stateDirectory + "/sources" }
+    /// `sameday sources`' SQLite state: each unit's last event, the stream offset consumed, its alert outbox.
+    public var sourcesDatabasePath: String { resolvedSourcesDirectory + "/sources.sqlite" }
+    /// `sameday sources`' alert files: its own folder, never a worker's.
+    public var sourcesAlertsDirectory: String { resolvedSourcesDirectory + "/alerts" }
 
     /// The window of plausible event times (`eventsFrom`, `eventsAheadSeconds`, `rescheduleWithinDays`).
     public var eventTimeBounds: EventTimeBounds {
@@ -140,6 +150,8 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
         if let folder = environment["SAMEDAY_ROLLUPS_DIR"] { configuration.rollupsDirectory = folder }
         if let listen = environment["SAMEDAY_METRICS_LISTEN"] { configuration.metricsListen = listen }
         if let silence = environment["SAMEDAY_SOURCE_SILENCE"] { configuration.sourceSilence = silence != "0" }
+        if let folder = environment["SAMEDAY_SOURCES_DIR"] { configuration.sourcesDirectory = folder }
+        if let listen = environment["SAMEDAY_SOURCES_METRICS_LISTEN"] { configuration.sourcesMetricsListen = listen }
         if let shards = environment["SAMEDAY_SHARDS"] {
             guard let value = Int(shards) else { throw Invalid(description: "SAMEDAY_SHARDS=\(shards): not a number") }
             configuration.shards = value
@@ -207,7 +219,7 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
             alertsDirectory,
             rollupsDirectory, clock, prefetch, batchSize, batchDelayMilliseconds, snapshotSeconds, metricsListen,
             heartbeatSeconds, sourceSilence, shards, eventsFrom, eventsAheadSeconds, rescheduleWithinDays,
-            maxClockJumpSeconds, retainClosedDays, eventLogDays
+            maxClockJumpSeconds, retainClosedDays, eventLogDays, sourcesDirectory, sourcesMetricsListen
         static var allKeys: [String] { allCases.map(\.rawValue) }
     }
 
@@ -245,5 +257,8 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
         retainClosedDays =
             try container.decodeIfPresent(Int.self, forKey: .retainClosedDays) ?? defaults.retainClosedDays
         eventLogDays = try container.decodeIfPresent(Int.self, forKey: .eventLogDays) ?? defaults.eventLogDays
+        sourcesDirectory = try container.decodeIfPresent(String.self, forKey: .sourcesDirectory)
+        sourcesMetricsListen =
+            try container.decodeIfPresent(String.self, forKey: .sourcesMetricsListen) ?? defaults.sourcesMetricsListen
     }
 }

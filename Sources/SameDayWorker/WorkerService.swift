@@ -528,16 +528,26 @@ public struct StateLock: Sendable {
     }
 
     public init(folder: String, shard: Int) throws {
+        try self.init(
+            folder: folder, file: "shard-\(shard).lock",
+            heldBy: "another worker of shard \(shard): with SQLite state a shard has one worker")
+    }
+
+    /// The lock of `sameday sources`' state folder: one watcher of the events stream per deployment.
+    public init(sourcesFolder folder: String) throws {
+        try self.init(
+            folder: folder, file: "sources.lock",
+            heldBy: "another `sameday sources`: one watcher reads the events stream and raises source_silent")
+    }
+
+    private init(folder: String, file: String, heldBy: String) throws {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        let path = folder + "/shard-\(shard).lock"
+        let path = folder + "/" + file
         descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o640)
         guard descriptor >= 0 else { throw Held(description: "\(path): cannot open the state lock (errno \(errno))") }
         guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
             close(descriptor)
-            throw Held(
-                description:
-                    "\(path) is held by another worker of shard \(shard): with SQLite state a shard has one worker; stop the other one first"
-            )
+            throw Held(description: "\(path) is held by \(heldBy); stop the other one first")
         }
     }
 

@@ -87,7 +87,7 @@ struct BrokerUsersTests {
         let worker = users.permissions(worker: "worker")
         #expect(worker.configure == "^$")
         #expect(worker.write == "^(sameday\\.alerts|sameday\\.dead)$")
-        #expect(worker.read == "^sameday\\.work\\.[0-9]+$")
+        #expect(worker.read == "^(sameday\\.work\\.[0-9]+|sameday\\.events\\.log)$", "sameday sources reads the stream")
         let supervisor = users.permissions(supervisor: "so-noi-vu")
         #expect(
             supervisor.configure == "^sameday\\.alerts\\.so-noi-vu\\..+$" && supervisor.write == supervisor.configure)
@@ -225,6 +225,9 @@ struct BrokerUsersBrokerTests {
             seen["worker declares an exchange"] = Self.declare(
                 worker, Topology(exchanges: [.init("x-\(tag)", kind: .topic)]))
             seen["worker publishes an event"] = Self.publish(worker, events, "district.760.received")
+            // `sameday sources` logs in as the worker and reads the events stream; a supervisor may not.
+            seen["worker reads the events stream"] = Self.consume(worker, topology.eventsStream)
+            seen["supervisor reads the events stream"] = Self.consume(supervisor, topology.eventsStream)
             // Supervisor: its own watch queue on the alerts exchange, and nothing else.
             seen["supervisor declares and binds its watch queue"] = Self.declare(
                 supervisor, AlertWatch.declarations(topology: topology, queue: watchQueue, routingKey: "*.*.760"))
@@ -247,7 +250,8 @@ struct BrokerUsersBrokerTests {
         }
         let allowed = [
             "adapter publishes its unit", "receiver publishes District 1", "receiver publishes the department",
-            "worker consumes a shard", "worker publishes a dead letter", "worker publishes an alert",
+            "worker consumes a shard", "worker reads the events stream", "worker publishes a dead letter",
+            "worker publishes an alert",
             "supervisor declares and binds its watch queue", "supervisor reads the alert",
         ]
         for (what, result) in outcome.sorted(by: { $0.key < $1.key }) {
@@ -259,7 +263,7 @@ struct BrokerUsersBrokerTests {
                 #expect(result == .refused403, "\(what) must be refused (403 ACCESS_REFUSED)")
             }
         }
-        #expect(outcome.count == allowed.count + 12, "every case ran")
+        #expect(outcome.count == allowed.count + 13, "every case ran")
     }
 
     enum Outcome: Equatable, CustomStringConvertible {

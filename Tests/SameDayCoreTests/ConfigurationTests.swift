@@ -147,6 +147,24 @@ struct ConfigurationTests {
             file: "alerting.json", content: #"{"silence":{"workingMinutes":0}}"#, path: "silence.workingMinutes",
             field: "workingMinutes"),
         Bad(file: "alerting.json", content: #"{"colour":"red"}"#, path: "colour", field: "colour"),
+        Bad(
+            file: "alerting.json", content: #"{"silence":{"minutes":60}}"#, path: "silence.minutes",
+            field: "minutes"),
+        Bad(
+            file: "alerting.json", content: #"{"silence":{"blocks":{"ward":480}}}"#, path: "silence.blocks.ward",
+            field: "ward"),
+        Bad(
+            file: "alerting.json", content: #"{"silence":{"blocks":{"commune":0}}}"#,
+            path: "silence.blocks.commune", field: "commune"),
+        Bad(
+            file: "alerting.json", content: "{\"silence\":{\"units\":{\n\"999\":1440}}}", line: 2,
+            path: "silence.units.999", field: "999"),
+        Bad(
+            file: "alerting.json", content: #"{"silence":{"units":{"000.00.15.H29":-5}}}"#,
+            path: "silence.units.000.00.15.H29", field: "000.00.15.H29"),
+        Bad(
+            file: "alerting.json", content: #"{"silence":{"units":{"760":"1 day"}}}"#, path: "silence.units.760",
+            field: "760"),
     ]
 
     @Test(arguments: bad)

@@ -499,11 +499,29 @@ def check_alerting(path, units, procedures, rep):
         if not isinstance(st, int) or isinstance(st, bool) or not 1 <= st <= 3660:
             rep.error(name, "$.staleAfterDays", "staleAfterDays", f"{st!r} must be an integer within 1..3660")
 
+    def positive(v):
+        return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
     sil = doc.get("silence")
-    if expect_keys(sil, "$.silence", name, rep, required=("workingMinutes",)):
+    if expect_keys(sil, "$.silence", name, rep, required=("workingMinutes",), optional=("blocks", "units")):
         wm = sil.get("workingMinutes")
-        if "workingMinutes" in sil and (not isinstance(wm, int) or isinstance(wm, bool) or wm <= 0):
+        if "workingMinutes" in sil and not positive(wm):
             rep.error(name, "$.silence.workingMinutes", "workingMinutes", f"{wm!r} must be an integer > 0")
+        # Overrides: per block, and per unit (which wins over its block's); working minutes > 0.
+        sb = sil.get("blocks", {})
+        if expect_keys(sb, "$.silence.blocks", name, rep, optional=BLOCKS):
+            for blk, v in sb.items():
+                if blk in BLOCKS and not positive(v):
+                    rep.error(name, f"$.silence.blocks.{blk}", blk, f"{v!r} must be an integer > 0")
+        su = sil.get("units", {})
+        if not isinstance(su, dict):
+            rep.error(name, "$.silence.units", "units", "must be an object")
+        else:
+            for code, v in su.items():
+                if code not in units:
+                    rep.error(name, f"$.silence.units.{code}", code, f"{code!r} is not a unit code in units.csv")
+                elif not positive(v):
+                    rep.error(name, f"$.silence.units.{code}", code, f"{v!r} must be an integer > 0")
 
     levels = doc.get("levels")
     if expect_keys(levels, "$.levels", name, rep, required=LEVELS):

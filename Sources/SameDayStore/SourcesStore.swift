@@ -1,0 +1,162 @@
+import Foundation
+import GRDB
+import SameDayCore
+
+/// What one commit of `sameday sources` writes, in one SQLite transaction: the units whose last event (or alerted
+/// flag) changed, the stream offset consumed up to, the clock, the alerts raised, and the delivery marks of alerts
+/// sent since the last commit.
+public struct SourcesCommit: Sendable {
+    /// Unit code, its newest event's `occurredAt`, and whether its silence since then was reported.
+    public var units: [(code: String, lastEventAt: Instant, alerted: Bool)] = []
+    /// The newest stream offset whose delivery is covered by this commit (nil: unchanged).
+    public var offset: Int64?
+    public var clock: Instant?
+    public var alerts: [OutboxAlert] = []
+    public var publishedAlertIDs: [String] = []
+    public var filedAlertIDs: [String] = []
+
+    public init() {}
+
+    public var isEmpty: Bool {
+        units.isEmpty && offset == nil && clock == nil && alerts.isEmpty && publishedAlertIDs.isEmpty
+            && filedAlertIDs.isEmpty
+    }
+}
+
+/// The durable state of `sameday sources` in SQLite (WAL, synchronous=FULL): each unit's last event, the offset of
+/// the events stream consumed, the clock, and the alert outbox (the same rows as a worker's, so the same delivery
+/// code serves both). The offset is written in the transaction that writes what its events changed, so a restart
+/// resumes at the next offset: no event counted twice, none missed. Its size follows the number of units, plus the
+/// alerts of the last `eventLogDays` days.
+public final class SourcesStore: Sendable {
+    private let database: DatabaseQueue
+    public let path: String
+
+    public init(path: String) throws {
+        self.path = path
+        try FileManager.default.createDirectory(
+            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        var configuration = GRDB.Configuration()
+        configuration.busyMode = .timeout(10)
+        configuration.prepareDatabase { db in
+            // FULL: an acked offset must survive a power cut, not only a process crash.
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        database = try DatabaseQueue(path: path, configuration: configuration)
+        try database.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode = WAL") }
+        try Self.migrator.migrate(database)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: units, stream offset, alert outbox") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE unit_source (
+                        unit TEXT PRIMARY KEY,
+                        last_event_at INTEGER NOT NULL,
+                        alerted INTEGER NOT NULL
+                    ) WITHOUT ROWID;
+                    CREATE TABLE alert (
+                        seq INTEGER PRIMARY KEY,
+                        alert_id TEXT NOT NULL UNIQUE,
+                        level TEXT NOT NULL,
+                        routing_key TEXT NOT NULL,
+                        day TEXT NOT NULL,
+                        json TEXT NOT NULL,
+                        published INTEGER NOT NULL DEFAULT 0,
+                        filed INTEGER NOT NULL DEFAULT 0
+                    );
+                    CREATE INDEX alert_unpublished ON alert(published) WHERE published = 0;
+                    CREATE INDEX alert_unfiled ON alert(filed) WHERE filed = 0;
+                    CREATE TABLE sources_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+                    """)
+        }
+        return migrator
+    }
+
+    /// Writes a commit in one transaction. An alert id already in the outbox is kept as it was.
+    public func commit(_ commit: SourcesCommit) throws {
+        guard !commit.isEmpty else { return }
+        try database.write { db in
+            let upsertUnit = try db.cachedStatement(
+                sql: "INSERT OR REPLACE INTO unit_source (unit, last_event_at, alerted) VALUES (?, ?, ?)")
+            for unit in commit.units {
+                try upsertUnit.execute(arguments: [unit.code, unit.lastEventAt, unit.alerted ? 1 : 0])
+            }
+            let insertAlert = try db.cachedStatement(
+                sql: "INSERT OR IGNORE INTO alert (alert_id, level, routing_key, day, json) VALUES (?, ?, ?, ?, ?)")
+            for alert in commit.alerts {
+                try insertAlert.execute(arguments: [
+                    alert.alertID, alert.level, alert.routingKey, alert.day, alert.json,
+                ])
+            }
+            let published = try db.cachedStatement(sql: "UPDATE alert SET published = 1 WHERE alert_id = ?")
+            for id in commit.publishedAlertIDs { try published.execute(arguments: [id]) }
+            let filed = try db.cachedStatement(sql: "UPDATE alert SET filed = 1 WHERE alert_id = ?")
+            for id in commit.filedAlertIDs { try filed.execute(arguments: [id]) }
+            let setValue = try db.cachedStatement(
+                sql:
+                    "INSERT INTO sources_state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+            )
+            if let offset = commit.offset { try setValue.execute(arguments: ["offset", offset]) }
+            if let clock = commit.clock { try setValue.execute(arguments: ["clock", clock]) }
+        }
+    }
+
+    /// Every unit's stored state, by unit code.
+    public func units() throws -> [(code: String, lastEventAt: Instant, alerted: Bool)] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT unit, last_event_at, alerted FROM unit_source ORDER BY unit").map {
+                (code: $0[0], lastEventAt: $0[1], alerted: ($0[2] as Int64) != 0)
+            }
+        }
+    }
+
+    /// The newest stream offset committed; the next start consumes from the one after it.
+    public func offset() throws -> Int64? { try value("offset") }
+    public func clock() throws -> Instant? { try value("clock") }
+
+    private func value(_ key: String) throws -> Int64? {
+        try database.read { db in
+            try Int64.fetchOne(db, sql: "SELECT value FROM sources_state WHERE key = ?", arguments: [key])
+        }
+    }
+
+    /// Outbox rows not yet confirmed by the broker, oldest first.
+    public func unpublishedAlerts(limit: Int = 1000, offset: Int = 0) throws -> [OutboxAlert] {
+        try fetchAlerts(where: "published = 0", limit: limit, offset: offset)
+    }
+
+    /// Outbox rows not yet appended to the alerts files, oldest first.
+    public func unfiledAlerts(limit: Int = 10_000) throws -> [OutboxAlert] {
+        try fetchAlerts(where: "filed = 0", limit: limit)
+    }
+
+    /// Every alert in the outbox, oldest first (tests, operators).
+    public func allAlerts() throws -> [OutboxAlert] { try fetchAlerts(where: "1", limit: Int.max) }
+
+    /// Removes alerts delivered both ways whose day is before `day` (YYYY-MM-DD), at most `limit`; returns how many.
+    @discardableResult
+    public func pruneAlerts(before day: String, limit: Int = 2000) throws -> Int {
+        try database.write { db in
+            try db.execute(
+                sql: """
+                    DELETE FROM alert WHERE seq IN (SELECT seq FROM alert ORDER BY seq LIMIT ?)
+                        AND day < ? AND published = 1 AND filed = 1
+                    """, arguments: [limit, day])
+            return db.changesCount
+        }
+    }
+
+    private func fetchAlerts(where condition: String, limit: Int, offset: Int = 0) throws -> [OutboxAlert] {
+        try database.read { db in
+            try Row.fetchAll(
+                db,
+                sql:
+                    "SELECT alert_id, level, routing_key, day, json FROM alert WHERE \(condition) ORDER BY seq LIMIT ? OFFSET ?",
+                arguments: [limit, offset]
+            ).map { OutboxAlert(alertID: $0[0], level: $0[1], routingKey: $0[2], day: $0[3], json: $0[4]) }
+        }
+    }
+}
