@@ -19,5 +19,8 @@ SAMEDAY_TEST_BROKER_RESTART=1 swift test --skip-build --no-parallel
 SAMEDAY_BIN="$PWD/.build/debug/sameday" bash scripts/tls-check.sh
 # A broker node lost mid-run on a three-node cluster of its own (ports 5673–5675): nothing lost or doubled.
 SAMEDAY_BIN="$PWD/.build/debug/sameday" bash deploy/cluster/failover-check.sh
+# Standby takeover on the shared store: two workers per shard on PostgreSQL, two active ones SIGKILLed and the
+# busiest broker node stopped mid-run; fails unless nothing is lost, doubled or wrong (docs/operations.md).
+.build/debug/sameday-bench failover --scale 0.01
 # Every parser under libFuzzer + AddressSanitizer, 60 s each (docs/fuzzing.md; the long run: scripts/fuzz.sh 3600).
 bash scripts/fuzz.sh 60
