@@ -68,7 +68,8 @@ public struct SameDayTopology: Sendable {
                         // At-least-once dead-lettering needs reject-publish overflow (RABBITMQ.md).
                         "x-dead-letter-strategy": .string("at-least-once"),
                         "x-overflow": .string("reject-publish"),
-                        // One active consumer per shard; a second worker waits as hot standby.
+                        // One consumer per shard at a time, a second line of defence behind the shard's lease (PostgreSQL) or
+                        // state lock (SQLite): a standby does not consume at all until it holds the lease.
                         "x-single-active-consumer": .bool(true),
                     ]))
         }

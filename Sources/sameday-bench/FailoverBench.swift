@@ -191,6 +191,10 @@ final class FailoverRun {
         }
         try waitFor("every event applied", seconds: 900) { applied() >= distinct.count }
         Thread.sleep(forTimeInterval: 2)  // any late double would land now
+        // CPU spent: the surviving workers (read before they stop) and the PostgreSQL server with every backend,
+        // the killed workers' included (the postmaster reaps them into its children's time).
+        let workerCPU = workers.joined().filter(\.isRunning).reduce(0.0) { $0 + cpuSeconds(pid: $1.pid) }
+        let postgresCPU = postgresServerCPUSeconds()
         for process in workers.joined() { process.kill(SIGTERM) }
         for process in workers.joined() { process.wait() }
 
@@ -253,7 +257,27 @@ final class FailoverRun {
                 "workers_killed": 2, "broker_node_stopped": node, "applied_at_node_loss": appliedAtNodeLoss,
                 "takeover_seconds": (takeover * 1000).rounded() / 1000, "rollups_equal_replay": rollupsEqual,
                 "seconds": Date().timeIntervalSince(started).rounded(), "passed": passed,
+                // Per applied event: what the scaling page sizes the shared store with. The killed workers' CPU is
+                // not counted, so the workers' figure is a little low.
+                "surviving_workers_cpu_us_per_event": (workerCPU / Double(max(eventsApplied, 1)) * 1e6).rounded(),
+                "postgres_cpu_us_per_event": (postgresCPU / Double(max(eventsApplied, 1)) * 1e6).rounded(),
             ], passed: passed)
+    }
+
+    /// The PostgreSQL server's CPU seconds: the postmaster, its reaped children and its live ones.
+    func postgresServerCPUSeconds() -> Double {
+        guard let text = try? String(contentsOfFile: folder + "/postgres/data/postmaster.pid", encoding: .utf8),
+            let postmaster = Int32(text.split(separator: "\n").first ?? "")
+        else { return 0 }
+        var total = cpuSeconds(pid: postmaster, includingReapedChildren: true)
+        let processes = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        for name in processes {
+            guard let pid = Int32(name), let stat = procStat(pid), stat.count > 1, Int32(stat[1]) == postmaster else {
+                continue
+            }
+            total += cpuSeconds(pid: pid)
+        }
+        return total
     }
 
     func metricsPort(shard: Int, index: Int) -> Int { 9700 + shard * 2 + index }
@@ -367,6 +391,24 @@ final class ChildProcess {
         let signal = raw & 0x7f
         return signal == 0 ? (raw >> 8) & 0xff : 128 + signal
     }
+}
+
+/// The fields of /proc/<pid>/stat after the command name (index 0 is the state, 1 the parent, 11 utime, 12 stime,
+/// 13 cutime, 14 cstime, in clock ticks).
+private func procStat(_ pid: Int32) -> [Substring]? {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+        let close = text.lastIndex(of: ")")
+    else { return nil }
+    return text[text.index(after: close)...].split(separator: " ")
+}
+
+/// CPU seconds a live process used (user and system), with its reaped children's if asked.
+private func cpuSeconds(pid: Int32, includingReapedChildren: Bool = false) -> Double {
+    guard let fields = procStat(pid), fields.count > 14 else { return 0 }
+    let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+    var total = (Double(fields[11]) ?? 0) + (Double(fields[12]) ?? 0)
+    if includingReapedChildren { total += (Double(fields[13]) ?? 0) + (Double(fields[14]) ?? 0) }
+    return total / ticks
 }
 
 /// The alert ids in a folder of daily alert files, duplicates kept.
