@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import SameDayCore
 import Synchronization
 
@@ -50,5 +51,23 @@ public final class GuardedWallClock: WorkerClock {
         }
         if refused { onRefusal(wall, time) }
         return time
+    }
+}
+
+extension GuardedWallClock {
+    /// The wall clock a long-running service (`sameday worker`, `sameday sources`) keeps: every refused reading is
+    /// counted in `sameday_clock_jumps_refused_total`, and logged once a minute while the wall clock stays off.
+    static func forService(_ name: String, maxJumpSeconds: Int, metrics: WorkerMetrics, logger: Logger)
+        -> GuardedWallClock
+    {
+        GuardedWallClock(
+            maxJumpSeconds: Int64(maxJumpSeconds),
+            onRefusal: { [logger, metrics, throttle = LogThrottle()] wall, kept in
+                metrics.increment("sameday_clock_jumps_refused_total")
+                guard throttle.allows(at: kept) else { return }
+                logger.error(
+                    "wall clock jump refused: the system clock disagrees with the elapsed time; restart \(name) to adopt it",
+                    metadata: ["wall": "\(RFC3339.format(wall))", "kept": "\(RFC3339.format(kept))"])
+            })
     }
 }

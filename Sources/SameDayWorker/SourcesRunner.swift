@@ -30,17 +30,12 @@ public struct SourcesRunner: Service {
     }
 
     public func run() async throws {
-        let (configuration, domain, metrics, logger, stateLock, clock, stop) =
-            (configuration, domain, metrics, logger, stateLock, clock, stop)
-        try await withTaskCancellationOrGracefulShutdownHandler {
-            try await BlockingThread.run(name: "sameday.sources") {
-                let service = SourcesService(
-                    configuration: configuration, domain: domain, metrics: metrics, clock: clock, logger: logger)
-                try service.run(until: stop, stateLock: stateLock)
-            }
-        } onCancelOrGracefulShutdown: {
-            if !stop.isRequested { logger.info("stop requested") }
-            stop.request()
+        let (configuration, domain, metrics, logger, stateLock, clock) =
+            (configuration, domain, metrics, logger, stateLock, clock)
+        try await runOnOwnThread(name: "sameday.sources", stop: stop, logger: logger) { stop in
+            let service = SourcesService(
+                configuration: configuration, domain: domain, metrics: metrics, clock: clock, logger: logger)
+            try service.run(until: stop, stateLock: stateLock)
         }
     }
 }

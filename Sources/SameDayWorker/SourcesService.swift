@@ -37,15 +37,8 @@ public final class SourcesService {
         self.logger = logger
         self.clock =
             clock
-            ?? GuardedWallClock(
-                maxJumpSeconds: Int64(configuration.maxClockJumpSeconds),
-                onRefusal: { [logger, metrics, throttle = LogThrottle()] wall, kept in
-                    metrics.increment("sameday_clock_jumps_refused_total")
-                    guard throttle.allows(at: kept) else { return }
-                    logger.error(
-                        "wall clock jump refused: the system clock disagrees with the elapsed time; restart sameday sources to adopt it",
-                        metadata: ["wall": "\(RFC3339.format(wall))", "kept": "\(RFC3339.format(kept))"])
-                })
+            ?? GuardedWallClock.forService(
+                "sameday sources", maxJumpSeconds: configuration.maxClockJumpSeconds, metrics: metrics, logger: logger)
         self.topology = SameDayTopology(shards: 1, namePrefix: configuration.namePrefix)
     }
 

@@ -40,18 +40,27 @@ public struct WorkerRunner: Service {
     }
 
     public func run() async throws {
-        let (configuration, domain, metrics, logger, stateLock, clock, stop) =
-            (configuration, domain, metrics, logger, stateLock, clock, stop)
-        try await withTaskCancellationOrGracefulShutdownHandler {
-            try await BlockingThread.run(name: "sameday.worker") {
-                // The service and its connections live on this thread only.
-                let service = WorkerService(
-                    configuration: configuration, domain: domain, metrics: metrics, clock: clock, logger: logger)
-                try service.run(until: stop, stateLock: stateLock)
-            }
-        } onCancelOrGracefulShutdown: {
-            if !stop.isRequested { logger.info("stop requested") }
-            stop.request()
+        let (configuration, domain, metrics, logger, stateLock, clock) =
+            (configuration, domain, metrics, logger, stateLock, clock)
+        try await runOnOwnThread(name: "sameday.worker", stop: stop, logger: logger) { stop in
+            // The service and its connections live on this thread only.
+            let service = WorkerService(
+                configuration: configuration, domain: domain, metrics: metrics, clock: clock, logger: logger)
+            try service.run(until: stop, stateLock: stateLock)
         }
+    }
+}
+
+/// Runs a blocking loop (rabbitmq-c, SQLite, PostgreSQL through blocking calls) on a thread of its own, never on
+/// Swift's cooperative pool, and requests its `StopFlag` when the service group shuts down gracefully or the task is
+/// cancelled; the loop's error is thrown from here. `WorkerRunner` and `SourcesRunner` share it.
+func runOnOwnThread(
+    name: String, stop: StopFlag, logger: Logger, _ body: @escaping @Sendable (StopFlag) throws -> Void
+) async throws {
+    try await withTaskCancellationOrGracefulShutdownHandler {
+        try await BlockingThread.run(name: name) { try body(stop) }
+    } onCancelOrGracefulShutdown: {
+        if !stop.isRequested { logger.info("stop requested") }
+        stop.request()
     }
 }

@@ -44,16 +44,8 @@ public final class WorkerService {
         self.logger = logger
         self.clock =
             clock
-            ?? GuardedWallClock(
-                maxJumpSeconds: Int64(configuration.maxClockJumpSeconds),
-                onRefusal: { [logger, metrics, throttle = LogThrottle()] wall, kept in
-                    metrics.increment("sameday_clock_jumps_refused_total")
-                    // One log line a minute while the wall clock stays off.
-                    guard throttle.allows(at: kept) else { return }
-                    logger.error(
-                        "wall clock jump refused: the system clock disagrees with the elapsed time; restart the worker to adopt it",
-                        metadata: ["wall": "\(RFC3339.format(wall))", "kept": "\(RFC3339.format(kept))"])
-                })
+            ?? GuardedWallClock.forService(
+                "the worker", maxJumpSeconds: configuration.maxClockJumpSeconds, metrics: metrics, logger: logger)
         self.topology = SameDayTopology(shards: configuration.shard + 1, namePrefix: configuration.namePrefix)
     }
 

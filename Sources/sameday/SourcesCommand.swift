@@ -26,19 +26,8 @@ struct SourcesCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel = "info"
 
     func run() async throws {
-        var settings: WorkerConfiguration
-        do {
-            settings = try WorkerConfiguration.load(path: config, environment: ProcessInfo.processInfo.environment)
+        let settings = try serviceSettings(command: "sources", config: config, logLevel: logLevel) { settings in
             if let clock { settings.clock = clock }
-        } catch {
-            FileHandle.standardError.write(Data("sameday sources: \(error)\n".utf8))
-            throw ExitCode.failure
-        }
-        let level = Logger.Level(rawValue: logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
         }
         let logger = Logger(label: "sameday.sources")
         let domain: Configuration

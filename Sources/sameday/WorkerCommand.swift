@@ -25,20 +25,9 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel = "info"
 
     func run() async throws {
-        var settings: WorkerConfiguration
-        do {
-            settings = try WorkerConfiguration.load(path: config, environment: ProcessInfo.processInfo.environment)
+        let settings = try serviceSettings(command: "worker", config: config, logLevel: logLevel) { settings in
             if let clock { settings.clock = clock }
             if let shard { settings.shard = shard }
-        } catch {
-            FileHandle.standardError.write(Data("sameday worker: \(error)\n".utf8))
-            throw ExitCode.failure
-        }
-        let level = Logger.Level(rawValue: logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
         }
         let logger = Logger(label: "sameday.worker")
         let domain: Configuration
@@ -93,6 +82,29 @@ struct WorkerCommand: AsyncParsableCommand {
 }
 
 extension ClockMode: ExpressibleByArgument {}
+
+/// What `sameday worker` and `sameday sources` do first: the configuration file, then the environment, then the
+/// command line's overrides (`adjust`); then logging to standard error at `logLevel`. A bad configuration stops the
+/// command with its reason (the file and the key) and exit status 1.
+func serviceSettings(
+    command: String, config: String?, logLevel: String, adjust: (inout WorkerConfiguration) -> Void
+) throws -> WorkerConfiguration {
+    var settings: WorkerConfiguration
+    do {
+        settings = try WorkerConfiguration.load(path: config, environment: ProcessInfo.processInfo.environment)
+        adjust(&settings)
+    } catch {
+        FileHandle.standardError.write(Data("sameday \(command): \(error)\n".utf8))
+        throw ExitCode.failure
+    }
+    let level = Logger.Level(rawValue: logLevel) ?? .info
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = level
+        return handler
+    }
+    return settings
+}
 
 /// The service group setup `sameday worker` and `sameday receive` share: any service ending (an error included)
 /// shuts the whole group down gracefully, and SIGTERM/SIGINT do the same, in reverse order of the services.
