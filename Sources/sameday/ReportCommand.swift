@@ -159,7 +159,19 @@ struct ReportCommand: ParsableCommand {
 /// Reads rollup CSV files back, with the package's one CSV reader (`SameDayCore.CSV`): quoted unit names may hold
 /// commas, quotes and line breaks (CRLF too), and errors name the file's physical line.
 enum RollupFile {
+    static let unitKeyColumns = ["from", "to", "unit", "unit_name", "block"]
+
     static func rows(_ bytes: [UInt8], path: String) throws -> [UnitRow] {
+        try records(bytes, path: path, keyColumns: unitKeyColumns, kind: "units").map { row in
+            UnitRow(unit: row.keys[2], unitName: row.keys[3], block: row.block, figures: row.figures)
+        }
+    }
+
+    /// The rows of a daily rollup file whose header is `keyColumns` then `RollupFigures.columns`: each row's key
+    /// cells, its block and its figures. Errors name the file's physical line.
+    static func records(_ bytes: [UInt8], path: String, keyColumns: [String], kind: String) throws -> [(
+        keys: [String], block: Block, figures: RollupFigures
+    )] {
         let records: [CSVRecord]
         do {
             records = try CSV.parse(bytes)
@@ -167,15 +179,15 @@ enum RollupFile {
             throw CommandFailure("\(path):\(error.line): \(error.message)")
         }
         guard let header = records.first else { throw CommandFailure("\(path): empty") }
-        guard Array(header.fields.prefix(5)) == ["from", "to", "unit", "unit_name", "block"],
-            Array(header.fields.dropFirst(5)) == RollupFigures.columns
-        else { throw CommandFailure("\(path):\(header.line): not a units rollup header") }
+        guard Array(header.fields.prefix(keyColumns.count)) == keyColumns,
+            Array(header.fields.dropFirst(keyColumns.count)) == RollupFigures.columns
+        else { throw CommandFailure("\(path):\(header.line): not a \(kind) rollup header") }
         return try records.dropFirst().map { r in
             let f = r.fields
             guard f.count == header.fields.count, let block = Block(rawValue: f[4]),
                 let figures = RollupFigures(columns: header.fields, values: f)
             else { throw CommandFailure("\(path):\(r.line): malformed row") }
-            return UnitRow(unit: f[2], unitName: f[3], block: block, figures: figures)
+            return (Array(f.prefix(keyColumns.count)), block, figures)
         }
     }
 }
@@ -185,7 +197,7 @@ extension RollupHeaders: ExpressibleByArgument {}
 /// Reads the daily `fields.csv` files of a period back and sums them per unit and field like the unit rows: flows
 /// over the days, stocks from the first and last day; a field absent from a day's file counted nothing that day.
 enum FieldRollupFile {
-    static let keyColumns = ["from", "to", "unit", "unit_name", "block", "field"]
+    static let keyColumns = RollupFile.unitKeyColumns + ["field"]
 
     static func period(rollups: [String], from first: LocalDate, to last: LocalDate) throws -> [FieldRow] {
         struct Key: Hashable {
@@ -226,22 +238,8 @@ enum FieldRollupFile {
     static func read(_ bytes: [UInt8], path: String) throws -> [(
         key: (unit: String, field: String), name: String, block: Block, figures: RollupFigures
     )] {
-        let records: [CSVRecord]
-        do {
-            records = try CSV.parse(bytes)
-        } catch {
-            throw CommandFailure("\(path):\(error.line): \(error.message)")
-        }
-        guard let header = records.first else { throw CommandFailure("\(path): empty") }
-        guard Array(header.fields.prefix(keyColumns.count)) == keyColumns,
-            Array(header.fields.dropFirst(keyColumns.count)) == RollupFigures.columns
-        else { throw CommandFailure("\(path):\(header.line): not a fields rollup header") }
-        return try records.dropFirst().map { r in
-            let f = r.fields
-            guard f.count == header.fields.count, let block = Block(rawValue: f[4]),
-                let figures = RollupFigures(columns: header.fields, values: f)
-            else { throw CommandFailure("\(path):\(r.line): malformed row") }
-            return ((f[2], f[5]), f[3], block, figures)
+        try RollupFile.records(bytes, path: path, keyColumns: keyColumns, kind: "fields").map { row in
+            ((row.keys[2], row.keys[5]), row.keys[3], row.block, row.figures)
         }
     }
 }
