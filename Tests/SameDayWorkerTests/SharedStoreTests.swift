@@ -246,6 +246,60 @@ struct StandbyTakeoverTests {
     }
 }
 
+extension StandbyTakeoverTests {
+    @Test("on the wall clock the standby fires what came due after the active worker stopped, and nothing that worker had fired")
+    func missedTimersOnce() async throws {
+        var harness = try WorkerHarness("standby-timers")
+        defer { harness.cleanUp() }
+        harness.settings.store = TestPostgres.url
+        harness.settings.storePasswordFile = TestPostgres.passwordFile
+        harness.settings.clock = .wall
+        harness.settings.alertsDirectory = harness.folder + "/alerts"
+        harness.settings.rollupsDirectory = harness.folder + "/rollups"
+        let reader = try TestPostgres.store(shard: harness.topology.workQueue(0), epoch: nil)
+        let dossier = "760-220518-7001"
+        @Sendable func levels() -> [String] {
+            ((try? reader.allAlerts()) ?? []).filter { $0.json.contains(dossier) }.map(\.level)
+        }
+        // Received at 14:00: warning at 15:30, critical at 16:30, overdue at 17:00 (the unit's working calendar).
+        try harness.publish([receivedEvent(dossier, at: "2022-05-18T14:00:00+07:00")], configuration: configuration)
+        let clock = StepClock(RFC3339.parse("2022-05-18T15:45:00+07:00")!)
+        let domain = configuration
+
+        func run(_ index: Int, until done: @escaping @Sendable () -> Bool) async throws {
+            var folderSettings = harness.settings
+            folderSettings.stateDirectory = harness.folder + "/state-\(index)"
+            let settings = folderSettings
+            let stop = StopFlag()
+            let task = Task {
+                try await BlockingThread.run(name: "test worker \(index)") {
+                    try WorkerService(configuration: settings, domain: domain, clock: clock).run(until: stop)
+                }
+            }
+            let deadline = ContinuousClock.now + .seconds(60)
+            while !done() {
+                guard ContinuousClock.now < deadline else {
+                    stop.request()
+                    throw WaitTimedOut(what: "worker \(index)")
+                }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            stop.request()
+            try await task.value
+        }
+        // The first worker applies the event and fires the warning (15:30) at 15:45, then goes away.
+        try await run(0) { levels() == ["warning"] }
+        // An hour later the second one takes the lease: the critical (16:30) came due meanwhile.
+        clock.set("2022-05-18T16:45:00+07:00")
+        try await run(1) { levels() == ["warning", "critical"] }
+        #expect(levels() == ["warning", "critical"], "each once: the standby did not raise the warning again")
+        let late = try #require(try reader.allAlerts().first { $0.level == "critical" })
+        #expect(late.json.contains("\"lateFired\":true"), "fired after its time, and says so")
+        let filed = alertIDs(inFolder: harness.settings.resolvedAlertsDirectory)
+        #expect(filed.count == 2 && Set(filed).count == 2)
+    }
+}
+
 struct WaitTimedOut: Error, CustomStringConvertible {
     var what: String
     var description: String { "timed out waiting for \(what)" }
