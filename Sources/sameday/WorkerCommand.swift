@@ -106,18 +106,3 @@ func serviceSettings(
     return settings
 }
 
-/// The service group setup `sameday worker` and `sameday receive` share: any service ending (an error included)
-/// shuts the whole group down gracefully, and SIGTERM/SIGINT do the same, in reverse order of the services.
-extension ServiceGroupConfiguration.ServiceConfiguration {
-    static func stoppingTheGroup(_ service: some Service, name: String) -> Self {
-        .init(
-            service: service, successTerminationBehavior: .gracefullyShutdownGroup,
-            failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: name)
-    }
-}
-
-extension ServiceGroupConfiguration {
-    static func stoppedBySignals(_ services: [ServiceConfiguration], logger: Logger) -> Self {
-        .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-    }
-}

@@ -231,16 +231,8 @@ struct WorkerRunnerTests {
         let server = try HealthServer(listen: "127.0.0.1:0", metrics: metrics)
         let runner = WorkerRunner(configuration: harness.settings, domain: configuration, metrics: metrics)
         let group = ServiceGroup(
-            configuration: .init(
-                services: [
-                    .init(
-                        service: server, successTerminationBehavior: .gracefullyShutdownGroup,
-                        failureTerminationBehavior: .gracefullyShutdownGroup),
-                    .init(
-                        service: runner, successTerminationBehavior: .gracefullyShutdownGroup,
-                        failureTerminationBehavior: .gracefullyShutdownGroup),
-                ],
-                logger: Logger(label: "test")))
+            configuration: .stoppingTogether(
+                [.stoppingTheGroup(server, name: "metrics"), .stoppingTheGroup(runner, name: "worker")], logger: Logger(label: "test")))
         async let running: Void = group.run()
         let port = try #require(await server.port())
         let deadline = ContinuousClock.now + .seconds(60)
@@ -269,16 +261,8 @@ struct WorkerRunnerTests {
         let server = try HealthServer(listen: "127.0.0.1:0", metrics: metrics)
         let runner = WorkerRunner(configuration: harness.settings, domain: configuration, metrics: metrics)
         let group = ServiceGroup(
-            configuration: .init(
-                services: [
-                    .init(
-                        service: server, successTerminationBehavior: .gracefullyShutdownGroup,
-                        failureTerminationBehavior: .gracefullyShutdownGroup),
-                    .init(
-                        service: runner, successTerminationBehavior: .gracefullyShutdownGroup,
-                        failureTerminationBehavior: .gracefullyShutdownGroup),
-                ],
-                logger: Logger(label: "test")))
+            configuration: .stoppingTogether(
+                [.stoppingTheGroup(server, name: "metrics"), .stoppingTheGroup(runner, name: "worker")], logger: Logger(label: "test")))
         await #expect(throws: StateLock.Held.self) { try await group.run() }
     }
 
