@@ -52,7 +52,8 @@ public struct PostgresStoreURL: Sendable, Equatable, CustomStringConvertible {
                 )
             }
         }
-        guard let port = components.port ?? 5432 as Int?, (1...65535).contains(port) else {
+        let port = components.port ?? 5432
+        guard (1...65535).contains(port) else {
             throw Invalid(description: "store \(text.prefix(200)): port out of range")
         }
         self.host = host

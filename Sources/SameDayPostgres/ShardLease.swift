@@ -24,7 +24,9 @@ public final class ShardLease: Sendable {
         try PostgresSchema.migrate(connection)
     }
 
-    /// Takes the lease if no one holds it: the new fencing epoch, or nil while another worker holds it.
+    /// Takes the lease if no one holds it: the new fencing epoch, or nil while another worker holds it. (The lock's
+    /// key is a 32-bit hash of the shard's name: two names that collide would only make one shard's standby wait for
+    /// the other's holder; the epoch, kept per name, still fences each shard's commits.)
     public func tryAcquire() throws -> Int64? {
         let taken = try connection.run(
             "SELECT pg_try_advisory_lock(\(PostgresSchema.lockNamespace), hashtext(\(shard)))"
