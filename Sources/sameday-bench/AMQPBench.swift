@@ -74,21 +74,11 @@ struct AMQPBench: AsyncParsableCommand {
         publisher.close()
 
         let consumer = try Consumer(ConsumerConfiguration(connection: connection, queue: queue, prefetch: prefetch))
-        var received = 0
-        var consumeStart: ContinuousClock.Instant?
-        var lastTag: DeliveryTag?
-        while received < messages {
-            if consumeStart == nil { consumeStart = ContinuousClock.now }
-            guard let delivery = try consumer.next(timeout: .seconds(10)) else {
-                throw ValidationError("no delivery for 10 s after \(received) of \(messages)")
-            }
+        let consumeStart = ContinuousClock.now
+        try drain(consumer, count: messages, ackEvery: ackEvery, timeout: .seconds(10)) { delivery in
             guard delivery.body.count == size else { throw ValidationError("body of \(delivery.body.count) bytes") }
-            received += 1
-            lastTag = delivery.tag
-            if received % ackEvery == 0 { try consumer.ack(delivery.tag, multiple: true) }
         }
-        if let lastTag, received % ackEvery != 0 { try consumer.ack(lastTag, multiple: true) }
-        let consumeSeconds = (ContinuousClock.now - consumeStart!).seconds
+        let consumeSeconds = (ContinuousClock.now - consumeStart).seconds
         consumer.close()
         admin.close()
         return (Double(messages) / publishSeconds, Double(messages) / consumeSeconds)
@@ -132,4 +122,23 @@ extension Duration {
         let (s, attoseconds) = components
         return Double(s) + Double(attoseconds) / 1e18
     }
+}
+
+/// Takes `count` deliveries from `consumer`, acking with `multiple` every `ackEvery` deliveries and the remainder at
+/// the end, as the benchmarks' consumers do; `check` sees each delivery first.
+func drain(
+    _ consumer: Consumer, count: Int, ackEvery: Int, timeout: Duration, check: (Delivery) throws -> Void = { _ in }
+) throws {
+    var received = 0
+    var last: DeliveryTag?
+    while received < count {
+        guard let delivery = try consumer.next(timeout: timeout) else {
+            throw ValidationError("no delivery for \(timeout) after \(received) of \(count)")
+        }
+        try check(delivery)
+        received += 1
+        last = delivery.tag
+        if received % ackEvery == 0 { try consumer.ack(delivery.tag, multiple: true) }
+    }
+    if let last, received % ackEvery != 0 { try consumer.ack(last, multiple: true) }
 }

@@ -313,17 +313,7 @@ struct Run: Sendable {
             let consumer = try Consumer(
                 ConsumerConfiguration(connection: connection, queue: queue, prefetch: UInt16(clamping: prefetch)))
             defer { consumer.close() }
-            var received = 0
-            var last: DeliveryTag?
-            while received < count {
-                guard let delivery = try consumer.next(timeout: .seconds(30)) else {
-                    throw ValidationError("bare consumer: no delivery for 30 s after \(received) of \(count)")
-                }
-                received += 1
-                last = delivery.tag
-                if received % 100 == 0 { try consumer.ack(delivery.tag, multiple: true) }
-            }
-            if let last, received % 100 != 0 { try consumer.ack(last, multiple: true) }
+            try drain(consumer, count: count, ackEvery: 100, timeout: .seconds(30))
             return (ContinuousClock.now - started).seconds
         }
         _ = try await publish(into: declared)
