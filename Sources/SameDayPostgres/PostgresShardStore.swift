@@ -8,9 +8,10 @@ import SameDayStore
 /// A shard's state in PostgreSQL: the same tables and rules as `WorkerStore` (SQLite), keyed by the shard's name
 /// (its work queue, `sameday.work.<n>`), so one database serves every shard and any worker can serve any shard.
 ///
-/// Every commit is fenced: it first reads the shard's lease epoch (`shard_lease`, row-locked for the transaction)
-/// and rolls back with `LeaseLost` if another worker took the lease since this one did. So a worker that lost its
-/// lease (a network cut, a pause longer than the session) can neither commit events nor fire alerts into the outbox.
+/// Every write is fenced: its transaction first reads the shard's lease epoch (`shard_lease`, row-locked for the
+/// transaction) and rolls back with `LeaseLost` if another worker took the lease since this one did. So a worker that
+/// lost its lease (a network cut, a pause longer than the session) can neither commit events, nor fire alerts into
+/// the outbox, nor mark or prune anything.
 public final class PostgresShardStore: ShardStore {
     public let url: PostgresStoreURL
     /// The shard's key in every table: its work queue's name.
@@ -42,14 +43,7 @@ public final class PostgresShardStore: ShardStore {
     public func commit(_ batch: CommitBatch) throws {
         guard !batch.isEmpty else { return }
         let shard = shard
-        try connection.transaction { execute in
-            if let fencingEpoch {
-                let rows = try execute("SELECT epoch FROM shard_lease WHERE shard = \(shard) FOR SHARE")
-                let current = try rows.first?.decode(Int64.self)
-                guard current == fencingEpoch else {
-                    throw LeaseLost(shard: shard, heldEpoch: fencingEpoch, currentEpoch: current)
-                }
-            }
+        try fencedTransaction { execute in
             if !batch.events.isEmpty {
                 try execute(
                     """
@@ -146,6 +140,22 @@ public final class PostgresShardStore: ShardStore {
         }
     }
 
+    /// A transaction that first checks the lease epoch (row-locked until it ends): every write of this store goes
+    /// through it, so a worker that lost its lease changes nothing more, not even a delivery mark or a prune.
+    @discardableResult
+    private func fencedTransaction<T>(_ body: (BlockingConnection.Statements) throws -> T) throws -> T {
+        try connection.transaction { execute in
+            if let fencingEpoch {
+                let rows = try execute("SELECT epoch FROM shard_lease WHERE shard = \(shard) FOR SHARE")
+                let current = try rows.first?.decode(Int64.self)
+                guard current == fencingEpoch else {
+                    throw LeaseLost(shard: shard, heldEpoch: fencingEpoch, currentEpoch: current)
+                }
+            }
+            return try body(execute)
+        }
+    }
+
     static func lastPerKey<Row>(_ rows: [Row], key: (Row) -> String) -> [Row] {
         var index: [String: Int] = [:]
         var out: [Row] = []
@@ -181,7 +191,7 @@ public final class PostgresShardStore: ShardStore {
 
     public func quarantineDossiers(_ rows: [(code: String, reason: String)]) throws {
         guard !rows.isEmpty else { return }
-        try connection.transaction { execute in
+        try fencedTransaction { execute in
             try execute(
                 """
                 INSERT INTO dossier_quarantine (shard, code, state, reason)
@@ -241,7 +251,7 @@ public final class PostgresShardStore: ShardStore {
     public func needsDossierRebuild() throws -> Bool { false }
 
     public func replaceDossiers(_ rows: [(code: String, state: [UInt8])]) throws {
-        try connection.transaction { execute in
+        try fencedTransaction { execute in
             try execute("DELETE FROM dossier WHERE shard = \(shard)")
             let rows = Self.lastPerKey(rows, key: \.code)
             if !rows.isEmpty {
@@ -275,7 +285,7 @@ public final class PostgresShardStore: ShardStore {
 
     public func quarantine(_ rows: [(arrival: Int64, reason: String)]) throws {
         guard !rows.isEmpty else { return }
-        try connection.transaction { execute in
+        try fencedTransaction { execute in
             try execute(
                 """
                 INSERT INTO event_quarantine (shard, arrival, event_id, dossier, applied_at, body, reason)
@@ -297,7 +307,7 @@ public final class PostgresShardStore: ShardStore {
     public func prune(eventsBefore: Instant, tombstonesBefore: Instant, alertsBeforeDay: String, limit: Int) throws
         -> PruneResult
     {
-        try connection.transaction { execute in
+        try fencedTransaction { execute in
             var result = PruneResult()
             // From the head of each table only: each slice costs the same whatever the history.
             result.events =
@@ -355,12 +365,16 @@ public final class PostgresShardStore: ShardStore {
 
     public func markPublished(_ ids: [String]) throws {
         guard !ids.isEmpty else { return }
-        try connection.run("UPDATE alert SET published = true WHERE shard = \(shard) AND alert_id = ANY(\(ids)::text[])")
+        try fencedTransaction { execute in
+            try execute("UPDATE alert SET published = true WHERE shard = \(shard) AND alert_id = ANY(\(ids)::text[])")
+        }
     }
 
     public func markFiled(_ ids: [String]) throws {
         guard !ids.isEmpty else { return }
-        try connection.run("UPDATE alert SET filed = true WHERE shard = \(shard) AND alert_id = ANY(\(ids)::text[])")
+        try fencedTransaction { execute in
+            try execute("UPDATE alert SET filed = true WHERE shard = \(shard) AND alert_id = ANY(\(ids)::text[])")
+        }
     }
 
     public func allAlerts() throws -> [OutboxAlert] { try fetchAlerts(condition: "true", limit: Int.max, offset: 0) }

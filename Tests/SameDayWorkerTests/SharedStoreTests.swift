@@ -139,7 +139,7 @@ struct SharedStoreTests {
 
 @Suite("The shard lease and its fencing (needs the local PostgreSQL)", .serialized)
 struct ShardLeaseTests {
-    @Test("one holder at a time; the lease frees when its session ends; the old holder's commits are refused")
+    @Test("one holder at a time; the lease frees when its session ends; the old holder's writes are refused")
     func fencing() throws {
         let shard = TestPostgres.uniqueShard("lease")
         let first = try TestPostgres.lease(shard: shard, holder: "first")
@@ -162,6 +162,10 @@ struct ShardLeaseTests {
 
         batch.clock = 20
         #expect(throws: LeaseLost.self) { try firstStore.commit(batch) }
+        #expect(throws: LeaseLost.self) { try firstStore.markFiled(["any"]) }
+        #expect(throws: LeaseLost.self) {
+            try firstStore.prune(eventsBefore: .max, tombstonesBefore: .max, alertsBeforeDay: "9999-12-31")
+        }
         let secondStore = try TestPostgres.store(shard: shard, epoch: secondEpoch)
         #expect(try secondStore.clock() == 10, "the refused commit left nothing")
         batch.clock = 30
