@@ -11,7 +11,18 @@ import ServiceLifecycle
 ///
 /// In `sameday worker`'s group it comes after the `HealthServer`, with `.gracefullyShutdownGroup` for both its
 /// ends, so the group (and the HTTP server) stops when the worker does, whatever the reason.
+///
+/// With `role: .sources` it runs `SourcesService` instead (`sameday sources`): the same configuration, lock and
+/// stop path; a graceful stop commits the offset and units in hand, acks, and waits (bounded) for the confirms.
 public struct WorkerRunner: Service {
+    public enum Role: Sendable {
+        /// `sameday worker`: one shard's queue.
+        case shard
+        /// `sameday sources`: the events stream, for `source_silent`.
+        case sources
+    }
+
+    public let role: Role
     public let configuration: WorkerConfiguration
     public let domain: Configuration
     public let metrics: WorkerMetrics
@@ -26,10 +37,11 @@ public struct WorkerRunner: Service {
     ///   - clock: nil for the guarded wall clock; tests inject theirs.
     ///   - stop: the flag the runner requests on shutdown; pass one to stop the worker from elsewhere as well.
     public init(
-        configuration: WorkerConfiguration, domain: Configuration, metrics: WorkerMetrics,
+        role: Role = .shard, configuration: WorkerConfiguration, domain: Configuration, metrics: WorkerMetrics,
         logger: Logger = Logger(label: "sameday.worker"), stateLock: StateLock? = nil,
         clock: (any WorkerClock)? = nil, stop: StopFlag = StopFlag()
     ) {
+        self.role = role
         self.configuration = configuration
         self.domain = domain
         self.metrics = metrics
@@ -40,20 +52,28 @@ public struct WorkerRunner: Service {
     }
 
     public func run() async throws {
-        let (configuration, domain, metrics, logger, stateLock, clock) =
-            (configuration, domain, metrics, logger, stateLock, clock)
-        try await runOnOwnThread(name: "sameday.worker", stop: stop, logger: logger) { stop in
+        let (role, configuration, domain, metrics, logger, stateLock, clock) =
+            (role, configuration, domain, metrics, logger, stateLock, clock)
+        let name = role == .shard ? "sameday.worker" : "sameday.sources"
+        try await runOnOwnThread(name: name, stop: stop, logger: logger) { stop in
             // The service and its connections live on this thread only.
-            let service = WorkerService(
-                configuration: configuration, domain: domain, metrics: metrics, clock: clock, logger: logger)
-            try service.run(until: stop, stateLock: stateLock)
+            switch role {
+            case .shard:
+                try WorkerService(
+                    configuration: configuration, domain: domain, metrics: metrics, clock: clock, logger: logger
+                ).run(until: stop, stateLock: stateLock)
+            case .sources:
+                try SourcesService(
+                    configuration: configuration, domain: domain, metrics: metrics, clock: clock, logger: logger
+                ).run(until: stop, stateLock: stateLock)
+            }
         }
     }
 }
 
 /// Runs a blocking loop (rabbitmq-c, SQLite, PostgreSQL through blocking calls) on a thread of its own, never on
 /// Swift's cooperative pool, and requests its `StopFlag` when the service group shuts down gracefully or the task is
-/// cancelled; the loop's error is thrown from here. `WorkerRunner` and `SourcesRunner` share it.
+/// cancelled; the loop's error is thrown from here.
 func runOnOwnThread(
     name: String, stop: StopFlag, logger: Logger, _ body: @escaping @Sendable (StopFlag) throws -> Void
 ) async throws {

@@ -56,8 +56,9 @@ struct SourcesCommand: AsyncParsableCommand {
         }
         services.append(
             .stoppingTheGroup(
-                SourcesRunner(
-                    configuration: settings, domain: domain, metrics: metrics, logger: logger, stateLock: stateLock),
+                WorkerRunner(
+                    role: .sources, configuration: settings, domain: domain, metrics: metrics, logger: logger,
+                    stateLock: stateLock),
                 name: "sources"))
         let group = ServiceGroup(configuration: .stoppedBySignals(services, logger: logger))
         do {
