@@ -84,17 +84,9 @@ public final class SourcesStore: Sendable {
             for unit in commit.units {
                 try upsertUnit.execute(arguments: [unit.code, unit.lastEventAt, unit.alerted ? 1 : 0])
             }
-            let insertAlert = try db.cachedStatement(
-                sql: "INSERT OR IGNORE INTO alert (alert_id, level, routing_key, day, json) VALUES (?, ?, ?, ?, ?)")
-            for alert in commit.alerts {
-                try insertAlert.execute(arguments: [
-                    alert.alertID, alert.level, alert.routingKey, alert.day, alert.json,
-                ])
-            }
-            let published = try db.cachedStatement(sql: "UPDATE alert SET published = 1 WHERE alert_id = ?")
-            for id in commit.publishedAlertIDs { try published.execute(arguments: [id]) }
-            let filed = try db.cachedStatement(sql: "UPDATE alert SET filed = 1 WHERE alert_id = ?")
-            for id in commit.filedAlertIDs { try filed.execute(arguments: [id]) }
+            try SQLiteAlertOutbox.insert(commit.alerts, in: db)
+            try SQLiteAlertOutbox.mark(commit.publishedAlertIDs, .published, in: db)
+            try SQLiteAlertOutbox.mark(commit.filedAlertIDs, .filed, in: db)
             let setValue = try db.cachedStatement(
                 sql:
                     "INSERT INTO sources_state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
@@ -139,24 +131,12 @@ public final class SourcesStore: Sendable {
     /// Removes alerts delivered both ways whose day is before `day` (YYYY-MM-DD), at most `limit`; returns how many.
     @discardableResult
     public func pruneAlerts(before day: String, limit: Int = 2000) throws -> Int {
-        try database.write { db in
-            try db.execute(
-                sql: """
-                    DELETE FROM alert WHERE seq IN (SELECT seq FROM alert ORDER BY seq LIMIT ?)
-                        AND day < ? AND published = 1 AND filed = 1
-                    """, arguments: [limit, day])
-            return db.changesCount
-        }
+        try database.write { db in try SQLiteAlertOutbox.prune(before: day, limit: limit, in: db) }
     }
 
     private func fetchAlerts(where condition: String, limit: Int, offset: Int = 0) throws -> [OutboxAlert] {
         try database.read { db in
-            try Row.fetchAll(
-                db,
-                sql:
-                    "SELECT alert_id, level, routing_key, day, json FROM alert WHERE \(condition) ORDER BY seq LIMIT ? OFFSET ?",
-                arguments: [limit, offset]
-            ).map { OutboxAlert(alertID: $0[0], level: $0[1], routingKey: $0[2], day: $0[3], json: $0[4]) }
+            try SQLiteAlertOutbox.fetch(where: condition, limit: limit, offset: offset, in: db)
         }
     }
 }

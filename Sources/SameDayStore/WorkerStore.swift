@@ -275,21 +275,9 @@ public final class WorkerStore: ShardStore {
                     if let key = dossier.abandonedIn { try stock.execute(arguments: [key.unit, key.field]) }
                 }
             }
-            let insertAlert = try db.cachedStatement(
-                sql: "INSERT OR IGNORE INTO alert (alert_id, level, routing_key, day, json) VALUES (?, ?, ?, ?, ?)")
-            for alert in batch.alerts {
-                try insertAlert.execute(arguments: [
-                    alert.alertID, alert.level, alert.routingKey, alert.day, alert.json,
-                ])
-            }
-            if !batch.publishedAlertIDs.isEmpty {
-                let mark = try db.cachedStatement(sql: "UPDATE alert SET published = 1 WHERE alert_id = ?")
-                for id in batch.publishedAlertIDs { try mark.execute(arguments: [id]) }
-            }
-            if !batch.filedAlertIDs.isEmpty {
-                let mark = try db.cachedStatement(sql: "UPDATE alert SET filed = 1 WHERE alert_id = ?")
-                for id in batch.filedAlertIDs { try mark.execute(arguments: [id]) }
-            }
+            try SQLiteAlertOutbox.insert(batch.alerts, in: db)
+            try SQLiteAlertOutbox.mark(batch.publishedAlertIDs, .published, in: db)
+            try SQLiteAlertOutbox.mark(batch.filedAlertIDs, .filed, in: db)
             if !batch.deadLetters.isEmpty {
                 let insert = try db.cachedStatement(
                     sql: "INSERT INTO dead_letter (message_id, routing_key, queue, reason, body) VALUES (?, ?, ?, ?, ?)"
@@ -440,13 +428,7 @@ public final class WorkerStore: ShardStore {
                         (SELECT code FROM retired WHERE retired_at < ? ORDER BY retired_at LIMIT ?)
                     """, arguments: [tombstonesBefore, limit])
             result.tombstones = db.changesCount
-            // Likewise from the head of the outbox (a few undelivered rows there only wait for their delivery).
-            try db.execute(
-                sql: """
-                    DELETE FROM alert WHERE seq IN (SELECT seq FROM alert ORDER BY seq LIMIT ?)
-                        AND day < ? AND published = 1 AND filed = 1
-                    """, arguments: [limit * 2, alertsBeforeDay])
-            result.alerts = db.changesCount
+            result.alerts = try SQLiteAlertOutbox.prune(before: alertsBeforeDay, limit: limit * 2, in: db)
             return result
         }
     }
@@ -511,28 +493,21 @@ public final class WorkerStore: ShardStore {
         try fetchAlerts(where: "filed = 0", limit: limit)
     }
 
-    public func markPublished(_ ids: [String]) throws { try mark(ids, column: "published") }
-    public func markFiled(_ ids: [String]) throws { try mark(ids, column: "filed") }
+    public func markPublished(_ ids: [String]) throws {
+        guard !ids.isEmpty else { return }
+        try database.write { db in try SQLiteAlertOutbox.mark(ids, .published, in: db) }
+    }
+    public func markFiled(_ ids: [String]) throws {
+        guard !ids.isEmpty else { return }
+        try database.write { db in try SQLiteAlertOutbox.mark(ids, .filed, in: db) }
+    }
 
     /// All alert ids in the outbox (tests and the crash-safety check).
     public func allAlerts() throws -> [OutboxAlert] { try fetchAlerts(where: "1", limit: Int.max) }
 
     private func fetchAlerts(where condition: String, limit: Int, offset: Int = 0) throws -> [OutboxAlert] {
         try database.read { db in
-            try Row.fetchAll(
-                db,
-                sql:
-                    "SELECT alert_id, level, routing_key, day, json FROM alert WHERE \(condition) ORDER BY seq LIMIT ? OFFSET ?",
-                arguments: [limit, offset]
-            ).map { OutboxAlert(alertID: $0[0], level: $0[1], routingKey: $0[2], day: $0[3], json: $0[4]) }
-        }
-    }
-
-    private func mark(_ ids: [String], column: String) throws {
-        guard !ids.isEmpty else { return }
-        try database.write { db in
-            let statement = try db.cachedStatement(sql: "UPDATE alert SET \(column) = 1 WHERE alert_id = ?")
-            for id in ids { try statement.execute(arguments: [id]) }
+            try SQLiteAlertOutbox.fetch(where: condition, limit: limit, offset: offset, in: db)
         }
     }
 }
