@@ -221,18 +221,24 @@ struct MetricsTests {
 struct WorkerRunnerTests {
     let configuration = try! ConfigurationFolder.load(hcmcConfiguration)
 
+    /// `sameday worker`'s group in process: the metrics server, then the worker, each stopping the group.
+    func workerGroup(_ harness: WorkerHarness) throws -> (ServiceGroup, HealthServer, WorkerMetrics) {
+        let metrics = WorkerMetrics()
+        let server = try HealthServer(listen: "127.0.0.1:0", metrics: metrics)
+        let runner = WorkerRunner(configuration: harness.settings, domain: configuration, metrics: metrics)
+        let services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .stoppingTheGroup(server, name: "metrics"), .stoppingTheGroup(runner, name: "worker"),
+        ]
+        return (ServiceGroup(configuration: .stoppingTogether(services, logger: Logger(label: "test"))), server, metrics)
+    }
+
     @Test(
         "graceful shutdown of the group stops the worker (readyz 200 while consuming, then \"stopping\"), then the server"
     )
     func gracefulShutdown() async throws {
         let harness = try WorkerHarness("runner")
         defer { harness.cleanUp() }
-        let metrics = WorkerMetrics()
-        let server = try HealthServer(listen: "127.0.0.1:0", metrics: metrics)
-        let runner = WorkerRunner(configuration: harness.settings, domain: configuration, metrics: metrics)
-        let group = ServiceGroup(
-            configuration: .stoppingTogether(
-                [.stoppingTheGroup(server, name: "metrics"), .stoppingTheGroup(runner, name: "worker")], logger: Logger(label: "test")))
+        let (group, server, metrics) = try workerGroup(harness)
         async let running: Void = group.run()
         let port = try #require(await server.port())
         let deadline = ContinuousClock.now + .seconds(60)
@@ -257,12 +263,7 @@ struct WorkerRunnerTests {
         // Another worker holds the shard's state: this one fails at once.
         let held = try StateLock(folder: harness.settings.stateDirectory, shard: harness.settings.shard)
         defer { held.release() }
-        let metrics = WorkerMetrics()
-        let server = try HealthServer(listen: "127.0.0.1:0", metrics: metrics)
-        let runner = WorkerRunner(configuration: harness.settings, domain: configuration, metrics: metrics)
-        let group = ServiceGroup(
-            configuration: .stoppingTogether(
-                [.stoppingTheGroup(server, name: "metrics"), .stoppingTheGroup(runner, name: "worker")], logger: Logger(label: "test")))
+        let (group, _, _) = try workerGroup(harness)
         await #expect(throws: StateLock.Held.self) { try await group.run() }
     }
 
