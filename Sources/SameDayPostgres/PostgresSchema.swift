@@ -35,7 +35,7 @@ enum PostgresSchema {
             shard text NOT NULL, code text NOT NULL, hash int8 NOT NULL, retired_at int8 NOT NULL,
             PRIMARY KEY (shard, code)
         );
-        CREATE INDEX retired_by_time ON retired (shard, retired_at);
+        CREATE INDEX retired_by_time ON retired (shard, retired_at, code) INCLUDE (hash);
         CREATE TABLE retired_stock (
             shard text NOT NULL, unit text NOT NULL, field text NOT NULL, dossiers int8 NOT NULL,
             PRIMARY KEY (shard, unit, field)

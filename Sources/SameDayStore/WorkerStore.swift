@@ -232,6 +232,17 @@ public final class WorkerStore: ShardStore {
                     ALTER TABLE retired_stock_v4 RENAME TO retired_stock;
                     """)
         }
+        migrator.registerMigration("v5: tombstones load from their index alone") { db in
+            // A restart reads every tombstone's hash by time. With an index on the time alone, each row cost a
+            // search of the table by code: 2.2 s of CPU for 1.5 M tombstones, the restart's growth in a year at the
+            // city's volume. With the hash in the index the same read is 0.1 s (the code, the table's key, is in
+            // every index entry already, so pruning by time is covered too).
+            try db.execute(
+                sql: """
+                    DROP INDEX retired_by_time;
+                    CREATE INDEX retired_by_time ON retired(retired_at, hash);
+                    """)
+        }
         return migrator
     }
 

@@ -166,6 +166,35 @@ struct WorkerHardeningTests {
         #expect(try store.eventCount() == 2)
     }
 
+    @Test("a v4 folder's tombstone index gains the hash, so a restart reads tombstones from the index alone")
+    func migratesTombstoneIndex() throws {
+        let folder = temporaryFolder("v4-tombstones")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = folder + "/state.sqlite"
+        _ = try WorkerStore(path: path)
+        func sqlite3(_ sql: String) throws -> String {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+            process.arguments = [path, sql]
+            let output = Pipe()
+            process.standardOutput = output
+            try process.run()
+            let data = output.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return String(decoding: data, as: UTF8.self)
+        }
+        // Put the folder back as v4 left it: the index on the time alone.
+        _ = try sqlite3(
+            """
+            DROP INDEX retired_by_time; CREATE INDEX retired_by_time ON retired(retired_at);
+            DELETE FROM grdb_migrations WHERE identifier LIKE 'v5%';
+            """)
+        let plan = "EXPLAIN QUERY PLAN SELECT hash, retired_at FROM retired WHERE retired_at >= 0 ORDER BY retired_at"
+        #expect(!(try sqlite3(plan)).contains("COVERING INDEX"))
+        _ = try WorkerStore(path: path)
+        #expect(try sqlite3(plan).contains("COVERING INDEX retired_by_time"))
+    }
+
     @Test("a v3 folder's retired stock per unit migrates to per unit and field, under the unlisted row")
     func migratesRetiredStockPerField() throws {
         let folder = temporaryFolder("v3-stock")
