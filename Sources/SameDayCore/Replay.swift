@@ -186,6 +186,8 @@ public struct Replay: Sendable {
     /// Slots of retired dossiers, reused by new ones.
     private var freeSlots: [Int] = []
     private var timerAt: [Instant?] = []
+    /// Per slot: the key the worker's store gives the dossier's row (0: none yet). See `storageKey(of:assigning:)`.
+    private var storageKeys: [Int64] = []
     private var heap = TimerHeap()
     private var silence = SourceSilenceMonitor()
     private var silenceTimers = TimerHeap()
@@ -272,28 +274,48 @@ public struct Replay: Sendable {
             k = free
             dossiers[k] = dossier
             timerAt[k] = nil
+            storageKeys[k] = 0
         } else {
             k = dossiers.count
             dossiers.append(dossier)
             timerAt.append(nil)
+            storageKeys.append(0)
         }
         index[dossier.code] = k
         return k
     }
 
-    /// Adds a dossier read back from a worker's store and arms its timer. Thresholds due by the clock fire into
-    /// `alerts` (a caller restoring committed state discards them: they were committed with the clock).
-    public mutating func load(_ dossier: Dossier) {
+    /// Adds a dossier read back from a worker's store (with the key of its row there, 0 if the store has none) and
+    /// arms its timer. Thresholds due by the clock fire into `alerts` (a caller restoring committed state discards
+    /// them: they were committed with the clock).
+    public mutating func load(_ dossier: Dossier, storageKey: Int64 = 0) {
         if detectSilence { recordSilence(of: dossier) }
-        if let k = index[dossier.code] {
+        let k: Int
+        if let held = index[dossier.code] {
+            k = held
             dossiers[k] = dossier
             timerAt[k] = nil
-            perform(dossiers[k].advance(to: clock, config: config), dossier: k)
-            return
+        } else {
+            k = slot(for: dossier)
         }
-        let k = slot(for: dossier)
+        storageKeys[k] = storageKey
         perform(dossiers[k].advance(to: clock, config: config), dossier: k)
     }
+
+    /// The key of the dossier's row in the worker's store, or, if it has none yet, `next` (which then moves on):
+    /// nil if the dossier is not held. The store gives keys in order of first commit, so the rows a commit
+    /// rewrites (dossiers still in play) sit together at the end of its table instead of all over it.
+    public mutating func storageKey(of code: String, assigning next: inout Int64) -> Int64? {
+        guard let k = index[code] else { return nil }
+        if storageKeys[k] == 0 {
+            storageKeys[k] = next
+            next += 1
+        }
+        return storageKeys[k]
+    }
+
+    /// The key of the dossier's row in the worker's store (0: none yet), nil if the dossier is not held.
+    public func storageKey(of code: String) -> Int64? { index[code].map { storageKeys[$0] } }
 
     /// A restart loads dossiers, not events: each unit's last event (what its silence counts from) is taken from
     /// them and its silence timer armed, so a unit that sends nothing after the restart is still reported. Without
@@ -314,6 +336,7 @@ public struct Replay: Sendable {
         let removed = dossiers[k]
         dossiers[k] = Dossier(code: "")
         timerAt[k] = nil
+        storageKeys[k] = 0
         freeSlots.append(k)
         return removed
     }

@@ -171,7 +171,8 @@ public final class PostgresShardStore: ShardStore {
 
     // MARK: Restart
 
-    public func forEachDossier(_ body: (_ code: String, _ state: [UInt8]) throws -> Void) throws {
+    /// Rows are keyed by code here (the engine's row keys serve SQLite's page locality): every key reads back as 0.
+    public func forEachDossier(_ body: (_ key: Int64, _ code: String, _ state: [UInt8]) throws -> Void) throws {
         // Page by code: a restart of a large shard never holds more than a page of rows from the server.
         var after = ""
         while true {
@@ -182,14 +183,14 @@ public final class PostgresShardStore: ShardStore {
                 """)
             for row in rows {
                 let (code, state) = try row.decode((String, ByteBuffer).self)
-                try body(code, Array(state.readableBytesView))
+                try body(0, code, Array(state.readableBytesView))
                 after = code
             }
             if rows.count < Self.pageSize { return }
         }
     }
 
-    public func quarantineDossiers(_ rows: [(code: String, reason: String)]) throws {
+    public func quarantineDossiers(_ rows: [(key: Int64, code: String, reason: String)]) throws {
         guard !rows.isEmpty else { return }
         try fencedTransaction { execute in
             try execute(

@@ -15,10 +15,11 @@ public protocol ShardStore: AnyObject, Sendable {
     /// Writes a batch in one transaction.
     func commit(_ batch: CommitBatch) throws
 
-    /// Every stored dossier (code and compact state): what a restart loads.
-    func forEachDossier(_ body: (_ code: String, _ state: [UInt8]) throws -> Void) throws
+    /// Every stored dossier (its row's key, code and compact state): what a restart loads. A store that keys rows
+    /// by code (PostgreSQL) gives key 0; see `CommitBatch.dossiers`.
+    func forEachDossier(_ body: (_ key: Int64, _ code: String, _ state: [UInt8]) throws -> Void) throws
     /// Moves dossier rows that cannot be read back aside, with the reason, so a restart goes on.
-    func quarantineDossiers(_ rows: [(code: String, reason: String)]) throws
+    func quarantineDossiers(_ rows: [(key: Int64, code: String, reason: String)]) throws
     func quarantinedDossierCount() throws -> Int
     /// Tombstones of dossiers retired at or after `since`, oldest first: the FNV-1a hash of the code and when.
     func tombstones(since: Instant, _ body: (_ hash: UInt64, _ at: Instant) -> Void) throws

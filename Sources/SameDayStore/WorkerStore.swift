@@ -46,11 +46,15 @@ public struct CommitBatch: Sendable {
     /// Newly applied events for the audit log: id, dossier, the engine clock they were applied at, the bytes that
     /// arrived (they decoded to the applied event, so they read back as it).
     public var events: [(eventID: String, dossier: String, appliedAt: Instant, body: [UInt8])] = []
-    /// Dossiers whose state changed: code and compact state (`DossierRecord`).
-    public var dossiers: [(code: String, state: [UInt8])] = []
-    /// Dossiers retired: their rows leave, a tombstone stays (`retired_at`), and abandoned ones count per unit
-    /// code and field name (`retired_stock`).
-    public var retired: [(code: String, at: Instant, abandonedIn: RetiredStockKey?)] = []
+    /// Dossiers whose state changed: the key of the row, code and compact state (`DossierRecord`). The engine gives
+    /// each dossier a key at its first commit, counting up, and keeps it while it holds the dossier. SQLite keys the
+    /// rows by it, so the rows a commit rewrites (dossiers still in play) sit together at the end of the table: keyed
+    /// by code they were spread over all of it, and each commit rewrote a page per dossier. PostgreSQL keys rows by
+    /// code and ignores it.
+    public var dossiers: [(key: Int64, code: String, state: [UInt8])] = []
+    /// Dossiers retired: their rows leave (by key; 0: the dossier has no row), a tombstone stays (`retired_at`),
+    /// and abandoned ones count per unit code and field name (`retired_stock`).
+    public var retired: [(key: Int64, code: String, at: Instant, abandonedIn: RetiredStockKey?)] = []
     public var alerts: [OutboxAlert] = []
     /// The engine clock after the batch.
     public var clock: Instant?
@@ -243,6 +247,19 @@ public final class WorkerStore: ShardStore {
                     CREATE INDEX retired_by_time ON retired(retired_at, hash);
                     """)
         }
+        migrator.registerMigration("v6: dossier rows keyed by the engine's number, in order of first commit") { db in
+            // Keyed by code, the rows a commit rewrites were spread over the whole table: each commit wrote a page
+            // of it (to the log, then to the file at a checkpoint) for nearly every dossier it touched. Keyed by a
+            // number given at first commit, the dossiers in play sit together at the table's end. No index on the
+            // code: the engine holds every row's key, and an index would cost a random page write per new dossier.
+            try db.execute(
+                sql: """
+                    CREATE TABLE dossier_v6 (id INTEGER PRIMARY KEY, code TEXT NOT NULL, state BLOB NOT NULL);
+                    INSERT INTO dossier_v6 (code, state) SELECT code, state FROM dossier ORDER BY code;
+                    DROP TABLE dossier;
+                    ALTER TABLE dossier_v6 RENAME TO dossier;
+                    """)
+        }
         return migrator
     }
 
@@ -261,15 +278,19 @@ public final class WorkerStore: ShardStore {
                 }
             }
             if !batch.dossiers.isEmpty {
+                // Once a row is in, only its state changes (the code stays as first written).
                 let upsertDossier = try db.cachedStatement(
-                    sql: "INSERT OR REPLACE INTO dossier (code, state) VALUES (?, ?)")
+                    sql: """
+                        INSERT INTO dossier (id, code, state) VALUES (?, ?, ?)
+                        ON CONFLICT(id) DO UPDATE SET state = excluded.state
+                        """)
                 for dossier in batch.dossiers {
-                    upsertDossier.setUncheckedArguments([dossier.code, Data(dossier.state)])
+                    upsertDossier.setUncheckedArguments([dossier.key, dossier.code, Data(dossier.state)])
                     try upsertDossier.execute()
                 }
             }
             if !batch.retired.isEmpty {
-                let delete = try db.cachedStatement(sql: "DELETE FROM dossier WHERE code = ?")
+                let delete = try db.cachedStatement(sql: "DELETE FROM dossier WHERE id = ?")
                 let tombstone = try db.cachedStatement(
                     sql: "INSERT OR REPLACE INTO retired (code, hash, retired_at) VALUES (?, ?, ?)")
                 let stock = try db.cachedStatement(
@@ -278,7 +299,7 @@ public final class WorkerStore: ShardStore {
                         ON CONFLICT(unit, field) DO UPDATE SET dossiers = dossiers + 1
                         """)
                 for dossier in batch.retired {
-                    try delete.execute(arguments: [dossier.code])
+                    try delete.execute(arguments: [dossier.key])
                     // The hash is what a restart loads (no string per tombstone); the code is for an operator.
                     try tombstone.execute(arguments: [
                         dossier.code, Int64(bitPattern: FNV1a.hash(dossier.code)), dossier.at,
@@ -313,27 +334,27 @@ public final class WorkerStore: ShardStore {
         }
     }
 
-    /// Every stored dossier (code and compact state), in code order: what a restart loads.
-    public func forEachDossier(_ body: (_ code: String, _ state: [UInt8]) throws -> Void) throws {
+    /// Every stored dossier (key, code and compact state), in key order: what a restart loads.
+    public func forEachDossier(_ body: (_ key: Int64, _ code: String, _ state: [UInt8]) throws -> Void) throws {
         try database.read { db in
-            let rows = try Row.fetchCursor(db, sql: "SELECT code, state FROM dossier")
+            let rows = try Row.fetchCursor(db, sql: "SELECT id, code, state FROM dossier")
             while let row = try rows.next() {
-                try body(row[0], [UInt8](row[1] as Data))
+                try body(row[0], row[1], [UInt8](row[2] as Data))
             }
         }
     }
 
     /// Moves dossier rows that cannot be read back aside, with the reason, so a restart goes on.
-    public func quarantineDossiers(_ rows: [(code: String, reason: String)]) throws {
+    public func quarantineDossiers(_ rows: [(key: Int64, code: String, reason: String)]) throws {
         guard !rows.isEmpty else { return }
         try database.write { db in
             for row in rows {
                 try db.execute(
                     sql: """
                         INSERT OR REPLACE INTO dossier_quarantine (code, state, reason)
-                            SELECT code, state, ? FROM dossier WHERE code = ?
-                        """, arguments: [row.reason, row.code])
-                try db.execute(sql: "DELETE FROM dossier WHERE code = ?", arguments: [row.code])
+                            SELECT code, state, ? FROM dossier WHERE id = ?
+                        """, arguments: [row.reason, row.key])
+                try db.execute(sql: "DELETE FROM dossier WHERE id = ?", arguments: [row.key])
             }
         }
     }
@@ -378,7 +399,7 @@ public final class WorkerStore: ShardStore {
     public func replaceDossiers(_ rows: [(code: String, state: [UInt8])]) throws {
         try database.write { db in
             try db.execute(sql: "DELETE FROM dossier")
-            let insert = try db.cachedStatement(sql: "INSERT OR REPLACE INTO dossier (code, state) VALUES (?, ?)")
+            let insert = try db.cachedStatement(sql: "INSERT INTO dossier (code, state) VALUES (?, ?)")
             for row in rows { try insert.execute(arguments: [row.code, Data(row.state)]) }
             try db.execute(sql: "DELETE FROM worker_state WHERE key = 'dossiers_from_log'")
         }

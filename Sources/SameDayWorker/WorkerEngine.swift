@@ -82,6 +82,8 @@ public final class WorkerEngine {
     public private(set) var firstDay: Int64?
     public private(set) var lastEventDay: Int64?
     private var daysChanged = false
+    /// The key the next dossier committed for the first time gets (`CommitBatch.dossiers`).
+    private var nextStorageKey: Int64 = 1
 
     /// `sourceSilence`: also watch units for silence (`source_silent` alerts).
     public init(
@@ -133,14 +135,21 @@ public final class WorkerEngine {
         if let stored = try store.clock() { engine.advance(to: stored) }
         firstDay = try store.firstDay()
         lastEventDay = try store.lastEventDay()
-        var unreadable: [(code: String, reason: String)] = []
-        try store.forEachDossier { code, state in
+        var unreadable: [(key: Int64, code: String, reason: String)] = []
+        try store.forEachDossier { key, code, state in
+            nextStorageKey = max(nextStorageKey, key + 1)
+            // Nothing keeps two rows from naming one dossier but the engine itself: should that ever fail, the
+            // first row stands and the other is set aside rather than silently overwriting it.
+            if key != 0, engine.holds(code) {
+                unreadable.append((key, code, "a second stored row for a dossier already loaded"))
+                return
+            }
             do {
                 let dossier = try DossierRecord.decode(code: code, state, config: configuration)
-                engine.load(dossier)
+                engine.load(dossier, storageKey: key)
                 queueRetirement(dossier)
             } catch {
-                unreadable.append((code, "\(error)"))
+                unreadable.append((key, code, "\(error)"))
             }
         }
         if !unreadable.isEmpty {
@@ -335,11 +344,12 @@ public final class WorkerEngine {
                 retirementQueue.push(max(retirement.at, engine.clock + 1), code)
                 continue
             }
+            let key = engine.storageKey(of: code) ?? 0
             engine.remove(code)
             queuedForRetirement.remove(code)
             staged.retired.append(
                 (
-                    code, engine.clock,
+                    key, code, engine.clock,
                     retirement.abandonedIn.map {
                         RetiredStockKey(
                             unit: configuration.unit($0.unit).code, field: configuration.fields[Int($0.field)])
@@ -372,8 +382,10 @@ public final class WorkerEngine {
         retiredChanges.removeAll(keepingCapacity: true)
         staged.dossiers.reserveCapacity(touched.count)
         for (code, since) in touched {
-            guard let dossier = engine.dossier(code) else { continue }
-            staged.dossiers.append((code, DossierRecord.encode(dossier, config: configuration)))
+            guard let dossier = engine.dossier(code),
+                let key = engine.storageKey(of: code, assigning: &nextStorageKey)
+            else { continue }
+            staged.dossiers.append((key, code, DossierRecord.encode(dossier, config: configuration)))
             if let since { changes.append(.changed(dossier, since: since)) }
         }
         staged.clock = engine.clock

@@ -117,6 +117,83 @@ struct BoundedStateTests {
         loop.close()
     }
 
+    @Test("a v5 folder's code-keyed dossier rows migrate to keyed rows mid-stream: one row per dossier, rollups equal replay")
+    func migratesDossierRowsToKeys() throws {
+        let folder = temporaryFolder("v5-dossier-keys")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let events = SyntheticMonth(
+            firstDay: LocalDate(year: 2022, month: 5, day: 16)!, days: 8, dossiersPerUnitPerDay: 1, seed: 7
+        ).events(config: configuration)
+        let half = events.count / 2
+        var loop = try open(folder, batchSize: 300)
+        for (index, event) in events.prefix(half).enumerated() {
+            loop.handle(delivery(event, tag: UInt64(index + 1), configuration: configuration))
+            try loop.step(consumer: nil, idle: false)
+        }
+        _ = try loop.snapshotNow()
+        let heldBefore = loop.engine.dossierCount
+        loop.close()
+
+        // Put the table back as v5 wrote it: keyed by code, the rows as they were.
+        let path = settings(folder).databasePath
+        try WorkerStore(path: path).execute(
+            sql: """
+                CREATE TABLE dossier_v5 (code TEXT PRIMARY KEY, state BLOB NOT NULL) WITHOUT ROWID;
+                INSERT INTO dossier_v5 (code, state) SELECT code, state FROM dossier;
+                DROP TABLE dossier;
+                ALTER TABLE dossier_v5 RENAME TO dossier;
+                DELETE FROM grdb_migrations WHERE identifier LIKE 'v6%';
+                """)
+
+        loop = try open(folder, batchSize: 300)
+        #expect(loop.restartSummary.dossiers == heldBefore && loop.restartSummary.quarantined == 0)
+        for (index, event) in events.dropFirst(half).enumerated() {
+            loop.handle(delivery(event, tag: UInt64(half + index + 1), configuration: configuration))
+            try loop.step(consumer: nil, idle: false)
+        }
+        _ = try loop.snapshotNow()
+        let held = loop.engine.dossierCount
+        let clock = try #require(try loop.store.clock())
+        loop.close()
+
+        // Dossiers loaded from the migrated rows were updated in place, new ones appended: one row each.
+        let store = try WorkerStore(path: path)
+        #expect(try store.dossierCount() == held)
+        var codes: [String] = []
+        var keys: Set<Int64> = []
+        try store.forEachDossier { key, code, _ in
+            codes.append(code)
+            keys.insert(key)
+        }
+        #expect(Set(codes).count == codes.count && keys.count == codes.count && !keys.contains(0))
+        let replayFolder = folder + "/replay"
+        _ = try replayReference(events, configuration: configuration, until: clock, root: replayFolder)
+        #expect(filesUnder(folder + "/rollups") == filesUnder(replayFolder))
+    }
+
+    @Test("two stored rows naming one dossier: the first is loaded, the second set aside with the reason")
+    func secondRowForADossierIsQuarantined() throws {
+        let folder = temporaryFolder("dossier-twice")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let store = try WorkerStore(path: folder + "/state.sqlite")
+        let engine = WorkerEngine(configuration: configuration, store: store, clockMode: .events)
+        _ = try engine.rebuild()
+        let event = try DossierEvent.decode(
+            """
+            {"schema":"sameday.dossier-event/1","eventId":"e1","dossier":"760-220518-1","unit":"760",\
+            "procedure":"2.000815.000.00.00.H29","type":"received","occurredAt":"2022-05-18T09:00:00+07:00",\
+            "channel":"direct","source":"test"}
+            """)
+        _ = try engine.apply(event)
+        try engine.commit()
+        try store.execute(sql: "INSERT INTO dossier (id, code, state) SELECT id + 100, code, state FROM dossier")
+
+        let restarted = WorkerEngine(configuration: configuration, store: store, clockMode: .events)
+        let summary = try restarted.rebuild()
+        #expect(summary.dossiers == 1 && summary.quarantined == 1)
+        #expect(try store.dossierCount() == 1 && store.quarantinedDossierCount() == 1)
+    }
+
     @Test("a running dossier leaves the retirement queue once looked at, and its next event queues it again")
     func runningDossiersLeaveTheRetirementQueue() throws {
         let folder = temporaryFolder("retire-queue")
@@ -168,11 +245,11 @@ struct BoundedStateTests {
         for k in 0..<5000 {
             batch.events.append(("e\(k)", "d\(k)", Int64(k), Array("{}".utf8)))
         }
-        batch.retired = (0..<10).map { ("d\($0)", Int64($0), nil) }
+        batch.retired = (0..<10).map { (0, "d\($0)", Int64($0), nil) }
         // Retired abandoned dossiers keep counting per unit and field (Biểu 06's rows).
-        batch.retired.append(("a1", 1, RetiredStockKey(unit: "760", field: "Hộ tịch")))
-        batch.retired.append(("a2", 2, RetiredStockKey(unit: "760", field: "Hộ tịch")))
-        batch.retired.append(("a3", 3, RetiredStockKey(unit: "760", field: "Chứng thực")))
+        batch.retired.append((0, "a1", 1, RetiredStockKey(unit: "760", field: "Hộ tịch")))
+        batch.retired.append((0, "a2", 2, RetiredStockKey(unit: "760", field: "Hộ tịch")))
+        batch.retired.append((0, "a3", 3, RetiredStockKey(unit: "760", field: "Chứng thực")))
         try store.commit(batch)
         #expect(
             try store.retiredStock() == [

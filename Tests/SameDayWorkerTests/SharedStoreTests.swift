@@ -58,7 +58,7 @@ struct SharedStoreTests {
             ("e1", "760-1", 100, Array("{\"a\":1}".utf8)), ("e2", "760-2", 101, Array("{\"b\":2}".utf8)),
             ("e3", "760-3", 102, [0, 255, 7]),
         ]
-        batch.dossiers = [("760-1", [1, 2, 3]), ("760-2", [4]), ("760-1", [9, 9]), ("760-3", [])]
+        batch.dossiers = [(1, "760-1", [1, 2, 3]), (2, "760-2", [4]), (1, "760-1", [9, 9]), (3, "760-3", [])]
         batch.alerts = [alert("a1"), alert("a2", level: "critical"), alert("a1")]
         batch.deadLetters = [DeadLetter(messageID: "m1", routingKey: "k", queue: "q", reason: "bad", body: [0, 1, 2])]
         batch.clock = 500
@@ -67,8 +67,15 @@ struct SharedStoreTests {
         try store.commit(batch)
 
         var dossiers: [String: [UInt8]] = [:]
-        try store.forEachDossier { code, state in dossiers[code] = state }
-        #expect(dossiers == ["760-1": [9, 9], "760-2": [4], "760-3": []], "the last state of a code wins")
+        var keys: [String: Int64] = [:]
+        try store.forEachDossier { key, code, state in
+            dossiers[code] = state
+            keys[code] = key
+        }
+        #expect(dossiers == ["760-1": [9, 9], "760-2": [4], "760-3": []], "the last state of a row wins")
+        #expect(
+            keys == (backend == .sqlite ? ["760-1": 1, "760-2": 2, "760-3": 3] : ["760-1": 0, "760-2": 0, "760-3": 0]),
+            "SQLite keys rows by the engine's number; PostgreSQL by code")
         #expect(try store.eventCount() == 3)
         var logged: [[UInt8]] = []
         try store.forEachLoggedEvent { _, bytes, _ in logged.append(bytes) }
@@ -85,8 +92,8 @@ struct SharedStoreTests {
         again.filedAlertIDs = ["a1", "a2"]
         again.confirmedDeadLetters = letters.map(\.seq)
         again.retired = [
-            ("760-2", 600, RetiredStockKey(unit: "760", field: "Hộ tịch")),
-            ("760-3", 601, RetiredStockKey(unit: "760", field: "Hộ tịch")), ("760-1", 602, nil),
+            (2, "760-2", 600, RetiredStockKey(unit: "760", field: "Hộ tịch")),
+            (3, "760-3", 601, RetiredStockKey(unit: "760", field: "Hộ tịch")), (1, "760-1", 602, nil),
         ]
         try store.commit(again)
         #expect(try store.allAlerts().first?.json == "{\"alertId\":\"a1\"}")
@@ -110,7 +117,7 @@ struct SharedStoreTests {
         batch.alerts = [alert("old", day: "2022-01-01"), alert("new", day: "2022-06-01")]
         batch.publishedAlertIDs = ["old", "new"]
         batch.filedAlertIDs = ["old", "new"]
-        batch.retired = (0..<5).map { ("r\($0)", Instant($0), nil) }
+        batch.retired = (0..<5).map { (0, "r\($0)", Instant($0), nil) }
         try store.commit(batch)
         let first = try store.prune(eventsBefore: 300, tombstonesBefore: 3, alertsBeforeDay: "2022-03-01", limit: 20)
         #expect(first.events == 20 && first.tombstones == 3 && first.alerts == 1)
@@ -126,9 +133,9 @@ struct SharedStoreTests {
         defer { cleanUp() }
         var batch = CommitBatch()
         batch.events = [("e1", "d1", 1, [1]), ("e2", "d2", 2, [2])]
-        batch.dossiers = [("d1", [1]), ("d2", [2])]
+        batch.dossiers = [(1, "d1", [1]), (2, "d2", [2])]
         try store.commit(batch)
-        try store.quarantineDossiers([("d1", "unreadable")])
+        try store.quarantineDossiers([(1, "d1", "unreadable")])
         var arrivals: [Int64] = []
         try store.forEachLoggedEvent { arrival, _, _ in arrivals.append(arrival) }
         try store.quarantine([(arrivals[0], "unreadable")])
@@ -150,7 +157,7 @@ struct ShardLeaseTests {
         #expect(try second.currentHolder()?.holder == "first")
         let firstStore = try TestPostgres.store(shard: shard, epoch: firstEpoch)
         var batch = CommitBatch()
-        batch.dossiers = [("760-1", [1])]
+        batch.dossiers = [(1, "760-1", [1])]
         batch.clock = 10
         try firstStore.commit(batch)
 
