@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 /// `sameday-bench`: the performance goals, as numbers (one JSON line per subcommand). Run in release mode.
 @main
@@ -9,4 +10,19 @@ struct SameDayBench: AsyncParsableCommand {
             AMQPBench.self, CoreBench.self, PipelineBench.self, RestartBench.self, AdapterBench.self, SoakBench.self,
             FailoverBench.self,
         ])
+}
+
+/// CPU seconds the calling thread has spent.
+func threadCPUSeconds() -> Double {
+    var time = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
+    return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+}
+
+/// CPU seconds this process has spent, all threads.
+func processCPUSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
+        + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
 }

@@ -52,11 +52,20 @@ struct PipelineBench: AsyncParsableCommand {
     ) var withoutBareConsumer = false
     @Flag(help: "Leave out the bare consumer (raw_consume_per_s) at the end.") var withoutRaw = false
     @Option(help: "Folder of peer.sh and peer_consumer.py.") var peerDirectory = "scripts/bench"
+    @Option(
+        parsing: .upToNextOption,
+        help: ArgumentHelp(
+            "Without --prefilled or --publish-only: also run the bare consumer end to end spending each of these CPU microseconds per event (what end to end reaches here for a consumer that costs as much as the worker).",
+            valueName: "microseconds"))
+    var consumerCosts: [Int] = []
 
     func validate() throws {
         if publishOnly && prefilled { throw ValidationError("--publish-only and --prefilled exclude each other") }
         if rounds < 1 { throw ValidationError("--rounds must be at least 1") }
         if events < 1 { throw ValidationError("--events must be at least 1") }
+        if consumerCosts.contains(where: { $0 < 0 || $0 > 10_000 }) {
+            throw ValidationError("--consumer-costs takes microseconds from 0 to 10000")
+        }
     }
 
     func run() async throws {
@@ -112,7 +121,7 @@ struct PipelineBench: AsyncParsableCommand {
             var rates: [Double] = []
             for round in 0..<rounds {
                 let topology = try await bench.declare("bench.\(getpid()).r\(round).")
-                let seconds = try await bench.publish(into: topology)
+                let seconds = try await bench.publish(into: topology).seconds
                 try await bench.delete(topology)
                 rates.append(Double(stream.count) / seconds)
             }
@@ -124,6 +133,7 @@ struct PipelineBench: AsyncParsableCommand {
         } else if prefilled {
             let python = withoutPeer ? nil : try await setUpPeer()
             var ours: [Double] = []
+            var workerCPU: [Double] = []
             var publishRates: [Double] = []
             var peers: [PeerResult] = []
             for round in 0..<rounds {
@@ -131,7 +141,7 @@ struct PipelineBench: AsyncParsableCommand {
                 let mine = try await bench.declare(prefix)
                 let theirs: Run.Declared?
                 if python != nil { theirs = try await bench.declare(prefix + "peer.") } else { theirs = nil }
-                publishRates.append(Double(stream.count) / (try await bench.publish(into: mine)))
+                publishRates.append(Double(stream.count) / (try await bench.publish(into: mine).seconds))
                 if let theirs { _ = try await bench.publish(into: theirs) }
                 let peerFirst = round % 2 == 0
                 let measurePeer = { () async throws in
@@ -146,12 +156,14 @@ struct PipelineBench: AsyncParsableCommand {
                 let drained = try await bench.runWorker(
                     on: mine, state: folder + "/worker-r\(round)", publishing: false)
                 ours.append(Double(stream.count) / drained.seconds)
+                workerCPU.append(drained.workerCPUSeconds / Double(stream.count) * 1e6)
                 try await bench.delete(mine)
                 if !peerFirst { try await measurePeer() }
             }
             line["mode"] = "drain a full queue"
             line["events_per_s"] = Int(ours.max()!)
             line["events_per_s_rounds"] = ours.map { Int($0) }
+            line["worker_cpu_us_per_event"] = (workerCPU.min()! * 10).rounded() / 10
             line["publish_per_s"] = Int(publishRates.max()!)
             if !peers.isEmpty {
                 let best = peers.map(\.eventsPerSecond).max()!
@@ -164,6 +176,7 @@ struct PipelineBench: AsyncParsableCommand {
             }
         } else {
             var endToEnd: [Double] = []
+            var workerCPU: [Double] = []
             var publishRates: [Double] = []
             var ceilings: [Double] = []
             var bare: [Double] = []
@@ -172,7 +185,7 @@ struct PipelineBench: AsyncParsableCommand {
                 let measureCeiling = { () async throws in
                     guard !withoutCeiling else { return }
                     let topology = try await bench.declare(prefix + "ceiling.")
-                    ceilings.append(Double(stream.count) / (try await bench.publish(into: topology)))
+                    ceilings.append(Double(stream.count) / (try await bench.publish(into: topology).seconds))
                     try await bench.delete(topology)
                 }
                 let measureBare = { () async throws in
@@ -190,6 +203,7 @@ struct PipelineBench: AsyncParsableCommand {
                     on: topology, state: folder + "/worker-r\(round)", publishing: true)
                 try await bench.delete(topology)
                 endToEnd.append(Double(stream.count) / result.seconds)
+                workerCPU.append(result.workerCPUSeconds / Double(stream.count) * 1e6)
                 publishRates.append(Double(stream.count) / result.publishSeconds!)
                 if round % 2 == 1 {
                     try await measureBare()
@@ -200,6 +214,7 @@ struct PipelineBench: AsyncParsableCommand {
             line["events_per_s"] = Int(endToEnd.max()!)
             line["e2e_events_per_s"] = Int(endToEnd.max()!)
             line["events_per_s_rounds"] = endToEnd.map { Int($0) }
+            line["e2e_worker_cpu_us_per_event"] = (workerCPU.min()! * 10).rounded() / 10
             line["publish_per_s"] = Int(publishRates.max()!)
             if !ceilings.isEmpty {
                 line["order"] = rounds > 1 ? "alternating, publish-only first in round 1" : "publish-only first"
@@ -217,6 +232,20 @@ struct PipelineBench: AsyncParsableCommand {
                     line["e2e_bare_consumer_ratio"] = (bare.max()! / ceilings.max()! * 1000).rounded() / 1000
                 }
             }
+            // The bare consumer again, spending a set CPU time on each event: how end to end on this machine falls
+            // with what a consumer costs, next to the worker's own cost measured above.
+            var costed: [String: Any] = [:]
+            for (index, cost) in consumerCosts.enumerated() {
+                let topology = try await bench.declare("bench.\(getpid()).cost\(index).")
+                let seconds = try await bench.publishWithBareConsumer(into: topology, cpuPerEvent: .microseconds(cost))
+                try await bench.delete(topology)
+                var point: [String: Any] = ["events_per_s": Int(Double(stream.count) / seconds)]
+                if let ceiling = ceilings.max() {
+                    point["ratio"] = (Double(stream.count) / seconds / ceiling * 1000).rounded() / 1000
+                }
+                costed["\(cost)"] = point
+            }
+            if !costed.isEmpty { line["e2e_consumer_costing_us"] = costed }
         }
     }
 
@@ -288,10 +317,12 @@ struct Run: Sendable {
         try await onBroker(connection) { try declared.topology.delete(on: $0) }
     }
 
-    /// Every event through `sameday.events` with confirms; the seconds from the first publish to the last confirm.
-    func publish(into declared: Declared) async throws -> Double {
+    /// Every event through `sameday.events` with confirms; the seconds from the first publish to the last confirm,
+    /// and the CPU seconds the publishing thread spent.
+    func publish(into declared: Declared) async throws -> (seconds: Double, cpuSeconds: Double) {
         let (stream, domain, connection, names) = (stream, domain, connection, declared.names)
-        return try await BlockingThread.run(name: "bench publisher") { () -> Double in
+        return try await BlockingThread.run(name: "bench publisher") { () -> (Double, Double) in
+            let cpuStart = threadCPUSeconds()
             let publisher = try Publisher(PublisherConfiguration(connection: connection))
             defer { publisher.close() }
             let start = ContinuousClock.now
@@ -299,13 +330,14 @@ struct Run: Sendable {
                 try publisher.publish(EventMessage.make(event, configuration: domain, topology: names))
             }
             try publisher.waitForConfirms(timeout: .seconds(120))
-            return (ContinuousClock.now - start).seconds
+            return ((ContinuousClock.now - start).seconds, threadCPUSeconds() - cpuStart)
         }
     }
 
     /// Publishes every event (as `publish`) while a bare consumer drains the shard queue, acking every 100 (multiple),
     /// doing nothing else; the seconds from the first publish until the consumer has them all.
-    func publishWithBareConsumer(into declared: Declared) async throws -> Double {
+    /// `cpuPerEvent`: CPU time the consumer spends on each event (a stand-in for a consumer's own work).
+    func publishWithBareConsumer(into declared: Declared, cpuPerEvent: Duration = .zero) async throws -> Double {
         let (count, connection, prefetch) = (stream.count, connection, prefetch)
         let queue = declared.names.workQueue(0)
         let started = ContinuousClock.now
@@ -313,7 +345,12 @@ struct Run: Sendable {
             let consumer = try Consumer(
                 ConsumerConfiguration(connection: connection, queue: queue, prefetch: UInt16(clamping: prefetch)))
             defer { consumer.close() }
-            try drain(consumer, count: count, ackEvery: 100, timeout: .seconds(30))
+            let cost = Double(cpuPerEvent.components.attoseconds) / 1e18 + Double(cpuPerEvent.components.seconds)
+            try drain(consumer, count: count, ackEvery: 100, timeout: .seconds(30)) { _ in
+                guard cost > 0 else { return }
+                let until = threadCPUSeconds() + cost
+                while threadCPUSeconds() < until {}
+            }
             return (ContinuousClock.now - started).seconds
         }
         _ = try await publish(into: declared)
@@ -322,9 +359,10 @@ struct Run: Sendable {
 
     /// Starts a worker (fresh state in `state`) on `declared`'s shard queue, publishes the events meanwhile if
     /// `publishing`, and waits until the worker has committed every event. The seconds run from the worker's start
-    /// (opening its state and connecting are inside) to the commit of the last event.
+    /// (opening its state and connecting are inside) to the commit of the last event; the worker's CPU seconds are
+    /// this process's over that time, less the publishing thread's.
     func runWorker(on declared: Declared, state: String, publishing: Bool) async throws
-        -> (seconds: Double, publishSeconds: Double?)
+        -> (seconds: Double, publishSeconds: Double?, workerCPUSeconds: Double)
     {
         var settings = benchWorkerSettings(url: url, topology: declared.names, folder: state, config: config)
         settings.batchSize = batchSize
@@ -334,18 +372,20 @@ struct Run: Sendable {
         let stop = StopFlag()
         let finished = StopFlag()
         let started = ContinuousClock.now
+        let cpuStart = processCPUSeconds()
         async let worker: Void = BlockingThread.run(name: "bench worker") {
             defer { finished.request() }
             try WorkerService(configuration: workerSettings, domain: domain, metrics: metrics).run(until: stop)
         }
         do {
-            let publishSeconds = publishing ? try await publish(into: declared) : nil
+            let published = publishing ? try await publish(into: declared) : nil
             try await waitForCommits(
                 databasePath: settings.databasePath, metrics: metrics, started: started, finished: finished)
             let seconds = (ContinuousClock.now - started).seconds
+            let workerCPU = processCPUSeconds() - cpuStart - (published?.cpuSeconds ?? 0)
             stop.request()
             try await worker
-            return (seconds, publishSeconds)
+            return (seconds, published?.seconds, workerCPU)
         } catch {
             stop.request()
             try await worker  // the worker's own error, if it stopped on one
