@@ -34,17 +34,7 @@ public final class SourcesStore: Sendable {
 
     public init(path: String) throws {
         self.path = path
-        try FileManager.default.createDirectory(
-            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        var configuration = GRDB.Configuration()
-        configuration.busyMode = .timeout(10)
-        configuration.prepareDatabase { db in
-            // FULL: an acked offset must survive a power cut, not only a process crash.
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-        }
-        database = try DatabaseQueue(path: path, configuration: configuration)
-        try database.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode = WAL") }
-        try Self.migrator.migrate(database)
+        database = try DurableSQLite.open(path: path, migrator: Self.migrator)
     }
 
     static var migrator: DatabaseMigrator {

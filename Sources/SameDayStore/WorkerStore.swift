@@ -98,14 +98,7 @@ public final class WorkerStore: ShardStore {
 
     public init(path: String) throws {
         self.path = path
-        try FileManager.default.createDirectory(
-            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        var configuration = GRDB.Configuration()
-        // Readers (a report, the demo's sqlite3, a test) and a second opener wait for the lock instead of failing.
-        configuration.busyMode = .timeout(10)
-        configuration.prepareDatabase { db in
-            // FULL: an acked event must survive a power cut, not only a process crash.
-            try db.execute(sql: "PRAGMA synchronous = FULL")
+        database = try DurableSQLite.open(path: path, migrator: Self.migrator) { db in
             // The dossier table is read at every upsert: keep its pages in memory (64 MiB of cache, and the file
             // mapped) instead of a read(2) per B-tree page.
             try db.execute(sql: "PRAGMA cache_size = -65536")
@@ -115,11 +108,6 @@ public final class WorkerStore: ShardStore {
             try db.execute(sql: "PRAGMA wal_autocheckpoint = 8192")
             try db.execute(sql: "PRAGMA journal_size_limit = 67108864")
         }
-        database = try DatabaseQueue(path: path, configuration: configuration)
-        try database.writeWithoutTransaction { db in
-            try db.execute(sql: "PRAGMA journal_mode = WAL")
-        }
-        try Self.migrator.migrate(database)
     }
 
     static var migrator: DatabaseMigrator {
