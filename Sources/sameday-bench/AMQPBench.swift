@@ -55,8 +55,10 @@ struct AMQPBench: AsyncParsableCommand {
         let queue = "bench.swift.\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
         let connection = ConnectionConfiguration(brokers: [broker], connectionName: "sameday-bench.amqp")
         let admin = try Connection.open(connection)
+        defer { admin.close() }
         let topology = Topology(queues: [.init(queue, kind: .quorum)])
         try topology.declare(on: admin)
+        // Runs before the close above: closing first left every run's queue on the broker.
         defer { try? topology.delete(on: admin) }
 
         let publisher = try Publisher(PublisherConfiguration(connection: connection, confirmWindow: window))
@@ -80,7 +82,6 @@ struct AMQPBench: AsyncParsableCommand {
         }
         let consumeSeconds = (ContinuousClock.now - consumeStart).seconds
         consumer.close()
-        admin.close()
         return (Double(messages) / publishSeconds, Double(messages) / consumeSeconds)
     }
 
