@@ -66,96 +66,97 @@ public final class SourcesService {
             configuration: configuration, domain: domain, clock: clock, metrics: metrics, logger: logger,
             publisher: publisher)
 
-        var consumer: Consumer?
-        defer { consumer?.close() }
-        var reconnectsSeen = 0
-        while !stop.isRequested {
-            if consumer == nil {
-                do {
-                    var consumerConnection = connection
-                    consumerConnection.connectionName += " consumer"
-                    let tail = streamTail(connection: consumerConnection)
-                    if case .some(let end) = tail, let consumed = loop.consumedUpTo, (end ?? -1) < consumed {
-                        // Offsets never go back in a stream: it was deleted and declared again. Its new events
-                        // would sit at or below the offset consumed and be skipped.
-                        logger.error(
-                            "the events stream ends before the offset already consumed: it was recreated; reading it from its first event",
-                            metadata: [
-                                "offset": "\(consumed)", "stream.end": "\(end.map(String.init) ?? "empty")",
-                            ])
-                        loop.forgetOffset()
-                    }
-                    let from = loop.resumeOffset
-                    consumer = try Consumer(
-                        ConsumerConfiguration(
-                            connection: consumerConnection, queue: stream, prefetch: UInt16(configuration.prefetch),
-                            arguments: ["x-stream-offset": from.map { .int($0) } ?? .string("first")]),
-                        logger: logger)
-                    reconnectsSeen = 0
-                    loop.subscribed(tail: tail)
-                    metrics.setReady(true)
-                    logger.info(
-                        "sources consuming the events stream",
-                        metadata: [
-                            "amqp.queue": "\(stream)", "offset": "\(from.map(String.init) ?? "first")",
-                            "stream.end": "\(tail.map { $0.map(String.init) ?? "empty" } ?? "unknown")",
-                        ])
-                } catch {
-                    metrics.setReady(false, reason: "cannot consume \(stream): \(error)")
-                    logger.warning("sources cannot consume yet", metadata: ["error": "\(error)"])
-                    if !error.isRetriable && error.kind != .channelClosed { throw error }
-                    // Confirms are still marked; silence waits: with the broker away no unit's events can arrive,
-                    // and that is not the units' outage.
-                    try loop.step(consumer: nil)
-                    sleepUnlessStopped(.seconds(1), stop)
-                    continue
-                }
-            }
-            guard let active = consumer else { continue }
-            do {
-                let wait = loop.waitBeforeNextDelivery()
-                if let delivery = try active.next(timeout: wait) {
-                    loop.handle(delivery)
-                } else if active.isConnected && wait >= .milliseconds(500) {
-                    // Nothing within a real wait (not a poll between two commits): where the stream's end could not
-                    // be read, this is the sign that the backlog is read.
-                    loop.idle()
-                }
-            } catch {
-                metrics.setReady(false, reason: "\(error)")
-                metrics.increment("sameday_consumer_errors_total")
-                logger.warning("sources consumer error", metadata: ["error": "\(error)"])
-                if !error.isRetriable { throw error }
-            }
-            if active.reconnectCount > reconnectsSeen {
-                // The consumer subscribed again with the offset it started from: commit what is in hand (its acks
-                // are void on the new channel), then subscribe anew after what was consumed rather than skip
-                // through the stream again.
-                metrics.increment(
-                    "sameday_consumer_reconnects_total", by: Double(active.reconnectCount - reconnectsSeen))
-                try loop.commit(consumer: nil)
-                active.close()
-                consumer = nil
-                continue
-            }
-            metrics.setReady(active.isConnected, reason: active.isConnected ? "" : "reconnecting to the broker")
-            try loop.step(consumer: active)
+        var consumerConnection = connection
+        consumerConnection.connectionName += " consumer"
+        let participant = StreamConsumer(
+            loop: loop, stream: stream, prefetch: configuration.prefetch, connection: consumerConnection,
+            logger: logger)
+        try runConsumeLoop(participant, until: stop, metrics: metrics, logger: logger)
+    }
+
+
+}
+
+/// The part of `sameday sources` in the consume loop: the events stream from the offset after the one consumed,
+/// into `SourcesLoop`.
+private final class StreamConsumer: ConsumeLoopParticipant {
+    let role = "sources"
+    let loop: SourcesLoop
+    let source: String
+    let prefetch: Int
+    let connection: ConnectionConfiguration
+    let logger: Logger
+
+    init(loop: SourcesLoop, stream: String, prefetch: Int, connection: ConnectionConfiguration, logger: Logger) {
+        self.loop = loop
+        self.source = stream
+        self.prefetch = prefetch
+        self.connection = connection
+        self.logger = logger
+    }
+
+    func subscribe() throws(AMQPError) -> Consumer {
+        let tail = streamTail()
+        if case .some(let end) = tail, let consumed = loop.consumedUpTo, (end ?? -1) < consumed {
+            // Offsets never go back in a stream: it was deleted and declared again. Its new events would sit at or
+            // below the offset consumed and be skipped.
+            logger.error(
+                "the events stream ends before the offset already consumed: it was recreated; reading it from its first event",
+                metadata: ["offset": "\(consumed)", "stream.end": "\(end.map(String.init) ?? "empty")"])
+            loop.forgetOffset()
         }
-        metrics.setReady(false, reason: "stopping")
+        let from = loop.resumeOffset
+        let consumer = try Consumer(
+            ConsumerConfiguration(
+                connection: connection, queue: source, prefetch: UInt16(prefetch),
+                arguments: ["x-stream-offset": from.map { .int($0) } ?? .string("first")]),
+            logger: logger)
+        loop.subscribed(tail: tail)
+        logger.info(
+            "sources consuming the events stream",
+            metadata: [
+                "amqp.queue": "\(source)", "offset": "\(from.map(String.init) ?? "first")",
+                "stream.end": "\(tail.map { $0.map(String.init) ?? "empty" } ?? "unknown")",
+            ])
+        return consumer
+    }
+
+    /// Confirms are still marked; silence waits: with the broker away no unit's events can arrive, and that is not
+    /// the units' outage.
+    func stepWithoutConsumer() throws { try loop.step(consumer: nil) }
+    func waitBeforeNextDelivery() -> Duration { loop.waitBeforeNextDelivery() }
+    func handle(_ delivery: Delivery) { loop.handle(delivery) }
+
+    func nothingArrived(waited: Duration, connected: Bool) {
+        // Nothing within a real wait (not a poll between two commits): where the stream's end could not be read,
+        // this is the sign that the backlog is read.
+        if connected && waited >= .milliseconds(500) { loop.idle() }
+    }
+
+    /// The consumer subscribed again with the offset it started from: commit what is in hand (its acks are void on
+    /// the new channel), then subscribe anew after what was consumed rather than skip through the stream again.
+    func resubscribed(_ consumer: Consumer, times: Int) throws -> Bool {
+        try loop.commit(consumer: nil)
+        return true
+    }
+
+    func step(consumer: Consumer, idle: Bool) throws { try loop.step(consumer: consumer) }
+
+    func finish(consumer: Consumer?) throws {
         try loop.finish(consumer: consumer)
         logger.info("sources stopped", metadata: ["units": "\(loop.unitCount)"])
     }
 
     /// The offset of the stream's newest message when asked (`.some(nil)`: the stream is empty), read with a
     /// short-lived consumer at `last` (the stream's last chunk); nil when it cannot be read.
-    private func streamTail(connection: ConnectionConfiguration) -> Int64?? {
+    private func streamTail() -> Int64?? {
         var probeConnection = connection
         probeConnection.connectionName += " tail"
         probeConnection.reconnect.maximumAttempts = 1
         do {
             let probe = try Consumer(
                 ConsumerConfiguration(
-                    connection: probeConnection, queue: stream, prefetch: 1000,
+                    connection: probeConnection, queue: source, prefetch: 1000,
                     arguments: ["x-stream-offset": .string("last")]),
                 logger: logger)
             defer { probe.close() }
@@ -173,11 +174,6 @@ public final class SourcesService {
             logger.warning("cannot read the events stream's end", metadata: ["error": "\(error)"])
             return nil
         }
-    }
-
-    private func sleepUnlessStopped(_ duration: Duration, _ stop: StopFlag) {
-        let until = ContinuousClock.now + duration
-        while !stop.isRequested && ContinuousClock.now < until { Thread.sleep(forTimeInterval: 0.05) }
     }
 }
 

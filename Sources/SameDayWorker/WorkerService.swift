@@ -88,7 +88,7 @@ public final class WorkerService {
                     metadata: ["holder": "\(current?.holder ?? "?")", "epoch": "\(current?.epoch ?? 0)"])
                 announced = true
             }
-            sleepUnlessStopped(.seconds(1), stop)
+            sleep(.seconds(1), unless: stop)
         }
         guard let epoch else { return }
         let takenAt = ContinuousClock.now
@@ -115,78 +115,79 @@ public final class WorkerService {
             configuration: configuration, domain: domain, store: store, clock: clock, metrics: metrics, logger: logger,
             publisher: publisher, queue: queue)
         defer { shard.close() }
-        var leaseCheckedAt = ContinuousClock.now
-        var takeoverMeasured = false
+        var consumerConnection = connection
+        consumerConnection.connectionName += " consumer"
+        let participant = ShardConsumer(
+            shard: shard, queue: queue, prefetch: configuration.prefetch, lease: lease, connection: consumerConnection,
+            metrics: metrics, logger: logger)
+        try runConsumeLoop(participant, until: stop, metrics: metrics, logger: logger)
+    }
+}
 
-        var consumer: Consumer?
-        defer { consumer?.close() }
-        var reconnectsSeen = 0
-        while !stop.isRequested {
-            if consumer == nil {
-                do {
-                    var consumerConnection = connection
-                    consumerConnection.connectionName += " consumer"
-                    consumer = try Consumer(
-                        ConsumerConfiguration(
-                            connection: consumerConnection, queue: queue, prefetch: UInt16(configuration.prefetch)),
-                        logger: logger)
-                    metrics.setReady(true)
-                    logger.info("worker consuming", metadata: ["amqp.queue": "\(queue)"])
-                    if let lease, !takeoverMeasured {
-                        // From the lease taken to consuming: the state loaded and the missed timers fired.
-                        let seconds = (ContinuousClock.now - lease.takenAt).secondsValue
-                        metrics.set("sameday_takeover_seconds", seconds)
-                        logger.info("takeover done", metadata: ["seconds": "\(seconds)"])
-                        takeoverMeasured = true
-                    }
-                } catch {
-                    // Down is not dead: timers keep firing into the outbox and the files while the broker is away.
-                    metrics.setReady(false, reason: "cannot consume \(queue): \(error)")
-                    logger.warning("worker cannot consume yet", metadata: ["error": "\(error)"])
-                    if !error.isRetriable && error.kind != .channelClosed { throw error }
-                    try shard.step(consumer: nil, idle: true)
-                    sleepUnlessStopped(.seconds(1), stop)
-                    continue
-                }
-            }
-            guard let active = consumer else { continue }
-            var idle = true
-            do {
-                if let delivery = try active.next(timeout: shard.waitBeforeNextDelivery()) {
-                    shard.handle(delivery)
-                    idle = false
-                }
-            } catch {
-                metrics.setReady(false, reason: "\(error)")
-                metrics.increment("sameday_consumer_errors_total")
-                logger.warning("worker consumer error", metadata: ["error": "\(error)"])
-                if !error.isRetriable { throw error }
-            }
-            if active.reconnectCount > reconnectsSeen {
-                metrics.increment(
-                    "sameday_consumer_reconnects_total", by: Double(active.reconnectCount - reconnectsSeen))
-                reconnectsSeen = active.reconnectCount
-            }
-            metrics.setReady(active.isConnected, reason: active.isConnected ? "" : "reconnecting to the broker")
-            try shard.step(consumer: active, idle: idle)
-            if let lease, ContinuousClock.now - leaseCheckedAt >= .seconds(2) {
-                // The lease's session gone means a standby may hold the shard now: stop before doing more (the
-                // fenced commits would be refused anyway).
-                leaseCheckedAt = .now
-                guard lease.lease.isAlive() else {
-                    throw LeaseLost(shard: queue, heldEpoch: lease.epoch, currentEpoch: nil)
-                }
-            }
-        }
-        // Graceful stop: finish the batch, commit, ack, then the final files.
-        metrics.setReady(false, reason: "stopping")
-        try shard.finish(consumer: consumer)
-        logger.info("worker stopped", metadata: ["dossiers": "\(shard.engine.dossierCount)"])
+/// The worker's part in the consume loop: one shard queue into `ShardLoop`; with the shared store, the takeover
+/// time measured once consuming, and the lease's session checked every 2 s.
+private final class ShardConsumer: ConsumeLoopParticipant {
+    let role = "worker"
+    let shard: ShardLoop
+    let source: String
+    let prefetch: Int
+    let lease: (lease: ShardLease, epoch: Int64, takenAt: ContinuousClock.Instant)?
+    let connection: ConnectionConfiguration
+    let metrics: WorkerMetrics
+    let logger: Logger
+    private var leaseCheckedAt = ContinuousClock.now
+    private var takeoverMeasured = false
+
+    init(
+        shard: ShardLoop, queue: String, prefetch: Int,
+        lease: (lease: ShardLease, epoch: Int64, takenAt: ContinuousClock.Instant)?, connection: ConnectionConfiguration,
+        metrics: WorkerMetrics, logger: Logger
+    ) {
+        self.shard = shard
+        self.source = queue
+        self.prefetch = prefetch
+        self.lease = lease
+        self.connection = connection
+        self.metrics = metrics
+        self.logger = logger
     }
 
-    private func sleepUnlessStopped(_ duration: Duration, _ stop: StopFlag) {
-        let until = ContinuousClock.now + duration
-        while !stop.isRequested && ContinuousClock.now < until { Thread.sleep(forTimeInterval: 0.05) }
+    func subscribe() throws(AMQPError) -> Consumer {
+        let consumer = try Consumer(
+            ConsumerConfiguration(connection: connection, queue: source, prefetch: UInt16(prefetch)), logger: logger)
+        logger.info("worker consuming", metadata: ["amqp.queue": "\(source)"])
+        if let lease, !takeoverMeasured {
+            // From the lease taken to consuming: the state loaded and the missed timers fired.
+            let seconds = (ContinuousClock.now - lease.takenAt).secondsValue
+            metrics.set("sameday_takeover_seconds", seconds)
+            logger.info("takeover done", metadata: ["seconds": "\(seconds)"])
+            takeoverMeasured = true
+        }
+        return consumer
+    }
+
+    func stepWithoutConsumer() throws { try shard.step(consumer: nil, idle: true) }
+    func waitBeforeNextDelivery() -> Duration { shard.waitBeforeNextDelivery() }
+    func handle(_ delivery: Delivery) { shard.handle(delivery) }
+    /// The consumer subscribed again by itself; the deliveries in hand are redelivered, which the engine absorbs.
+    func resubscribed(_ consumer: Consumer, times: Int) throws -> Bool { false }
+
+    func step(consumer: Consumer, idle: Bool) throws {
+        try shard.step(consumer: consumer, idle: idle)
+        if let lease, ContinuousClock.now - leaseCheckedAt >= .seconds(2) {
+            // The lease's session gone means a standby may hold the shard now: stop before doing more (the fenced
+            // commits would be refused anyway).
+            leaseCheckedAt = .now
+            guard lease.lease.isAlive() else {
+                throw LeaseLost(shard: source, heldEpoch: lease.epoch, currentEpoch: nil)
+            }
+        }
+    }
+
+    /// Graceful stop: finish the batch, commit, ack, then the final files.
+    func finish(consumer: Consumer?) throws {
+        try shard.finish(consumer: consumer)
+        logger.info("worker stopped", metadata: ["dossiers": "\(shard.engine.dossierCount)"])
     }
 }
 
