@@ -69,11 +69,10 @@ public final class SourcesService {
         var consumerConnection = connection
         consumerConnection.connectionName += " consumer"
         let participant = StreamConsumer(
-            loop: loop, stream: stream, prefetch: configuration.prefetch, connection: consumerConnection,
-            logger: logger)
+            loop: loop, stream: stream, prefetch: configuration.prefetch, connection: consumerConnection, logger: logger
+        )
         try runConsumeLoop(participant, until: stop, metrics: metrics, logger: logger)
     }
-
 
 }
 

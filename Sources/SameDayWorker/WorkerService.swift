@@ -140,7 +140,8 @@ private final class ShardConsumer: ConsumeLoopParticipant {
 
     init(
         shard: ShardLoop, queue: String, prefetch: Int,
-        lease: (lease: ShardLease, epoch: Int64, takenAt: ContinuousClock.Instant)?, connection: ConnectionConfiguration,
+        lease: (lease: ShardLease, epoch: Int64, takenAt: ContinuousClock.Instant)?,
+        connection: ConnectionConfiguration,
         metrics: WorkerMetrics, logger: Logger
     ) {
         self.shard = shard

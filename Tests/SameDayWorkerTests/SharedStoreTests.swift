@@ -73,9 +73,9 @@ struct SharedStoreTests {
             keys[code] = key
         }
         #expect(dossiers == ["760-1": [9, 9], "760-2": [4], "760-3": []], "the last state of a row wins")
-        #expect(
-            keys == (backend == .sqlite ? ["760-1": 1, "760-2": 2, "760-3": 3] : ["760-1": 0, "760-2": 0, "760-3": 0]),
-            "SQLite keys rows by the engine's number; PostgreSQL by code")
+        let expectedKeys: [String: Int64] =
+            backend == .sqlite ? ["760-1": 1, "760-2": 2, "760-3": 3] : ["760-1": 0, "760-2": 0, "760-3": 0]
+        #expect(keys == expectedKeys, "SQLite keys rows by the engine's number; PostgreSQL by code")
         #expect(try store.eventCount() == 3)
         var logged: [[UInt8]] = []
         try store.forEachLoggedEvent { _, bytes, _ in logged.append(bytes) }
