@@ -73,7 +73,6 @@ public final class SourcesService {
         )
         try runConsumeLoop(participant, until: stop, metrics: metrics, logger: logger)
     }
-
 }
 
 /// The part of `sameday sources` in the consume loop: the events stream from the offset after the one consumed,
