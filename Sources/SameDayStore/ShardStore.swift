@@ -62,7 +62,8 @@ public protocol ShardStore: AnyObject, Sendable {
     /// Dossiers held (open, and closed ones not yet retired).
     func dossierCount() throws -> Int
     func tombstoneCount() throws -> Int
-    /// Bytes the state takes on disk (for PostgreSQL: this shard's rows, estimated from the table sizes).
+    /// Bytes the state takes on disk. For PostgreSQL the shared tables' size, every shard's rows together: a share per
+    /// shard would need a count of each table's rows.
     func bytesOnDisk() -> Int64
 }
 
