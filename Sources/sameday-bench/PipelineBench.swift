@@ -58,9 +58,17 @@ struct PipelineBench: AsyncParsableCommand {
             "Without --prefilled or --publish-only: also run the bare consumer end to end spending each of these CPU microseconds per event (what end to end reaches here for a consumer that costs as much as the worker).",
             valueName: "microseconds"))
     var consumerCosts: [Int] = []
+    @Flag(
+        help:
+            "Without --prefilled: the broker and the publisher on core 0, the worker (and the bare consumers) on core 1, for every measurement of the run, ceiling included: the worker on a machine of its own, as deployed."
+    ) var workerCore = false
 
     func validate() throws {
         if publishOnly && prefilled { throw ValidationError("--publish-only and --prefilled exclude each other") }
+        if workerCore && prefilled { throw ValidationError("--worker-core measures end to end, not --prefilled") }
+        if workerCore && ProcessInfo.processInfo.activeProcessorCount < 2 {
+            throw ValidationError("--worker-core needs two cores")
+        }
         if rounds < 1 { throw ValidationError("--rounds must be at least 1") }
         if events < 1 { throw ValidationError("--events must be at least 1") }
         if consumerCosts.contains(where: { $0 < 0 || $0 > 10_000 }) {
@@ -80,16 +88,21 @@ struct PipelineBench: AsyncParsableCommand {
         let bench = Run(
             domain: domain, stream: stream, distinct: distinct, connection: connection, url: url, config: config,
             folder: folder, batchSize: batchSize, prefetch: prefetch, peerBatchSize: peerBatchSize,
-            peerPrefetch: peerPrefetch, withoutStream: withoutStream)
+            peerPrefetch: peerPrefetch, withoutStream: withoutStream, pinCores: workerCore)
 
         var line: [String: Any] = [
             "bench": "pipeline", "events": stream.count, "distinct_events": distinct, "batch_size": batchSize,
             "prefetch": prefetch, "peer_batch_size": peerBatchSize, "peer_prefetch": peerPrefetch,
             "stream": !withoutStream, "worker": !publishOnly, "rounds": rounds,
+            "cores": workerCore
+                ? "broker and publisher on core 0, worker and bare consumers on core 1" : "all share every core",
         ]
+        if workerCore { line["broker_nodes_pinned"] = try await CorePinning.pinBrokers(to: "0") }
         do {
             try await measure(bench, into: &line)
+            if workerCore { try await CorePinning.pinBrokers(to: CorePinning.allCores) }
         } catch {
+            if workerCore { _ = try? await CorePinning.pinBrokers(to: CorePinning.allCores) }
             // Leave nothing behind on the broker: every copy this run may have declared.
             for round in 0..<rounds {
                 for part in ["", "peer.", "ceiling."] {
@@ -290,6 +303,8 @@ struct Run: Sendable {
     let peerBatchSize: Int
     let peerPrefetch: Int
     let withoutStream: Bool
+    /// `--worker-core`: the publisher on core 0 (with the broker), the consuming side on core 1.
+    let pinCores: Bool
 
     /// A private copy of SameDay's topology with one shard (without the events stream if asked), declared.
     struct Declared: Sendable {
@@ -321,7 +336,9 @@ struct Run: Sendable {
     /// and the CPU seconds the publishing thread spent.
     func publish(into declared: Declared) async throws -> (seconds: Double, cpuSeconds: Double) {
         let (stream, domain, connection, names) = (stream, domain, connection, declared.names)
+        let pin = pinCores
         return try await BlockingThread.run(name: "bench publisher") { () -> (Double, Double) in
+            if pin { try CorePinning.pinCurrentThread(to: 0) }
             let cpuStart = threadCPUSeconds()
             let publisher = try Publisher(PublisherConfiguration(connection: connection))
             defer { publisher.close() }
@@ -338,10 +355,11 @@ struct Run: Sendable {
     /// doing nothing else; the seconds from the first publish until the consumer has them all.
     /// `cpuPerEvent`: CPU time the consumer spends on each event (a stand-in for a consumer's own work).
     func publishWithBareConsumer(into declared: Declared, cpuPerEvent: Duration = .zero) async throws -> Double {
-        let (count, connection, prefetch) = (stream.count, connection, prefetch)
+        let (count, connection, prefetch, pin) = (stream.count, connection, prefetch, pinCores)
         let queue = declared.names.workQueue(0)
         let started = ContinuousClock.now
         async let drained: Double = BlockingThread.run(name: "bench bare consumer") { () -> Double in
+            if pin { try CorePinning.pinCurrentThread(to: 1) }
             let consumer = try Consumer(
                 ConsumerConfiguration(connection: connection, queue: queue, prefetch: UInt16(clamping: prefetch)))
             defer { consumer.close() }
@@ -367,7 +385,7 @@ struct Run: Sendable {
         var settings = benchWorkerSettings(url: url, topology: declared.names, folder: state, config: config)
         settings.batchSize = batchSize
         settings.prefetch = prefetch
-        let (workerSettings, domain) = (settings, domain)
+        let (workerSettings, domain, pin) = (settings, domain, pinCores)
         let metrics = WorkerMetrics()
         let stop = StopFlag()
         let finished = StopFlag()
@@ -375,6 +393,8 @@ struct Run: Sendable {
         let cpuStart = processCPUSeconds()
         async let worker: Void = BlockingThread.run(name: "bench worker") {
             defer { finished.request() }
+            // The worker's threads (commit, files, publisher) start from this one and inherit its core.
+            if pin { try CorePinning.pinCurrentThread(to: 1) }
             try WorkerService(configuration: workerSettings, domain: domain, metrics: metrics).run(until: stop)
         }
         do {
