@@ -103,8 +103,10 @@ public enum SameDayRoutingKey {
         "\(level).\(block).\(keyWord(unit))"
     }
 
-    /// A unit code as one routing-key word.
+    /// A unit code as one routing-key word (its dots, which would split it, become underscores).
     public static func keyWord(_ unit: String) -> String {
-        String(unit.map { $0 == "." ? "_" : $0 })
+        // Codes rarely have a dot; this runs for every event published and received, and for every alert.
+        guard unit.utf8.contains(UInt8(ascii: ".")) else { return unit }
+        return String(unit.map { $0 == "." ? "_" : $0 })
     }
 }
