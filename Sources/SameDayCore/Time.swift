@@ -196,14 +196,17 @@ public enum RFC3339 {
         let c = CivilCalendar.civil(fromDays: day)
         var out = [UInt8]()
         out.reserveCapacity(25)
+        // Digits straight into `out` (a temporary array per field cost seven allocations per instant formatted).
         func put(_ v: Int, _ w: Int) {
-            var d = [UInt8](repeating: 48, count: w)
+            let start = out.count
+            out.append(contentsOf: repeatElement(UInt8(48), count: w))
             var x = v
-            for k in stride(from: w - 1, through: 0, by: -1) {
-                d[k] = UInt8(48 + x % 10)
+            var k = start + w - 1
+            while k >= start {
+                out[k] = UInt8(48 + x % 10)
                 x /= 10
+                k -= 1
             }
-            out.append(contentsOf: d)
         }
         if (0...9999).contains(c.year) {
             put(c.year, 4)
@@ -214,7 +217,7 @@ public enum RFC3339 {
         out.append(0x54)
         let s = Int(sod)
         put(s / 3600, 2); out.append(0x3A); put(s / 60 % 60, 2); out.append(0x3A); put(s % 60, 2)
-        out.append(contentsOf: Array("+07:00".utf8))
+        out.append(contentsOf: "+07:00".utf8)
         return String(decoding: out, as: UTF8.self)
     }
 }
