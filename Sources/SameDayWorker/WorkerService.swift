@@ -118,8 +118,10 @@ public final class WorkerService {
         var consumerConnection = connection
         consumerConnection.connectionName += " consumer"
         let participant = ShardConsumer(
-            shard: shard, queue: queue, prefetch: configuration.prefetch, lease: lease, connection: consumerConnection,
-            metrics: metrics, logger: logger)
+            shard: shard,
+            consumer: ConsumerConfiguration(
+                connection: consumerConnection, queue: queue, prefetch: UInt16(configuration.prefetch)),
+            lease: lease, metrics: metrics, logger: logger)
         try runConsumeLoop(participant, until: stop, metrics: metrics, logger: logger)
     }
 }
@@ -129,33 +131,28 @@ public final class WorkerService {
 private final class ShardConsumer: ConsumeLoopParticipant {
     let role = "worker"
     let shard: ShardLoop
-    let source: String
-    let prefetch: Int
+    let consumer: ConsumerConfiguration
     let lease: (lease: ShardLease, epoch: Int64, takenAt: ContinuousClock.Instant)?
-    let connection: ConnectionConfiguration
     let metrics: WorkerMetrics
     let logger: Logger
     private var leaseCheckedAt = ContinuousClock.now
     private var takeoverMeasured = false
+    var source: String { consumer.queue }
 
     init(
-        shard: ShardLoop, queue: String, prefetch: Int,
-        lease: (lease: ShardLease, epoch: Int64, takenAt: ContinuousClock.Instant)?,
-        connection: ConnectionConfiguration,
-        metrics: WorkerMetrics, logger: Logger
+        shard: ShardLoop, consumer: ConsumerConfiguration,
+        lease: (lease: ShardLease, epoch: Int64, takenAt: ContinuousClock.Instant)?, metrics: WorkerMetrics,
+        logger: Logger
     ) {
         self.shard = shard
-        self.source = queue
-        self.prefetch = prefetch
+        self.consumer = consumer
         self.lease = lease
-        self.connection = connection
         self.metrics = metrics
         self.logger = logger
     }
 
     func subscribe() throws(AMQPError) -> Consumer {
-        let consumer = try Consumer(
-            ConsumerConfiguration(connection: connection, queue: source, prefetch: UInt16(prefetch)), logger: logger)
+        let consumer = try Consumer(consumer, logger: logger)
         logger.info("worker consuming", metadata: ["amqp.queue": "\(source)"])
         if let lease, !takeoverMeasured {
             // From the lease taken to consuming: the state loaded and the missed timers fired.

@@ -105,9 +105,12 @@ struct PipelineBench: AsyncParsableCommand {
             if workerCore { _ = try? await CorePinning.pinBrokers(to: CorePinning.allCores) }
             // Leave nothing behind on the broker: every copy this run may have declared.
             for round in 0..<rounds {
-                for part in ["", "peer.", "ceiling."] {
+                for part in ["", "peer.", "ceiling.", "bare."] {
                     try? await bench.delete(bench.planned("bench.\(getpid()).r\(round).\(part)"))
                 }
+            }
+            for index in consumerCosts.indices {
+                try? await bench.delete(bench.planned("bench.\(getpid()).cost\(index)."))
             }
             throw error
         }
