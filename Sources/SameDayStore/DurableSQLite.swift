@@ -4,6 +4,11 @@ import GRDB
 /// Opens a SQLite database that holds durable state (the worker's shard, `sameday sources`): its folder made, WAL,
 /// `synchronous=FULL`, readers and a second opener waiting for the lock instead of failing; then the schema brought up
 /// to date by `migrator`. `tuning` adds a store's own pragmas on each connection.
+///
+/// Switching to WAL and migrating happen under an exclusive `flock` on `<path>-open.lock`: two openers meeting on a new
+/// or older file (a service starting while `sameday report` or a test opens it) would otherwise both run the
+/// migrations, and SQLite refuses the second's journal switch at once instead of waiting. The second opener waits for
+/// the first and finds the work done. The lock file is empty and stays beside the database.
 enum DurableSQLite {
     static func open(
         path: String, migrator: DatabaseMigrator, tuning: @escaping @Sendable (Database) throws -> Void = { _ in }
@@ -20,8 +25,37 @@ enum DurableSQLite {
             try tuning(db)
         }
         let database = try DatabaseQueue(path: path, configuration: configuration)
-        try database.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode = WAL") }
-        try migrator.migrate(database)
+        try whileHoldingOpenLock(of: path) {
+            try database.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode = WAL") }
+            try migrator.migrate(database)
+        }
         return database
+    }
+
+    /// Runs `body` holding the exclusive lock beside `path`, waiting for another opener to finish first. `flock` locks
+    /// are separate from SQLite's own `fcntl` locks on the database, and are released if the holder dies.
+    private static func whileHoldingOpenLock(of path: String, _ body: () throws -> Void) throws {
+        let lockPath = path + "-open.lock"
+        let descriptor = Glibc.open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else {
+            throw DurableSQLiteError.openLock(path: lockPath, reason: String(cString: strerror(errno)))
+        }
+        defer { Glibc.close(descriptor) }  // Closing releases the lock.
+        while flock(descriptor, LOCK_EX) != 0 {
+            guard errno == EINTR else {
+                throw DurableSQLiteError.openLock(path: lockPath, reason: String(cString: strerror(errno)))
+            }
+        }
+        try body()
+    }
+}
+
+public enum DurableSQLiteError: Error, CustomStringConvertible {
+    case openLock(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .openLock(let path, let reason): "cannot lock \(path) to open its database: \(reason)"
+        }
     }
 }
