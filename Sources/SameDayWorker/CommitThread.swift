@@ -78,7 +78,10 @@ final class CommitThread: Sendable {
 
     /// The finished commit, if any; with `wait`, blocks until the one in flight is done.
     func collect(wait: Bool) -> Result<PreparedCommit, any Error>? {
-        if wait { done.wait() } else if done.wait(timeout: .now()) == .timedOut { return nil }
+        // The consume thread asks after every delivery: look under the lock rather than try the semaphore, whose
+        // zero-timeout wait is a futex call each time. A result set is signalled at once, so the wait below is short.
+        if !wait, state.withLock({ $0.result == nil }) { return nil }
+        done.wait()
         return state.withLock { s in
             defer { s.result = nil }
             return s.result
