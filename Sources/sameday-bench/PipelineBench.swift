@@ -11,6 +11,7 @@ import SameDayWorker
 ///
 /// - default (publish and consume at once): the end-to-end rate, and the `--publish-only` ceiling of the same run on
 ///   a fresh copy of the topology (`e2e_events_per_s`, `publish_only_events_per_s`, `e2e_ratio`);
+///   `--peer-end-to-end` adds the Python peer below doing the same (`e2e_peer_events_per_s`, `e2e_vs_peer`);
 /// - `--prefilled` (drain a full queue): the worker against a plain Python + pika + sqlite3 consumer
 ///   (`scripts/bench/peer_consumer.py`, in the venv `scripts/bench/peer.sh` makes) draining the same events from an
 ///   identical queue (`events_per_s`, `peer_events_per_s`, `ratio`);
@@ -62,10 +63,17 @@ struct PipelineBench: AsyncParsableCommand {
         help:
             "Without --prefilled: the broker and the publisher on core 0, the worker (and the bare consumers) on core 1, for every measurement of the run, ceiling included: the worker on a machine of its own, as deployed."
     ) var workerCore = false
+    @Flag(
+        help:
+            "Without --prefilled or --publish-only: also run the Python peer end to end (publishing while it drains), on the worker's core with --worker-core."
+    ) var peerEndToEnd = false
 
     func validate() throws {
         if publishOnly && prefilled { throw ValidationError("--publish-only and --prefilled exclude each other") }
         if workerCore && prefilled { throw ValidationError("--worker-core measures end to end, not --prefilled") }
+        if peerEndToEnd && (prefilled || publishOnly) {
+            throw ValidationError("--peer-end-to-end measures end to end, not --prefilled or --publish-only")
+        }
         if workerCore && ProcessInfo.processInfo.activeProcessorCount < 2 {
             throw ValidationError("--worker-core needs two cores")
         }
@@ -173,6 +181,7 @@ struct PipelineBench: AsyncParsableCommand {
                     on: mine, state: folder + "/worker-r\(round)", publishing: false)
                 ours.append(Double(stream.count) / drained.seconds)
                 workerCPU.append(drained.workerCPUSeconds / Double(stream.count) * 1e6)
+                line["alerts"] = drained.alerts
                 try await bench.delete(mine)
                 if !peerFirst { try await measurePeer() }
             }
@@ -196,8 +205,19 @@ struct PipelineBench: AsyncParsableCommand {
             var publishRates: [Double] = []
             var ceilings: [Double] = []
             var bare: [Double] = []
+            var peers: [Double] = []
+            let python = peerEndToEnd ? try await setUpPeer() : nil
             for round in 0..<rounds {
                 let prefix = "bench.\(getpid()).r\(round)."
+                let measurePeer = { () async throws in
+                    guard let python else { return }
+                    let topology = try await bench.declare(prefix + "peer.")
+                    let seconds = try await bench.publishWithPeer(
+                        python: python, script: peerDirectory + "/peer_consumer.py", declared: topology,
+                        database: folder + "/peer-e2e-r\(round).sqlite")
+                    peers.append(Double(stream.count) / seconds)
+                    try await bench.delete(topology)
+                }
                 let measureCeiling = { () async throws in
                     guard !withoutCeiling else { return }
                     let topology = try await bench.declare(prefix + "ceiling.")
@@ -213,6 +233,7 @@ struct PipelineBench: AsyncParsableCommand {
                 if round % 2 == 0 {
                     try await measureCeiling()
                     try await measureBare()
+                    try await measurePeer()
                 }
                 let topology = try await bench.declare(prefix)
                 let result = try await bench.runWorker(
@@ -220,8 +241,10 @@ struct PipelineBench: AsyncParsableCommand {
                 try await bench.delete(topology)
                 endToEnd.append(Double(stream.count) / result.seconds)
                 workerCPU.append(result.workerCPUSeconds / Double(stream.count) * 1e6)
+                line["alerts"] = result.alerts
                 publishRates.append(Double(stream.count) / result.publishSeconds!)
                 if round % 2 == 1 {
+                    try await measurePeer()
                     try await measureBare()
                     try await measureCeiling()
                 }
@@ -246,6 +269,16 @@ struct PipelineBench: AsyncParsableCommand {
                 line["e2e_vs_bare_consumer"] = (endToEnd.max()! / bare.max()! * 1000).rounded() / 1000
                 if !ceilings.isEmpty {
                     line["e2e_bare_consumer_ratio"] = (bare.max()! / ceilings.max()! * 1000).rounded() / 1000
+                }
+            }
+            if !peers.isEmpty {
+                // The Python peer of --prefilled, publishing while it drains: what a plain durable consumer reaches
+                // end to end on this machine, beside the worker.
+                line["e2e_peer_events_per_s"] = Int(peers.max()!)
+                line["e2e_peer_events_per_s_rounds"] = peers.map { Int($0) }
+                line["e2e_vs_peer"] = (endToEnd.max()! / peers.max()! * 1000).rounded() / 1000
+                if !ceilings.isEmpty {
+                    line["e2e_peer_ratio"] = (peers.max()! / ceilings.max()! * 1000).rounded() / 1000
                 }
             }
             // The bare consumer again, spending a set CPU time on each event: how end to end on this machine falls
@@ -383,7 +416,7 @@ struct Run: Sendable {
     /// (opening its state and connecting are inside) to the commit of the last event; the worker's CPU seconds are
     /// this process's over that time, less the publishing thread's.
     func runWorker(on declared: Declared, state: String, publishing: Bool) async throws
-        -> (seconds: Double, publishSeconds: Double?, workerCPUSeconds: Double)
+        -> (seconds: Double, publishSeconds: Double?, workerCPUSeconds: Double, alerts: [String: Int])
     {
         var settings = benchWorkerSettings(url: url, topology: declared.names, folder: state, config: config)
         settings.batchSize = batchSize
@@ -408,7 +441,12 @@ struct Run: Sendable {
             let workerCPU = processCPUSeconds() - cpuStart - (published?.cpuSeconds ?? 0)
             stop.request()
             try await worker
-            return (seconds, published?.seconds, workerCPU)
+            var alerts: [String: Int] = [:]
+            for level in AlertLevel.allCases {
+                let raised = Int(metrics.value("sameday_alerts_total{level=\"\(level.name)\"}"))
+                if raised > 0 { alerts[level.name] = raised }
+            }
+            return (seconds, published?.seconds, workerCPU, alerts)
         } catch {
             stop.request()
             try await worker  // the worker's own error, if it stopped on one
@@ -447,17 +485,41 @@ struct Run: Sendable {
         }
     }
 
+    /// Starts the Python peer on `declared`'s shard queue, and once it is connected publishes every event (as
+    /// `publish`); the seconds from the first publish until the peer has committed and acked them all. With
+    /// `--worker-core` the peer runs on the worker's core.
+    func publishWithPeer(python: String, script: String, declared: Declared, database: String) async throws -> Double {
+        let readyFile = database + ".ready"
+        async let drained = drainWithPeer(
+            python: python, script: script, declared: declared, database: database, readyFile: readyFile)
+        let deadline = ContinuousClock.now + .seconds(30)
+        while !FileManager.default.fileExists(atPath: readyFile) {
+            guard ContinuousClock.now < deadline else {
+                _ = try? await drained
+                throw ValidationError("the Python peer did not connect within 30 s")
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        let started = ContinuousClock.now
+        _ = try await publish(into: declared)
+        _ = try await drained
+        return (ContinuousClock.now - started).seconds
+    }
+
     /// The Python peer (`peer_consumer.py`) drains `declared`'s shard queue into a fresh SQLite file.
-    func drainWithPeer(python: String, script: String, declared: Declared, database: String) async throws
-        -> PeerResult
+    func drainWithPeer(python: String, script: String, declared: Declared, database: String, readyFile: String? = nil)
+        async throws -> PeerResult
     {
         let started = ContinuousClock.now
-        let (status, output) = try await runProcess(
-            python,
-            [
-                script, url, declared.names.workQueue(0), "\(stream.count)", database, "--prefetch", "\(peerPrefetch)",
-                "--batch", "\(peerBatchSize)",
-            ])
+        var arguments = [
+            script, url, declared.names.workQueue(0), "\(stream.count)", database, "--prefetch", "\(peerPrefetch)",
+            "--batch", "\(peerBatchSize)",
+        ]
+        if let readyFile { arguments += ["--ready-file", readyFile] }
+        let (status, output) =
+            pinCores
+            ? try await runProcess("/usr/bin/taskset", ["-c", "1", python] + arguments)
+            : try await runProcess(python, arguments)
         let processSeconds = (ContinuousClock.now - started).seconds
         guard status == 0, let last = output.split(separator: "\n").last,
             let object = try? JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any],

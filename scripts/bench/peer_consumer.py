@@ -17,7 +17,11 @@ It stops once it has handled EXPECTED deliveries (or after the queue stayed empt
 and prints one JSON line: ``{"events": handled, "new_events": ..., "duplicates": ..., "rejected": ...,
 "seconds": s, "events_per_s": ...}``. ``seconds`` runs from just before the connection opens to the last ack.
 
+With ``--ready-file PATH`` it creates PATH once connected, so a caller measuring end to end (``sameday-bench pipeline
+--peer-end-to-end``) starts publishing then, leaving the interpreter's start and ``import pika`` out.
+
 Usage: peer_consumer.py AMQP_URL QUEUE EXPECTED DB_PATH [--prefetch N] [--batch N] [--idle-timeout S]
+       [--ready-file PATH]
 """
 
 import argparse
@@ -73,6 +77,7 @@ def main():
     parser.add_argument("--prefetch", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--idle-timeout", type=float, default=30.0)
+    parser.add_argument("--ready-file")
     args = parser.parse_args()
 
     db = open_db(args.db)
@@ -87,6 +92,8 @@ def main():
     connection = pika.BlockingConnection(pika.URLParameters(args.url))
     channel = connection.channel()
     channel.basic_qos(prefetch_count=args.prefetch)
+    if args.ready_file:
+        open(args.ready_file, "w").close()
 
     handled = new = duplicates = rejected = 0
     pending = 0  # deliveries in the open transaction, not yet acked
