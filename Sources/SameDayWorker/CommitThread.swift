@@ -33,38 +33,39 @@ final class CommitThread: Sendable {
     }
 
     private func run(store: any ShardStore, metrics: WorkerMetrics) {
-            while true {
-                wake.wait()
-                let (job, prune, stop) = state.withLock { s in (s.submitted, s.prune, s.stopping) }
-                if let job {
-                    let started = ContinuousClock.now
-                    let result = Result<PreparedCommit, any Error> {
-                        try store.commit(job.batch)
-                        return job
-                    }
-                    metrics.observeCommit(seconds: (ContinuousClock.now - started).secondsValue)
-                    state.withLock { s in
-                        s.submitted = nil
-                        s.result = result
-                    }
-                    done.signal()
-                } else if stop {
-                    break
-                } else if let prune {
-                    // One slice; ask for the next only while slices come back full.
-                    let removed = (try? store.prune(
+        while true {
+            wake.wait()
+            let (job, prune, stop) = state.withLock { s in (s.submitted, s.prune, s.stopping) }
+            if let job {
+                let started = ContinuousClock.now
+                let result = Result<PreparedCommit, any Error> {
+                    try store.commit(job.batch)
+                    return job
+                }
+                metrics.observeCommit(seconds: (ContinuousClock.now - started).secondsValue)
+                state.withLock { s in
+                    s.submitted = nil
+                    s.result = result
+                }
+                done.signal()
+            } else if stop {
+                break
+            } else if let prune {
+                // One slice; ask for the next only while slices come back full.
+                let removed =
+                    (try? store.prune(
                         eventsBefore: prune.eventsBefore, tombstonesBefore: prune.tombstonesBefore,
                         alertsBeforeDay: prune.alertsBeforeDay, limit: 2000)) ?? PruneResult()
-                    metrics.increment("sameday_pruned_rows_total", by: Double(removed.total))
-                    let more = removed.events == 2000 || removed.tombstones == 2000 || removed.alerts == 2000
-                    state.withLock { s in
-                        s.pruned += removed.total
-                        if !more { s.prune = nil }
-                    }
-                    if more { wake.signal() }
+                metrics.increment("sameday_pruned_rows_total", by: Double(removed.total))
+                let more = removed.events == 2000 || removed.tombstones == 2000 || removed.alerts == 2000
+                state.withLock { s in
+                    s.pruned += removed.total
+                    if !more { s.prune = nil }
                 }
+                if more { wake.signal() }
             }
-            finished.signal()
+        }
+        finished.signal()
     }
 
     /// Hands a commit over; the previous one must have been collected.
