@@ -495,7 +495,7 @@ struct Run: Sendable {
         let deadline = ContinuousClock.now + .seconds(30)
         while !FileManager.default.fileExists(atPath: readyFile) {
             guard ContinuousClock.now < deadline else {
-                _ = try? await drained
+                _ = try await drained  // the peer's own failure, if it stopped on one
                 throw ValidationError("the Python peer did not connect within 30 s")
             }
             try await Task.sleep(for: .milliseconds(5))
