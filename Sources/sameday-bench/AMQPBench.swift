@@ -43,8 +43,8 @@ struct AMQPBench: AsyncParsableCommand {
             let c = (reference.map(\.publish).max() ?? 0, reference.map(\.consume).max() ?? 0)
             line["c_publish_per_s"] = Int(c.0)
             line["c_consume_per_s"] = Int(c.1)
-            line["publish_vs_c"] = (best.0 / c.0 * 1000).rounded() / 1000
-            line["consume_vs_c"] = (best.1 / c.1 * 1000).rounded() / 1000
+            line["publish_vs_c"] = ratio(best.0, c.0)
+            line["consume_vs_c"] = ratio(best.1, c.1)
         }
         print(try jsonLine(line))
     }

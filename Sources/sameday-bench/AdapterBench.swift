@@ -105,7 +105,7 @@ struct AdapterBench: AsyncParsableCommand {
             try jsonLine([
                 "bench": "adapter", "rows": events.count, "rounds": rounds, "events_per_s": Int(best.0),
                 "raw_publish_per_s": Int(best.1), "map_only_per_s": Int(mapPerSecond),
-                "ratio": (best.0 / best.1 * 1000).rounded() / 1000,
+                "ratio": ratio(best.0, best.1),
             ]))
     }
 

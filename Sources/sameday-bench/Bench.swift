@@ -12,6 +12,9 @@ struct SameDayBench: AsyncParsableCommand {
         ])
 }
 
+/// `value / yardstick` to three decimals, as every bench line reports its ratios.
+func ratio(_ value: Double, _ yardstick: Double) -> Double { (value / yardstick * 1000).rounded() / 1000 }
+
 /// CPU seconds the calling thread has spent.
 func threadCPUSeconds() -> Double {
     var time = timespec()

@@ -197,7 +197,7 @@ struct PipelineBench: AsyncParsableCommand {
                 line["peer_events_per_s"] = Int(best)
                 line["peer_events_per_s_rounds"] = peers.map { Int($0.eventsPerSecond) }
                 line["peer_process_events_per_s"] = Int(peers.map(\.processEventsPerSecond).max()!)
-                line["ratio"] = (ours.max()! / best * 1000).rounded() / 1000
+                line["ratio"] = ratio(ours.max()!, best)
             }
         } else {
             var endToEnd: [Double] = []
@@ -259,28 +259,22 @@ struct PipelineBench: AsyncParsableCommand {
                 line["order"] = rounds > 1 ? "alternating, publish-only first in round 1" : "publish-only first"
                 line["publish_only_events_per_s"] = Int(ceilings.max()!)
                 line["publish_only_events_per_s_rounds"] = ceilings.map { Int($0) }
-                line["e2e_ratio"] = (endToEnd.max()! / ceilings.max()! * 1000).rounded() / 1000
+                line["e2e_ratio"] = ratio(endToEnd.max()!, ceilings.max()!)
             }
-            if !bare.isEmpty {
-                // The same publishing with a consumer that only acks (prefetch and ack batches like the worker's):
-                // what consuming at all costs the broker and the publisher on this machine.
-                line["e2e_bare_consumer_events_per_s"] = Int(bare.max()!)
-                line["e2e_bare_consumer_events_per_s_rounds"] = bare.map { Int($0) }
-                line["e2e_vs_bare_consumer"] = (endToEnd.max()! / bare.max()! * 1000).rounded() / 1000
-                if !ceilings.isEmpty {
-                    line["e2e_bare_consumer_ratio"] = (bare.max()! / ceilings.max()! * 1000).rounded() / 1000
-                }
+            // Another consumer end to end, the same publishing: `e2e_<name>_events_per_s` (best round), its rounds,
+            // `e2e_vs_<name>` (the worker against it) and `e2e_<name>_ratio` (it against the ceiling).
+            func yardstick(_ name: String, _ rates: [Double]) {
+                guard let best = rates.max() else { return }
+                line["e2e_\(name)_events_per_s"] = Int(best)
+                line["e2e_\(name)_events_per_s_rounds"] = rates.map { Int($0) }
+                line["e2e_vs_\(name)"] = ratio(endToEnd.max()!, best)
+                if let ceiling = ceilings.max() { line["e2e_\(name)_ratio"] = ratio(best, ceiling) }
             }
-            if !peers.isEmpty {
-                // The Python peer of --prefilled, publishing while it drains: what a plain durable consumer reaches
-                // end to end on this machine, beside the worker.
-                line["e2e_peer_events_per_s"] = Int(peers.max()!)
-                line["e2e_peer_events_per_s_rounds"] = peers.map { Int($0) }
-                line["e2e_vs_peer"] = (endToEnd.max()! / peers.max()! * 1000).rounded() / 1000
-                if !ceilings.isEmpty {
-                    line["e2e_peer_ratio"] = (peers.max()! / ceilings.max()! * 1000).rounded() / 1000
-                }
-            }
+            // A consumer that only acks (prefetch and ack batches like the worker's): what consuming at all costs
+            // the broker and the publisher on this machine.
+            yardstick("bare_consumer", bare)
+            // The Python peer of --prefilled, publishing while it drains: what a plain durable consumer reaches.
+            yardstick("peer", peers)
             // The bare consumer again, spending a set CPU time on each event: how end to end on this machine falls
             // with what a consumer costs, next to the worker's own cost measured above.
             var costed: [String: Any] = [:]
@@ -290,7 +284,7 @@ struct PipelineBench: AsyncParsableCommand {
                 try await bench.delete(topology)
                 var point: [String: Any] = ["events_per_s": Int(Double(stream.count) / seconds)]
                 if let ceiling = ceilings.max() {
-                    point["ratio"] = (Double(stream.count) / seconds / ceiling * 1000).rounded() / 1000
+                    point["ratio"] = ratio(Double(stream.count) / seconds, ceiling)
                 }
                 costed["\(cost)"] = point
             }
