@@ -91,7 +91,7 @@ public struct SameDayTopology: Sendable {
 }
 
 /// Routing keys. Topic routing keys split on dots, and agency codes such as `000.00.15.H29` contain dots, so a
-/// unit code's dots become underscores inside a key (convention: keep it here and nowhere else).
+/// unit code's dots become underscores inside a key (`Unit.routingWord`).
 public enum SameDayRoutingKey {
     /// `<block>.<unit>.<type>` for a dossier event, e.g. `district.760.received`.
     public static func event(block: String, unit: String, type: String) -> String {
@@ -103,10 +103,6 @@ public enum SameDayRoutingKey {
         "\(level).\(block).\(keyWord(unit))"
     }
 
-    /// A unit code as one routing-key word (its dots, which would split it, become underscores).
-    public static func keyWord(_ unit: String) -> String {
-        // Codes rarely have a dot; this runs for every event published and received, and for every alert.
-        guard unit.utf8.contains(UInt8(ascii: ".")) else { return unit }
-        return String(unit.map { $0 == "." ? "_" : $0 })
-    }
+    /// A unit code as one routing-key word (`Unit.routingWord`: its dots, which would split it, become underscores).
+    public static func keyWord(_ unit: String) -> String { Unit.routingWord(unit) }
 }

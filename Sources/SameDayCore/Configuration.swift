@@ -32,18 +32,22 @@ public struct ConfigurationFiles: Sendable {
     public var calendars: [UInt8]
     /// `alerting.json` is optional.
     public var alerting: [UInt8]?
+    /// `interlevel.csv` is optional: the pairs of units that share dossiers (liên thông).
+    public var interlevel: [UInt8]?
 
-    public init(units: [UInt8], catalog: [UInt8], calendars: [UInt8], alerting: [UInt8]?) {
+    public init(units: [UInt8], catalog: [UInt8], calendars: [UInt8], alerting: [UInt8]?, interlevel: [UInt8]? = nil) {
         self.units = units
         self.catalog = catalog
         self.calendars = calendars
         self.alerting = alerting
+        self.interlevel = interlevel
     }
 
     public static let unitsFile = "units.csv"
     public static let catalogFile = "catalog.csv"
     public static let calendarsFile = "calendars.json"
     public static let alertingFile = "alerting.json"
+    public static let interlevelFile = "interlevel.csv"
 }
 
 /// A validated configuration (DOMAIN.md §7): units, catalog, calendars and alerting, with integer ids for units and
@@ -77,11 +81,16 @@ public struct Configuration: Sendable {
     /// the codes some extra session names.
     let unlistedView: [Int32]
     let namedUnlistedView: [String: [Int32]]
+    /// Declared inter-level pairs (`interlevel.csv`): `receiving * units.count + resolving`.
+    let sharedDossierPairs: Set<Int>
+    public let interlevel: [InterlevelPair]
 
     public init(
-        units: [Unit], catalog: [CatalogEntry], calendars: [CalendarDefinition], alerting: AlertingPolicy
+        units: [Unit], catalog: [CatalogEntry], calendars: [CalendarDefinition], alerting: AlertingPolicy,
+        interlevel: [InterlevelPair] = []
     ) {
         self.units = units
+        self.interlevel = interlevel
         self.catalog = catalog
         self.calendarDefinitions = calendars
         self.calendars = calendars.map { WorkCalendar(definition: $0) }
@@ -92,6 +101,10 @@ public struct Configuration: Sendable {
         for (i, c) in catalog.enumerated() { ci[c.procedure, default: []].append(UInt32(i)) }
         unitIndex = ui
         catalogIndex = ci
+        sharedDossierPairs = Set(
+            interlevel.compactMap { pair in
+                ui[pair.receiving].flatMap { r in ui[pair.resolving].map { Int(r) * units.count + Int($0) } }
+            })
         var fieldNames: [String] = []
         var fieldIndex: [String: FieldID] = [:]
         catalogField = catalog.map { entry in
@@ -168,7 +181,18 @@ public struct Configuration: Sendable {
         return alerting.thresholds(for: procedureCode(ref), sla: sla)
     }
 
-    public func unitID(_ code: String) -> UnitID? { unitIndex[code] }
+    /// The unit whose code is `code`, byte for byte: Swift compares strings by canonical equivalence (the Kelvin
+    /// sign equals "K"), while routing keys, SQL and other systems compare bytes, so a code must be the same bytes.
+    public func unitID(_ code: String) -> UnitID? {
+        guard let id = unitIndex[code], units[Int(id)].code.utf8.elementsEqual(code.utf8) else { return nil }
+        return id
+    }
+
+    /// Whether `resolving` may act on dossiers that `receiving` registered (DOMAIN.md's liên thông: a ward
+    /// receives, the district resolves), as `interlevel.csv` declares. One direction only.
+    public func sharesDossiers(receiving: UnitID, resolving: UnitID) -> Bool {
+        sharedDossierPairs.contains(Int(receiving) * units.count + Int(resolving))
+    }
     public func unit(_ id: UnitID) -> Unit { units[Int(id)] }
     /// How much working time of silence makes a unit `source_silent` (`alerting.json`: the unit's own threshold,
     /// else its block's, else the default).
@@ -254,7 +278,10 @@ public struct Configuration: Sendable {
         let alerting =
             try files.alerting.map { (b) throws(ConfigurationError) in try parseAlerting(b, units: units) }
             ?? .defaults
-        return Configuration(units: units, catalog: catalog, calendars: calendars, alerting: alerting)
+        let interlevel =
+            try files.interlevel.map { (b) throws(ConfigurationError) in try parseInterlevel(b, units: units) } ?? []
+        return Configuration(
+            units: units, catalog: catalog, calendars: calendars, alerting: alerting, interlevel: interlevel)
     }
 
     static func csvRecords(_ bytes: [UInt8], file: String, header: [String]) throws(ConfigurationError) -> [CSVRecord] {
@@ -282,6 +309,7 @@ public struct Configuration: Sendable {
         let file = ConfigurationFiles.unitsFile
         let records = try csvRecords(bytes, file: file, header: ["code", "name", "block", "parent", "calendar"])
         var seen: [String: Int] = [:]
+        var routingWords: [String: (String, Int)] = [:]
         var units: [Unit] = []
         for r in records {
             let f = r.fields.map { $0.trimmingSpaces }
@@ -290,8 +318,19 @@ public struct Configuration: Sendable {
             }
             guard !f[0].isEmpty else { throw err("code", "empty") }
             guard f[0].utf8.count <= DossierEvent.maxCodeLength else { throw err("code", "longer than 64 bytes") }
+            guard Unit.isValidCode(f[0]) else {
+                throw err("code", "\"\(f[0])\" may hold only ASCII letters, digits, \".\", \"_\" and \"-\"")
+            }
             if let prev = seen[f[0]] { throw err("code", "unit \"\(f[0])\" already defined on line \(prev)") }
             seen[f[0]] = r.line
+            let word = Unit.routingWord(f[0])
+            if let (other, line) = routingWords[word] {
+                throw err(
+                    "code",
+                    "unit \"\(f[0])\" and unit \"\(other)\" (line \(line)) are the same routing-key word \"\(word)\" "
+                        + "(a dot becomes \"_\" in a key), so their events and alerts could not be told apart")
+            }
+            routingWords[word] = (f[0], r.line)
             guard !f[1].isEmpty else { throw err("name", "empty") }
             guard let block = Block(rawValue: f[2]) else {
                 throw err("block", "\"\(f[2])\" is not one of district, commune, department, vertical")
@@ -303,6 +342,36 @@ public struct Configuration: Sendable {
             units.append(Unit(code: f[0], name: f[1], block: block, parent: f[3].isEmpty ? nil : f[3], calendar: cal))
         }
         return units
+    }
+
+    /// `interlevel.csv`: header `receiving,resolving`, one declared pair of units a line (both in the registry,
+    /// distinct, listed once).
+    static func parseInterlevel(_ bytes: [UInt8], units: [Unit]) throws(ConfigurationError) -> [InterlevelPair] {
+        let file = ConfigurationFiles.interlevelFile
+        let records = try csvRecords(bytes, file: file, header: ["receiving", "resolving"])
+        let codes = Set(units.map(\.code))
+        var seen: [InterlevelPair: Int] = [:]
+        var pairs: [InterlevelPair] = []
+        for r in records {
+            let f = r.fields.map { $0.trimmingSpaces }
+            for (i, name) in ["receiving", "resolving"].enumerated() where !codes.contains(f[i]) {
+                throw ConfigurationError(
+                    file: file, line: r.line, field: name,
+                    message: "unit \"\(f[i].prefix(100))\" is not in \(ConfigurationFiles.unitsFile)")
+            }
+            guard f[0] != f[1] else {
+                throw ConfigurationError(
+                    file: file, line: r.line, field: "resolving", message: "a unit always acts on its own dossiers")
+            }
+            let pair = InterlevelPair(receiving: f[0], resolving: f[1])
+            if let prev = seen[pair] {
+                throw ConfigurationError(
+                    file: file, line: r.line, field: "receiving", message: "pair already declared on line \(prev)")
+            }
+            seen[pair] = r.line
+            pairs.append(pair)
+        }
+        return pairs
     }
 
     /// Distinct fields (lĩnh vực) a catalog may have: each is a rollup row per unit.
@@ -323,6 +392,9 @@ public struct Configuration: Sendable {
             }
             guard !f[0].isEmpty else { throw err("procedure", "empty") }
             guard f[0].utf8.count <= DossierEvent.maxCodeLength else { throw err("procedure", "longer than 64 bytes") }
+            guard f[0].utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+                throw err("procedure", "\"\(f[0])\" may hold only printable ASCII without spaces")
+            }
             if let prev = seen[f[0] + "|" + f[5]] {
                 throw err("procedure", "\"\(f[0])\" already listed for scope \"\(f[5])\" on line \(prev)")
             }

@@ -254,6 +254,13 @@ public struct Dossier: Sendable {
 
     public init(code: String) { self.code = code }
 
+    /// The units whose events the dossier holds, in event order, each once (almost always one).
+    public var units: [UnitID] {
+        var out: [UnitID] = []
+        for e in events where !out.contains(e.unit) { out.append(e.unit) }
+        return out
+    }
+
     /// Number of distinct events kept.
     public var eventCount: Int { events.count }
 
@@ -322,9 +329,11 @@ public struct Dossier: Sendable {
             if full { st.applied.append((e.type, e.at, e.seq < 0 ? nil : e.seq, Int(e.arrival))) }
             if full, let c = st.closure, c.status == .stopped {
                 // Any later event on a stopped dossier keeps it out of the abandoned column a while longer.
-                st.segments.append(Segment(from: e.at, paused: true, episode: st.episodes.count - 1, due: 0, stale: true))
+                st.segments.append(
+                    Segment(from: e.at, paused: true, episode: st.episodes.count - 1, due: 0, stale: true))
             } else if full, st.status == .awaitingSupplement, e.type != .supplementReceived {
-                st.segments.append(Segment(from: e.at, paused: true, episode: st.episodes.count - 1, due: 0, stale: true))
+                st.segments.append(
+                    Segment(from: e.at, paused: true, episode: st.episodes.count - 1, due: 0, stale: true))
             }
             if st.closure != nil && e.type != .returned {
                 if e.type == .resolved, let o = resolvedOutcome, e.detail != 0, e.detail != o.rawValue {

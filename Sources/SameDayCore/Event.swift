@@ -65,6 +65,10 @@ public struct DossierEvent: Sendable, Hashable {
     public static let maxEventIdLength = 128
     public static let maxCodeLength = 64
     public static let maxSourceLength = 128
+    /// The largest body a consumer reads (checked before decoding): a valid event is under 1 KiB, even with every
+    /// field at its limit and every character escaped six-fold, so 64 KiB only leaves room for whitespace. The
+    /// broker's `max_message_size` is set to the same.
+    public static let maxBodyBytes = 65_536
 
     public var eventId: String
     public var dossier: String
@@ -113,6 +117,8 @@ public struct EventDecodingError: Error, Equatable, Sendable, CustomStringConver
         case empty
         case badValue(String)
         case notAllowed(onType: String)
+        /// A C0 control character or DEL in a string, raw or escaped (at this byte of the body).
+        case controlCharacter(at: Int)
     }
 
     public var field: String?
@@ -139,6 +145,7 @@ public struct EventDecodingError: Error, Equatable, Sendable, CustomStringConver
         case .empty: return f + "empty"
         case .badValue(let m): return f + m
         case .notAllowed(let t): return f + "not allowed on a \"\(t)\" event"
+        case .controlCharacter(let at): return f + "control character (U+0000–U+001F or U+007F) at byte \(at)"
         }
     }
 }
@@ -155,6 +162,20 @@ func isPersonalDataField(_ key: String) -> Bool {
     let k = String(key.lowercased().filter { $0 != "_" && $0 != "-" })
     return personalDataFields.contains(k) || k.hasPrefix("applicant") || k.hasPrefix("citizen")
         || k.hasPrefix("owner")
+}
+
+extension DossierEvent {
+    /// The most top-level keys an event object may have for the receiver to name its personal-data fields: the
+    /// schema has 12, so more is not an event (and naming 90,000 keys would be work for nobody).
+    public static let maxKeysNamed = 64
+
+    /// The keys of a JSON object that are personal data, in the order of the text, found in one pass; `tooMany`
+    /// when the object has more than `maxKeysNamed` keys; nil when the text is not a JSON object.
+    public static func personalDataKeys(_ element: [UInt8]) -> (keys: [String], tooMany: Bool)? {
+        guard let keys = (try? JSONParser.parse(element))?.objectKeys else { return nil }
+        guard keys.count <= maxKeysNamed else { return ([], true) }
+        return (keys.filter(isPersonalDataField), false)
+    }
 }
 
 // MARK: - Decoding
@@ -222,6 +243,10 @@ private struct EventScanner {
         EventDecodingError(field: field?.name, reason: .syntax(m + " at byte \(i)"))
     }
 
+    func controlCharacter(_ field: EventField?) -> EventDecodingError {
+        EventDecodingError(field: field?.name, reason: .controlCharacter(at: i))
+    }
+
     @inline(__always) mutating func space() {
         while i < b.count {
             let c = b[i]
@@ -243,7 +268,7 @@ private struct EventScanner {
             let c = b[i]
             if c == 0x22 { i += 1; return (start, i - 1 - start, false) }
             if c == 0x5C { break }
-            if c < 0x20 { throw syntax("control character in a string", field) }
+            if c < 0x20 || c == 0x7F { throw controlCharacter(field) }
             i += 1
         }
         guard i < b.count else { throw syntax("unterminated string", field) }
@@ -255,9 +280,12 @@ private struct EventScanner {
             if c == 0x22 { i += 1; return (0, scratch.count, true) }
             if c == 0x5C {
                 guard JSONEscapes.unescape(b, &i, into: &scratch) != nil else { throw syntax("bad escape", field) }
+                // An escaped control character (`\u0000`) is as unprintable as a raw one: a NUL cuts C strings
+                // (SQLite's text reader) and PostgreSQL refuses it in text outright.
+                if let last = scratch.last, last < 0x20 || last == 0x7F { throw controlCharacter(field) }
                 continue
             }
-            if c < 0x20 { throw syntax("control character in a string", field) }
+            if c < 0x20 || c == 0x7F { throw controlCharacter(field) }
             scratch.append(c)
             i += 1
         }

@@ -27,7 +27,8 @@ public struct EventTimeBounds: Sendable, Hashable {
             return "field \"occurredAt\": \(RFC3339.format(e.occurredAt)) is outside the accepted window "
                 + "\(RFC3339.format(earliest)) … \(RFC3339.format(latest))"
         }
-        if let due = e.newDueAt, due < e.occurredAt - rescheduleWithinSeconds || due > e.occurredAt + rescheduleWithinSeconds
+        if let due = e.newDueAt,
+            due < e.occurredAt - rescheduleWithinSeconds || due > e.occurredAt + rescheduleWithinSeconds
         {
             return "field \"newDueAt\": \(RFC3339.format(due)) is more than \(rescheduleWithinSeconds / 86_400) days "
                 + "from occurredAt"
@@ -55,6 +56,8 @@ public enum DossierCode {
         return Substring(agency)
     }
 
-    /// Whether the dossier code is one of `unit`'s: its agency id is the unit code.
-    public static func belongs(_ code: String, to unit: String) -> Bool { agency(of: code).map { $0 == unit } ?? false }
+    /// Whether the dossier code is one of `unit`'s: its agency id is the unit code, byte for byte.
+    public static func belongs(_ code: String, to unit: String) -> Bool {
+        agency(of: code).map { $0.utf8.elementsEqual(unit.utf8) } ?? false
+    }
 }

@@ -27,6 +27,12 @@ struct JSONNode: Equatable {
     var value: JSONValue
     var line: Int
 
+    /// An object's keys in text order; nil for any other value.
+    var objectKeys: [String]? {
+        if case .object(let members) = value { return members.map(\.key) }
+        return nil
+    }
+
     subscript(key: String) -> JSONNode? {
         if case .object(let members) = value { return members.first { $0.key == key }?.value }
         return nil

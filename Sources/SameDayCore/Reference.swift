@@ -13,6 +13,36 @@ public struct Unit: Sendable, Hashable {
     public var parent: String?
     /// Index into `Configuration.calendars`.
     public var calendar: Int
+
+    /// Unit codes are ASCII letters, digits, `.`, `_` and `-` (convention): they travel in routing keys, SQL and
+    /// file names, which compare bytes, and `*` or `#` would be wildcards in a topic binding or permission.
+    public static func isValidCode(_ code: String) -> Bool {
+        !code.isEmpty
+            && code.utf8.allSatisfy {
+                ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x2E
+                    || $0 == 0x5F || $0 == 0x2D
+            }
+    }
+
+    /// A unit code as one routing-key word: topic keys split on dots, and agency codes such as `000.00.15.H29`
+    /// have dots, so they become underscores (convention: this is the only place that says so). The registry
+    /// refuses two codes with the same word.
+    public static func routingWord(_ code: String) -> String {
+        // Codes rarely have a dot; this runs for every event published and received, and for every alert.
+        guard code.utf8.contains(UInt8(ascii: ".")) else { return code }
+        return String(code.map { $0 == "." ? "_" : $0 })
+    }
+}
+
+/// Two units that share dossiers (liên thông, inter-level procedures): `receiving` registers the dossier (its code
+/// carries `receiving`'s agency id) and `resolving` may send events for it too. Declared in `interlevel.csv`.
+public struct InterlevelPair: Sendable, Hashable {
+    public var receiving: String
+    public var resolving: String
+    public init(receiving: String, resolving: String) {
+        self.receiving = receiving
+        self.resolving = resolving
+    }
 }
 
 /// A dense integer id for a unit: its index in `Configuration.units` (keeps per-dossier state small).

@@ -197,7 +197,23 @@ public struct Replay: Sendable {
     public private(set) var clock: Instant = Int64.min
     public var detectSilence = false
 
-    public init(config: Configuration) { self.config = config }
+    public init(config: Configuration) {
+        self.config = config
+        heldPerUnit = Array(repeating: 0, count: config.units.count)
+    }
+
+    /// Dossiers held per unit (the unit of the event that created each, or of its first event when loaded), and
+    /// the unit each slot was counted for (`UInt32.max`: none).
+    private var heldPerUnit: [Int]
+    private var slotUnit: [UnitID] = []
+
+    /// How many dossiers the unit holds.
+    public func heldDossiers(of unit: UnitID) -> Int { heldPerUnit[Int(unit)] }
+
+    private mutating func count(slot k: Int, unit: UnitID?) {
+        slotUnit[k] = unit ?? UInt32.max
+        if let unit, Int(unit) < heldPerUnit.count { heldPerUnit[Int(unit)] += 1 }
+    }
 
     /// Runs a whole replay and returns the alerts and the final dossiers.
     public static func run(events: [DossierEvent], config: Configuration, options: ReplayOptions) throws(ReplayError)
@@ -234,7 +250,13 @@ public struct Replay: Sendable {
     public mutating func receive(_ e: DossierEvent, at t: Instant) throws(DossierError) -> Bool {
         fireTimers(before: t, inclusive: false)
         clock = max(clock, t)
-        let k = index[e.dossier] ?? slot(for: Dossier(code: e.dossier))
+        let k: Int
+        if let held = index[e.dossier] {
+            k = held
+        } else {
+            k = slot(for: Dossier(code: e.dossier))
+            count(slot: k, unit: config.unitID(e.unit))
+        }
         let actions = try dossiers[k].apply(e, now: clock, config: config)
         perform(actions, dossier: k)
         if detectSilence, let u = config.unitID(e.unit) {
@@ -249,6 +271,9 @@ public struct Replay: Sendable {
 
     /// Whether the dossier is held (without copying it).
     public func holds(_ code: String) -> Bool { index[code] != nil }
+
+    /// The units whose events the held dossier has (`Dossier.units`); empty when it is not held.
+    public func heldUnits(of code: String) -> [UnitID] { index[code].map { dossiers[$0].units } ?? [] }
 
     /// Moves the clock to `t`, firing every timer due at or before it.
     public mutating func advance(to t: Instant) {
@@ -280,6 +305,7 @@ public struct Replay: Sendable {
             dossiers.append(dossier)
             timerAt.append(nil)
             storageKeys.append(0)
+            slotUnit.append(UInt32.max)
         }
         index[dossier.code] = k
         return k
@@ -297,6 +323,7 @@ public struct Replay: Sendable {
             timerAt[k] = nil
         } else {
             k = slot(for: dossier)
+            count(slot: k, unit: dossier.events.first?.unit)
         }
         storageKeys[k] = storageKey
         perform(dossiers[k].advance(to: clock, config: config), dossier: k)
@@ -334,6 +361,8 @@ public struct Replay: Sendable {
     public mutating func remove(_ code: String) -> Dossier? {
         guard let k = index.removeValue(forKey: code) else { return nil }
         let removed = dossiers[k]
+        if Int(slotUnit[k]) < heldPerUnit.count { heldPerUnit[Int(slotUnit[k])] -= 1 }
+        slotUnit[k] = UInt32.max
         dossiers[k] = Dossier(code: "")
         timerAt[k] = nil
         storageKeys[k] = 0

@@ -51,7 +51,11 @@ enum PostgresSchema {
             shard text NOT NULL, seq bigserial, message_id text NOT NULL, routing_key text NOT NULL, queue text NOT NULL,
             reason text NOT NULL, body bytea NOT NULL, PRIMARY KEY (shard, seq)
         );
+        """,
+        // 2: a dead letter's refusal code (`EventRefusal.code`).
         """
+        ALTER TABLE dead_letter ADD COLUMN refusal text NOT NULL DEFAULT ''
+        """,
     ]
 
     static func migrate(_ connection: BlockingConnection) throws {

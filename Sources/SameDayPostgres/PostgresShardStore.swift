@@ -115,15 +115,17 @@ public final class PostgresShardStore: ShardStore {
                 let letters = batch.deadLetters
                 try execute(
                     """
-                    INSERT INTO dead_letter (shard, message_id, routing_key, queue, reason, body)
+                    INSERT INTO dead_letter (shard, message_id, routing_key, queue, reason, refusal, body)
                         SELECT \(shard), * FROM unnest(\(letters.map(\.messageID))::text[], \
                     \(letters.map(\.routingKey))::text[], \(letters.map(\.queue))::text[], \
-                    \(letters.map(\.reason))::text[], \(letters.map { ByteBuffer(bytes: $0.body) })::bytea[])
+                    \(letters.map(\.reason))::text[], \(letters.map(\.refusal))::text[], \
+                    \(letters.map { ByteBuffer(bytes: $0.body) })::bytea[])
                     """)
             }
             if !batch.confirmedDeadLetters.isEmpty {
                 try execute(
-                    "DELETE FROM dead_letter WHERE shard = \(shard) AND seq = ANY(\(batch.confirmedDeadLetters)::int8[])")
+                    "DELETE FROM dead_letter WHERE shard = \(shard) AND seq = ANY(\(batch.confirmedDeadLetters)::int8[])"
+                )
             }
             var keys: [String] = []
             var values: [Int64] = []
@@ -161,7 +163,9 @@ public final class PostgresShardStore: ShardStore {
         var out: [Row] = []
         out.reserveCapacity(rows.count)
         for row in rows {
-            if let at = index[key(row)] { out[at] = row } else {
+            if let at = index[key(row)] {
+                out[at] = row
+            } else {
                 index[key(row)] = out.count
                 out.append(row)
             }
@@ -295,7 +299,8 @@ public final class PostgresShardStore: ShardStore {
                     JOIN event_log e ON e.shard = \(shard) AND e.arrival = q.arrival
                 ON CONFLICT (shard, arrival) DO NOTHING
                 """)
-            try execute("DELETE FROM event_log WHERE shard = \(shard) AND arrival = ANY(\(rows.map(\.arrival))::int8[])")
+            try execute(
+                "DELETE FROM event_log WHERE shard = \(shard) AND arrival = ANY(\(rows.map(\.arrival))::int8[])")
         }
     }
 
@@ -344,15 +349,15 @@ public final class PostgresShardStore: ShardStore {
     public func pendingDeadLetters(limit: Int) throws -> [DeadLetter] {
         try connection.run(
             """
-            SELECT seq, message_id, routing_key, queue, reason, body FROM dead_letter WHERE shard = \(shard)
-            ORDER BY seq LIMIT \(limit)
+            SELECT seq, message_id, routing_key, queue, reason, refusal, body FROM dead_letter
+            WHERE shard = \(shard) ORDER BY seq LIMIT \(limit)
             """
         ).map { row in
-            let (seq, messageID, routingKey, queue, reason, body) = try row.decode(
-                (Int64, String, String, String, String, ByteBuffer).self)
+            let (seq, messageID, routingKey, queue, reason, refusal, body) = try row.decode(
+                (Int64, String, String, String, String, String, ByteBuffer).self)
             return DeadLetter(
                 seq: seq, messageID: messageID, routingKey: routingKey, queue: queue, reason: reason,
-                body: Array(body.readableBytesView))
+                refusal: refusal, body: Array(body.readableBytesView))
         }
     }
 

@@ -29,14 +29,22 @@ public struct DeadLetter: Sendable, Equatable {
     public var routingKey: String
     public var queue: String
     public var reason: String
+    /// The refusal's stable code (`EventRefusal.code`); empty for rows stored before it existed.
+    public var refusal: String
     public var body: [UInt8]
 
-    public init(seq: Int64 = 0, messageID: String, routingKey: String, queue: String, reason: String, body: [UInt8]) {
+    /// The text fields come from outside (a message id or routing key may hold a NUL, which SQLite's text reader
+    /// would cut): their control characters are escaped, so what is stored reads back as it was written.
+    public init(
+        seq: Int64 = 0, messageID: String, routingKey: String, queue: String, reason: String, refusal: String = "",
+        body: [UInt8]
+    ) {
         self.seq = seq
-        self.messageID = messageID
-        self.routingKey = routingKey
+        self.messageID = Printable.escaped(messageID, limit: 1000)
+        self.routingKey = Printable.escaped(routingKey, limit: 1000)
         self.queue = queue
-        self.reason = reason
+        self.reason = Printable.escaped(reason, limit: 2000)
+        self.refusal = refusal
         self.body = body
     }
 }
@@ -248,6 +256,9 @@ public final class WorkerStore: ShardStore {
                     ALTER TABLE dossier_v6 RENAME TO dossier;
                     """)
         }
+        migrator.registerMigration("v7: a dead letter's refusal code") { db in
+            try db.execute(sql: "ALTER TABLE dead_letter ADD COLUMN refusal TEXT NOT NULL DEFAULT ''")
+        }
         return migrator
     }
 
@@ -300,11 +311,15 @@ public final class WorkerStore: ShardStore {
             try SQLiteAlertOutbox.mark(batch.filedAlertIDs, .filed, in: db)
             if !batch.deadLetters.isEmpty {
                 let insert = try db.cachedStatement(
-                    sql: "INSERT INTO dead_letter (message_id, routing_key, queue, reason, body) VALUES (?, ?, ?, ?, ?)"
+                    sql: """
+                        INSERT INTO dead_letter (message_id, routing_key, queue, reason, refusal, body)
+                        VALUES (?, ?, ?, ?, ?, ?)
+                        """
                 )
                 for letter in batch.deadLetters {
                     try insert.execute(arguments: [
-                        letter.messageID, letter.routingKey, letter.queue, letter.reason, Data(letter.body),
+                        letter.messageID, letter.routingKey, letter.queue, letter.reason, letter.refusal,
+                        Data(letter.body),
                     ])
                 }
             }
@@ -458,12 +473,15 @@ public final class WorkerStore: ShardStore {
         try database.read { db in
             try Row.fetchAll(
                 db,
-                sql: "SELECT seq, message_id, routing_key, queue, reason, body FROM dead_letter ORDER BY seq LIMIT ?",
+                sql: """
+                    SELECT seq, message_id, routing_key, queue, reason, refusal, body FROM dead_letter
+                    ORDER BY seq LIMIT ?
+                    """,
                 arguments: [limit]
             ).map {
                 DeadLetter(
-                    seq: $0[0], messageID: $0[1], routingKey: $0[2], queue: $0[3], reason: $0[4],
-                    body: [UInt8]($0[5] as Data))
+                    seq: $0[0], messageID: $0[1], routingKey: $0[2], queue: $0[3], reason: $0[4], refusal: $0[5],
+                    body: [UInt8]($0[6] as Data))
             }
         }
     }

@@ -178,7 +178,8 @@ final class OutboxPublisher: Sendable {
             }
         }
         func drop(_ error: any Error) {
-            logger.warning("alerts publisher failed; the outbox keeps what is unconfirmed", metadata: ["error": "\(error)"])
+            logger.warning(
+                "alerts publisher failed; the outbox keeps what is unconfirmed", metadata: ["error": "\(error)"])
             publisher?.close()
             publisher = nil
             settles.removeAll()
@@ -207,7 +208,8 @@ final class OutboxPublisher: Sendable {
                     continue
                 }
                 do {
-                    let made = try Publisher(PublisherConfiguration(connection: connection, confirmTimeout: .seconds(10)))
+                    let made = try Publisher(
+                        PublisherConfiguration(connection: connection, confirmTimeout: .seconds(10)))
                     made.onSettlement = { settlement in
                         switch settlement {
                         case .confirmed(let id), .unroutable(let id, _, _): settled(id)
@@ -238,7 +240,8 @@ final class OutboxPublisher: Sendable {
                             exchange: topology.deadLetterExchange, routingKey: letter.routingKey, body: letter.body,
                             messageID: letter.messageID,
                             headers: [
-                                ("x-sameday-reason", String(letter.reason.prefix(1000))), ("x-sameday-queue", letter.queue),
+                                ("x-sameday-reason", String(letter.reason.prefix(1000))),
+                                ("x-sameday-refusal", letter.refusal), ("x-sameday-queue", letter.queue),
                                 ("x-sameday-routing-key", letter.routingKey),
                             ],
                             mandatory: false)

@@ -21,12 +21,15 @@ public enum ConfigurationFolder {
             return [UInt8](data)
         }
         let alerting = path(ConfigurationFiles.alertingFile)
+        let interlevel = path(ConfigurationFiles.interlevelFile)
         let files = ConfigurationFiles(
             units: try read(ConfigurationFiles.unitsFile),
             catalog: try read(ConfigurationFiles.catalogFile),
             calendars: try read(ConfigurationFiles.calendarsFile),
             alerting: FileManager.default.fileExists(atPath: alerting)
-                ? try read(ConfigurationFiles.alertingFile) : nil)
+                ? try read(ConfigurationFiles.alertingFile) : nil,
+            interlevel: FileManager.default.fileExists(atPath: interlevel)
+                ? try read(ConfigurationFiles.interlevelFile) : nil)
         do {
             return try Configuration.parse(files)
         } catch {

@@ -238,6 +238,10 @@ public final class WorkerMetrics: Sendable {
         "sameday_events_duplicate_total": "Deliveries whose event id was already applied; they changed nothing.",
         "sameday_dead_letters_total":
             "Deliveries refused and dead-lettered to sameday.dead (the reason is in x-sameday-reason).",
+        "sameday_refusals_total":
+            "Deliveries dead-lettered, by refusal code (x-sameday-refusal; docs/worker.md lists them).",
+        "sameday_unit_dossiers_fullest_ratio":
+            "Dossiers held by the fullest unit over maxDossiersPerUnit; at 1 its new dossiers are dead-lettered.",
         "sameday_alerts_total": "SLA alerts raised, by level.",
         "sameday_dossiers": "Dossiers the worker holds in its state.",
         "sameday_clock_seconds":
@@ -269,6 +273,8 @@ public final class WorkerMetrics: Sendable {
             "Seconds from taking the lease to consuming: the shard's state loaded and the missed timers fired.",
         "sameday_sources_events_total":
             "sameday sources: events read from the events stream and counted for their unit's last event.",
+        "sameday_sources_refusals_total":
+            "Stream deliveries passed over by sameday sources, by refusal code (the worker dead-letters the same).",
         "sameday_sources_invalid_events_total":
             "sameday sources: stream deliveries refused (undecodable, unknown unit, routing key or time out of bounds); counted and logged, never stopping the service.",
         "sameday_sources_skipped_deliveries_total":

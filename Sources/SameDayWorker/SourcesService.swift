@@ -311,7 +311,8 @@ final class SourcesLoop {
         pendingDeliveries += 1
         if firstPendingAt == nil { firstPendingAt = .now }
         guard let offset = delivery.headers["x-stream-offset"]?.intValue else {
-            refuse(delivery, reason: "no x-stream-offset header (not a stream delivery?)")
+            refuse(
+                delivery, reason: "no x-stream-offset header (not a stream delivery?)", code: "not_a_stream_delivery")
             return
         }
         if let consumedOffset, offset <= consumedOffset {
@@ -321,34 +322,33 @@ final class SourcesLoop {
         consumedOffset = offset
         pendingOffset = offset
         if !isCaughtUp, case .some(.some(let end)) = tailOffset, offset >= end { isCaughtUp = true }
+        guard delivery.body.count <= DossierEvent.maxBodyBytes else {
+            refuse(delivery, .tooLarge(bytes: delivery.body.count, limit: DossierEvent.maxBodyBytes))
+            return
+        }
         let event: DossierEvent
-        do {
-            event = try delivery.body.withUnsafeBytes { bytes throws(EventDecodingError) in
-                try DossierEvent.decode(bytes)
-            }
+        do throws(EventDecodingError) {
+            event = try DossierEvent.decode(bytes: delivery.body)
         } catch {
-            refuse(delivery, reason: "invalid event: \(error)")
+            refuse(delivery, .invalid(error))
+            return
+        }
+        // What the worker dead-letters must not keep a unit looking alive either: the routing key (what topic
+        // permissions check) must say the event's unit, and the unit must own the dossier.
+        let envelope = DeliveryEnvelope(
+            routingKey: delivery.routingKey,
+            dossierHeader: delivery.headers[SameDayTopology.shardHeader]?.stringValue, messageID: delivery.messageID)
+        if let refusal = domain.admissionRefusal(of: event, envelope: envelope) {
+            refuse(delivery, refusal)
             return
         }
         guard let unit = domain.unitID(event.unit) else {
-            refuse(delivery, reason: "unit \"\(event.unit.prefix(100))\" is not in units.csv")
-            return
-        }
-        // The routing key is what topic permissions check: an event that claims another unit than its key's must
-        // not keep that unit looking alive (the worker dead-letters it for the same reason).
-        let expected = SameDayRoutingKey.event(
-            block: domain.unit(unit).block.rawValue, unit: event.unit, type: event.type.name)
-        guard delivery.routingKey == expected else {
-            refuse(
-                delivery,
-                reason:
-                    "routing key \"\(delivery.routingKey.prefix(200))\" does not match the event (expected \"\(expected)\")"
-            )
+            refuse(delivery, .unknownUnit(event.unit))
             return
         }
         let wallNow = clock.now()
         if let reason = bounds.violation(of: event, now: wallNow) {
-            refuse(delivery, reason: reason)
+            refuse(delivery, .implausibleTime(reason))
             return
         }
         switch configuration.clock {
@@ -362,14 +362,22 @@ final class SourcesLoop {
         eventsSinceCommit += 1
     }
 
-    private func refuse(_ delivery: Delivery, reason: String) {
+    private func refuse(_ delivery: Delivery, _ refusal: EventRefusal) {
+        refuse(delivery, reason: refusal.description, code: refusal.code)
+    }
+
+    /// Stream deliveries cannot be dead-lettered (the stream keeps them for the workers): a refused one is passed
+    /// over, counted by code, and logged at most once a minute.
+    private func refuse(_ delivery: Delivery, reason: String, code: String) {
         invalidSinceCommit += 1
+        metrics.increment("sameday_sources_refusals_total", labels: "{refusal=\"\(code)\"}")
         guard invalidLog.allows(at: SystemClock().now()) else { return }
         logger.warning(
             "stream delivery passed over (at most one line a minute; see sameday_sources_invalid_events_total)",
             metadata: [
-                "amqp.message_id": "\(delivery.messageID?.prefix(128) ?? "?")",
-                "amqp.routing_key": "\(delivery.routingKey.prefix(200))", "reason": "\(reason.prefix(300))",
+                "amqp.message_id": "\(Printable.escaped(delivery.messageID ?? "?", limit: 128))",
+                "amqp.routing_key": "\(Printable.escaped(delivery.routingKey, limit: 200))",
+                "refusal": "\(code)", "reason": "\(Printable.escaped(reason, limit: 300))",
             ])
     }
 

@@ -30,7 +30,8 @@ import SameDayPostgres
 /// | `rescheduleWithinDays` | | 366 | a `newDueAt` further than this from its event is dead-lettered |
 /// | `maxClockJumpSeconds` | | 600 | a wall-clock jump larger than this (against the monotonic clock) is refused, logged and counted |
 /// | `retainClosedDays` | | 62 | a closed dossier stays in the state this long after its last event (a month's report plus a month of late events), then it is retired; rollups of older days are never rewritten (docs/worker.md) |
-/// | `eventLogDays` | | 62 | the event log (an audit trail nobody reads at start) and retired dossiers' tombstones are kept this long |
+/// | `eventLogDays` | | 62 | the event log (an audit trail nobody reads at start) and retired dossiers' tombstones are kept this long; an event older than this for a dossier not held is dead-lettered (`too_old`) |
+/// | `maxDossiersPerUnit` | | 200000 | dossiers one unit may hold in this shard (open, and closed ones not yet retired); a new dossier beyond it is dead-lettered (`unit_full`), and `sameday_unit_dossiers_fullest_ratio` shows how near the fullest unit is |
 /// | `sourceSilence` | `SAMEDAY_SOURCE_SILENCE` (0/1) | on when `shards` is 1 | raise `source_silent` when a unit goes quiet (`alerting.json`); a worker that sees only part of a unit's events would take its own share of them for silence. Off wherever `sameday sources` runs |
 /// | `sourcesDirectory` | `SAMEDAY_SOURCES_DIR` | `<state>/sources` | `sameday sources` only: its state (`sources.sqlite`, `sources.lock`) and its alert files (`alerts/`) |
 /// | `sourcesMetricsListen` | `SAMEDAY_SOURCES_METRICS_LISTEN` | `127.0.0.1:9463` | `sameday sources` only: `/metrics`, `/healthz`, `/readyz` (beside the workers' 9464+shard); empty: off |
@@ -59,6 +60,7 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
     public var maxClockJumpSeconds = 600
     public var retainClosedDays = 62
     public var eventLogDays = 62
+    public var maxDossiersPerUnit = 200_000
     /// Nil: decided by `shards` (see the table above).
     public var sourceSilence: Bool?
     /// Whether this worker watches units for silence.
@@ -187,6 +189,9 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
             throw Invalid(description: "retainClosedDays must be 1…3660")
         }
         guard (1...3660).contains(eventLogDays) else { throw Invalid(description: "eventLogDays must be 1…3660") }
+        guard (1...100_000_000).contains(maxDossiersPerUnit) else {
+            throw Invalid(description: "maxDossiersPerUnit must be 1…100000000")
+        }
         guard maxClockJumpSeconds >= 1 else { throw Invalid(description: "maxClockJumpSeconds must be ≥ 1") }
         do { _ = try postgresStore } catch { throw Invalid(description: "\(error)") }
         if metricsListen.hasSuffix("+shard") && resolvedMetricsListen == metricsListen {
@@ -219,7 +224,8 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
             alertsDirectory,
             rollupsDirectory, clock, prefetch, batchSize, batchDelayMilliseconds, snapshotSeconds, metricsListen,
             heartbeatSeconds, sourceSilence, shards, eventsFrom, eventsAheadSeconds, rescheduleWithinDays,
-            maxClockJumpSeconds, retainClosedDays, eventLogDays, sourcesDirectory, sourcesMetricsListen
+            maxClockJumpSeconds, retainClosedDays, eventLogDays, maxDossiersPerUnit, sourcesDirectory,
+            sourcesMetricsListen
         static var allKeys: [String] { allCases.map(\.rawValue) }
     }
 
@@ -257,6 +263,8 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
         retainClosedDays =
             try container.decodeIfPresent(Int.self, forKey: .retainClosedDays) ?? defaults.retainClosedDays
         eventLogDays = try container.decodeIfPresent(Int.self, forKey: .eventLogDays) ?? defaults.eventLogDays
+        maxDossiersPerUnit =
+            try container.decodeIfPresent(Int.self, forKey: .maxDossiersPerUnit) ?? defaults.maxDossiersPerUnit
         sourcesDirectory = try container.decodeIfPresent(String.self, forKey: .sourcesDirectory)
         sourcesMetricsListen =
             try container.decodeIfPresent(String.self, forKey: .sourcesMetricsListen) ?? defaults.sourcesMetricsListen

@@ -87,7 +87,8 @@ public final class WorkerEngine {
 
     /// `sourceSilence`: also watch units for silence (`source_silent` alerts).
     public init(
-        configuration: Configuration, store: any ShardStore, clockMode: ClockMode, clock: any WorkerClock = SystemClock(),
+        configuration: Configuration, store: any ShardStore, clockMode: ClockMode,
+        clock: any WorkerClock = SystemClock(),
         retention: Retention = Retention(), sourceSilence: Bool = false,
         logger: Logger = Logger(label: "sameday.worker")
     ) {
@@ -103,6 +104,21 @@ public final class WorkerEngine {
 
     /// `occurredAt` of the newest event applied: with the wall clock, how far behind the unit systems we are.
     public private(set) var newestOccurredAt: Instant?
+
+    /// The most dossiers one unit may hold (nil: no limit): a unit system that floods new dossier codes, by fault
+    /// or by intent, fills its own quota and no more.
+    public var maxDossiersPerUnit: Int?
+
+    /// The fullest unit's share of `maxDossiersPerUnit` (0 without a limit), and that unit.
+    public func fullestUnit() -> (unit: UnitID, ratio: Double)? {
+        guard let limit = maxDossiersPerUnit, !configuration.units.isEmpty else { return nil }
+        var best: UnitID = 0
+        for u in 1..<UnitID(configuration.units.count) where engine.heldDossiers(of: u) > engine.heldDossiers(of: best)
+        {
+            best = u
+        }
+        return (best, Double(engine.heldDossiers(of: best)) / Double(limit))
+    }
 
     /// The engine's current instant.
     public var now: Instant { engine.clock }
@@ -220,47 +236,33 @@ public final class WorkerEngine {
         return (count, unreadable.count)
     }
 
-    /// What the broker says about a delivery besides its body.
-    public struct Envelope: Sendable {
-        public var routingKey: String
-        /// The `dossier` header the consistent-hash exchange shards on (nil when absent).
-        public var dossierHeader: String?
-        public init(routingKey: String, dossierHeader: String?) {
-            self.routingKey = routingKey
-            self.dossierHeader = dossierHeader
-        }
-    }
-
-    /// Why a delivery must not be applied, or nil when it may (issue "hostile input"): its time is outside the
-    /// plausible window; its routing key does not say the body's block, unit and type (topic permissions check
-    /// only the key, so a unit system allowed `district.760.*` could otherwise write any unit's dossiers); its
-    /// `dossier` header (what the consistent-hash exchange shards on) is not the body's dossier; or its dossier was
-    /// retired (an old export sent again must not re-open it). What is stored is the bytes that arrived, which
+    /// Why a delivery must not be applied, or nil when it may (docs/worker.md lists every refusal): its time is
+    /// outside the plausible window; the envelope or the unit's ownership of the dossier fails
+    /// (`Configuration.admissionRefusal`: a unit system allowed `district.760.*` must not touch Sở Y tế's
+    /// dossiers); the dossier is held with another unit's events; it was retired, or it is not held and the event
+    /// is older than the window in which retired dossiers are remembered (an old export sent again must not
+    /// re-open it); or the unit already holds `maxDossiersPerUnit`. What is stored is the bytes that arrived, which
     /// decoded to this event, so it always reads back.
-    public func refusal(of event: DossierEvent, envelope: Envelope?, bounds: EventTimeBounds, now: Instant) -> String? {
-        if let reason = bounds.violation(of: event, now: now) { return reason }
-        if let envelope {
-            let routingKey = envelope.routingKey
-            guard let unit = configuration.unitID(event.unit) else {
-                return "field \"unit\": unit \"\(event.unit)\" is not in units.csv"
-            }
-            let expected = SameDayRoutingKey.event(
-                block: configuration.unit(unit).block.rawValue, unit: event.unit, type: event.type.name)
-            if routingKey != expected {
-                return "routing key \"\(routingKey.prefix(200))\" does not match the event's block, unit and type "
-                    + "(expected \"\(expected)\")"
-            }
-            if envelope.dossierHeader != event.dossier {
-                return "header \"\(SameDayTopology.shardHeader)\" "
-                    + (envelope.dossierHeader.map { "\"\($0.prefix(100))\"" } ?? "missing")
-                    + " differs from the body's dossier \"\(event.dossier)\""
-            }
+    public func refusal(of event: DossierEvent, envelope: DeliveryEnvelope?, bounds: EventTimeBounds, now: Instant)
+        -> EventRefusal?
+    {
+        if let reason = bounds.violation(of: event, now: now) { return .implausibleTime(reason) }
+        if let envelope, let refusal = configuration.admissionRefusal(of: event, envelope: envelope) {
+            return refusal
         }
-        if !tombstones.isEmpty, !engine.holds(event.dossier),
-            tombstones.contains(FNV1a.hash(event.dossier))
-        {
-            return "dossier retired: \"\(event.dossier.prefix(100))\" was closed more than "
-                + "\(retention.closedDays) days before and its figures are final"
+        guard let unit = configuration.unitID(event.unit) else { return .unknownUnit(event.unit) }
+        let held = engine.heldUnits(of: event.dossier)
+        if !held.isEmpty {
+            return configuration.heldUnitRefusal(dossier: event.dossier, held: held, unit: unit)
+        }
+        if !tombstones.isEmpty, tombstones.contains(FNV1a.hash(event.dossier)) {
+            return .retired(dossier: event.dossier, closedDays: retention.closedDays)
+        }
+        if engine.clock > Int64.min / 2, event.occurredAt < engine.clock - retention.eventLogSeconds {
+            return .tooOld(occurredAt: event.occurredAt, horizon: engine.clock - retention.eventLogSeconds)
+        }
+        if let limit = maxDossiersPerUnit, engine.heldDossiers(of: unit) >= limit {
+            return .unitFull(unit: event.unit, limit: limit)
         }
         return nil
     }

@@ -247,6 +247,7 @@ public final class ShardLoop {
         engine = WorkerEngine(
             configuration: domain, store: store, clockMode: configuration.clock, clock: clock,
             retention: configuration.retention, sourceSilence: configuration.watchesSourceSilence, logger: logger)
+        engine.maxDossiersPerUnit = configuration.maxDossiersPerUnit
         let summary = try engine.rebuild()
         restartSummary = summary
         logger.info(
@@ -301,21 +302,24 @@ public final class ShardLoop {
     private var hasOtherChanges: Bool { engine.hasStagedChanges }
 
     public func handle(_ delivery: Delivery) {
-        let event: DossierEvent
-        do {
-            event = try delivery.body.withUnsafeBytes { bytes throws(EventDecodingError) in
-                try DossierEvent.decode(bytes)
-            }
-        } catch {
-            reject(delivery, reason: "invalid event: \(error)")
+        // Larger than any event can be: refused before the decoder reads it (the broker's max_message_size is the
+        // outer fence).
+        guard delivery.body.count <= DossierEvent.maxBodyBytes else {
+            reject(delivery, .tooLarge(bytes: delivery.body.count, limit: DossierEvent.maxBodyBytes), eventID: nil)
             return
         }
-        let envelope = WorkerEngine.Envelope(
+        let event: DossierEvent
+        do throws(EventDecodingError) {
+            event = try DossierEvent.decode(bytes: delivery.body)
+        } catch {
+            reject(delivery, .invalid(error), eventID: nil)
+            return
+        }
+        let envelope = DeliveryEnvelope(
             routingKey: delivery.routingKey,
-            dossierHeader: delivery.headers[SameDayTopology.shardHeader]?.stringValue)
-        if let reason = engine.refusal(of: event, envelope: envelope, bounds: bounds, now: clock.now()) {
-            if reason.hasPrefix("dossier retired") { metrics.increment("sameday_retired_dossier_events_total") }
-            reject(delivery, reason: "event \(event.eventId.prefix(128)): \(reason)")
+            dossierHeader: delivery.headers[SameDayTopology.shardHeader]?.stringValue, messageID: delivery.messageID)
+        if let refusal = engine.refusal(of: event, envelope: envelope, bounds: bounds, now: clock.now()) {
+            reject(delivery, refusal, eventID: event.eventId)
             return
         }
         do {
@@ -325,7 +329,7 @@ public final class ShardLoop {
                 duplicatesSinceFlush += 1
             }
         } catch {
-            reject(delivery, reason: "event \(event.eventId.prefix(128)): \(error)")
+            reject(delivery, .rejected(error), eventID: event.eventId)
             return
         }
         accept(delivery)
@@ -336,17 +340,23 @@ public final class ShardLoop {
         machine.delivered(at: .now)
     }
 
-    /// Bad input never stops the line: the delivery is stored in the dead-letter outbox, with the reason, in the
-    /// commit that acks it; the publisher thread sends it to `sameday.dead` afterwards.
-    private func reject(_ delivery: Delivery, reason: String) {
+    /// Bad input never stops the line: the delivery is stored in the dead-letter outbox, with the reason and its
+    /// code, in the commit that acks it; the publisher thread sends it to `sameday.dead` afterwards.
+    private func reject(_ delivery: Delivery, _ refusal: EventRefusal, eventID: String?) {
+        let reason = eventID.map { "event \(Printable.quoted($0, limit: 128)): \(refusal)" } ?? refusal.description
         logger.warning(
             "event dead-lettered",
-            metadata: ["amqp.message_id": "\(delivery.messageID ?? "?")", "reason": "\(reason.prefix(300))"])
+            metadata: [
+                "amqp.message_id": "\(Printable.escaped(delivery.messageID ?? "?", limit: 128))",
+                "refusal": "\(refusal.code)", "reason": "\(Printable.escaped(reason, limit: 300))",
+            ])
         engine.stage(
             deadLetter: DeadLetter(
                 messageID: delivery.messageID ?? "", routingKey: delivery.routingKey, queue: queue, reason: reason,
-                body: delivery.body))
+                refusal: refusal.code, body: delivery.body))
         metrics.increment("sameday_dead_letters_total")
+        metrics.increment("sameday_refusals_total", labels: "{refusal=\"\(refusal.code)\"}")
+        if case .retired = refusal { metrics.increment("sameday_retired_dossier_events_total") }
         accept(delivery)
     }
 
@@ -375,6 +385,27 @@ public final class ShardLoop {
                     alertsBeforeDay: LocalDate(
                         dayNumber: LocalTime.day(of: now) - Int64(engine.retention.eventLogDays)
                     ).description))
+            noteFullestUnit()
+        }
+    }
+
+    /// Units whose dossiers passed 80 % of `maxDossiersPerUnit` (logged once per crossing).
+    private var unitsNearFull: Set<UnitID> = []
+
+    /// The fullest unit's share of its dossier limit, as a gauge, and a warning when a unit nears it (its new
+    /// dossiers are dead-lettered once it is full).
+    private func noteFullestUnit() {
+        guard let fullest = engine.fullestUnit() else { return }
+        metrics.set("sameday_unit_dossiers_fullest_ratio", fullest.ratio)
+        if fullest.ratio >= 0.8, unitsNearFull.insert(fullest.unit).inserted {
+            logger.warning(
+                "a unit nears its dossier limit (maxDossiersPerUnit): its new dossiers are dead-lettered once full",
+                metadata: [
+                    "unit": "\(engine.configuration.unit(fullest.unit).code)",
+                    "share": "\(Int(fullest.ratio * 100))%",
+                ])
+        } else if fullest.ratio < 0.7 {
+            unitsNearFull.removeAll()
         }
     }
 

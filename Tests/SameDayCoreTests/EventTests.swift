@@ -31,10 +31,15 @@ struct EventTests {
 
     @Test func stringEscapesAreDecodedAndReEncoded() throws {
         let text = Self.valid.replacingOccurrences(
-            of: #""source":"motcua-q1""#, with: #""source":"m\u00f4t c\u1eeda \"q1\"\\\/ \ud83d\ude00\n""#)
+            of: #""source":"motcua-q1""#, with: #""source":"m\u00f4t c\u1eeda \"q1\"\\\/ \ud83d\ude00""#)
         let e = try DossierEvent.decode(text)
-        #expect(e.source == "môt cửa \"q1\"\\/ 😀\n")
+        #expect(e.source == "môt cửa \"q1\"\\/ 😀")
         #expect(try DossierEvent.decode(e.encoded()) == e)
+        // An escaped control character is refused like a raw one: it would not read back from a C string.
+        for escape in [#"\n"#, #"\u0000"#, #"\u001b"#, #"\u007f"#, #"\t"#] {
+            let bad = Self.valid.r(#""source":"motcua-q1""#, #""source":"motcua"# + escape + #"q1""#)
+            #expect(throws: EventDecodingError.self, "escape \(escape)") { try DossierEvent.decode(bad) }
+        }
     }
 
     static let errors: [(String, String, EventDecodingError)] = [
