@@ -393,7 +393,16 @@ public enum EventBatch {
             } catch {
                 if error.reason == .personalData || error.reason == .unknownField {
                     // The decoder stops at the first such field: name every one, so one fix is enough.
-                    let personal = personalDataKeys(bytes)
+                    let found = DossierEvent.personalDataKeys(bytes)
+                    if found?.tooMany == true {
+                        out.errors.append(
+                            Problem(
+                                index: at, field: nil,
+                                message: "more than \(DossierEvent.maxKeysNamed) keys: not an event (the schema has 12)"
+                            ))
+                        continue
+                    }
+                    let personal = found?.keys ?? []
                     if !personal.isEmpty {
                         for key in personal {
                             out.errors.append(
@@ -408,31 +417,6 @@ public enum EventBatch {
             }
         }
         return out
-    }
-
-    /// The top-level keys of an event object that the core counts as personal data, in the order they appear.
-    static func personalDataKeys(_ element: [UInt8]) -> [String] {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(element)) as? [String: Any] else { return [] }
-        // JSONSerialization forgets the order: put the keys back in the order of the text.
-        let text = String(decoding: element, as: UTF8.self)
-        let keys = object.keys.sorted {
-            (text.range(of: "\"\($0)\"")?.lowerBound ?? text.endIndex)
-                < (text.range(of: "\"\($1)\"")?.lowerBound ?? text.endIndex)
-        }
-        return keys.filter { key in
-            // The core's definition of a personal-data field: what its decoder says of an object with that key.
-            var probe = JSONWriter()
-            probe.beginObject()
-            probe.key(key)
-            probe.null()
-            probe.endObject()
-            do throws(EventDecodingError) {
-                _ = try DossierEvent.decode(bytes: probe.bytes)
-                return false
-            } catch {
-                return error.reason == .personalData
-            }
-        }
     }
 
     /// The byte ranges of the top-level elements of a JSON array, or nil if brackets or strings do not balance.

@@ -347,6 +347,22 @@ struct UnattendedTests {
         }
     }
 
+    @Test("an element with 90,000 keys: named as not an event in one pass, not sorted by substring scans")
+    func manyKeys() async throws {
+        // About 1 MiB: the old key sort did two substring scans of the element per comparison (~10^12 bytes).
+        let keys = (0..<90_000).map { #""k\#($0)":0"# }.joined(separator: ",")
+        let element = Array("{\(keys),\"phone\":\"0901234567\"}".utf8)
+        let found = try #require(DossierEvent.personalDataKeys(element))
+        #expect(found.tooMany && found.keys.isEmpty)
+        let few = Array(#"{"a":1,"phone":"x","b":2,"cccd":"y"}"#.utf8)
+        #expect(DossierEvent.personalDataKeys(few)?.keys == ["phone", "cccd"])
+        try await withDryRunReceiver { client in
+            let (status, body) = try await post(client, String(decoding: element, as: UTF8.self))
+            #expect(status == .badRequest)
+            #expect(body.contains("more than \(DossierEvent.maxKeysNamed) keys"))
+        }
+    }
+
     @Test("usage errors exit with status 1 and a message (one policy: the README's \"exit status 1\")")
     func usageErrors() throws {
         let dir = temporaryFolder("usage")
