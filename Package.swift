@@ -131,7 +131,8 @@ let package = Package(
             ]
         ),
         .testTarget(name: "SameDayReportTests", dependencies: ["SameDayReport", "SameDayCore"]),
-        .testTarget(name: "SameDayBrokerTests", dependencies: ["SameDayBroker", "RabbitMQ", "SameDayTestKit"]),
+        .testTarget(
+            name: "SameDayBrokerTests", dependencies: ["SameDayBroker", "SameDayCore", "RabbitMQ", "SameDayTestKit"]),
         .testTarget(
             name: "SameDayAdaptersTests",
             dependencies: [

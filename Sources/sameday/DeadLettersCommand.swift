@@ -24,7 +24,8 @@ struct DeadLettersCommand: AsyncParsableCommand {
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Print the dead letters (id, reason, routing key, start of the body); they stay queued.")
+            abstract:
+                "Print the dead letters (id, refusal code, routing key, reason, start of the body); they stay queued.")
         @OptionGroup var options: Options
 
         func run() async throws {
@@ -38,15 +39,17 @@ struct DeadLettersCommand: AsyncParsableCommand {
                 defer { consumer.close() }
                 var lines: [String] = []
                 while lines.count < limit, let delivery = try consumer.next(timeout: .seconds(1)) {
-                    let reason =
-                        delivery.headers["x-sameday-reason"]?.stringValue
-                        ?? "dead-lettered by the broker (delivery limit or rejection)"
-                    let body = String(decoding: delivery.body.prefix(160), as: UTF8.self)
-                    lines.append("\(delivery.messageID ?? "-")\t\(delivery.routingKey)\t\(reason)\t\(body)")
+                    let letter = DeadLetterOrigin(delivery.headers)
+                    let body = Printable.escaped(String(decoding: delivery.body.prefix(160), as: UTF8.self), limit: 160)
+                    lines.append(
+                        [
+                            Printable.escaped(delivery.messageID ?? "-", limit: 128), letter.code,
+                            Printable.escaped(delivery.routingKey, limit: 200), letter.reason, body,
+                        ].joined(separator: "\t"))
                 }
                 return lines
             }
-            print("message_id\trouting_key\treason\tbody")
+            print("message_id\trefusal\trouting_key\treason\tbody")
             lines.forEach { print($0) }
             FileHandle.standardError.write(Data("\(lines.count) dead letters in \(queue)\n".utf8))
         }
@@ -55,8 +58,8 @@ struct DeadLettersCommand: AsyncParsableCommand {
     struct Replay: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract:
-                "Re-publish dead letters that are now valid events to sameday.events; the rest stay, with their reason."
-        )
+                "Re-publish the dead letters a fix can cure (a unit added to the registry or given a larger limit, "
+                + "the broker's delivery limit); every other one stays, with the reason it is kept.")
         @OptionGroup var options: Options
         @Option(help: "Configuration folder (to route by the unit's block).") var config = "deploy/config/hcmc-2022"
 
@@ -78,23 +81,25 @@ struct DeadLettersCommand: AsyncParsableCommand {
                 var seen = 0
                 while seen < limit, let delivery = try consumer.next(timeout: .seconds(1)) {
                     seen += 1
-                    do {
-                        let event = try DossierEvent.decode(bytes: delivery.body)
-                        guard domain.unitID(event.unit) != nil else {
-                            kept.append("\(event.eventId): unit \(event.unit) is still not in units.csv")
-                            continue  // left unacked: back to the queue when we close
-                        }
-                        try publisher.publish(EventMessage.make(event, configuration: domain, topology: topology))
+                    let id = Printable.escaped(delivery.messageID ?? "-", limit: 128)
+                    switch DeadLetterOrigin(delivery.headers).replay(
+                        body: delivery.body, routingKey: delivery.routingKey, messageID: delivery.messageID,
+                        dossierHeader: delivery.headers[SameDayTopology.shardHeader]?.stringValue, domain: domain,
+                        topology: topology)
+                    {
+                    case .keep(let why):
+                        kept.append("\(id): \(why)")
+                        continue  // left unacked: back to the queue when we close
+                    case .publish(let message):
+                        try publisher.publish(message)
                         try publisher.waitForConfirms()
                         try consumer.ack(delivery.tag)
                         replayed += 1
-                    } catch {
-                        kept.append("\(delivery.messageID ?? "-"): \(error)")
                     }
                 }
                 return (replayed, kept)
             }
-            print("re-published \(replayed) events; \(kept.count) still invalid and left in the dead-letter queue")
+            print("re-published \(replayed) events; \(kept.count) kept in the dead-letter queue")
             kept.prefix(50).forEach { print("  \($0)") }
         }
     }

@@ -24,12 +24,16 @@ struct WorkerBrokerTests {
                 headers: [(SameDayTopology.shardHeader, id)])
         }
         let wrongSchema = valid[0].encoded().replacingOccurrences(of: "dossier-event/1", with: "dossier-event/9")
+        // District 1's adapter sends Sở Y tế's dossier with a key and header that match the body.
+        var foreign = receivedEvent("000.00.18.H29-220516-0101", at: "2022-05-18T09:00:00+07:00", unit: "760")
+        foreign.eventId = "poison-foreign"
         try harness.publish(
             Array(valid[0..<3]), configuration: configuration,
             raw: [
                 raw(Array("{not json".utf8), id: "poison-json"),
                 raw(Array(wrongSchema.utf8), id: "poison-schema"),
                 raw([UInt8](repeating: UInt8(ascii: "x"), count: 10 * 1024 * 1024), id: "poison-huge"),
+                EventMessage.make(foreign, configuration: configuration, topology: harness.topology),
             ])
         try harness.publish(Array(valid[3...]), configuration: configuration)
 
@@ -40,20 +44,28 @@ struct WorkerBrokerTests {
 
         // What an operator sees, and a replay that finds them still invalid (they stay).
         let listing = try runSameday(["dead-letters", "list", "--name-prefix", harness.topology.namePrefix])
-        #expect(listing.output.split(separator: "\n").count == 4, "a header and three dead letters")
+        #expect(listing.output.split(separator: "\n").count == 5, "a header and four dead letters")
         #expect(listing.output.contains("poison-schema") && listing.output.contains("schema"))
+        #expect(listing.output.contains("poison-foreign\tforeign_dossier\t"))
         let replayed = try runSameday([
             "dead-letters", "replay", "--name-prefix", harness.topology.namePrefix, "--config", hcmcConfiguration,
         ])
-        #expect(replayed.output.contains("re-published 0 events; 3 still invalid"))
+        #expect(replayed.output.contains("re-published 0 events; 4 kept"))
+        #expect(replayed.output.contains("poison-foreign: refused as foreign_dossier"))
 
         let dead = try harness.drain(harness.topology.deadLetterQueue)
-        #expect(Set(dead.compactMap(\.messageID)) == ["poison-json", "poison-schema", "poison-huge"])
+        #expect(Set(dead.compactMap(\.messageID)) == ["poison-json", "poison-schema", "poison-huge", "poison-foreign"])
         let reasons = Dictionary(
             uniqueKeysWithValues: dead.map { ($0.messageID ?? "", $0.headers["x-sameday-reason"]?.stringValue ?? "") })
+        let codes = Dictionary(
+            uniqueKeysWithValues: dead.map { ($0.messageID ?? "", $0.headers["x-sameday-refusal"]?.stringValue ?? "") })
         #expect(reasons["poison-schema"]?.contains("schema") == true)
         #expect(reasons["poison-json"]?.hasPrefix("invalid event") == true)
-        #expect(reasons["poison-huge"]?.hasPrefix("invalid event") == true)
+        #expect(codes["poison-json"] == "invalid_event")
+        #expect(codes["poison-huge"] == "too_large")
+        #expect(reasons["poison-huge"]?.contains("larger than the 65536 bytes") == true)
+        #expect(codes["poison-foreign"] == "foreign_dossier")
+        #expect(reasons["poison-foreign"]?.contains("belongs to unit \"000.00.18.H29\"") == true)
         #expect(dead.first { $0.messageID == "poison-huge" }?.body.count == 10 * 1024 * 1024)
         #expect(try harness.drain(harness.topology.workQueue(0)).isEmpty, "everything was acked")
     }
@@ -128,7 +140,9 @@ func startSameday(_ arguments: [String], capturingErrors: Bool = false) throws -
 struct TenantIsolationBrokerTests {
     let configuration = try! ConfigurationFolder.load(hcmcConfiguration)
 
-    @Test("a unit system's user may publish only its units' keys; a body that lies about its unit or dossier is dead-lettered")
+    @Test(
+        "a unit system's user may publish only its units' keys; a body that lies about its unit or dossier is dead-lettered"
+    )
     func perUnitUser() async throws {
         let harness = try WorkerHarness("tenant")
         defer { harness.cleanUp() }
@@ -142,7 +156,9 @@ struct TenantIsolationBrokerTests {
         defer { _ = try? LocalBroker.rabbitmqctl(["delete_user", user]) }
         try LocalBroker.rabbitmqctl(["set_permissions", "-p", "/", user, rights.configure, rights.write, rights.read])
         if let topic = rights.topic {
-            try LocalBroker.rabbitmqctl(["set_topic_permissions", "-p", "/", user, topic.exchange, topic.write, topic.read])
+            try LocalBroker.rabbitmqctl([
+                "set_topic_permissions", "-p", "/", user, topic.exchange, topic.write, topic.read,
+            ])
         }
         var connection = LocalBroker.configuration(name: "tenant adapter")
         connection.brokers[0].user = user
@@ -155,7 +171,8 @@ struct TenantIsolationBrokerTests {
                 messageID: event.eventId, headers: [(SameDayTopology.shardHeader, header ?? event.dossier)])
         }
         let own = receivedEvent("760-220518-0001", at: "2022-05-18T09:00:00+07:00")
-        let department = receivedEvent("000.00.15.H29-220518-0001", at: "2022-05-18T09:00:00+07:00", unit: "000.00.15.H29")
+        let department = receivedEvent(
+            "000.00.15.H29-220518-0001", at: "2022-05-18T09:00:00+07:00", unit: "000.00.15.H29")
         let split = receivedEvent("760-220518-0002", at: "2022-05-18T09:01:00+07:00")
 
         // Honest keys: its own unit goes through; a department's key is refused by the broker itself.
@@ -177,7 +194,9 @@ struct TenantIsolationBrokerTests {
         let collected = Mutex<[Delivery]>([])
         try await harness.runInProcess(configuration: configuration) { store in
             let more = (try? harness.drain(harness.topology.deadLetterQueue)) ?? []
-            let count = collected.withLock { $0 += more; return $0.count }
+            let count = collected.withLock {
+                $0 += more; return $0.count
+            }
             return (try? store.eventCount()) == 1 && count == 2
         }
         let store = try WorkerStore(path: harness.settings.databasePath)
@@ -201,14 +220,19 @@ struct TenantIsolationBrokerTests {
         let collected = Mutex<[Delivery]>([])
         try await harness.runInProcess(configuration: configuration) { store in
             let more = (try? harness.drain(harness.topology.deadLetterQueue)) ?? []
-            let count = collected.withLock { $0 += more; return $0.count }
+            let count = collected.withLock {
+                $0 += more; return $0.count
+            }
             return (try? store.eventCount()) == 1 && count == 2
         }
         let dead = collected.withLock { $0 }
         #expect(dead.count == 2)
-        #expect(dead.allSatisfy { $0.headers["x-sameday-reason"]?.stringValue?.contains("field \"occurredAt\"") == true })
+        #expect(
+            dead.allSatisfy { $0.headers["x-sameday-reason"]?.stringValue?.contains("field \"occurredAt\"") == true })
         // Only one day of rollups: nothing was written for the year 1022.
-        let days = (try? FileManager.default.contentsOfDirectory(atPath: harness.settings.resolvedRollupsDirectory + "/daily")) ?? []
+        let days =
+            (try? FileManager.default.contentsOfDirectory(atPath: harness.settings.resolvedRollupsDirectory + "/daily"))
+            ?? []
         #expect(days == ["2022-05-18"])
     }
 }
