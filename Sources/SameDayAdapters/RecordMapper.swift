@@ -99,6 +99,14 @@ public struct RecordMapper: Sendable {
         for field in [MappingProfile.Field.dossier, .procedure, .status, .occurredAt] where values[field] == nil {
             return .rejected("\(column(field)) (\(field.rawValue)) is empty")
         }
+        // A NUL or another control character would be cut or refused further on (SQLite's text reader,
+        // PostgreSQL): the column that holds it is named here, where the unit's IT staff can find it.
+        for (field, value) in values.sorted(by: { $0.key.rawValue < $1.key.rawValue })
+        where Printable.hasControlCharacter(value) {
+            return .rejected(
+                "\(column(field)) (\(field.rawValue)): control character (U+0000–U+001F or U+007F) in "
+                    + Printable.quoted(value))
+        }
         let status = values[.status]!
         let type: EventType
         switch profile.statuses[status] ?? profile.statuses[MappingProfile.normalise(status)] {
@@ -122,7 +130,7 @@ public struct RecordMapper: Sendable {
         guard configuration.unitID(unit) != nil else {
             return .rejected("unit \"\(unit)\" is not in the units registry (units.csv)")
         }
-        if let why = Self.foreignDossier(values[.dossier]!, unit: unit) {
+        if let why = Self.foreignDossier(values[.dossier]!, unit: unit, configuration: configuration) {
             return .rejected("\(column(.dossier)): \(why)")
         }
         var seq: Int64?
@@ -172,16 +180,17 @@ public struct RecordMapper: Sendable {
     }
 
     /// Why a dossier code cannot be the unit's (tenant isolation, DOMAIN.md §1: a dossier code starts with its
-    /// agency, the unit code), or nil when it is.
-    public static func foreignDossier(_ dossier: String, unit: String) -> String? {
-        if DossierCode.belongs(dossier, to: unit) { return nil }
-        guard let agency = DossierCode.agency(of: dossier) else {
-            return
-                "dossier code \"\(dossier)\" is not of the form <unit>-<yymmdd>-<number> (e.g. \(unit)-220518-0042), "
-                + "so it cannot be shown to belong to unit \(unit)"
+    /// agency, the unit code, unless `interlevel.csv` lets the unit resolve another's dossiers), or nil when it is.
+    /// The workers apply the same rule (`Configuration.ownershipRefusal`); without a registry (a receiver that has
+    /// none) only the unit's own prefix passes.
+    public static func foreignDossier(_ dossier: String, unit: String, configuration: Configuration?) -> String? {
+        if let configuration, let id = configuration.unitID(unit) {
+            return configuration.ownershipRefusal(dossier: dossier, unit: id)?.description
         }
-        return "dossier code \"\(dossier)\" belongs to unit \"\(agency)\" (its prefix), not to the event's unit "
-            + "\"\(unit)\": a unit system may send only its own units' dossiers"
+        if DossierCode.belongs(dossier, to: unit) { return nil }
+        return EventRefusal.foreignDossier(
+            dossier: dossier, agency: DossierCode.agency(of: dossier).map(String.init), unit: unit
+        ).description
     }
 
     /// The instant, or the reason: "no such date" when a format matches the text's shape but the date or time

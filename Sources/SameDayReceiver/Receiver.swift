@@ -247,7 +247,9 @@ public enum Receiver {
                 let field = why.hasPrefix("field \"newDueAt\"") ? "newDueAt" : "occurredAt"
                 parsed.errors.append(EventBatch.Problem(index: at, field: field, message: why))
             }
-            if let why = RecordMapper.foreignDossier(event.dossier, unit: event.unit) {
+            if let why = RecordMapper.foreignDossier(
+                event.dossier, unit: event.unit, configuration: settings.configuration)
+            {
                 parsed.errors.append(
                     EventBatch.Problem(index: at, field: "dossier", message: "field \"dossier\": " + why))
             }

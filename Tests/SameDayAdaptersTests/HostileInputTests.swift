@@ -112,12 +112,34 @@ struct HostileInputTests {
         guard case .rejected(let other) = map("000.00.15.H29-220518-0042") else { return #expect(Bool(false)) }
         #expect(
             other
-                == #"column "Mã hồ sơ": dossier code "000.00.15.H29-220518-0042" belongs to unit "000.00.15.H29" (its prefix), not to the event's unit "760": a unit system may send only its own units' dossiers"#
+                == #"column "Mã hồ sơ": dossier "000.00.15.H29-220518-0042" belongs to unit "000.00.15.H29" (its prefix), not to the event's unit "760", and interlevel.csv declares no such pair"#
         )
         guard case .rejected(let shapeless) = map("HS-42") else { return #expect(Bool(false)) }
         #expect(shapeless.contains("is not of the form <unit>-<yymmdd>-<number>"))
         // A prefix that only starts like the unit is another unit: 7601 is not 760.
         guard case .rejected = map("7601-220518-0001") else { return #expect(Bool(false)) }
+    }
+
+    @Test("a control character in any mapped CSV field is refused, naming the column")
+    func fileAdapterControlCharacters() throws {
+        let mapper = try RecordMapper(
+            profile: try profile(vietnameseProfileJSON), configuration: hcmc, topology: SameDayTopology(shards: 4),
+            header: Self.header)
+        func map(_ fields: [String]) -> MappedRecord {
+            mapper.map(SourceRecord(line: 2, endOffset: 0, text: [], fields: fields, syntaxError: nil))
+        }
+        let good = ["760-220518-0001", "2.000815.000.00.00.H29", "760", "Đã tiếp nhận", "18/05/2022 08:00:00", ""]
+        guard case .event = map(good) else { return #expect(Bool(false)) }
+        for (index, column) in [(0, "Mã hồ sơ"), (1, "Mã thủ tục"), (3, "Trạng thái")] {
+            var fields = good
+            fields[index].insert("\u{0}", at: fields[index].index(after: fields[index].startIndex))
+            guard case .rejected(let why) = map(fields) else {
+                Issue.record("a NUL in \(column) was accepted")
+                continue
+            }
+            #expect(why.hasPrefix("column \"\(column)\""), "\(why)")
+            #expect(why.contains("control character") && why.contains("\\u{0}"))
+        }
     }
 
     @Test("the receiver refuses, with 400 on field dossier, a dossier code of another unit under the caller's unit")
