@@ -40,6 +40,10 @@ public final class PostgresShardStore: ShardStore {
 
     // MARK: Commit
 
+    /// Never: the shard's lease lives in this store's session, so a failed write may mean a standby holds the
+    /// shard now. The worker stops, and a worker that takes the lease again goes on from the committed state.
+    public func isTransient(_ error: any Error) -> Bool { false }
+
     public func commit(_ batch: CommitBatch) throws {
         guard !batch.isEmpty else { return }
         let shard = shard

@@ -15,6 +15,11 @@ public protocol ShardStore: AnyObject, Sendable {
     /// Writes a batch in one transaction.
     func commit(_ batch: CommitBatch) throws
 
+    /// Whether a failed write may succeed later with nothing changed in the process (a full disk, a read-only or
+    /// failing device): the worker then keeps the batch and tries again instead of exiting, which would hand its
+    /// deliveries back to the broker and count them towards the delivery limit.
+    func isTransient(_ error: any Error) -> Bool
+
     /// Every stored dossier (its row's key, code and compact state): what a restart loads. A store that keys rows
     /// by code (PostgreSQL) gives key 0; see `CommitBatch.dossiers`.
     func forEachDossier(_ body: (_ key: Int64, _ code: String, _ state: [UInt8]) throws -> Void) throws

@@ -262,6 +262,19 @@ public final class WorkerStore: ShardStore {
         return migrator
     }
 
+    /// SQLite's codes for a write the device refused (full, read-only, I/O error, a file it could not open, memory,
+    /// a lock held elsewhere): the transaction was rolled back and the same batch may be written again.
+    public func isTransient(_ error: any Error) -> Bool {
+        guard let error = error as? DatabaseError else { return false }
+        switch error.resultCode.primaryResultCode {
+        case .SQLITE_FULL, .SQLITE_IOERR, .SQLITE_READONLY, .SQLITE_CANTOPEN, .SQLITE_BUSY, .SQLITE_LOCKED,
+            .SQLITE_NOMEM, .SQLITE_PROTOCOL:
+            return true
+        default:
+            return false
+        }
+    }
+
     /// Writes a batch in one transaction. An alert id already in the outbox is kept as it was (the same alert
     /// raised twice has the same id).
     public func commit(_ batch: CommitBatch) throws {

@@ -33,7 +33,16 @@ final class AlertFileSink {
                 bytes.append(0x0A)
                 known.insert(alert.alertID)
             }
-            if !bytes.isEmpty { try DurableFile.append(bytes, to: path(day: day)) }
+            if !bytes.isEmpty {
+                do {
+                    try DurableFile.append(bytes, to: path(day: day))
+                } catch {
+                    // A full disk can leave part of the append behind: the retry reads the file again, cuts a
+                    // partial last line and writes only the alerts whose lines are not whole in it.
+                    idsByDay[day] = nil
+                    throw error
+                }
+            }
             idsByDay[day] = known
         }
         // Alerts are filed by the day they fire: only the latest days are still written to (an older one is read

@@ -20,7 +20,13 @@ final class CommitThread: Sendable {
         var prune: Horizons?
         var stopping = false
         var pruned = 0
+        /// The store refused the commit in flight for a reason that may pass (a full disk): why, and since when.
+        var retrying: (reason: String, since: ContinuousClock.Instant)?
+        /// A graceful stop was asked for: a failing commit is retried only `retryAfterStop` longer.
+        var stopAskedAt: ContinuousClock.Instant?
     }
+    /// How long a commit that keeps failing is retried once a stop was asked for: the process must end.
+    static let retryAfterStop: Duration = .seconds(10)
     private let state = Mutex(State())
     private let wake = DispatchSemaphore(value: 0)
     private let done = DispatchSemaphore(value: 0)
@@ -37,16 +43,13 @@ final class CommitThread: Sendable {
             wake.wait()
             let (job, prune, stop) = state.withLock { s in (s.submitted, s.prune, s.stopping) }
             if let job {
-                let started = ContinuousClock.now
-                let result = Result<PreparedCommit, any Error> {
-                    try store.commit(job.batch)
-                    return job
-                }
-                metrics.observeCommit(seconds: (ContinuousClock.now - started).secondsValue)
+                let result = commitRetrying(job, store: store, metrics: metrics)
                 state.withLock { s in
                     s.submitted = nil
+                    s.retrying = nil
                     s.result = result
                 }
+                metrics.set("sameday_store_retrying", 0)
                 done.signal()
             } else if stop {
                 break
@@ -67,6 +70,44 @@ final class CommitThread: Sendable {
         }
         finished.signal()
     }
+
+    /// Writes the commit; a failure the store calls transient (a full disk, a read-only device) is retried with
+    /// backoff (0.5 s doubling to 30 s) until the write succeeds, so nothing is acked, and nothing handed back to
+    /// the broker, while the store cannot write. The batch is the same each time: the failed transaction was rolled
+    /// back whole.
+    private func commitRetrying(_ job: PreparedCommit, store: any ShardStore, metrics: WorkerMetrics)
+        -> Result<PreparedCommit, any Error>
+    {
+        var delay: Duration = .milliseconds(500)
+        while true {
+            let started = ContinuousClock.now
+            do {
+                try store.commit(job.batch)
+                metrics.observeCommit(seconds: (ContinuousClock.now - started).secondsValue)
+                return .success(job)
+            } catch {
+                let stopAskedAt = state.withLock { $0.stopAskedAt }
+                guard store.isTransient(error),
+                    stopAskedAt.map({ ContinuousClock.now - $0 < Self.retryAfterStop }) ?? true
+                else { return .failure(error) }
+                metrics.increment("sameday_store_write_failures_total")
+                metrics.set("sameday_store_retrying", 1)
+                state.withLock { s in s.retrying = (reason: "\(error)", since: s.retrying?.since ?? .now) }
+                // After a stop was asked for, try again every second until `retryAfterStop` is spent.
+                let until = ContinuousClock.now + (stopAskedAt == nil ? delay : .seconds(1))
+                while ContinuousClock.now < until, stopAskedAt != nil || state.withLock({ $0.stopAskedAt == nil }) {
+                    Thread.sleep(forTimeInterval: 0.05)
+                }
+                delay = min(delay * 2, .seconds(30))
+            }
+        }
+    }
+
+    /// Why the commit in flight is being retried, and since when (nil while the store writes).
+    var retrying: (reason: String, since: ContinuousClock.Instant)? { state.withLock { $0.retrying } }
+
+    /// A graceful stop: a commit that keeps failing is given up after `retryAfterStop`.
+    func stopRetrying() { state.withLock { s in s.stopAskedAt = s.stopAskedAt ?? .now } }
 
     /// Hands a commit over; the previous one must have been collected.
     func submit(_ commit: PreparedCommit) {

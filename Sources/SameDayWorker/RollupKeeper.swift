@@ -119,6 +119,9 @@ public final class RollupThread: Sendable {
         var snapshots = 0
         var lastSnapshotSeconds = 0.0
         var filed: [String] = []
+        /// A job failed and is being retried (a full disk, a read-only folder): why, and since when.
+        var retrying: (reason: String, since: ContinuousClock.Instant)?
+        var stopAskedAt: ContinuousClock.Instant?
     }
     private let state = Mutex(State())
     private let wake = DispatchSemaphore(value: 0)
@@ -134,45 +137,70 @@ public final class RollupThread: Sendable {
     }
 
     private func run(keeper: RollupKeeper, alertFiles: AlertFileSink, metrics: WorkerMetrics) {
-            while true {
-                wake.wait()
-                let next: Job? = state.withLock { s in
-                    if s.jobs.isEmpty { return nil }
-                    s.busy = true
-                    return s.jobs.removeFirst()
-                }
-                guard let job = next else {
-                    let stop = state.withLock { $0.stopping }
-                    if stop { break }
-                    continue
-                }
-                do {
-                    switch job {
-                    case .load(let dossiers): keeper.load(dossiers)
-                    case .changes(let changes, let clock): keeper.apply(changes, clock: clock)
-                    case .alerts(let alerts):
-                        let filed = try alertFiles.write(alerts)
-                        state.withLock { $0.filed += filed }
-                    case .snapshot(let first, let last, let clockDay):
-                        let result = try keeper.snapshot(firstDay: first, lastDay: last, clockDay: clockDay)
-                        metrics.observe("sameday_snapshot_seconds", seconds: result.seconds)
-                        metrics.increment("sameday_rollup_files_written_total", by: Double(result.files))
-                        state.withLock {
-                            $0.snapshots += 1
-                            $0.lastSnapshotSeconds = result.seconds
-                        }
-                    }
-                } catch {
-                    state.withLock { $0.error = "\(error)" }
-                }
-                let drained = state.withLock { s in
-                    s.busy = false
-                    return s.jobs.isEmpty
-                }
-                if drained { idle.signal() }
+        while true {
+            wake.wait()
+            let next: Job? = state.withLock { s in
+                if s.jobs.isEmpty { return nil }
+                s.busy = true
+                return s.jobs.removeFirst()
             }
-            finished.signal()
+            guard let job = next else {
+                let stop = state.withLock { $0.stopping }
+                if stop { break }
+                continue
+            }
+            // A failing job is retried with backoff until it succeeds: the files are rebuilt from what is
+            // committed, so waiting loses nothing, while the worker commits no more until they write again.
+            var delay: Duration = .milliseconds(500)
+            while true {
+                do {
+                    try perform(job, keeper: keeper, alertFiles: alertFiles, metrics: metrics)
+                    state.withLock { $0.retrying = nil }
+                    break
+                } catch {
+                    let stopAskedAt = state.withLock { $0.stopAskedAt }
+                    if let stopAskedAt, ContinuousClock.now - stopAskedAt >= CommitThread.retryAfterStop {
+                        state.withLock { $0.error = "\(error)" }
+                        break
+                    }
+                    metrics.increment("sameday_file_write_failures_total")
+                    state.withLock { s in s.retrying = (reason: "\(error)", since: s.retrying?.since ?? .now) }
+                    Thread.sleep(forTimeInterval: (stopAskedAt == nil ? delay : .seconds(1)).secondsValue)
+                    delay = min(delay * 2, .seconds(30))
+                }
+            }
+            let drained = state.withLock { s in
+                s.busy = false
+                return s.jobs.isEmpty
+            }
+            if drained { idle.signal() }
+        }
+        finished.signal()
     }
+
+    private func perform(_ job: Job, keeper: RollupKeeper, alertFiles: AlertFileSink, metrics: WorkerMetrics) throws {
+        switch job {
+        case .load(let dossiers): keeper.load(dossiers)
+        case .changes(let changes, let clock): keeper.apply(changes, clock: clock)
+        case .alerts(let alerts):
+            let filed = try alertFiles.write(alerts)
+            state.withLock { $0.filed += filed }
+        case .snapshot(let first, let last, let clockDay):
+            let result = try keeper.snapshot(firstDay: first, lastDay: last, clockDay: clockDay)
+            metrics.observe("sameday_snapshot_seconds", seconds: result.seconds)
+            metrics.increment("sameday_rollup_files_written_total", by: Double(result.files))
+            state.withLock {
+                $0.snapshots += 1
+                $0.lastSnapshotSeconds = result.seconds
+            }
+        }
+    }
+
+    /// Why a file job is being retried, and since when (nil while the files write).
+    var retrying: (reason: String, since: ContinuousClock.Instant)? { state.withLock { $0.retrying } }
+
+    /// A graceful stop: a job that keeps failing is given up after `CommitThread.retryAfterStop`.
+    func stopRetrying() { state.withLock { s in s.stopAskedAt = s.stopAskedAt ?? .now } }
 
     private func enqueue(_ job: Job) {
         state.withLock { $0.jobs.append(job) }
@@ -199,7 +227,7 @@ public final class RollupThread: Sendable {
     public var snapshotsDone: Int { state.withLock { $0.snapshots } }
     public var lastSnapshotSeconds: Double { state.withLock { $0.lastSnapshotSeconds } }
 
-    /// The first error a job met (a file that could not be written), if any: the worker stops on it.
+    /// The error of a job given up after a stop was asked for, if any: the stop reports it.
     public var failure: String? { state.withLock { $0.error } }
 
     /// Waits until every job so far is done.

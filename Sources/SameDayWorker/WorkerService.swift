@@ -289,8 +289,17 @@ public final class ShardLoop {
         rollups.finish()
     }
 
+    /// Why nothing can be committed now (the store or the files refuse to write, and are retried), or nil.
+    var stall: (reason: String, since: ContinuousClock.Instant)? {
+        if let store = committer.retrying { return ("the state store cannot write: \(store.reason)", store.since) }
+        if let files = rollups.retrying { return ("the output files cannot be written: \(files.reason)", files.since) }
+        return nil
+    }
+    private var stallLoggedAt: ContinuousClock.Instant?
+
     /// How long the consumer may wait for the next delivery.
     public func waitBeforeNextDelivery() -> Duration {
+        if stall != nil { return .milliseconds(250) }
         let nextTimer: Duration? =
             engine.clockMode == .wall ? engine.nextTimerAt.map { .seconds(max(0, $0 - clock.now())) } : nil
         switch machine.next(now: .now, otherChanges: hasOtherChanges, nextTimer: nextTimer) {
@@ -365,6 +374,26 @@ public final class ShardLoop {
     public func step(consumer: Consumer?, idle: Bool) throws {
         engine.tick()
         try collect(consumer: consumer, wait: false)
+        if let stall {
+            // Nothing is committed or acked until the store and the files write again: the deliveries in hand (at
+            // most the prefetch) wait here unacked, so the broker sends no more and counts no redelivery, and the
+            // consumer keeps its heartbeats. The process stays up and says why it is not ready.
+            metrics.setReady(false, reason: stall.reason)
+            if stallLoggedAt.map({ ContinuousClock.now - $0 >= .seconds(30) }) ?? true {
+                stallLoggedAt = .now
+                logger.error(
+                    "not consuming: writes fail and are retried (nothing is acked or dead-lettered meanwhile)",
+                    metadata: [
+                        "reason": "\(stall.reason.prefix(300))",
+                        "seconds": "\(Int((ContinuousClock.now - stall.since).secondsValue))",
+                    ])
+            }
+            return
+        }
+        if stallLoggedAt != nil {
+            stallLoggedAt = nil
+            logger.notice("writes succeed again: consuming")
+        }
         if machine.next(now: .now, otherChanges: hasOtherChanges) == .commit {
             try flush(consumer: consumer)
         }
@@ -509,6 +538,8 @@ public final class ShardLoop {
 
     /// The last commits on a graceful stop, with the confirms of alerts still in flight, then the final files.
     public func finish(consumer: Consumer?) throws {
+        committer.stopRetrying()
+        rollups.stopRetrying()
         try flush(consumer: consumer)
         try collect(consumer: consumer, wait: true)
         publisher?.finish(timeout: .seconds(5))
