@@ -69,7 +69,7 @@ let package = Package(
         .target(
             name: "SameDayPostgres",
             dependencies: [
-                "SameDayCore", "SameDayStore",
+                "SameDayCore", "SameDayStore", "SameDayFiles",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -126,7 +126,7 @@ let package = Package(
             name: "SameDayWorkerTests",
             dependencies: [
                 "SameDayWorker", "SameDayStore", "SameDayPostgres", "SameDayCore", "SameDayBroker", "RabbitMQ",
-                "SameDayTestKit",
+                "SameDayFiles", "SameDayTestKit",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),

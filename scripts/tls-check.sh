@@ -193,6 +193,7 @@ else
   fail "publish without a CA file: $(cat publish-noca.out)"
 fi
 echo "amqps://adapter.motcua-q1:$(password adapter.motcua-q1)@127.0.0.1:$TLS_PORT/%2F?$TLSQ" > adapter-byip.url
+chmod 600 adapter-byip.url
 publish byip adapter-byip.url 0905
 if grep -q "SSL hostname verification failed" publish-byip.out && [ "$(queued)" = 1 ]; then
   pass "publish to 127.0.0.1, a name the broker's certificate (DNS:localhost) does not carry, is refused"
@@ -215,7 +216,8 @@ receive() {  # receive NAME PORT HTTP-PORT DOSSIER-NUMBER: a receiver, one POST;
 {"config": "$CONFIG", "unitSystems": "$REGISTRY", "brokerURLFile": "$W/receiver-$1.url",
  "spool": {"directory": "$W/receiver-spool-$1", "capacityBytes": 1048576}}
 EOF
-  "$BIN" receive --listen "127.0.0.1:$3" --config "receiver-$1.json" >"receive-$1.log" 2>&1 &
+  # The shipped registry's demo token is what the POST below presents: a demonstration's switch.
+  SAMEDAY_DEMO=1 "$BIN" receive --listen "127.0.0.1:$3" --config "receiver-$1.json" >"receive-$1.log" 2>&1 &
   local pid=$!
   PIDS+=($pid)
   for _ in $(seq 40); do curl -fsS "http://127.0.0.1:$3/healthz" >/dev/null 2>&1 && break; sleep 0.25; done

@@ -149,6 +149,19 @@ public struct BrokerURL: Sendable, Equatable, CustomStringConvertible {
         return "\(useTLS ? "amqps" : "amqp")://\(user)@\(host):\(port)/\(vhost)"
     }
 
+    /// Whether `text`, one URL or several separated by commas, carries a password (`user:password@host`). A
+    /// command line is visible to every local user (`ps`, `/proc`) and kept in shell history, so commands refuse
+    /// such a URL there; with no password in the URL RabbitMQ's default, `guest`, applies (loopback only).
+    public static func carriesPassword(_ text: String) -> Bool {
+        text.split(separator: ",").contains { part in
+            var rest = Substring(String(part).trimmingSpaces)
+            for scheme in ["amqp://", "amqps://"] where rest.hasPrefix(scheme) { rest = rest.dropFirst(scheme.count) }
+            let authority = rest.prefix { $0 != "/" }
+            guard let at = authority.lastIndex(of: "@") else { return false }
+            return authority[..<at].contains(":")
+        }
+    }
+
     static func redact(_ text: String) -> String {
         let scheme = text.hasPrefix("amqps://") ? "amqps://" : text.hasPrefix("amqp://") ? "amqp://" : nil
         guard let scheme else { return "'\(text)'" }

@@ -78,8 +78,29 @@ public struct UnitSystemRegistry: Sendable {
         return UnitSystemRegistry(systems: systems, supervisors: supervisors)
     }
 
-    public static func load(path: String) throws -> UnitSystemRegistry {
+    /// The tokens whose hashes deploy/adapters/unit-systems.json ships for the demonstration. They are written in
+    /// the repository (docs, tests, scripts), so anyone can present them.
+    public static let demoTokens = ["demo-token-motcua-q1", "demo-token-dvc-so-tu-phap"]
+
+    /// Reads a registry. One that holds a demo token's hash is refused unless `allowDemoTokens` (a demonstration,
+    /// `SAMEDAY_DEMO=1`), naming each such unit system.
+    public static func load(path: String, allowDemoTokens: Bool) throws -> UnitSystemRegistry {
         guard let data = FileManager.default.contents(atPath: path) else { throw AdapterError("\(path): cannot read") }
-        return try parse([UInt8](data), file: path)
+        let registry = try parse([UInt8](data), file: path)
+        if !allowDemoTokens {
+            let demo = Dictionary(uniqueKeysWithValues: demoTokens.map { (SHA256.hex(Array($0.utf8)), $0) })
+            let found = registry.systems.compactMap { system in
+                system.tokenSHA256.flatMap { demo[$0] }.map {
+                    "unit system \"\(system.name)\" has the tokenSHA256 of the shipped demo token \($0)"
+                }
+            }
+            if !found.isEmpty {
+                throw AdapterError(
+                    "\(path): \(found.joined(separator: "; ")), which anyone can read in the repository: give each "
+                        + "system a token of its own (printf %s \"$TOKEN\" | sameday receive --hash-token) or, for a "
+                        + "demonstration only, set SAMEDAY_DEMO=1")
+            }
+        }
+        return registry
     }
 }

@@ -56,10 +56,15 @@ public enum DurableFile {
         guard fd >= 0 else { throw FileError("\(folder): cannot open the folder to fsync it (\(reason()))") }
         defer { close(fd) }
         // Some file systems cannot fsync a folder (EINVAL): nothing more can be done there.
-        if fsync(fd) != 0 && errno != EINVAL {
-            throw FileError("\(folder): fsync of the folder failed (\(reason()))")
+        if fsync(fd) != 0 {
+            if errno != EINVAL { throw FileError("\(folder): fsync of the folder failed (\(reason()))") }
+            return
         }
+        folderSynced?(folder)
     }
+
+    /// Test seam: called with each folder fsynced, after its fsync succeeded.
+    @TaskLocal public static var folderSynced: (@Sendable (String) -> Void)?
 
     /// Opens (creating if needed) a file for appending. A file created here, or one that already exists with wider
     /// permissions, gets exactly `mode` (umask aside); a created file's folder is fsynced.
@@ -133,15 +138,33 @@ public enum DurableFile {
         guard close(fd) == 0 else { throw FileError("\(path): close failed (\(reason()))") }
     }
 
-    /// Creates the folder that will hold `path`, with its parents.
+    /// Creates the folder that will hold `path`, with its parents. Each folder made here has its parent fsynced
+    /// after it, so its entry survives a power cut: otherwise a new day's `daily/YYYY-MM-DD/` could vanish with
+    /// the files already synced inside it.
     public static func createFolder(of path: String) throws(FileError) {
         let folder = (path as NSString).deletingLastPathComponent
         guard !folder.isEmpty else { return }
-        do {
-            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        } catch {
-            throw FileError("\(folder): cannot create the folder (\(error.localizedDescription))")
+        var missing: [String] = []  // innermost first
+        var current = folder
+        while !isFolder(current) {
+            missing.append(current)
+            let parent = (current as NSString).deletingLastPathComponent
+            if parent.isEmpty || parent == current { break }
+            current = parent
         }
+        for created in missing.reversed() {
+            guard mkdir(created, 0o777) == 0 else {
+                // Made meanwhile by another process, which syncs its own parent.
+                if errno == EEXIST && isFolder(created) { continue }
+                throw FileError("\(created): cannot create the folder (\(reason()))")
+            }
+            try syncFolder(of: created)
+        }
+    }
+
+    static func isFolder(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR
     }
 
     /// Renames a file and fsyncs the folder.

@@ -1,6 +1,7 @@
 import Foundation
 import RabbitMQ
 import SameDayCore
+import SameDayFiles
 import SameDayPostgres
 
 /// The worker's service configuration: a JSON file, then environment variables, which win.
@@ -8,12 +9,13 @@ import SameDayPostgres
 /// | key | environment | default | meaning |
 /// |---|---|---|---|
 /// | `brokers` | `SAMEDAY_AMQP_URL` (comma-separated) | `["amqp://127.0.0.1:5672/%2F"]` | broker URLs (a cluster: several) |
-/// | `credentialsFile` | `SAMEDAY_AMQP_CREDENTIALS_FILE` | none | a file holding `user:password`; overrides the URLs' user |
+/// | `credentialsFile` | `SAMEDAY_AMQP_CREDENTIALS_FILE` | none | a file holding `user:password`, mode 0600 (refused if group or others have any access); overrides the URLs' user |
 /// | `shard` | `SAMEDAY_SHARD` | 0 | the work queue this worker consumes (`sameday.work.<shard>`) |
 /// | `namePrefix` | `SAMEDAY_NAME_PREFIX` | "" | prefix of every broker name (tests run private copies) |
 /// | `domainConfig` | `SAMEDAY_DOMAIN_CONFIG` | `deploy/config/hcmc-2022` | units, catalog, calendars, alerting |
 /// | `stateDirectory` | `SAMEDAY_STATE_DIR` | `/var/lib/sameday` | SQLite state (`shard-<n>.sqlite`) |
 /// | `store` | `SAMEDAY_STORE` | none: SQLite in `stateDirectory` | `postgres://user@host[:port]/database[?sslmode=require]`: the shared store, where any worker can serve any shard and a second worker of a shard waits as a standby (docs/operations.md) |
+/// | `leaseSeconds` | | 10 | with the shared store: a shard's lease expires this long after its holder's last renewal (every second), so a standby takes over a holder that died, froze or lost its network within this plus its 1 s poll |
 /// | `storePasswordFile` | `SAMEDAY_STORE_PASSWORD_FILE` | none | the PostgreSQL password, first line of this file (never in the URL nor on a command line) |
 /// | `alertsDirectory` | `SAMEDAY_ALERTS_DIR` | `<state>/alerts` | `alerts-YYYY-MM-DD.jsonl`, one line per alert |
 /// | `rollupsDirectory` | `SAMEDAY_ROLLUPS_DIR` | `<state>/rollups` | `daily/YYYY-MM-DD/{units,blocks}.{csv,json}` |
@@ -44,6 +46,7 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
     public var stateDirectory = "/var/lib/sameday"
     public var store: String?
     public var storePasswordFile: String?
+    public var leaseSeconds = 10
     public var alertsDirectory: String?
     public var rollupsDirectory: String?
     public var clock: ClockMode = .wall
@@ -192,6 +195,7 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
         guard (1...100_000_000).contains(maxDossiersPerUnit) else {
             throw Invalid(description: "maxDossiersPerUnit must be 1…100000000")
         }
+        guard (3...300).contains(leaseSeconds) else { throw Invalid(description: "leaseSeconds must be 3…300") }
         guard maxClockJumpSeconds >= 1 else { throw Invalid(description: "maxClockJumpSeconds must be ≥ 1") }
         do { _ = try postgresStore } catch { throw Invalid(description: "\(error)") }
         if metricsListen.hasSuffix("+shard") && resolvedMetricsListen == metricsListen {
@@ -203,24 +207,13 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
     public func connection(name: String) throws -> ConnectionConfiguration {
         var connection = try ConnectionConfiguration(urls: brokers, connectionName: name)
         connection.heartbeat = heartbeatSeconds
-        if let credentialsFile {
-            guard let text = try? String(contentsOfFile: credentialsFile, encoding: .utf8) else {
-                throw Invalid(description: "\(credentialsFile): cannot read the credentials file")
-            }
-            let line = text.split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
-            guard let colon = line.firstIndex(of: ":"), colon != line.startIndex else {
-                throw Invalid(description: "\(credentialsFile): expected one line user:password")
-            }
-            for index in connection.brokers.indices {
-                connection.brokers[index].user = String(line[..<colon])
-                connection.brokers[index].password = String(line[line.index(after: colon)...])
-            }
-        }
+        if let credentialsFile { try connection.useCredentials(fromFile: credentialsFile) }
         return connection
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case brokers, credentialsFile, shard, namePrefix, domainConfig, stateDirectory, store, storePasswordFile,
+            leaseSeconds,
             alertsDirectory,
             rollupsDirectory, clock, prefetch, batchSize, batchDelayMilliseconds, snapshotSeconds, metricsListen,
             heartbeatSeconds, sourceSilence, shards, eventsFrom, eventsAheadSeconds, rescheduleWithinDays,
@@ -240,6 +233,7 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
         stateDirectory = try container.decodeIfPresent(String.self, forKey: .stateDirectory) ?? defaults.stateDirectory
         store = try container.decodeIfPresent(String.self, forKey: .store)
         storePasswordFile = try container.decodeIfPresent(String.self, forKey: .storePasswordFile)
+        leaseSeconds = try container.decodeIfPresent(Int.self, forKey: .leaseSeconds) ?? defaults.leaseSeconds
         alertsDirectory = try container.decodeIfPresent(String.self, forKey: .alertsDirectory)
         rollupsDirectory = try container.decodeIfPresent(String.self, forKey: .rollupsDirectory)
         clock = try container.decodeIfPresent(ClockMode.self, forKey: .clock) ?? defaults.clock
@@ -268,5 +262,21 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
         sourcesDirectory = try container.decodeIfPresent(String.self, forKey: .sourcesDirectory)
         sourcesMetricsListen =
             try container.decodeIfPresent(String.self, forKey: .sourcesMetricsListen) ?? defaults.sourcesMetricsListen
+    }
+}
+
+extension ConnectionConfiguration {
+    /// Every broker's user and password from a credentials file: `user:password` on its first line, the file the
+    /// owner's only. The worker, `sameday sources` and the operator's `--credentials-file` share this reading.
+    public mutating func useCredentials(fromFile path: String) throws {
+        let text = try SecretFile.read(path, holding: "the broker credentials")
+        let line = text.split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
+        guard let colon = line.firstIndex(of: ":"), colon != line.startIndex else {
+            throw WorkerConfiguration.Invalid(description: "\(path): expected one line user:password")
+        }
+        for index in brokers.indices {
+            brokers[index].user = String(line[..<colon])
+            brokers[index].password = String(line[line.index(after: colon)...])
+        }
     }
 }

@@ -16,8 +16,10 @@ struct AMQPBench: AsyncParsableCommand {
     @Option(help: "Consumer prefetch.") var prefetch: UInt16 = 500
     @Option(help: "Ack (multiple) every N deliveries.") var ackEvery = 100
     @Option(help: "Rounds; each rate reported is the best round's, for ours and for C alike.") var rounds = 2
-    @Option(help: "Broker URL (loopback only).") var url = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    @Option(help: "Broker URL (loopback only, no password).") var url = localBrokerURL
     @Flag(help: "Skip the C reference.") var skipReference = false
+
+    func validate() throws { try refusePassword(inURL: url) }
 
     func run() async throws {
         let broker = try BrokerURL(parsing: url)

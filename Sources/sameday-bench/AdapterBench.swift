@@ -17,7 +17,9 @@ struct AdapterBench: AsyncParsableCommand {
     @Option(help: "Rows in the export.") var rows = 200_000
     @Option(help: "Configuration folder.") var config = "deploy/config/hcmc-2022"
     @Option(help: "Rounds; the best round of each side is reported.") var rounds = 2
-    @Option(help: "Broker URL (loopback only).") var url = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    @Option(help: "Broker URL (loopback only, no password).") var url = localBrokerURL
+
+    func validate() throws { try refusePassword(inURL: url) }
 
     static let statusLabels: [EventType: String] = [
         .submitted: "Mới nộp trực tuyến", .received: "Đã tiếp nhận", .refused: "Từ chối tiếp nhận",

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RabbitMQ
 
 /// `sameday-bench`: the performance goals, as numbers (one JSON line per subcommand). Run in release mode.
 @main
@@ -28,4 +29,16 @@ func processCPUSeconds() -> Double {
     getrusage(RUSAGE_SELF.rawValue, &usage)
     return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
         + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+}
+
+/// The benches' broker: loopback, with no user or password in the URL, so RabbitMQ's default guest/guest applies (the
+/// local broker takes it from loopback). A password on the command line would show to every local user (ps).
+let localBrokerURL = "amqp://127.0.0.1:5672/%2F"
+
+/// Refuses a `--url` that carries a password.
+func refusePassword(inURL url: String) throws {
+    guard BrokerURL.carriesPassword(url) else { return }
+    throw ValidationError(
+        "--url: the URL carries a password, which a command line shows to every local user (ps); the benches log in "
+            + "as guest/guest on the local broker: give the URL without user and password (\(localBrokerURL))")
 }

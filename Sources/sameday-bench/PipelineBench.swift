@@ -29,7 +29,7 @@ struct PipelineBench: AsyncParsableCommand {
 
     @Option(help: "Events to push through.") var events = 200_000
     @Option(help: "Configuration folder.") var config = "deploy/config/hcmc-2022"
-    @Option(help: "Broker URL (loopback only).") var url = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    @Option(help: "Broker URL (loopback only, no password).") var url = localBrokerURL
     @Option(help: "Worker batch size (events per commit); default: the worker's.") var batchSize =
         WorkerConfiguration().batchSize
     @Option(help: "Worker prefetch; default: the worker's.") var prefetch = WorkerConfiguration().prefetch
@@ -69,6 +69,7 @@ struct PipelineBench: AsyncParsableCommand {
     ) var peerEndToEnd = false
 
     func validate() throws {
+        try refusePassword(inURL: url)
         if publishOnly && prefilled { throw ValidationError("--publish-only and --prefilled exclude each other") }
         if workerCore && prefilled { throw ValidationError("--worker-core measures end to end, not --prefilled") }
         if peerEndToEnd && (prefilled || publishOnly) {
@@ -588,7 +589,9 @@ struct RestartBench: AsyncParsableCommand {
 
     @Option(help: "Open dossiers in the state.") var dossiers = 1_000_000
     @Option(help: "Configuration folder.") var config = "deploy/config/hcmc-2022"
-    @Option(help: "Broker URL (loopback only).") var url = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    @Option(help: "Broker URL (loopback only, no password).") var url = localBrokerURL
+
+    func validate() throws { try refusePassword(inURL: url) }
 
     func run() async throws {
         let domain = try ConfigurationFolder.load(config)

@@ -16,13 +16,13 @@ struct AlertsCommand: AsyncParsableCommand {
             discussion: """
                 Works with a supervisor's broker user (supervisor.<name>: read alerts only): the queue is \
                 sameday.alerts.<name>.watch.<host>.<pid>, in the supervisor's own namespace, and expires a minute \
-                after the watcher is gone. Give the URL with its credentials in a file (--url-file) or \
-                SAMEDAY_AMQP_URL, not on the command line.
+                after the watcher is gone. Give the URL with its credentials in a file (--url-file, mode 0600): \
+                --url refuses a URL with a password.
                 """)
 
-        @Option(help: "Broker URL; default SAMEDAY_AMQP_URL or the local broker. Prefer --url-file for credentials.")
+        @Option(help: "Broker URL without a password; default SAMEDAY_AMQP_URL or the local broker.")
         var url: String?
-        @Option(help: "File holding the broker URL (amqp[s]://supervisor.NAME:PASSWORD@host:port/vhost).")
+        @Option(help: "File holding the broker URL (amqp[s]://supervisor.NAME:PASSWORD@host:port/vhost), mode 0600.")
         var urlFile: String?
         @Option(help: "Only this unit (code).") var unit: String?
         @Option(help: "Only this block: district, commune, department, vertical.") var block: String?
@@ -38,16 +38,19 @@ struct AlertsCommand: AsyncParsableCommand {
                 throw ValidationError("--level \(level): unknown level")
             }
             if url != nil && urlFile != nil { throw ValidationError("give --url or --url-file, not both") }
+            try BrokerOptions.refusePassword(
+                in: url, option: "--url", instead: "put the whole URL in a file and give --url-file FILE (chmod 600)")
         }
 
         func run() async throws {
-            var urls = url ?? ProcessInfo.processInfo.environment["SAMEDAY_AMQP_URL"] ?? "amqp://127.0.0.1:5672/%2F"
+            var urls = url ?? ProcessInfo.processInfo.environment["SAMEDAY_AMQP_URL"] ?? BrokerOptions.localBroker
             if let urlFile {
-                guard let text = try? String(contentsOfFile: urlFile, encoding: .utf8) else {
-                    printError("sameday: --url-file \(urlFile): cannot read")
+                do {
+                    urls = try BrokerOptions.readURLFile(urlFile)
+                } catch {
+                    printError("sameday: --url-file: \(error)")
                     throw ExitCode.failure
                 }
-                urls = text.trimmingCharacters(in: .whitespacesAndNewlines)
             }
             let connection = try ConnectionConfiguration(urls: [urls], connectionName: "sameday alerts watch")
             let names =

@@ -12,13 +12,17 @@ struct DeadLettersCommand: AsyncParsableCommand {
         subcommands: [List.self, Replay.self])
 
     struct Options: ParsableArguments {
-        @Option(help: "Broker URL; default SAMEDAY_AMQP_URL or the local broker.") var url: String?
+        @Option(help: "Broker URL without a password; default SAMEDAY_AMQP_URL or the local broker.") var url: String?
+        @Option(help: "File whose first line is the broker user:password (mode 0600).") var credentialsFile: String?
         @Option(help: "Prefix of the broker names (tests).") var namePrefix = ""
         @Option(help: "At most this many messages.") var limit = 1000
 
+        func validate() throws {
+            try BrokerOptions.refusePassword(in: url, option: "--url", instead: BrokerOptions.useCredentialsFile)
+        }
+
         func connection() throws -> ConnectionConfiguration {
-            let urls = url ?? ProcessInfo.processInfo.environment["SAMEDAY_AMQP_URL"] ?? "amqp://127.0.0.1:5672/%2F"
-            return try ConnectionConfiguration(urls: [urls], connectionName: "sameday dead-letters")
+            try BrokerOptions.connection(url: url, credentialsFile: credentialsFile, name: "sameday dead-letters")
         }
     }
 

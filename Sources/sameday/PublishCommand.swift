@@ -35,7 +35,7 @@ struct PublishCommand: AsyncParsableCommand {
     @Option(help: "Rejects file (default: <input>.rejects.jsonl).") var rejects: String?
     @Option(help: "Spool folder.") var spool = ".sameday-spool"
     @Option(help: "Spool size bound in bytes.") var spoolCapacity: Int64 = Spool.defaultCapacity
-    @Option(help: "File holding the broker URL (amqp://user:password@host:port/vhost).") var urlFile: String?
+    @Option(help: "File holding the broker URL (amqp://user:password@host:port/vhost), mode 0600.") var urlFile: String?
     @Flag(help: "Print the spool's state and exit.") var status = false
     @Flag(help: "Only send what the spool holds, then exit.") var flush = false
     @Option(
@@ -205,13 +205,14 @@ struct PublishCommand: AsyncParsableCommand {
 
     /// Adapters retry a lost broker briefly, then spool: a scheduled run should not hang for minutes.
     private func brokerConfiguration() throws -> PublisherConfiguration {
-        var url = ProcessInfo.processInfo.environment["SAMEDAY_AMQP_URL"] ?? "amqp://127.0.0.1:5672/%2F"
+        var url = ProcessInfo.processInfo.environment["SAMEDAY_AMQP_URL"] ?? BrokerOptions.localBroker
         if let urlFile {
-            guard let text = try? String(contentsOfFile: urlFile, encoding: .utf8) else {
-                printError("sameday: --url-file \(urlFile): cannot read")
+            do {
+                url = try BrokerOptions.readURLFile(urlFile)
+            } catch {
+                printError("sameday: --url-file: \(error)")
                 throw ExitCode.failure
             }
-            url = text.trimmingCharacters(in: .whitespacesAndNewlines)
         }
         var connection = try ConnectionConfiguration(urls: [url], connectionName: "sameday publish")
         connection.reconnect = Backoff.Policy(

@@ -22,9 +22,10 @@ struct ReceiveCommand: AsyncParsableCommand {
             --config names the receiver's JSON file (deploy/adapters/receiver.json, every key in docs/adapters.md): \
             the configuration folder, the unit-systems registry (tokens stored as SHA-256), the spool folder and \
             bound, the body limits, the broker URL file and the plausible time window; relative paths are relative \
-            to that file. The broker URL comes from the file's "brokerURLFile", else SAMEDAY_AMQP_URL, else the \
-            default local broker (said at start and in /healthz). Each request is logged as one JSON line on \
-            standard error (method, path, unit system, status, events, duration; never bodies or tokens).
+            to that file. The broker URL comes from the file's "brokerURLFile" (mode 0600), else SAMEDAY_AMQP_URL, \
+            else the default local broker (said at start and in /healthz). Each request is logged as one JSON line \
+            on standard error (method, path, unit system, status, events, duration; never bodies or tokens).
+            A registry holding the hash of a shipped demo token (demo-token-…) is refused unless SAMEDAY_DEMO=1.
             --dry-run: the same checks, but a valid request is answered 200 with the events and routing keys it \
             would publish; nothing is published or spooled.
             --hash-token: reads a new token from standard input (never the command line, which shell history \
@@ -178,13 +179,18 @@ enum ReceiverFile {
                 * 86_400
         }
         let configuration = try CoreFiles.loadConfiguration(resolve(configDir))
-        let registry = try UnitSystemRegistry.load(path: resolve(registryPath))
-        var url = "amqp://127.0.0.1:5672/%2F"
+        // The shipped demo tokens are public (docs, tests): only a demonstration may accept them.
+        let registry = try UnitSystemRegistry.load(
+            path: resolve(registryPath), allowDemoTokens: environment["SAMEDAY_DEMO"] == "1")
+        var url = BrokerOptions.localBroker
         var configuredBy: String?
         if let file = object["brokerURLFile"] {
-            guard let file = file as? String, let text = try? String(contentsOfFile: resolve(file), encoding: .utf8)
-            else { throw fail("brokerURLFile", "cannot read \(object["brokerURLFile"]!)") }
-            url = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard let file = file as? String else { throw fail("brokerURLFile", "must be a file name") }
+            do {
+                url = try BrokerOptions.readURLFile(resolve(file))
+            } catch {
+                throw fail("brokerURLFile", "\(error)")
+            }
             configuredBy = "brokerURLFile \(resolve(file))"
         } else if let text = environment["SAMEDAY_AMQP_URL"] {
             url = text

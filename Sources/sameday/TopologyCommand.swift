@@ -18,13 +18,18 @@ struct TopologyCommand: AsyncParsableCommand {
             abstract: "Declare the topology (idempotent: running it twice changes nothing).")
 
         @Option(
-            help: "Broker URL(s), comma-separated for a cluster; default from SAMEDAY_AMQP_URL or the local broker.")
+            help: "Broker URL(s) without a password (a cluster: comma-separated); default SAMEDAY_AMQP_URL or local.")
         var url: String?
+        @Option(help: "File whose first line is the broker user:password (mode 0600).") var credentialsFile: String?
         @Option(help: "Number of work shards (quorum queues sameday.work.0 … N-1).") var shards = 4
 
+        func validate() throws {
+            try BrokerOptions.refusePassword(in: url, option: "--url", instead: BrokerOptions.useCredentialsFile)
+        }
+
         func run() async throws {
-            let urls = url ?? ProcessInfo.processInfo.environment["SAMEDAY_AMQP_URL"] ?? "amqp://127.0.0.1:5672/%2F"
-            let connection = try ConnectionConfiguration(urls: [urls], connectionName: "sameday topology")
+            let connection = try BrokerOptions.connection(
+                url: url, credentialsFile: credentialsFile, name: "sameday topology")
             let topology = SameDayTopology(shards: shards)
             try ShardCount.validate(shards)
             try await BlockingThread.run {
@@ -110,7 +115,8 @@ extension TopologyCommand {
 /// What `topology definitions` and `topology users` share: the users of a registry, their hashes, the output.
 enum BrokerUsersFiles {
     static func users(registry path: String, topology: SameDayTopology) throws -> SameDayBrokerUsers {
-        let registry = try UnitSystemRegistry.load(path: path)
+        // Users come from names and units only; the token hashes are the receiver's, which refuses demo ones.
+        let registry = try UnitSystemRegistry.load(path: path, allowDemoTokens: true)
         let users = SameDayBrokerUsers(
             unitSystems: registry.brokerUsers, supervisors: registry.supervisors, topology: topology)
         try users.validate()

@@ -61,6 +61,24 @@ struct BrokerURLTests {
         }
     }
 
+    @Test("a URL that carries a password is told apart (commands refuse it on their command line)")
+    func carriesPassword() throws {
+        for text in [
+            "amqp://guest:guest@127.0.0.1:5672/%2F", "amqps://u:p%40ss@[::1]/v?cacertfile=/ca.pem", "amqp://u:@h",
+            "amqp://a:5672/%2F, amqp://w:s3cret@b:5673/%2F", "amqp://u:pa@ss@h/v",
+        ] {
+            #expect(BrokerURL.carriesPassword(text), "\(text)")
+        }
+        for text in [
+            "amqp://127.0.0.1:5672/%2F", "amqp://worker@broker:5672/sameday", "amqps://h?cacertfile=/a:b@c",
+            "amqp://a:5672,amqp://b:5673", "amqp://[::1]:5672/%2F", "",
+        ] {
+            #expect(!BrokerURL.carriesPassword(text), "\(text)")
+        }
+        // Without a password in the URL, RabbitMQ's default applies: the local broker's guest user logs in.
+        #expect(try BrokerURL(parsing: "amqp://127.0.0.1:5672/%2F").password == "guest")
+    }
+
     @Test("several brokers, comma-separated, for a cluster")
     func cluster() throws {
         let configuration = try ConnectionConfiguration(urls: ["amqp://a:5672, amqp://b:5673", "amqp://c"])

@@ -257,6 +257,51 @@ struct HostileInputTests {
         #expect(throws: FileError.self) { try DurableFile.writeAtomically([1], to: dir + "/missing/offset") }
     }
 
+    @Test("a secret file is read only when its owner alone has access; the error names the file and the fix")
+    func secretFileMode() throws {
+        let dir = temporaryFolder("secret")
+        let file = dir + "/store.password"
+        write("s3cret\n", to: file)
+        for mode: mode_t in [0o644, 0o640, 0o604, 0o660, 0o620, 0o602, 0o610, 0o601] {
+            chmod(file, mode)
+            let expected =
+                "\(file): mode \(String(mode, radix: 8)) gives group or others access to the store password; "
+                + "chmod 600 \(file)"
+            #expect {
+                try SecretFile.read(file, holding: "the store password")
+            } throws: { error in
+                "\(error)" == expected
+            }
+            #expect {
+                try SecretFile.checkPermissions(file, holding: "the store password")
+            } throws: { error in
+                "\(error)" == expected
+            }
+        }
+        for mode: mode_t in [0o600, 0o400] {
+            chmod(file, mode)
+            #expect(try SecretFile.read(file, holding: "the store password") == "s3cret\n")
+            try SecretFile.checkPermissions(file, holding: "the store password")
+        }
+        #expect {
+            try SecretFile.read(dir, holding: "the store password")
+        } throws: { error in
+            "\(error)".hasPrefix("\(dir): ")
+        }
+        #expect {
+            try SecretFile.checkPermissions(dir + "/missing", holding: "the store password")
+        } throws: { error in
+            "\(error)".hasPrefix("\(dir)/missing: cannot read the store password (")
+        }
+        write(String(repeating: "x", count: SecretFile.maximumBytes + 1), to: file)
+        chmod(file, 0o600)
+        #expect {
+            try SecretFile.read(file, holding: "the store password")
+        } throws: { error in
+            "\(error)".contains("at most 4096 bytes")
+        }
+    }
+
     @Test("incremental SHA-256 over pieces equals the one-shot digest")
     func incrementalHash() {
         let data = [UInt8]((0..<5000).map { UInt8(truncatingIfNeeded: $0 &* 31) })

@@ -23,10 +23,10 @@ struct ReceiverCommandTests {
             {"config": "\(repoPath("deploy/config/hcmc-2022"))", "unitSystems": "\(repoPath("deploy/adapters/unit-systems.json"))",
              "spool": {"directory": "spool"}, "brokerURLFile": "receiver.amqp"}
             """, to: dir + "/receiver.json")
-        write("amqp://guest:guest@127.0.0.1:5699/%2F\n", to: dir + "/receiver.amqp")
+        writeSecret("amqp://guest:guest@127.0.0.1:5699/%2F\n", to: dir + "/receiver.amqp")
         let process = try startSameday(
             ["receive", "--config", dir + "/receiver.json", "--listen", "127.0.0.1:0"], in: dir,
-            environment: environmentWithoutBroker())
+            environment: demoEnvironment())
         defer { if process.isRunning { process.terminate() } }
         // Hummingbird says where it listens (port 0: the system's choice).
         let marker = "Server started and listening on 127.0.0.1:"
@@ -58,7 +58,7 @@ struct ReceiverCommandTests {
         try FileManager.default.createDirectory(atPath: other, withIntermediateDirectories: true)
         let second = try runSameday(
             ["receive", "--config", dir + "/receiver.json", "--listen", "127.0.0.1:\(listening)", "--dry-run"],
-            in: other, environment: environmentWithoutBroker())
+            in: other, environment: demoEnvironment())
         #expect(second.status == 1 && second.errors.contains("already in use"), "\(second.errors)")
 
         kill(process.processIdentifier, SIGTERM)

@@ -34,6 +34,12 @@ func write(_ text: String, to path: String, bom: Bool = false) {
     _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
 }
 
+/// Writes a file that holds a secret (a broker URL with its password): mode 0600, or commands refuse it.
+func writeSecret(_ text: String, to path: String) {
+    write(text, to: path)
+    chmod(path, 0o600)
+}
+
 func profile(_ json: String) throws -> MappingProfile {
     try MappingProfile.parse(Array(json.utf8), file: "test.json")
 }
@@ -99,7 +105,6 @@ func withTopology<T: Sendable>(
     }
 }
 
-
 /// A finished run of `sameday`: exit status, standard output, standard error.
 struct CommandRun {
     var status: Int32
@@ -148,6 +153,13 @@ func runSameday(
 func environmentWithoutBroker() -> [String: String] {
     var environment = ProcessInfo.processInfo.environment
     environment["SAMEDAY_AMQP_URL"] = nil
+    return environment
+}
+
+/// `environmentWithoutBroker()` with SAMEDAY_DEMO=1: the receiver accepts the shipped registry's demo tokens.
+func demoEnvironment() -> [String: String] {
+    var environment = environmentWithoutBroker()
+    environment["SAMEDAY_DEMO"] = "1"
     return environment
 }
 

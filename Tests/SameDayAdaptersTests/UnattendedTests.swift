@@ -98,7 +98,7 @@ struct UnattendedTests {
         write(vietnameseProfileJSON, to: dir + "/motcua.json")
         // The broker is unreachable (nothing listens on this loopback port): events go to the spool, which is what
         // makes the run long enough to be killed in the middle; the checkpoint works the same with a broker.
-        write("amqp://guest:guest@127.0.0.1:5699/%2F\n", to: dir + "/motcua.amqp")
+        writeSecret("amqp://guest:guest@127.0.0.1:5699/%2F\n", to: dir + "/motcua.amqp")
         write(exportText(rows: 40_000), to: dir + "/export.csv")
         // docs/adapters.md, "Run it on a schedule": the service's ExecStart.
         let command = [
@@ -233,7 +233,7 @@ struct UnattendedTests {
              "spool": {"directory": "spool"}, "brokerURLFile": "receiver.amqp"}
             """
         write(receiverJSON, to: dir + "/receiver.json")
-        write("amqp://receiver.q1:s3cret@127.0.0.1:5699/sameday\n", to: dir + "/receiver.amqp")
+        writeSecret("amqp://receiver.q1:s3cret@127.0.0.1:5699/sameday\n", to: dir + "/receiver.amqp")
         write(
             receiverJSON.replacingOccurrences(of: #", "brokerURLFile": "receiver.amqp""#, with: ""),
             to: dir + "/default.json")
@@ -247,7 +247,7 @@ struct UnattendedTests {
         ] {
             let process = try startSameday(
                 ["receive", "--config", dir + "/" + file, "--listen", "127.0.0.1:0"], in: dir,
-                environment: environmentWithoutBroker())
+                environment: demoEnvironment())
             let deadline = Date().addingTimeInterval(60)
             var errors = ""
             while process.isRunning && Date() < deadline && !errors.contains("\n") {
@@ -392,5 +392,91 @@ struct UnattendedTests {
         #expect(onCommandLine.status != 0 && onCommandLine.output.isEmpty)
         let empty = try runSameday(["receive", "--hash-token"], in: dir, input: "")
         #expect(empty.status == 1 && empty.errors.contains("standard input holds no token"))
+    }
+
+    // MARK: 6. Secrets
+
+    @Test("the shipped registry's demo token hashes are refused unless SAMEDAY_DEMO=1, naming each system and the file")
+    func demoTokens() throws {
+        let shipped = repoPath("deploy/adapters/unit-systems.json")
+        #expect {
+            try UnitSystemRegistry.load(path: shipped, allowDemoTokens: false)
+        } throws: { error in
+            "\(error)".hasPrefix(
+                "\(shipped): unit system \"motcua-q1\" has the tokenSHA256 of the shipped demo token "
+                    + "demo-token-motcua-q1; unit system \"dvc-so-tu-phap\" has the tokenSHA256 of the shipped demo "
+                    + "token demo-token-dvc-so-tu-phap, which anyone can read in the repository: give each system a "
+                    + "token of its own (printf %s \"$TOKEN\" | sameday receive --hash-token) or, for a demonstration "
+                    + "only, set SAMEDAY_DEMO=1")
+        }
+        #expect(try UnitSystemRegistry.load(path: shipped, allowDemoTokens: true).systems.count == 2)
+        let dir = temporaryFolder("demo-tokens")
+        let own = SHA256.hex(Array("a-token-of-its-own".utf8))
+        write(
+            #"{"unitSystems": [{"name": "motcua-q1", "units": ["760"], "tokenSHA256": "\#(own)"}]}"#,
+            to: dir + "/own.json")
+        #expect(try UnitSystemRegistry.load(path: dir + "/own.json", allowDemoTokens: false).systems.count == 1)
+
+        // `sameday receive` stops at start on the shipped registry, unless it is a demonstration.
+        write(
+            """
+            {"config": "\(repoPath("deploy/config/hcmc-2022"))", "unitSystems": "\(shipped)", "spool": {"directory": "spool"}}
+            """, to: dir + "/receiver.json")
+        var environment = environmentWithoutBroker()
+        environment["SAMEDAY_DEMO"] = nil
+        let refused = try runSameday(
+            ["receive", "--config", dir + "/receiver.json", "--dry-run", "--listen", "127.0.0.1:0"], in: dir,
+            environment: environment)
+        #expect(refused.status == 1)
+        #expect(
+            refused.errors.contains("\(shipped): unit system \"motcua-q1\" has the tokenSHA256 of the shipped demo"),
+            "\(refused.errors)")
+        let demo = try startSameday(
+            ["receive", "--config", dir + "/receiver.json", "--dry-run", "--listen", "127.0.0.1:0"], in: dir,
+            environment: demoEnvironment())
+        let deadline = Date().addingTimeInterval(60)
+        var errors = ""
+        while demo.isRunning && Date() < deadline && !errors.contains("DRY RUN") {
+            usleep(20_000)
+            errors = (try? String(contentsOfFile: dir + "/.stderr", encoding: .utf8)) ?? ""
+        }
+        demo.terminate()
+        demo.waitUntilExit()
+        #expect(errors.contains("DRY RUN"), "\(errors)")
+    }
+
+    @Test("a broker URL file that group or others may access is refused by publish, receive and alerts watch")
+    func urlFileMode() throws {
+        let dir = temporaryFolder("url-file-mode")
+        write(vietnameseProfileJSON, to: dir + "/motcua.json")
+        write(exportText(rows: 2), to: dir + "/export.csv")
+        let file = dir + "/motcua.amqp"
+        write("amqp://adapter.q1:s3cret@127.0.0.1:5699/%2F\n", to: file)
+        chmod(file, 0o640)
+        let expected =
+            "\(file): mode 640 gives group or others access to the broker URL and its password; chmod 600 \(file)"
+        let publish = try runSameday(
+            [
+                "publish", "--profile", dir + "/motcua.json", "--config", repoPath("deploy/config/hcmc-2022"),
+                "--url-file", file, "--spool", dir + "/spool", dir + "/export.csv",
+            ], in: dir, environment: environmentWithoutBroker())
+        #expect(publish.status == 1 && publish.errors.contains("sameday: --url-file: " + expected), "\(publish.errors)")
+        #expect(!publish.output.contains("spooled"), "nothing published nor spooled")
+
+        write(
+            """
+            {"config": "\(repoPath("deploy/config/hcmc-2022"))", "unitSystems": "\(repoPath("deploy/adapters/unit-systems.json"))",
+             "spool": {"directory": "spool"}, "brokerURLFile": "motcua.amqp"}
+            """, to: dir + "/receiver.json")
+        let receive = try runSameday(
+            ["receive", "--config", dir + "/receiver.json", "--dry-run", "--listen", "127.0.0.1:0"], in: dir,
+            environment: demoEnvironment())
+        #expect(receive.status == 1)
+        #expect(receive.errors.contains("\(dir)/receiver.json: $.brokerURLFile: " + expected), "\(receive.errors)")
+
+        let watch = try runSameday(
+            ["alerts", "watch", "--url-file", file, "--config", repoPath("deploy/config/hcmc-2022")], in: dir,
+            environment: environmentWithoutBroker())
+        #expect(watch.status == 1 && watch.errors.contains("sameday: --url-file: " + expected), "\(watch.errors)")
     }
 }

@@ -118,6 +118,51 @@ struct CommandLineTests {
         ])
         #expect(config.status == 1 && config.errors.contains("/nonexistent"))
     }
+
+    @Test("a broker URL with a password on the command line is refused, naming the option and where it goes instead")
+    func passwordOnTheCommandLine() throws {
+        let toCredentialsFile =
+            "--url: the URL carries a password, which a command line shows to every local user (ps) and keeps in "
+            + "shell history; give the URL without it and the user:password on the first line of a file: "
+            + "--credentials-file FILE (chmod 600)"
+        for arguments in [
+            ["topology", "declare", "--url", "amqp://guest:guest@127.0.0.1:5672/%2F"],
+            ["topology", "declare", "--url", "amqp://127.0.0.1:5673/%2F, amqp://worker:s3cret@127.0.0.1:5674/%2F"],
+            ["dead-letters", "list", "--url", "amqps://operator:s3cret@broker.example:5671/%2F"],
+            ["dead-letters", "replay", "--url", "amqp://operator:@127.0.0.1/%2F"],
+        ] {
+            let run = try runSamedayCapturingErrors(arguments)
+            #expect(run.status == 1, "\(arguments)")
+            #expect(run.errors.contains(toCredentialsFile), "\(run.errors)")
+            #expect(!run.errors.contains("s3cret"))
+        }
+        let watch = try runSamedayCapturingErrors([
+            "alerts", "watch", "--url", "amqp://supervisor.so-noi-vu:s3cret@127.0.0.1:5672/%2F",
+        ])
+        #expect(watch.status == 1)
+        #expect(
+            watch.errors.contains("--url: the URL carries a password"),
+            "\(watch.errors)")
+        #expect(watch.errors.contains("put the whole URL in a file and give --url-file FILE (chmod 600)"))
+    }
+
+    @Test("--credentials-file: a file that group or others may access is refused, naming it and the fix")
+    func credentialsFileMode() throws {
+        let file = temporaryFolder("cli-credentials") + "/operator.credentials"
+        try Data("guest:guest\n".utf8).write(to: URL(fileURLWithPath: file))
+        chmod(file, 0o644)
+        for arguments in [
+            ["topology", "declare", "--credentials-file", file],
+            ["dead-letters", "list", "--url", "amqp://127.0.0.1:5672/%2F", "--credentials-file", file],
+        ] {
+            let run = try runSamedayCapturingErrors(arguments)
+            #expect(run.status == 1, "\(arguments)")
+            #expect(
+                run.errors.contains(
+                    "--credentials-file: \(file): mode 644 gives group or others access to the broker credentials; "
+                        + "chmod 600 \(file)"), "\(run.errors)")
+        }
+    }
 }
 
 func runSamedayCapturingErrors(_ arguments: [String]) throws -> (status: Int32, errors: String) {

@@ -14,7 +14,8 @@ struct WorkerConfigurationTests {
     func shipped() throws {
         let configuration = try WorkerConfiguration.load(
             path: repositoryRoot.appendingPathComponent("deploy/worker.json").path, environment: [:])
-        #expect(configuration.shard == 0 && configuration.clock == .wall && configuration.batchSize == 1000
+        #expect(
+            configuration.shard == 0 && configuration.clock == .wall && configuration.batchSize == 1000
                 && configuration.retainClosedDays == 62)
     }
 
@@ -54,11 +55,31 @@ struct WorkerConfigurationTests {
     func credentials() throws {
         let folder = temporaryFolder("credentials")
         try Data("sameday-worker:s3cret\n".utf8).write(to: URL(fileURLWithPath: folder + "/credentials"))
+        chmod(folder + "/credentials", 0o600)
         var configuration = WorkerConfiguration()
         configuration.brokers = ["amqp://a:5672/%2F,amqp://b:5673/%2F"]
         configuration.credentialsFile = folder + "/credentials"
         let connection = try configuration.connection(name: "test")
         #expect(connection.brokers.map(\.user) == ["sameday-worker", "sameday-worker"])
         #expect(connection.brokers.map(\.password) == ["s3cret", "s3cret"])
+    }
+
+    @Test("a credentials file that group or others may access is refused, naming the file and the fix")
+    func credentialsFileMode() throws {
+        let file = temporaryFolder("credentials") + "/worker.credentials"
+        try Data("worker:s3cret\n".utf8).write(to: URL(fileURLWithPath: file))
+        var configuration = WorkerConfiguration()
+        configuration.credentialsFile = file
+        for mode: mode_t in [0o640, 0o604, 0o620] {
+            chmod(file, mode)
+            #expect {
+                try configuration.connection(name: "test")
+            } throws: { error in
+                "\(error)" == "\(file): mode \(String(mode, radix: 8)) gives group or others access to the broker "
+                    + "credentials; chmod 600 \(file)"
+            }
+        }
+        chmod(file, 0o400)
+        #expect(try configuration.connection(name: "test").brokers[0].password == "s3cret")
     }
 }
