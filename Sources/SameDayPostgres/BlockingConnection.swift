@@ -3,15 +3,20 @@ import Logging
 import NIOCore
 import NIOPosix
 import PostgresNIO
+import SameDayFiles
 
-/// Where the shared store lives: `postgres://user@host[:port]/database[?sslmode=disable|require]`. The password
-/// never appears in the URL (nor on a command line): it is read from a file (`storePasswordFile`).
+/// Where the shared store lives: `postgres://user@host[:port]/database[?sslmode=disable|require|verify-full]
+/// [&sslrootcert=/path/ca.pem]`. With TLS the server's certificate is always verified, against the system's trust
+/// store or the CA file `sslrootcert` names (a city's private CA). The password never appears in the URL (nor on a
+/// command line): it is read from a file (`storePasswordFile`).
 public struct PostgresStoreURL: Sendable, Equatable, CustomStringConvertible {
     public var host: String
     public var port: Int
     public var user: String
     public var database: String
     public var requireTLS: Bool
+    /// A PEM file of the CA certificates that sign the server's (nil: the system's trust store).
+    public var rootCertificateFile: String?
 
     public struct Invalid: Error, CustomStringConvertible {
         public var description: String
@@ -41,16 +46,22 @@ public struct PostgresStoreURL: Sendable, Equatable, CustomStringConvertible {
             throw Invalid(description: "store \(text.prefix(200)): no database name (postgres://user@host/database)")
         }
         var requireTLS = false
+        var rootCertificateFile: String?
         for item in components.queryItems ?? [] {
             switch (item.name, item.value) {
             case ("sslmode", "disable"): requireTLS = false
             case ("sslmode", "require"), ("sslmode", "verify-full"): requireTLS = true
+            case ("sslrootcert", let path?) where path.hasPrefix("/"): rootCertificateFile = path
             default:
                 throw Invalid(
                     description:
-                        "store URL option \(item.name)=\(item.value ?? ""): only sslmode=disable|require|verify-full is understood"
+                        "store URL option \(item.name)=\(item.value ?? ""): only sslmode=disable|require|verify-full and "
+                        + "sslrootcert=/absolute/path/ca.pem are understood"
                 )
             }
+        }
+        if rootCertificateFile != nil && !requireTLS {
+            throw Invalid(description: "store URL: sslrootcert needs sslmode=require or verify-full")
         }
         let port = components.port ?? 5432
         guard (1...65535).contains(port) else {
@@ -61,6 +72,7 @@ public struct PostgresStoreURL: Sendable, Equatable, CustomStringConvertible {
         self.user = user
         self.database = database
         self.requireTLS = requireTLS
+        self.rootCertificateFile = rootCertificateFile
     }
 
     public var description: String { "postgres://\(user)@\(host):\(port)/\(database)" }
@@ -84,7 +96,14 @@ final class BlockingConnection: @unchecked Sendable {
         self.logger = logger
         let tls: PostgresConnection.Configuration.TLS
         if url.requireTLS {
-            tls = .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
+            var client = TLSConfiguration.makeClientConfiguration()
+            if let file = url.rootCertificateFile {
+                guard FileManager.default.isReadableFile(atPath: file) else {
+                    throw Failure(description: "sslrootcert \(file): cannot read the CA file")
+                }
+                client.trustRoots = .file(file)
+            }
+            tls = .require(try NIOSSLContext(configuration: client))
         } else {
             tls = .disable
         }
@@ -99,7 +118,22 @@ final class BlockingConnection: @unchecked Sendable {
         } catch {
             throw Failure(description: "cannot connect to \(url): \(String(reflecting: error).prefix(400))")
         }
+        // Bounded waits on both sides. The server drops a session whose client went silent (keepalives, a TCP user
+        // timeout) or left a transaction open (a frozen worker holding its lease row), and ends a statement that
+        // runs too long; the client gives up a round trip the server never answers (`queryTimeout`).
+        for setting in [
+            "statement_timeout = '\(Self.queryTimeout.components.seconds - 5)s'",
+            "idle_in_transaction_session_timeout = '3s'", "tcp_keepalives_idle = 5", "tcp_keepalives_interval = 2",
+            "tcp_keepalives_count = 3", "tcp_user_timeout = 10000",
+        ] {
+            // SET takes no parameters: the values are this file's constants.
+            try execute(PostgresQuery(unsafeSQL: "SET " + setting))
+        }
     }
+
+    /// The longest the client waits for one statement's answer before it closes the connection: past it the
+    /// caller gets an error instead of a thread blocked for the kernel's two hours.
+    static let queryTimeout: Duration = .seconds(30)
 
     var isClosed: Bool { connection.isClosed }
 
@@ -136,8 +170,14 @@ final class BlockingConnection: @unchecked Sendable {
 
     @discardableResult
     fileprivate func execute(_ query: PostgresQuery) throws -> PostgresQueryResult {
+        let future = connection.query(query, logger: logger)
+        let connection = connection
+        let deadline = future.eventLoop.scheduleTask(in: .seconds(Int64(Self.queryTimeout.components.seconds))) {
+            let _: EventLoopFuture<Void> = connection.close()
+        }
+        defer { deadline.cancel() }
         do {
-            return try connection.query(query, logger: logger).wait()
+            return try future.wait()
         } catch let error as PSQLError {
             throw Failure(description: Self.describe(error, statement: query.sql))
         }
@@ -167,11 +207,7 @@ final class BlockingConnection: @unchecked Sendable {
 /// Reads the store's password: the first line of a file only its owner reads (like the broker credentials file).
 func readPassword(file: String?) throws -> String {
     guard let file else { return "" }
-    guard let data = FileManager.default.contents(atPath: file), data.count <= 4096,
-        let text = String(data: data, encoding: .utf8)
-    else {
-        throw BlockingConnection.Failure(description: "\(file): cannot read the store password (at most 4 KiB of UTF-8)")
-    }
+    let text = try SecretFile.read(file, holding: "the store password")
     return String(text.split(separator: "\n", omittingEmptySubsequences: false).first ?? "")
         .trimmingCharacters(in: .whitespaces)
 }

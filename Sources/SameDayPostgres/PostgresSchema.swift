@@ -56,6 +56,13 @@ enum PostgresSchema {
         """
         ALTER TABLE dead_letter ADD COLUMN refusal text NOT NULL DEFAULT ''
         """,
+        // 3: the lease expires on the server's clock unless renewed (it no longer lives as long as a TCP session),
+        // and names the holder's backend, whose end frees it at once. A row of the old scheme counts as expired: a
+        // worker of the old version still holding it is fenced off by the epoch the next take moves on.
+        """
+        ALTER TABLE shard_lease ADD COLUMN expires_at timestamptz NOT NULL DEFAULT now();
+        ALTER TABLE shard_lease ADD COLUMN backend_pid int4 NOT NULL DEFAULT 0
+        """,
     ]
 
     static func migrate(_ connection: BlockingConnection) throws {

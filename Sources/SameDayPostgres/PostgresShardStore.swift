@@ -152,10 +152,13 @@ public final class PostgresShardStore: ShardStore {
     private func fencedTransaction<T>(_ body: (BlockingConnection.Statements) throws -> T) throws -> T {
         try connection.transaction { execute in
             if let fencingEpoch {
-                let rows = try execute("SELECT epoch FROM shard_lease WHERE shard = \(shard) FOR SHARE")
-                let current = try rows.first?.decode(Int64.self)
-                guard current == fencingEpoch else {
-                    throw LeaseLost(shard: shard, heldEpoch: fencingEpoch, currentEpoch: current)
+                // The epoch must be ours and the lease unexpired: a holder frozen past its expiry commits nothing,
+                // even if no standby has taken the shard yet.
+                let rows = try execute(
+                    "SELECT epoch, expires_at > now() FROM shard_lease WHERE shard = \(shard) FOR SHARE")
+                let current = try rows.first?.decode((Int64, Bool).self)
+                guard let current, current.0 == fencingEpoch, current.1 else {
+                    throw LeaseLost(shard: shard, heldEpoch: fencingEpoch, currentEpoch: current?.0)
                 }
             }
             return try body(execute)

@@ -70,7 +70,8 @@ public final class WorkerService {
     private func runHoldingLease(url: PostgresStoreURL, until stop: StopFlag) throws {
         let holder = "\(ProcessInfo.processInfo.hostName) pid \(getpid())"
         let lease = try ShardLease(
-            url: url, passwordFile: configuration.storePasswordFile, shard: queue, holder: holder, logger: logger)
+            url: url, passwordFile: configuration.storePasswordFile, shard: queue, holder: holder,
+            ttl: .seconds(configuration.leaseSeconds), logger: logger)
         defer { lease.release() }
         metrics.set("sameday_lease_held", 0)
         var epoch: Int64?
@@ -135,7 +136,6 @@ private final class ShardConsumer: ConsumeLoopParticipant {
     let lease: (lease: ShardLease, epoch: Int64, takenAt: ContinuousClock.Instant)?
     let metrics: WorkerMetrics
     let logger: Logger
-    private var leaseCheckedAt = ContinuousClock.now
     private var takeoverMeasured = false
     var source: String { consumer.queue }
 
@@ -164,22 +164,26 @@ private final class ShardConsumer: ConsumeLoopParticipant {
         return consumer
     }
 
-    func stepWithoutConsumer() throws { try shard.step(consumer: nil, idle: true) }
+    func stepWithoutConsumer() throws {
+        try checkLease()
+        try shard.step(consumer: nil, idle: true)
+    }
     func waitBeforeNextDelivery() -> Duration { shard.waitBeforeNextDelivery() }
     func handle(_ delivery: Delivery) { shard.handle(delivery) }
     /// The consumer subscribed again by itself; the deliveries in hand are redelivered, which the engine absorbs.
     func resubscribed(_ consumer: Consumer, times: Int) throws -> Bool { false }
 
     func step(consumer: Consumer, idle: Bool) throws {
+        try checkLease()
         try shard.step(consumer: consumer, idle: idle)
-        if let lease, ContinuousClock.now - leaseCheckedAt >= .seconds(2) {
-            // The lease's session gone means a standby may hold the shard now: stop before doing more (the fenced
-            // commits would be refused anyway).
-            leaseCheckedAt = .now
-            guard lease.lease.isAlive() else {
-                throw LeaseLost(shard: source, heldEpoch: lease.epoch, currentEpoch: nil)
-            }
-        }
+    }
+
+    /// A lease no longer held (expired while the process was frozen or cut off, or taken by a standby) means a
+    /// standby may serve the shard now: stop before doing more (the fenced commits would be refused anyway).
+    private func checkLease() throws {
+        guard let lease, let reason = lease.lease.lostReason else { return }
+        logger.error("lease lost: stopping without committing", metadata: ["reason": "\(reason)"])
+        throw LeaseLost(shard: source, heldEpoch: lease.epoch, currentEpoch: nil)
     }
 
     /// Graceful stop: finish the batch, commit, ack, then the final files.
@@ -293,8 +297,14 @@ public final class ShardLoop {
     var stall: (reason: String, since: ContinuousClock.Instant)? {
         if let store = committer.retrying { return ("the state store cannot write: \(store.reason)", store.since) }
         if let files = rollups.retrying { return ("the output files cannot be written: \(files.reason)", files.since) }
+        // The files thread's queue grows by a job per commit: past this it is let catch up first, so the queue
+        // stays bounded however slow the disk is.
+        if rollups.backlog > Self.maxFilesBacklog {
+            return ("the files thread is \(rollups.backlog) jobs behind", .now)
+        }
         return nil
     }
+    static let maxFilesBacklog = 256
     private var stallLoggedAt: ContinuousClock.Instant?
 
     /// How long the consumer may wait for the next delivery.

@@ -23,8 +23,14 @@ import SameDayWorker
 ///   dossiers already closed); `alerts_missing` likewise for alerts it raises and the workers did not;
 /// - `rollups_equal_replay`: the merged rollups against `sameday replay` of the month, byte for byte;
 /// - `takeover_seconds`: for the slowest of the killed shards, from the SIGKILL until its standby is ready
-///   (`/readyz`), which includes the server noticing the dead session, the lease poll, the state load and the
-///   missed timers.
+///   (`/readyz`), which includes the lease's expiry (`leaseSeconds`), the lease poll, the state load and the missed
+///   timers.
+///
+/// With `--freeze` the active workers are SIGSTOPped instead (a machine that hangs, a network that drops: the
+/// process and its sessions stay, silent): the standby must be ready within `leaseSeconds` + 2 s
+/// (`takeover_within_lease`), and each frozen worker, resumed with SIGCONT once its standby serves the shard, must
+/// stop on its own without committing (`frozen_workers_stopped`: it exits saying its lease was lost; the fencing
+/// refuses its commits, and the checks above would count anything it applied or fired twice).
 struct FailoverBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "failover",
@@ -36,6 +42,8 @@ struct FailoverBench: ParsableCommand {
     @Option(help: "Configuration folder.") var config = "deploy/config/hcmc-2022"
     @Option(help: "Work folder (default: a new one under /tmp).") var out: String?
     @Flag(help: "Keep the work folder and leave nothing running.") var keep = false
+    @Flag(help: "SIGSTOP the active workers instead of SIGKILL, then resume them once their standby serves.")
+    var freeze = false
 
     func validate() throws {
         guard scale > 0, scale <= 1 else { throw ValidationError("--scale must be in (0, 1]") }
@@ -44,8 +52,9 @@ struct FailoverBench: ParsableCommand {
 
     func run() throws {
         let bench = try FailoverRun(
-            scale: scale, shards: shards,
-            sameday: sameday ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+            scale: scale, shards: shards, freeze: freeze,
+            sameday: sameday
+                ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
                 .appendingPathComponent("sameday").path,
             config: config,
             folder: out ?? NSTemporaryDirectory() + "sameday-failover-bench-\(getpid())")
@@ -61,6 +70,9 @@ struct FailoverBench: ParsableCommand {
 /// One failover run: the processes it started and the folder it works in.
 final class FailoverRun {
     let scale: Double
+    let freeze: Bool
+    /// The shipped lease time (`leaseSeconds`).
+    let leaseSeconds = WorkerConfiguration().leaseSeconds
     let shards: Int
     let sameday: String
     let config: String
@@ -73,8 +85,9 @@ final class FailoverRun {
     var workers: [[ChildProcess]] = []
     var publisher: ChildProcess?
 
-    init(scale: Double, shards: Int, sameday: String, config: String, folder: String) throws {
+    init(scale: Double, shards: Int, freeze: Bool, sameday: String, config: String, folder: String) throws {
         self.scale = scale
+        self.freeze = freeze
         self.shards = shards
         self.sameday = URL(fileURLWithPath: sameday).standardizedFileURL.path
         self.config = config
@@ -155,27 +168,43 @@ final class FailoverRun {
         // The adapter publishes the month to the cluster, all of it, while the failures happen.
         publisher = try spawn(
             sameday,
-            ["publish", "--profile", "deploy/adapters/profiles/canonical-jsonl.json", "--config", config, "--spool",
-             folder + "/spool", month],
+            [
+                "publish", "--profile", "deploy/adapters/profiles/canonical-jsonl.json", "--config", config, "--spool",
+                folder + "/spool", month,
+            ],
             environment: ["SAMEDAY_AMQP_URL": urls], log: folder + "/publish.log")
 
         // 1. A quarter in: SIGKILL the active worker of shards 0 and 1.
         try waitFor("a quarter of the events applied", seconds: 600) { applied() >= distinct.count / 4 }
         var takeoverSeconds: [Double] = []
+        var frozenStopped = 0
+        var resumeToStopSeconds = 0.0
         for shard in 0..<2 {
             let (holder, _) = try leases[shard].currentHolder()!
             guard let pid = Int32(holder.split(separator: " ").last ?? ""),
                 let index = workers[shard].firstIndex(where: { $0.pid == pid })
             else { throw ValidationError("failover bench: shard \(shard) is held by \(holder), not one of ours") }
-            workers[shard][index].kill(SIGKILL)
+            let active = workers[shard][index]
+            active.kill(freeze ? SIGSTOP : SIGKILL)
             let killedAt = Date()
             let standby = 1 - index
-            workers[shard][index].wait()
+            if !freeze { active.wait() }
             // Ready again: the standby consumes.
             try waitFor("shard \(shard)'s standby ready", seconds: 120) {
                 try self.ready(metricsPort(shard: shard, index: standby))
             }
             takeoverSeconds.append(Date().timeIntervalSince(killedAt))
+            if freeze {
+                // Resumed: it must notice the lost lease on its own and stop, committing nothing.
+                active.kill(SIGCONT)
+                let resumedAt = Date()
+                try waitFor("shard \(shard)'s frozen worker to stop", seconds: 60) { !active.isRunning }
+                let log = (try? String(contentsOfFile: "\(folder)/worker-\(shard)-\(index).log", encoding: .utf8)) ?? ""
+                if active.wait() != 0, log.contains("lease lost") || log.contains("was taken over") {
+                    frozenStopped += 1
+                }
+                resumeToStopSeconds = max(resumeToStopSeconds, Date().timeIntervalSince(resumedAt))
+            }
         }
         let takeover = takeoverSeconds.max() ?? 0
 
@@ -236,27 +265,36 @@ final class FailoverRun {
         let rollups = (0..<shards).flatMap { ["--rollups", "\(folder)/shard-\($0)/rollups"] }
         try shell(
             sameday,
-            ["report"] + rollups + ["--from", "2022-05-15", "--to", "2022-06-15", "--format", "csv", "--out",
-             folder + "/workers.csv"])
+            ["report"] + rollups + [
+                "--from", "2022-05-15", "--to", "2022-06-15", "--format", "csv", "--out",
+                folder + "/workers.csv",
+            ])
         try shell(sameday, ["replay", "--config", config, "--events", month, "--out", folder + "/replay"])
         try shell(
             sameday,
-            ["report", "--rollups", folder + "/replay/rollups", "--from", "2022-05-15", "--to", "2022-06-15",
-             "--format", "csv", "--out", folder + "/replay.csv"])
+            [
+                "report", "--rollups", folder + "/replay/rollups", "--from", "2022-05-15", "--to", "2022-06-15",
+                "--format", "csv", "--out", folder + "/replay.csv",
+            ])
         let rollupsEqual =
             FileManager.default.contents(atPath: folder + "/workers.csv")
             == FileManager.default.contents(atPath: folder + "/replay.csv")
 
+        let takeoverWithinLease = takeover <= Double(leaseSeconds) + 2
         let passed =
             eventsApplied == distinct.count && appliedTwice == 0 && doubled == 0 && wrong == 0 && missing == 0
-            && rollupsEqual
+            && rollupsEqual && (!freeze || (frozenStopped == 2 && takeoverWithinLease))
         return Result(
             json: [
                 "bench": "failover", "scale": scale, "shards": shards, "workers": shards * 2,
                 "events_published": lines.count, "events_distinct": distinct.count, "events_applied": eventsApplied,
                 "events_applied_twice": appliedTwice, "alerts": alertsOutbox, "alerts_filed": filed.count,
                 "alerts_doubled": doubled, "alerts_wrong": wrong, "alerts_missing": missing,
-                "workers_killed": 2, "broker_node_stopped": node, "applied_at_node_loss": appliedAtNodeLoss,
+                "workers_killed": freeze ? 0 : 2, "workers_frozen": freeze ? 2 : 0,
+                "frozen_workers_stopped": frozenStopped,
+                "frozen_resume_to_stop_seconds": (resumeToStopSeconds * 1000).rounded() / 1000,
+                "lease_seconds": leaseSeconds, "takeover_within_lease": takeoverWithinLease,
+                "broker_node_stopped": node, "applied_at_node_loss": appliedAtNodeLoss,
                 "takeover_seconds": (takeover * 1000).rounded() / 1000, "rollups_equal_replay": rollupsEqual,
                 "seconds": Date().timeIntervalSince(started).rounded(), "passed": passed,
                 // Per applied event: what the scaling page sizes the shared store with. The killed workers' CPU is

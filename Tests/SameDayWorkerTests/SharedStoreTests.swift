@@ -10,20 +10,23 @@ import Testing
 /// The local PostgreSQL the tests use: `deploy/postgres/local-postgres.sh start` (scripts/test.sh runs it), or
 /// another one named by SAMEDAY_TEST_POSTGRES and SAMEDAY_TEST_POSTGRES_PASSWORD_FILE.
 enum TestPostgres {
-    static let url = ProcessInfo.processInfo.environment["SAMEDAY_TEST_POSTGRES"]
+    static let url =
+        ProcessInfo.processInfo.environment["SAMEDAY_TEST_POSTGRES"]
         ?? "postgres://sameday@127.0.0.1:5433/sameday"
-    static let passwordFile = ProcessInfo.processInfo.environment["SAMEDAY_TEST_POSTGRES_PASSWORD_FILE"]
+    static let passwordFile =
+        ProcessInfo.processInfo.environment["SAMEDAY_TEST_POSTGRES_PASSWORD_FILE"]
         ?? "/tmp/sameday-postgres/password"
 
     /// A shard name no other test uses (every table is keyed by it).
     static func uniqueShard(_ purpose: String) -> String { LocalBroker.uniqueName(purpose) + ".sameday.work.0" }
 
     static func store(shard: String, epoch: Int64?) throws -> PostgresShardStore {
-        try PostgresShardStore(url: PostgresStoreURL(url), passwordFile: passwordFile, shard: shard, fencingEpoch: epoch)
+        try PostgresShardStore(
+            url: PostgresStoreURL(url), passwordFile: passwordFile, shard: shard, fencingEpoch: epoch)
     }
 
-    static func lease(shard: String, holder: String) throws -> ShardLease {
-        try ShardLease(url: PostgresStoreURL(url), passwordFile: passwordFile, shard: shard, holder: holder)
+    static func lease(shard: String, holder: String, ttl: Duration = .seconds(10)) throws -> ShardLease {
+        try ShardLease(url: PostgresStoreURL(url), passwordFile: passwordFile, shard: shard, holder: holder, ttl: ttl)
     }
 }
 
@@ -36,7 +39,9 @@ enum Backend: String, CaseIterable, CustomTestStringConvertible {
         switch self {
         case .sqlite:
             let folder = temporaryFolder(purpose)
-            return (try WorkerStore(path: folder + "/state.sqlite"), { try? FileManager.default.removeItem(atPath: folder) })
+            return (
+                try WorkerStore(path: folder + "/state.sqlite"), { try? FileManager.default.removeItem(atPath: folder) }
+            )
         case .postgres:
             return (try TestPostgres.store(shard: TestPostgres.uniqueShard(purpose), epoch: nil), {})
         }
@@ -46,10 +51,13 @@ enum Backend: String, CaseIterable, CustomTestStringConvertible {
 @Suite("One store interface, two backends (needs the local PostgreSQL)")
 struct SharedStoreTests {
     func alert(_ id: String, day: String = "2022-05-18", level: String = "warning") -> OutboxAlert {
-        OutboxAlert(alertID: id, level: level, routingKey: "\(level).district.760", day: day, json: "{\"alertId\":\"\(id)\"}")
+        OutboxAlert(
+            alertID: id, level: level, routingKey: "\(level).district.760", day: day, json: "{\"alertId\":\"\(id)\"}")
     }
 
-    @Test("a commit reads back whole: dossiers, tombstones, stock, outbox, dead letters, clock", arguments: Backend.allCases)
+    @Test(
+        "a commit reads back whole: dossiers, tombstones, stock, outbox, dead letters, clock",
+        arguments: Backend.allCases)
     func commitReadsBack(backend: Backend) throws {
         let (store, cleanUp) = try backend.open("store-roundtrip")
         defer { cleanUp() }
@@ -146,7 +154,7 @@ struct SharedStoreTests {
 
 @Suite("The shard lease and its fencing (needs the local PostgreSQL)", .serialized)
 struct ShardLeaseTests {
-    @Test("one holder at a time; the lease frees when its session ends; the old holder's writes are refused")
+    @Test("one holder at a time; the lease frees when released; the old holder's writes are refused")
     func fencing() throws {
         let shard = TestPostgres.uniqueShard("lease")
         let first = try TestPostgres.lease(shard: shard, holder: "first")
@@ -161,11 +169,11 @@ struct ShardLeaseTests {
         batch.clock = 10
         try firstStore.commit(batch)
 
-        // The first holder's session ends (a crash closes its connection the same way).
+        // The first holder gives the lease back (a graceful stop).
         first.release()
         let secondEpoch = try #require(try second.tryAcquire())
         #expect(secondEpoch == firstEpoch + 1)
-        #expect(first.isAlive() == false && second.isAlive())
+        #expect(first.lostReason != nil && second.lostReason == nil)
 
         batch.clock = 20
         #expect(throws: LeaseLost.self) { try firstStore.commit(batch) }
@@ -178,6 +186,38 @@ struct ShardLeaseTests {
         batch.clock = 30
         try secondStore.commit(batch)
         #expect(try secondStore.clock() == 30)
+    }
+
+    @Test("a holder that stops renewing (frozen, cut off) loses the lease at its expiry, and commits nothing after it")
+    func expiry() async throws {
+        let shard = TestPostgres.uniqueShard("lease-expiry")
+        let frozen = try TestPostgres.lease(shard: shard, holder: "frozen", ttl: .seconds(3))
+        let standby = try TestPostgres.lease(shard: shard, holder: "standby", ttl: .seconds(3))
+        defer { standby.release() }
+        let frozenEpoch = try #require(try frozen.tryAcquire())
+        let frozenStore = try TestPostgres.store(shard: shard, epoch: frozenEpoch)
+        var batch = CommitBatch()
+        batch.clock = 10
+        // Renewed every second: still held well past its time to live.
+        try await Task.sleep(for: .seconds(4))
+        #expect(frozen.lostReason == nil)
+        #expect(try standby.tryAcquire() == nil)
+        try frozenStore.commit(batch)
+
+        frozen.pauseRenewal()
+        try await Task.sleep(for: .milliseconds(3500))
+        // Expired: the holder knows it on its own clock, and the store refuses its commits even before a standby
+        // takes the shard (the session, and its TCP connection, are still open).
+        #expect(frozen.lostReason != nil)
+        batch.clock = 20
+        #expect(throws: LeaseLost.self) { try frozenStore.commit(batch) }
+        let standbyEpoch = try #require(try standby.tryAcquire(), "the standby takes the expired lease")
+        #expect(standbyEpoch == frozenEpoch + 1)
+        #expect(throws: LeaseLost.self) { try frozenStore.commit(batch) }
+        let standbyStore = try TestPostgres.store(shard: shard, epoch: standbyEpoch)
+        #expect(try standbyStore.clock() == 10)
+        frozen.release()
+        #expect(try standby.currentHolder()?.holder == "standby", "the old holder's release does not free the lease")
     }
 
     @Test("the store URL is checked, and never carries the password")
@@ -196,7 +236,9 @@ struct StandbyTakeoverTests {
     let configuration = try! ConfigurationFolder.load(hcmcConfiguration)
 
     func events(_ range: ClosedRange<Int>) -> [DossierEvent] {
-        range.map { receivedEvent("760-220518-\(5000 + $0)", at: "2022-05-18T09:\(String(format: "%02d", $0 % 60)):00+07:00") }
+        range.map {
+            receivedEvent("760-220518-\(5000 + $0)", at: "2022-05-18T09:\(String(format: "%02d", $0 % 60)):00+07:00")
+        }
     }
 
     @Test("the standby consumes and fires nothing while the active worker holds the lease, then takes over")
@@ -258,7 +300,9 @@ struct StandbyTakeoverTests {
 }
 
 extension StandbyTakeoverTests {
-    @Test("on the wall clock the standby fires what came due after the active worker stopped, and nothing that worker had fired")
+    @Test(
+        "on the wall clock the standby fires what came due after the active worker stopped, and nothing that worker had fired"
+    )
     func missedTimersOnce() async throws {
         var harness = try WorkerHarness("standby-timers")
         defer { harness.cleanUp() }
