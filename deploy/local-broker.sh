@@ -26,4 +26,11 @@ if ! rabbitmqctl -q status >/dev/null 2>&1; then
 fi
 rabbitmqctl -q await_startup --timeout 120 >/dev/null 2>&1 || timeout 120 rabbitmqctl -q wait --timeout 120 /var/lib/rabbitmq/mnesia/rabbit@$(hostname -s).pid
 rabbitmq-plugins -q enable rabbitmq_consistent_hash_exchange >/dev/null
+# SameDay's limits (deploy/rabbitmq/rabbitmq.conf and definitions.json carry the same for a production node): no
+# message over 128 KiB (an event is under 1 KiB; the worker refuses a body over 64 KiB itself), and the dead-letter
+# and unroutable queues bounded, refusing more to their publishers rather than dropping what they hold. Applied to
+# the running node, so a broker started before this script learns them too.
+rabbitmqctl -q eval 'application:set_env(rabbit, max_message_size, 131072).' >/dev/null
+rabbitmqctl -q set_policy --apply-to queues --priority 10 sameday-bounded-side-queues \
+  '(^|\.)sameday\.(dead|unroutable)$' '{"max-length":1000000,"overflow":"reject-publish"}' >/dev/null
 echo "local-broker: RabbitMQ $(rabbitmqctl -q version 2>/dev/null || echo '?') is up on 127.0.0.1:5672"

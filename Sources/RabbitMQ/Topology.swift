@@ -82,14 +82,36 @@ public struct Topology: Sendable, Equatable {
         }
     }
 
+    /// A broker policy: settings RabbitMQ applies to the queues whose names match `pattern`, changeable on a
+    /// running broker without redeclaring a queue (a queue argument cannot change: a redeclare with another value
+    /// fails with 406). Not declared over AMQP: it travels in the definitions file, or `rabbitmqctl set_policy`.
+    public struct Policy: Sendable, Equatable {
+        public var name: String
+        /// A regular expression on queue names.
+        public var pattern: String
+        public var definition: FieldTable
+        public var priority: Int
+
+        public init(_ name: String, pattern: String, definition: FieldTable, priority: Int = 10) {
+            self.name = name
+            self.pattern = pattern
+            self.definition = definition
+            self.priority = priority
+        }
+    }
+
     public var exchanges: [Exchange]
     public var queues: [Queue]
     public var bindings: [Binding]
+    public var policies: [Policy]
 
-    public init(exchanges: [Exchange] = [], queues: [Queue] = [], bindings: [Binding] = []) {
+    public init(
+        exchanges: [Exchange] = [], queues: [Queue] = [], bindings: [Binding] = [], policies: [Policy] = []
+    ) {
         self.exchanges = exchanges
         self.queues = queues
         self.bindings = bindings
+        self.policies = policies
     }
 }
 
@@ -199,6 +221,12 @@ extension Topology {
                     "source": binding.source, "vhost": virtualHost, "destination": destination,
                     "destination_type": kind, "routing_key": binding.routingKey,
                     "arguments": binding.arguments.jsonObject,
+                ] as [String: Any]
+            },
+            "policies": policies.map { policy in
+                [
+                    "name": policy.name, "vhost": virtualHost, "pattern": policy.pattern, "apply-to": "queues",
+                    "priority": policy.priority, "definition": policy.definition.jsonObject,
                 ] as [String: Any]
             },
         ]

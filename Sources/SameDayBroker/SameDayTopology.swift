@@ -40,6 +40,19 @@ public struct SameDayTopology: Sendable {
     /// The blocks (khối) of units; the first word of every event routing key.
     public static let blocks = Block.allCases.map(\.rawValue)
 
+    /// Dead letters and unroutable events wait for a person: bounded, and past the bound the broker refuses more to
+    /// their publishers (a worker's outbox keeps its dead letters and tries again; an adapter keeps its spool)
+    /// instead of dropping what they hold.
+    public static let sideQueueMaxLength: Int64 = 1_000_000
+
+    /// The policy that bounds `sameday.dead` and `sameday.unroutable` (deploy/local-broker.sh sets the same).
+    public var sideQueuesPolicy: Topology.Policy {
+        let prefix = namePrefix.replacingOccurrences(of: ".", with: "\\.")
+        return Topology.Policy(
+            namePrefix + "sameday-bounded-side-queues", pattern: "^\(prefix)sameday\\.(dead|unroutable)$",
+            definition: ["max-length": .int(Self.sideQueueMaxLength), "overflow": .string("reject-publish")])
+    }
+
     /// The work queue of shard `index` (0-based).
     public func workQueue(_ index: Int) -> String { namePrefix + "sameday.work.\(index)" }
 
@@ -86,7 +99,7 @@ public struct SameDayTopology: Sendable {
             // For a consistent-hash exchange the binding key is the shard's weight.
             bindings.append(.init(from: shardingExchange, to: .queue(workQueue(shard)), routingKey: "1"))
         }
-        return Topology(exchanges: exchanges, queues: queues, bindings: bindings)
+        return Topology(exchanges: exchanges, queues: queues, bindings: bindings, policies: [sideQueuesPolicy])
     }
 }
 

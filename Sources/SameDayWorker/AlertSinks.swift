@@ -120,15 +120,31 @@ final class OutboxPublisher: Sendable {
         thread.start()
     }
 
+    /// The most items queued for the thread: the queue is only a copy of the store's outboxes, so past it the queue
+    /// is dropped and the outboxes read again once the broker takes messages (a blocked broker must not make the
+    /// worker's memory grow).
+    static let maxQueued = 50_000
+
     /// Queues alerts (or dead letters) for the broker; returns at once.
     func send(_ alerts: [OutboxAlert]) {
         guard !alerts.isEmpty else { return }
-        shared.withLock { $0.queued += alerts.map(Item.alert) }
+        enqueue(alerts.map(Item.alert))
     }
 
     func send(deadLetters: [DeadLetter]) {
         guard !deadLetters.isEmpty else { return }
-        shared.withLock { $0.queued += deadLetters.map(Item.deadLetter) }
+        enqueue(deadLetters.map(Item.deadLetter))
+    }
+
+    private func enqueue(_ items: [Item]) {
+        shared.withLock { state in
+            if state.queued.count + items.count > Self.maxQueued {
+                state.queued.removeAll()
+                state.needsResync = true
+            } else {
+                state.queued += items
+            }
+        }
     }
 
     /// What the broker confirmed since the last call.

@@ -160,7 +160,8 @@ struct FileAdapterTests {
 
     @Test("deploy/rabbitmq/users.json and definitions.json are what `sameday topology` prints for the shipped registry")
     func usersFileMatchesCode() throws {
-        let registry = try UnitSystemRegistry.load(path: repoPath("deploy/adapters/unit-systems.json"))
+        let registry = try UnitSystemRegistry.load(
+            path: repoPath("deploy/adapters/unit-systems.json"), allowDemoTokens: true)
         let users = SameDayBrokerUsers(
             unitSystems: registry.brokerUsers, supervisors: registry.supervisors, topology: SameDayTopology(shards: 4))
         let file = try Data(contentsOf: URL(fileURLWithPath: repoPath("deploy/rabbitmq/users.json")))
@@ -178,7 +179,7 @@ struct FileAdapterTests {
         let merged = try JSONSerialization.jsonObject(with: mergedData) as! [String: Any]
         #expect(
             Set(merged.keys) == [
-                "vhosts", "exchanges", "queues", "bindings", "users", "permissions", "topic_permissions",
+                "vhosts", "exchanges", "queues", "bindings", "policies", "users", "permissions", "topic_permissions",
             ])
         // Two unit systems, two supervisors, the worker and the receiver.
         #expect((merged["users"] as! [Any]).count == 6 && (merged["queues"] as! [Any]).count == 7)

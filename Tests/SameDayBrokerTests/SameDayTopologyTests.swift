@@ -27,6 +27,18 @@ struct SameDayTopologyTests {
         for (a, b) in zip(parsed.bindings, code.bindings) {
             #expect(a.source == b.source && a.destination == b.destination && a.routingKey == b.routingKey)
         }
+        // The bound on the side queues travels as a policy (a queue argument could not change on a running broker).
+        let document = try #require(try JSONSerialization.jsonObject(with: file) as? [String: Any])
+        let policies = try #require(document["policies"] as? [[String: Any]])
+        #expect(policies.count == 1)
+        #expect(policies.first?["pattern"] as? String == #"^sameday\.(dead|unroutable)$"#)
+        let definition = policies.first?["definition"] as? [String: Any]
+        #expect(definition?["max-length"] as? Int == 1_000_000)
+        #expect(definition?["overflow"] as? String == "reject-publish")
+        for name in ["sameday.dead", "sameday.unroutable"] {
+            #expect(name.range(of: #"^sameday\.(dead|unroutable)$"#, options: .regularExpression) != nil)
+        }
+        #expect("sameday.work.0".range(of: #"^sameday\.(dead|unroutable)$"#, options: .regularExpression) == nil)
     }
 
     @Test("shard queues are quorum queues with a delivery limit, dead-lettering and single active consumer")

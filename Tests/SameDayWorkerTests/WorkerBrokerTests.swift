@@ -32,7 +32,8 @@ struct WorkerBrokerTests {
             raw: [
                 raw(Array("{not json".utf8), id: "poison-json"),
                 raw(Array(wrongSchema.utf8), id: "poison-schema"),
-                raw([UInt8](repeating: UInt8(ascii: "x"), count: 10 * 1024 * 1024), id: "poison-huge"),
+                // Over the worker's 64 KiB, under the broker's max_message_size (128 KiB, deploy/local-broker.sh).
+                raw([UInt8](repeating: UInt8(ascii: "x"), count: 100 * 1024), id: "poison-huge"),
                 EventMessage.make(foreign, configuration: configuration, topology: harness.topology),
             ])
         try harness.publish(Array(valid[3...]), configuration: configuration)
@@ -42,8 +43,26 @@ struct WorkerBrokerTests {
         let store = try WorkerStore(path: harness.settings.databasePath)
         #expect(try store.eventCount() == 6)
 
-        // What an operator sees, and a replay that finds them still invalid (they stay).
-        let listing = try runSameday(["dead-letters", "list", "--name-prefix", harness.topology.namePrefix])
+        // What an operator sees, and a replay that finds them still invalid (they stay). The URL has no password:
+        // the credentials file gives user and password (a wrong one is refused by the broker, so it is the one used).
+        let credentials = temporaryFolder("operator") + "/operator.credentials"
+        let operatorURL = LocalBroker.url.description
+        func writeCredentials(_ line: String) throws {
+            try Data((line + "\n").utf8).write(to: URL(fileURLWithPath: credentials))
+            chmod(credentials, 0o600)
+        }
+        try writeCredentials("\(LocalBroker.url.user):not-the-password")
+        let refused = try runSameday(
+            [
+                "dead-letters", "list", "--name-prefix", harness.topology.namePrefix, "--url", operatorURL,
+                "--credentials-file", credentials,
+            ], capturingErrors: true)
+        #expect(refused.status == 1 && refused.output.contains("logging in to"), "\(refused.output)")
+        try writeCredentials("\(LocalBroker.url.user):\(LocalBroker.url.password)")
+        let listing = try runSameday([
+            "dead-letters", "list", "--name-prefix", harness.topology.namePrefix, "--url", operatorURL,
+            "--credentials-file", credentials,
+        ])
         #expect(listing.output.split(separator: "\n").count == 5, "a header and four dead letters")
         #expect(listing.output.contains("poison-schema") && listing.output.contains("schema"))
         #expect(listing.output.contains("poison-foreign\tforeign_dossier\t"))
@@ -66,7 +85,13 @@ struct WorkerBrokerTests {
         #expect(reasons["poison-huge"]?.contains("larger than the 65536 bytes") == true)
         #expect(codes["poison-foreign"] == "foreign_dossier")
         #expect(reasons["poison-foreign"]?.contains("belongs to unit \"000.00.18.H29\"") == true)
-        #expect(dead.first { $0.messageID == "poison-huge" }?.body.count == 10 * 1024 * 1024)
+        #expect(dead.first { $0.messageID == "poison-huge" }?.body.count == 100 * 1024)
+        // Larger than max_message_size: the broker refuses it to its publisher, nothing reaches a queue.
+        #expect(throws: (any Error).self) {
+            try harness.publish(
+                [], configuration: configuration,
+                raw: [raw([UInt8](repeating: UInt8(ascii: "x"), count: 200 * 1024), id: "poison-giant")])
+        }
         #expect(try harness.drain(harness.topology.workQueue(0)).isEmpty, "everything was acked")
     }
 
