@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import PostgresNIO
@@ -85,6 +86,10 @@ final class BlockingConnection: @unchecked Sendable {
     private let connection: PostgresConnection
     private let lock = NSLock()
     let logger: Logger
+    /// The wait in progress, if any: `abandon` fails it at once.
+    private let pending = NIOLockedValueBox<(@Sendable (String) -> Void)?>(nil)
+    /// Set by `abandon`: every later statement fails at once with this reason.
+    private let abandoned = NIOLockedValueBox<String?>(nil)
 
     struct Failure: Error, CustomStringConvertible {
         var description: String
@@ -170,17 +175,50 @@ final class BlockingConnection: @unchecked Sendable {
 
     @discardableResult
     fileprivate func execute(_ query: PostgresQuery) throws -> PostgresQueryResult {
+        // A statement sent on a closed connection was seen to wait for its whole deadline: refuse it here.
+        if let reason = abandoned.withLockedValue({ $0 }) { throw Failure(description: reason) }
+        guard !connection.isClosed else { throw Failure(description: "PostgreSQL: the connection is closed") }
+        // The wait itself has the deadline: a query sent on a connection the server has already dropped (a frozen
+        // worker's session ended by idle_in_transaction_session_timeout) was seen never to complete, and closing
+        // the connection did not complete it either.
         let future = connection.query(query, logger: logger)
+        let loop = future.eventLoop
+        let answer = loop.makePromise(of: PostgresQueryResult.self)
+        let settled = NIOLockedValueBox(false)
+        /// True for the first of the answer and the deadline, false for the other.
+        @Sendable func settle() -> Bool {
+            settled.withLockedValue { done in
+                if done { return false }
+                done = true
+                return true
+            }
+        }
+        future.whenComplete { result in if settle() { answer.completeWith(result) } }
         let connection = connection
-        let deadline = future.eventLoop.scheduleTask(in: .seconds(Int64(Self.queryTimeout.components.seconds))) {
+        let sql = query.sql
+        @Sendable func giveUp(_ reason: String) {
+            guard settle() else { return }
+            answer.fail(Failure(description: reason))
             let _: EventLoopFuture<Void> = connection.close()
         }
-        defer { deadline.cancel() }
+        let deadline = loop.scheduleTask(in: .seconds(Int64(Self.queryTimeout.components.seconds))) {
+            giveUp(Self.describeTimeout(statement: sql))
+        }
+        pending.withLockedValue { $0 = giveUp }
+        defer {
+            deadline.cancel()
+            pending.withLockedValue { $0 = nil }
+        }
         do {
-            return try future.wait()
+            return try answer.futureResult.wait()
         } catch let error as PSQLError {
             throw Failure(description: Self.describe(error, statement: query.sql))
         }
+    }
+
+    static func describeTimeout(statement: String) -> String {
+        let words = statement.split(whereSeparator: \.isWhitespace).prefix(6).joined(separator: " ")
+        return "PostgreSQL: no answer within \(queryTimeout) (in \(words) …): the connection is closed"
     }
 
     /// What the server said (state and message) and the statement's first words: enough for ops, without the
@@ -201,6 +239,17 @@ final class BlockingConnection: @unchecked Sendable {
 
     func close() {
         _ = try? connection.close().wait()
+    }
+
+    /// Fails the statement being waited for at once and closes the connection: what a worker that lost its lease
+    /// does, rather than wait up to `queryTimeout` for an answer that may never come.
+    func abandon(_ reason: String) {
+        abandoned.withLockedValue { $0 = $0 ?? reason }
+        if let giveUp = pending.withLockedValue({ $0 }) {
+            giveUp(reason)
+        } else {
+            let _: EventLoopFuture<Void> = connection.close()
+        }
     }
 }
 

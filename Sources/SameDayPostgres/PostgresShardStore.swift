@@ -38,6 +38,10 @@ public final class PostgresShardStore: ShardStore {
 
     deinit { connection.close() }
 
+    /// Ends the store's connection at once, failing a statement in flight: the worker lost its lease, and its
+    /// commits would be refused anyway.
+    public func abandon(_ reason: String) { connection.abandon(reason) }
+
     // MARK: Commit
 
     /// Never: the shard's lease lives in this store's session, so a failed write may mean a standby holds the

@@ -16,8 +16,14 @@ import Synchronization
 final class AlertFileSink {
     let folder: String
     private var idsByDay: [String: Set<String>] = [:]
+    /// Whether this process may still write (false once a worker lost its shard's lease: the new holder files
+    /// the same alerts, and a line written now would be a double). Asked right before each append.
+    let mayWrite: @Sendable () -> Bool
 
-    init(folder: String) { self.folder = folder }
+    init(folder: String, mayWrite: @escaping @Sendable () -> Bool = { true }) {
+        self.folder = folder
+        self.mayWrite = mayWrite
+    }
 
     func path(day: String) -> String { (folder as NSString).appendingPathComponent("alerts-\(day).jsonl") }
 
@@ -34,6 +40,8 @@ final class AlertFileSink {
                 known.insert(alert.alertID)
             }
             if !bytes.isEmpty {
+                // Not filed: the outbox keeps them unfiled for whoever holds the shard now.
+                guard mayWrite() else { return [] }
                 do {
                     try DurableFile.append(bytes, to: path(day: day))
                 } catch {
@@ -107,7 +115,14 @@ final class OutboxPublisher: Sendable {
     private let metrics: WorkerMetrics
     private let done = DispatchSemaphore(value: 0)
 
-    init(connection: ConnectionConfiguration, topology: SameDayTopology, metrics: WorkerMetrics, logger: Logger) {
+    /// Whether this process may still publish (see `AlertFileSink.mayWrite`).
+    private let mayPublish: @Sendable () -> Bool
+
+    init(
+        connection: ConnectionConfiguration, topology: SameDayTopology, metrics: WorkerMetrics, logger: Logger,
+        mayPublish: @escaping @Sendable () -> Bool = { true }
+    ) {
+        self.mayPublish = mayPublish
         var connection = connection
         // Give up a connection attempt quickly: the outboxes keep what could not go out, and we try again.
         connection.reconnect.maximumAttempts = 2
@@ -220,6 +235,11 @@ final class OutboxPublisher: Sendable {
                 return (state.queued, state.stopRequested)
             }
             if stopping && stopDeadline == nil { stopDeadline = ContinuousClock.now + .seconds(5) }
+            // A worker that lost its lease sends nothing more: the new holder publishes the same outbox rows.
+            if !batch.isEmpty && !mayPublish() {
+                sleep(milliseconds: 50)
+                continue
+            }
             if let stopDeadline, batch.isEmpty,
                 (publisher?.unconfirmedCount ?? 0) == 0 || ContinuousClock.now >= stopDeadline
             {

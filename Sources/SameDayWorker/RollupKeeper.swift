@@ -186,6 +186,8 @@ public final class RollupThread: Sendable {
             let filed = try alertFiles.write(alerts)
             state.withLock { $0.filed += filed }
         case .snapshot(let first, let last, let clockDay):
+            // A worker that lost its lease must not overwrite the new holder's files with an older state.
+            guard alertFiles.mayWrite() else { return }
             let result = try keeper.snapshot(firstDay: first, lastDay: last, clockDay: clockDay)
             metrics.observe("sameday_snapshot_seconds", seconds: result.seconds)
             metrics.increment("sameday_rollup_files_written_total", by: Double(result.files))

@@ -15,7 +15,7 @@ import SameDayPostgres
 /// | `domainConfig` | `SAMEDAY_DOMAIN_CONFIG` | `deploy/config/hcmc-2022` | units, catalog, calendars, alerting |
 /// | `stateDirectory` | `SAMEDAY_STATE_DIR` | `/var/lib/sameday` | SQLite state (`shard-<n>.sqlite`) |
 /// | `store` | `SAMEDAY_STORE` | none: SQLite in `stateDirectory` | `postgres://user@host[:port]/database[?sslmode=require]`: the shared store, where any worker can serve any shard and a second worker of a shard waits as a standby (docs/operations.md) |
-/// | `leaseSeconds` | | 10 | with the shared store: a shard's lease expires this long after its holder's last renewal (every second), so a standby takes over a holder that died, froze or lost its network within this plus its 1 s poll |
+/// | `leaseSeconds` | | 10 | with the shared store: a shard's lease expires this long after its holder's last renewal (every second), so a standby takes over a holder that died, froze or lost its network within this plus its quarter-second poll |
 /// | `storePasswordFile` | `SAMEDAY_STORE_PASSWORD_FILE` | none | the PostgreSQL password, first line of this file (never in the URL nor on a command line) |
 /// | `alertsDirectory` | `SAMEDAY_ALERTS_DIR` | `<state>/alerts` | `alerts-YYYY-MM-DD.jsonl`, one line per alert |
 /// | `rollupsDirectory` | `SAMEDAY_ROLLUPS_DIR` | `<state>/rollups` | `daily/YYYY-MM-DD/{units,blocks}.{csv,json}` |

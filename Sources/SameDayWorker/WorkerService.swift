@@ -89,7 +89,8 @@ public final class WorkerService {
                     metadata: ["holder": "\(current?.holder ?? "?")", "epoch": "\(current?.epoch ?? 0)"])
                 announced = true
             }
-            sleep(.seconds(1), unless: stop)
+            // A quarter of a second: takeover after a holder froze is the lease's expiry plus this poll.
+            sleep(.milliseconds(250), unless: stop)
         }
         guard let epoch else { return }
         let takenAt = ContinuousClock.now
@@ -109,12 +110,16 @@ public final class WorkerService {
         let connection = try configuration.connection(name: "sameday worker shard \(configuration.shard)")
         var publisherConnection = connection
         publisherConnection.connectionName += " publisher"
+        // With a lease, outputs stop the moment it is lost (on this process's clock: a worker resumed after a
+        // freeze writes no alert line, rollup file or message that the new holder writes too).
+        let mayWrite: @Sendable () -> Bool = { lease?.lease.lostReason == nil }
         let publisher = OutboxPublisher(
-            connection: publisherConnection, topology: topology, metrics: metrics, logger: logger)
+            connection: publisherConnection, topology: topology, metrics: metrics, logger: logger,
+            mayPublish: mayWrite)
         defer { publisher.finish(timeout: .seconds(1)) }
         let shard = try ShardLoop(
             configuration: configuration, domain: domain, store: store, clock: clock, metrics: metrics, logger: logger,
-            publisher: publisher, queue: queue)
+            publisher: publisher, queue: queue, mayWrite: mayWrite)
         defer { shard.close() }
         var consumerConnection = connection
         consumerConnection.connectionName += " consumer"
@@ -183,6 +188,8 @@ private final class ShardConsumer: ConsumeLoopParticipant {
     private func checkLease() throws {
         guard let lease, let reason = lease.lease.lostReason else { return }
         logger.error("lease lost: stopping without committing", metadata: ["reason": "\(reason)"])
+        // A commit in flight may wait on a session the server already ended: fail it now.
+        (shard.store as? PostgresShardStore)?.abandon("lease lost: \(reason)")
         throw LeaseLost(shard: source, heldEpoch: lease.epoch, currentEpoch: nil)
     }
 
@@ -238,7 +245,8 @@ public final class ShardLoop {
 
     init(
         configuration: WorkerConfiguration, domain: Configuration, store: any ShardStore, clock: any WorkerClock,
-        metrics: WorkerMetrics, logger: Logger, publisher: OutboxPublisher?, queue: String
+        metrics: WorkerMetrics, logger: Logger, publisher: OutboxPublisher?, queue: String,
+        mayWrite: @escaping @Sendable () -> Bool = { true }
     ) throws {
         self.configuration = configuration
         self.metrics = metrics
@@ -272,7 +280,7 @@ public final class ShardLoop {
         let keeper = RollupKeeper(
             configuration: domain, root: configuration.resolvedRollupsDirectory,
             windowDays: configuration.retainClosedDays, retiredStock: stock)
-        files = AlertFileSink(folder: configuration.resolvedAlertsDirectory)
+        files = AlertFileSink(folder: configuration.resolvedAlertsDirectory, mayWrite: mayWrite)
         committer = CommitThread(store: store, metrics: metrics)
         machine = BatchingStateMachine(
             settings: .init(

@@ -198,7 +198,15 @@ final class FailoverRun {
                 // Resumed: it must notice the lost lease on its own and stop, committing nothing.
                 active.kill(SIGCONT)
                 let resumedAt = Date()
-                try waitFor("shard \(shard)'s frozen worker to stop", seconds: 60) { !active.isRunning }
+                do {
+                    try waitFor("shard \(shard)'s frozen worker to stop", seconds: 60) { !active.isRunning }
+                } catch {
+                    // Where it hangs, for whoever reads the kept folder (gdb, where installed).
+                    _ = try? ChildProcess.run(
+                        ["/usr/bin/gdb", "-p", "\(active.pid)", "-batch", "-ex", "thread apply all bt"],
+                        output: "\(folder)/frozen-worker-\(shard)-threads.txt")
+                    throw error
+                }
                 let log = (try? String(contentsOfFile: "\(folder)/worker-\(shard)-\(index).log", encoding: .utf8)) ?? ""
                 if active.wait() != 0, log.contains("lease lost") || log.contains("was taken over") {
                     frozenStopped += 1

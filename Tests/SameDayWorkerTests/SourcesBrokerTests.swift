@@ -123,7 +123,11 @@ struct SourcesBrokerTests {
         // Bounded like the worker: an undecodable body and an event whose key names another unit are counted and
         // passed over (a stream cannot dead-letter), and the service goes on.
         let liar = receivedEvent("761-220518-0002", at: "2022-05-18T10:20:00+07:00", unit: "761")
+        // Quận 12's adapter sends Sở Y tế's dossier under its own key and header: not Quận 12's, so it must not keep
+        // 761 looking alive either.
+        let foreign = receivedEvent("000.00.18.H29-220516-0101", at: "2022-05-18T10:25:00+07:00", unit: "761")
         let raw = [
+            EventMessage.make(foreign, configuration: configuration, topology: harness.topology),
             OutboundMessage(
                 exchange: harness.topology.eventsExchange, routingKey: "district.760.received",
                 body: Array("{not json".utf8), messageID: "poison", headers: [(SameDayTopology.shardHeader, "x")]),
@@ -134,7 +138,7 @@ struct SourcesBrokerTests {
         ]
         try harness.publish([quiet] + Array(busy[0..<5]), configuration: configuration, raw: raw)
         try harness.publish([busy[5]], configuration: configuration)
-        let published = 1 + 5 + 2 + 1
+        let published = 1 + 5 + 3 + 1
 
         // No worker runs here: the shard queues hold what the workers would have had, each a part.
         let shardDepths = try (0..<3).map { try harness.drain(harness.topology.workQueue($0)).count }
@@ -157,9 +161,13 @@ struct SourcesBrokerTests {
         let units = Dictionary(uniqueKeysWithValues: try store.units().map { ($0.code, $0) })
         #expect(units["761"]?.alerted == true && units["760"]?.alerted == false)
         #expect(units["760"]?.lastEventAt == busy[5].occurredAt)
-        #expect(units["761"]?.lastEventAt == quiet.occurredAt, "the event under 760's key did not count for 761")
+        #expect(
+            units["761"]?.lastEventAt == quiet.occurredAt,
+            "neither the event under 760's key nor Sở Y tế's dossier under 761's counted for 761")
         #expect(first.value("sameday_sources_events_total") == 7)
-        #expect(first.value("sameday_sources_invalid_events_total") == 2)
+        #expect(first.value("sameday_sources_invalid_events_total") == 3)
+        #expect(first.value("sameday_sources_refusals_total{refusal=\"foreign_dossier\"}") == 1)
+        #expect(first.value("sameday_sources_refusals_total{refusal=\"routing_key_mismatch\"}") == 1)
         #expect(alertIDs(inFolder: harness.settings.sourcesAlertsDirectory) == [expectedID])
         #expect(try harness.drainWatchQueue().compactMap(\.messageID) == [expectedID])
 
