@@ -275,6 +275,16 @@ public struct Replay: Sendable {
     /// The units whose events the held dossier has (`Dossier.units`); empty when it is not held.
     public func heldUnits(of code: String) -> [UnitID] { index[code].map { dossiers[$0].units } ?? [] }
 
+    /// Why an event of `unit` may not join the held dossier `code` (`Configuration.heldUnitRefusal`), checked on
+    /// its events in place: this runs for every event of a held dossier, so it allocates nothing.
+    public func heldUnitRefusal(of code: String, unit: UnitID) -> EventRefusal? {
+        guard let k = index[code] else { return nil }
+        for e in dossiers[k].events where e.unit != unit {
+            if let refusal = config.heldUnitRefusal(dossier: code, held: [e.unit], unit: unit) { return refusal }
+        }
+        return nil
+    }
+
     /// Moves the clock to `t`, firing every timer due at or before it.
     public mutating func advance(to t: Instant) {
         fireTimers(before: t, inclusive: true)

@@ -251,10 +251,7 @@ public final class WorkerEngine {
             return refusal
         }
         guard let unit = configuration.unitID(event.unit) else { return .unknownUnit(event.unit) }
-        let held = engine.heldUnits(of: event.dossier)
-        if !held.isEmpty {
-            return configuration.heldUnitRefusal(dossier: event.dossier, held: held, unit: unit)
-        }
+        if engine.holds(event.dossier) { return engine.heldUnitRefusal(of: event.dossier, unit: unit) }
         if !tombstones.isEmpty, tombstones.contains(FNV1a.hash(event.dossier)) {
             return .retired(dossier: event.dossier, closedDays: retention.closedDays)
         }
