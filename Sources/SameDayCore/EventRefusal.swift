@@ -166,8 +166,8 @@ extension Configuration {
     }
 
     /// Why `unit` may not send events for `dossier`, or nil when it may: a dossier code starts with the agency id of
-    /// the unit that registered it (docs/worker.md, "Ownership"), and only that unit, or one `interlevel.csv` pairs with it as
-    /// the resolving unit, acts on it. Codes compare as bytes.
+    /// the unit that registered it (docs/worker.md, "Ownership"), and only that unit, or one `interlevel.csv` pairs
+    /// with it as the resolving unit, acts on it. Codes compare as bytes.
     public func ownershipRefusal(dossier: String, unit: UnitID) -> EventRefusal? {
         let code = units[Int(unit)].code
         guard let agency = DossierCode.agency(of: dossier) else {
