@@ -94,9 +94,12 @@ public enum DurableFile {
 
     /// Temporary file in the same folder, write, fsync, close, rename over `path`, fsync the folder: readers see
     /// the old bytes or the new ones, never half, and after a crash the new name is there or the old one.
-    public static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t = publicMode)
-        throws(FileError)
-    {
+    /// `replaceIf` is asked right before the rename: false leaves `path` as it was and returns false (a worker
+    /// that lost its lease while this file was being written must not replace the new holder's).
+    @discardableResult
+    public static func writeAtomically(
+        _ bytes: [UInt8], to path: String, mode: mode_t = publicMode, replaceIf: () -> Bool = { true }
+    ) throws(FileError) -> Bool {
         let folder = (path as NSString).deletingLastPathComponent
         let name = (path as NSString).lastPathComponent
         let tmp = (folder.isEmpty ? "" : folder + "/") + ".\(name).tmp-\(getpid())"
@@ -115,12 +118,17 @@ public enum DurableFile {
             unlink(tmp)
             throw FileError("\(tmp): close failed (\(why))")
         }
+        guard replaceIf() else {
+            unlink(tmp)
+            return false
+        }
         guard Glibc.rename(tmp, path) == 0 else {
             let why = reason()
             unlink(tmp)
             throw FileError("\(path): cannot replace (\(why))")
         }
         try syncFolder(of: path)
+        return true
     }
 
     /// Appends `bytes` and fsyncs: a file that grows by whole records only (the worker's alerts files). A file

@@ -24,7 +24,12 @@ public enum RollupFiles {
 
     /// Writes the files of one day, each atomically, skipping a file whose bytes it wrote before (`written`,
     /// keyed by path) or that already holds them on disk (a restart). Returns the number of files written.
-    public static func write(_ rollup: Rollup, date: LocalDate, root: String, written: inout [String: Int]) throws -> Int {
+    /// `mayWrite` is asked before each file replaces the last (see `DurableFile.writeAtomically`): once false,
+    /// nothing more is written.
+    public static func write(
+        _ rollup: Rollup, date: LocalDate, root: String, written: inout [String: Int],
+        mayWrite: () -> Bool = { true }
+    ) throws -> Int {
         var count = 0
         for (path, bytes) in files(for: rollup, date: date, root: root) {
             // Hashed and compared as whole buffers: byte by byte (`[UInt8]`'s `hash(into:)`, `Data`'s iterator) was a
@@ -39,7 +44,7 @@ public enum RollupFiles {
                 continue
             }
             try DurableFile.createFolder(of: path)
-            try DurableFile.writeAtomically(bytes, to: path)
+            guard try DurableFile.writeAtomically(bytes, to: path, replaceIf: mayWrite) else { break }
             written[path] = digest
             count += 1
         }

@@ -69,9 +69,13 @@ public final class RollupKeeper {
     }
 
     /// Brings the kept days to `firstDay…lastDay` (within the window back from `clockDay`) and writes the files of
-    /// every day that changed, each atomically; a file whose bytes are unchanged is not rewritten.
+    /// every day that changed, each atomically; a file whose bytes are unchanged is not rewritten. `mayWrite` is
+    /// asked before each file replaces the last: a worker frozen in the middle of a snapshot and resumed after its
+    /// lease expired writes nothing more over the new holder's files.
     @discardableResult
-    public func snapshot(firstDay: Int64?, lastDay: Int64?, clockDay: Int64) throws -> Snapshot {
+    public func snapshot(
+        firstDay: Int64?, lastDay: Int64?, clockDay: Int64, mayWrite: () -> Bool = { true }
+    ) throws -> Snapshot {
         let started = ContinuousClock.now
         guard let firstDay, let lastDay else { return Snapshot() }
         ledger.cover(
@@ -87,7 +91,9 @@ public final class RollupKeeper {
         for (day, rollup) in ledger.takeChanged() {
             result.days += 1
             result.files += try RollupFiles.write(
-                rollup, date: LocalDate(dayNumber: day), root: root, written: &written[day, default: [:]])
+                rollup, date: LocalDate(dayNumber: day), root: root, written: &written[day, default: [:]],
+                mayWrite: mayWrite)
+            guard mayWrite() else { break }
         }
         if let low = ledger.keptDays?.lowerBound {
             for day in written.keys where day < low { written[day] = nil }
@@ -188,7 +194,8 @@ public final class RollupThread: Sendable {
         case .snapshot(let first, let last, let clockDay):
             // A worker that lost its lease must not overwrite the new holder's files with an older state.
             guard alertFiles.mayWrite() else { return }
-            let result = try keeper.snapshot(firstDay: first, lastDay: last, clockDay: clockDay)
+            let result = try keeper.snapshot(
+                firstDay: first, lastDay: last, clockDay: clockDay, mayWrite: alertFiles.mayWrite)
             metrics.observe("sameday_snapshot_seconds", seconds: result.seconds)
             metrics.increment("sameday_rollup_files_written_total", by: Double(result.files))
             state.withLock {

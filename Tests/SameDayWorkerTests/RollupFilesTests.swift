@@ -50,4 +50,37 @@ struct RollupFilesTests {
         let again = try write(day: first, root: root, written: &written)
         #expect(again == [day], "only the file's own folder, after its rename: \(again)")
     }
+
+    @Test("a worker whose lease is lost mid-snapshot replaces no further file: the new holder's stay as they are")
+    func lostLeaseStopsBeforeTheNextRename() throws {
+        let folder = temporaryFolder("rollup-gate")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let root = folder + "/rollups"
+        let day = LocalDate(year: 2022, month: 5, day: 23)!
+        let rollup = Rollup.compute(facts: [], period: .day(day), config: configuration)
+        // The new holder's files, already there.
+        let paths = RollupFiles.files(for: rollup, date: day, root: root).map(\.path)
+        for path in paths {
+            try DurableFile.createFolder(of: path)
+            try DurableFile.writeAtomically(Array("new holder\n".utf8), to: path)
+        }
+
+        // The old holder resumes: its gate is open for the first file only (the lease expires while it writes).
+        let asked = Mutex(0)
+        var written: [String: Int] = [:]
+        let count = try RollupFiles.write(
+            rollup, date: day, root: root, written: &written,
+            mayWrite: {
+                asked.withLock { n in
+                    n += 1; return n == 1
+                }
+            })
+        #expect(count == 1)
+        #expect(written.count == 1, "only the file replaced is remembered as written")
+        let kept = paths.filter { (try? String(contentsOfFile: $0, encoding: .utf8)) == "new holder\n" }
+        #expect(kept.count == paths.count - 1, "every later file is the new holder's")
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: root + "/daily/2022-05-23")
+            .filter { $0.hasPrefix(".") }
+        #expect(leftovers.isEmpty, "no temporary file is left behind: \(leftovers)")
+    }
 }
