@@ -294,7 +294,7 @@ final class OutboxPublisher: Sendable {
                     }
                     try active.publish(message)
                 }
-                metrics.set("sameday_outbox_in_flight", Double(active.unconfirmedCount))
+                metrics.set(.outboxInFlight, Double(active.unconfirmedCount))
                 // Idle or not, a library call every turn keeps the heartbeats and reads the confirms.
                 try active.serviceConnection(timeout: batch.isEmpty ? .milliseconds(50) : .zero)
             } catch {

@@ -49,7 +49,7 @@ final class CommitThread: Sendable {
                     s.retrying = nil
                     s.result = result
                 }
-                metrics.set("sameday_store_retrying", 0)
+                metrics.set(.storeRetrying, 0)
                 done.signal()
             } else if stop {
                 break
@@ -59,7 +59,7 @@ final class CommitThread: Sendable {
                     (try? store.prune(
                         eventsBefore: prune.eventsBefore, tombstonesBefore: prune.tombstonesBefore,
                         alertsBeforeDay: prune.alertsBeforeDay, limit: 2000)) ?? PruneResult()
-                metrics.increment("sameday_pruned_rows_total", by: Double(removed.total))
+                metrics.increment(.prunedRowsTotal, by: removed.total)
                 let more = removed.events == 2000 || removed.tombstones == 2000 || removed.alerts == 2000
                 state.withLock { s in
                     s.pruned += removed.total
@@ -90,8 +90,8 @@ final class CommitThread: Sendable {
                 guard store.isTransient(error),
                     stopAskedAt.map({ ContinuousClock.now - $0 < Self.retryAfterStop }) ?? true
                 else { return .failure(error) }
-                metrics.increment("sameday_store_write_failures_total")
-                metrics.set("sameday_store_retrying", 1)
+                metrics.increment(.storeWriteFailuresTotal)
+                metrics.set(.storeRetrying, 1)
                 state.withLock { s in s.retrying = (reason: "\(error)", since: s.retrying?.since ?? .now) }
                 // After a stop was asked for, try again every second until `retryAfterStop` is spent.
                 let until = ContinuousClock.now + (stopAskedAt == nil ? delay : .seconds(1))

@@ -69,13 +69,13 @@ func runConsumeLoop(
             }
         } catch {
             metrics.setReady(false, reason: "\(error)")
-            metrics.increment("sameday_consumer_errors_total")
+            metrics.increment(.consumerErrorsTotal)
             logger.warning("\(participant.role) consumer error", metadata: ["error": "\(error)"])
             if !error.isRetriable { throw error }
         }
         if active.reconnectCount > reconnectsSeen {
             let times = active.reconnectCount - reconnectsSeen
-            metrics.increment("sameday_consumer_reconnects_total", by: Double(times))
+            metrics.increment(.consumerReconnectsTotal, by: times)
             reconnectsSeen = active.reconnectCount
             if try participant.resubscribed(active, times: times) {
                 active.close()

@@ -63,7 +63,7 @@ extension GuardedWallClock {
         GuardedWallClock(
             maxJumpSeconds: Int64(maxJumpSeconds),
             onRefusal: { [logger, metrics, throttle = LogThrottle()] wall, kept in
-                metrics.increment("sameday_clock_jumps_refused_total")
+                metrics.increment(.clockJumpsRefusedTotal)
                 guard throttle.allows(at: kept) else { return }
                 logger.error(
                     "wall clock jump refused: the system clock disagrees with the elapsed time; restart \(name) to adopt it",

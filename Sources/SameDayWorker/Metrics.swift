@@ -3,38 +3,24 @@ import Foundation
 import Prometheus
 import Synchronization
 
-/// The worker's metrics: swift-metrics instruments (`Counter`, `FloatingPointCounter`, `Gauge`, `Timer`) backed by a
-/// swift-prometheus registry that this instance owns. Nothing goes through the global `MetricsSystem.bootstrap`, so a
-/// process (a test, a benchmark) may hold as many `WorkerMetrics` as it likes, each with its own numbers.
+/// The worker's metrics: swift-metrics instruments (`Counter`, `Gauge`, `Timer`) backed by a swift-prometheus registry
+/// that this instance owns. Nothing goes through the global `MetricsSystem.bootstrap`, so a process (a test, a
+/// benchmark) may hold as many `WorkerMetrics` as it likes, each with its own numbers.
 ///
-/// Callers name a metric and, for a labelled one, pass the Prometheus label text (`{level="warning"}`); the first
-/// use of a name fixes its type (counter, gauge or histogram) and whether it carries labels. A later use that does
-/// not fit (a `set` of a counter, a labelled use of an unlabelled name) is ignored rather than allowed to produce an
-/// exposition Prometheus would reject. Written by the worker's threads, read by the HTTP server's.
+/// Every metric is a case of `Metric`, whose kind decides the calls it admits. Written by the worker's threads, read
+/// by the HTTP server's.
 public final class WorkerMetrics: Sendable {
     /// The registry `render()` reads; other code may register its own collectors here.
     public let registry: PrometheusCollectorRegistry
-    /// A swift-metrics factory bound to `registry` (help texts and histogram buckets of `WorkerMetrics`), for code
-    /// that wants its own swift-metrics instruments next to the worker's: `Counter(label: …, factory: m.factory)`.
+    /// A swift-metrics factory bound to `registry` (help texts and histogram buckets of `Metric`), for code that
+    /// wants its own swift-metrics instruments next to the worker's: `Counter(label: …, factory: m.factory)`.
     public let factory: WorkerMetricsFactory
 
-    private enum Kind: Equatable {
-        case counter, gauge, histogram
-    }
-
-    private struct Family {
-        var kind: Kind
-        var labelled: Bool
-    }
-
     private struct State {
-        var families: [String: Family] = [:]
         var counters: [String: CoreMetrics.Counter] = [:]
-        var fractionalCounters: [String: FloatingPointCounter] = [:]
         var gauges: [String: CoreMetrics.Gauge] = [:]
         var timers: [String: CoreMetrics.Timer] = [:]
-        /// The numbers `value(_:)` answers with, by name and label text: counter totals, gauge values, and a
-        /// histogram's `<name>_count` and `<name>_sum`.
+        /// The numbers the `value` and `count`/`sum` readers answer with, by series (name and label text).
         var values: [String: Double] = [:]
         var ready = false
         var notReadyReason = "starting"
@@ -46,161 +32,116 @@ public final class WorkerMetrics: Sendable {
         let registry = PrometheusCollectorRegistry()
         self.registry = registry
         factory = WorkerMetricsFactory(registry: registry)
-        readyGauge = CoreMetrics.Gauge(label: "sameday_ready", factory: factory)
+        readyGauge = CoreMetrics.Gauge(label: Metric.Gauge.ready.rawValue, factory: factory)
         readyGauge.record(0)
-        state.withLock {
-            $0.families["sameday_ready"] = Family(kind: .gauge, labelled: false)
-            $0.values["sameday_ready"] = 0
+        state.withLock { $0.values[Metric.Gauge.ready.rawValue] = 0 }
+    }
+
+    /// Adds `amount` to a counter (counters only go up: a negative amount is ignored).
+    public func increment(_ metric: Metric.Counter, by amount: Int = 1) {
+        count(metric.rawValue, dimensions: [], by: amount)
+    }
+
+    /// Adds `amount` to the series of a labelled counter whose label is `value` (`level="warning"`).
+    public func increment(_ metric: Metric.LabelledCounter, _ value: String, by amount: Int = 1) {
+        count(metric.rawValue, dimensions: [(metric.label, value)], by: amount)
+    }
+
+    private func count(_ name: String, dimensions: [(String, String)], by amount: Int) {
+        guard amount >= 0 else { return }
+        let series = Self.series(name, dimensions)
+        state.withLock { state in
+            let counter =
+                state.counters[series]
+                ?? {
+                    let made = CoreMetrics.Counter(label: name, dimensions: dimensions, factory: factory)
+                    state.counters[series] = made
+                    return made
+                }()
+            counter.increment(by: Int64(amount))
+            state.values[series, default: 0] += Double(amount)
         }
     }
 
-    /// Adds `value` to the counter `name` (counters only go up: a negative or non-finite amount is ignored).
-    public func increment(_ name: String, by value: Double = 1, labels: String = "") {
-        guard value.isFinite, value >= 0 else { return }
-        let key = name + labels
+    /// Sets a gauge.
+    public func set(_ metric: Metric.Gauge, _ value: Double) {
+        let name = metric.rawValue
         state.withLock { state in
-            if value == value.rounded(), value < 9e18 {
-                // Whole amounts stay integers in the exposition (`sameday_events_total 123`, not `123.0`).
-                guard let counter = instrument(key, .counter, \.counters, &state, make: CoreMetrics.Counter.init)
-                else { return }
-                counter.increment(by: Int64(value))
-            } else {
-                guard
-                    let counter = instrument(
-                        key, .counter, \.fractionalCounters, &state, make: FloatingPointCounter.init)
-                else { return }
-                counter.increment(by: value)
-            }
-            state.values[key, default: 0] += value
-        }
-    }
-
-    /// Sets the gauge `name`.
-    public func set(_ name: String, _ value: Double, labels: String = "") {
-        let key = name + labels
-        state.withLock { state in
-            guard let gauge = instrument(key, .gauge, \.gauges, &state, make: CoreMetrics.Gauge.init) else { return }
+            let gauge =
+                state.gauges[name]
+                ?? {
+                    let made = CoreMetrics.Gauge(label: name, factory: factory)
+                    state.gauges[name] = made
+                    return made
+                }()
             gauge.record(value)
-            state.values[key] = value
+            state.values[name] = value
         }
     }
 
-    /// Records one duration, in seconds, in the histogram `name` (`<name>_bucket{le=…}`, `<name>_sum`,
-    /// `<name>_count`): `sameday_snapshot_seconds`, `sameday_restart_seconds`, …
-    public func observe(_ name: String, seconds: Double, labels: String = "") {
+    /// Records one duration, in seconds, in a histogram.
+    public func observe(_ metric: Metric.Histogram, seconds: Double) {
         guard seconds.isFinite else { return }
         let seconds = max(0, seconds)
-        let key = name + labels
+        let name = metric.rawValue
         state.withLock { state in
-            guard let timer = instrument(key, .histogram, \.timers, &state, make: CoreMetrics.Timer.init) else {
-                return
-            }
+            let timer =
+                state.timers[name]
+                ?? {
+                    let made = CoreMetrics.Timer(label: name, factory: factory)
+                    state.timers[name] = made
+                    return made
+                }()
             timer.recordSeconds(seconds)
-            let (family, labelText) = Self.split(key)
-            state.values[family + "_count" + labelText, default: 0] += 1
-            state.values[family + "_sum" + labelText, default: 0] += seconds
+            state.values[name + "_count", default: 0] += 1
+            state.values[name + "_sum", default: 0] += seconds
         }
     }
 
-    /// One group commit's duration: the histogram `sameday_commit_seconds`.
-    public func observeCommit(seconds: Double) {
-        observe("sameday_commit_seconds", seconds: seconds)
-    }
+    /// One group commit's duration.
+    public func observeCommit(seconds: Double) { observe(.commitSeconds, seconds: seconds) }
 
     /// Ready means consuming; not ready (broker down, rebuilding) is still alive.
     public func setReady(_ ready: Bool, reason: String = "") {
         state.withLock {
             $0.ready = ready
             $0.notReadyReason = reason
-            $0.values["sameday_ready"] = ready ? 1 : 0
+            $0.values[Metric.Gauge.ready.rawValue] = ready ? 1 : 0
             readyGauge.record(ready ? 1 : 0)
         }
     }
 
     public var readiness: (ready: Bool, reason: String) { state.withLock { ($0.ready, $0.notReadyReason) } }
 
-    /// The current number of a counter or gauge (name and label text as given to `increment`/`set`), or of a
-    /// histogram's `<name>_count` / `<name>_sum`; 0 for a name never used.
-    public func value(_ name: String) -> Double { state.withLock { $0.values[name] ?? 0 } }
+    /// A counter's total so far (0 before its first use).
+    public func value(_ metric: Metric.Counter) -> Double { read(metric.rawValue) }
+    /// The total of a labelled counter's series whose label is `value`.
+    public func value(_ metric: Metric.LabelledCounter, _ value: String) -> Double {
+        read(Self.series(metric.rawValue, [(metric.label, value)]))
+    }
+    /// A gauge's value (0 before it is first set).
+    public func value(_ metric: Metric.Gauge) -> Double { read(metric.rawValue) }
+    /// How many durations a histogram has recorded.
+    public func count(_ metric: Metric.Histogram) -> Double { read(metric.rawValue + "_count") }
+    /// The sum of a histogram's durations, in seconds.
+    public func sum(_ metric: Metric.Histogram) -> Double { read(metric.rawValue + "_sum") }
+
+    private func read(_ series: String) -> Double { state.withLock { $0.values[series] ?? 0 } }
 
     /// The Prometheus text exposition (format 0.0.4): `# HELP` and `# TYPE` for every metric, families in name order.
     public func render() -> String {
         Self.sortedByFamily(registry.emitToString())
     }
 
-    // MARK: - Names and labels
-
-    /// Checks `key` (name plus label text) against what its family already is; registers the family on first use.
-    /// The instrument of `key` in `table`, made on first use if the name admits that kind (nil: the use is ignored).
-    private func instrument<Instrument>(
-        _ key: String, _ kind: Kind, _ table: WritableKeyPath<State, [String: Instrument]>, _ state: inout State,
-        make: (String, [(String, String)], any MetricsFactory) -> Instrument
-    ) -> Instrument? {
-        if let existing = state[keyPath: table][key] { return existing }
-        guard let metric = admit(key, kind, &state) else { return nil }
-        let made = make(metric.family, metric.dimensions, factory)
-        state[keyPath: table][key] = made
-        return made
-    }
-
-    private func admit(_ key: String, _ kind: Kind, _ state: inout State) -> (
-        family: String, dimensions: [(String, String)]
-    )? {
-        let (family, labelText) = Self.split(key)
-        let dimensions = Self.parseLabels(labelText)
-        let wanted = Family(kind: kind, labelled: !dimensions.isEmpty)
-        if let known = state.families[family] {
-            guard known.kind == wanted.kind, known.labelled == wanted.labelled else { return nil }
-        } else {
-            state.families[family] = wanted
+    /// `sameday_alerts_total{level="warning"}`: the key of one series, as the exposition writes it.
+    static func series(_ name: String, _ dimensions: [(String, String)]) -> String {
+        guard !dimensions.isEmpty else { return name }
+        let labels = dimensions.map { name, value in
+            let escaped = value.replacingOccurrences(of: "\\", with: "\\\\")
+                .replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
+            return "\(name)=\"\(escaped)\""
         }
-        return (family, dimensions)
-    }
-
-    /// `sameday_alerts_total{level="warning"}` → (`sameday_alerts_total`, `{level="warning"}`).
-    static func split(_ key: String) -> (family: String, labels: String) {
-        guard let brace = key.firstIndex(of: "{") else { return (key, "") }
-        return (String(key[..<brace]), String(key[brace...]))
-    }
-
-    /// Prometheus label text, `{a="x",b="y \"quoted\""}`, as pairs in their order. Lenient: stops at the first thing
-    /// that is not `name="value"`, keeping what came before.
-    static func parseLabels(_ text: String) -> [(String, String)] {
-        var pairs: [(String, String)] = []
-        var chars = Substring(text.trimmingCharacters(in: .whitespaces))
-        if chars.first == "{" { chars = chars.dropFirst() }
-        if chars.last == "}" { chars = chars.dropLast() }
-        var rest = chars[...]
-        while true {
-            rest = rest.drop { $0 == " " || $0 == "," }
-            guard let equals = rest.firstIndex(of: "=") else { return pairs }
-            let name = rest[..<equals].trimmingCharacters(in: .whitespaces)
-            rest = rest[rest.index(after: equals)...].drop { $0 == " " }
-            guard !name.isEmpty, rest.first == "\"" else { return pairs }
-            rest = rest.dropFirst()
-            var value = ""
-            var closed = false
-            var escaped = false
-            var index = rest.startIndex
-            while index < rest.endIndex {
-                let c = rest[index]
-                index = rest.index(after: index)
-                if escaped {
-                    value.append(c == "n" ? "\n" : c)
-                    escaped = false
-                } else if c == "\\" {
-                    escaped = true
-                } else if c == "\"" {
-                    closed = true
-                    break
-                } else {
-                    value.append(c)
-                }
-            }
-            guard closed else { return pairs }
-            pairs.append((name, value))
-            rest = rest[index...]
-        }
+        return name + "{" + labels.joined(separator: ",") + "}"
     }
 
     /// The registry emits families in hash order; put them in name order (the lines of one family stay together and
@@ -230,72 +171,16 @@ public final class WorkerMetrics: Sendable {
         return out
     }
 
-    // MARK: - Help texts and buckets
-
-    /// The `# HELP` text of each metric the worker writes; a name missing here still gets a help line that says so.
-    public static let help: [String: String] = [
-        "sameday_events_total": "Events applied to dossiers and committed (each one acked after its commit).",
-        "sameday_events_duplicate_total": "Deliveries whose event id was already applied; they changed nothing.",
-        "sameday_dead_letters_total":
-            "Deliveries refused and dead-lettered to sameday.dead (the reason is in x-sameday-reason).",
-        "sameday_refusals_total":
-            "Deliveries dead-lettered, by refusal code (x-sameday-refusal; docs/worker.md lists them).",
-        "sameday_unit_dossiers_fullest_ratio":
-            "Dossiers held by the fullest unit over maxDossiersPerUnit; at 1 its new dossiers are dead-lettered.",
-        "sameday_alerts_total": "SLA alerts raised, by level.",
-        "sameday_dossiers": "Dossiers the worker holds in its state.",
-        "sameday_clock_seconds":
-            "The worker's clock (wall, or the newest occurredAt on the events clock), Unix seconds.",
-        "sameday_event_lag_seconds": "Wall clock minus the occurredAt of the newest event applied, in seconds.",
-        "sameday_rebuild_seconds": "Seconds the last start spent loading the state before consuming.",
-        "sameday_quarantined_events_total":
-            "Stored dossier rows (or an older state folder's events) that could not be read back at a restart, set aside.",
-        "sameday_clock_jumps_refused_total": "Wall-clock readings refused for jumping beyond maxClockJumpSeconds.",
-        "sameday_outbox_in_flight": "Alerts and dead letters published to the broker and not yet confirmed.",
-        "sameday_commit_seconds": "Duration of one group commit (one SQLite or PostgreSQL transaction), in seconds.",
-        "sameday_snapshot_seconds":
-            "Duration of one rollup snapshot (the days touched since the last one), in seconds.",
-        "sameday_restart_seconds": "Duration of a start, from opening the state to consuming, in seconds.",
-        "sameday_ready":
-            "1 while consuming; 0 while starting, rebuilding, stopping or away from the broker (see /readyz).",
-        "sameday_dossiers_retired_total": "Closed dossiers retired from the state after retainClosedDays.",
-        "sameday_retired_dossier_events_total":
-            "Events for retired dossiers, dead-lettered with the reason \"dossier retired\".",
-        "sameday_pruned_rows_total":
-            "Rows pruned by retention: event log rows and tombstones after eventLogDays, delivered alerts likewise.",
-        "sameday_rollup_files_written_total": "Daily rollup files rewritten because their figures changed.",
-        "sameday_consumer_errors_total": "Errors the consumer met (each followed by a reconnect or a stop).",
-        "sameday_consumer_reconnects_total": "Times the consumer connection was opened again after a loss.",
-        "sameday_lease_held":
-            "1 while this worker holds its shard's lease (PostgreSQL store); 0 on a standby, which consumes nothing.",
-        "sameday_lease_takeovers_total": "Times this worker took its shard's lease (its start, or a takeover).",
-        "sameday_takeover_seconds":
-            "Seconds from taking the lease to consuming: the shard's state loaded and the missed timers fired.",
-        "sameday_sources_events_total":
-            "sameday sources: events read from the events stream and counted for their unit's last event.",
-        "sameday_sources_refusals_total":
-            "Stream deliveries passed over by sameday sources, by refusal code (the worker dead-letters the same).",
-        "sameday_sources_invalid_events_total":
-            "sameday sources: stream deliveries refused (undecodable, unknown unit, routing key or time out of bounds); counted and logged, never stopping the service.",
-        "sameday_sources_skipped_deliveries_total":
-            "sameday sources: stream deliveries at or below the offset already consumed (read again after a reconnect).",
-        "sameday_sources_units": "sameday sources: units that have sent at least one event.",
-        "sameday_sources_offset": "sameday sources: the newest events-stream offset committed.",
-    ]
-
     static func helpText(_ name: String) -> String {
-        help[name] ?? "\(name) (a SameDay worker metric; add its description to WorkerMetrics.help)"
+        Metric.help[name] ?? "\(name) (not a SameDay metric: add it to Metric)"
     }
 
-    /// Histogram buckets, in seconds: fine ones for a commit, a wide range (10 ms to 10 min) for the rest.
     static func buckets(_ name: String) -> [Double] {
-        name == "sameday_commit_seconds"
-            ? [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
-            : [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600]
+        (Metric.Histogram(rawValue: name) ?? .snapshotSeconds).buckets
     }
 }
 
-/// swift-metrics' factory protocol over one swift-prometheus registry, with the `# HELP` texts of `WorkerMetrics.help`
+/// swift-metrics' factory protocol over one swift-prometheus registry, with the `# HELP` texts of `Metric`
 /// and its histogram buckets (swift-prometheus' own `PrometheusMetricsFactory` registers every metric without help).
 public struct WorkerMetricsFactory: MetricsFactory {
     public let registry: PrometheusCollectorRegistry

@@ -169,7 +169,7 @@ public final class RollupThread: Sendable {
                         state.withLock { $0.error = "\(error)" }
                         break
                     }
-                    metrics.increment("sameday_file_write_failures_total")
+                    metrics.increment(.fileWriteFailuresTotal)
                     state.withLock { s in s.retrying = (reason: "\(error)", since: s.retrying?.since ?? .now) }
                     Thread.sleep(forTimeInterval: (stopAskedAt == nil ? delay : .seconds(1)).secondsValue)
                     delay = min(delay * 2, .seconds(30))
@@ -196,8 +196,8 @@ public final class RollupThread: Sendable {
             guard alertFiles.mayWrite() else { return }
             let result = try keeper.snapshot(
                 firstDay: first, lastDay: last, clockDay: clockDay, mayWrite: alertFiles.mayWrite)
-            metrics.observe("sameday_snapshot_seconds", seconds: result.seconds)
-            metrics.increment("sameday_rollup_files_written_total", by: Double(result.files))
+            metrics.observe(.snapshotSeconds, seconds: result.seconds)
+            metrics.increment(.rollupFilesWrittenTotal, by: result.files)
             state.withLock {
                 $0.snapshots += 1
                 $0.lastSnapshotSeconds = result.seconds

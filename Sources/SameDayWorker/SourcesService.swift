@@ -258,8 +258,8 @@ final class SourcesLoop {
                 "units_not_in_configuration": "\(forgotten)",
                 "seconds": "\(Date().timeIntervalSince(started))",
             ])
-        metrics.set("sameday_sources_units", Double(unitCount))
-        if let consumedOffset { metrics.set("sameday_sources_offset", Double(consumedOffset)) }
+        metrics.set(.sourcesUnits, Double(unitCount))
+        if let consumedOffset { metrics.set(.sourcesOffset, Double(consumedOffset)) }
     }
 
     var unitCount: Int { watch.monitor.units.count }
@@ -370,7 +370,7 @@ final class SourcesLoop {
     /// over, counted by code, and logged at most once a minute.
     private func refuse(_ delivery: Delivery, reason: String, code: String) {
         invalidSinceCommit += 1
-        metrics.increment("sameday_sources_refusals_total", labels: "{refusal=\"\(code)\"}")
+        metrics.increment(.sourcesRefusalsTotal, code)
         guard invalidLog.allows(at: SystemClock().now()) else { return }
         logger.warning(
             "stream delivery passed over (at most one line a minute; see sameday_sources_invalid_events_total)",
@@ -402,7 +402,7 @@ final class SourcesLoop {
             lastPrune = .now
             let day = LocalDate(dayNumber: LocalTime.day(of: watch.clock) - Int64(configuration.eventLogDays))
             let pruned = try store.pruneAlerts(before: day.description)
-            if pruned > 0 { metrics.increment("sameday_pruned_rows_total", by: Double(pruned)) }
+            if pruned > 0 { metrics.increment(.prunedRowsTotal, by: pruned) }
         }
     }
 
@@ -436,22 +436,22 @@ final class SourcesLoop {
             metrics.observeCommit(seconds: (ContinuousClock.now - started).secondsValue)
         }
         if let tag, let consumer { try consumer.ack(tag, multiple: true) }
-        if eventsSinceCommit > 0 { metrics.increment("sameday_sources_events_total", by: Double(eventsSinceCommit)) }
+        if eventsSinceCommit > 0 { metrics.increment(.sourcesEventsTotal, by: eventsSinceCommit) }
         if invalidSinceCommit > 0 {
-            metrics.increment("sameday_sources_invalid_events_total", by: Double(invalidSinceCommit))
+            metrics.increment(.sourcesInvalidEventsTotal, by: invalidSinceCommit)
         }
         if skippedSinceCommit > 0 {
-            metrics.increment("sameday_sources_skipped_deliveries_total", by: Double(skippedSinceCommit))
+            metrics.increment(.sourcesSkippedDeliveriesTotal, by: skippedSinceCommit)
         }
         eventsSinceCommit = 0
         invalidSinceCommit = 0
         skippedSinceCommit = 0
-        if let offset = batch.offset { metrics.set("sameday_sources_offset", Double(offset)) }
-        if !batch.units.isEmpty { metrics.set("sameday_sources_units", Double(unitCount)) }
-        if watch.clock > Int64.min / 2 { metrics.set("sameday_clock_seconds", Double(watch.clock)) }
+        if let offset = batch.offset { metrics.set(.sourcesOffset, Double(offset)) }
+        if !batch.units.isEmpty { metrics.set(.sourcesUnits, Double(unitCount)) }
+        if watch.clock > Int64.min / 2 { metrics.set(.clockSeconds, Double(watch.clock)) }
         if !alerts.isEmpty {
             for alert in alerts {
-                metrics.increment("sameday_alerts_total", labels: "{level=\"\(alert.level)\"}")
+                metrics.increment(.alertsTotal, alert.level)
                 logger.notice(
                     "source_silent raised",
                     metadata: ["alert.id": "\(alert.alertID)", "amqp.routing_key": "\(alert.routingKey)"])

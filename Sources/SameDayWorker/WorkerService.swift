@@ -73,7 +73,7 @@ public final class WorkerService {
             url: url, passwordFile: configuration.storePasswordFile, shard: queue, holder: holder,
             ttl: .seconds(configuration.leaseSeconds), logger: logger)
         defer { lease.release() }
-        metrics.set("sameday_lease_held", 0)
+        metrics.set(.leaseHeld, 0)
         var epoch: Int64?
         var announced = false
         while !stop.isRequested {
@@ -94,12 +94,12 @@ public final class WorkerService {
         }
         guard let epoch else { return }
         let takenAt = ContinuousClock.now
-        metrics.set("sameday_lease_held", 1)
-        metrics.increment("sameday_lease_takeovers_total")
+        metrics.set(.leaseHeld, 1)
+        metrics.increment(.leaseTakeoversTotal)
         logger.info("lease taken: serving the shard", metadata: ["epoch": "\(epoch)", "store": "\(url)"])
         let store = try PostgresShardStore(
             url: url, passwordFile: configuration.storePasswordFile, shard: queue, fencingEpoch: epoch, logger: logger)
-        defer { metrics.set("sameday_lease_held", 0) }
+        defer { metrics.set(.leaseHeld, 0) }
         try serve(store: store, lease: (lease, epoch, takenAt), until: stop)
     }
 
@@ -162,7 +162,7 @@ private final class ShardConsumer: ConsumeLoopParticipant {
         if let lease, !takeoverMeasured {
             // From the lease taken to consuming: the state loaded and the missed timers fired.
             let seconds = (ContinuousClock.now - lease.takenAt).secondsValue
-            metrics.set("sameday_takeover_seconds", seconds)
+            metrics.set(.takeoverSeconds, seconds)
             logger.info("takeover done", metadata: ["seconds": "\(seconds)"])
             takeoverMeasured = true
         }
@@ -269,9 +269,9 @@ public final class ShardLoop {
                 "quarantined": "\(summary.quarantined)", "events_replayed": "\(summary.events)",
                 "seconds": "\(summary.seconds)",
             ])
-        metrics.set("sameday_rebuild_seconds", summary.seconds)
-        metrics.observe("sameday_restart_seconds", seconds: summary.seconds)
-        metrics.increment("sameday_quarantined_events_total", by: Double(summary.quarantined))
+        metrics.set(.rebuildSeconds, summary.seconds)
+        metrics.observe(.restartSeconds, seconds: summary.seconds)
+        metrics.increment(.quarantinedEventsTotal, by: summary.quarantined)
         var stock: [RollupCell: Int] = [:]
         for (key, count) in try store.retiredStock() {
             guard let unit = domain.unitID(key.unit) else { continue }
@@ -381,9 +381,9 @@ public final class ShardLoop {
             deadLetter: DeadLetter(
                 messageID: delivery.messageID ?? "", routingKey: delivery.routingKey, queue: queue, reason: reason,
                 refusal: refusal.code, body: delivery.body))
-        metrics.increment("sameday_dead_letters_total")
-        metrics.increment("sameday_refusals_total", labels: "{refusal=\"\(refusal.code)\"}")
-        if case .retired = refusal { metrics.increment("sameday_retired_dossier_events_total") }
+        metrics.increment(.deadLettersTotal)
+        metrics.increment(.refusalsTotal, refusal.code)
+        if case .retired = refusal { metrics.increment(.retiredDossierEventsTotal) }
         accept(delivery)
     }
 
@@ -443,7 +443,7 @@ public final class ShardLoop {
     /// dossiers are dead-lettered once it is full).
     private func noteFullestUnit() {
         guard let fullest = engine.fullestUnit() else { return }
-        metrics.set("sameday_unit_dossiers_fullest_ratio", fullest.ratio)
+        metrics.set(.unitDossiersFullestRatio, fullest.ratio)
         if fullest.ratio >= 0.8, unitsNearFull.insert(fullest.unit).inserted {
             logger.warning(
                 "a unit nears its dossier limit (maxDossiersPerUnit): its new dossiers are dead-lettered once full",
@@ -470,14 +470,14 @@ public final class ShardLoop {
         let prepared = engine.prepareCommit(
             published: published.alerts, filed: rollups.takeFiled(), deadLettersSent: published.deadLetters)
         machine.committed()
-        if appliedSinceFlush > 0 { metrics.increment("sameday_events_total", by: Double(appliedSinceFlush)) }
+        if appliedSinceFlush > 0 { metrics.increment(.eventsTotal, by: appliedSinceFlush) }
         if duplicatesSinceFlush > 0 {
-            metrics.increment("sameday_events_duplicate_total", by: Double(duplicatesSinceFlush))
+            metrics.increment(.eventsDuplicateTotal, by: duplicatesSinceFlush)
         }
         appliedSinceFlush = 0
         duplicatesSinceFlush = 0
         if let retired = prepared?.batch.retired.count, retired > 0 {
-            metrics.increment("sameday_dossiers_retired_total", by: Double(retired))
+            metrics.increment(.dossiersRetiredTotal, by: retired)
         }
         if let prepared {
             committer.submit(prepared)
@@ -487,10 +487,10 @@ public final class ShardLoop {
             try consumer.ack(tag, multiple: true)
         }
         pendingTag = nil
-        metrics.set("sameday_dossiers", Double(engine.dossierCount))
-        metrics.set("sameday_clock_seconds", Double(engine.now))
+        metrics.set(.dossiers, Double(engine.dossierCount))
+        metrics.set(.clockSeconds, Double(engine.now))
         if let newest = engine.newestOccurredAt {
-            metrics.set("sameday_event_lag_seconds", Double(SystemClock().now() - newest))
+            metrics.set(.eventLagSeconds, Double(SystemClock().now() - newest))
         }
     }
 
@@ -507,7 +507,7 @@ public final class ShardLoop {
             rollups.file(added)
             if let publisher { publisher.send(added) } else { publishedPending += added.map(\.alertID) }
             for alert in added {
-                metrics.increment("sameday_alerts_total", labels: "{level=\"\(alert.level)\"}")
+                metrics.increment(.alertsTotal, alert.level)
             }
         }
         if flight.staged { try sendDeadLetters() }

@@ -438,7 +438,7 @@ struct Run: Sendable {
             try await worker
             var alerts: [String: Int] = [:]
             for level in AlertLevel.allCases {
-                let raised = Int(metrics.value("sameday_alerts_total{level=\"\(level.name)\"}"))
+                let raised = Int(metrics.value(.alertsTotal, level.name))
                 if raised > 0 { alerts[level.name] = raised }
             }
             return (seconds, published?.seconds, workerCPU, alerts)
@@ -461,8 +461,8 @@ struct Run: Sendable {
         var lastCount = started
         while true {
             let handled =
-                metrics.value("sameday_events_total") + metrics.value("sameday_events_duplicate_total")
-                + metrics.value("sameday_dead_letters_total")
+                metrics.value(.eventsTotal) + metrics.value(.eventsDuplicateTotal)
+                + metrics.value(.deadLettersTotal)
             let now = ContinuousClock.now
             let countersSayDone = handled >= Double(stream.count)
             let countersSilent = handled == 0 && now - started > .seconds(5) && now - lastCount >= .seconds(1)
@@ -641,7 +641,7 @@ struct RestartBench: AsyncParsableCommand {
             try jsonLine([
                 "bench": "restart", "open_dossiers": open,
                 "restart_to_consuming_s": (restartSeconds * 100).rounded() / 100,
-                "rebuild_s": (metrics.value("sameday_rebuild_seconds") * 100).rounded() / 100,
+                "rebuild_s": (metrics.value(.rebuildSeconds) * 100).rounded() / 100,
                 "fill_s": (fillSeconds * 10).rounded() / 10,
             ]))
     }

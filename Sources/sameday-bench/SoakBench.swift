@@ -110,11 +110,11 @@ struct SoakBench: AsyncParsableCommand {
                 codesOutsideMonth: &codesOutsideMonth)
             let events = stream.count
             let snapshotsBefore = (
-                count: metrics.value("sameday_snapshot_seconds_count"),
-                sum: metrics.value("sameday_snapshot_seconds_sum")
+                count: metrics.count(.snapshotSeconds),
+                sum: metrics.sum(.snapshotSeconds)
             )
-            let before = metrics.value("sameday_dead_letters_total")
-            let duplicatesBefore = metrics.value("sameday_events_duplicate_total")
+            let before = metrics.value(.deadLettersTotal)
+            let duplicatesBefore = metrics.value(.eventsDuplicateTotal)
             guard let shard = loop else { break }
             let fed = ContinuousClock.now
             let fedCPU = (thread: threadCPUSeconds(), process: processCPUSeconds())
@@ -132,8 +132,8 @@ struct SoakBench: AsyncParsableCommand {
             let feedCPU = (thread: threadCPUSeconds() - fedCPU.thread, process: processCPUSeconds() - fedCPU.process)
             stream = []
             // The month's automatic snapshots (each one what changed since the one before), then the one at its end.
-            let snapshots = metrics.value("sameday_snapshot_seconds_count") - snapshotsBefore.count
-            let snapshotMean = (metrics.value("sameday_snapshot_seconds_sum") - snapshotsBefore.sum) / max(1, snapshots)
+            let snapshots = metrics.count(.snapshotSeconds) - snapshotsBefore.count
+            let snapshotMean = (metrics.sum(.snapshotSeconds) - snapshotsBefore.sum) / max(1, snapshots)
             // CPU seconds too: the machine is shared, and wall seconds move with whatever else runs. Nothing else
             // runs meanwhile, so the process's CPU time is that of `snapshotNow`: the last commit, the rollups
             // thread's backlog of changes, then the snapshot (whose own wall seconds it returns).
@@ -183,7 +183,7 @@ struct SoakBench: AsyncParsableCommand {
                 try jsonLine([
                     "month": month, "first_day": first.description, "events": events,
                     "carried_to_next_month": carried.count,
-                    "duplicates": Int(metrics.value("sameday_events_duplicate_total") - duplicatesBefore),
+                    "duplicates": Int(metrics.value(.eventsDuplicateTotal) - duplicatesBefore),
                     "dossiers": held, "open_dossiers": openCount, "retained_dossiers": retained,
                     "log_events": logEvents, "tombstones": tombstones, "state_bytes": stateBytes,
                     "snapshot_seconds": rounded(snapshotSeconds, 3),
@@ -197,7 +197,7 @@ struct SoakBench: AsyncParsableCommand {
                     "feed_thread_cpu_seconds": rounded(feedCPU.thread, 1),
                     "restart_cpu_seconds": rounded(restartCPU, 3), "snapshot_cpu_seconds": rounded(snapshotCPU, 3),
                     "snapshot_full_cpu_seconds": rounded(snapshotFullCPU, 3),
-                    "dead_letters": Int(metrics.value("sameday_dead_letters_total") - before),
+                    "dead_letters": Int(metrics.value(.deadLettersTotal) - before),
                     "dossier_codes_outside_their_month": codesOutsideMonth,
                 ]))
         }
@@ -230,7 +230,7 @@ struct SoakBench: AsyncParsableCommand {
                         && mean <= 1.5 && state <= 1.5,
                     "within_1_5x_wall": restart <= 1.5 && full <= 1.5 && mean <= 1.5 && state <= 1.5,
                     "scale": scale, "dossiers_per_unit_per_day": perUnit,
-                    "dead_letters": Int(metrics.value("sameday_dead_letters_total")),
+                    "dead_letters": Int(metrics.value(.deadLettersTotal)),
                 ]))
         }
     }

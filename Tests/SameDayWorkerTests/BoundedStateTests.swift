@@ -65,7 +65,7 @@ struct BoundedStateTests {
             held > 0 && held < dossiers / 2,
             "\(held) of \(dossiers) dossiers still held after 20 days with a 3-day window")
         #expect(try loop.store.tombstoneCount() > 0)
-        #expect(metrics.value("sameday_dead_letters_total") == 0)
+        #expect(metrics.value(.deadLettersTotal) == 0)
 
         let clock = try #require(try loop.store.clock())
         let replayFolder = folder + "/replay"
@@ -117,7 +117,9 @@ struct BoundedStateTests {
         loop.close()
     }
 
-    @Test("a v5 folder's code-keyed dossier rows migrate to keyed rows mid-stream: one row per dossier, rollups equal replay")
+    @Test(
+        "a v5 folder's code-keyed dossier rows migrate to keyed rows mid-stream: one row per dossier, rollups equal replay"
+    )
     func migratesDossierRowsToKeys() throws {
         let folder = temporaryFolder("v5-dossier-keys")
         defer { try? FileManager.default.removeItem(atPath: folder) }
@@ -213,7 +215,9 @@ struct BoundedStateTests {
                 """)
         }
         // 300 dossiers still running, 5 resolved: all queued at their last event plus the window.
-        for n in 0..<300 { _ = try engine.apply(event("760-220518-\(1000 + n)", "received", "2022-05-18T09:00:00+07:00")) }
+        for n in 0..<300 {
+            _ = try engine.apply(event("760-220518-\(1000 + n)", "received", "2022-05-18T09:00:00+07:00"))
+        }
         for n in 0..<5 {
             _ = try engine.apply(event("760-220518-\(2000 + n)", "received", "2022-05-18T09:10:00+07:00"))
             _ = try engine.apply(event("760-220518-\(2000 + n)", "resolved", "2022-05-18T10:00:00+07:00"))
@@ -342,16 +346,16 @@ struct HeartbeatTests {
             try WorkerService(configuration: settings, domain: configuration, metrics: metrics).run(until: stop)
         }
         let deadline = ContinuousClock.now + .seconds(240)
-        while Int(metrics.value("sameday_events_total")) < distinct && ContinuousClock.now < deadline {
+        while Int(metrics.value(.eventsTotal)) < distinct && ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(200))
         }
         // Idle a few heartbeats with the snapshots going on.
         try await Task.sleep(for: .seconds(6))
         stop.request()
         try await run
-        #expect(Int(metrics.value("sameday_events_total")) == distinct)
-        #expect(metrics.value("sameday_consumer_reconnects_total") == 0)
-        #expect(metrics.value("sameday_consumer_errors_total") == 0)
+        #expect(Int(metrics.value(.eventsTotal)) == distinct)
+        #expect(metrics.value(.consumerReconnectsTotal) == 0)
+        #expect(metrics.value(.consumerErrorsTotal) == 0)
         #expect(filesUnder(settings.resolvedRollupsDirectory).count >= 62 * 4)
     }
 }

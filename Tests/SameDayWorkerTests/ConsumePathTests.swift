@@ -24,7 +24,9 @@ final class SilentListener {
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         address.sin_port = 0
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard bound == 0, listen(fd, 64) == 0 else {
             close(fd)
@@ -47,7 +49,9 @@ final class SilentListener {
 struct ConsumePathTests {
     let configuration = try! ConfigurationFolder.load(hcmcConfiguration)
 
-    @Test("poison deliveries are stored as dead letters and acked with their batch while the publishing broker answers nothing")
+    @Test(
+        "poison deliveries are stored as dead letters and acked with their batch while the publishing broker answers nothing"
+    )
     func deadLettersDoNotWait() throws {
         let folder = temporaryFolder("consume-path")
         defer { try? FileManager.default.removeItem(atPath: folder) }
@@ -81,7 +85,7 @@ struct ConsumePathTests {
         // The old loop waited for the broker's confirm of each dead letter: 50 × the connect timeout.
         #expect(elapsed < .seconds(2), "handling and committing took \(elapsed)")
         #expect(try store.pendingDeadLetters().count == 50, "kept until the broker confirms them")
-        #expect(metrics.value("sameday_dead_letters_total") == 50)
+        #expect(metrics.value(.deadLettersTotal) == 50)
         publisher.finish(timeout: .seconds(1))
     }
 }

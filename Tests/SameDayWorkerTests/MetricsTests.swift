@@ -41,17 +41,17 @@ struct MetricsTests {
     @Test("counters, gauges and histograms render with # HELP and # TYPE; whole counts stay integers")
     func exposition() throws {
         let metrics = WorkerMetrics()
-        metrics.increment("sameday_events_total")
-        metrics.increment("sameday_events_total", by: 122)
-        metrics.increment("sameday_alerts_total", labels: #"{level="warning"}"#)
-        metrics.increment("sameday_alerts_total", labels: #"{level="warning"}"#)
-        metrics.increment("sameday_alerts_total", labels: #"{level="overdue"}"#)
-        metrics.increment("sameday_quarantined_events_total", by: 0)
-        metrics.set("sameday_dossiers", 42)
-        metrics.set("sameday_event_lag_seconds", 1.5)
+        metrics.increment(.eventsTotal)
+        metrics.increment(.eventsTotal, by: 122)
+        metrics.increment(.alertsTotal, "warning")
+        metrics.increment(.alertsTotal, "warning")
+        metrics.increment(.alertsTotal, "overdue")
+        metrics.increment(.quarantinedEventsTotal, by: 0)
+        metrics.set(.dossiers, 42)
+        metrics.set(.eventLagSeconds, 1.5)
         metrics.observeCommit(seconds: 0.004)
         metrics.observeCommit(seconds: 0.2)
-        metrics.observe("sameday_snapshot_seconds", seconds: 3)
+        metrics.observe(.snapshotSeconds, seconds: 3)
         let text = metrics.render()
 
         for (name, type) in [
@@ -99,65 +99,54 @@ struct MetricsTests {
         #expect(metrics.render() == text)
     }
 
-    @Test("value(_:) reads counters, gauges and histogram counts by name and label text")
+    @Test("the readers answer counters, labelled series, gauges and histogram counts and sums")
     func values() {
         let metrics = WorkerMetrics()
-        metrics.increment("sameday_dead_letters_total", by: 50)
-        metrics.increment("sameday_alerts_total", labels: #"{level="critical"}"#)
-        metrics.set("sameday_rebuild_seconds", 0.25)
-        metrics.observe("sameday_restart_seconds", seconds: 1.5)
-        metrics.observe("sameday_restart_seconds", seconds: 0.5)
-        metrics.increment("sameday_fraction_total", by: 0.5)
-        metrics.increment("sameday_fraction_total", by: 1)
-        #expect(metrics.value("sameday_dead_letters_total") == 50)
-        #expect(metrics.value(#"sameday_alerts_total{level="critical"}"#) == 1)
-        #expect(metrics.value("sameday_rebuild_seconds") == 0.25)
-        #expect(metrics.value("sameday_restart_seconds_count") == 2)
-        #expect(metrics.value("sameday_restart_seconds_sum") == 2)
-        #expect(metrics.value("sameday_fraction_total") == 1.5)
-        #expect(samples(metrics.render())["sameday_fraction_total"].flatMap(Double.init) == 1.5)
-        #expect(metrics.value("sameday_never_used") == 0)
+        metrics.increment(.deadLettersTotal, by: 50)
+        metrics.increment(.alertsTotal, "critical")
+        metrics.set(.rebuildSeconds, 0.25)
+        metrics.observe(.restartSeconds, seconds: 1.5)
+        metrics.observe(.restartSeconds, seconds: 0.5)
+        #expect(metrics.value(.deadLettersTotal) == 50)
+        #expect(metrics.value(.alertsTotal, "critical") == 1)
+        #expect(metrics.value(.alertsTotal, "warning") == 0)
+        #expect(metrics.value(.rebuildSeconds) == 0.25)
+        #expect(metrics.count(.restartSeconds) == 2)
+        #expect(metrics.sum(.restartSeconds) == 2)
+        #expect(metrics.value(.eventsTotal) == 0)
         metrics.setReady(true)
-        #expect(metrics.value("sameday_ready") == 1)
+        #expect(metrics.value(.ready) == 1)
         #expect(metrics.readiness.ready)
     }
 
-    @Test("a use that does not fit a name's first use is ignored, never a crash; instances do not share numbers")
-    func misuse() {
+    @Test("counters only go up; instances do not share numbers")
+    func counting() {
         let metrics = WorkerMetrics()
-        metrics.increment("sameday_events_total", by: 3)
-        metrics.set("sameday_events_total", 100)  // a counter is not a gauge
-        metrics.observe("sameday_events_total", seconds: 1)  // nor a histogram
-        metrics.increment("sameday_events_total", labels: #"{level="x"}"#)  // unlabelled stays unlabelled
-        metrics.increment("sameday_events_total", by: -5)  // counters only go up
-        metrics.increment("sameday_events_total", by: .nan)
-        metrics.increment("sameday_alerts_total", labels: #"{level="warning"}"#)
-        metrics.increment("sameday_alerts_total")  // labelled stays labelled
-        let series = samples(metrics.render())
-        #expect(series["sameday_events_total"] == "3")
-        #expect(series["sameday_alerts_total"] == nil)
-        #expect(metrics.value("sameday_events_total") == 3)
+        metrics.increment(.eventsTotal, by: 3)
+        metrics.increment(.eventsTotal, by: -5)
+        #expect(samples(metrics.render())["sameday_events_total"] == "3")
+        #expect(metrics.value(.eventsTotal) == 3)
 
         let other = WorkerMetrics()
-        #expect(other.value("sameday_events_total") == 0)
+        #expect(other.value(.eventsTotal) == 0)
         #expect(samples(other.render())["sameday_events_total"] == nil)
     }
 
-    @Test("label text is parsed into pairs: several labels, escapes, spaces")
-    func labels() {
-        #expect(WorkerMetrics.parseLabels("").isEmpty)
-        #expect(WorkerMetrics.parseLabels("{}").isEmpty)
-        let one = WorkerMetrics.parseLabels(#"{level="warning"}"#)
-        #expect(one.map(\.0) == ["level"] && one.map(\.1) == ["warning"])
-        let two = WorkerMetrics.parseLabels(#"{level="overdue", block="district"}"#)
-        #expect(two.map(\.0) == ["level", "block"] && two.map(\.1) == ["overdue", "district"])
-        let escaped = WorkerMetrics.parseLabels(#"{reason="say \"hi\"\\now"}"#)
-        #expect(escaped.map(\.1) == [#"say "hi"\now"#])
-        let broken = WorkerMetrics.parseLabels(#"{a="1",b=2}"#)
-        #expect(broken.map(\.0) == ["a"], "stops at what is not name=\"value\"")
+    @Test("every metric has its own help text; a label value is escaped as the exposition requires")
+    func catalogue() {
+        let names =
+            Metric.Counter.allCases.map(\.rawValue) + Metric.LabelledCounter.allCases.map(\.rawValue)
+            + Metric.Gauge.allCases.map(\.rawValue) + Metric.Histogram.allCases.map(\.rawValue)
+        #expect(Set(names).count == names.count, "no name is used twice")
+        #expect(names.allSatisfy { $0.hasPrefix("sameday_") })
+        let helps = names.map { Metric.help[$0] ?? "" }
+        #expect(!helps.contains(""), "every metric has a help text")
+        #expect(Set(helps).count == helps.count, "no two metrics share a help text")
+
         let metrics = WorkerMetrics()
-        metrics.increment("sameday_alerts_total", labels: #"{level="overdue",block="ward"}"#)
-        #expect(metrics.render().contains(#"sameday_alerts_total{level="overdue",block="ward"} 1"#))
+        metrics.increment(.refusalsTotal, #"say "hi"\now"#)
+        #expect(metrics.render().contains(#"sameday_refusals_total{refusal="say \"hi\"\\now"} 1"#))
+        #expect(metrics.value(.refusalsTotal, #"say "hi"\now"#) == 1)
     }
 
     @Test(
@@ -165,7 +154,7 @@ struct MetricsTests {
     )
     func httpServer() async throws {
         let metrics = WorkerMetrics()
-        metrics.increment("sameday_events_total", by: 7)
+        metrics.increment(.eventsTotal, by: 7)
         metrics.observeCommit(seconds: 0.01)
         let server = try HealthServer(listen: "127.0.0.1:0", metrics: metrics)
         let group = ServiceGroup(services: [server], logger: Logger(label: "test"))
@@ -229,7 +218,9 @@ struct WorkerRunnerTests {
         let services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .stoppingTheGroup(server, name: "metrics"), .stoppingTheGroup(runner, name: "worker"),
         ]
-        return (ServiceGroup(configuration: .stoppingTogether(services, logger: Logger(label: "test"))), server, metrics)
+        return (
+            ServiceGroup(configuration: .stoppingTogether(services, logger: Logger(label: "test"))), server, metrics
+        )
     }
 
     @Test(

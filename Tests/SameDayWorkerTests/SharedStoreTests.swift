@@ -275,21 +275,21 @@ struct StandbyTakeoverTests {
             }
         }
         try await waitFor("the first 40 events") { (try? reader.eventCount()) == 40 }
-        let active = try #require(workers.firstIndex { $0.metrics.value("sameday_lease_held") == 1 })
+        let active = try #require(workers.firstIndex { $0.metrics.value(.leaseHeld) == 1 })
         let standby = 1 - active
-        #expect(workers[standby].metrics.value("sameday_lease_held") == 0)
+        #expect(workers[standby].metrics.value(.leaseHeld) == 0)
         #expect(workers[standby].metrics.readiness.reason.hasPrefix("standby"), "/readyz says why it is not ready")
-        #expect(workers[standby].metrics.value("sameday_events_total") == 0, "the standby consumed nothing")
+        #expect(workers[standby].metrics.value(.eventsTotal) == 0, "the standby consumed nothing")
 
         // The active worker stops (a rolling upgrade): the standby takes the lease and goes on from the shared state.
         workers[active].stop.request()
         try await runs[active].value
         try harness.publish(events(41...80), configuration: configuration)
         try await waitFor("the takeover and the next 40 events") { (try? reader.eventCount()) == 80 }
-        #expect(workers[standby].metrics.value("sameday_lease_held") == 1)
-        #expect(workers[standby].metrics.value("sameday_lease_takeovers_total") == 1)
-        #expect(workers[standby].metrics.value("sameday_events_total") == 40, "only the events after the takeover")
-        #expect(workers[standby].metrics.value("sameday_takeover_seconds") > 0)
+        #expect(workers[standby].metrics.value(.leaseHeld) == 1)
+        #expect(workers[standby].metrics.value(.leaseTakeoversTotal) == 1)
+        #expect(workers[standby].metrics.value(.eventsTotal) == 40, "only the events after the takeover")
+        #expect(workers[standby].metrics.value(.takeoverSeconds) > 0)
         #expect(try reader.dossierCount() == 80)
         workers[standby].stop.request()
         try await runs[standby].value

@@ -164,10 +164,10 @@ struct SourcesBrokerTests {
         #expect(
             units["761"]?.lastEventAt == quiet.occurredAt,
             "neither the event under 760's key nor Sở Y tế's dossier under 761's counted for 761")
-        #expect(first.value("sameday_sources_events_total") == 7)
-        #expect(first.value("sameday_sources_invalid_events_total") == 3)
-        #expect(first.value("sameday_sources_refusals_total{refusal=\"foreign_dossier\"}") == 1)
-        #expect(first.value("sameday_sources_refusals_total{refusal=\"routing_key_mismatch\"}") == 1)
+        #expect(first.value(.sourcesEventsTotal) == 7)
+        #expect(first.value(.sourcesInvalidEventsTotal) == 3)
+        #expect(first.value(.sourcesRefusalsTotal, "foreign_dossier") == 1)
+        #expect(first.value(.sourcesRefusalsTotal, "routing_key_mismatch") == 1)
         #expect(alertIDs(inFolder: harness.settings.sourcesAlertsDirectory) == [expectedID])
         #expect(try harness.drainWatchQueue().compactMap(\.messageID) == [expectedID])
 
@@ -179,9 +179,9 @@ struct SourcesBrokerTests {
             (try? store.offset()) == Int64(published)
         }
         store = try SourcesStore(path: harness.settings.sourcesDatabasePath)
-        #expect(second.value("sameday_sources_events_total") == 1)
-        #expect(second.value("sameday_sources_skipped_deliveries_total") == 0)
-        #expect(second.value("sameday_sources_invalid_events_total") == 0)
+        #expect(second.value(.sourcesEventsTotal) == 1)
+        #expect(second.value(.sourcesSkippedDeliveriesTotal) == 0)
+        #expect(second.value(.sourcesInvalidEventsTotal) == 0)
         #expect(try store.allAlerts().map(\.alertID) == [expectedID])
         #expect(try store.units().first { $0.code == "760" }?.lastEventAt == RFC3339.parse("2022-05-18T10:45:00+07:00"))
         #expect(alertIDs(inFolder: harness.settings.sourcesAlertsDirectory) == [expectedID])
@@ -226,7 +226,7 @@ struct SourcesBrokerTests {
         let late = all.last?.json ?? ""
         #expect(late.contains("\"thresholdAt\":\"2022-05-18T11:30:00+07:00\"") && late.contains("\"lateFired\":true"))
         #expect(late.contains("\"firedAt\":\"2022-05-18T13:00:00+07:00\""))
-        #expect(second.value("sameday_sources_events_total") == 0, "nothing consumed twice")
+        #expect(second.value(.sourcesEventsTotal) == 0, "nothing consumed twice")
         #expect(try harness.drainWatchQueue().compactMap(\.messageID) == all.map(\.alertID))
         #expect(alertIDs(inFolder: harness.settings.sourcesAlertsDirectory) == all.map(\.alertID))
     }
@@ -286,6 +286,6 @@ struct SourcesBrokerTests {
         }
         let store = try SourcesStore(path: harness.settings.sourcesDatabasePath)
         #expect(try store.offset() == 0)
-        #expect(metrics.value("sameday_sources_events_total") == 1)
+        #expect(metrics.value(.sourcesEventsTotal) == 1)
     }
 }
