@@ -21,23 +21,36 @@ public struct EventTimeBounds: Sendable, Hashable {
 
     /// Why the event is outside the window (naming the field), or nil when it is inside. `now` is the checking
     /// component's clock.
-    public func violation(of e: DossierEvent, now: Instant) -> String? {
+    public func violation(of e: DossierEvent, now: Instant) -> EventTimeViolation? {
         let latest = now + maxAheadSeconds
         if e.occurredAt < earliest || e.occurredAt > latest {
-            return "field \"occurredAt\": \(RFC3339.format(e.occurredAt)) is outside the accepted window "
-                + "\(RFC3339.format(earliest)) … \(RFC3339.format(latest))"
+            return EventTimeViolation(
+                field: .occurredAt,
+                reason: "\(RFC3339.format(e.occurredAt)) is outside the accepted window "
+                    + "\(RFC3339.format(earliest)) … \(RFC3339.format(latest))")
         }
         if let due = e.newDueAt,
             due < e.occurredAt - rescheduleWithinSeconds || due > e.occurredAt + rescheduleWithinSeconds
         {
-            return "field \"newDueAt\": \(RFC3339.format(due)) is more than \(rescheduleWithinSeconds / 86_400) days "
-                + "from occurredAt"
+            return EventTimeViolation(
+                field: .newDueAt,
+                reason: "\(RFC3339.format(due)) is more than \(rescheduleWithinSeconds / 86_400) days from occurredAt")
         }
         return nil
     }
 }
 
-/// Dossier codes (DOMAIN.md §1): `<agency id>-<yymmdd>-<daily number>`, e.g. `000.00.15.H29-220518-0042`.
+/// An event time outside `EventTimeBounds`: the field, and why (`field "occurredAt": … is outside …`).
+public struct EventTimeViolation: Sendable, Hashable, CustomStringConvertible {
+    public enum Field: String, Sendable {
+        case occurredAt, newDueAt
+    }
+    public let field: Field
+    public let reason: String
+    public var description: String { "field \"\(field.rawValue)\": \(reason)" }
+}
+
+/// Dossier codes (docs/rules.md §1.1): `<agency id>-<yymmdd>-<daily number>`, e.g. `000.00.15.H29-220518-0042`.
 public enum DossierCode {
     /// The agency id a dossier code starts with: the code without its last two `-` parts, when those are a
     /// six-digit date and a number of one to six digits; nil for a code of another shape.

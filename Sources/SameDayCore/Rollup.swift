@@ -6,11 +6,11 @@ public struct DossierFacts: Sendable, Hashable {
     /// The procedure's field (lĩnh vực): the row within the unit.
     public var field: FieldID
     public var sameDay: Bool
-    /// The procedure is not in the catalog for the dossier's unit (DOMAIN.md §2: tracked with the default SLA).
+    /// The procedure is not in the catalog for the dossier's unit (docs/rules.md §2.2: tracked with the default SLA).
     public var notInCatalog: Bool
     /// A stopped or supplement-waiting dossier with no event for this long is abandoned (`staleAfterDays`).
     public var staleSeconds: Int64
-    /// The first `received`: the receipt date of reports (DOMAIN.md §4.5).
+    /// The first `received`: the receipt date of reports (docs/rules.md §4.5).
     public var receivedAt: Instant
     public var channel: Channel?
     /// Resolution (`resolved` or `withdrawn`) and its classification; `stopped` is not a resolution.
@@ -54,7 +54,7 @@ public struct Period: Sendable, Hashable {
     public var end: Instant { to.adding(days: 1).startInstant }
 }
 
-/// The figures of one row (DOMAIN.md §6), in the order of the report form.
+/// The figures of one row (docs/rules.md §6.1), in the order of the report form.
 public struct RollupFigures: Sendable, Hashable {
     public var receivedOnline = 0
     public var receivedDirectPostal = 0
@@ -81,7 +81,7 @@ public struct RollupFigures: Sendable, Hashable {
     public var resolvedTotal: Int { resolvedEarly + resolvedOnTime + resolvedLate }
     public var inProgressTotal: Int { inProgressOnTime + inProgressOverdue }
 
-    /// Column names after the key columns, in the order of DOMAIN.md §6.
+    /// Column names after the key columns, in the order of docs/rules.md §6.1.
     public static let columns = [
         "received_total", "received_online", "received_direct_postal", "carried_over", "resolved_total",
         "resolved_early", "resolved_on_time", "resolved_late", "withdrawn", "in_progress_total",
@@ -146,7 +146,7 @@ public struct RollupFigures: Sendable, Hashable {
         return r
     }
 
-    /// Adds one dossier's contribution to the period (see docs/domain.md for each rule).
+    /// Adds one dossier's contribution to the period (docs/rules.md §4.8 and §6.1–6.2 give each rule).
     public mutating func add(_ f: DossierFacts, period: Period) {
         let s = period.start
         let e = period.end
@@ -186,18 +186,16 @@ public struct RollupFigures: Sendable, Hashable {
         }
     }
 
-    /// The identities of DOMAIN.md §6; returns the ones that fail (empty when all hold).
-    public var identityViolations: [String] {
-        var v: [String] = []
+    /// The identities of docs/rules.md §6.4; returns the ones that fail (empty when all hold).
+    public var identityViolations: [FiguresViolation] {
+        var v: [FiguresViolation] = []
         if receivedTotal != resolvedTotal + inProgressTotal + paused + abandoned {
-            v.append("received_total \(receivedTotal) ≠ resolved_total + in_progress_total + paused + abandoned")
+            v.append(.receivedNotAccountedFor(receivedTotal: receivedTotal))
         }
-        if sameDayResolvedSameDay > sameDayReceived { v.append("same_day_resolved_same_day exceeds same_day_received") }
-        if receivedNotInCatalog > receivedOnline + receivedDirectPostal {
-            v.append("received_not_in_catalog exceeds the dossiers received in the period")
-        }
-        if withdrawn > resolvedOnTime { v.append("withdrawn exceeds resolved_on_time") }
-        if sameDayResolvedInTime > resolvedEarly + resolvedOnTime { v.append("same_day_resolved_in_time too large") }
+        if sameDayResolvedSameDay > sameDayReceived { v.append(.sameDayResolvedSameDayExceedsReceived) }
+        if receivedNotInCatalog > receivedOnline + receivedDirectPostal { v.append(.notInCatalogExceedsReceived) }
+        if withdrawn > resolvedOnTime { v.append(.withdrawnExceedsResolvedOnTime) }
+        if sameDayResolvedInTime > resolvedEarly + resolvedOnTime { v.append(.sameDayInTimeExceedsInTime) }
         return v
     }
 
@@ -464,24 +462,61 @@ public struct Rollup: Sendable, Hashable {
     }
 
     /// All identity violations in all rows, and blocks that are not the sum of their units.
-    public var identityViolations: [String] {
-        var v: [String] = []
-        for r in units { v += r.figures.identityViolations.map { "unit \(r.unit): " + $0 } }
-        for r in blocks { v += r.figures.identityViolations.map { "block \(r.blockName): " + $0 } }
+    public var identityViolations: [RollupViolation] {
+        var v: [RollupViolation] = []
+        for r in units { v += r.figures.identityViolations.map { .unit(r.unit, $0) } }
+        for r in blocks { v += r.figures.identityViolations.map { .block(r.blockName, $0) } }
         var fieldSums: [String: RollupFigures] = [:]
         for r in fields {
             fieldSums[r.unit, default: RollupFigures()] = fieldSums[r.unit, default: RollupFigures()] + r.figures
         }
         if !fields.isEmpty {
             for r in units where (fieldSums[r.unit] ?? RollupFigures()) != r.figures {
-                v.append("unit \(r.unit) is not the sum of its fields")
+                v.append(.unitNotSumOfFields(unit: r.unit))
             }
         }
         for b in blocks {
             let sum = units.filter { b.block == nil || $0.block == b.block }.reduce(RollupFigures()) { $0 + $1.figures }
-            if sum != b.figures { v.append("block \(b.blockName) is not the sum of its units") }
+            if sum != b.figures { v.append(.blockNotSumOfUnits(block: b.blockName)) }
         }
         return v
+    }
+}
+
+/// An identity one row's figures break.
+public enum FiguresViolation: Sendable, Hashable, CustomStringConvertible {
+    case receivedNotAccountedFor(receivedTotal: Int)
+    case sameDayResolvedSameDayExceedsReceived
+    case notInCatalogExceedsReceived
+    case withdrawnExceedsResolvedOnTime
+    case sameDayInTimeExceedsInTime
+
+    public var description: String {
+        switch self {
+        case .receivedNotAccountedFor(let received):
+            "received_total \(received) ≠ resolved_total + in_progress_total + paused + abandoned"
+        case .sameDayResolvedSameDayExceedsReceived: "same_day_resolved_same_day exceeds same_day_received"
+        case .notInCatalogExceedsReceived: "received_not_in_catalog exceeds the dossiers received in the period"
+        case .withdrawnExceedsResolvedOnTime: "withdrawn exceeds resolved_on_time"
+        case .sameDayInTimeExceedsInTime: "same_day_resolved_in_time too large"
+        }
+    }
+}
+
+/// An identity a rollup breaks: in one of its rows, or between its levels (fields → units → blocks).
+public enum RollupViolation: Sendable, Hashable, CustomStringConvertible {
+    case unit(String, FiguresViolation)
+    case block(String, FiguresViolation)
+    case unitNotSumOfFields(unit: String)
+    case blockNotSumOfUnits(block: String)
+
+    public var description: String {
+        switch self {
+        case .unit(let unit, let violation): "unit \(unit): \(violation)"
+        case .block(let block, let violation): "block \(block): \(violation)"
+        case .unitNotSumOfFields(let unit): "unit \(unit) is not the sum of its fields"
+        case .blockNotSumOfUnits(let block): "block \(block) is not the sum of its units"
+        }
     }
 }
 
@@ -497,7 +532,7 @@ public enum RollupHeaders: String, Sendable, CaseIterable {
         }
     }
 
-    /// Biểu 06/VPCP/KSTT's labels for our column names (DOMAIN.md §6), and for the key columns.
+    /// Biểu 06/VPCP/KSTT's labels for our column names (docs/rules.md §6.1), and for the key columns.
     public static let vietnamese: [String: String] = [
         "from": "Từ ngày",
         "to": "Đến ngày",

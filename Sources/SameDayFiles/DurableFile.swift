@@ -94,11 +94,16 @@ public enum DurableFile {
 
     /// Temporary file in the same folder, write, fsync, close, rename over `path`, fsync the folder: readers see
     /// the old bytes or the new ones, never half, and after a crash the new name is there or the old one.
-    /// `replaceIf` is asked right before the rename: false leaves `path` as it was and returns false (a worker
-    /// that lost its lease while this file was being written must not replace the new holder's).
-    @discardableResult
+    public static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t = publicMode)
+        throws(FileError)
+    {
+        _ = try writeAtomically(bytes, to: path, mode: mode, replaceIf: { true })
+    }
+
+    /// `writeAtomically`, with `replaceIf` asked right before the rename: false leaves `path` as it was and returns
+    /// false (a worker that lost its lease while this file was being written must not replace the new holder's).
     public static func writeAtomically(
-        _ bytes: [UInt8], to path: String, mode: mode_t = publicMode, replaceIf: () -> Bool = { true }
+        _ bytes: [UInt8], to path: String, mode: mode_t = publicMode, replaceIf: () -> Bool
     ) throws(FileError) -> Bool {
         let folder = (path as NSString).deletingLastPathComponent
         let name = (path as NSString).lastPathComponent

@@ -244,8 +244,7 @@ public enum Receiver {
         for (index, event) in parsed.events.enumerated() {
             let at = parsed.single ? nil : parsed.indexes[index]
             if let why = settings.eventBounds.violation(of: event, now: now) {
-                let field = why.hasPrefix("field \"newDueAt\"") ? "newDueAt" : "occurredAt"
-                parsed.errors.append(EventBatch.Problem(index: at, field: field, message: why))
+                parsed.errors.append(EventBatch.Problem(index: at, field: why.field.rawValue, message: "\(why)"))
             }
             if let why = RecordMapper.foreignDossier(
                 event.dossier, unit: event.unit, configuration: settings.configuration)

@@ -7,7 +7,7 @@ import SameDayStore
 
 /// `sameday sources`: the one place that sees every unit's events, whatever the shard count. It reads the events
 /// stream (`sameday.events.log`, where the events exchange copies every event), keeps each unit's last event, and
-/// raises `source_silent` (DOMAIN.md §5, thresholds per unit or block from `alerting.json`) with the ids a worker
+/// raises `source_silent` (docs/rules.md §5.4, thresholds per unit or block from `alerting.json`) with the ids a worker
 /// would give them, through its own durable outbox to the alerts exchange and to daily alert files.
 ///
 /// One thread owns the stream consumer, the store and the files: the work per event is a dictionary update, so a
@@ -348,7 +348,7 @@ final class SourcesLoop {
         }
         let wallNow = clock.now()
         if let reason = bounds.violation(of: event, now: wallNow) {
-            refuse(delivery, .implausibleTime(reason))
+            refuse(delivery, .implausibleTime("\(reason)"))
             return
         }
         switch configuration.clock {

@@ -246,7 +246,7 @@ public final class WorkerEngine {
     public func refusal(of event: DossierEvent, envelope: DeliveryEnvelope?, bounds: EventTimeBounds, now: Instant)
         -> EventRefusal?
     {
-        if let reason = bounds.violation(of: event, now: now) { return .implausibleTime(reason) }
+        if let reason = bounds.violation(of: event, now: now) { return .implausibleTime("\(reason)") }
         if let envelope, let refusal = configuration.admissionRefusal(of: event, envelope: envelope) {
             return refusal
         }

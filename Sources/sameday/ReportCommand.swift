@@ -98,7 +98,9 @@ struct ReportCommand: ParsableCommand {
             let rollup = Rollup(unitRows: rows, fieldRows: fieldRows, period: Period(from: first, to: last))
             if level == .fields {
                 // The field files and the unit files of the same days must agree, or one of them is damaged.
-                let broken = rollup.identityViolations.filter { $0.hasSuffix("is not the sum of its fields") }
+                let broken = rollup.identityViolations.filter {
+                    if case .unitNotSumOfFields = $0 { true } else { false }
+                }
                 if let problem = broken.first {
                     throw CommandFailure("the daily fields.csv and units.csv files disagree: \(problem)")
                 }

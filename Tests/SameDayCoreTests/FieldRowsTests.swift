@@ -49,7 +49,8 @@ struct FieldRowsTests {
         // A damaged field row is caught: the unit is no longer the sum of its fields.
         var broken = r
         broken.fields[0].figures.receivedOnline += 1
-        #expect(broken.identityViolations.contains("unit 760 is not the sum of its fields"))
+        #expect(broken.identityViolations.contains(.unitNotSumOfFields(unit: "760")))
+        #expect(broken.identityViolations.map(\.description).contains("unit 760 is not the sum of its fields"))
     }
 
     @Test("Vietnamese headers name every column with the form's label, once")
