@@ -1,6 +1,7 @@
 // swift-tools-version: 6.1
 // SameDay: same-day resolution of administrative-procedure dossiers, measured and enforced over RabbitMQ.
-// Dependency arrows point one way: executables → runtime → core and the RabbitMQ wrapper → C (see README).
+// Dependency arrows point one way: executables → runtime → core and the RabbitMQ wrapper → C
+// (docs/architecture.md §3 and §7).
 import PackageDescription
 
 let package = Package(

@@ -6,7 +6,7 @@
 # then the month's report beside the seed document's figures, checked against `sameday replay` over the same events.
 #
 #   bash scripts/demo.sh          # the seed's month (seed-2022) at scale 0.2: about two minutes after the build
-#   bash scripts/demo.sh --full   # the seed's month at scale 1: 694,309 same-day dossiers (README: how long it took)
+#   bash scripts/demo.sh --full   # the seed's month at scale 1: 694,309 same-day dossiers (timings: docs/benchmarks.md)
 #
 # SAMEDAY_DEMO_OUT (default demo-out) is the output folder; SAMEDAY_DEMO_SCALE overrides the scale.
 set -euo pipefail

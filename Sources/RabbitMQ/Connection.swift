@@ -81,8 +81,8 @@ public final class Connection {
         var rpcTimeout = timeval(configuration.rpcTimeout)
         amqp_set_rpc_timeout(state, &rpcTimeout)
 
-        // Advertise the capabilities whose absence silently stalls a client (RABBITMQ.md): connection.blocked,
-        // consumer_cancel_notify; and name the connection so operators can find it.
+        // Advertise the capabilities whose absence silently stalls a client (docs/architecture.md §5):
+        // connection.blocked, consumer_cancel_notify; and name the connection so operators can find it.
         let properties: FieldTable = [
             "product": .string("SameDay"),
             "connection_name": .string(configuration.connectionName),

@@ -165,7 +165,7 @@ public final class Consumer {
     }
 
     /// Cancels the subscription, lets outstanding acks reach the broker, then closes. On a quorum queue acks sent
-    /// just before a channel close were sometimes lost (RABBITMQ.md), hence the cancel-and-wait first.
+    /// just before a channel close were sometimes lost (docs/architecture.md §5), hence the cancel-and-wait first.
     public func close() {
         guard let connection else { return }
         activeConsumerTag.withBytes { tag in

@@ -46,8 +46,9 @@ public enum Settlement: Sendable, Equatable {
     case unroutable(messageID: String, replyCode: UInt16, replyText: String)
 }
 
-/// Publisher settings. Defaults: a window of 1,000 unconfirmed messages (RABBITMQ.md: about 10× the throughput of
-/// waiting for each confirm), 60 s allowed under `connection.blocked` before `publish` reports `.blocked`.
+/// Publisher settings. Defaults: a window of 1,000 unconfirmed messages (docs/architecture.md §5: about 10× the
+/// throughput of waiting for each confirm), 60 s allowed under `connection.blocked` before `publish` reports
+/// `.blocked`.
 public struct PublisherConfiguration: Sendable {
     public var connection: ConnectionConfiguration
     public var confirmWindow: Int

@@ -55,7 +55,7 @@ public struct MappingProfile: Sendable {
         .dossier, .unit, .procedure, .status, .occurredAt, .seq, .channel, .outcome, .newDueAt,
     ]
 
-    /// The national status codes (DOMAIN.md §3) and the event types they stand for.
+    /// The national status codes (docs/rules.md §3.3) and the event types they stand for.
     public static let nationalStatusCodes: [String: EventType] = [
         "1": .submitted, "2": .received, "3": .refused, "4": .transferred, "5": .supplementRequested,
         "6": .feeRequested, "7": .withdrawn, "8": .stopped, "9": .resolved, "10": .returned,
@@ -272,7 +272,7 @@ public struct ProfileError: Error, Equatable, Sendable, CustomStringConvertible 
     public var description: String { "\(file): \(path): \(message)" }
 }
 
-/// A date-time pattern of the unit system's exports, read as local time in UTC+07:00 (DOMAIN.md §2).
+/// A date-time pattern of the unit system's exports, read as local time in UTC+07:00 (docs/rules.md §2.4).
 ///
 /// Tokens: `yyyy`, `MM`/`M`, `dd`/`d`, `HH`/`H`, `mm`, `ss`; any other character must appear as is.
 /// `rfc3339` accepts a full timestamp with offset.

@@ -179,7 +179,7 @@ public struct RecordMapper: Sendable {
         return .event(event, message)
     }
 
-    /// Why a dossier code cannot be the unit's (tenant isolation, DOMAIN.md §1: a dossier code starts with its
+    /// Why a dossier code cannot be the unit's (tenant isolation, docs/rules.md §1.1: a dossier code starts with its
     /// agency, the unit code, unless `interlevel.csv` lets the unit resolve another's dossiers), or nil when it is.
     /// The workers apply the same rule (`Configuration.ownershipRefusal`); without a registry (a receiver that has
     /// none) only the unit's own prefix passes.

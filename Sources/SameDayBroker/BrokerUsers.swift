@@ -1,6 +1,6 @@
 import Foundation
 
-/// Least privilege on the broker (ARCHITECTURE.md, "Least privilege"): one broker user per role, each allowed
+/// Least privilege on the broker (docs/architecture.md §4, "Least privilege"): one broker user per role, each allowed
 /// only what its role does (docs/rabbitmq.md, "Broker users"):
 ///
 /// | user | configure | write | read | topic write on `sameday.events` |

@@ -1,7 +1,7 @@
 import RabbitMQ
 import SameDayCore
 
-/// SameDay's names on the broker and the topology that connects them (ARCHITECTURE.md, "The flow of one event").
+/// SameDay's names on the broker and the topology that connects them (docs/architecture.md §2).
 ///
 /// ```
 /// sameday.events (topic, key <block>.<unit>.<type>) ─<block>.#─▶ sameday.events.sharded (x-consistent-hash on header `dossier`)
@@ -78,7 +78,7 @@ public struct SameDayTopology: Sendable {
                     arguments: [
                         "x-delivery-limit": .int(deliveryLimit),
                         "x-dead-letter-exchange": .string(deadLetterExchange),
-                        // At-least-once dead-lettering needs reject-publish overflow (RABBITMQ.md).
+                        // At-least-once dead-lettering needs reject-publish overflow (docs/architecture.md §5).
                         "x-dead-letter-strategy": .string("at-least-once"),
                         "x-overflow": .string("reject-publish"),
                         // One consumer per shard at a time, a second line of defence behind the shard's lease (PostgreSQL) or

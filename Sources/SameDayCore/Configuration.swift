@@ -50,7 +50,7 @@ public struct ConfigurationFiles: Sendable {
     public static let interlevelFile = "interlevel.csv"
 }
 
-/// A validated configuration (DOMAIN.md §7): units, catalog, calendars and alerting, with integer ids for units and
+/// A validated configuration (docs/rules.md §7): units, catalog, calendars and alerting, with integer ids for units and
 /// catalog entries so that per-dossier state stays small.
 public struct Configuration: Sendable {
     public let units: [Unit]
@@ -148,7 +148,7 @@ public struct Configuration: Sendable {
         self.sameDayViews = views
     }
 
-    /// The row procedures outside the catalog count in (DOMAIN.md §2: tracked with the default SLA).
+    /// The row procedures outside the catalog count in (docs/rules.md §2.2: tracked with the default SLA).
     public static let unlistedField = "Ngoài danh mục"
 
     /// The field a procedure counts in.
@@ -188,7 +188,7 @@ public struct Configuration: Sendable {
         return id
     }
 
-    /// Whether `resolving` may act on dossiers that `receiving` registered (DOMAIN.md's liên thông: a ward
+    /// Whether `resolving` may act on dossiers that `receiving` registered (liên thông, docs/rules.md §1.4: a ward
     /// receives, the district resolves), as `interlevel.csv` declares. One direction only.
     public func sharesDossiers(receiving: UnitID, resolving: UnitID) -> Bool {
         sharedDossierPairs.contains(Int(receiving) * units.count + Int(resolving))
@@ -209,7 +209,7 @@ public struct Configuration: Sendable {
     }
 
     /// The view of the unit's calendar that times a dossier of this procedure: regular sessions only for
-    /// `hours:N`/`days:N`; for `same-day`, also the extra sessions that serve it (DOMAIN.md §2, §4).
+    /// `hours:N`/`days:N`; for `same-day`, also the extra sessions that serve it (docs/rules.md §2.3, §4).
     public func workingCalendar(unit: UnitID, procedure ref: ProcedureRef) -> WorkCalendar {
         let c = units[Int(unit)].calendar
         let v: Int32
@@ -225,7 +225,7 @@ public struct Configuration: Sendable {
         workingCalendar(unit: unit, procedure: ref).deadline(sla: sla(ref), received: received, cutoff: cutoff(ref))
     }
 
-    /// The catalog entry in force for a procedure at a unit (DOMAIN.md §2): the unit's own entry, else one its
+    /// The catalog entry in force for a procedure at a unit (docs/rules.md §2.2): the unit's own entry, else one its
     /// parent registered, else the city's; a procedure only other units registered is not in the catalog here.
     public func procedureRef(_ code: String, unit: UnitID) -> ProcedureRef {
         guard let entries = catalogIndex[code] else { return .unlisted(code) }
@@ -262,7 +262,7 @@ public struct Configuration: Sendable {
         return nil
     }
 
-    /// The SLA in force: the catalog's, else `defaultSla` (DOMAIN.md §2: "not in catalog" is still tracked).
+    /// The SLA in force: the catalog's, else `defaultSla` (docs/rules.md §2.2: "not in catalog" is still tracked).
     public func sla(_ ref: ProcedureRef) -> SLA {
         if case .catalog(let i) = ref { return catalog[Int(i)].sla }
         return alerting.defaultSla
@@ -564,7 +564,7 @@ public struct Configuration: Sendable {
         return out
     }
 
-    /// DAY: `null`, or `{"sessions": [SESSION, …], "cutoff": "HH:MM"?, "extra": bool?}` (DOMAIN.md §7).
+    /// DAY: `null`, or `{"sessions": [SESSION, …], "cutoff": "HH:MM"?, "extra": bool?}` (docs/rules.md §7.4).
     /// A weekly day and a dated day are both regular unless they say `"extra": true`.
     private static func dayDefinition(_ n: JSONNode, _ p: String, _ r: JSONReader, dated: Bool)
         throws(ConfigurationError) -> DayDefinition
@@ -810,7 +810,7 @@ public struct Configuration: Sendable {
         return o
     }
 
-    /// Warning must not come after critical (DOMAIN.md §5). Rules of the same kind compare directly; a mix
+    /// Warning must not come after critical (docs/rules.md §5.2). Rules of the same kind compare directly; a mix
     /// (minutes before one, a percentage the other) is ordered at run time instead.
     private static func inOrder(_ t: Thresholds, _ n: JSONNode, _ p: String, _ r: JSONReader) throws(ConfigurationError)
     {

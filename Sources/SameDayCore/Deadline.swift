@@ -18,10 +18,10 @@ public struct Deadline: Sendable, Hashable {
 }
 
 extension WorkCalendar {
-    /// The deadline of an episode whose clock starts at `received` (DOMAIN.md §4.1–4.3), on the view of the
+    /// The deadline of an episode whose clock starts at `received` (docs/rules.md §4.1–4.3), on the view of the
     /// calendar that counts for the procedure (`Configuration.workingCalendar`).
     /// - Parameter cutoff: the catalog entry's own cut-off; it replaces the day's on days whose last applicable
-    ///   session ends after it, and the day's own applies on the others (DOMAIN.md §4.2).
+    ///   session ends after it, and the day's own applies on the others (docs/rules.md §4.2).
     public func deadline(sla: SLA, received: Instant, cutoff catalogCutoff: Int32? = nil) -> Deadline {
         let start = nextWorkingInstant(atOrAfter: received)
         switch sla {
@@ -140,7 +140,7 @@ public struct AlertSchedule: Sendable, Hashable {
 }
 
 enum AlertRules {
-    /// Threshold instants per DOMAIN.md §5 for an episode, given its pauses and reschedule.
+    /// Threshold instants per docs/rules.md §5.2 for an episode, given its pauses and reschedule.
     /// - Parameter skipping: bit mask (bit = level raw value) of levels not to compute, e.g. already fired.
     static func schedule(
         deadline: Deadline, clock: EpisodeClock, rescheduledTo newDue: Instant?, thresholds: Thresholds,
@@ -157,7 +157,7 @@ enum AlertRules {
         put(.critical, thresholds.critical.offset(dueOffset: dueOffset))
         put(.overdue, dueOffset)
         put(.escalated, thresholds.escalated.offset(dueOffset: dueOffset))
-        // Levels always come in order (DOMAIN.md §5): whatever a configuration mixes (minutes before one level,
+        // Levels always come in order (docs/rules.md §5.2): whatever a configuration mixes (minutes before one level,
         // a percentage for the next), a level is never later than the one after it, so a supervisor never
         // reads `critical` before `warning`.
         for (level, next) in [(AlertLevel.critical, AlertLevel.overdue), (.warning, .critical)] {

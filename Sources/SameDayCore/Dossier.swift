@@ -46,7 +46,8 @@ struct CompactEvent: Sendable {
     }
 }
 
-/// Contradictions found while ordering a dossier's events (DOMAIN.md §3): kept, applied by the ordering rule, reported.
+/// Contradictions found while ordering a dossier's events (docs/rules.md §3.4): kept, applied by the ordering rule,
+/// reported.
 public struct Anomalies: OptionSet, Sendable, Hashable {
     public let rawValue: UInt16
     public init(rawValue: UInt16) { self.rawValue = rawValue }
@@ -84,7 +85,7 @@ public enum DossierStatus: String, Sendable, Hashable {
     case stopped
 }
 
-/// How a resolved (or withdrawn) dossier is judged (DOMAIN.md §4).
+/// How a resolved (or withdrawn) dossier is judged (docs/rules.md §4.7).
 public enum Classification: String, Sendable, Hashable {
     case early, onTime = "on_time", late
 }
@@ -118,7 +119,7 @@ public struct Segment: Sendable, Hashable {
     /// Running segments: the deadline that judges lateness at that time (pauses so far included, reschedules not).
     public var due: Instant
     /// Stopped, or waiting for a supplement: the dossier leaves the paused stock as abandoned once no event came
-    /// for `staleAfterDays` (DOMAIN.md §4). Every event in such a state starts a new segment, so `from` is the
+    /// for `staleAfterDays` (docs/rules.md §4.8). Every event in such a state starts a new segment, so `from` is the
     /// last event so far.
     public var stale: Bool
 
@@ -149,7 +150,7 @@ public struct DossierState: Sendable {
     public var applied: [(type: EventType, at: Instant, seq: Int64?, arrival: Int)] = []
 }
 
-/// A single alert (DOMAIN.md §5).
+/// A single alert (docs/rules.md §5.5).
 public struct Alert: Sendable, Hashable {
     public var alertId: String
     public var level: AlertLevel
@@ -297,7 +298,7 @@ public struct Dossier: Sendable {
 
     // MARK: Derivation
 
-    /// The state implied by all events (DOMAIN.md §3–4).
+    /// The state implied by all events (docs/rules.md §3–4).
     public func state(config: Configuration) -> DossierState { state(config: config, full: true) }
 
     /// `full: false` skips what only reports and explanations need (applied list, per-segment deadlines): the hot
@@ -438,7 +439,7 @@ public struct Dossier: Sendable {
         st.judgingDue = clock.instant(atOffset: last.deadline.dueOffset)
         if let c = st.closure, c.status != .stopped, let due = st.judgingDue {
             if c.status == .withdrawn {
-                st.classification = .onTime  // convention: withdrawn counts as resolved on time (DOMAIN.md §4)
+                st.classification = .onTime  // convention: withdrawn counts as resolved on time (docs/rules.md §4.7)
             } else {
                 let judgedAt = min(last.stoppedAt ?? c.at, c.at)
                 if judgedAt > due {

@@ -1,4 +1,4 @@
-/// The kind of change an event reports (DOMAIN.md §3), with its national status code in the comment.
+/// The kind of change an event reports (docs/rules.md §3.3), with its national status code in the comment.
 public enum EventType: UInt8, CaseIterable, Sendable, Hashable {
     case submitted = 0  // [1]
     case received  // [2] starts the clock (T0)
@@ -57,7 +57,7 @@ public enum Outcome: UInt8, CaseIterable, Sendable, Hashable {
     public var name: String { self == .approved ? "approved" : "rejected" }
 }
 
-/// One canonical dossier event (`sameday.dossier-event/1`, DOMAIN.md §3). It carries no personal data.
+/// One canonical dossier event (`sameday.dossier-event/1`, docs/rules.md §3.1). It carries no personal data.
 public struct DossierEvent: Sendable, Hashable {
     /// The only schema this build reads and writes.
     public static let schema = "sameday.dossier-event/1"

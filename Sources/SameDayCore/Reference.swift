@@ -66,7 +66,7 @@ public enum SLA: Hashable, Sendable, CustomStringConvertible {
     case hours(Int)
     case days(Int)
 
-    /// Convention (DOMAIN.md §2): a working day is 480 working minutes.
+    /// Convention (docs/rules.md §2.2): a working day is 480 working minutes.
     public static let workingDaySeconds: Int64 = 480 * 60
 
     /// Parses `same-day`, `hours:N` or `days:N` with 1 ≤ N ≤ 1000 (a bound that keeps every deadline within the
@@ -134,7 +134,7 @@ public enum ProcedureRef: Hashable, Sendable {
     case unlisted(String)
 }
 
-/// Alert levels (DOMAIN.md §5).
+/// Alert levels (docs/rules.md §5.1).
 public enum AlertLevel: UInt8, CaseIterable, Sendable, Hashable, Comparable {
     case warning = 0, critical, overdue, escalated, cleared, resolvedLate, sourceSilent
 
@@ -190,7 +190,7 @@ public struct Thresholds: Hashable, Sendable {
     public var critical: ThresholdRule
     public var escalated: ThresholdRule
 
-    /// DOMAIN.md §5 defaults.
+    /// docs/rules.md §5.1 defaults.
     public static func defaults(for c: SLAClass) -> Thresholds {
         switch c {
         case .sameDay:
@@ -208,7 +208,7 @@ public struct ThresholdOverride: Hashable, Sendable {
     public var escalated: ThresholdRule?
 }
 
-/// `alerting.json`: thresholds, silence, routing (DOMAIN.md §7). Every part optional.
+/// `alerting.json`: thresholds, silence, routing (docs/rules.md §7.5). Every part optional.
 public struct AlertingPolicy: Sendable {
     public var thresholds: [SLAClass: Thresholds]
     public var procedures: [String: ThresholdOverride]
@@ -222,13 +222,14 @@ public struct AlertingPolicy: Sendable {
     /// `silence.units`: one unit's own threshold, by unit code; wins over its block's.
     public var silenceUnits: [String: Int] = [:]
     /// A dossier stopped, or waiting for a supplement, with no event for this many calendar days leaves the paused
-    /// stock as abandoned (DOMAIN.md §4).
+    /// stock as abandoned (docs/rules.md §4.8).
     public var staleAfterDays: Int
     public var levels: [AlertLevel: [Role]]
     public var unitPeople: [String: [Role: [String]]]
     public var blockPeople: [Block: [Role: [String]]]
 
-    /// The policy without an `alerting.json`: section 5 defaults, `days:1` for unlisted procedures, no recipients.
+    /// The policy without an `alerting.json` (docs/rules.md §7.1): the §5.1 defaults, `days:1` for unlisted procedures,
+    /// no recipients.
     public static let defaults = AlertingPolicy(
         thresholds: Dictionary(uniqueKeysWithValues: SLAClass.allCases.map { ($0, Thresholds.defaults(for: $0)) }),
         procedures: [:], defaultSla: .days(1), silenceWorkingMinutes: 120, staleAfterDays: 60,

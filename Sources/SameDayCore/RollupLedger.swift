@@ -1,7 +1,7 @@
 /// Daily rollups kept up to date as dossiers change, so a snapshot costs what changed since the last one, not the
 /// whole history (issue "state bounded by open work").
 ///
-/// A dossier's contribution to a day depends only on its facts (DOMAIN.md §6 reads every figure at 24:00 of the
+/// A dossier's contribution to a day depends only on its facts (docs/rules.md §6.2 reads every figure at 24:00 of the
 /// day), and an event at instant `t` changes the facts only from `t`'s day on. So the ledger keeps, for each day of
 /// its window, one row of figures per unit and field (`RollupCell`); a change subtracts the dossier's old
 /// contribution and adds its new one on the days from the change on, and marks the days whose figures moved. Days

@@ -1,4 +1,4 @@
-/// The figures of the seed document (Sở Nội vụ's news item on the 2022 action month, `shared/seed/README.md`): the
+/// The figures of the seed document (Sở Nội vụ's news item on the 2022 action month, docs/rules.md §9): the
 /// same-day dossiers received and resolved within the day, per block, over 15/5–15/6/2022, all on time. Reports print
 /// them beside ours (`sameday report --compare seed-2022`, the HTML report) and the `seed-2022` scenario reproduces them.
 public enum SeedFigures {

@@ -115,8 +115,8 @@ public struct SeedMonth: Sendable {
     static let extraDayWeight = 0.5
     static let fairDayWeight = 3.0
 
-    /// Whether `unit` handles the catalog entry: the entry must be the one in force for the unit (scope, DOMAIN.md
-    /// §2); an entry a unit registered applies to it and its children and they handle it; a city entry goes by the
+    /// Whether `unit` handles the catalog entry: the entry must be the one in force for the unit (scope, docs/rules.md
+    /// §2.2); an entry a unit registered applies to it and its children and they handle it; a city entry goes by the
     /// tables above.
     public static func handles(entry index: Int, unit: UnitID, config: Configuration) -> Bool {
         let e = config.catalog[index]

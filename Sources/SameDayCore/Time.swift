@@ -4,7 +4,7 @@
 /// Sub-second parts of event timestamps are dropped (truncated towards the past); no rule of the domain needs them.
 public typealias Instant = Int64
 
-/// Local time for every unit: Asia/Ho_Chi_Minh is UTC+07:00 with no daylight saving (convention, DOMAIN.md §2).
+/// Local time for every unit: Asia/Ho_Chi_Minh is UTC+07:00 with no daylight saving (convention, docs/rules.md §2.4).
 public enum LocalTime {
     /// The one fixed offset of the domain, in seconds.
     public static let offsetSeconds: Int64 = 7 * 3600

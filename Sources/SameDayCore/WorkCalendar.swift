@@ -9,11 +9,11 @@ public struct Stretch: Hashable, Sendable {
     public var text: String { ClockTime.format(Int(start)) + "-" + ClockTime.format(Int(end)) }
 }
 
-/// One session of a day as configured (DOMAIN.md §2, §7).
+/// One session of a day as configured (docs/rules.md §2.3, §7.4).
 public struct Session: Hashable, Sendable {
     public var time: Stretch
     /// Extra sessions (Saturday mornings, after-hours, fair-day hours) serve same-day procedures only and add no
-    /// working time to `hours:N`/`days:N` dossiers (DOMAIN.md §2, §4.3).
+    /// working time to `hours:N`/`days:N` dossiers (docs/rules.md §2.3, §4.3).
     public var extra: Bool
     /// What an extra session serves: procedure codes and `field:<lĩnh vực>`; empty serves every same-day procedure.
     public var procedures: [String]
@@ -131,7 +131,7 @@ struct Interner<Value: Hashable> {
     }
 }
 
-/// Where a same-day intake cut-off comes from (DOMAIN.md §4.2), for explanations.
+/// Where a same-day intake cut-off comes from (docs/rules.md §4.2), for explanations.
 public enum CutoffSource: String, Sendable, Hashable {
     case catalog = "catalog entry"
     case session = "the last session's own"
@@ -175,7 +175,7 @@ public struct DaySchedule: Hashable, Sendable {
 
     /// The sessions of `day` that count in a view: regular ones, plus the extra ones whose `procedures` list is in
     /// `serving` (nil: none, the view of `hours:N`/`days:N`). The cut-off is the last counted session's own when it
-    /// is extra and has one, else the day's (DOMAIN.md §4.2).
+    /// is extra and has one, else the day's (docs/rules.md §4.2).
     init(_ d: DayDefinition, day: Int64, serving: Set<[String]>?) {
         let counted = d.sessions.filter { s in
             s.exists(onDay: day) && (!s.extra || serving?.contains(s.procedures) == true)
@@ -189,7 +189,7 @@ public struct DaySchedule: Hashable, Sendable {
     /// End of the day's last session.
     public var close: Int32 { stretches.last?.end ?? 0 }
 
-    /// Convention (DOMAIN.md §4.2): without a cut-off of its own, a day stops taking same-day dossiers
+    /// Convention (docs/rules.md §4.2): without a cut-off of its own, a day stops taking same-day dossiers
     /// 120 minutes before it closes.
     public static let defaultCutoffBeforeClose: Int32 = 120 * 60
 }
@@ -269,7 +269,7 @@ public final class WorkCalendar: Sendable {
 
     public func isHoliday(_ date: LocalDate) -> Bool { definition.holidays.contains(date.dayNumber) }
 
-    /// `t` if it is inside a session, else the start of the next session (DOMAIN.md §4.1: T0 moves there).
+    /// `t` if it is inside a session, else the start of the next session (docs/rules.md §4.1: T0 moves there).
     public func nextWorkingInstant(atOrAfter t: Instant) -> Instant {
         var day = LocalTime.day(of: t)
         var sod = t - LocalTime.start(ofDay: day)

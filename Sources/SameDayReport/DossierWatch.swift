@@ -2,8 +2,8 @@ import SameDayCore
 
 /// The dossiers overdue or at risk at the end of a period, read from the alerts: a dossier whose latest alert up
 /// to the period's end is a warning, critical, overdue or escalated one was still open then (its resolution would
-/// have raised `cleared` or `resolved_late`, DOMAIN.md §5). Only dossiers that raised an alert are seen; a dossier
-/// that went on to wait for a supplement or fees after its alert is still listed (it raises nothing more).
+/// have raised `cleared` or `resolved_late`, docs/rules.md §5.3). Only dossiers that raised an alert are seen; a
+/// dossier that went on to wait for a supplement or fees after its alert is still listed (it raises nothing more).
 public enum DossierWatch {
     static let openLevels: Set<String> = ["warning", "critical", "overdue", "escalated"]
     static let levelOrder = ["warning", "critical", "overdue", "escalated", "resolved_late", "cleared"]

@@ -1,6 +1,6 @@
 import SameDayCore
 
-/// The report's Vietnamese labels: blocks, alert levels and the columns of Biểu 06/VPCP/KSTT (DOMAIN.md §6).
+/// The report's Vietnamese labels: blocks, alert levels and the columns of Biểu 06/VPCP/KSTT (docs/rules.md §6.1).
 public enum ReportLabels {
     public static func block(_ b: Block?) -> String {
         switch b {
@@ -12,7 +12,7 @@ public enum ReportLabels {
         }
     }
 
-    /// Alert levels (DOMAIN.md §5), in the order the page lists them.
+    /// Alert levels (docs/rules.md §5.1), in the order the page lists them.
     public static let levels: [(code: String, label: String)] = [
         ("warning", "Sắp đến hạn"),
         ("critical", "Sắp quá hạn (khẩn)"),

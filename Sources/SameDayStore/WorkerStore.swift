@@ -153,7 +153,7 @@ public final class WorkerStore: ShardStore {
                     """)
         }
         migrator.registerMigration("v2: event ids unique per dossier, dead-letter outbox, quarantine") { db in
-            // An event id is the idempotency key of one dossier's events (DOMAIN.md §3): two dossiers may use the
+            // An event id is the idempotency key of one dossier's events (docs/rules.md §3.4): two dossiers may use the
             // same id, and a log unique on the id alone lost the second one's event at the next restart.
             try db.execute(
                 sql: """

@@ -93,7 +93,7 @@ final class AlertFileSink {
 /// store's outboxes, so the consume thread never waits on the broker: a blocked broker (memory or disk alarm), a
 /// reconnect or a slow confirm holds this thread only, while the consumer keeps its heartbeats and the group
 /// commit goes on. Confirms come back through `takeConfirmed()`, to be marked in the next commit. Separate from
-/// the consuming connection, as RABBITMQ.md advises; idle, it keeps servicing its heartbeats.
+/// the consuming connection, as docs/architecture.md §5 advises; idle, it keeps servicing its heartbeats.
 final class OutboxPublisher: Sendable {
     enum Item: Sendable {
         case alert(OutboxAlert)

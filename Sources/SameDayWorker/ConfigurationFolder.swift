@@ -1,7 +1,7 @@
 import Foundation
 import SameDayCore
 
-/// Reads a domain configuration folder (DOMAIN.md section 7) from disk; the core validates it.
+/// Reads a domain configuration folder (docs/rules.md §7) from disk; the core validates it.
 public enum ConfigurationFolder {
     public struct LoadError: Error, CustomStringConvertible {
         public var description: String

@@ -22,7 +22,7 @@ enum CoreFiles {
         return [UInt8](data)
     }
 
-    /// Loads and validates a configuration folder (DOMAIN.md §7).
+    /// Loads and validates a configuration folder (docs/rules.md §7).
     static func loadConfiguration(_ dir: String) throws -> Configuration {
         do {
             return try ConfigurationFolder.load(dir)

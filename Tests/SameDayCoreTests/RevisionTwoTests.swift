@@ -4,8 +4,8 @@ import Testing
 
 @testable import SameDayCore
 
-/// The rules DOMAIN.md revision 2 changed: extra sessions, alert levels in order, catalog cut-offs on short days,
-/// catalog scope, and the new rollup columns. Deadline cases of §4 live in `DeadlineTests`.
+/// The rules revision 2 changed (docs/rules.md, "History"): extra sessions, alert levels in order, catalog cut-offs
+/// on short days, catalog scope, and the new rollup columns. Deadline cases of §4 live in `DeadlineTests`.
 @Suite("Rules revision 2")
 struct RevisionTwoTests {
     let config = Fixture.config

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Three RabbitMQ nodes on one machine, clustered: what a city runs on three machines, for tests and rehearsals
-# (issue "High availability", item 3; the recipe checked in ../shared/design/RABBITMQ.md). Nodes rmqa, rmqb, rmqc
+# (issue "High availability", item 3; the recipe: docs/architecture.md §5). Nodes rmqa, rmqb, rmqc
 # @localhost listen on 127.0.0.1:5673, 5674, 5675 (Erlang distribution 25673–25675), share one Erlang cookie, and
 # keep everything under SAMEDAY_CLUSTER_DIR (default /var/lib/sameday-cluster). Quorum queues declared on the
 # cluster (SameDay's shard queues) are replicated on all three nodes; clients take the three URLs

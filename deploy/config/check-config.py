@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Validate a SameDay configuration folder against docs DOMAIN.md section 7.
+"""Validate a SameDay configuration folder against docs/rules.md, section 7.
 
 Usage: check-config.py [DIR]        (default: hcmc-2022 next to this script)
 
@@ -267,7 +267,7 @@ def expect_keys(obj, path, name, rep, required=(), optional=()):
 
 
 def check_session(s, sp, name, rep, day_extra):
-    """One SESSION: "HH:MM-HH:MM" or an object (DOMAIN.md section 7). Returns (start, end, extra) or None."""
+    """One SESSION: "HH:MM-HH:MM" or an object (docs/rules.md §7.4). Returns (start, end, extra) or None."""
     if isinstance(s, dict):
         if not expect_keys(s, sp, name, rep, required=("time",),
                            optional=("extra", "procedures", "cutoff", "from", "until")):
