@@ -1,4 +1,4 @@
-/// Watches units for silence (`source_silent`, DOMAIN.md §5): a unit that has sent events and then sends none for
+/// Watches units for silence (`source_silent`, docs/rules.md §5.4): a unit that has sent events and then sends none for
 /// its silence threshold (`Configuration.silenceWorkingMinutes(of:)`: the unit's own, its block's or the default)
 /// of working time on its calendar. A unit that never sent an event is never reported. Pure: the caller passes
 /// times in.
@@ -74,9 +74,18 @@ public struct SourceSilenceWatch: Sendable {
     private var armed: Set<UnitID> = []
     /// Units whose state changed since the last `takeChangedUnits()` (what to store).
     private var changed: Set<UnitID> = []
-    public private(set) var clock: Instant = Int64.min
+    /// The newest instant seen; nil before the first.
+    public private(set) var clock: Instant?
 
     public init() {}
+
+    /// Moves the clock to `t`, never back; returns where it stands.
+    @discardableResult
+    private mutating func move(to t: Instant) -> Instant {
+        let now = max(clock ?? t, t)
+        clock = now
+        return now
+    }
 
     /// Puts back a unit's stored state and arms its timer unless its silence was already reported.
     public mutating func restore(unit: UnitID, lastEventAt: Instant, alerted: Bool, config: Configuration) {
@@ -89,7 +98,7 @@ public struct SourceSilenceWatch: Sendable {
     /// not one), then records the event and moves the clock to `now`.
     public mutating func observe(unit: UnitID, occurredAt: Instant, now: Instant, config: Configuration) -> [Alert] {
         let fired = fire(before: min(now, occurredAt), inclusive: false, config: config)
-        clock = max(clock, now)
+        move(to: now)
         record(unit: unit, occurredAt: occurredAt, config: config)
         return fired
     }
@@ -107,14 +116,14 @@ public struct SourceSilenceWatch: Sendable {
     /// Moves the clock to `now` (never back) and returns the alerts of units silent by then.
     public mutating func advance(to now: Instant, config: Configuration) -> [Alert] {
         let fired = fire(before: now, inclusive: true, config: config)
-        clock = max(clock, now)
+        move(to: now)
         return fired
     }
 
     /// Moves the clock straight to `now` and fires everything due by then *at* `now`, as a service that was down
     /// does when it starts: such alerts carry `firedAt = now` and are marked late-fired.
     public mutating func jump(to now: Instant, config: Configuration) -> [Alert] {
-        clock = max(clock, now)
+        move(to: now)
         return fire(before: now, inclusive: true, config: config)
     }
 
@@ -137,7 +146,7 @@ public struct SourceSilenceWatch: Sendable {
         while let top = timers.peek, inclusive ? top.at <= t : top.at < t {
             _ = timers.pop()
             let unit = UnitID(top.value)
-            clock = max(clock, top.at)
+            let clock = move(to: top.at)
             armed.remove(unit)
             if let alert = monitor.check(unit: unit, now: clock, config: config) {
                 fired.append(alert)
@@ -194,8 +203,17 @@ public struct Replay: Sendable {
     /// Units with a silence timer in the heap (one each: a unit's silence only moves later as events come).
     private var silenceArmed: Set<UnitID> = []
     public private(set) var alerts: [Alert] = []
-    public private(set) var clock: Instant = Int64.min
+    /// The newest instant the engine has reached (an event's, a timer's, an advance's); nil before the first.
+    public private(set) var clock: Instant?
     public var detectSilence = false
+
+    /// Moves the clock to `t`, never back; returns where it stands.
+    @discardableResult
+    private mutating func move(to t: Instant) -> Instant {
+        let now = max(clock ?? t, t)
+        clock = now
+        return now
+    }
 
     public init(config: Configuration) {
         self.config = config
@@ -233,14 +251,14 @@ public struct Replay: Sendable {
         for i in order {
             let e = events[i]
             do {
-                try r.receive(e, at: max(r.clock, e.occurredAt))
+                try r.receive(e, at: max(r.clock ?? e.occurredAt, e.occurredAt))
             } catch {
                 throw ReplayError(index: i, message: error.description)
             }
         }
         let lastAt = events.map(\.occurredAt).max() ?? 0
         let until = options.until ?? LocalDate(dayNumber: LocalTime.day(of: lastAt)).adding(days: 1).startInstant - 1
-        r.advance(to: max(until, r.clock))
+        r.advance(to: max(until, r.clock ?? until))
         return r
     }
 
@@ -249,7 +267,7 @@ public struct Replay: Sendable {
     @discardableResult
     public mutating func receive(_ e: DossierEvent, at t: Instant) throws(DossierError) -> Bool {
         fireTimers(before: t, inclusive: false)
-        clock = max(clock, t)
+        let now = move(to: t)
         let k: Int
         if let held = index[e.dossier] {
             k = held
@@ -257,7 +275,7 @@ public struct Replay: Sendable {
             k = slot(for: Dossier(code: e.dossier))
             count(slot: k, unit: config.unitID(e.unit))
         }
-        let actions = try dossiers[k].apply(e, now: clock, config: config)
+        let actions = try dossiers[k].apply(e, now: now, config: config)
         perform(actions, dossier: k)
         if detectSilence, let u = config.unitID(e.unit) {
             silence.record(unit: u, at: e.occurredAt)
@@ -288,13 +306,13 @@ public struct Replay: Sendable {
     /// Moves the clock to `t`, firing every timer due at or before it.
     public mutating func advance(to t: Instant) {
         fireTimers(before: t, inclusive: true)
-        clock = max(clock, t)
+        move(to: t)
     }
 
     /// Moves the clock straight to `t` and fires everything due by then *at* `t`, as a worker that was down does
     /// when it starts: such alerts carry `firedAt = t` and are marked late-fired.
     public mutating func jump(to t: Instant) {
-        clock = max(clock, t)
+        move(to: t)
         fireTimers(before: t, inclusive: true)
     }
 
@@ -336,7 +354,7 @@ public struct Replay: Sendable {
             count(slot: k, unit: dossier.events.first?.unit)
         }
         storageKeys[k] = storageKey
-        perform(dossiers[k].advance(to: clock, config: config), dossier: k)
+        if let clock { perform(dossiers[k].advance(to: clock, config: config), dossier: k) }
     }
 
     /// The key of the dossier's row in the worker's store, or, if it has none yet, `next` (which then moves on):
@@ -382,7 +400,7 @@ public struct Replay: Sendable {
 
     /// Fires what is due on one dossier at the clock (before retiring it: its resolution alert must be out).
     public mutating func settle(_ code: String) {
-        guard let k = index[code] else { return }
+        guard let k = index[code], let clock else { return }
         perform(dossiers[k].advance(to: clock, config: config), dossier: k)
     }
 
@@ -431,12 +449,12 @@ public struct Replay: Sendable {
                 let (at, k) = heap.pop()!
                 guard timerAt[k] == at else { continue }  // re-armed or cancelled since
                 timerAt[k] = nil
-                clock = max(clock, at)
+                let clock = move(to: at)
                 perform(dossiers[k].advance(to: clock, config: config), dossier: k)
             } else if nextS {
                 let (at, id) = silenceTimers.pop()!
                 let unit = UnitID(id)
-                clock = max(clock, at)
+                let clock = move(to: at)
                 silenceArmed.remove(unit)
                 if let alert = silence.check(unit: unit, now: clock, config: config) {
                     alerts.append(alert)

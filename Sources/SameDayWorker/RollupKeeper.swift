@@ -37,7 +37,7 @@ public final class RollupKeeper {
 
     /// Follows the changes of one commit; `clock` is the engine clock it was committed at.
     public func apply(_ changes: [RollupChange], clock: Instant? = nil) {
-        if let clock, clock > Int64.min / 2 {
+        if let clock {
             changesClockDay = max(changesClockDay ?? LocalTime.day(of: clock), LocalTime.day(of: clock))
         }
         // Days the events reached are kept before their changes land (from the facts as they were).

@@ -356,7 +356,7 @@ final class SourcesLoop {
             // Silences are judged on the clock in `step`, once the stream is read up to its end.
             watch.record(unit: unit, occurredAt: event.occurredAt, config: domain)
         case .events:
-            let now = max(watch.clock, event.occurredAt)
+            let now = max(watch.clock ?? event.occurredAt, event.occurredAt)
             staged += watch.observe(unit: unit, occurredAt: event.occurredAt, now: now, config: domain)
         }
         eventsSinceCommit += 1
@@ -398,9 +398,9 @@ final class SourcesLoop {
             || firstPendingAt.map { ContinuousClock.now - $0 >= batchDelay } ?? false
             || ContinuousClock.now - lastDeliveryCommit >= .seconds(1)
         if due { try commit(consumer: consumer) }
-        if ContinuousClock.now - lastPrune >= .seconds(3600), watch.clock > Int64.min / 2 {
+        if ContinuousClock.now - lastPrune >= .seconds(3600), let clock = watch.clock {
             lastPrune = .now
-            let day = LocalDate(dayNumber: LocalTime.day(of: watch.clock) - Int64(configuration.eventLogDays))
+            let day = LocalDate(dayNumber: LocalTime.day(of: clock) - Int64(configuration.eventLogDays))
             let pruned = try store.pruneAlerts(before: day.description)
             if pruned > 0 { metrics.increment(.prunedRowsTotal, by: pruned) }
         }
@@ -416,8 +416,8 @@ final class SourcesLoop {
             batch.units.append((domain.unit(unit).code, state.lastEventAt, state.alerted))
         }
         batch.offset = pendingOffset
-        if watch.clock > Int64.min / 2, !batch.units.isEmpty || !staged.isEmpty || pendingOffset != nil {
-            batch.clock = watch.clock
+        if let clock = watch.clock, !batch.units.isEmpty || !staged.isEmpty || pendingOffset != nil {
+            batch.clock = clock
         }
         let alerts = staged.map(OutboxAlert.init)
         batch.alerts = alerts
@@ -448,7 +448,7 @@ final class SourcesLoop {
         skippedSinceCommit = 0
         if let offset = batch.offset { metrics.set(.sourcesOffset, Double(offset)) }
         if !batch.units.isEmpty { metrics.set(.sourcesUnits, Double(unitCount)) }
-        if watch.clock > Int64.min / 2 { metrics.set(.clockSeconds, Double(watch.clock)) }
+        if let clock = watch.clock { metrics.set(.clockSeconds, Double(clock)) }
         if !alerts.isEmpty {
             for alert in alerts {
                 metrics.increment(.alertsTotal, alert.level)

@@ -120,8 +120,10 @@ public final class WorkerEngine {
         return (best, Double(engine.heldDossiers(of: best)) / Double(limit))
     }
 
-    /// The engine's current instant.
-    public var now: Instant { engine.clock }
+    /// The engine's current instant; nil before its first event (or a stored clock) moved it.
+    public var now: Instant? { engine.clock }
+    /// The local day of `now`.
+    public var clockDay: Int64? { engine.clock.map(LocalTime.day(of:)) }
     /// When the next alert threshold falls (the consume wait must not outlast it in wall-clock mode).
     public var nextTimerAt: Instant? { engine.nextTimerAt }
     /// Dossiers held: open ones and closed ones not yet retired.
@@ -177,13 +179,13 @@ public final class WorkerEngine {
             }
         }
         try store.tombstones(
-            since: engine.clock == Int64.min ? Int64.min : engine.clock - retention.eventLogSeconds
+            since: engine.clock.map { $0 - retention.eventLogSeconds } ?? .min
         ) { hash, at in
             addTombstone(hash: hash, at: at)
         }
         // Everything fired up to the stored clock was committed with it: already in the outbox. (Silence timers the
         // loaded dossiers armed fire here too, at the stored clock, so they are not raised a second time.)
-        engine.jump(to: engine.clock)
+        if let stored = engine.clock { engine.jump(to: stored) }
         _ = engine.takeAlerts()
         var missed = 0
         if clockMode == .wall {
@@ -206,7 +208,7 @@ public final class WorkerEngine {
         try store.forEachLoggedEvent { arrival, bytes, appliedAt in
             do {
                 let event = try bytes.withUnsafeBytes { raw throws(EventDecodingError) in try DossierEvent.decode(raw) }
-                try replay.receive(event, at: max(replay.clock, appliedAt))
+                try replay.receive(event, at: max(replay.clock ?? appliedAt, appliedAt))
                 let day = LocalTime.day(of: event.occurredAt)
                 first = min(first ?? day, day)
                 last = max(last ?? day, day)
@@ -255,8 +257,8 @@ public final class WorkerEngine {
         if !tombstones.isEmpty, tombstones.contains(FNV1a.hash(event.dossier)) {
             return .retired(dossier: event.dossier, closedDays: retention.closedDays)
         }
-        if engine.clock > Int64.min / 2, event.occurredAt < engine.clock - retention.eventLogSeconds {
-            return .tooOld(occurredAt: event.occurredAt, horizon: engine.clock - retention.eventLogSeconds)
+        if let clock = engine.clock, event.occurredAt < clock - retention.eventLogSeconds {
+            return .tooOld(occurredAt: event.occurredAt, horizon: clock - retention.eventLogSeconds)
         }
         if let limit = maxDossiersPerUnit, engine.heldDossiers(of: unit) >= limit {
             return .unitFull(unit: event.unit, limit: limit)
@@ -271,16 +273,18 @@ public final class WorkerEngine {
     /// what arrived (the audit log stores it); nil stores the canonical encoding.
     @discardableResult
     public func apply(_ event: DossierEvent, body: [UInt8]? = nil) throws(DossierError) -> Bool {
-        let at: Instant =
+        let reading =
             switch clockMode {
-            case .wall: max(engine.clock, clock.now())
-            case .events: max(engine.clock, event.occurredAt)
+            case .wall: clock.now()
+            case .events: event.occurredAt
             }
+        // The clock never goes back.
+        let at = max(engine.clock ?? reading, reading)
         guard try engine.receive(event, at: at) else {
             collectAlerts()
             return false
         }
-        staged.events.append((event.eventId, event.dossier, engine.clock, body ?? Array(event.encoded().utf8)))
+        staged.events.append((event.eventId, event.dossier, at, body ?? Array(event.encoded().utf8)))
         let day = LocalTime.day(of: event.occurredAt)
         if let since = touched[event.dossier], let since {
             touched[event.dossier] = min(since, day)
@@ -298,7 +302,7 @@ public final class WorkerEngine {
 
     /// Moves the clock to `instant` (never back), firing every threshold due by then.
     public func advance(to instant: Instant) {
-        guard instant > engine.clock else { return }
+        if let clock = engine.clock, instant <= clock { return }
         engine.advance(to: instant)
         collectAlerts()
     }
@@ -319,8 +323,9 @@ public final class WorkerEngine {
     /// Retires up to `limit` dossiers whose time has come (in bounded slices: the consume thread does this
     /// between batches).
     public func retireDue(limit: Int = 2000) {
+        guard let clock = engine.clock else { return }  // no event yet: nothing is due
         var done = 0
-        while done < limit, let top = retirementQueue.peek, top.at <= engine.clock {
+        while done < limit, let top = retirementQueue.peek, top.at <= clock {
             _ = retirementQueue.pop()
             let code = top.value
             done += 1
@@ -339,8 +344,8 @@ public final class WorkerEngine {
                 queuedForRetirement.remove(code)
                 continue
             }
-            if retirement.at > engine.clock || touched[code] != nil {
-                retirementQueue.push(max(retirement.at, engine.clock + 1), code)
+            if retirement.at > clock || touched[code] != nil {
+                retirementQueue.push(max(retirement.at, clock + 1), code)
                 continue
             }
             let key = engine.storageKey(of: code) ?? 0
@@ -348,18 +353,17 @@ public final class WorkerEngine {
             queuedForRetirement.remove(code)
             staged.retired.append(
                 (
-                    key, code, engine.clock,
+                    key, code, clock,
                     retirement.abandonedIn.map {
                         RetiredStockKey(
                             unit: configuration.unit($0.unit).code, field: configuration.fields[Int($0.field)])
                     }
                 ))
-            addTombstone(hash: FNV1a.hash(code), at: engine.clock)
+            addTombstone(hash: FNV1a.hash(code), at: clock)
             retiredChanges.append(.retired(code: code, abandonedIn: retirement.abandonedIn))
         }
         // Tombstones older than the event log's retention are forgotten (the store prunes its copies).
-        guard engine.clock > Int64.min / 2 else { return }  // no event yet
-        let horizon = engine.clock - retention.eventLogSeconds
+        let horizon = clock - retention.eventLogSeconds
         while tombstoneExpiryHead < tombstoneExpiry.count, tombstoneExpiry[tombstoneExpiryHead].at < horizon {
             tombstones.remove(tombstoneExpiry[tombstoneExpiryHead].hash)
             tombstoneExpiryHead += 1
@@ -429,7 +433,7 @@ public final class WorkerEngine {
     /// The days a rollup covers: from the first event's day to the later of the clock's and the last event's day.
     public var rollupDays: ClosedRange<Int64>? {
         guard let firstDay, let lastEventDay else { return nil }
-        return firstDay...max(lastEventDay, LocalTime.day(of: engine.clock))
+        return firstDay...max(lastEventDay, clockDay ?? lastEventDay)
     }
 
     private func noteDays(_ event: DossierEvent) {

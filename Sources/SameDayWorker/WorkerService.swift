@@ -416,15 +416,13 @@ public final class ShardLoop {
             try flush(consumer: consumer)
         }
         if let failure = rollups.failure { throw RollupFailure(description: failure) }
-        let day = LocalTime.day(of: engine.now)
-        if machine.snapshotDue(now: .now, day: day), rollups.backlog < 4 {
+        if let day = engine.clockDay, machine.snapshotDue(now: .now, day: day), rollups.backlog < 4 {
             rollups.snapshot(firstDay: engine.firstDay, lastDay: engine.lastEventDay, clockDay: day)
             machine.snapshotted(now: .now, day: day)
         }
-        if ContinuousClock.now - lastPrune >= .seconds(10), engine.now > Int64.min / 2 {
+        if ContinuousClock.now - lastPrune >= .seconds(10), let now = engine.now {
             lastPrune = .now
             engine.retireDue()
-            let now = engine.now
             committer.prune(
                 .init(
                     eventsBefore: now - engine.retention.eventLogSeconds,
@@ -488,7 +486,7 @@ public final class ShardLoop {
         }
         pendingTag = nil
         metrics.set(.dossiers, Double(engine.dossierCount))
-        metrics.set(.clockSeconds, Double(engine.now))
+        if let now = engine.now { metrics.set(.clockSeconds, Double(now)) }
         if let newest = engine.newestOccurredAt {
             metrics.set(.eventLagSeconds, Double(SystemClock().now() - newest))
         }
@@ -563,8 +561,9 @@ public final class ShardLoop {
         publisher?.finish(timeout: .seconds(5))
         try flush(consumer: consumer)
         try collect(consumer: consumer, wait: true)
-        rollups.snapshot(
-            firstDay: engine.firstDay, lastDay: engine.lastEventDay, clockDay: LocalTime.day(of: engine.now))
+        if let clockDay = engine.clockDay {
+            rollups.snapshot(firstDay: engine.firstDay, lastDay: engine.lastEventDay, clockDay: clockDay)
+        }
         rollups.drain()
         if let failure = rollups.failure { throw RollupFailure(description: failure) }
         // Mark what the files thread appended meanwhile.
@@ -581,8 +580,9 @@ public final class ShardLoop {
         try flush(consumer: nil)
         try collect(consumer: nil, wait: true)
         rollups.drain()
-        rollups.snapshot(
-            firstDay: engine.firstDay, lastDay: engine.lastEventDay, clockDay: LocalTime.day(of: engine.now))
+        if let clockDay = engine.clockDay {
+            rollups.snapshot(firstDay: engine.firstDay, lastDay: engine.lastEventDay, clockDay: clockDay)
+        }
         rollups.drain()
         if let failure = rollups.failure { throw RollupFailure(description: failure) }
         return rollups.lastSnapshotSeconds

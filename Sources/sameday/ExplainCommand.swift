@@ -28,16 +28,21 @@ struct ExplainCommand: ParsableCommand {
             } catch let error as ReplayError {
                 throw CommandFailure("\(events):\(lines[mine[error.index]]): \(error.message)")
             }
-            guard let d = replay.dossier(dossier) else { throw CommandFailure("no dossier \(dossier)") }
-            print(Explanation.text(d, config: cfg, alerts: replay.alerts, clock: replay.clock))
+            // A replay that holds the dossier has applied its events, so its clock is set.
+            guard let d = replay.dossier(dossier), let clock = replay.clock else {
+                throw CommandFailure("no dossier \(dossier)")
+            }
+            print(Explanation.text(d, config: cfg, alerts: replay.alerts, clock: clock))
         }
     }
 }
 
 /// The human-readable explanation of a dossier.
 enum Explanation {
-    /// The sessions of one day, each marked counted or not and why (DOMAIN.md §2, §4).
-    static func sessionLines(day: Int64, calendar cal: WorkCalendar, procedure p: ProcedureRef, config cfg: Configuration)
+    /// The sessions of one day, each marked counted or not and why (docs/rules.md §2.3, §4).
+    static func sessionLines(
+        day: Int64, calendar cal: WorkCalendar, procedure p: ProcedureRef, config cfg: Configuration
+    )
         -> [String]
     {
         let def = cal.definition
@@ -55,7 +60,9 @@ enum Explanation {
             } else if cfg.sla(p) != .sameDay {
                 why = "not counted: extra sessions serve same-day procedures only"
             } else if cal.serving?.contains(s.procedures) == true {
-                why = "counted: extra session serving " + (s.procedures.isEmpty ? "every same-day procedure" : "this procedure")
+                why =
+                    "counted: extra session serving "
+                    + (s.procedures.isEmpty ? "every same-day procedure" : "this procedure")
             } else {
                 why = "not counted: extra session for " + s.procedures.joined(separator: ", ") + " only"
             }
@@ -103,7 +110,9 @@ enum Explanation {
                     "  #\(ep.number) T0 \(f(dl.received))"
                         + (dl.start != dl.received ? " → moved into the next counted session: \(f(dl.start))" : ""))
                 var days = [LocalTime.day(of: dl.start)]
-                if LocalTime.day(of: dl.due) != days[0], dl.due < WorkCalendar.never { days.append(LocalTime.day(of: dl.due)) }
+                if LocalTime.day(of: dl.due) != days[0], dl.due < WorkCalendar.never {
+                    days.append(LocalTime.day(of: dl.due))
+                }
                 for day in days {
                     out.append(contentsOf: sessionLines(day: day, calendar: cal, procedure: p, config: cfg))
                 }

@@ -42,7 +42,8 @@ struct ReplayCommand: ParsableCommand {
             for a in replay.alerts { alerts += Array((a.jsonLine() + "\n").utf8) }
             let facts = replay.facts()
             let firstDay = LocalTime.day(of: list.map(\.occurredAt).min()!)
-            let lastDay = LocalTime.day(of: max(replay.clock, list.map(\.occurredAt).max()!))
+            let lastEventAt = list.map(\.occurredAt).max()!
+            let lastDay = LocalTime.day(of: max(replay.clock ?? lastEventAt, lastEventAt))
             try DurableFile.createFolder(of: (out as NSString).appendingPathComponent("alerts.jsonl"))
             try DurableFile.writeAtomically(alerts, to: (out as NSString).appendingPathComponent("alerts.jsonl"))
             var written: [String: Int] = [:]

@@ -125,7 +125,7 @@ func replayReference(_ events: [DossierEvent], configuration: Configuration, unt
     var digests: [String: Int] = [:]
     _ = try RollupFiles.write(
         facts: replay.facts(),
-        days: LocalTime.day(of: times.min()!)...LocalTime.day(of: max(replay.clock, times.max()!)),
+        days: LocalTime.day(of: times.min()!)...LocalTime.day(of: max(replay.clock ?? times.max()!, times.max()!)),
         configuration: configuration, root: root, written: &digests)
     return replay
 }
