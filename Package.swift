@@ -43,9 +43,13 @@ let package = Package(
             ]
         ),
         // SameDay's names on the broker: exchanges, shard queues, routing keys, the topology and definitions.json.
-        .target(name: "SameDayBroker", dependencies: ["RabbitMQ", "SameDayCore"]),
+        .target(name: "SameDayBroker", dependencies: ["RabbitMQ", "SameDayCore", "SameDayFiles"]),
         // Producer adapters: mapping profiles, file publishing with checkpoints, the durable spool, receiver auth.
         .target(name: "SameDayAdapters", dependencies: ["RabbitMQ", "SameDayBroker", "SameDayCore", "SameDayFiles"]),
+        // What SameDay keeps in files, read and written in one place: a configuration folder loaded and validated, the
+        // daily rollup files (written by workers and replays, read back into a period by `sameday report`) and the
+        // alert files (appended by workers, read by the report page).
+        .target(name: "SameDayFormats", dependencies: ["SameDayCore", "SameDayFiles"]),
         // Durable writes, one helper for the whole package: checked write/fsync/close, atomic replace, folder fsync.
         .target(name: "SameDayFiles"),
         // The HTTP receiver for unit systems that call out; its own target keeps Hummingbird out of the adapters.
@@ -85,6 +89,7 @@ let package = Package(
             name: "SameDayWorker",
             dependencies: [
                 "RabbitMQ", "SameDayBroker", "SameDayCore", "SameDayStore", "SameDayPostgres", "SameDayFiles",
+                "SameDayFormats",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -97,7 +102,7 @@ let package = Package(
         .target(
             name: "SameDayReport",
             dependencies: [
-                "SameDayCore",
+                "SameDayCore", "SameDayFormats",
                 .product(name: "Mustache", package: "swift-mustache"),
             ]
         ),
@@ -105,7 +110,7 @@ let package = Package(
             name: "sameday",
             dependencies: [
                 "RabbitMQ", "SameDayBroker", "SameDayCore", "SameDayWorker", "SameDayAdapters", "SameDayReceiver",
-                "SameDayFiles", "SameDayReport",
+                "SameDayFiles", "SameDayFormats", "SameDayReport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -115,7 +120,7 @@ let package = Package(
             name: "sameday-bench",
             dependencies: [
                 "RabbitMQ", "SameDayBroker", "SameDayCore", "SameDayWorker", "SameDayAdapters", "SameDayStore",
-                "SameDayPostgres",
+                "SameDayPostgres", "SameDayFormats",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -128,11 +133,11 @@ let package = Package(
             name: "SameDayWorkerTests",
             dependencies: [
                 "SameDayWorker", "SameDayStore", "SameDayPostgres", "SameDayCore", "SameDayBroker", "RabbitMQ",
-                "SameDayFiles", "SameDayTestKit",
+                "SameDayFiles", "SameDayFormats", "SameDayTestKit",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        .testTarget(name: "SameDayReportTests", dependencies: ["SameDayReport", "SameDayCore"]),
+        .testTarget(name: "SameDayReportTests", dependencies: ["SameDayReport", "SameDayCore", "SameDayFormats"]),
         .testTarget(
             name: "SameDayBrokerTests", dependencies: ["SameDayBroker", "SameDayCore", "RabbitMQ", "SameDayTestKit"]),
         .testTarget(
@@ -143,6 +148,7 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),
+        .testTarget(name: "SameDayFormatsTests", dependencies: ["SameDayFormats", "SameDayCore"]),
         .testTarget(
             name: "SameDayCoreTests",
             dependencies: [

@@ -1,4 +1,5 @@
 import SameDayCore
+import SameDayFormats
 
 /// The dossiers overdue or at risk at the end of a period, read from the alerts: a dossier whose latest alert up
 /// to the period's end is a warning, critical, overdue or escalated one was still open then (its resolution would

@@ -1,5 +1,6 @@
 import Mustache
 import SameDayCore
+import SameDayFormats
 
 /// What the supervisor's page is made of. The executable gathers it from files; the page itself is pure.
 public struct HTMLReportInput: Sendable {

@@ -4,6 +4,7 @@ import Logging
 import RabbitMQ
 import SameDayBroker
 import SameDayFiles
+import SameDayFormats
 import SameDayStore
 import Synchronization
 
@@ -25,7 +26,7 @@ final class AlertFileSink {
         self.mayWrite = mayWrite
     }
 
-    func path(day: String) -> String { (folder as NSString).appendingPathComponent("alerts-\(day).jsonl") }
+    func path(day: String) -> String { AlertFiles.path(folder: folder, day: day) }
 
     /// Appends the alerts not yet in their day's file; returns the ids now safely on disk.
     func write(_ alerts: [OutboxAlert]) throws -> [String] {

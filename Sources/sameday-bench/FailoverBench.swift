@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SameDayCore
+import SameDayFormats
 import SameDayPostgres
 import SameDayStore
 import SameDayWorker

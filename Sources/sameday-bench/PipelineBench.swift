@@ -3,6 +3,7 @@ import Foundation
 import RabbitMQ
 import SameDayBroker
 import SameDayCore
+import SameDayFormats
 import SameDayStore
 import SameDayWorker
 

@@ -4,6 +4,7 @@ import Logging
 import RabbitMQ
 import SameDayBroker
 import SameDayCore
+import SameDayFormats
 import SameDayStore
 import SameDayWorker
 

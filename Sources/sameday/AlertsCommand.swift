@@ -3,7 +3,7 @@ import Foundation
 import RabbitMQ
 import SameDayBroker
 import SameDayCore
-import SameDayWorker
+import SameDayFormats
 
 /// `sameday alerts watch`: a supervisor's live view of the alerts, one readable line each.
 struct AlertsCommand: AsyncParsableCommand {

@@ -1,8 +1,8 @@
 import ArgumentParser
 import Foundation
 import RabbitMQ
+import SameDayBroker
 import SameDayFiles
-import SameDayWorker
 
 /// Broker URLs given to commands, and the files that hold their secrets. A password never comes from the command
 /// line: every local user sees it (`ps`, `/proc`) and shell history keeps it. SAMEDAY_AMQP_URL is still read (it

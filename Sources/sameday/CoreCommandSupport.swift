@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import SameDayCore
-import SameDayWorker
+import SameDayFormats
 
 #if canImport(Glibc)
     import Glibc

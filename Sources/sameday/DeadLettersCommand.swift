@@ -3,7 +3,7 @@ import Foundation
 import RabbitMQ
 import SameDayBroker
 import SameDayCore
-import SameDayWorker
+import SameDayFormats
 
 /// `sameday dead-letters list|replay`: what the workers set aside, and putting it back after a fix.
 struct DeadLettersCommand: AsyncParsableCommand {

@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import SameDayCore
 import SameDayFiles
-import SameDayWorker
+import SameDayFormats
 
 /// `sameday replay`: the core over an events file on a virtual clock.
 struct ReplayCommand: ParsableCommand {

@@ -1,6 +1,7 @@
 import Foundation
 import SameDayCore
 import SameDayFiles
+import SameDayFormats
 import SameDayReport
 
 /// `sameday report --format html`: the files the page needs (SameDayReport renders it, with no I/O of its own).
@@ -32,7 +33,7 @@ extension ReportCommand {
                 } catch {
                     throw CommandFailure("--alerts \(source): cannot list the folder (\(error.localizedDescription))")
                 }
-                paths = names.sorted().filter { name in AlertLog.day(ofFileNamed: name).map { $0 <= last } ?? false }
+                paths = names.sorted().filter { name in AlertFiles.day(ofFileNamed: name).map { $0 <= last } ?? false }
                     .map { (source as NSString).appendingPathComponent($0) }
             }
             for path in paths {

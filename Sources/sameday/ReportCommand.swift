@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SameDayCore
+import SameDayFormats
 
 /// `sameday report`: a period's rollup from daily rollup files.
 struct ReportCommand: ParsableCommand {
@@ -61,50 +62,13 @@ struct ReportCommand: ParsableCommand {
                 throw CommandFailure(
                     "--headers vi applies to csv and table output; json keeps the column names, html is in Vietnamese")
             }
-            var perUnit: [String: (name: String, block: Block, days: [RollupFigures])] = [:]
-            var order: [String] = []
-            var d = first
-            while d <= last {
-                var dayFigures: [String: RollupFigures] = [:]
-                for root in rollups {
-                    let path = (root as NSString).appendingPathComponent("daily/\(d)/units.csv")
-                    guard FileManager.default.fileExists(atPath: path) else {
-                        throw CommandFailure(
-                            "no daily rollup for \(d) in \(root) (expected \(path)); report periods must be covered by daily files"
-                        )
-                    }
-                    let bytes = try CoreFiles.read(path)
-                    for r in try RollupFile.rows(bytes, path: path) {
-                        if perUnit[r.unit] == nil {
-                            perUnit[r.unit] = (r.unitName, r.block, [])
-                            order.append(r.unit)
-                        }
-                        dayFigures[r.unit] = (dayFigures[r.unit] ?? RollupFigures()) + r.figures
-                    }
-                }
-                for (unit, figures) in dayFigures { perUnit[unit]!.days.append(figures) }
-                d = d.adding(days: 1)
+            let period: RollupFolder.Period
+            do {
+                period = try RollupFolder.period(rollups: rollups, from: first, to: last, fields: level == .fields)
+            } catch let error as RollupFolderError {
+                throw CommandFailure(error.description)
             }
-            let days = Int(last.dayNumber - first.dayNumber + 1)
-            for (code, u) in perUnit where u.days.count != days {
-                throw CommandFailure("unit \(code) is missing from some daily files of the period")
-            }
-            let rows = order.map { code in
-                let u = perUnit[code]!
-                return UnitRow(
-                    unit: code, unitName: u.name, block: u.block, figures: RollupFigures.aggregate(days: u.days))
-            }
-            let fieldRows = level == .fields ? try FieldRollupFile.period(rollups: rollups, from: first, to: last) : []
-            let rollup = Rollup(unitRows: rows, fieldRows: fieldRows, period: Period(from: first, to: last))
-            if level == .fields {
-                // The field files and the unit files of the same days must agree, or one of them is damaged.
-                let broken = rollup.identityViolations.filter {
-                    if case .unitNotSumOfFields = $0 { true } else { false }
-                }
-                if let problem = broken.first {
-                    throw CommandFailure("the daily fields.csv and units.csv files disagree: \(problem)")
-                }
-            }
+            let rollup = period.rollup
             let bytes: [UInt8]
             switch (format, level) {
             case (.csv, .units): bytes = rollup.unitsCSV(headers: headers)
@@ -116,8 +80,7 @@ struct ReportCommand: ParsableCommand {
             case (.table, _): bytes = Array(table(rollup).utf8)
             case (.html, _):
                 // The chart's days: the city's figures per day, from the same daily files.
-                let daily = (0..<days).map { i in perUnit.values.reduce(RollupFigures()) { $0 + $1.days[i] } }
-                bytes = try htmlPage(rollup, daily: daily)
+                bytes = try htmlPage(rollup, daily: period.cityByDay)
             }
             let comparison = try compare.map { try SeedComparison.text(rollup, against: $0) }
             try emit(bytes)
@@ -158,90 +121,4 @@ struct ReportCommand: ParsableCommand {
     }
 }
 
-/// Reads rollup CSV files back, with the package's one CSV reader (`SameDayCore.CSV`): quoted unit names may hold
-/// commas, quotes and line breaks (CRLF too), and errors name the file's physical line.
-enum RollupFile {
-    static let unitKeyColumns = ["from", "to", "unit", "unit_name", "block"]
-
-    static func rows(_ bytes: [UInt8], path: String) throws -> [UnitRow] {
-        try records(bytes, path: path, keyColumns: unitKeyColumns, kind: "units").map { row in
-            UnitRow(unit: row.keys[2], unitName: row.keys[3], block: row.block, figures: row.figures)
-        }
-    }
-
-    /// The rows of a daily rollup file whose header is `keyColumns` then `RollupFigures.columns`: each row's key
-    /// cells, its block and its figures. Errors name the file's physical line.
-    static func records(_ bytes: [UInt8], path: String, keyColumns: [String], kind: String) throws -> [(
-        keys: [String], block: Block, figures: RollupFigures
-    )] {
-        let records: [CSVRecord]
-        do {
-            records = try CSV.parse(bytes)
-        } catch {
-            throw CommandFailure("\(path):\(error.line): \(error.message)")
-        }
-        guard let header = records.first else { throw CommandFailure("\(path): empty") }
-        guard Array(header.fields.prefix(keyColumns.count)) == keyColumns,
-            Array(header.fields.dropFirst(keyColumns.count)) == RollupFigures.columns
-        else { throw CommandFailure("\(path):\(header.line): not a \(kind) rollup header") }
-        return try records.dropFirst().map { r in
-            let f = r.fields
-            guard f.count == header.fields.count, let block = Block(rawValue: f[4]),
-                let figures = RollupFigures(columns: header.fields, values: f)
-            else { throw CommandFailure("\(path):\(r.line): malformed row") }
-            return (Array(f.prefix(keyColumns.count)), block, figures)
-        }
-    }
-}
-
 extension RollupHeaders: ExpressibleByArgument {}
-
-/// Reads the daily `fields.csv` files of a period back and sums them per unit and field like the unit rows: flows
-/// over the days, stocks from the first and last day; a field absent from a day's file counted nothing that day.
-enum FieldRollupFile {
-    static let keyColumns = RollupFile.unitKeyColumns + ["field"]
-
-    static func period(rollups: [String], from first: LocalDate, to last: LocalDate) throws -> [FieldRow] {
-        struct Key: Hashable {
-            var unit: String
-            var field: String
-        }
-        var rows: [Key: (name: String, block: Block, days: [Int64: RollupFigures])] = [:]
-        var order: [Key] = []
-        var day = first
-        while day <= last {
-            for root in rollups {
-                let path = (root as NSString).appendingPathComponent("daily/\(day)/fields.csv")
-                guard FileManager.default.fileExists(atPath: path) else {
-                    throw CommandFailure(
-                        "no fields rollup for \(day) in \(root) (expected \(path)); it is written beside units.csv by workers and replays of this version"
-                    )
-                }
-                for (key, name, block, figures) in try read(CoreFiles.read(path), path: path) {
-                    let k = Key(unit: key.unit, field: key.field)
-                    if rows[k] == nil {
-                        rows[k] = (name, block, [:])
-                        order.append(k)
-                    }
-                    rows[k]!.days[day.dayNumber] = (rows[k]!.days[day.dayNumber] ?? RollupFigures()) + figures
-                }
-            }
-            day = day.adding(days: 1)
-        }
-        let dayNumbers = Array(first.dayNumber...last.dayNumber)
-        return order.map { k in
-            let r = rows[k]!
-            return FieldRow(
-                unit: k.unit, unitName: r.name, block: r.block, field: k.field,
-                figures: RollupFigures.aggregate(days: dayNumbers.map { r.days[$0] ?? RollupFigures() }))
-        }
-    }
-
-    static func read(_ bytes: [UInt8], path: String) throws -> [(
-        key: (unit: String, field: String), name: String, block: Block, figures: RollupFigures
-    )] {
-        try RollupFile.records(bytes, path: path, keyColumns: keyColumns, kind: "fields").map { row in
-            ((row.keys[2], row.keys[5]), row.keys[3], row.block, row.figures)
-        }
-    }
-}

@@ -2,7 +2,6 @@ import ArgumentParser
 import Foundation
 import SameDayCore
 import SameDayFiles
-import SameDayWorker
 
 /// `sameday simulate`: a deterministic synthetic events file.
 struct SimulateCommand: ParsableCommand {

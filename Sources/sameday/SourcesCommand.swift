@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import SameDayCore
+import SameDayFormats
 import SameDayWorker
 import ServiceLifecycle
 

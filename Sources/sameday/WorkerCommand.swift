@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import RabbitMQ
 import SameDayCore
+import SameDayFormats
 import SameDayWorker
 import ServiceLifecycle
 
@@ -105,4 +106,3 @@ func serviceSettings(
     }
     return settings
 }
-

@@ -1,4 +1,5 @@
 import SameDayCore
+import SameDayFormats
 import SameDayReport
 
 /// A small period (15–17/05/2022) of four units, one per block, with alerts: enough to see every part of the page.

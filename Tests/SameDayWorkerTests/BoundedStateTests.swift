@@ -3,6 +3,7 @@ import Logging
 import RabbitMQ
 import SameDayBroker
 import SameDayCore
+import SameDayFormats
 import SameDayStore
 import SameDayTestKit
 import Testing

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import RabbitMQ
 import SameDayCore
+import SameDayFormats
 import SameDayStore
 import Testing
 

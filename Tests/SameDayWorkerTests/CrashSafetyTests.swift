@@ -2,6 +2,7 @@ import Foundation
 import RabbitMQ
 import SameDayBroker
 import SameDayCore
+import SameDayFormats
 import SameDayStore
 import SameDayTestKit
 import SameDayWorker
@@ -10,7 +11,6 @@ import Testing
 #if canImport(Glibc)
     import Glibc
 #endif
-
 
 @Suite("Worker crash safety against the real broker (needs broker)", .serialized)
 struct CrashSafetyTests {

@@ -1,6 +1,7 @@
 import Foundation
 import SameDayCore
 import SameDayFiles
+import SameDayFormats
 import SameDayWorker
 import Synchronization
 import Testing

@@ -1,6 +1,7 @@
 import Foundation
 import RabbitMQ
 import SameDayCore
+import SameDayFormats
 import SameDayPostgres
 import SameDayStore
 import SameDayTestKit

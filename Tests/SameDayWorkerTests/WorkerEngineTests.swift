@@ -1,5 +1,6 @@
 import Foundation
 import SameDayCore
+import SameDayFormats
 import SameDayStore
 import SameDayWorker
 import Synchronization
@@ -180,9 +181,10 @@ struct WorkerSourceSilenceTests {
         clock.set("2022-05-18T11:00:00+07:00")
         engine.tick()
         try engine.commit()
-        #expect(Set(try store.allAlerts().filter { $0.level == "source_silent" }.map(\.routingKey)) == [
-            "source_silent.district.760", "source_silent.district.761",
-        ])
+        #expect(
+            Set(try store.allAlerts().filter { $0.level == "source_silent" }.map(\.routingKey)) == [
+                "source_silent.district.760", "source_silent.district.761",
+            ])
         // Restarted after they were reported: not reported again.
         engine = try start()
         clock.set("2022-05-18T12:00:00+07:00")

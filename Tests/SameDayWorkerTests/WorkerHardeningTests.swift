@@ -1,5 +1,6 @@
 import Foundation
 import SameDayCore
+import SameDayFormats
 import SameDayStore
 import SameDayWorker
 import Synchronization

@@ -2,6 +2,7 @@ import Foundation
 import RabbitMQ
 import SameDayBroker
 import SameDayCore
+import SameDayFormats
 import SameDayStore
 import SameDayTestKit
 import SameDayWorker

@@ -66,9 +66,4 @@ public enum AlertLog {
         return alerts
     }
 
-    /// The day an alert file covers, from its name `alerts-YYYY-MM-DD.jsonl`; nil for other files.
-    public static func day(ofFileNamed name: String) -> LocalDate? {
-        guard name.hasPrefix("alerts-"), name.hasSuffix(".jsonl") else { return nil }
-        return LocalDate(name.dropFirst("alerts-".count).dropLast(".jsonl".count))
-    }
 }
