@@ -84,8 +84,8 @@ if $needs_rabbitmq; then
     build_library RabbitMQ Sources/RabbitMQ "${OWN[@]}" -I Sources/CRabbitMQ
 fi
 if $needs_adapters; then
-    build_library SameDayBroker Sources/SameDayBroker "${OWN[@]}" -I Sources/CRabbitMQ
     build_library SameDayFiles Sources/SameDayFiles "${OWN[@]}"
+    build_library SameDayBroker Sources/SameDayBroker "${OWN[@]}" -I Sources/CRabbitMQ
     build_library SameDayAdapters Sources/SameDayAdapters "${OWN[@]}" -I Sources/CRabbitMQ
 fi
 
@@ -99,7 +99,7 @@ harness_of() {
 }
 libraries_of() {
     case $1 in
-        mapping) echo "SameDayAdapters SameDayFiles SameDayBroker RabbitMQ Logging SameDayCore" ;;
+        mapping) echo "SameDayAdapters SameDayBroker SameDayFiles RabbitMQ Logging SameDayCore" ;;
         fieldtable) echo "RabbitMQ Logging" ;;
         *) echo SameDayCore ;;
     esac
