@@ -1,0 +1,397 @@
+import Foundation
+import Logging
+import RabbitMQ
+import SameDayBroker
+import SameDayCore
+import SameDayPostgres
+import SameDayStore
+import Synchronization
+
+/// One shard's processing, apart from where deliveries come from: the consume loop feeds it deliveries from the
+/// broker, the soak benchmark feeds it the same deliveries in process. Owns the engine, the commit thread, the
+/// rollups thread and the alert files; acks through the consumer it is given, strictly after the commit that
+/// covers a delivery.
+public final class ShardLoop {
+    public let engine: WorkerEngine
+    public let store: any ShardStore
+    let configuration: WorkerConfiguration
+    let metrics: WorkerMetrics
+    let logger: Logger
+    let bounds: EventTimeBounds
+    let clock: any WorkerClock
+    let queue: String
+    /// Nil in process (the soak benchmark): alerts count as published once filed.
+    let publisher: OutboxPublisher?
+    let files: AlertFileSink
+    let committer: CommitThread
+    let rollups: RollupThread
+    var machine: BatchingStateMachine<ContinuousClock.Instant>
+    /// The newest delivery taken since the last commit was handed over.
+    var pendingTag: DeliveryTag?
+    /// The commit being written, and the newest delivery it covers.
+    var inFlight: (tag: DeliveryTag?, staged: Bool)?
+    /// Outbox rows that, without a publisher, count as published: marked in the next commit.
+    var publishedPending: [String] = []
+    /// Dead letters handed to the publisher and not yet confirmed (not to be sent twice on a resync).
+    var deadLettersInFlight = Set<Int64>()
+    var lastPrune = ContinuousClock.now - .seconds(3600)
+    /// Counted per event, reported per flush (a metrics update takes a lock).
+    var appliedSinceFlush = 0
+    var duplicatesSinceFlush = 0
+    public private(set) var restartSummary: WorkerEngine.RebuildSummary
+
+    /// In process, without a broker (the soak benchmark): alerts go to the files and count as published.
+    public convenience init(
+        configuration: WorkerConfiguration, domain: Configuration, clock: any WorkerClock, metrics: WorkerMetrics,
+        logger: Logger, queue: String
+    ) throws {
+        try self.init(
+            configuration: configuration, domain: domain, store: try WorkerStore(path: configuration.databasePath),
+            clock: clock, metrics: metrics, logger: logger, publisher: nil, queue: queue)
+    }
+
+    init(
+        configuration: WorkerConfiguration, domain: Configuration, store: any ShardStore, clock: any WorkerClock,
+        metrics: WorkerMetrics, logger: Logger, publisher: OutboxPublisher?, queue: String,
+        mayWrite: @escaping @Sendable () -> Bool = { true }
+    ) throws {
+        self.configuration = configuration
+        self.metrics = metrics
+        self.logger = logger
+        self.bounds = configuration.eventTimeBounds
+        self.clock = clock
+        self.queue = queue
+        self.publisher = publisher
+        self.store = store
+        engine = WorkerEngine(
+            configuration: domain, store: store, clockMode: configuration.clock, clock: clock,
+            retention: configuration.retention, sourceSilence: configuration.watchesSourceSilence, logger: logger)
+        engine.maxDossiersPerUnit = configuration.maxDossiersPerUnit
+        let summary = try engine.rebuild()
+        restartSummary = summary
+        logger.info(
+            "worker state loaded",
+            metadata: [
+                "dossiers": "\(summary.dossiers)", "missed_alerts": "\(summary.missedAlerts)",
+                "quarantined": "\(summary.quarantined)", "events_replayed": "\(summary.events)",
+                "seconds": "\(summary.seconds)",
+            ])
+        metrics.set(.rebuildSeconds, summary.seconds)
+        metrics.observe(.restartSeconds, seconds: summary.seconds)
+        metrics.increment(.quarantinedEventsTotal, by: summary.quarantined)
+        var stock: [RollupCell: Int] = [:]
+        for (key, count) in try store.retiredStock() {
+            guard let unit = domain.unitID(key.unit) else { continue }
+            stock[RollupCell(unit: unit, field: domain.fieldID(named: key.field)), default: 0] += count
+        }
+        let keeper = RollupKeeper(
+            configuration: domain, root: configuration.resolvedRollupsDirectory,
+            windowDays: configuration.retainClosedDays, retiredStock: stock)
+        files = AlertFileSink(folder: configuration.resolvedAlertsDirectory, mayWrite: mayWrite)
+        committer = CommitThread(store: store, metrics: metrics)
+        machine = BatchingStateMachine(
+            settings: .init(
+                batchSize: configuration.batchSize, batchDelay: .milliseconds(configuration.batchDelayMilliseconds),
+                snapshotInterval: .seconds(configuration.snapshotSeconds)))
+        // What the outbox holds from before goes to the files here, before the files thread owns them.
+        try Self.fileOutbox(store: store, files: files)
+        rollups = RollupThread(keeper: keeper, alertFiles: files, metrics: metrics)
+        rollups.load(engine.heldDossiers())
+        try deliverOutbox()
+    }
+
+    /// Stops the helper threads (after `finish`, or on the way out after an error).
+    public func close() {
+        if inFlight != nil { _ = committer.collect(wait: true) }
+        inFlight = nil
+        committer.finish()
+        rollups.finish()
+    }
+
+    /// Why nothing can be committed now (the store or the files refuse to write, and are retried), or nil.
+    var stall: (reason: String, since: ContinuousClock.Instant)? {
+        if let store = committer.retrying { return ("the state store cannot write: \(store.reason)", store.since) }
+        if let files = rollups.retrying { return ("the output files cannot be written: \(files.reason)", files.since) }
+        // The files thread's queue grows by a job per commit: past this it is let catch up first, so the queue
+        // stays bounded however slow the disk is.
+        if rollups.backlog > Self.maxFilesBacklog {
+            return ("the files thread is \(rollups.backlog) jobs behind", .now)
+        }
+        return nil
+    }
+    static let maxFilesBacklog = 256
+    private var stallLoggedAt: ContinuousClock.Instant?
+
+    /// How long the consumer may wait for the next delivery.
+    public func waitBeforeNextDelivery() -> Duration {
+        if stall != nil { return .milliseconds(250) }
+        let nextTimer: Duration? =
+            engine.clockMode == .wall ? engine.nextTimerAt.map { .seconds(max(0, $0 - clock.now())) } : nil
+        switch machine.next(now: .now, otherChanges: hasOtherChanges, nextTimer: nextTimer) {
+        case .commit: return .zero
+        case .wait(let duration): return duration
+        }
+    }
+
+    private var hasOtherChanges: Bool { engine.hasStagedChanges }
+
+    public func handle(_ delivery: Delivery) {
+        // Larger than any event can be: refused before the decoder reads it (the broker's max_message_size is the
+        // outer fence).
+        guard delivery.body.count <= DossierEvent.maxBodyBytes else {
+            reject(delivery, .tooLarge(bytes: delivery.body.count, limit: DossierEvent.maxBodyBytes), eventID: nil)
+            return
+        }
+        let event: DossierEvent
+        do throws(EventDecodingError) {
+            event = try DossierEvent.decode(bytes: delivery.body)
+        } catch {
+            reject(delivery, .invalid(error), eventID: nil)
+            return
+        }
+        let envelope = DeliveryEnvelope(
+            routingKey: delivery.routingKey,
+            dossierHeader: delivery.headers[SameDayTopology.shardHeader]?.stringValue, messageID: delivery.messageID)
+        if let refusal = engine.refusal(of: event, envelope: envelope, bounds: bounds, now: clock.now()) {
+            reject(delivery, refusal, eventID: event.eventId)
+            return
+        }
+        do {
+            if try engine.apply(event, body: delivery.body) {
+                appliedSinceFlush += 1
+            } else {
+                duplicatesSinceFlush += 1
+            }
+        } catch {
+            reject(delivery, .rejected(error), eventID: event.eventId)
+            return
+        }
+        accept(delivery)
+    }
+
+    private func accept(_ delivery: Delivery) {
+        pendingTag = delivery.tag
+        machine.delivered(at: .now)
+    }
+
+    /// Bad input never stops the line: the delivery is stored in the dead-letter outbox, with the reason and its
+    /// code, in the commit that acks it; the publisher thread sends it to `sameday.dead` afterwards.
+    private func reject(_ delivery: Delivery, _ refusal: EventRefusal, eventID: String?) {
+        let reason = eventID.map { "event \(Printable.quoted($0, limit: 128)): \(refusal)" } ?? refusal.description
+        logger.warning(
+            "event dead-lettered",
+            metadata: [
+                "amqp.message_id": "\(Printable.escaped(delivery.messageID ?? "?", limit: 128))",
+                "refusal": "\(refusal.code)", "reason": "\(Printable.escaped(reason, limit: 300))",
+            ])
+        engine.stage(
+            deadLetter: DeadLetter(
+                messageID: delivery.messageID ?? "", routingKey: delivery.routingKey, queue: queue, reason: reason,
+                refusal: refusal.code, body: delivery.body))
+        metrics.increment(.deadLettersTotal)
+        metrics.increment(.refusalsTotal, refusal.code)
+        if case .retired = refusal { metrics.increment(.retiredDossierEventsTotal) }
+        accept(delivery)
+    }
+
+    /// After each delivery or wait: fire due timers, collect a finished commit, commit when the batch is due,
+    /// snapshot and prune when their time comes.
+    public func step(consumer: Consumer?, idle: Bool) throws {
+        engine.tick()
+        try collect(consumer: consumer, wait: false)
+        if let stall {
+            // Nothing is committed or acked until the store and the files write again: the deliveries in hand (at
+            // most the prefetch) wait here unacked, so the broker sends no more and counts no redelivery, and the
+            // consumer keeps its heartbeats. The process stays up and says why it is not ready.
+            metrics.setReady(false, reason: stall.reason)
+            if stallLoggedAt.map({ ContinuousClock.now - $0 >= .seconds(30) }) ?? true {
+                stallLoggedAt = .now
+                logger.error(
+                    "not consuming: writes fail and are retried (nothing is acked or dead-lettered meanwhile)",
+                    metadata: [
+                        "reason": "\(stall.reason.prefix(300))",
+                        "seconds": "\(Int((ContinuousClock.now - stall.since).secondsValue))",
+                    ])
+            }
+            return
+        }
+        if stallLoggedAt != nil {
+            stallLoggedAt = nil
+            logger.notice("writes succeed again: consuming")
+        }
+        if machine.next(now: .now, otherChanges: hasOtherChanges) == .commit {
+            try flush(consumer: consumer)
+        }
+        if let failure = rollups.failure { throw RollupFailure(description: failure) }
+        if let day = engine.clockDay, machine.snapshotDue(now: .now, day: day), rollups.backlog < 4 {
+            rollups.snapshot(firstDay: engine.firstDay, lastDay: engine.lastEventDay, clockDay: day)
+            machine.snapshotted(now: .now, day: day)
+        }
+        if ContinuousClock.now - lastPrune >= .seconds(10), let now = engine.now {
+            lastPrune = .now
+            engine.retireDue()
+            committer.prune(
+                .init(
+                    eventsBefore: now - engine.retention.eventLogSeconds,
+                    tombstonesBefore: now - engine.retention.eventLogSeconds,
+                    alertsBeforeDay: LocalDate(
+                        dayNumber: LocalTime.day(of: now) - Int64(engine.retention.eventLogDays)
+                    ).description))
+            noteFullestUnit()
+        }
+    }
+
+    /// Units whose dossiers passed 80 % of `maxDossiersPerUnit` (logged once per crossing).
+    private var unitsNearFull: Set<UnitID> = []
+
+    /// The fullest unit's share of its dossier limit, as a gauge, and a warning when a unit nears it (its new
+    /// dossiers are dead-lettered once it is full).
+    private func noteFullestUnit() {
+        guard let fullest = engine.fullestUnit() else { return }
+        metrics.set(.unitDossiersFullestRatio, fullest.ratio)
+        if fullest.ratio >= 0.8, unitsNearFull.insert(fullest.unit).inserted {
+            logger.warning(
+                "a unit nears its dossier limit (maxDossiersPerUnit): its new dossiers are dead-lettered once full",
+                metadata: [
+                    "unit": "\(engine.configuration.unit(fullest.unit).code)",
+                    "share": "\(Int(fullest.ratio * 100))%",
+                ])
+        } else if fullest.ratio < 0.7 {
+            unitsNearFull.removeAll()
+        }
+    }
+
+    struct RollupFailure: Error, CustomStringConvertible { var description: String }
+
+    /// Hands the batch in hand to the commit thread (after collecting the one before: one in flight).
+    public func flush(consumer: Consumer?) throws {
+        try collect(consumer: consumer, wait: true)
+        engine.retireDue(limit: 500)
+        var published = publisher?.takeConfirmed() ?? (alerts: [], deadLetters: [])
+        published.alerts += publishedPending
+        publishedPending.removeAll(keepingCapacity: true)
+        deadLettersInFlight.subtract(published.deadLetters)
+        let stagedDeadLetters = engine.hasStagedDeadLetters
+        let prepared = engine.prepareCommit(
+            published: published.alerts, filed: rollups.takeFiled(), deadLettersSent: published.deadLetters)
+        machine.committed()
+        if appliedSinceFlush > 0 { metrics.increment(.eventsTotal, by: appliedSinceFlush) }
+        if duplicatesSinceFlush > 0 {
+            metrics.increment(.eventsDuplicateTotal, by: duplicatesSinceFlush)
+        }
+        appliedSinceFlush = 0
+        duplicatesSinceFlush = 0
+        if let retired = prepared?.batch.retired.count, retired > 0 {
+            metrics.increment(.dossiersRetiredTotal, by: retired)
+        }
+        if let prepared {
+            committer.submit(prepared)
+            inFlight = (pendingTag, stagedDeadLetters)
+        } else if let tag = pendingTag, let consumer {
+            // Only duplicates since the last commit: nothing to write, the earlier commits cover them.
+            try consumer.ack(tag, multiple: true)
+        }
+        pendingTag = nil
+        metrics.set(.dossiers, Double(engine.dossierCount))
+        if let now = engine.now { metrics.set(.clockSeconds, Double(now)) }
+        if let newest = engine.newestOccurredAt {
+            metrics.set(.eventLagSeconds, Double(SystemClock().now() - newest))
+        }
+    }
+
+    /// Collects the commit in flight (waiting for it with `wait`): acks what it covers, then sends its alerts to
+    /// the files and the broker and its changes to the rollups.
+    func collect(consumer: Consumer?, wait: Bool) throws {
+        guard let flight = inFlight, let result = committer.collect(wait: wait) else { return }
+        inFlight = nil
+        let done = try result.get()
+        if let tag = flight.tag, let consumer { try consumer.ack(tag, multiple: true) }
+        rollups.apply(done.rollupChanges, clock: done.batch.clock)
+        let added = done.alerts
+        if !added.isEmpty {
+            rollups.file(added)
+            if let publisher { publisher.send(added) } else { publishedPending += added.map(\.alertID) }
+            for alert in added {
+                metrics.increment(.alertsTotal, alert.level)
+            }
+        }
+        if flight.staged { try sendDeadLetters() }
+        if publisher?.needsResync == true { try deliverOutbox() }
+    }
+
+    /// Alerts the outbox holds from a previous run that never reached the files: appended and marked at once.
+    static func fileOutbox(store: any ShardStore, files: AlertFileSink) throws {
+        while true {
+            let unfiled = try store.unfiledAlerts(limit: 5000)
+            if unfiled.isEmpty { break }
+            try store.markFiled(try files.write(unfiled))
+        }
+    }
+
+    /// What the outbox still holds from before (a previous run, a broker outage) goes to the broker, marked as its
+    /// confirms come in.
+    func deliverOutbox() throws {
+        guard let publisher else {
+            while true {
+                let unpublished = try store.unpublishedAlerts(limit: 5000)
+                if unpublished.isEmpty { break }
+                try store.markPublished(unpublished.map(\.alertID))
+            }
+            return
+        }
+        publisher.resynced()
+        var offset = 0
+        while true {
+            let unpublished = try store.unpublishedAlerts(limit: 1000, offset: offset)
+            if unpublished.isEmpty || publisher.needsResync { break }
+            publisher.send(unpublished)
+            offset += unpublished.count
+        }
+        try sendDeadLetters(resync: true)
+    }
+
+    /// Hands the stored dead letters not yet in flight to the publisher (all of them again after a resync).
+    func sendDeadLetters(resync: Bool = false) throws {
+        guard let publisher else { return }
+        if resync { deadLettersInFlight.removeAll() }
+        let pending = try store.pendingDeadLetters(limit: 10_000).filter { !deadLettersInFlight.contains($0.seq) }
+        deadLettersInFlight.formUnion(pending.map(\.seq))
+        publisher.send(deadLetters: pending)
+    }
+
+    /// The last commits on a graceful stop, with the confirms of alerts still in flight, then the final files.
+    public func finish(consumer: Consumer?) throws {
+        committer.stopRetrying()
+        rollups.stopRetrying()
+        try flush(consumer: consumer)
+        try collect(consumer: consumer, wait: true)
+        publisher?.finish(timeout: .seconds(5))
+        try flush(consumer: consumer)
+        try collect(consumer: consumer, wait: true)
+        if let clockDay = engine.clockDay {
+            rollups.snapshot(firstDay: engine.firstDay, lastDay: engine.lastEventDay, clockDay: clockDay)
+        }
+        rollups.drain()
+        if let failure = rollups.failure { throw RollupFailure(description: failure) }
+        // Mark what the files thread appended meanwhile.
+        try flush(consumer: consumer)
+        try collect(consumer: consumer, wait: true)
+    }
+
+    /// Waits until the rollups thread has written every snapshot asked for (tests, the soak benchmark).
+    public func drainRollups() { rollups.drain() }
+
+    /// Commits what is in hand, snapshots the rollups now and waits for the files; returns the snapshot's seconds
+    /// (the soak benchmark, tests).
+    public func snapshotNow() throws -> Double {
+        try flush(consumer: nil)
+        try collect(consumer: nil, wait: true)
+        rollups.drain()
+        if let clockDay = engine.clockDay {
+            rollups.snapshot(firstDay: engine.firstDay, lastDay: engine.lastEventDay, clockDay: clockDay)
+        }
+        rollups.drain()
+        if let failure = rollups.failure { throw RollupFailure(description: failure) }
+        return rollups.lastSnapshotSeconds
+    }
+}

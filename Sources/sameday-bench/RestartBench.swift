@@ -1,0 +1,79 @@
+import ArgumentParser
+import Foundation
+import RabbitMQ
+import SameDayBroker
+import SameDayCore
+import SameDayFormats
+import SameDayStore
+import SameDayWorker
+
+/// The state of a worker that had delivered its alerts before it stopped.
+private func markDelivered(_ alerts: [OutboxAlert], _ store: WorkerStore) throws {
+    try store.markFiled(alerts.map(\.alertID))
+    try store.markPublished(alerts.map(\.alertID))
+}
+
+/// `sameday-bench restart`: a worker state with N open dossiers, then the time from start to consuming.
+struct RestartBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "restart", abstract: "Time from worker start to consuming, with N open dossiers in its state.")
+
+    @Option(help: "Open dossiers in the state.") var dossiers = 1_000_000
+    @Option(help: "Configuration folder.") var config = "deploy/config/hcmc-2022"
+    @Option(help: "Broker URL (loopback only, no password).") var url = localBrokerURL
+
+    func validate() throws { try refusePassword(inURL: url) }
+
+    func run() async throws {
+        let domain = try ConfigurationFolder.load(config)
+        let folder = NSTemporaryDirectory() + "sameday-bench-restart-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let topology = SameDayTopology(shards: 1, namePrefix: "bench.restart.\(getpid()).")
+        let settings = benchWorkerSettings(url: url, topology: topology, folder: folder, config: config)
+
+        // Build the state: one `received` per dossier, spread over a working day, committed in large batches.
+        let fillStart = ContinuousClock.now
+        let store = try WorkerStore(path: settings.databasePath)
+        let engine = WorkerEngine(configuration: domain, store: store, clockMode: .events)
+        let day = LocalDate(year: 2022, month: 5, day: 18)!.startInstant + 8 * 3600
+        let procedure = domain.catalog.first { $0.sla == .sameDay }?.procedure ?? domain.catalog[0].procedure
+        for index in 0..<dossiers {
+            let unit = domain.units[index % domain.units.count].code
+            let event = DossierEvent(
+                eventId: "r-\(index)", dossier: "\(unit)-220518-\(index)", unit: unit, procedure: procedure,
+                type: .received, occurredAt: day + Int64(index % 28_800), seq: nil, channel: .direct, outcome: nil,
+                newDueAt: nil, source: "bench")
+            try engine.apply(event)
+            if index % 50_000 == 49_999 { try markDelivered(try engine.commit(), store) }
+        }
+        try markDelivered(try engine.commit(), store)
+        let fillSeconds = (ContinuousClock.now - fillStart).seconds
+        let open = try store.dossierCount()
+
+        let connection = ConnectionConfiguration(
+            brokers: [try BrokerURL(parsing: url)], connectionName: "bench restart")
+        try await onBroker(connection) { try topology.topology.declare(on: $0) }
+        let metrics = WorkerMetrics()
+        let stop = StopFlag()
+        let workerSettings = settings
+        let started = ContinuousClock.now
+        async let worker: Void = BlockingThread.run(name: "bench worker") {
+            try WorkerService(configuration: workerSettings, domain: domain, metrics: metrics).run(until: stop)
+        }
+        while !metrics.readiness.ready {
+            if ContinuousClock.now - started > .seconds(300) { break }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        let restartSeconds = (ContinuousClock.now - started).seconds
+        stop.request()
+        try await worker
+        try await onBroker(connection) { try topology.topology.delete(on: $0) }
+        print(
+            try jsonLine([
+                "bench": "restart", "open_dossiers": open,
+                "restart_to_consuming_s": (restartSeconds * 100).rounded() / 100,
+                "rebuild_s": (metrics.value(.rebuildSeconds) * 100).rounded() / 100,
+                "fill_s": (fillSeconds * 10).rounded() / 10,
+            ]))
+    }
+}
