@@ -51,14 +51,9 @@ public final class WorkerMetrics: Sendable {
         guard amount >= 0 else { return }
         let series = Self.series(name, dimensions)
         state.withLock { state in
-            let counter =
-                state.counters[series]
-                ?? {
-                    let made = CoreMetrics.Counter(label: name, dimensions: dimensions, factory: factory)
-                    state.counters[series] = made
-                    return made
-                }()
-            counter.increment(by: Int64(amount))
+            Self.instrument(series, in: &state.counters) {
+                CoreMetrics.Counter(label: name, dimensions: dimensions, factory: factory)
+            }.increment(by: Int64(amount))
             state.values[series, default: 0] += Double(amount)
         }
     }
@@ -67,14 +62,7 @@ public final class WorkerMetrics: Sendable {
     public func set(_ metric: Metric.Gauge, _ value: Double) {
         let name = metric.rawValue
         state.withLock { state in
-            let gauge =
-                state.gauges[name]
-                ?? {
-                    let made = CoreMetrics.Gauge(label: name, factory: factory)
-                    state.gauges[name] = made
-                    return made
-                }()
-            gauge.record(value)
+            Self.instrument(name, in: &state.gauges) { CoreMetrics.Gauge(label: name, factory: factory) }.record(value)
             state.values[name] = value
         }
     }
@@ -85,17 +73,21 @@ public final class WorkerMetrics: Sendable {
         let seconds = max(0, seconds)
         let name = metric.rawValue
         state.withLock { state in
-            let timer =
-                state.timers[name]
-                ?? {
-                    let made = CoreMetrics.Timer(label: name, factory: factory)
-                    state.timers[name] = made
-                    return made
-                }()
-            timer.recordSeconds(seconds)
+            Self.instrument(name, in: &state.timers) { CoreMetrics.Timer(label: name, factory: factory) }
+                .recordSeconds(seconds)
             state.values[name + "_count", default: 0] += 1
             state.values[name + "_sum", default: 0] += seconds
         }
+    }
+
+    /// The instrument of `series` in `table`, made on its first use.
+    private static func instrument<Instrument>(
+        _ series: String, in table: inout [String: Instrument], make: () -> Instrument
+    ) -> Instrument {
+        if let existing = table[series] { return existing }
+        let made = make()
+        table[series] = made
+        return made
     }
 
     /// One group commit's duration.
