@@ -300,17 +300,18 @@ struct UnattendedTests {
         #expect {
             _ = try profile(truncated)
         } throws: { error in
-            "\(error)".contains("test.json: $: not valid JSON: line 4, column 26: this string has no closing quote")
+            "\(error)".contains("test.json:4:26: not valid JSON: this string has no closing quote")
         }
         #expect {
             _ = try profile("{\n  \"source\": \"x\"\n  \"format\": \"csv\"\n}")
         } throws: { error in
-            "\(error)".contains("line 3, column 3: expected ',' or '}'; unexpected \"\"\"")
+            "\(error)".contains("test.json:3:3: not valid JSON: expected ',' or '}'; unexpected \"\"\"")
         }
         #expect {
             _ = try profile("{\"source\": \"x\",")
         } throws: { error in
-            "\(error)".contains("line 1, column 16: expected a key in double quotes; the file ends too early")
+            "\(error)".contains(
+                "test.json:1:16: not valid JSON: expected a key in double quotes; the file ends too early")
         }
     }
 
