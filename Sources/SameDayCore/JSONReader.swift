@@ -43,7 +43,8 @@ public struct JSONReader: Sendable {
     // MARK: By node and path
 
     public func error(_ n: JSONNode, _ path: String, _ m: String) -> ConfigurationError {
-        let field = path.split(separator: ".").last.map { String($0.split(separator: "[").first ?? $0) }
+        let field =
+            path == "$" ? nil : path.split(separator: ".").last.map { String($0.split(separator: "[").first ?? $0) }
         return ConfigurationError(file: file, line: n.line, column: n.column, path: path, field: field, message: m)
     }
 

@@ -55,6 +55,7 @@ struct JSONReaderTests {
             message { _ = try read("{\"a\": 1,\n") }
                 == "x.json:2:1: not valid JSON: expected a key in double quotes; the file ends too early (a closing quote, } or ] is missing: is the file truncated?)"
         )
+        #expect(message { _ = try read("[]") } == "x.json:1:1: expected an object, found an array")
         #expect(message { _ = try read("{\"a\": 1, \"a\": 2}") } == #"x.json:1:10: not valid JSON: duplicate key "a""#)
     }
 
