@@ -67,116 +67,106 @@ public struct MappingProfile: Sendable {
         value.trimmingCharacters(in: .whitespaces).lowercased()
     }
 
-    /// Reads and checks a profile; every error names the file, the JSON path and what is wrong.
+    /// The keys a profile may have.
+    public static let keys = [
+        "channels", "columns", "delimiter", "description", "eventIdFrom", "format", "nationalStatusCodes", "outcomes",
+        "source", "statuses", "timeFormats", "unit", "units",
+    ]
+
+    /// Reads and checks a profile; every error names the file, the line and column, the key path and what is wrong.
     public static func parse(_ bytes: [UInt8], file: String) throws(ProfileError) -> MappingProfile {
-        func fail(_ path: String, _ message: String) -> ProfileError {
-            ProfileError(file: file, path: path, message: message)
-        }
-        let object: [String: Any]
-        do {
-            guard let parsed = try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {
-                throw fail("$", "the profile must be a JSON object")
-            }
-            object = parsed
-        } catch let error as ProfileError {
-            throw error
+        do throws(ConfigurationError) {
+            return try read(bytes, file: file)
         } catch {
-            if let syntax = JSONSyntaxLocator.firstError(bytes) {
-                throw fail("$", "not valid JSON: \(syntax.description)")
-            }
-            throw fail("$", "not valid JSON (\((error as NSError).localizedDescription))")
+            throw ProfileError(error)
         }
-        let known: Set<String> = [
-            "source", "format", "delimiter", "columns", "unit", "units", "timeFormats", "statuses",
-            "nationalStatusCodes", "channels", "outcomes", "eventIdFrom", "description",
-        ]
-        for key in object.keys.sorted() where !known.contains(key) {
-            throw fail("$.\(key)", "unknown setting (known: \(known.sorted().joined(separator: ", ")))")
+    }
+
+    static func read(_ bytes: [UInt8], file: String) throws(ConfigurationError) -> MappingProfile {
+        let reader = JSONReader(file: file)
+        let document = try reader.document(bytes)
+        guard case .object = document.value else {
+            throw reader.error(document, "$", "the profile must be a JSON object, found \(document.found)")
         }
-        func string(_ key: String, required: Bool) throws(ProfileError) -> String? {
-            guard let value = object[key] else {
-                if required { throw fail("$.\(key)", "missing") }
+        let object = try JSONObject(reader: reader, node: document, path: "$")
+        try object.only(keys)
+        func fail(_ key: String, _ message: String) -> ConfigurationError { object.error(key, message) }
+        func string(_ key: String, required: Bool) throws(ConfigurationError) -> String? {
+            guard let text = try object.string(key) else {
+                if required { throw fail(key, "missing") }
                 return nil
             }
-            guard let text = value as? String, !text.isEmpty else {
-                throw fail("$.\(key)", "must be a non-empty string")
-            }
+            guard !text.isEmpty else { throw fail(key, "expected a non-empty string, found \"\"") }
             return text
         }
-        func stringMap(_ key: String) throws(ProfileError) -> [String: String] {
-            guard let value = object[key] else { return [:] }
-            guard let map = value as? [String: Any] else { throw fail("$.\(key)", "must be an object") }
-            var out: [String: String] = [:]
-            for (k, v) in map {
-                guard let text = v as? String else { throw fail("$.\(key).\(k)", "must be a string") }
-                out[k] = text
-            }
-            return out
+        func stringMap(_ key: String) throws(ConfigurationError) -> [(key: String, value: String)] {
+            try object.stringMap(key)
+        }
+        /// An error about a key of `columns`, `statuses`, … (at its value, else at the map, else at the profile).
+        func failIn(_ map: String, _ key: String, _ message: String) -> ConfigurationError {
+            let node = object[map].flatMap { $0[key] } ?? object[map] ?? document
+            return reader.error(node, object.path(map) + "." + key, message)
         }
 
         let source = try string("source", required: true)!
         guard source.utf8.count <= 64, source.allSatisfy({ !$0.isWhitespace }) else {
-            throw fail("$.source", "at most 64 bytes, no spaces (it prefixes derived event ids, which are ≤ 128 bytes)")
+            throw fail("source", "at most 64 bytes, no spaces (it prefixes derived event ids, which are ≤ 128 bytes)")
         }
         let formatText = try string("format", required: true)!
         guard let format = Format(rawValue: formatText) else {
-            throw fail("$.format", "\"\(formatText)\" is not a format (expected \"csv\" or \"jsonl\")")
+            throw fail("format", "\"\(formatText)\" is not a format (expected \"csv\" or \"jsonl\")")
         }
         var delimiter: UInt8?
         if let text = try string("delimiter", required: false) {
-            guard format == .csv else { throw fail("$.delimiter", "only for the csv format") }
+            guard format == .csv else { throw fail("delimiter", "only for the csv format") }
             switch text {
             case ";": delimiter = UInt8(ascii: ";")
             case ",": delimiter = UInt8(ascii: ",")
             case "auto": delimiter = nil
-            default: throw fail("$.delimiter", "\"\(text)\" is not a delimiter (expected \";\", \",\" or \"auto\")")
+            default: throw fail("delimiter", "\"\(text)\" is not a delimiter (expected \";\", \",\" or \"auto\")")
             }
         }
 
         var columns: [Field: String] = [:]
         for (key, name) in try stringMap("columns") {
             guard let field = Field(rawValue: key) else {
-                throw fail(
-                    "$.columns.\(key)",
+                throw failIn(
+                    "columns", key,
                     "not a canonical field (expected one of \(Field.allCases.map(\.rawValue).joined(separator: ", ")))")
             }
             guard !name.trimmingCharacters(in: .whitespaces).isEmpty else {
-                throw fail("$.columns.\(key)", "the column name is empty")
+                throw failIn("columns", key, "the column name is empty")
             }
             columns[field] = name
         }
         for field in [Field.dossier, .procedure, .status, .occurredAt] where columns[field] == nil {
-            throw fail("$.columns.\(field.rawValue)", "missing: every event needs its \(field.rawValue)")
+            throw failIn("columns", field.rawValue, "missing: every event needs its \(field.rawValue)")
         }
         let fixedUnit = try string("unit", required: false)
         switch (columns[.unit], fixedUnit) {
         case (nil, nil):
-            throw fail("$.columns.unit", "missing: name a unit column, or set \"unit\" to a fixed unit code")
-        case (.some, .some): throw fail("$.unit", "set either a fixed unit or columns.unit, not both")
+            throw failIn("columns", "unit", "missing: name a unit column, or set \"unit\" to a fixed unit code")
+        case (.some, .some): throw fail("unit", "set either a fixed unit or columns.unit, not both")
         default: break
         }
         var allowedUnits: Set<String>?
-        if let value = object["units"] {
-            guard let list = value as? [Any], !list.isEmpty, list.allSatisfy({ $0 is String }) else {
-                throw fail("$.units", "must be a non-empty array of unit codes")
-            }
-            allowedUnits = Set(list.map { $0 as! String })
+        if let list = try object.strings("units") {
+            guard !list.isEmpty else { throw fail("units", "expected a non-empty array of unit codes, found []") }
+            allowedUnits = Set(list)
         }
         if let fixedUnit, let allowedUnits, !allowedUnits.contains(fixedUnit) {
-            throw fail("$.unit", "\"\(fixedUnit)\" is not in \"units\"")
+            throw fail("unit", "\"\(fixedUnit)\" is not in \"units\"")
         }
 
         var timeFormats: [TimeFormat] = []
-        if let value = object["timeFormats"] {
-            guard let list = value as? [Any], !list.isEmpty else {
-                throw fail("$.timeFormats", "must be a non-empty array of patterns")
-            }
+        if let list = try object.array("timeFormats") {
+            guard !list.isEmpty else { throw fail("timeFormats", "expected a non-empty array of patterns, found []") }
             for (index, item) in list.enumerated() {
-                guard let pattern = item as? String else { throw fail("$.timeFormats[\(index)]", "must be a string") }
+                let pattern = try reader.string(item, "timeFormats[\(index)]")
                 do {
                     timeFormats.append(try TimeFormat(pattern))
                 } catch {
-                    throw fail("$.timeFormats[\(index)]", error.message)
+                    throw reader.error(item, "timeFormats[\(index)]", error.message)
                 }
             }
         } else {
@@ -184,10 +174,7 @@ public struct MappingProfile: Sendable {
         }
 
         var statuses: [String: StatusMapping] = [:]
-        if let value = object["nationalStatusCodes"] {
-            guard let flag = value as? Bool else {
-                throw fail("$.nationalStatusCodes", "must be true or false")
-            }
+        if let flag = try object.bool("nationalStatusCodes") {
             if flag { for (code, type) in nationalStatusCodes { statuses[code] = .event(type) } }
         }
         for (label, target) in try stringMap("statuses") {
@@ -197,8 +184,8 @@ public struct MappingProfile: Sendable {
             } else if let type = EventType(name: target) {
                 mapping = .event(type)
             } else {
-                throw fail(
-                    "$.statuses.\(label)",
+                throw failIn(
+                    "statuses", label,
                     "\"\(target)\" is not an event type (expected \"skip\" or one of \(EventType.allCases.map(\.name).joined(separator: ", ")))"
                 )
             }
@@ -208,7 +195,7 @@ public struct MappingProfile: Sendable {
         }
         guard !statuses.isEmpty else {
             throw fail(
-                "$.statuses", "missing: map the unit system's status values, or set \"nationalStatusCodes\": true")
+                "statuses", "missing: map the unit system's status values, or set \"nationalStatusCodes\": true")
         }
 
         var channels: [String: SameDayCore.Channel] = [
@@ -217,27 +204,27 @@ public struct MappingProfile: Sendable {
         ]
         for (label, target) in try stringMap("channels") {
             guard let channel = SameDayCore.Channel.allCases.first(where: { $0.name == target }) else {
-                throw fail("$.channels.\(label)", "\"\(target)\" is not a channel (expected direct, online or postal)")
+                throw failIn("channels", label, "\"\(target)\" is not a channel (expected direct, online or postal)")
             }
             channels[normalise(label)] = channel
         }
         var outcomes: [String: Outcome] = ["approved": .approved, "rejected": .rejected]
         for (label, target) in try stringMap("outcomes") {
             guard let outcome = Outcome.allCases.first(where: { $0.name == target }) else {
-                throw fail("$.outcomes.\(label)", "\"\(target)\" is not an outcome (expected approved or rejected)")
+                throw failIn("outcomes", label, "\"\(target)\" is not an outcome (expected approved or rejected)")
             }
             outcomes[normalise(label)] = outcome
         }
         var eventIdFrom = defaultEventIdFields
-        if let value = object["eventIdFrom"] {
-            guard let list = value as? [Any], !list.isEmpty else {
-                throw fail("$.eventIdFrom", "must be a non-empty array of canonical field names")
+        if let list = try object.array("eventIdFrom") {
+            guard !list.isEmpty else {
+                throw fail("eventIdFrom", "expected a non-empty array of canonical field names, found []")
             }
             eventIdFrom = []
             for (index, item) in list.enumerated() {
-                guard let name = item as? String, let field = Field(rawValue: name), field != .eventId else {
-                    throw fail(
-                        "$.eventIdFrom[\(index)]",
+                guard case .string(let name) = item.value, let field = Field(rawValue: name), field != .eventId else {
+                    throw reader.error(
+                        item, "eventIdFrom[\(index)]",
                         "not a canonical field (expected one of \(defaultEventIdFields.map(\.rawValue).joined(separator: ", ")))"
                     )
                 }
@@ -245,7 +232,7 @@ public struct MappingProfile: Sendable {
             }
             for needed in [Field.dossier, .status, .occurredAt] where !eventIdFrom.contains(needed) {
                 throw fail(
-                    "$.eventIdFrom",
+                    "eventIdFrom",
                     "must include \(needed.rawValue): without it, different changes of a dossier would get the same id")
             }
         }
@@ -264,12 +251,32 @@ public struct MappingProfile: Sendable {
     }
 }
 
-/// A profile that cannot be used: the file, the JSON path (`$.columns.status`) and what is wrong.
+/// A profile that cannot be used: the file, where (line and column), the key path (`columns.status`; `$` for the
+/// whole profile) and what is wrong.
 public struct ProfileError: Error, Equatable, Sendable, CustomStringConvertible {
     public var file: String
+    public var line: Int?
+    public var column: Int?
     public var path: String
     public var message: String
-    public var description: String { "\(file): \(path): \(message)" }
+
+    public init(file: String, line: Int? = nil, column: Int? = nil, path: String, message: String) {
+        self.file = file
+        self.line = line
+        self.column = column
+        self.path = path
+        self.message = message
+    }
+
+    init(_ error: ConfigurationError) {
+        self.init(
+            file: error.file, line: error.line, column: error.column, path: error.keyPath ?? "$",
+            message: error.message)
+    }
+
+    public var description: String {
+        ConfigurationError(file: file, line: line, column: column, path: path, message: message).description
+    }
 }
 
 /// A date-time pattern of the unit system's exports, read as local time in UTC+07:00 (docs/rules.md §2.4).
@@ -444,164 +451,5 @@ public struct TimeFormat: Sendable, Equatable {
         }
         guard i == b.count else { return .mismatch }
         return .impossible(impossibility(year, month, day, hour, minute, second) ?? "no such date")
-    }
-}
-
-/// Finds where a JSON text stops being valid, for messages a person can act on ("line 12, column 5: expected ','
-/// or '}'"); JSONSerialization only says that it failed. Used after a parse failed, on files a person wrote.
-enum JSONSyntaxLocator {
-    struct Failure: Error, Equatable {
-        var line: Int
-        var column: Int
-        var message: String
-        var description: String { "line \(line), column \(column): \(message)" }
-    }
-
-    /// The first syntax error of `bytes`, or nil if it is one valid JSON value.
-    static func firstError(_ bytes: [UInt8]) -> Failure? {
-        var scanner = Scanner(b: bytes)
-        do throws(Failure) {
-            scanner.space()
-            try scanner.value(depth: 0)
-            scanner.space()
-            if scanner.i < bytes.count { throw scanner.fail("unexpected text after the end of the JSON value") }
-            return nil
-        } catch {
-            return error
-        }
-    }
-
-    private struct Scanner {
-        let b: [UInt8]
-        var i = 0
-
-        func fail(_ message: String) -> Failure {
-            var line = 1
-            var lineStart = 0
-            for k in 0..<min(i, b.count) where b[k] == 0x0A {
-                line += 1
-                lineStart = k + 1
-            }
-            // Columns count characters (UTF-8 continuation bytes are not characters).
-            let column = b[lineStart..<min(i, b.count)].filter { $0 & 0xC0 != 0x80 }.count + 1
-            return Failure(line: line, column: column, message: message)
-        }
-
-        func describe() -> String {
-            guard i < b.count else {
-                return "the file ends too early (a closing quote, } or ] is missing: is the file truncated?)"
-            }
-            let c = b[i]
-            return c >= 0x20 && c < 0x7F ? "unexpected \"\(Character(UnicodeScalar(c)))\"" : "unexpected byte"
-        }
-
-        mutating func space() {
-            while i < b.count, b[i] == 0x20 || b[i] == 0x0A || b[i] == 0x0D || b[i] == 0x09 { i += 1 }
-        }
-
-        mutating func expect(_ c: UInt8, _ what: String) throws(Failure) {
-            space()
-            guard i < b.count, b[i] == c else { throw fail("expected \(what); \(describe())") }
-            i += 1
-        }
-
-        mutating func value(depth: Int) throws(Failure) {
-            guard depth < 256 else { throw fail("nested more than 256 levels deep") }
-            space()
-            guard i < b.count else { throw fail("expected a value; \(describe())") }
-            switch b[i] {
-            case 0x7B:
-                i += 1
-                space()
-                if i < b.count && b[i] == 0x7D {
-                    i += 1
-                    return
-                }
-                while true {
-                    space()
-                    guard i < b.count, b[i] == 0x22 else {
-                        throw fail("expected a key in double quotes; \(describe())")
-                    }
-                    try string()
-                    try expect(0x3A, "':' after the key")
-                    try value(depth: depth + 1)
-                    space()
-                    guard i < b.count, b[i] == 0x2C || b[i] == 0x7D else {
-                        throw fail("expected ',' or '}'; \(describe())")
-                    }
-                    i += 1
-                    if b[i - 1] == 0x7D { return }
-                }
-            case 0x5B:
-                i += 1
-                space()
-                if i < b.count && b[i] == 0x5D {
-                    i += 1
-                    return
-                }
-                while true {
-                    try value(depth: depth + 1)
-                    space()
-                    guard i < b.count, b[i] == 0x2C || b[i] == 0x5D else {
-                        throw fail("expected ',' or ']'; \(describe())")
-                    }
-                    i += 1
-                    if b[i - 1] == 0x5D { return }
-                }
-            case 0x22: try string()
-            case 0x74: try literal("true")
-            case 0x66: try literal("false")
-            case 0x6E: try literal("null")
-            case 0x2D, 0x30...0x39: try number()
-            default: throw fail("expected a value; \(describe())")
-            }
-        }
-
-        mutating func literal(_ word: String) throws(Failure) {
-            for c in word.utf8 {
-                guard i < b.count, b[i] == c else { throw fail("expected \(word); \(describe())") }
-                i += 1
-            }
-        }
-
-        mutating func number() throws(Failure) {
-            if b[i] == 0x2D { i += 1 }
-            func digits() -> Int {
-                var n = 0
-                while i < b.count, b[i] >= 0x30, b[i] <= 0x39 {
-                    i += 1
-                    n += 1
-                }
-                return n
-            }
-            guard digits() > 0 else { throw fail("expected a digit; \(describe())") }
-            if i < b.count, b[i] == 0x2E {
-                i += 1
-                guard digits() > 0 else { throw fail("expected a digit after '.'; \(describe())") }
-            }
-            if i < b.count, b[i] == 0x65 || b[i] == 0x45 {
-                i += 1
-                if i < b.count, b[i] == 0x2B || b[i] == 0x2D { i += 1 }
-                guard digits() > 0 else { throw fail("expected a digit in the exponent; \(describe())") }
-            }
-        }
-
-        mutating func string() throws(Failure) {
-            let start = i
-            i += 1
-            while i < b.count {
-                switch b[i] {
-                case 0x22:
-                    i += 1
-                    return
-                case 0x5C: i += 2
-                case 0x00..<0x20:
-                    throw fail("a line break or control character inside a string (a closing quote is missing?)")
-                default: i += 1
-                }
-            }
-            i = start
-            throw fail("this string has no closing quote (is the file truncated?)")
-        }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import SameDayBroker
+import SameDayCore
 
 /// The unit systems wired to SameDay (`deploy/adapters/unit-systems.json`): for each, the units it may publish
 /// for and the SHA-256 of its HTTP bearer token; plus the supervisors who read alert queues. The same file gives
@@ -44,37 +45,41 @@ public struct UnitSystemRegistry: Sendable {
         systems.map { .init(name: $0.name, units: $0.units.sorted()) }
     }
 
+    /// Reads a registry; errors name the file, line, column and key path (docs/configuration.md).
     public static func parse(_ bytes: [UInt8], file: String) throws -> UnitSystemRegistry {
-        func fail(_ path: String, _ message: String) -> AdapterError { AdapterError("\(file): \(path): \(message)") }
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] else {
-            throw fail("$", "not a JSON object")
+        do throws(ConfigurationError) {
+            return try read(bytes, file: file)
+        } catch {
+            throw AdapterError(error.description)
         }
-        for key in object.keys.sorted() where !["unitSystems", "supervisors", "description"].contains(key) {
-            throw fail("$.\(key)", "unknown setting (known: unitSystems, supervisors)")
-        }
-        guard let list = object["unitSystems"] as? [Any] else { throw fail("$.unitSystems", "missing: an array") }
+    }
+
+    static func read(_ bytes: [UInt8], file: String) throws(ConfigurationError) -> UnitSystemRegistry {
+        let object = try JSONReader(file: file).root(bytes, allowed: ["description", "supervisors", "unitSystems"])
+        let reader = object.reader
+        guard let list = try object.array("unitSystems") else { throw object.error("unitSystems", "missing: an array") }
         var systems: [System] = []
         var names = Set<String>()
         for (i, item) in list.enumerated() {
-            let path = "$.unitSystems[\(i)]"
-            guard let entry = item as? [String: Any] else { throw fail(path, "must be an object") }
-            guard let name = entry["name"] as? String, !name.isEmpty,
+            let entry = try JSONObject(reader: reader, node: item, path: "unitSystems[\(i)]")
+            try entry.only(["name", "tokenSHA256", "units"])
+            guard let name = try entry.string("name"), !name.isEmpty,
                 name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" })
-            else { throw fail("\(path).name", "missing or not a simple name (letters, digits, - and _)") }
-            guard names.insert(name).inserted else { throw fail("\(path).name", "\"\(name)\" appears twice") }
-            guard let units = entry["units"] as? [String], !units.isEmpty else {
-                throw fail("\(path).units", "missing: a non-empty array of unit codes")
+            else { throw entry.error("name", "missing or not a simple name (letters, digits, - and _)") }
+            guard names.insert(name).inserted else { throw entry.error("name", "\"\(name)\" appears twice") }
+            guard let units = try entry.strings("units"), !units.isEmpty else {
+                throw entry.error("units", "missing: a non-empty array of unit codes")
             }
             var hash: String?
-            if let value = entry["tokenSHA256"] {
-                guard let text = value as? String, text.count == 64,
-                    text.allSatisfy({ $0.isHexDigit && !$0.isUppercase })
-                else { throw fail("\(path).tokenSHA256", "must be 64 lower-case hex digits (SHA-256 of the token)") }
+            if let text = try entry.string("tokenSHA256") {
+                guard text.count == 64, text.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else {
+                    throw entry.error("tokenSHA256", "must be 64 lower-case hex digits (SHA-256 of the token)")
+                }
                 hash = text
             }
             systems.append(System(name: name, units: Set(units), tokenSHA256: hash))
         }
-        let supervisors = object["supervisors"] as? [String] ?? []
+        let supervisors = try object.strings("supervisors") ?? []
         return UnitSystemRegistry(systems: systems, supervisors: supervisors)
     }
 

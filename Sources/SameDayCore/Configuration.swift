@@ -1,26 +1,49 @@
-/// A configuration error: which file, where (CSV line or JSON path, with its line), which field, what is wrong.
+/// A configuration error: which file, where (CSV line, or JSON line, column and key path), what is wrong. Every file
+/// an operator writes reports its errors with this type (docs/configuration.md):
+/// `worker.json:12:5: key "prefetch": expected an integer, found "abc"`.
 public struct ConfigurationError: Error, Equatable, Sendable, CustomStringConvertible {
     public var file: String
     /// 1-based line (CSV record line, or the line a JSON value starts on), when known.
     public var line: Int?
-    /// JSON path such as `calendars[0].days.mon.sessions[1]` (JSON files only).
+    /// 1-based column of the JSON value (characters, not bytes), when known.
+    public var column: Int?
+    /// JSON key path such as `calendars[0].days.mon.sessions[1]` (JSON files only; `$` is the whole document).
     public var path: String?
     public var field: String?
     public var message: String
 
-    public init(file: String, line: Int? = nil, path: String? = nil, field: String? = nil, message: String) {
+    public init(
+        file: String, line: Int? = nil, column: Int? = nil, path: String? = nil, field: String? = nil,
+        message: String
+    ) {
         self.file = file
         self.line = line
+        self.column = column
         self.path = path
         self.field = field
         self.message = message
     }
 
+    /// The key an error names: the JSON path, or the field at the top of the document; nil for the whole document.
+    public var keyPath: String? {
+        guard let path else { return nil }
+        if path == "$" { return field }
+        guard let field else { return path }
+        let last = path.split(separator: ".").last ?? Substring(path)
+        return path.hasSuffix(field) || last.hasPrefix(field + "[") ? path : path + "." + field
+    }
+
     public var description: String {
         var s = file
-        if let line { s += ":\(line)" }
-        if let path { s += " at \(path)" }
-        if let field { s += ": field \"\(field)\"" }
+        if let line {
+            s += ":\(line)"
+            if let column { s += ":\(column)" }
+        }
+        if path != nil {
+            if let keyPath { s += ": key \"\(keyPath)\"" }
+        } else if let field {
+            s += ": field \"\(field)\""
+        }
         return s + ": " + message
     }
 }
@@ -448,11 +471,7 @@ public struct Configuration: Sendable {
     static let maxHolidays = 5000
 
     static func parseJSON(_ bytes: [UInt8], file: String) throws(ConfigurationError) -> JSONNode {
-        do {
-            return try JSONParser.parse(bytes)
-        } catch {
-            throw ConfigurationError(file: file, line: error.line, message: "invalid JSON: " + error.message)
-        }
+        try JSONReader(file: file).document(bytes)
     }
 
     static func parseCalendars(_ bytes: [UInt8]) throws(ConfigurationError) -> [CalendarDefinition] {
@@ -462,7 +481,8 @@ public struct Configuration: Sendable {
         let top = try r.object(root, "$")
         try r.onlyKeys(top, ["calendars"], "$")
         guard let calsNode = root["calendars"] else {
-            throw ConfigurationError(file: file, line: root.line, path: "$", field: "calendars", message: "missing")
+            throw ConfigurationError(
+                file: file, line: root.line, column: root.column, path: "$", field: "calendars", message: "missing")
         }
         let cals = try r.array(calsNode, "calendars")
         guard cals.count <= maxCalendars else {
@@ -475,7 +495,8 @@ public struct Configuration: Sendable {
             let members = try r.object(c, p)
             try r.onlyKeys(members, ["id", "base", "days", "holidays", "dates"], p)
             guard let idNode = c["id"] else {
-                throw ConfigurationError(file: file, line: c.line, path: p, field: "id", message: "missing")
+                throw ConfigurationError(
+                    file: file, line: c.line, column: c.column, path: p, field: "id", message: "missing")
             }
             let id = try r.string(idNode, p + ".id")
             guard !id.isEmpty else { throw r.error(idNode, p + ".id", "empty") }
@@ -573,7 +594,8 @@ public struct Configuration: Sendable {
         let m = try r.object(n, p)
         try r.onlyKeys(m, ["sessions", "cutoff", "extra"], p)
         guard let sn = n["sessions"] else {
-            throw ConfigurationError(file: r.file, line: n.line, path: p, field: "sessions", message: "missing")
+            throw ConfigurationError(
+                file: r.file, line: n.line, column: n.column, path: p, field: "sessions", message: "missing")
         }
         var dayExtra = false
         if let e = n["extra"] { dayExtra = try r.bool(e, p + ".extra") }
@@ -603,7 +625,8 @@ public struct Configuration: Sendable {
         let m = try r.object(n, p)
         try r.onlyKeys(m, ["time", "extra", "procedures", "cutoff", "from", "until"], p)
         guard let t = n["time"] else {
-            throw ConfigurationError(file: r.file, line: n.line, path: p, field: "time", message: "missing")
+            throw ConfigurationError(
+                file: r.file, line: n.line, column: n.column, path: p, field: "time", message: "missing")
         }
         var session = Session(time: try stretch(t, p + ".time", r), extra: dayExtra)
         if let e = n["extra"] { session.extra = try r.bool(e, p + ".extra") || dayExtra }
@@ -852,51 +875,6 @@ public struct Configuration: Sendable {
             out[role] = list
         }
         return out
-    }
-}
-
-/// Typed access to JSON nodes that throws errors naming the file, JSON path and line.
-struct JSONReader {
-    let file: String
-
-    func error(_ n: JSONNode, _ path: String, _ m: String) -> ConfigurationError {
-        let field = path.split(separator: ".").last.map { String($0.split(separator: "[").first ?? $0) }
-        return ConfigurationError(file: file, line: n.line, path: path, field: field, message: m)
-    }
-
-    func object(_ n: JSONNode, _ p: String) throws(ConfigurationError) -> [(key: String, value: JSONNode)] {
-        guard case .object(let m) = n.value else { throw error(n, p, "expected an object, found \(n.kindName)") }
-        return m
-    }
-
-    func array(_ n: JSONNode, _ p: String) throws(ConfigurationError) -> [JSONNode] {
-        guard case .array(let a) = n.value else { throw error(n, p, "expected an array, found \(n.kindName)") }
-        return a
-    }
-
-    func string(_ n: JSONNode, _ p: String) throws(ConfigurationError) -> String {
-        guard case .string(let s) = n.value else { throw error(n, p, "expected a string, found \(n.kindName)") }
-        return s
-    }
-
-    func bool(_ n: JSONNode, _ p: String) throws(ConfigurationError) -> Bool {
-        guard case .bool(let b) = n.value else { throw error(n, p, "expected true or false, found \(n.kindName)") }
-        return b
-    }
-
-    func positiveInt(_ n: JSONNode, _ p: String, allowZero: Bool = false) throws(ConfigurationError) -> Int {
-        guard case .number(let d, _) = n.value, d == d.rounded(), d >= (allowZero ? 0 : 1), d < 1e9 else {
-            throw error(n, p, "expected a whole number ≥ \(allowZero ? 0 : 1)")
-        }
-        return Int(d)
-    }
-
-    func onlyKeys(_ m: [(key: String, value: JSONNode)], _ allowed: [String], _ p: String) throws(ConfigurationError) {
-        for (k, v) in m where !allowed.contains(k) {
-            throw ConfigurationError(
-                file: file, line: v.line, path: p == "$" ? k : p + "." + k, field: k,
-                message: "unknown key (allowed: \(allowed.joined(separator: ", ")))")
-        }
     }
 }
 

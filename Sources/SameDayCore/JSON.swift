@@ -1,6 +1,6 @@
-/// A small JSON document model for the configuration files (which are small): objects keep their key order so that
-/// errors and output are deterministic, and each value remembers its line for error messages.
-enum JSONValue: Equatable {
+/// A small JSON document model for the files operators write (which are small): objects keep their key order so that
+/// errors and output are deterministic, and each value remembers where it starts for error messages.
+public enum JSONValue: Equatable, Sendable {
     case null
     case bool(Bool)
     case number(Double, text: String)
@@ -8,7 +8,7 @@ enum JSONValue: Equatable {
     case array([JSONNode])
     case object([(key: String, value: JSONNode)])
 
-    static func == (a: JSONValue, b: JSONValue) -> Bool {
+    public static func == (a: JSONValue, b: JSONValue) -> Bool {
         switch (a, b) {
         case (.null, .null): return true
         case let (.bool(x), .bool(y)): return x == y
@@ -22,23 +22,30 @@ enum JSONValue: Equatable {
     }
 }
 
-/// A JSON value with the line it starts on.
-struct JSONNode: Equatable {
-    var value: JSONValue
-    var line: Int
+/// A JSON value with the line and column it starts on (both 1-based; columns count characters, not bytes).
+public struct JSONNode: Equatable, Sendable {
+    public var value: JSONValue
+    public var line: Int
+    public var column: Int
+
+    public init(value: JSONValue, line: Int, column: Int = 1) {
+        self.value = value
+        self.line = line
+        self.column = column
+    }
 
     /// An object's keys in text order; nil for any other value.
-    var objectKeys: [String]? {
+    public var objectKeys: [String]? {
         if case .object(let members) = value { return members.map(\.key) }
         return nil
     }
 
-    subscript(key: String) -> JSONNode? {
+    public subscript(key: String) -> JSONNode? {
         if case .object(let members) = value { return members.first { $0.key == key }?.value }
         return nil
     }
 
-    var kindName: String {
+    public var kindName: String {
         switch value {
         case .null: return "null"
         case .bool: return "a boolean"
@@ -48,39 +55,81 @@ struct JSONNode: Equatable {
         case .object: return "an object"
         }
     }
+
+    /// The value as an error message shows what was found: scalars as written (a long string cut short), containers
+    /// by kind.
+    public var found: String {
+        switch value {
+        case .null: return "null"
+        case .bool(let b): return b ? "true" : "false"
+        case .number(_, let text): return text
+        case .string(let s):
+            var bytes: [UInt8] = []
+            JSONWriter.appendString(s.count > 40 ? String(s.prefix(40)) + "…" : s, to: &bytes)
+            return String(decoding: bytes, as: UTF8.self)
+        case .array: return "an array"
+        case .object: return "an object"
+        }
+    }
 }
 
-/// A syntax error in a JSON text, with its line.
-struct JSONSyntaxError: Error {
-    var message: String
-    var line: Int
+/// A syntax error in a JSON text, with its line and column.
+public struct JSONSyntaxError: Error, Equatable, Sendable {
+    public var message: String
+    public var line: Int
+    public var column: Int
 }
 
-/// Recursive-descent JSON parser (RFC 8259), strict: no trailing commas, no comments, duplicate keys rejected.
-struct JSONParser {
+/// Recursive-descent JSON parser (RFC 8259), strict: no trailing commas, no comments, duplicate keys rejected, at most
+/// `maxDepth` levels of nesting. Errors say where (line and column) and what was found, for a person to act on.
+public struct JSONParser {
+    /// Arrays and objects nest at most this deep (a file an operator writes needs a handful of levels).
+    public static let maxDepth = 64
+
     private let b: [UInt8]
     private var i = 0
     private var line = 1
+    /// Where the current line starts, and the UTF-8 continuation bytes read since: columns count characters.
+    private var lineStart = 0
+    private var continuationBytes = 0
     private var depth = 0
 
-    static func parse(_ bytes: [UInt8]) throws(JSONSyntaxError) -> JSONNode {
+    public static func parse(_ bytes: [UInt8]) throws(JSONSyntaxError) -> JSONNode {
         var p = JSONParser(b: bytes)
-        if p.b.starts(with: [0xEF, 0xBB, 0xBF]) { p.i = 3 }
+        if p.b.starts(with: [0xEF, 0xBB, 0xBF]) {
+            p.i = 3
+            p.lineStart = 3
+        }
         p.skipSpace()
         let v = try p.value()
         p.skipSpace()
-        guard p.i == p.b.count else { throw p.fail("unexpected text after the JSON value") }
+        guard p.i == p.b.count else { throw p.fail("unexpected text after the end of the JSON value") }
         return v
     }
 
     private init(b: [UInt8]) { self.b = b }
 
-    private func fail(_ m: String) -> JSONSyntaxError { JSONSyntaxError(message: m, line: line) }
+    private var column: Int { i - lineStart - continuationBytes + 1 }
+
+    private func fail(_ m: String) -> JSONSyntaxError { JSONSyntaxError(message: m, line: line, column: column) }
+
+    /// What stands at the current position, for "expected …; unexpected …" messages.
+    private var found: String {
+        guard i < b.count else {
+            return "the file ends too early (a closing quote, } or ] is missing: is the file truncated?)"
+        }
+        let c = b[i]
+        return c >= 0x20 && c < 0x7F ? "unexpected \"\(Character(UnicodeScalar(c)))\"" : "unexpected byte"
+    }
 
     private mutating func skipSpace() {
         while i < b.count {
             switch b[i] {
-            case 0x0A: line += 1; i += 1
+            case 0x0A:
+                line += 1
+                i += 1
+                lineStart = i
+                continuationBytes = 0
             case 0x20, 0x09, 0x0D: i += 1
             default: return
             }
@@ -88,12 +137,15 @@ struct JSONParser {
     }
 
     private mutating func value() throws(JSONSyntaxError) -> JSONNode {
-        guard i < b.count else { throw fail("unexpected end of the file") }
-        let startLine = line
+        guard i < b.count else { throw fail("expected a value; \(found)") }
+        let (startLine, startColumn) = (line, column)
+        func node(_ v: JSONValue) -> JSONNode { JSONNode(value: v, line: startLine, column: startColumn) }
         switch b[i] {
         case UInt8(ascii: "{"):
             depth += 1
-            guard depth < 64 else { throw fail("nesting too deep") }
+            guard depth <= JSONParser.maxDepth else {
+                throw fail("nested more than \(JSONParser.maxDepth) levels deep")
+            }
             defer { depth -= 1 }
             i += 1
             var members: [(key: String, value: JSONNode)] = []
@@ -101,53 +153,67 @@ struct JSONParser {
             skipSpace()
             if i < b.count, b[i] == UInt8(ascii: "}") {
                 i += 1
-                return JSONNode(value: .object(members), line: startLine)
+                return node(.object(members))
             }
             while true {
                 skipSpace()
-                guard i < b.count, b[i] == UInt8(ascii: "\"") else { throw fail("expected a quoted key") }
+                guard i < b.count, b[i] == UInt8(ascii: "\"") else {
+                    throw fail("expected a key in double quotes; \(found)")
+                }
+                let keyError = fail("")
                 let k = try string()
-                guard keys.insert(k).inserted else { throw fail("duplicate key \"\(k)\"") }
+                guard keys.insert(k).inserted else {
+                    throw JSONSyntaxError(
+                        message: "duplicate key \"\(k)\"", line: keyError.line, column: keyError.column)
+                }
                 skipSpace()
-                guard i < b.count, b[i] == UInt8(ascii: ":") else { throw fail("expected ':' after key \"\(k)\"") }
+                guard i < b.count, b[i] == UInt8(ascii: ":") else {
+                    throw fail("expected ':' after the key \"\(k)\"; \(found)")
+                }
                 i += 1
                 skipSpace()
                 members.append((k, try value()))
                 skipSpace()
-                guard i < b.count else { throw fail("unexpected end of the file in an object") }
-                if b[i] == UInt8(ascii: ",") { i += 1; continue }
-                if b[i] == UInt8(ascii: "}") { i += 1; break }
-                throw fail("expected ',' or '}'")
+                guard i < b.count, b[i] == UInt8(ascii: ",") || b[i] == UInt8(ascii: "}") else {
+                    throw fail("expected ',' or '}'; \(found)")
+                }
+                i += 1
+                if b[i - 1] == UInt8(ascii: "}") { break }
             }
-            return JSONNode(value: .object(members), line: startLine)
+            return node(.object(members))
         case UInt8(ascii: "["):
             depth += 1
-            guard depth < 64 else { throw fail("nesting too deep") }
+            guard depth <= JSONParser.maxDepth else {
+                throw fail("nested more than \(JSONParser.maxDepth) levels deep")
+            }
             defer { depth -= 1 }
             i += 1
             var items: [JSONNode] = []
             skipSpace()
             if i < b.count, b[i] == UInt8(ascii: "]") {
                 i += 1
-                return JSONNode(value: .array(items), line: startLine)
+                return node(.array(items))
             }
             while true {
                 skipSpace()
                 items.append(try value())
                 skipSpace()
-                guard i < b.count else { throw fail("unexpected end of the file in an array") }
-                if b[i] == UInt8(ascii: ",") { i += 1; continue }
-                if b[i] == UInt8(ascii: "]") { i += 1; break }
-                throw fail("expected ',' or ']'")
+                guard i < b.count, b[i] == UInt8(ascii: ",") || b[i] == UInt8(ascii: "]") else {
+                    throw fail("expected ',' or ']'; \(found)")
+                }
+                i += 1
+                if b[i - 1] == UInt8(ascii: "]") { break }
             }
-            return JSONNode(value: .array(items), line: startLine)
+            return node(.array(items))
         case UInt8(ascii: "\""):
-            return JSONNode(value: .string(try string()), line: startLine)
-        case UInt8(ascii: "t"): try literal("true"); return JSONNode(value: .bool(true), line: startLine)
-        case UInt8(ascii: "f"): try literal("false"); return JSONNode(value: .bool(false), line: startLine)
-        case UInt8(ascii: "n"): try literal("null"); return JSONNode(value: .null, line: startLine)
+            return node(.string(try string()))
+        case UInt8(ascii: "t"): try literal("true"); return node(.bool(true))
+        case UInt8(ascii: "f"): try literal("false"); return node(.bool(false))
+        case UInt8(ascii: "n"): try literal("null"); return node(.null)
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return node(try number())
         default:
-            return JSONNode(value: try number(), line: startLine)
+            throw fail("expected a value; \(found)")
         }
     }
 
@@ -157,9 +223,7 @@ struct JSONParser {
         let s = i
         func isDigit(_ k: Int) -> Bool { k < b.count && b[k] &- 0x30 < 10 }
         if i < b.count, b[i] == UInt8(ascii: "-") { i += 1 }
-        guard isDigit(i) else {
-            throw fail(i == s ? "unexpected character" : "a number needs a digit after '-'")
-        }
+        guard isDigit(i) else { throw fail("a number needs a digit after '-'") }
         if b[i] == 0x30 {
             i += 1
             if isDigit(i) { throw fail("a number cannot have a leading zero") }
@@ -184,11 +248,14 @@ struct JSONParser {
 
     private mutating func literal(_ word: StaticString) throws(JSONSyntaxError) {
         let w = UnsafeBufferPointer(start: word.utf8Start, count: word.utf8CodeUnitCount)
-        guard i + w.count <= b.count, b[i..<(i + w.count)].elementsEqual(w) else { throw fail("unexpected word") }
+        guard i + w.count <= b.count, b[i..<(i + w.count)].elementsEqual(w) else {
+            throw fail("expected a value (true, false, null, a number, a string, [ or {); \(found)")
+        }
         i += w.count
     }
 
     private mutating func string() throws(JSONSyntaxError) -> String {
+        let opening = fail("this string has no closing quote (is the file truncated?)")
         i += 1
         var out = [UInt8]()
         while i < b.count {
@@ -198,15 +265,18 @@ struct JSONParser {
                 guard let s = String(validating: out, as: UTF8.self) else { throw fail("invalid UTF-8 in a string") }
                 return s
             }
-            if c < 0x20 { throw fail("control character in a string") }
+            if c < 0x20 {
+                throw fail("a line break or control character inside a string (a closing quote is missing?)")
+            }
             if c == UInt8(ascii: "\\") {
                 guard JSONEscapes.unescape(b, &i, into: &out) != nil else { throw fail("bad escape in a string") }
                 continue
             }
+            if c & 0xC0 == 0x80 { continuationBytes += 1 }
             out.append(c)
             i += 1
         }
-        throw fail("unterminated string")
+        throw opening
     }
 }
 

@@ -5,6 +5,7 @@ import SameDayFiles
 import SameDayPostgres
 
 /// The worker's service configuration: a JSON file, then environment variables, which win.
+/// docs/configuration.md documents each key for operators; keep the two tables in step.
 ///
 /// | key | environment | default | meaning |
 /// |---|---|---|---|
@@ -37,7 +38,7 @@ import SameDayPostgres
 /// | `sourceSilence` | `SAMEDAY_SOURCE_SILENCE` (0/1) | on when `shards` is 1 | raise `source_silent` when a unit goes quiet (`alerting.json`); a worker that sees only part of a unit's events would take its own share of them for silence. Off wherever `sameday sources` runs |
 /// | `sourcesDirectory` | `SAMEDAY_SOURCES_DIR` | `<state>/sources` | `sameday sources` only: its state (`sources.sqlite`, `sources.lock`) and its alert files (`alerts/`) |
 /// | `sourcesMetricsListen` | `SAMEDAY_SOURCES_METRICS_LISTEN` | `127.0.0.1:9463` | `sameday sources` only: `/metrics`, `/healthz`, `/readyz` (beside the workers' 9464+shard); empty: off |
-public struct WorkerConfiguration: Sendable, Codable, Equatable {
+public struct WorkerConfiguration: Sendable, Equatable {
     public var brokers: [String] = ["amqp://127.0.0.1:5672/%2F"]
     public var credentialsFile: String?
     public var shard = 0
@@ -103,37 +104,30 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
 
     public struct Invalid: Error, CustomStringConvertible {
         public var description: String
+        /// The key at fault, when one key is (so that an error about a value from the file can say where it is).
+        public var key: String?
+
+        public init(description: String, key: String? = nil) {
+            self.description = description
+            self.key = key
+        }
     }
 
     /// Reads `path` (JSON; unknown keys are errors, so a typo does not silently fall back to a default), then
-    /// applies the environment.
+    /// applies the environment. Errors about the file name its line, column and key (docs/configuration.md).
     public static func load(path: String?, environment: [String: String]) throws -> WorkerConfiguration {
         var configuration = WorkerConfiguration()
+        var file: JSONObject?
         if let path {
             guard let data = FileManager.default.contents(atPath: path) else {
                 throw Invalid(description: "\(path): cannot read the worker configuration")
             }
-            guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-                throw Invalid(description: "\(path): not a JSON object")
-            }
-            let known = Set(CodingKeys.allKeys)
-            if let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
-                throw Invalid(
-                    description:
-                        "\(path): unknown key \"\(unknown)\" (known: \(known.sorted().joined(separator: ", ")))")
-            }
-            do {
-                configuration = try JSONDecoder().decode(WorkerConfiguration.self, from: data)
-            } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
-                throw Invalid(
-                    description:
-                        "\(path): \(context.codingPath.map(\.stringValue).joined(separator: ".")): \(context.debugDescription)"
-                )
-            } catch let DecodingError.dataCorrupted(context) {
-                throw Invalid(
-                    description:
-                        "\(path): \(context.codingPath.map(\.stringValue).joined(separator: ".")): \(context.debugDescription)"
-                )
+            do throws(ConfigurationError) {
+                let root = try JSONReader(file: path).root([UInt8](data), allowed: Key.allKeys.sorted())
+                configuration = try read(root)
+                file = root
+            } catch {
+                throw Invalid(description: error.description, key: error.keyPath)
             }
         }
         if let urls = environment["SAMEDAY_AMQP_URL"] { configuration.brokers = [urls] }
@@ -167,39 +161,126 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
             }
             configuration.clock = mode
         }
-        try configuration.validate()
+        do {
+            try configuration.validate()
+        } catch let error as Invalid {
+            // A value the file set, and the environment did not replace: say where it is.
+            guard let key = error.key, let file, let node = file[key], !environmentKeys(environment).contains(key)
+            else { throw error }
+            var message = Substring(error.description)
+            if message.hasPrefix(key + " ") { message = message.dropFirst(key.count + 1) }
+            throw Invalid(description: file.reader.error(node, key, String(message)).description, key: key)
+        }
         return configuration
+    }
+
+    /// The keys the environment set, which win over the file's.
+    static func environmentKeys(_ environment: [String: String]) -> Set<String> {
+        let names: [String: String] = [
+            "SAMEDAY_AMQP_URL": "brokers", "SAMEDAY_AMQP_CREDENTIALS_FILE": "credentialsFile", "SAMEDAY_SHARD": "shard",
+            "SAMEDAY_NAME_PREFIX": "namePrefix", "SAMEDAY_DOMAIN_CONFIG": "domainConfig",
+            "SAMEDAY_STATE_DIR": "stateDirectory", "SAMEDAY_STORE": "store",
+            "SAMEDAY_STORE_PASSWORD_FILE": "storePasswordFile", "SAMEDAY_ALERTS_DIR": "alertsDirectory",
+            "SAMEDAY_ROLLUPS_DIR": "rollupsDirectory", "SAMEDAY_METRICS_LISTEN": "metricsListen",
+            "SAMEDAY_SOURCE_SILENCE": "sourceSilence", "SAMEDAY_SOURCES_DIR": "sourcesDirectory",
+            "SAMEDAY_SOURCES_METRICS_LISTEN": "sourcesMetricsListen", "SAMEDAY_SHARDS": "shards",
+            "SAMEDAY_CLOCK": "clock",
+        ]
+        return Set(environment.keys.compactMap { names[$0] })
+    }
+
+    /// The file's settings over the defaults, each checked for its type.
+    static func read(_ o: JSONObject) throws(ConfigurationError) -> WorkerConfiguration {
+        var c = WorkerConfiguration()
+        func set(_ value: inout String, _ key: String) throws(ConfigurationError) {
+            if let v = try o.string(key) { value = v }
+        }
+        func set(_ value: inout Int, _ key: String) throws(ConfigurationError) {
+            if let v = try o.int(key) { value = v }
+        }
+        if let v = try o.strings("brokers") { c.brokers = v }
+        c.credentialsFile = try o.string("credentialsFile")
+        try set(&c.shard, "shard")
+        try set(&c.namePrefix, "namePrefix")
+        try set(&c.domainConfig, "domainConfig")
+        try set(&c.stateDirectory, "stateDirectory")
+        c.store = try o.string("store")
+        c.storePasswordFile = try o.string("storePasswordFile")
+        try set(&c.leaseSeconds, "leaseSeconds")
+        c.alertsDirectory = try o.string("alertsDirectory")
+        c.rollupsDirectory = try o.string("rollupsDirectory")
+        if let text = try o.string("clock") {
+            guard let mode = ClockMode(rawValue: text) else {
+                throw o.error("clock", "expected \"wall\" or \"events\", found \(o["clock"]!.found)")
+            }
+            c.clock = mode
+        }
+        try set(&c.prefetch, "prefetch")
+        try set(&c.batchSize, "batchSize")
+        try set(&c.batchDelayMilliseconds, "batchDelayMilliseconds")
+        try set(&c.snapshotSeconds, "snapshotSeconds")
+        try set(&c.metricsListen, "metricsListen")
+        try set(&c.heartbeatSeconds, "heartbeatSeconds")
+        c.sourceSilence = try o.bool("sourceSilence")
+        try set(&c.shards, "shards")
+        try set(&c.eventsFrom, "eventsFrom")
+        try set(&c.eventsAheadSeconds, "eventsAheadSeconds")
+        try set(&c.rescheduleWithinDays, "rescheduleWithinDays")
+        try set(&c.maxClockJumpSeconds, "maxClockJumpSeconds")
+        try set(&c.retainClosedDays, "retainClosedDays")
+        try set(&c.eventLogDays, "eventLogDays")
+        try set(&c.maxDossiersPerUnit, "maxDossiersPerUnit")
+        c.sourcesDirectory = try o.string("sourcesDirectory")
+        try set(&c.sourcesMetricsListen, "sourcesMetricsListen")
+        return c
     }
 
     func validate() throws {
         guard shards >= 1, (0..<shards).contains(shard) else {
-            throw Invalid(description: "shard \(shard) is not one of the \(shards) shards (0…\(shards - 1))")
+            throw Invalid(
+                description: "shard \(shard) is not one of the \(shards) shards (0…\(shards - 1))", key: "shard")
         }
-        guard (1...65535).contains(prefetch) else { throw Invalid(description: "prefetch must be 1…65535") }
+        guard (1...65535).contains(prefetch) else {
+            throw Invalid(description: "prefetch must be 1…65535", key: "prefetch")
+        }
         guard batchSize >= 1, batchSize <= prefetch else {
-            throw Invalid(description: "batchSize must be between 1 and prefetch (\(prefetch))")
+            throw Invalid(description: "batchSize must be between 1 and prefetch (\(prefetch))", key: "batchSize")
         }
-        guard batchDelayMilliseconds >= 1 else { throw Invalid(description: "batchDelayMilliseconds must be ≥ 1") }
-        guard snapshotSeconds >= 1 else { throw Invalid(description: "snapshotSeconds must be ≥ 1") }
-        guard LocalDate(eventsFrom) != nil else { throw Invalid(description: "eventsFrom must be a YYYY-MM-DD date") }
+        guard batchDelayMilliseconds >= 1 else {
+            throw Invalid(description: "batchDelayMilliseconds must be ≥ 1", key: "batchDelayMilliseconds")
+        }
+        guard snapshotSeconds >= 1 else {
+            throw Invalid(description: "snapshotSeconds must be ≥ 1", key: "snapshotSeconds")
+        }
+        guard LocalDate(eventsFrom) != nil else {
+            throw Invalid(description: "eventsFrom must be a YYYY-MM-DD date", key: "eventsFrom")
+        }
         guard (0...366 * 86_400).contains(eventsAheadSeconds) else {
-            throw Invalid(description: "eventsAheadSeconds must be 0…31622400 (a year)")
+            throw Invalid(description: "eventsAheadSeconds must be 0…31622400 (a year)", key: "eventsAheadSeconds")
         }
         guard (1...3660).contains(rescheduleWithinDays) else {
-            throw Invalid(description: "rescheduleWithinDays must be 1…3660")
+            throw Invalid(description: "rescheduleWithinDays must be 1…3660", key: "rescheduleWithinDays")
         }
         guard (1...3660).contains(retainClosedDays) else {
-            throw Invalid(description: "retainClosedDays must be 1…3660")
+            throw Invalid(description: "retainClosedDays must be 1…3660", key: "retainClosedDays")
         }
-        guard (1...3660).contains(eventLogDays) else { throw Invalid(description: "eventLogDays must be 1…3660") }
+        guard (1...3660).contains(eventLogDays) else {
+            throw Invalid(description: "eventLogDays must be 1…3660", key: "eventLogDays")
+        }
         guard (1...100_000_000).contains(maxDossiersPerUnit) else {
-            throw Invalid(description: "maxDossiersPerUnit must be 1…100000000")
+            throw Invalid(description: "maxDossiersPerUnit must be 1…100000000", key: "maxDossiersPerUnit")
         }
-        guard (3...300).contains(leaseSeconds) else { throw Invalid(description: "leaseSeconds must be 3…300") }
-        guard maxClockJumpSeconds >= 1 else { throw Invalid(description: "maxClockJumpSeconds must be ≥ 1") }
-        do { _ = try postgresStore } catch { throw Invalid(description: "\(error)") }
+        guard (3...300).contains(leaseSeconds) else {
+            throw Invalid(description: "leaseSeconds must be 3…300", key: "leaseSeconds")
+        }
+        guard maxClockJumpSeconds >= 1 else {
+            throw Invalid(description: "maxClockJumpSeconds must be ≥ 1", key: "maxClockJumpSeconds")
+        }
+        do { _ = try postgresStore } catch { throw Invalid(description: "\(error)", key: "store") }
         if metricsListen.hasSuffix("+shard") && resolvedMetricsListen == metricsListen {
-            throw Invalid(description: "metricsListen \"\(metricsListen)\": expected HOST:PORT or HOST:PORT+shard")
+            throw Invalid(
+                description: "metricsListen \"\(metricsListen)\": expected HOST:PORT or HOST:PORT+shard",
+                key: "metricsListen")
         }
     }
 
@@ -211,7 +292,8 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
         return connection
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable {
+    /// The keys `worker.json` may have.
+    enum Key: String, CaseIterable {
         case brokers, credentialsFile, shard, namePrefix, domainConfig, stateDirectory, store, storePasswordFile,
             leaseSeconds,
             alertsDirectory,
@@ -220,47 +302,5 @@ public struct WorkerConfiguration: Sendable, Codable, Equatable {
             maxClockJumpSeconds, retainClosedDays, eventLogDays, maxDossiersPerUnit, sourcesDirectory,
             sourcesMetricsListen
         static var allKeys: [String] { allCases.map(\.rawValue) }
-    }
-
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        let defaults = WorkerConfiguration()
-        brokers = try container.decodeIfPresent([String].self, forKey: .brokers) ?? defaults.brokers
-        credentialsFile = try container.decodeIfPresent(String.self, forKey: .credentialsFile)
-        shard = try container.decodeIfPresent(Int.self, forKey: .shard) ?? defaults.shard
-        namePrefix = try container.decodeIfPresent(String.self, forKey: .namePrefix) ?? defaults.namePrefix
-        domainConfig = try container.decodeIfPresent(String.self, forKey: .domainConfig) ?? defaults.domainConfig
-        stateDirectory = try container.decodeIfPresent(String.self, forKey: .stateDirectory) ?? defaults.stateDirectory
-        store = try container.decodeIfPresent(String.self, forKey: .store)
-        storePasswordFile = try container.decodeIfPresent(String.self, forKey: .storePasswordFile)
-        leaseSeconds = try container.decodeIfPresent(Int.self, forKey: .leaseSeconds) ?? defaults.leaseSeconds
-        alertsDirectory = try container.decodeIfPresent(String.self, forKey: .alertsDirectory)
-        rollupsDirectory = try container.decodeIfPresent(String.self, forKey: .rollupsDirectory)
-        clock = try container.decodeIfPresent(ClockMode.self, forKey: .clock) ?? defaults.clock
-        prefetch = try container.decodeIfPresent(Int.self, forKey: .prefetch) ?? defaults.prefetch
-        batchSize = try container.decodeIfPresent(Int.self, forKey: .batchSize) ?? defaults.batchSize
-        batchDelayMilliseconds =
-            try container.decodeIfPresent(Int.self, forKey: .batchDelayMilliseconds) ?? defaults.batchDelayMilliseconds
-        snapshotSeconds = try container.decodeIfPresent(Int.self, forKey: .snapshotSeconds) ?? defaults.snapshotSeconds
-        metricsListen = try container.decodeIfPresent(String.self, forKey: .metricsListen) ?? defaults.metricsListen
-        heartbeatSeconds =
-            try container.decodeIfPresent(Int.self, forKey: .heartbeatSeconds) ?? defaults.heartbeatSeconds
-        sourceSilence = try container.decodeIfPresent(Bool.self, forKey: .sourceSilence)
-        shards = try container.decodeIfPresent(Int.self, forKey: .shards) ?? defaults.shards
-        eventsFrom = try container.decodeIfPresent(String.self, forKey: .eventsFrom) ?? defaults.eventsFrom
-        eventsAheadSeconds =
-            try container.decodeIfPresent(Int.self, forKey: .eventsAheadSeconds) ?? defaults.eventsAheadSeconds
-        rescheduleWithinDays =
-            try container.decodeIfPresent(Int.self, forKey: .rescheduleWithinDays) ?? defaults.rescheduleWithinDays
-        maxClockJumpSeconds =
-            try container.decodeIfPresent(Int.self, forKey: .maxClockJumpSeconds) ?? defaults.maxClockJumpSeconds
-        retainClosedDays =
-            try container.decodeIfPresent(Int.self, forKey: .retainClosedDays) ?? defaults.retainClosedDays
-        eventLogDays = try container.decodeIfPresent(Int.self, forKey: .eventLogDays) ?? defaults.eventLogDays
-        maxDossiersPerUnit =
-            try container.decodeIfPresent(Int.self, forKey: .maxDossiersPerUnit) ?? defaults.maxDossiersPerUnit
-        sourcesDirectory = try container.decodeIfPresent(String.self, forKey: .sourcesDirectory)
-        sourcesMetricsListen =
-            try container.decodeIfPresent(String.self, forKey: .sourcesMetricsListen) ?? defaults.sourcesMetricsListen
     }
 }

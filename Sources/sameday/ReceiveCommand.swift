@@ -105,7 +105,7 @@ struct ReceiveCommand: AsyncParsableCommand {
     }
 }
 
-/// Reads deploy/adapters/receiver.json. Every key is documented in docs/adapters.md; an unknown key is an error
+/// Reads deploy/adapters/receiver.json. Every key is documented in docs/configuration.md; an unknown key is an error
 /// (a misspelt "brokerURLFile" must not silently mean "the default broker").
 enum ReceiverFile {
     static let keys: Set<String> = [
@@ -119,77 +119,62 @@ enum ReceiverFile {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw CommandFailure("\(path): cannot read")
         }
-        let object: [String: Any]
-        do {
-            guard let parsed = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-                throw CommandFailure("\(path): $: must be a JSON object")
+        let object: JSONObject
+        let spoolDir: String
+        let capacity: Int64
+        var bounds = EventTimeBounds.standard
+        let brokerURLFile: String?
+        let maxBodyBytes: Int64
+        let maxEventsPerRequest: Int64
+        let configDir: String
+        let registryPath: String
+        do throws(ConfigurationError) {
+            object = try JSONReader(file: path).root([UInt8](data), allowed: keys.sorted())
+            guard let config = try object.string("config") else {
+                throw object.error("config", "missing: the configuration folder")
             }
-            object = parsed
-        } catch let error as CommandFailure {
-            throw error
+            guard let unitSystems = try object.string("unitSystems") else {
+                throw object.error("unitSystems", "missing: the unit-systems registry file")
+            }
+            (configDir, registryPath) = (config, unitSystems)
+            guard let spool = try object.object("spool") else {
+                throw object.error("spool", "missing: {\"directory\": …, \"capacityBytes\": …}")
+            }
+            try spool.only(["capacityBytes", "directory"])
+            guard let directory = try spool.string("directory") else { throw spool.error("directory", "missing") }
+            spoolDir = directory
+            capacity = Int64(try spool.int("capacityBytes", in: 1...Int.max) ?? Int(Spool.defaultCapacity))
+            if let window = try object.object("eventBounds") {
+                try window.only(["earliest", "maxAheadHours", "rescheduleWithinDays"])
+                if let text = try window.string("earliest") {
+                    guard let day = LocalDate(text) else {
+                        throw window.error("earliest", "expected a YYYY-MM-DD date, found \(window["earliest"]!.found)")
+                    }
+                    bounds.earliest = day.startInstant
+                }
+                bounds.maxAheadSeconds = Int64(try window.int("maxAheadHours", in: 0...Int.max / 3600) ?? 24) * 3600
+                bounds.rescheduleWithinSeconds =
+                    Int64(try window.int("rescheduleWithinDays", in: 0...Int.max / 86_400) ?? 366) * 86_400
+            }
+            brokerURLFile = try object.string("brokerURLFile")
+            maxBodyBytes = Int64(try object.int("maxBodyBytes", in: 1...Int.max) ?? 1 << 20)
+            maxEventsPerRequest = Int64(try object.int("maxEventsPerRequest", in: 1...Int.max) ?? 1000)
         } catch {
-            throw CommandFailure("\(path): $: not valid JSON")
-        }
-        func fail(_ key: String, _ message: String) -> CommandFailure {
-            CommandFailure("\(path): $.\(key): \(message)")
-        }
-        for key in object.keys.sorted() where !keys.contains(key) {
-            throw fail(key, "unknown setting (known: \(keys.sorted().joined(separator: ", ")))")
-        }
-        func number(_ value: Any?, _ key: String, default fallback: Int64, minimum: Int64 = 1) throws -> Int64 {
-            guard let value else { return fallback }
-            guard let n = value as? NSNumber, !(n is Bool), n.doubleValue == Double(n.int64Value),
-                n.int64Value >= minimum
-            else { throw fail(key, "must be a whole number ≥ \(minimum)") }
-            return n.int64Value
+            throw CommandFailure(error.description)
         }
         let base = (path as NSString).deletingLastPathComponent
         func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : (base as NSString).appendingPathComponent(p) }
-        guard let configDir = object["config"] as? String else {
-            throw fail("config", "missing: the configuration folder")
-        }
-        guard let registryPath = object["unitSystems"] as? String else {
-            throw fail("unitSystems", "missing: the unit-systems registry file")
-        }
-        guard let spoolObject = object["spool"] as? [String: Any] else {
-            throw fail("spool", "missing: {\"directory\": …, \"capacityBytes\": …}")
-        }
-        for key in spoolObject.keys.sorted() where !["directory", "capacityBytes"].contains(key) {
-            throw fail("spool.\(key)", "unknown setting (known: capacityBytes, directory)")
-        }
-        guard let spoolDir = spoolObject["directory"] as? String else { throw fail("spool.directory", "missing") }
-        let capacity = try number(spoolObject["capacityBytes"], "spool.capacityBytes", default: Spool.defaultCapacity)
-        var bounds = EventTimeBounds.standard
-        if let value = object["eventBounds"] {
-            guard let window = value as? [String: Any] else { throw fail("eventBounds", "must be an object") }
-            for key in window.keys.sorted() where !["earliest", "maxAheadHours", "rescheduleWithinDays"].contains(key) {
-                throw fail(
-                    "eventBounds.\(key)", "unknown setting (known: earliest, maxAheadHours, rescheduleWithinDays)")
-            }
-            if let text = window["earliest"] {
-                guard let text = text as? String, let day = LocalDate(text) else {
-                    throw fail("eventBounds.earliest", "must be a YYYY-MM-DD date")
-                }
-                bounds.earliest = day.startInstant
-            }
-            bounds.maxAheadSeconds =
-                try number(window["maxAheadHours"], "eventBounds.maxAheadHours", default: 24, minimum: 0) * 3600
-            bounds.rescheduleWithinSeconds =
-                try number(window["rescheduleWithinDays"], "eventBounds.rescheduleWithinDays", default: 366, minimum: 0)
-                * 86_400
-        }
         let configuration = try CoreFiles.loadConfiguration(resolve(configDir))
         // The shipped demo tokens are public (docs, tests): only a demonstration may accept them.
         let registry = try UnitSystemRegistry.load(
             path: resolve(registryPath), allowDemoTokens: environment["SAMEDAY_DEMO"] == "1")
         var url = BrokerOptions.localBroker
         var configuredBy: String?
-        if let file = object["brokerURLFile"] {
-            guard let file = file as? String else { throw fail("brokerURLFile", "must be a file name") }
+        if let file = brokerURLFile {
             do {
                 url = try BrokerOptions.readURLFile(resolve(file))
             } catch {
-                throw fail("brokerURLFile", "\(error)")
+                throw CommandFailure(object.error("brokerURLFile", "\(error)").description)
             }
             configuredBy = "brokerURLFile \(resolve(file))"
         } else if let text = environment["SAMEDAY_AMQP_URL"] {
@@ -208,8 +193,7 @@ enum ReceiverFile {
         let topology = SameDayTopology(shards: 4)
         let receiver = ReceiverSettings(
             registry: registry,
-            maxBodyBytes: Int(try number(object["maxBodyBytes"], "maxBodyBytes", default: 1 << 20)),
-            maxEventsPerRequest: Int(try number(object["maxEventsPerRequest"], "maxEventsPerRequest", default: 1000)),
+            maxBodyBytes: Int(maxBodyBytes), maxEventsPerRequest: Int(maxEventsPerRequest),
             eventBounds: bounds, configuration: configuration, topology: topology,
             broker: BrokerTarget(connection: connection, configuredBy: configuredBy))
         if dryRun { return (receiver, nil) }

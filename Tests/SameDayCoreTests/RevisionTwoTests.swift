@@ -66,7 +66,8 @@ struct RevisionTwoTests {
                 _ = try configuration(alerting: text)
             } throws: { e in
                 let s = "\(e)"
-                return s.hasPrefix("alerting.json:1 at ") && s.contains("would come after critical")
+                return s.hasPrefix("alerting.json:1:") && s.contains(": key \"")
+                    && s.contains("would come after critical")
             }
         }
     }
@@ -121,8 +122,10 @@ struct RevisionTwoTests {
         let cases: [(String, String)] = [
             (#"{"sessions": [{"time": "17:00-19:00", "procedures": ["x"]}]}"#, "only an extra session may name"),
             (#"{"sessions": [{"time": "17:00-19:00", "extra": true, "cutoff": "19:30"}]}"#, "must fall inside"),
-            (#"{"sessions": [{"time": "17:00-19:00", "extra": true, "from": "2022-06-15", "until": "2022-06-01"}]}"#,
-             "ends (until) before it starts"),
+            (
+                #"{"sessions": [{"time": "17:00-19:00", "extra": true, "from": "2022-06-15", "until": "2022-06-01"}]}"#,
+                "ends (until) before it starts"
+            ),
             (#"{"sessions": [{"time": "17:00-19:00", "extra": "yes"}]}"#, "expected true or false"),
             (#"{"sessions": [{"time": "17:00-19:00", "extra": true, "procedures": []}]}"#, "empty"),
             (#"{"sessions": [{"time": "17:00-19:00", "colour": 1}]}"#, "unknown key"),
@@ -131,14 +134,16 @@ struct RevisionTwoTests {
             #expect {
                 _ = try Configuration.parse(Fixture.files(replacing: "calendars.json", with: calendars(day)))
             } throws: { e in
-                "\(e)".hasPrefix("calendars.json:1 at calendars[0].days.tue.sessions[0]") && "\(e)".contains(message)
+                "\(e)".hasPrefix("calendars.json:1:") && "\(e)".contains(": key \"calendars[0].days.tue.sessions[0]")
+                    && "\(e)".contains(message)
             }
         }
     }
 
     @Test("a calendar whose only weekday sessions are extra has no working time for days:N and is refused")
     func extraOnlyCalendarRefused() {
-        let cals = #"{"calendars": [{"id": "hcmc-standard", "days": {"sat": {"sessions": ["07:30-11:30"], "extra": true}}}]}"#
+        let cals =
+            #"{"calendars": [{"id": "hcmc-standard", "days": {"sat": {"sessions": ["07:30-11:30"], "extra": true}}}]}"#
         #expect {
             _ = try Configuration.parse(Fixture.files(replacing: "calendars.json", with: cals))
         } throws: { e in "\(e)".contains("no weekday has regular sessions") }
@@ -242,7 +247,9 @@ struct RevisionTwoPropertyTests {
         return CalendarDefinition(id: "random", weekly: weekly, dates: [:], holidays: [])
     }
 
-    @Test("for random SLAs, calendars and reception times the levels come in order, and none fires at reception when the whole time is ahead")
+    @Test(
+        "for random SLAs, calendars and reception times the levels come in order, and none fires at reception when the whole time is ahead"
+    )
     func levelsInOrder() async {
         let slas: [SLA] = [.sameDay, .hours(1), .hours(4), .hours(16), .days(1), .days(2), .days(3), .days(15)]
         await propertyCheck(count: 300, input: Gen.uint64()) { seed in

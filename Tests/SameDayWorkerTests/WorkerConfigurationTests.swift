@@ -38,10 +38,16 @@ struct WorkerConfigurationTests {
             try WorkerConfiguration.load(path: try write(#"{"shardz": 2}"#), environment: [:])
         }
         do {
-            _ = try WorkerConfiguration.load(path: try write(#"{"prefetch": "many"}"#), environment: [:])
+            _ = try WorkerConfiguration.load(path: try write("{\n  \"prefetch\": \"many\"\n}"), environment: [:])
             Issue.record("expected an error")
         } catch {
-            #expect("\(error)".contains("prefetch"))
+            #expect("\(error)".hasSuffix(#"worker.json:2:15: key "prefetch": expected an integer, found "many""#))
+        }
+        do {
+            _ = try WorkerConfiguration.load(path: try write(#"{"shard": 0, "prefetch": 0}"#), environment: [:])
+            Issue.record("expected an error")
+        } catch {
+            #expect("\(error)".hasSuffix(#"worker.json:1:26: key "prefetch": must be 1…65535"#))
         }
         do {
             _ = try WorkerConfiguration.load(path: nil, environment: ["SAMEDAY_CLOCK": "sundial"])
