@@ -323,7 +323,7 @@ struct BatchingStateMachineTests {
     }
 }
 
-@Suite("The consumer keeps its heartbeats through large snapshots (needs broker)")
+@Suite("The consumer keeps its heartbeats through large snapshots (needs broker)", .needs(.rabbitMQ))
 struct HeartbeatTests {
     let configuration = try! ConfigurationFolder.load(hcmcConfiguration)
 

@@ -11,7 +11,7 @@ import Testing
 /// when asked (`SAMEDAY_TEST_BROKER_RESTART=1`, which `scripts/test.sh` sets while running the tests one at a time).
 @Suite(
     "Worker across a broker restart (needs broker; restarts it)",
-    .enabled(if: ProcessInfo.processInfo.environment["SAMEDAY_TEST_BROKER_RESTART"] == "1"))
+    .enabled(if: ProcessInfo.processInfo.environment["SAMEDAY_TEST_BROKER_RESTART"] == "1"), .needs(.rabbitMQ))
 struct BrokerRestartTests {
     let configuration = try! ConfigurationFolder.load(hcmcConfiguration)
 

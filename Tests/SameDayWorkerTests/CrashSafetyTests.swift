@@ -11,8 +11,7 @@ import Testing
     import Glibc
 #endif
 
-
-@Suite("Worker crash safety against the real broker (needs broker)", .serialized)
+@Suite("Worker crash safety against the real broker (needs broker)", .serialized, .needs(.rabbitMQ))
 struct CrashSafetyTests {
     let configuration = try! ConfigurationFolder.load(hcmcConfiguration)
 

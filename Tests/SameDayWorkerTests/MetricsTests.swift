@@ -206,7 +206,7 @@ struct MetricsTests {
     }
 }
 
-@Suite("Metrics: the worker as a service-lifecycle Service (needs broker)", .serialized)
+@Suite("Metrics: the worker as a service-lifecycle Service (needs broker)", .serialized, .needs(.rabbitMQ))
 struct WorkerRunnerTests {
     let configuration = try! ConfigurationFolder.load(hcmcConfiguration)
 

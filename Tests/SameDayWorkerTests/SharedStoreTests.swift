@@ -7,15 +7,11 @@ import SameDayTestKit
 import SameDayWorker
 import Testing
 
-/// The local PostgreSQL the tests use: `deploy/postgres/local-postgres.sh start` (scripts/test.sh runs it), or
-/// another one named by SAMEDAY_TEST_POSTGRES and SAMEDAY_TEST_POSTGRES_PASSWORD_FILE.
+/// The local PostgreSQL the tests use (`LocalPostgres`: `deploy/postgres/local-postgres.sh start`, or another one
+/// named by SAMEDAY_TEST_POSTGRES and SAMEDAY_TEST_POSTGRES_PASSWORD_FILE).
 enum TestPostgres {
-    static let url =
-        ProcessInfo.processInfo.environment["SAMEDAY_TEST_POSTGRES"]
-        ?? "postgres://sameday@127.0.0.1:5433/sameday"
-    static let passwordFile =
-        ProcessInfo.processInfo.environment["SAMEDAY_TEST_POSTGRES_PASSWORD_FILE"]
-        ?? "/tmp/sameday-postgres/password"
+    static let url = LocalPostgres.url
+    static let passwordFile = LocalPostgres.passwordFile
 
     /// A shard name no other test uses (every table is keyed by it).
     static func uniqueShard(_ purpose: String) -> String { LocalBroker.uniqueName(purpose) + ".sameday.work.0" }
@@ -48,7 +44,7 @@ enum Backend: String, CaseIterable, CustomTestStringConvertible {
     }
 }
 
-@Suite("One store interface, two backends (needs the local PostgreSQL)")
+@Suite("One store interface, two backends (needs the local PostgreSQL)", .needs(.postgreSQL))
 struct SharedStoreTests {
     func alert(_ id: String, day: String = "2022-05-18", level: String = "warning") -> OutboxAlert {
         OutboxAlert(
@@ -152,7 +148,7 @@ struct SharedStoreTests {
     }
 }
 
-@Suite("The shard lease and its fencing (needs the local PostgreSQL)", .serialized)
+@Suite("The shard lease and its fencing (needs the local PostgreSQL)", .serialized, .needs(.postgreSQL))
 struct ShardLeaseTests {
     @Test("one holder at a time; the lease frees when released; the old holder's writes are refused")
     func fencing() throws {
@@ -231,7 +227,9 @@ struct ShardLeaseTests {
     }
 }
 
-@Suite("A standby worker takes over a shard (needs broker and the local PostgreSQL)", .serialized)
+@Suite(
+    "A standby worker takes over a shard (needs broker and the local PostgreSQL)", .serialized, .needs(.rabbitMQ),
+    .needs(.postgreSQL))
 struct StandbyTakeoverTests {
     let configuration = try! ConfigurationFolder.load(hcmcConfiguration)
 

@@ -101,7 +101,7 @@ struct SourcesHarness {
     }
 }
 
-@Suite("sameday sources against the real broker (needs broker)", .serialized)
+@Suite("sameday sources against the real broker (needs broker)", .serialized, .needs(.rabbitMQ))
 struct SourcesBrokerTests {
     let configuration = try! ConfigurationFolder.load(hcmcConfiguration)
 

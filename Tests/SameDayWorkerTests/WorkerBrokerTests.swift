@@ -8,7 +8,7 @@ import SameDayWorker
 import Synchronization
 import Testing
 
-@Suite("Worker against the real broker (needs broker)", .serialized)
+@Suite("Worker against the real broker (needs broker)", .serialized, .needs(.rabbitMQ))
 struct WorkerBrokerTests {
     let configuration = try! ConfigurationFolder.load(hcmcConfiguration)
 
@@ -161,7 +161,7 @@ func startSameday(_ arguments: [String], capturingErrors: Bool = false) throws -
     return (process, pipe)
 }
 
-@Suite("Tenant isolation end to end, with a real per-unit broker user (needs broker)", .serialized)
+@Suite("Tenant isolation end to end, with a real per-unit broker user (needs broker)", .serialized, .needs(.rabbitMQ))
 struct TenantIsolationBrokerTests {
     let configuration = try! ConfigurationFolder.load(hcmcConfiguration)
 
