@@ -352,8 +352,3 @@ extension StandbyTakeoverTests {
         #expect(filed.count == 2 && Set(filed).count == 2)
     }
 }
-
-struct WaitTimedOut: Error, CustomStringConvertible {
-    var what: String
-    var description: String { "timed out waiting for \(what)" }
-}

@@ -59,10 +59,12 @@ struct SourcesHarness {
         try publisher.waitForConfirms(timeout: .seconds(30))
     }
 
-    /// Runs `sameday sources` in this process until `done` holds (checked every 50 ms) or `timeout` passes.
+    /// Runs `sameday sources` in this process until `done` holds (checked every 50 ms); throws `WaitTimedOut`, once
+    /// the service stopped, if `timeout` passes first.
     func run(
         configuration: Configuration, metrics: WorkerMetrics, clock: (any WorkerClock)? = nil,
-        timeout: Duration = .seconds(20), until done: @escaping @Sendable (SourcesStore) -> Bool
+        timeout: Duration = .seconds(20), fileID: String = #fileID, line: Int = #line,
+        until done: @escaping @Sendable (SourcesStore) -> Bool
     ) async throws {
         let stop = StopFlag()
         let settings = settings
@@ -72,16 +74,25 @@ struct SourcesHarness {
         }
         let deadline = ContinuousClock.now + timeout
         var store: SourcesStore?
+        var reached = false
         while ContinuousClock.now < deadline {
             // The store exists once the service has started.
             if store == nil, FileManager.default.fileExists(atPath: settings.sourcesDatabasePath) {
                 store = try? SourcesStore(path: settings.sourcesDatabasePath)
             }
-            if let store, done(store) { break }
+            if let store, done(store) {
+                reached = true
+                break
+            }
             try await Task.sleep(for: .milliseconds(50))
         }
         stop.request()
         try await run
+        guard reached else {
+            throw WaitTimedOut(
+                what: "`sameday sources` to reach the condition given at \(fileID):\(line)"
+                    + (store == nil ? " (its store never appeared)" : ""), after: timeout)
+        }
     }
 
     /// Every message on the supervisor's queue, acked.

@@ -58,9 +58,10 @@ struct WorkerHarness {
         try publisher.waitForConfirms(timeout: .seconds(60))
     }
 
-    /// Runs the worker in this process until `done` says so (checked every 100 ms) or `timeout` passes.
+    /// Runs the worker in this process until `done` says so (checked every 100 ms); throws `WaitTimedOut`, once the
+    /// worker stopped, if `timeout` passes first.
     func runInProcess(
-        configuration: Configuration, timeout: Duration = .seconds(120),
+        configuration: Configuration, timeout: Duration = .seconds(120), fileID: String = #fileID, line: Int = #line,
         until done: @escaping @Sendable (WorkerStore) -> Bool
     ) async throws {
         let stop = StopFlag()
@@ -70,11 +71,16 @@ struct WorkerHarness {
             try WorkerService(configuration: settings, domain: configuration).run(until: stop)
         }
         let deadline = ContinuousClock.now + timeout
-        while !done(store) && ContinuousClock.now < deadline {
+        var reached = done(store)
+        while !reached && ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(100))
+            reached = done(store)
         }
         stop.request()
         try await run
+        guard reached else {
+            throw WaitTimedOut(what: "the worker to reach the condition given at \(fileID):\(line)", after: timeout)
+        }
     }
 
     /// Every message on `queue`, acked.
