@@ -51,7 +51,7 @@ struct BrokerRestartTests {
 
         let replay = try replayReference(
             events, configuration: configuration, until: try store.clock(), root: harness.folder + "/replay")
-        #expect(filesUnder(harness.settings.resolvedRollupsDirectory) == filesUnder(harness.folder + "/replay"))
+        #expect(try filesUnder(harness.settings.resolvedRollupsDirectory) == filesUnder(harness.folder + "/replay"))
         let outbox = try store.allAlerts().map(\.alertID)
         #expect(Set(outbox) == Set(replay.alerts.map(\.alertId)))
     }

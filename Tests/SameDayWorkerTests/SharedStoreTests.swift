@@ -291,7 +291,7 @@ struct StandbyTakeoverTests {
         #expect(try reader.dossierCount() == 80)
         workers[standby].stop.request()
         try await runs[standby].value
-        let filed = alertIDs(inFolder: harness.settings.resolvedAlertsDirectory)
+        let filed = try alertIDs(inFolder: harness.settings.resolvedAlertsDirectory)
         #expect(filed.count == Set(filed).count, "no alert twice in the shared files")
         #expect(try harness.drain(harness.topology.workQueue(0)).isEmpty, "everything was acked")
     }
@@ -348,7 +348,7 @@ extension StandbyTakeoverTests {
         #expect(levels() == ["warning", "critical"], "each once: the standby did not raise the warning again")
         let late = try #require(try reader.allAlerts().first { $0.level == "critical" })
         #expect(late.json.contains("\"lateFired\":true"), "fired after its time, and says so")
-        let filed = alertIDs(inFolder: harness.settings.resolvedAlertsDirectory)
+        let filed = try alertIDs(inFolder: harness.settings.resolvedAlertsDirectory)
         #expect(filed.count == 2 && Set(filed).count == 2)
     }
 }

@@ -179,7 +179,7 @@ struct SourcesBrokerTests {
         #expect(first.value(.sourcesInvalidEventsTotal) == 3)
         #expect(first.value(.sourcesRefusalsTotal, "foreign_dossier") == 1)
         #expect(first.value(.sourcesRefusalsTotal, "routing_key_mismatch") == 1)
-        #expect(alertIDs(inFolder: harness.settings.sourcesAlertsDirectory) == [expectedID])
+        #expect(try alertIDs(inFolder: harness.settings.sourcesAlertsDirectory) == [expectedID])
         #expect(try harness.drainWatchQueue().compactMap(\.messageID) == [expectedID])
 
         // Restart: one more event from 760; only it is consumed (stored offset + 1), nothing is raised again.
@@ -195,7 +195,7 @@ struct SourcesBrokerTests {
         #expect(second.value(.sourcesInvalidEventsTotal) == 0)
         #expect(try store.allAlerts().map(\.alertID) == [expectedID])
         #expect(try store.units().first { $0.code == "760" }?.lastEventAt == RFC3339.parse("2022-05-18T10:45:00+07:00"))
-        #expect(alertIDs(inFolder: harness.settings.sourcesAlertsDirectory) == [expectedID])
+        #expect(try alertIDs(inFolder: harness.settings.sourcesAlertsDirectory) == [expectedID])
         #expect(try harness.drainWatchQueue().isEmpty)
     }
 
@@ -239,7 +239,7 @@ struct SourcesBrokerTests {
         #expect(late.contains("\"firedAt\":\"2022-05-18T13:00:00+07:00\""))
         #expect(second.value(.sourcesEventsTotal) == 0, "nothing consumed twice")
         #expect(try harness.drainWatchQueue().compactMap(\.messageID) == all.map(\.alertID))
-        #expect(alertIDs(inFolder: harness.settings.sourcesAlertsDirectory) == all.map(\.alertID))
+        #expect(try alertIDs(inFolder: harness.settings.sourcesAlertsDirectory) == all.map(\.alertID))
     }
 
     @Test(

@@ -133,7 +133,7 @@ struct WorkerBrokerTests {
         let watched = String(decoding: watcher.output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(watched.contains("CRITICAL") && watched.contains("Quận 1") && watched.contains("760-220518-2001"))
         #expect(watched.contains("30 min left"))
-        let filed = alertIDs(inFolder: harness.settings.resolvedAlertsDirectory)
+        let filed = try alertIDs(inFolder: harness.settings.resolvedAlertsDirectory)
         #expect(Set(outbox.map(\.alertID)).isSubset(of: Set(filed)))
         #expect(filed.count == Set(filed).count, "no alert twice in the files")
     }
