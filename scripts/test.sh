@@ -14,7 +14,8 @@ swift build --build-tests
 # The shipped systemd units, where systemd is installed.
 deploy/systemd/verify.sh .build/debug/sameday
 # One test at a time: the broker-restart test stops the broker under everything else.
-SAMEDAY_TEST_BROKER_RESTART=1 swift test --skip-build --no-parallel
+# SAMEDAY_TEST_SERVICES_REQUIRED=1: a suite that needs RabbitMQ or PostgreSQL fails, not skips, when it is absent.
+SAMEDAY_TEST_SERVICES_REQUIRED=1 SAMEDAY_TEST_BROKER_RESTART=1 swift test --skip-build --no-parallel
 # TLS, proven on a throwaway CA and a broker node of its own.
 SAMEDAY_BIN="$PWD/.build/debug/sameday" bash scripts/tls-check.sh
 # A broker node lost mid-run on a three-node cluster of its own (ports 5673–5675): nothing lost or doubled.

@@ -4,7 +4,7 @@ import SameDayTestKit
 import Testing
 
 /// Against the real RabbitMQ on loopback (deploy/local-broker.sh). Each test uses queues of its own.
-@Suite("RabbitMQ client against the real broker (needs broker)", .serialized)
+@Suite("RabbitMQ client against the real broker (needs broker)", .serialized, .needs(.rabbitMQ))
 struct BrokerIntegrationTests {
     static func declare(_ topology: Topology, name: String) throws {
         let connection = try Connection.open(LocalBroker.configuration(name: name))

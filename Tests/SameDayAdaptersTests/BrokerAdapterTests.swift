@@ -21,7 +21,7 @@ func writeExport(rows count: Int, in dir: String) -> String {
     return path
 }
 
-@Suite("Adapters on the real broker (needs broker)", .serialized)
+@Suite("Adapters on the real broker (needs broker)", .serialized, .needs(.rabbitMQ))
 struct BrokerAdapterTests {
     @Test("a CSV export is published with confirms; re-running it publishes only duplicates (same ids)")
     func publishAndRerun() async throws {

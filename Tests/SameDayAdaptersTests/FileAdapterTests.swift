@@ -90,10 +90,7 @@ struct FileAdapterTests {
             "26734-220518-0007", "2.000884.000.00.00.H29", "26734", "Trần Thị Bình", "Đã tiếp nhận", "18/05/2022 09:02",
             "Trực tuyến",
         ]
-        guard case .event(let event, let message) = mapper.map(record(row)) else {
-            Issue.record("not mapped")
-            return
-        }
+        let (event, message) = try #require(mapper.map(record(row)).mappedEvent, "not mapped")
         #expect(event.type == .received && event.channel == .online && event.unit == "26734")
         #expect(event.occurredAt == RFC3339.parse("2022-05-18T09:02:00+07:00"))
         #expect(event.eventId.hasPrefix("motcua-test:") && event.eventId.utf8.count == 12 + 32)
@@ -102,11 +99,11 @@ struct FileAdapterTests {
         let body = String(decoding: message.body, as: UTF8.self)
         #expect(!body.contains("Bình") && !body.contains("Trần"))
         // Same record → same id; a different time → another id.
-        guard case .event(let again, _) = mapper.map(record(row)) else { return }
+        let again = try #require(mapper.map(record(row)).mappedEvent).event
         #expect(again.eventId == event.eventId)
         var later = row
         later[5] = "18/05/2022 09:03"
-        guard case .event(let other, _) = mapper.map(record(later)) else { return }
+        let other = try #require(mapper.map(record(later)).mappedEvent).event
         #expect(other.eventId != event.eventId)
         // A profile can derive ids from fewer fields: then a corrected procedure code keeps the id.
         let narrow = try profile(
@@ -117,14 +114,13 @@ struct FileAdapterTests {
             profile: narrow, configuration: hcmc, topology: SameDayTopology(shards: 4), header: header)
         var corrected = row
         corrected[1] = "2.000815.000.00.00.H29"
-        guard case .event(let n1, _) = narrowMapper.map(record(row)),
-            case .event(let n2, _) = narrowMapper.map(record(corrected))
-        else { return }
+        let n1 = try #require(narrowMapper.map(record(row)).mappedEvent).event
+        let n2 = try #require(narrowMapper.map(record(corrected)).mappedEvent).event
         #expect(n1.eventId == n2.eventId && n1.eventId != event.eventId)
         // A channel on a non-received event is dropped, not an error.
         var resolved = row
         resolved[4] = "Đã có kết quả"
-        guard case .event(let r, _) = mapper.map(record(resolved)) else { return }
+        let r = try #require(mapper.map(record(resolved)).mappedEvent).event
         #expect(r.channel == nil && r.type == .resolved)
     }
 

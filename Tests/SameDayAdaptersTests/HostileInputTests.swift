@@ -69,8 +69,8 @@ struct HostileInputTests {
                         "760-220518-0001", "2.000815.000.00.00.H29", "760", "Hẹn lại", "18/05/2022 08:00:00", "", due,
                     ], syntaxError: nil))
         }
-        guard case .event = map("20/05/2022 17:00:00") else { return #expect(Bool(false)) }
-        guard case .rejected(let reason) = map("31/12/9999 17:00:00") else { return #expect(Bool(false)) }
+        _ = try #require(map("20/05/2022 17:00:00").mappedEvent)
+        let reason = try #require(map("31/12/9999 17:00:00").rejection)
         #expect(reason.contains("field \"newDueAt\"") && reason.contains("366 days"))
     }
 
@@ -107,17 +107,17 @@ struct HostileInputTests {
                     fields: [dossier, "2.000815.000.00.00.H29", unit, "Đã tiếp nhận", "18/05/2022 08:00:00", ""],
                     syntaxError: nil))
         }
-        guard case .event = map("760-220518-0001") else { return #expect(Bool(false)) }
-        guard case .event = map("000.00.18.H29-220518-0001", unit: "000.00.18.H29") else { return #expect(Bool(false)) }
-        guard case .rejected(let other) = map("000.00.15.H29-220518-0042") else { return #expect(Bool(false)) }
+        _ = try #require(map("760-220518-0001").mappedEvent)
+        _ = try #require(map("000.00.18.H29-220518-0001", unit: "000.00.18.H29").mappedEvent)
+        let other = try #require(map("000.00.15.H29-220518-0042").rejection)
         #expect(
             other
                 == #"column "Mã hồ sơ": dossier "000.00.15.H29-220518-0042" belongs to unit "000.00.15.H29" (its prefix), not to the event's unit "760", and interlevel.csv declares no such pair"#
         )
-        guard case .rejected(let shapeless) = map("HS-42") else { return #expect(Bool(false)) }
+        let shapeless = try #require(map("HS-42").rejection)
         #expect(shapeless.contains("is not of the form <unit>-<yymmdd>-<number>"))
         // A prefix that only starts like the unit is another unit: 7601 is not 760.
-        guard case .rejected = map("7601-220518-0001") else { return #expect(Bool(false)) }
+        _ = try #require(map("7601-220518-0001").rejection)
     }
 
     @Test("a control character in any mapped CSV field is refused, naming the column")
@@ -129,7 +129,7 @@ struct HostileInputTests {
             mapper.map(SourceRecord(line: 2, endOffset: 0, text: [], fields: fields, syntaxError: nil))
         }
         let good = ["760-220518-0001", "2.000815.000.00.00.H29", "760", "Đã tiếp nhận", "18/05/2022 08:00:00", ""]
-        guard case .event = map(good) else { return #expect(Bool(false)) }
+        _ = try #require(map(good).mappedEvent)
         for (index, column) in [(0, "Mã hồ sơ"), (1, "Mã thủ tục"), (3, "Trạng thái")] {
             var fields = good
             fields[index].insert("\u{0}", at: fields[index].index(after: fields[index].startIndex))

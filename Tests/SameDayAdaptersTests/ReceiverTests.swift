@@ -125,7 +125,7 @@ struct ReceiverTests {
     }
 }
 
-@Suite("HTTP receiver on the real broker (needs broker)", .serialized)
+@Suite("HTTP receiver on the real broker (needs broker)", .serialized, .needs(.rabbitMQ))
 struct ReceiverBrokerTests {
     @Test(
         "happy path: 202 after the broker confirms every event; an outage spools, and the spool drains when the broker is back"

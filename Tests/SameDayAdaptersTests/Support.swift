@@ -170,3 +170,15 @@ final class Collected<Value: Sendable>: @unchecked Sendable {
     func append(_ value: Value) { lock.withLock { items.append(value) } }
     var all: [Value] { lock.withLock { items } }
 }
+
+extension MappedRecord {
+    /// The event and its message, or nil when the record was skipped or rejected: `try #require(….mappedEvent)`.
+    var mappedEvent: (event: DossierEvent, message: OutboundMessage)? {
+        if case .event(let event, let message) = self { (event, message) } else { nil }
+    }
+
+    /// Why the record was rejected, or nil when it was not: `try #require(….rejection)`.
+    var rejection: String? {
+        if case .rejected(let reason) = self { reason } else { nil }
+    }
+}

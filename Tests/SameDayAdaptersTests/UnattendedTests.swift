@@ -288,10 +288,7 @@ struct UnattendedTests {
         let record = SourceRecord(
             line: 2, endOffset: 0, text: [],
             fields: ["760-220518-0001", "2.000815.000.00.00.H29", "760", "Đã tiếp nhận", text, ""], syntaxError: nil)
-        guard case .rejected(let reason) = mapper.map(record) else {
-            Issue.record("\(text) must be rejected")
-            return
-        }
+        let reason = try #require(mapper.map(record).rejection, "\(text) must be rejected")
         #expect(reason.contains(expected), "\(reason)")
     }
 
@@ -328,7 +325,7 @@ struct UnattendedTests {
             line: 2, endOffset: 0, text: [],
             fields: ["769-220518-0001", "2.000815.000.00.00.H29", "769", "Đã tiếp nhận", "18/05/2022 08:00", ""],
             syntaxError: nil)
-        guard case .rejected(let reason) = mapper.map(record) else { return #expect(Bool(false)) }
+        let reason = try #require(mapper.map(record).rejection)
         #expect(reason == #"unit "769" is not one of this unit system's units (profile "units": 26734, 760)"#)
     }
 

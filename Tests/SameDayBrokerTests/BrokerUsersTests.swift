@@ -155,7 +155,7 @@ struct BrokerUsersTests {
     }
 }
 
-@Suite("Broker users on the real broker (needs broker)", .serialized)
+@Suite("Broker users on the real broker (needs broker)", .serialized, .needs(.rabbitMQ))
 struct BrokerUsersBrokerTests {
     /// Every role, created from generated definitions (with hashes from a secrets folder) in a throwaway vhost,
     /// logs in with its password and is refused what its role must not do.

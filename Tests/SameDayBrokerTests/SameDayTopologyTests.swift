@@ -64,7 +64,7 @@ struct SameDayTopologyTests {
     }
 }
 
-@Suite("SameDay topology on the real broker (needs broker)", .serialized)
+@Suite("SameDay topology on the real broker (needs broker)", .serialized, .needs(.rabbitMQ))
 struct SameDayTopologyBrokerTests {
     @Test("definitions.json imported by RabbitMQ and the AMQP declaration agree (a redeclare would fail with 406)")
     func importedDefinitionsAgreeWithDeclaration() async throws {

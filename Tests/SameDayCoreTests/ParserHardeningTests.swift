@@ -75,9 +75,8 @@ struct RFC3339HardeningTests {
             for m in 1..<month { dayNumber += Int64(m == 2 && Self.isLeap(year) ? 29 : Self.monthDays[m - 1]) }
             dayNumber += Int64(day - 1)
             let expected = dayNumber * 86_400 + Int64(h * 3600 + mi * 60 + s) - Int64(offsetMinutes * 60)
-            let t = RFC3339.parse(text)
+            let t = try #require(RFC3339.parse(text), "\(text)")
             #expect(t == expected, "\(text)")
-            guard let t else { return }
             let written = RFC3339.format(t)
             if (Self.firstLocal...Self.lastLocal).contains(t) {  // local year 0000–9999
                 #expect(RFC3339.parse(written) == t, "\(text) → \(written)")

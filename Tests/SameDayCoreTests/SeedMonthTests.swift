@@ -7,7 +7,7 @@ import Testing
 private let hcmc: Configuration = {
     let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("deploy/config/hcmc-2022")
-    func read(_ name: String) -> [UInt8] { (try? [UInt8](Data(contentsOf: dir.appendingPathComponent(name)))) ?? [] }
+    func read(_ name: String) throws -> [UInt8] { try [UInt8](Data(contentsOf: dir.appendingPathComponent(name))) }
     do {
         return try Configuration.parse(
             ConfigurationFiles(

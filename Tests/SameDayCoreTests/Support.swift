@@ -8,8 +8,14 @@ enum Fixture {
     static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("Fixtures/config")
 
+    /// A fixture file's bytes; a missing one stops the run (an empty stand-in would make a configuration that must
+    /// be refused look refused for the wrong reason).
     static func bytes(_ name: String) -> [UInt8] {
-        (try? [UInt8](Data(contentsOf: directory.appendingPathComponent(name)))) ?? []
+        do {
+            return try [UInt8](Data(contentsOf: directory.appendingPathComponent(name)))
+        } catch {
+            fatalError("fixture \(name): \(error)")
+        }
     }
 
     static func files(replacing name: String? = nil, with content: String? = nil) -> ConfigurationFiles {

@@ -35,6 +35,6 @@ struct AlertFileSinkTests {
         defer { try? FileManager.default.removeItem(atPath: folder) }
         _ = try AlertFileSink(folder: folder).write([alert("a1")])
         _ = try AlertFileSink(folder: folder).write([alert("a1"), alert("a2")])
-        #expect(alertIDs(inFolder: folder) == ["a1", "a2"])
+        #expect(try alertIDs(inFolder: folder) == ["a1", "a2"])
     }
 }

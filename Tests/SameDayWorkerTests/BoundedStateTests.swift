@@ -71,8 +71,8 @@ struct BoundedStateTests {
         let clock = try #require(try loop.store.clock())
         let replayFolder = folder + "/replay"
         let replay = try replayReference(events, configuration: configuration, until: clock, root: replayFolder)
-        let ours = filesUnder(folder + "/rollups")
-        let reference = filesUnder(replayFolder)
+        let ours = try filesUnder(folder + "/rollups")
+        let reference = try filesUnder(replayFolder)
         #expect(
             ours.keys.sorted() == reference.keys.sorted(),
             "only ours: \(Set(ours.keys).subtracting(reference.keys).sorted()), only replay: \(Set(reference.keys).subtracting(ours.keys).sorted())"
@@ -88,7 +88,7 @@ struct BoundedStateTests {
             "incremental rollups differ from replay on \(ours.filter { reference[$0.key] != $0.value }.keys.sorted().prefix(5))"
         )
         // Delivered alerts leave the outbox after eventLogDays; the files keep them all.
-        let outbox = Set(alertIDs(inFolder: folder + "/alerts"))
+        let outbox = try Set(alertIDs(inFolder: folder + "/alerts"))
         let expected = Set(replay.alerts.map(\.alertId))
         #expect(
             outbox == expected,
@@ -111,7 +111,7 @@ struct BoundedStateTests {
         loop = try open(folder, batchSize: batchSize)
         #expect(loop.restartSummary.events == 0 && loop.restartSummary.dossiers == stillHeld)
         _ = try loop.snapshotNow()
-        let restarted = filesUnder(folder + "/rollups")
+        let restarted = try filesUnder(folder + "/rollups")
         #expect(
             restarted == reference,
             "a restart changed \(restarted.filter { reference[$0.key] != $0.value }.keys.sorted())")
@@ -171,7 +171,7 @@ struct BoundedStateTests {
         #expect(Set(codes).count == codes.count && keys.count == codes.count && !keys.contains(0))
         let replayFolder = folder + "/replay"
         _ = try replayReference(events, configuration: configuration, until: clock, root: replayFolder)
-        #expect(filesUnder(folder + "/rollups") == filesUnder(replayFolder))
+        #expect(try filesUnder(folder + "/rollups") == filesUnder(replayFolder))
     }
 
     @Test("two stored rows naming one dossier: the first is loaded, the second set aside with the reason")
@@ -324,7 +324,7 @@ struct BatchingStateMachineTests {
     }
 }
 
-@Suite("The consumer keeps its heartbeats through large snapshots (needs broker)")
+@Suite("The consumer keeps its heartbeats through large snapshots (needs broker)", .needs(.rabbitMQ))
 struct HeartbeatTests {
     let configuration = try! ConfigurationFolder.load(hcmcConfiguration)
 
@@ -357,6 +357,6 @@ struct HeartbeatTests {
         #expect(Int(metrics.value(.eventsTotal)) == distinct)
         #expect(metrics.value(.consumerReconnectsTotal) == 0)
         #expect(metrics.value(.consumerErrorsTotal) == 0)
-        #expect(filesUnder(settings.resolvedRollupsDirectory).count >= 62 * 4)
+        #expect(try filesUnder(settings.resolvedRollupsDirectory).count >= 62 * 4)
     }
 }

@@ -33,7 +33,7 @@ struct CommandLineTests {
         let replay = try runSameday(["replay", "--config", hcmcConfiguration, "--events", file, "--out", out])
         #expect(replay.status == 0)
         #expect(FileManager.default.fileExists(atPath: out + "/rollups/daily/2022-05-23/units.csv"))
-        #expect(alertIDs(inFolder: out).isEmpty == false)
+        #expect(try alertIDs(inFolder: out).isEmpty == false)
         let report = try runSameday([
             "report", "--rollups", out + "/rollups", "--from", "2022-05-20", "--to", "2022-05-23", "--format", "csv",
         ])

@@ -12,7 +12,7 @@ import Testing
     import Glibc
 #endif
 
-@Suite("Worker crash safety against the real broker (needs broker)", .serialized)
+@Suite("Worker crash safety against the real broker (needs broker)", .serialized, .needs(.rabbitMQ))
 struct CrashSafetyTests {
     let configuration = try! ConfigurationFolder.load(hcmcConfiguration)
 
@@ -84,9 +84,9 @@ struct CrashSafetyTests {
         let replay = try replayReference(
             events, configuration: configuration, until: clock, root: replayFolder + "/rollups")
 
-        let crashedRollups = filesUnder(crashed.settings.resolvedRollupsDirectory)
-        let calmRollups = filesUnder(calm.settings.resolvedRollupsDirectory)
-        let replayRollups = filesUnder(replayFolder + "/rollups")
+        let crashedRollups = try filesUnder(crashed.settings.resolvedRollupsDirectory)
+        let calmRollups = try filesUnder(calm.settings.resolvedRollupsDirectory)
+        let replayRollups = try filesUnder(replayFolder + "/rollups")
         #expect(!replayRollups.isEmpty)
         #expect(crashedRollups.keys.sorted() == replayRollups.keys.sorted())
         #expect(crashedRollups == replayRollups, "rollups after crashes differ from replay")
@@ -102,7 +102,7 @@ struct CrashSafetyTests {
         #expect(
             missing.isEmpty && extra.isEmpty,
             "outbox vs replay: \(extra.count) extra \(extra.prefix(5)), \(missing.count) missing: \(missing.prefix(5))")
-        let filed = alertIDs(inFolder: crashed.settings.resolvedAlertsDirectory)
+        let filed = try alertIDs(inFolder: crashed.settings.resolvedAlertsDirectory)
         #expect(filed.count == Set(filed).count, "no alert twice in the alert files")
         #expect(
             Set(filed) == Set(outbox),

@@ -6,7 +6,7 @@ import SameDayWorker
 import Testing
 
 /// The files in deploy/ as ops use them.
-@Suite("Deploy: every shard on one host from the shipped files (needs broker)", .serialized)
+@Suite("Deploy: every shard on one host from the shipped files (needs broker)", .serialized, .needs(.rabbitMQ))
 struct DeployTests {
     /// The `Environment=` lines of the shipped worker unit for shard `shard`.
     func unitEnvironment(shard: Int, unit file: String = "sameday-worker@.service") throws -> [String: String] {

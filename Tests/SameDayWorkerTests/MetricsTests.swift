@@ -207,7 +207,7 @@ struct MetricsTests {
     }
 }
 
-@Suite("Metrics: the worker as a service-lifecycle Service (needs broker)", .serialized)
+@Suite("Metrics: the worker as a service-lifecycle Service (needs broker)", .serialized, .needs(.rabbitMQ))
 struct WorkerRunnerTests {
     let configuration = try! ConfigurationFolder.load(hcmcConfiguration)
 

@@ -8,15 +8,11 @@ import SameDayTestKit
 import SameDayWorker
 import Testing
 
-/// The local PostgreSQL the tests use: `deploy/postgres/local-postgres.sh start` (scripts/test.sh runs it), or
-/// another one named by SAMEDAY_TEST_POSTGRES and SAMEDAY_TEST_POSTGRES_PASSWORD_FILE.
+/// The local PostgreSQL the tests use (`LocalPostgres`: `deploy/postgres/local-postgres.sh start`, or another one
+/// named by SAMEDAY_TEST_POSTGRES and SAMEDAY_TEST_POSTGRES_PASSWORD_FILE).
 enum TestPostgres {
-    static let url =
-        ProcessInfo.processInfo.environment["SAMEDAY_TEST_POSTGRES"]
-        ?? "postgres://sameday@127.0.0.1:5433/sameday"
-    static let passwordFile =
-        ProcessInfo.processInfo.environment["SAMEDAY_TEST_POSTGRES_PASSWORD_FILE"]
-        ?? "/tmp/sameday-postgres/password"
+    static let url = LocalPostgres.url
+    static let passwordFile = LocalPostgres.passwordFile
 
     /// A shard name no other test uses (every table is keyed by it).
     static func uniqueShard(_ purpose: String) -> String { LocalBroker.uniqueName(purpose) + ".sameday.work.0" }
@@ -49,7 +45,7 @@ enum Backend: String, CaseIterable, CustomTestStringConvertible {
     }
 }
 
-@Suite("One store interface, two backends (needs the local PostgreSQL)")
+@Suite("One store interface, two backends (needs the local PostgreSQL)", .needs(.postgreSQL))
 struct SharedStoreTests {
     func alert(_ id: String, day: String = "2022-05-18", level: String = "warning") -> OutboxAlert {
         OutboxAlert(
@@ -153,7 +149,7 @@ struct SharedStoreTests {
     }
 }
 
-@Suite("The shard lease and its fencing (needs the local PostgreSQL)", .serialized)
+@Suite("The shard lease and its fencing (needs the local PostgreSQL)", .serialized, .needs(.postgreSQL))
 struct ShardLeaseTests {
     @Test("one holder at a time; the lease frees when released; the old holder's writes are refused")
     func fencing() throws {
@@ -232,7 +228,9 @@ struct ShardLeaseTests {
     }
 }
 
-@Suite("A standby worker takes over a shard (needs broker and the local PostgreSQL)", .serialized)
+@Suite(
+    "A standby worker takes over a shard (needs broker and the local PostgreSQL)", .serialized, .needs(.rabbitMQ),
+    .needs(.postgreSQL))
 struct StandbyTakeoverTests {
     let configuration = try! ConfigurationFolder.load(hcmcConfiguration)
 
@@ -294,7 +292,7 @@ struct StandbyTakeoverTests {
         #expect(try reader.dossierCount() == 80)
         workers[standby].stop.request()
         try await runs[standby].value
-        let filed = alertIDs(inFolder: harness.settings.resolvedAlertsDirectory)
+        let filed = try alertIDs(inFolder: harness.settings.resolvedAlertsDirectory)
         #expect(filed.count == Set(filed).count, "no alert twice in the shared files")
         #expect(try harness.drain(harness.topology.workQueue(0)).isEmpty, "everything was acked")
     }
@@ -351,12 +349,7 @@ extension StandbyTakeoverTests {
         #expect(levels() == ["warning", "critical"], "each once: the standby did not raise the warning again")
         let late = try #require(try reader.allAlerts().first { $0.level == "critical" })
         #expect(late.json.contains("\"lateFired\":true"), "fired after its time, and says so")
-        let filed = alertIDs(inFolder: harness.settings.resolvedAlertsDirectory)
+        let filed = try alertIDs(inFolder: harness.settings.resolvedAlertsDirectory)
         #expect(filed.count == 2 && Set(filed).count == 2)
     }
-}
-
-struct WaitTimedOut: Error, CustomStringConvertible {
-    var what: String
-    var description: String { "timed out waiting for \(what)" }
 }

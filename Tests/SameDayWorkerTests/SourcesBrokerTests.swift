@@ -60,10 +60,12 @@ struct SourcesHarness {
         try publisher.waitForConfirms(timeout: .seconds(30))
     }
 
-    /// Runs `sameday sources` in this process until `done` holds (checked every 50 ms) or `timeout` passes.
+    /// Runs `sameday sources` in this process until `done` holds (checked every 50 ms); throws `WaitTimedOut`, once
+    /// the service stopped, if `timeout` passes first.
     func run(
         configuration: Configuration, metrics: WorkerMetrics, clock: (any WorkerClock)? = nil,
-        timeout: Duration = .seconds(20), until done: @escaping @Sendable (SourcesStore) -> Bool
+        timeout: Duration = .seconds(20), fileID: String = #fileID, line: Int = #line,
+        until done: @escaping @Sendable (SourcesStore) -> Bool
     ) async throws {
         let stop = StopFlag()
         let settings = settings
@@ -73,16 +75,25 @@ struct SourcesHarness {
         }
         let deadline = ContinuousClock.now + timeout
         var store: SourcesStore?
+        var reached = false
         while ContinuousClock.now < deadline {
             // The store exists once the service has started.
             if store == nil, FileManager.default.fileExists(atPath: settings.sourcesDatabasePath) {
                 store = try? SourcesStore(path: settings.sourcesDatabasePath)
             }
-            if let store, done(store) { break }
+            if let store, done(store) {
+                reached = true
+                break
+            }
             try await Task.sleep(for: .milliseconds(50))
         }
         stop.request()
         try await run
+        guard reached else {
+            throw WaitTimedOut(
+                what: "`sameday sources` to reach the condition given at \(fileID):\(line)"
+                    + (store == nil ? " (its store never appeared)" : ""), after: timeout)
+        }
     }
 
     /// Every message on the supervisor's queue, acked.
@@ -102,7 +113,7 @@ struct SourcesHarness {
     }
 }
 
-@Suite("sameday sources against the real broker (needs broker)", .serialized)
+@Suite("sameday sources against the real broker (needs broker)", .serialized, .needs(.rabbitMQ))
 struct SourcesBrokerTests {
     let configuration = try! ConfigurationFolder.load(hcmcConfiguration)
 
@@ -169,7 +180,7 @@ struct SourcesBrokerTests {
         #expect(first.value(.sourcesInvalidEventsTotal) == 3)
         #expect(first.value(.sourcesRefusalsTotal, "foreign_dossier") == 1)
         #expect(first.value(.sourcesRefusalsTotal, "routing_key_mismatch") == 1)
-        #expect(alertIDs(inFolder: harness.settings.sourcesAlertsDirectory) == [expectedID])
+        #expect(try alertIDs(inFolder: harness.settings.sourcesAlertsDirectory) == [expectedID])
         #expect(try harness.drainWatchQueue().compactMap(\.messageID) == [expectedID])
 
         // Restart: one more event from 760; only it is consumed (stored offset + 1), nothing is raised again.
@@ -185,7 +196,7 @@ struct SourcesBrokerTests {
         #expect(second.value(.sourcesInvalidEventsTotal) == 0)
         #expect(try store.allAlerts().map(\.alertID) == [expectedID])
         #expect(try store.units().first { $0.code == "760" }?.lastEventAt == RFC3339.parse("2022-05-18T10:45:00+07:00"))
-        #expect(alertIDs(inFolder: harness.settings.sourcesAlertsDirectory) == [expectedID])
+        #expect(try alertIDs(inFolder: harness.settings.sourcesAlertsDirectory) == [expectedID])
         #expect(try harness.drainWatchQueue().isEmpty)
     }
 
@@ -229,7 +240,7 @@ struct SourcesBrokerTests {
         #expect(late.contains("\"firedAt\":\"2022-05-18T13:00:00+07:00\""))
         #expect(second.value(.sourcesEventsTotal) == 0, "nothing consumed twice")
         #expect(try harness.drainWatchQueue().compactMap(\.messageID) == all.map(\.alertID))
-        #expect(alertIDs(inFolder: harness.settings.sourcesAlertsDirectory) == all.map(\.alertID))
+        #expect(try alertIDs(inFolder: harness.settings.sourcesAlertsDirectory) == all.map(\.alertID))
     }
 
     @Test(

@@ -16,7 +16,8 @@ import Testing
 /// shard"): the worker stops committing and acking, keeps its deliveries, retries, and goes on when the disk has
 /// room again; nothing is dead-lettered and every event is applied once. Needs root (it mounts a small tmpfs) and
 /// the broker.
-@Suite("Store outage: a full disk is waited out, not dead-lettered (needs broker, root)", .serialized)
+@Suite(
+    "Store outage: a full disk is waited out, not dead-lettered (needs broker, root)", .serialized, .needs(.rabbitMQ))
 struct StoreOutageTests {
     let configuration = try! ConfigurationFolder.load(hcmcConfiguration)
 

@@ -9,7 +9,7 @@ import SameDayWorker
 import Synchronization
 import Testing
 
-@Suite("Worker against the real broker (needs broker)", .serialized)
+@Suite("Worker against the real broker (needs broker)", .serialized, .needs(.rabbitMQ))
 struct WorkerBrokerTests {
     let configuration = try! ConfigurationFolder.load(hcmcConfiguration)
 
@@ -134,7 +134,7 @@ struct WorkerBrokerTests {
         let watched = String(decoding: watcher.output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(watched.contains("CRITICAL") && watched.contains("Quận 1") && watched.contains("760-220518-2001"))
         #expect(watched.contains("30 min left"))
-        let filed = alertIDs(inFolder: harness.settings.resolvedAlertsDirectory)
+        let filed = try alertIDs(inFolder: harness.settings.resolvedAlertsDirectory)
         #expect(Set(outbox.map(\.alertID)).isSubset(of: Set(filed)))
         #expect(filed.count == Set(filed).count, "no alert twice in the files")
     }
@@ -162,7 +162,7 @@ func startSameday(_ arguments: [String], capturingErrors: Bool = false) throws -
     return (process, pipe)
 }
 
-@Suite("Tenant isolation end to end, with a real per-unit broker user (needs broker)", .serialized)
+@Suite("Tenant isolation end to end, with a real per-unit broker user (needs broker)", .serialized, .needs(.rabbitMQ))
 struct TenantIsolationBrokerTests {
     let configuration = try! ConfigurationFolder.load(hcmcConfiguration)
 

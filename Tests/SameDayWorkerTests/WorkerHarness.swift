@@ -59,9 +59,10 @@ struct WorkerHarness {
         try publisher.waitForConfirms(timeout: .seconds(60))
     }
 
-    /// Runs the worker in this process until `done` says so (checked every 100 ms) or `timeout` passes.
+    /// Runs the worker in this process until `done` says so (checked every 100 ms); throws `WaitTimedOut`, once the
+    /// worker stopped, if `timeout` passes first.
     func runInProcess(
-        configuration: Configuration, timeout: Duration = .seconds(120),
+        configuration: Configuration, timeout: Duration = .seconds(120), fileID: String = #fileID, line: Int = #line,
         until done: @escaping @Sendable (WorkerStore) -> Bool
     ) async throws {
         let stop = StopFlag()
@@ -71,11 +72,16 @@ struct WorkerHarness {
             try WorkerService(configuration: settings, domain: configuration).run(until: stop)
         }
         let deadline = ContinuousClock.now + timeout
-        while !done(store) && ContinuousClock.now < deadline {
+        var reached = done(store)
+        while !reached && ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(100))
+            reached = done(store)
         }
         stop.request()
         try await run
+        guard reached else {
+            throw WaitTimedOut(what: "the worker to reach the condition given at \(fileID):\(line)", after: timeout)
+        }
     }
 
     /// Every message on `queue`, acked.
@@ -91,25 +97,36 @@ struct WorkerHarness {
     }
 }
 
-/// Every regular file under `root`, by relative path.
-func filesUnder(_ root: String) -> [String: Data] {
+/// Every regular file under `root`, by relative path. Throws when `root` is not a folder or a file cannot be read,
+/// so two folders that were never written do not compare equal as two empty listings.
+func filesUnder(_ root: String) throws -> [String: Data] {
     var files: [String: Data] = [:]
-    guard let enumerator = FileManager.default.enumerator(atPath: root) else { return files }
+    var rootIsFolder: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: root, isDirectory: &rootIsFolder), rootIsFolder.boolValue,
+        let enumerator = FileManager.default.enumerator(atPath: root)
+    else { throw NotAFolder(path: root) }
     while let relative = enumerator.nextObject() as? String {
         var isFolder: ObjCBool = false
         let path = root + "/" + relative
         if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), !isFolder.boolValue,
             !relative.split(separator: "/").last!.hasPrefix(".")
         {
-            files[relative] = FileManager.default.contents(atPath: path)
+            files[relative] = try Data(contentsOf: URL(fileURLWithPath: path))
         }
     }
     return files
 }
 
-/// The alert ids in a folder of `alerts-*.jsonl` files, in file order (duplicates kept, so tests can find them).
-func alertIDs(inFolder folder: String) -> [String] {
-    filesUnder(folder).sorted { $0.key < $1.key }.flatMap { _, data in
+struct NotAFolder: Error, CustomStringConvertible {
+    var path: String
+    var description: String { "\(path) is not a folder" }
+}
+
+/// The alert ids in a folder of `alerts-*.jsonl` files, in file order (duplicates kept, so tests can find them). A
+/// folder that does not exist holds no alerts.
+func alertIDs(inFolder folder: String) throws -> [String] {
+    guard FileManager.default.fileExists(atPath: folder) else { return [] }
+    return try filesUnder(folder).sorted { $0.key < $1.key }.flatMap { _, data in
         data.split(separator: 0x0A).compactMap { line in
             (try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any])?["alertId"] as? String
         }
