@@ -174,6 +174,11 @@ final class OutboxPublisher: Sendable {
         }
     }
 
+    /// Whether the broker confirmed anything not yet taken (the next commit marks it published).
+    var hasConfirmed: Bool {
+        shared.withLock { !$0.confirmedAlerts.isEmpty || !$0.confirmedDeadLetters.isEmpty }
+    }
+
     /// Set when queued items could not be handed to the broker: the outboxes must be read again.
     var needsResync: Bool { shared.withLock { $0.needsResync } }
     func resynced() { shared.withLock { $0.needsResync = false } }

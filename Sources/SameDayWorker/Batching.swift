@@ -15,7 +15,8 @@ public struct BatchingStateMachine<Moment: InstantProtocol>: Sendable where Mome
         public var daySnapshotGap: Duration
 
         public init(
-            batchSize: Int, batchDelay: Duration, snapshotInterval: Duration, pollInterval: Duration = .milliseconds(250),
+            batchSize: Int, batchDelay: Duration, snapshotInterval: Duration,
+            pollInterval: Duration = .milliseconds(250),
             daySnapshotGap: Duration = .seconds(5)
         ) {
             self.batchSize = batchSize
@@ -46,16 +47,16 @@ public struct BatchingStateMachine<Moment: InstantProtocol>: Sendable where Mome
         if batchStarted == nil { batchStarted = now }
     }
 
-    /// What to do now. `otherChanges`: something besides deliveries is staged; `nextTimer`: how far away the next
-    /// alert threshold is (wall clock), if any.
-    public func next(now: Moment, otherChanges: Bool, nextTimer: Duration? = nil) -> Action {
+    /// What to do now. `otherChanges`: something besides deliveries is staged (asked only when no batch is open);
+    /// `nextTimer`: how far away the next alert threshold is (wall clock), if any.
+    public func next(now: Moment, otherChanges: @autoclosure () -> Bool, nextTimer: Duration? = nil) -> Action {
         if pending >= settings.batchSize { return .commit }
         var wait = settings.pollInterval
         if let batchStarted {
             let age = batchStarted.duration(to: now)
             if age >= settings.batchDelay { return .commit }
             wait = min(wait, settings.batchDelay - age)
-        } else if otherChanges {
+        } else if otherChanges() {
             return .commit
         }
         if let nextTimer { wait = min(wait, max(.zero, nextTimer)) }

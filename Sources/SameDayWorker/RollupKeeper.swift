@@ -220,6 +220,9 @@ public final class RollupThread: Sendable {
     public func load(_ dossiers: [Dossier]) { enqueue(.load(dossiers)) }
     func file(_ alerts: [OutboxAlert]) { if !alerts.isEmpty { enqueue(.alerts(alerts)) } }
 
+    /// Whether alert ids were appended to the files since the last `takeFiled()`.
+    var hasFiled: Bool { state.withLock { !$0.filed.isEmpty } }
+
     /// Alert ids appended to the files since the last call.
     func takeFiled() -> [String] {
         state.withLock { s in

@@ -133,7 +133,13 @@ public final class ShardLoop {
         }
     }
 
-    private var hasOtherChanges: Bool { engine.hasStagedChanges }
+    /// Something to commit besides a batch of deliveries: the engine's staged changes (timers fired, retirements),
+    /// or alerts and dead letters the broker confirmed or the files took, whose marks only a commit keeps. Without
+    /// the marks, an idle shard kept its alerts unpublished in its store until the next event or a stop, and a crash
+    /// meanwhile sent them again.
+    private var hasOtherChanges: Bool {
+        engine.hasStagedChanges || !publishedPending.isEmpty || publisher?.hasConfirmed == true || rollups.hasFiled
+    }
 
     public func handle(_ delivery: Delivery) {
         // Larger than any event can be: refused before the decoder reads it (the broker's max_message_size is the
