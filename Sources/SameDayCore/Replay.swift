@@ -354,7 +354,8 @@ public struct Replay: Sendable {
             count(slot: k, unit: dossier.events.first?.unit)
         }
         storageKeys[k] = storageKey
-        if let clock { perform(dossiers[k].advance(to: clock, config: config), dossier: k) }
+        // Before the first instant nothing is due, but the advance still arms the dossier's timer.
+        perform(dossiers[k].advance(to: clock ?? .min, config: config), dossier: k)
     }
 
     /// The key of the dossier's row in the worker's store, or, if it has none yet, `next` (which then moves on):

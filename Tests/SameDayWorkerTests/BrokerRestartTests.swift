@@ -48,7 +48,8 @@ struct BrokerRestartTests {
         }
         stop.request()
         try await worker
-        #expect(try store.eventCount() == distinct)
+        let applied = try store.eventCount()
+        #expect(applied == distinct, "\(applied) events applied of \(distinct)")
 
         let replay = try replayReference(
             events, configuration: configuration, until: try store.clock(), root: harness.folder + "/replay")
