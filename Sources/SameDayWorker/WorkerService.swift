@@ -171,7 +171,7 @@ private final class ShardConsumer: ConsumeLoopParticipant {
 
     func stepWithoutConsumer() throws {
         try checkLease()
-        try shard.step(consumer: nil, idle: true)
+        try reportingLostLease { try shard.step(consumer: nil, idle: true) }
     }
     func waitBeforeNextDelivery() -> Duration { shard.waitBeforeNextDelivery() }
     func handle(_ delivery: Delivery) { shard.handle(delivery) }
@@ -180,7 +180,18 @@ private final class ShardConsumer: ConsumeLoopParticipant {
 
     func step(consumer: Consumer, idle: Bool) throws {
         try checkLease()
-        try shard.step(consumer: consumer, idle: idle)
+        try reportingLostLease { try shard.step(consumer: consumer, idle: idle) }
+    }
+
+    /// A step that fails once the lease is lost (a commit in flight when the process froze, failed at once on
+    /// resume) fails for that reason: the lease, not the statement it happened to be in.
+    private func reportingLostLease(_ body: () throws -> Void) throws {
+        do {
+            try body()
+        } catch {
+            try checkLease()
+            throw error
+        }
     }
 
     /// A lease no longer held (expired while the process was frozen or cut off, or taken by a standby) means a
