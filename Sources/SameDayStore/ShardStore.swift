@@ -8,7 +8,7 @@ import SameDayCore
 ///
 /// Methods block the calling thread (the worker calls them from its own threads, never from Swift's cooperative
 /// pool) and are safe to call from several threads: each backend serialises its transactions.
-public protocol ShardStore: AnyObject, Sendable {
+public protocol ShardStore: AlertOutboxStore {
     /// Where the state lives, for logs and errors (a file path, or a PostgreSQL URL without its password).
     var location: String { get }
 
@@ -47,14 +47,7 @@ public protocol ShardStore: AnyObject, Sendable {
     func prune(eventsBefore: Instant, tombstonesBefore: Instant, alertsBeforeDay: String, limit: Int) throws
         -> PruneResult
 
-    /// Dead letters not yet confirmed by the broker, oldest first.
-    func pendingDeadLetters(limit: Int) throws -> [DeadLetter]
-    /// Outbox rows not yet confirmed by the broker, oldest first.
-    func unpublishedAlerts(limit: Int, offset: Int) throws -> [OutboxAlert]
-    /// Outbox rows not yet appended to the alerts files, oldest first.
-    func unfiledAlerts(limit: Int) throws -> [OutboxAlert]
-    func markPublished(_ ids: [String]) throws
-    func markFiled(_ ids: [String]) throws
+    // The outbox (unpublished, unfiled, dead letters and their marks): `AlertOutboxStore`.
     /// Every alert in the outbox, oldest first (tests and the crash-safety and failover checks).
     func allAlerts() throws -> [OutboxAlert]
 
@@ -74,7 +67,9 @@ public protocol ShardStore: AnyObject, Sendable {
 
 extension ShardStore {
     public func prune(eventsBefore: Instant, tombstonesBefore: Instant, alertsBeforeDay: String) throws -> PruneResult {
-        try prune(eventsBefore: eventsBefore, tombstonesBefore: tombstonesBefore, alertsBeforeDay: alertsBeforeDay, limit: 2000)
+        try prune(
+            eventsBefore: eventsBefore, tombstonesBefore: tombstonesBefore, alertsBeforeDay: alertsBeforeDay,
+            limit: 2000)
     }
     public func pendingDeadLetters() throws -> [DeadLetter] { try pendingDeadLetters(limit: 1000) }
     public func unpublishedAlerts(limit: Int = 1000) throws -> [OutboxAlert] {

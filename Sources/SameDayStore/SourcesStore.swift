@@ -28,7 +28,7 @@ public struct SourcesCommit: Sendable {
 /// code serves both). The offset is written in the transaction that writes what its events changed, so a restart
 /// resumes at the next offset: no event counted twice, none missed. Its size follows the number of units, plus the
 /// alerts of the last `eventLogDays` days.
-public final class SourcesStore: Sendable {
+public final class SourcesStore: AlertOutboxStore {
     private let database: DatabaseQueue
     public let path: String
 
@@ -114,6 +114,24 @@ public final class SourcesStore: Sendable {
     public func unfiledAlerts(limit: Int = 10_000) throws -> [OutboxAlert] {
         try fetchAlerts(where: "filed = 0", limit: limit)
     }
+
+    /// Marks outbox rows as confirmed by the broker, in a transaction of their own.
+    public func markPublished(_ ids: [String]) throws {
+        var marks = SourcesCommit()
+        marks.publishedAlertIDs = ids
+        try commit(marks)
+    }
+
+    /// Marks outbox rows as appended to the alert files, in a transaction of their own.
+    public func markFiled(_ ids: [String]) throws {
+        var marks = SourcesCommit()
+        marks.filedAlertIDs = ids
+        try commit(marks)
+    }
+
+    /// None: a stream delivery cannot be dead-lettered (the stream keeps it for the workers), so `sameday sources`
+    /// stores no dead letters.
+    public func pendingDeadLetters(limit: Int) throws -> [DeadLetter] { [] }
 
     /// Every alert in the outbox, oldest first (tests, operators).
     public func allAlerts() throws -> [OutboxAlert] { try fetchAlerts(where: "1", limit: Int.max) }

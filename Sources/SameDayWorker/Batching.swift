@@ -15,7 +15,7 @@ public struct BatchingStateMachine<Moment: InstantProtocol>: Sendable where Mome
         public var daySnapshotGap: Duration
 
         public init(
-            batchSize: Int, batchDelay: Duration, snapshotInterval: Duration,
+            batchSize: Int, batchDelay: Duration, snapshotInterval: Duration = .seconds(60),
             pollInterval: Duration = .milliseconds(250),
             daySnapshotGap: Duration = .seconds(5)
         ) {

@@ -20,9 +20,9 @@ public final class ShardLoop {
     let bounds: EventTimeBounds
     let clock: any WorkerClock
     let queue: String
-    /// Nil in process (the soak benchmark): alerts count as published once filed.
-    let publisher: OutboxPublisher?
     let files: AlertFileSink
+    /// Outbox → files → broker, and the marks each commit writes back.
+    let relay: AlertRelay
     let committer: CommitThread
     let rollups: RollupThread
     var machine: BatchingStateMachine<ContinuousClock.Instant>
@@ -30,10 +30,6 @@ public final class ShardLoop {
     var pendingTag: DeliveryTag?
     /// The commit being written, and the newest delivery it covers.
     var inFlight: (tag: DeliveryTag?, staged: Bool)?
-    /// Outbox rows that, without a publisher, count as published: marked in the next commit.
-    var publishedPending: [String] = []
-    /// Dead letters handed to the publisher and not yet confirmed (not to be sent twice on a resync).
-    var deadLettersInFlight = Set<Int64>()
     var lastPrune = ContinuousClock.now - .seconds(3600)
     /// Counted per event, reported per flush (a metrics update takes a lock).
     var appliedSinceFlush = 0
@@ -52,7 +48,7 @@ public final class ShardLoop {
 
     init(
         configuration: WorkerConfiguration, domain: Configuration, store: any ShardStore, clock: any WorkerClock,
-        metrics: WorkerMetrics, logger: Logger, publisher: OutboxPublisher?, queue: String,
+        metrics: WorkerMetrics, logger: Logger, publisher: (any AlertPublishing)?, queue: String,
         mayWrite: @escaping @Sendable () -> Bool = { true }
     ) throws {
         self.configuration = configuration
@@ -61,7 +57,6 @@ public final class ShardLoop {
         self.bounds = configuration.eventTimeBounds
         self.clock = clock
         self.queue = queue
-        self.publisher = publisher
         self.store = store
         engine = WorkerEngine(
             configuration: domain, store: store, clockMode: configuration.clock, clock: clock,
@@ -94,10 +89,12 @@ public final class ShardLoop {
                 batchSize: configuration.batchSize, batchDelay: .milliseconds(configuration.batchDelayMilliseconds),
                 snapshotInterval: .seconds(configuration.snapshotSeconds)))
         // What the outbox holds from before goes to the files here, before the files thread owns them.
-        try Self.fileOutbox(store: store, files: files)
+        try AlertRelay.fileBacklog(store: store, files: files)
         rollups = RollupThread(keeper: keeper, alertFiles: files, metrics: metrics)
         rollups.load(engine.heldDossiers())
-        try deliverOutbox()
+        // Nil publisher in process (the soak benchmark): alerts count as published once filed.
+        relay = AlertRelay(store: store, filer: rollups, publisher: publisher, metrics: metrics)
+        try relay.deliverOutbox()
     }
 
     /// Stops the helper threads (after `finish`, or on the way out after an error).
@@ -138,7 +135,7 @@ public final class ShardLoop {
     /// the marks, an idle shard kept its alerts unpublished in its store until the next event or a stop, and a crash
     /// meanwhile sent them again.
     private var hasOtherChanges: Bool {
-        engine.hasStagedChanges || !publishedPending.isEmpty || publisher?.hasConfirmed == true || rollups.hasFiled
+        engine.hasStagedChanges || relay.hasMarks
     }
 
     public func handle(_ delivery: Delivery) {
@@ -273,13 +270,10 @@ public final class ShardLoop {
     public func flush(consumer: Consumer?) throws {
         try collect(consumer: consumer, wait: true)
         engine.retireDue(limit: 500)
-        var published = publisher?.takeConfirmed() ?? (alerts: [], deadLetters: [])
-        published.alerts += publishedPending
-        publishedPending.removeAll(keepingCapacity: true)
-        deadLettersInFlight.subtract(published.deadLetters)
+        let marks = relay.takeMarks()
         let stagedDeadLetters = engine.hasStagedDeadLetters
         let prepared = engine.prepareCommit(
-            published: published.alerts, filed: rollups.takeFiled(), deadLettersSent: published.deadLetters)
+            published: marks.published, filed: marks.filed, deadLettersSent: marks.deadLettersSent)
         machine.committed()
         if appliedSinceFlush > 0 { metrics.increment(.eventsTotal, by: appliedSinceFlush) }
         if duplicatesSinceFlush > 0 {
@@ -305,64 +299,15 @@ public final class ShardLoop {
         }
     }
 
-    /// Collects the commit in flight (waiting for it with `wait`): acks what it covers, then sends its alerts to
-    /// the files and the broker and its changes to the rollups.
+    /// Collects the commit in flight (waiting for it with `wait`): acks what it covers, then sends its changes to
+    /// the rollups and its alerts on their way (`AlertRelay`).
     func collect(consumer: Consumer?, wait: Bool) throws {
         guard let flight = inFlight, let result = committer.collect(wait: wait) else { return }
         inFlight = nil
         let done = try result.get()
         if let tag = flight.tag, let consumer { try consumer.ack(tag, multiple: true) }
         rollups.apply(done.rollupChanges, clock: done.batch.clock)
-        let added = done.alerts
-        if !added.isEmpty {
-            rollups.file(added)
-            if let publisher { publisher.send(added) } else { publishedPending += added.map(\.alertID) }
-            for alert in added {
-                metrics.increment(.alertsTotal, alert.level)
-            }
-        }
-        if flight.staged { try sendDeadLetters() }
-        if publisher?.needsResync == true { try deliverOutbox() }
-    }
-
-    /// Alerts the outbox holds from a previous run that never reached the files: appended and marked at once.
-    static func fileOutbox(store: any ShardStore, files: AlertFileSink) throws {
-        while true {
-            let unfiled = try store.unfiledAlerts(limit: 5000)
-            if unfiled.isEmpty { break }
-            try store.markFiled(try files.write(unfiled))
-        }
-    }
-
-    /// What the outbox still holds from before (a previous run, a broker outage) goes to the broker, marked as its
-    /// confirms come in.
-    func deliverOutbox() throws {
-        guard let publisher else {
-            while true {
-                let unpublished = try store.unpublishedAlerts(limit: 5000)
-                if unpublished.isEmpty { break }
-                try store.markPublished(unpublished.map(\.alertID))
-            }
-            return
-        }
-        publisher.resynced()
-        var offset = 0
-        while true {
-            let unpublished = try store.unpublishedAlerts(limit: 1000, offset: offset)
-            if unpublished.isEmpty || publisher.needsResync { break }
-            publisher.send(unpublished)
-            offset += unpublished.count
-        }
-        try sendDeadLetters(resync: true)
-    }
-
-    /// Hands the stored dead letters not yet in flight to the publisher (all of them again after a resync).
-    func sendDeadLetters(resync: Bool = false) throws {
-        guard let publisher else { return }
-        if resync { deadLettersInFlight.removeAll() }
-        let pending = try store.pendingDeadLetters(limit: 10_000).filter { !deadLettersInFlight.contains($0.seq) }
-        deadLettersInFlight.formUnion(pending.map(\.seq))
-        publisher.send(deadLetters: pending)
+        try relay.committed(done.alerts, deadLettersStaged: flight.staged)
     }
 
     /// The last commits on a graceful stop, with the confirms of alerts still in flight, then the final files.
@@ -371,7 +316,7 @@ public final class ShardLoop {
         rollups.stopRetrying()
         try flush(consumer: consumer)
         try collect(consumer: consumer, wait: true)
-        publisher?.finish(timeout: .seconds(5))
+        relay.finish(timeout: .seconds(5))
         try flush(consumer: consumer)
         try collect(consumer: consumer, wait: true)
         if let clockDay = engine.clockDay {

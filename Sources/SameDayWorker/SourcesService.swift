@@ -183,9 +183,9 @@ final class SourcesLoop {
     let clock: any WorkerClock
     let metrics: WorkerMetrics
     let logger: Logger
-    let publisher: OutboxPublisher
     let store: SourcesStore
-    let files: AlertFileSink
+    /// Outbox → files → broker, and the marks each commit writes back.
+    let relay: AlertRelay
     let bounds: EventTimeBounds
     private var watch = SourceSilenceWatch()
     /// The newest offset handled (committed or in hand); deliveries at or below it are skipped.
@@ -193,12 +193,9 @@ final class SourcesLoop {
     /// The newest offset handled since the last commit.
     private var pendingOffset: Int64?
     private var pendingTag: DeliveryTag?
-    private var pendingDeliveries = 0
-    private var firstPendingAt: ContinuousClock.Instant?
+    /// When the batch in hand is due: the same decisions as a worker shard's (`BatchingStateMachine`).
+    private var machine: BatchingStateMachine<ContinuousClock.Instant>
     private var staged: [Alert] = []
-    /// Alert ids appended to the files, to be marked in the next commit.
-    private var filed: [String] = []
-    private var lastDeliveryCommit = ContinuousClock.now
     private var lastPrune = ContinuousClock.now - .seconds(3600)
     /// Whether the stream has been read up to the end it had when the subscription started. On the wall clock
     /// silences fire only then: while a backlog is read (a start, a reconnect) a unit's newer events may still be
@@ -221,10 +218,14 @@ final class SourcesLoop {
         self.clock = clock
         self.metrics = metrics
         self.logger = logger
-        self.publisher = publisher
         self.bounds = configuration.eventTimeBounds
+        machine = BatchingStateMachine(
+            settings: .init(
+                batchSize: configuration.batchSize, batchDelay: .milliseconds(configuration.batchDelayMilliseconds),
+                // Confirms are marked and the clock read at least once a second.
+                pollInterval: .seconds(1)))
         store = try SourcesStore(path: configuration.sourcesDatabasePath)
-        files = AlertFileSink(folder: configuration.sourcesAlertsDirectory)
+        let files = AlertFileSink(folder: configuration.sourcesAlertsDirectory)
         var forgotten = 0
         for unit in try store.units() {
             guard let id = domain.unitID(unit.code) else {
@@ -236,14 +237,10 @@ final class SourcesLoop {
         consumedOffset = try store.offset()
         // What the outbox holds from before goes to the files and the broker first (what fires below is sent by
         // its own commit, once).
-        while true {
-            let unfiled = try store.unfiledAlerts(limit: 5000)
-            if unfiled.isEmpty { break }
-            var marks = SourcesCommit()
-            marks.filedAlertIDs = try files.write(unfiled)
-            try store.commit(marks)
-        }
-        try deliverOutbox()
+        try AlertRelay.fileBacklog(store: store, files: files)
+        relay = AlertRelay(
+            store: store, filer: ImmediateAlertFiler(sink: files), publisher: publisher, metrics: metrics)
+        try relay.deliverOutbox()
         // Events clock: silences due by the stored clock and not marked as reported were not yet raised (they
         // would have been at the next event); they are now, at that clock. On the wall clock what came due while
         // the service was down fires once the stream is read up to its end (`caughtUp`), late-fired.
@@ -276,18 +273,20 @@ final class SourcesLoop {
         pendingOffset = nil
     }
 
-    private var batchDelay: Duration { .milliseconds(configuration.batchDelayMilliseconds) }
-
     /// How long the consumer may wait for the next delivery: not past a due commit, nor (wall clock) past the next
     /// silence, nor more than a second (confirms are marked and the clock read at least that often).
     func waitBeforeNextDelivery() -> Duration {
-        var wait = Duration.seconds(1)
-        if let firstPendingAt { wait = min(wait, max(.zero, firstPendingAt + batchDelay - .now)) }
-        if configuration.clock == .wall, isCaughtUp, let next = watch.nextTimerAt {
-            wait = min(wait, .seconds(max(0, next - clock.now())))
+        let nextSilence: Duration? =
+            configuration.clock == .wall && isCaughtUp
+            ? watch.nextTimerAt.map { .seconds(max(0, $0 - clock.now())) } : nil
+        switch machine.next(now: .now, otherChanges: hasOtherChanges, nextTimer: nextSilence) {
+        case .commit: return .zero
+        case .wait(let duration): return duration
         }
-        return wait
     }
+
+    /// Something to commit besides deliveries: silences fired by the clock, or delivery marks of alerts.
+    private var hasOtherChanges: Bool { !staged.isEmpty || relay.hasMarks }
 
     /// A new subscription reads from the stored offset: a backlog up to `tail`, the stream's newest offset when it
     /// started (`.some(nil)`: the stream was empty; nil: not known).
@@ -308,8 +307,7 @@ final class SourcesLoop {
     /// One delivery from the stream.
     func handle(_ delivery: Delivery) {
         pendingTag = delivery.tag
-        pendingDeliveries += 1
-        if firstPendingAt == nil { firstPendingAt = .now }
+        machine.delivered(at: .now)
         guard let offset = delivery.headers["x-stream-offset"]?.intValue else {
             refuse(
                 delivery, reason: "no x-stream-offset header (not a stream delivery?)", code: "not_a_stream_delivery")
@@ -387,17 +385,9 @@ final class SourcesLoop {
         if configuration.clock == .wall && isCaughtUp && consumer != nil {
             // At the wall clock's now: fired within a second of its threshold in the run of things, or late-fired
             // after a start or an outage.
-            let fired = watch.jump(to: clock.now(), config: domain)
-            if !fired.isEmpty {
-                staged += fired
-                if firstPendingAt == nil { firstPendingAt = .now }
-            }
+            staged += watch.jump(to: clock.now(), config: domain)
         }
-        let due =
-            pendingDeliveries >= configuration.batchSize
-            || firstPendingAt.map { ContinuousClock.now - $0 >= batchDelay } ?? false
-            || ContinuousClock.now - lastDeliveryCommit >= .seconds(1)
-        if due { try commit(consumer: consumer) }
+        if machine.next(now: .now, otherChanges: hasOtherChanges) == .commit { try commit(consumer: consumer) }
         if ContinuousClock.now - lastPrune >= .seconds(3600), let clock = watch.clock {
             lastPrune = .now
             let day = LocalDate(dayNumber: LocalTime.day(of: clock) - Int64(configuration.eventLogDays))
@@ -409,7 +399,6 @@ final class SourcesLoop {
     /// Writes what is in hand in one transaction (units changed, the offset, the clock, new alerts, delivery
     /// marks), then acks the deliveries it covers and sends the new alerts to the files and the broker.
     func commit(consumer: Consumer?) throws {
-        lastDeliveryCommit = .now
         var batch = SourcesCommit()
         for unit in watch.takeChangedUnits() {
             guard let state = watch.monitor.state(of: unit) else { continue }
@@ -421,15 +410,14 @@ final class SourcesLoop {
         }
         let alerts = staged.map(OutboxAlert.init)
         batch.alerts = alerts
-        batch.publishedAlertIDs = publisher.takeConfirmed().alerts
-        batch.filedAlertIDs = filed
+        let marks = relay.takeMarks()
+        batch.publishedAlertIDs = marks.published
+        batch.filedAlertIDs = marks.filed
         let tag = pendingTag
         staged.removeAll(keepingCapacity: true)
-        filed.removeAll(keepingCapacity: true)
         pendingOffset = nil
         pendingTag = nil
-        pendingDeliveries = 0
-        firstPendingAt = nil
+        machine.committed()
         if !batch.isEmpty {
             let started = ContinuousClock.now
             try store.commit(batch)
@@ -449,37 +437,18 @@ final class SourcesLoop {
         if let offset = batch.offset { metrics.set(.sourcesOffset, Double(offset)) }
         if !batch.units.isEmpty { metrics.set(.sourcesUnits, Double(unitCount)) }
         if let clock = watch.clock { metrics.set(.clockSeconds, Double(clock)) }
-        if !alerts.isEmpty {
-            for alert in alerts {
-                metrics.increment(.alertsTotal, alert.level)
-                logger.notice(
-                    "source_silent raised",
-                    metadata: ["alert.id": "\(alert.alertID)", "amqp.routing_key": "\(alert.routingKey)"])
-            }
-            // Files first (they are ours alone), then the broker; both are marked in the next commit, and a crash
-            // before that sends them again (the files skip ids they hold, the broker's consumers dedupe by id).
-            filed += try files.write(alerts)
-            publisher.send(alerts)
+        for alert in alerts {
+            logger.notice(
+                "source_silent raised",
+                metadata: ["alert.id": "\(alert.alertID)", "amqp.routing_key": "\(alert.routingKey)"])
         }
-        if publisher.needsResync { try deliverOutbox() }
-    }
-
-    /// Everything the outbox holds unconfirmed goes to the publisher again.
-    func deliverOutbox() throws {
-        publisher.resynced()
-        var offset = 0
-        while true {
-            let unpublished = try store.unpublishedAlerts(limit: 1000, offset: offset)
-            if unpublished.isEmpty || publisher.needsResync { break }
-            publisher.send(unpublished)
-            offset += unpublished.count
-        }
+        try relay.committed(alerts, deadLettersStaged: false)
     }
 
     /// The last commit on a graceful stop, then the confirms of alerts still in flight.
     func finish(consumer: Consumer?) throws {
         try commit(consumer: consumer)
-        publisher.finish(timeout: .seconds(5))
+        relay.finish(timeout: .seconds(5))
         try commit(consumer: consumer)
     }
 }
