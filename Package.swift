@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     ],
     targets: [
         // rabbitmq-c, Debian's librabbitmq-dev (0.11), with a shim for the variadic login functions.
@@ -43,7 +44,11 @@ let package = Package(
             ]
         ),
         // SameDay's names on the broker: exchanges, shard queues, routing keys, the topology and definitions.json.
-        .target(name: "SameDayBroker", dependencies: ["RabbitMQ", "SameDayCore", "SameDayFiles"]),
+        .target(
+            name: "SameDayBroker",
+            dependencies: [
+                "RabbitMQ", "SameDayCore", "SameDayFiles", .product(name: "Crypto", package: "swift-crypto"),
+            ]),
         // Producer adapters: mapping profiles, file publishing with checkpoints, the durable spool, receiver auth.
         .target(name: "SameDayAdapters", dependencies: ["RabbitMQ", "SameDayBroker", "SameDayCore", "SameDayFiles"]),
         // What SameDay keeps in files, read and written in one place: a configuration folder loaded and validated, the

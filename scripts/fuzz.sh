@@ -71,6 +71,22 @@ swift_log_sources() {
     echo .build-fuzz/checkouts/swift-log/Sources/Logging
 }
 
+# swift-crypto (SameDayBroker's SHA-256), built by SwiftPM into .build-fuzz without instrumentation (libFuzzer needs
+# coverage in SameDay's own code only) and archived as one static library with its BoringSSL.
+CRYPTO_MODULES=.build-fuzz/release/Modules
+build_crypto() {
+    if [ ! -e "$LIB/libCrypto.a" ] || [ ! -e "$CRYPTO_MODULES/Crypto.swiftmodule" ]; then
+        echo "fuzz.sh: building swift-crypto (once)"
+        "$(dirname "$SWIFTC")/swift" build --scratch-path .build-fuzz --target Crypto -c release >&2
+        local objects
+        # Crypto and the C targets under it: BoringSSL, XKCP (SHA-3), their shims.
+        mapfile -t objects < <(find .build-fuzz/release/Crypto.build .build-fuzz/release/CryptoBoringWrapper.build \
+            .build-fuzz/release/CCryptoBoringSSL*.build .build-fuzz/release/CXKCP*.build -name '*.o' | sort)
+        rm -f "$LIB/libCrypto.a"
+        ar rcs "$LIB/libCrypto.a" "${objects[@]}"
+    fi
+}
+
 needs_adapters=false
 needs_rabbitmq=false
 for t in "${TARGETS[@]}"; do
@@ -84,9 +100,10 @@ if $needs_rabbitmq; then
     build_library RabbitMQ Sources/RabbitMQ "${OWN[@]}" -I Sources/CRabbitMQ
 fi
 if $needs_adapters; then
+    build_crypto
     build_library SameDayFiles Sources/SameDayFiles "${OWN[@]}"
-    build_library SameDayBroker Sources/SameDayBroker "${OWN[@]}" -I Sources/CRabbitMQ
-    build_library SameDayAdapters Sources/SameDayAdapters "${OWN[@]}" -I Sources/CRabbitMQ
+    build_library SameDayBroker Sources/SameDayBroker "${OWN[@]}" -I Sources/CRabbitMQ -I "$CRYPTO_MODULES"
+    build_library SameDayAdapters Sources/SameDayAdapters "${OWN[@]}" -I Sources/CRabbitMQ -I "$CRYPTO_MODULES"
 fi
 
 # Per target: harness, libraries to link, longest input.
@@ -99,7 +116,7 @@ harness_of() {
 }
 libraries_of() {
     case $1 in
-        mapping) echo "SameDayAdapters SameDayBroker SameDayFiles RabbitMQ Logging SameDayCore" ;;
+        mapping) echo "SameDayAdapters SameDayBroker SameDayFiles RabbitMQ Logging SameDayCore Crypto" ;;
         fieldtable) echo "RabbitMQ Logging" ;;
         *) echo SameDayCore ;;
     esac
@@ -127,6 +144,7 @@ for t in "${TARGETS[@]}"; do
         extra=()
         if [ "$t" = mapping ] || [ "$t" = fieldtable ]; then
             extra=(-I Sources/CRabbitMQ -I Fuzz/CAMQPFuzz -lrabbitmq)
+            if [ "$t" = mapping ]; then extra+=(-I "$CRYPTO_MODULES" -lstdc++); fi
         fi
         "$SWIFTC" "${COMMON[@]}" -use-ld=lld "${extra[@]}" "$harness" "${shared[@]}" "${libs[@]}" -o "$BIN/$t"
     fi

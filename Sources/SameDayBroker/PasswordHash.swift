@@ -3,8 +3,7 @@ import Foundation
 /// RabbitMQ's `rabbit_password_hashing_sha256` password hash, as a definitions file carries it in `password_hash`:
 /// base64 of a 4-byte random salt followed by SHA-256(salt ‖ UTF-8 password). The broker recomputes it with the
 /// salt it finds in the first four bytes, so a hash generated here logs in exactly like `rabbitmqctl add_user`.
-/// SHA-256 is the package's own (`SHA256`, this module) rather than swift-crypto's: that package is in the resolved
-/// graph only for the tests' HTTP client, and taking it here would link BoringSSL into every product.
+/// SHA-256 is swift-crypto's, through `SHA256` (this module).
 public enum RabbitPasswordHash {
     /// The `hashing_algorithm` to write next to the hash.
     public static let algorithm = "rabbit_password_hashing_sha256"
