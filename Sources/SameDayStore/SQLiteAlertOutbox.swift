@@ -4,6 +4,23 @@ import GRDB
 /// alert id, with its delivery marks `published` and `filed`), written inside their transactions and read oldest
 /// first.
 enum SQLiteAlertOutbox {
+    /// The table and its indexes as the first migration of each store created them. Part of those migrations:
+    /// never edit it; a change is a new migration in each store.
+    static let tableV1 = """
+        CREATE TABLE alert (
+            seq INTEGER PRIMARY KEY,
+            alert_id TEXT NOT NULL UNIQUE,
+            level TEXT NOT NULL,
+            routing_key TEXT NOT NULL,
+            day TEXT NOT NULL,
+            json TEXT NOT NULL,
+            published INTEGER NOT NULL DEFAULT 0,
+            filed INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX alert_unpublished ON alert(published) WHERE published = 0;
+        CREATE INDEX alert_unfiled ON alert(filed) WHERE filed = 0;
+        """
+
     /// Adds alerts; an id already in the outbox is kept as it was (the same alert raised twice has the same id).
     static func insert(_ alerts: [OutboxAlert], in db: Database) throws {
         guard !alerts.isEmpty else { return }

@@ -47,18 +47,7 @@ public final class SourcesStore: AlertOutboxStore {
                         last_event_at INTEGER NOT NULL,
                         alerted INTEGER NOT NULL
                     ) WITHOUT ROWID;
-                    CREATE TABLE alert (
-                        seq INTEGER PRIMARY KEY,
-                        alert_id TEXT NOT NULL UNIQUE,
-                        level TEXT NOT NULL,
-                        routing_key TEXT NOT NULL,
-                        day TEXT NOT NULL,
-                        json TEXT NOT NULL,
-                        published INTEGER NOT NULL DEFAULT 0,
-                        filed INTEGER NOT NULL DEFAULT 0
-                    );
-                    CREATE INDEX alert_unpublished ON alert(published) WHERE published = 0;
-                    CREATE INDEX alert_unfiled ON alert(filed) WHERE filed = 0;
+                    \(SQLiteAlertOutbox.tableV1)
                     CREATE TABLE sources_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
                     """)
         }
