@@ -111,6 +111,8 @@ let package = Package(
                 .product(name: "Mustache", package: "swift-mustache"),
             ]
         ),
+        // What supervisors receive: digests of alerts rendered in Vietnamese as e-mail (MIME) and chat messages.
+        .target(name: "SameDayNotify", dependencies: ["SameDayCore", "SameDayReport"]),
         .executableTarget(
             name: "sameday",
             dependencies: [
@@ -143,6 +145,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "SameDayReportTests", dependencies: ["SameDayReport", "SameDayCore", "SameDayFormats"]),
+        .testTarget(name: "SameDayNotifyTests", dependencies: ["SameDayNotify", "SameDayCore", "SameDayFormats"]),
         .testTarget(
             name: "SameDayBrokerTests", dependencies: ["SameDayBroker", "SameDayCore", "RabbitMQ", "SameDayTestKit"]),
         .testTarget(
