@@ -1,8 +1,8 @@
 import Foundation
-import SameDayFiles
 import RabbitMQ
 import SameDayBroker
 import SameDayCore
+import SameDayFiles
 
 #if canImport(Glibc)
     import Glibc
@@ -316,7 +316,9 @@ struct Checkpoint: Equatable {
         writer.field("offset", offset)
         writer.field("line", line)
         writer.endObject()
-        try AdapterError.files { () throws(FileError) in try DurableFile.writeAtomically(writer.bytes + [0x0A], to: path) }
+        try AdapterError.files { () throws(FileError) in
+            try DurableFile.writeAtomically(writer.bytes + [0x0A], to: path)
+        }
     }
 }
 
@@ -333,7 +335,9 @@ final class RejectsFile {
 
     init(path: String, truncate: Bool) throws {
         self.path = path
-        fd = try AdapterError.files { () throws(FileError) in try DurableFile.openForAppending(path, mode: DurableFile.privateMode, truncate: truncate) }
+        fd = try AdapterError.files { () throws(FileError) in
+            try DurableFile.openForAppending(path, mode: DurableFile.privateMode, truncate: truncate)
+        }
     }
 
     deinit { close(fd) }
