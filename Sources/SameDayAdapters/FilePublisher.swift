@@ -55,7 +55,7 @@ public struct PublishProgress: Sendable {
 public final class FilePublisher {
     public let profile: MappingProfile
     public let configuration: Configuration
-    public let topology: SameDayTopology
+    public let names: SameDayProducerNames
     public var rejectsPath: String?
     public var checkpointPath: String?
     public var onProgress: ((PublishProgress) -> Void)?
@@ -79,17 +79,17 @@ public final class FilePublisher {
     /// `sink` nil: a dry run that only maps and validates.
     public init(
         profile: MappingProfile, configuration: Configuration, sink: DurablePublisher?,
-        topology: SameDayTopology = SameDayTopology(shards: 4)
+        names: SameDayProducerNames = SameDayProducerNames()
     ) {
         self.profile = profile
         self.configuration = configuration
         self.sink = sink
-        self.topology = sink?.topology ?? topology
+        self.names = sink?.names ?? names
     }
 
     func mapper(header: [String]?, file: String) throws -> RecordMapper {
         try RecordMapper(
-            profile: profile, configuration: configuration, topology: topology, header: header, file: file,
+            profile: profile, configuration: configuration, names: names, header: header, file: file,
             eventBounds: eventBounds, now: now ?? wallClockNow())
     }
 

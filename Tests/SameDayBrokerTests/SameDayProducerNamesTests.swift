@@ -1,5 +1,6 @@
 import RabbitMQ
 import SameDayBroker
+import SameDayCore
 import Testing
 
 /// Producers name the broker through `SameDayProducerNames`, workers and `sameday topology` through
@@ -56,5 +57,19 @@ struct SameDayProducerNamesTests {
         #expect(topology.producerNames == SameDayProducerNames(namePrefix: "moved."))
         #expect(topology.eventsExchange == "moved.sameday.events")
         #expect(topology.workQueue(1) == "moved.sameday.work.1")
+    }
+
+    @Test("an event message goes to the producer's exchange with the dossier in the header the topology hashes")
+    func eventMessage() throws {
+        let event = try DossierEvent.decode(
+            #"{"schema":"sameday.dossier-event/1","eventId":"e-1","dossier":"000.00.15.H29-220518-0001","unit":"000.00.15.H29","procedure":"2.000815.000.00.00.H29","type":"received","occurredAt":"2022-05-18T09:00:00+07:00","channel":"direct","source":"test"}"#
+        )
+        let topology = SameDayTopology(shards: 3, namePrefix: "m.")
+        let message = EventMessage.make(event, block: .department, names: topology.producerNames)
+        #expect(message.exchange == topology.eventsExchange)
+        #expect(message.routingKey == "department.000_00_15_H29.received")
+        #expect(message.messageID == "e-1")
+        #expect(message.headers.map(\.key) == [SameDayTopology.shardHeader])
+        #expect(message.headers.first?.value == event.dossier)
     }
 }
