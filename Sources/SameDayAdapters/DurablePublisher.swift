@@ -26,7 +26,7 @@ public final class DurablePublisher {
     public let publisherConfiguration: PublisherConfiguration
     public let spool: Spool
     public let configuration: Configuration
-    public let topology: SameDayTopology
+    public let names: SameDayProducerNames
     public var retryInterval: Duration
     /// Called with the caller's token once each submitted event is confirmed or spooled.
     public var onDurable: ((Int, Outcome) -> Void)?
@@ -44,13 +44,13 @@ public final class DurablePublisher {
     public private(set) var flushedCount = 0
 
     public init(
-        publisher: PublisherConfiguration, spool: Spool, configuration: Configuration, topology: SameDayTopology,
+        publisher: PublisherConfiguration, spool: Spool, configuration: Configuration, names: SameDayProducerNames,
         retryInterval: Duration = .seconds(5), logger: Logger = Logger(label: "sameday.adapter")
     ) {
         self.publisherConfiguration = publisher
         self.spool = spool
         self.configuration = configuration
-        self.topology = topology
+        self.names = names
         self.retryInterval = retryInterval
         self.logger = logger
     }
@@ -75,7 +75,7 @@ public final class DurablePublisher {
         tokensByID[event.eventId, default: []].append(token)
         do {
             try publisher!.publish(
-                message ?? EventMessage.make(event, configuration: configuration, topology: topology))
+                message ?? EventMessage.make(event, configuration: configuration, names: names))
         } catch {
             try fallBack(after: error)
         }
@@ -147,7 +147,7 @@ public final class DurablePublisher {
             let publisher = publisher!
             let flushed = try spool.flush { events in
                 for event in events {
-                    try publisher.publish(EventMessage.make(event, configuration: configuration, topology: topology))
+                    try publisher.publish(EventMessage.make(event, configuration: configuration, names: names))
                 }
                 try publisher.waitForConfirms()
             }

@@ -22,12 +22,12 @@ public enum EventsTail {
     /// The last `count` events of the stream since `since` (of `units` only, when given), oldest first. Stops once
     /// the stream has been quiet for `idle`.
     public static func read(
-        connection: ConnectionConfiguration, topology: SameDayTopology, since: String, units: Set<String>?,
+        connection: ConnectionConfiguration, names: SameDayProducerNames, since: String, units: Set<String>?,
         count: Int, idle: Duration = .seconds(2)
     ) throws -> [Event] {
         let consumer = try Consumer(
             ConsumerConfiguration(
-                connection: connection, queue: topology.eventsStream, prefetch: 500,
+                connection: connection, queue: names.eventsStream, prefetch: 500,
                 arguments: ["x-stream-offset": .string(since)]))
         defer { consumer.close() }
         // Routing keys are `<block>.<unit>.<type>` with dots in unit codes as underscores.

@@ -1,8 +1,8 @@
 import Foundation
-import SameDayFiles
 import RabbitMQ
 import SameDayBroker
 import SameDayCore
+import SameDayFiles
 
 #if canImport(Glibc)
     import Glibc
@@ -55,7 +55,7 @@ public struct PublishProgress: Sendable {
 public final class FilePublisher {
     public let profile: MappingProfile
     public let configuration: Configuration
-    public let topology: SameDayTopology
+    public let names: SameDayProducerNames
     public var rejectsPath: String?
     public var checkpointPath: String?
     public var onProgress: ((PublishProgress) -> Void)?
@@ -79,17 +79,17 @@ public final class FilePublisher {
     /// `sink` nil: a dry run that only maps and validates.
     public init(
         profile: MappingProfile, configuration: Configuration, sink: DurablePublisher?,
-        topology: SameDayTopology = SameDayTopology(shards: 4)
+        names: SameDayProducerNames = SameDayProducerNames()
     ) {
         self.profile = profile
         self.configuration = configuration
         self.sink = sink
-        self.topology = sink?.topology ?? topology
+        self.names = sink?.names ?? names
     }
 
     func mapper(header: [String]?, file: String) throws -> RecordMapper {
         try RecordMapper(
-            profile: profile, configuration: configuration, topology: topology, header: header, file: file,
+            profile: profile, configuration: configuration, names: names, header: header, file: file,
             eventBounds: eventBounds, now: now ?? wallClockNow())
     }
 
@@ -316,7 +316,9 @@ struct Checkpoint: Equatable {
         writer.field("offset", offset)
         writer.field("line", line)
         writer.endObject()
-        try AdapterError.files { () throws(FileError) in try DurableFile.writeAtomically(writer.bytes + [0x0A], to: path) }
+        try AdapterError.files { () throws(FileError) in
+            try DurableFile.writeAtomically(writer.bytes + [0x0A], to: path)
+        }
     }
 }
 
@@ -333,7 +335,9 @@ final class RejectsFile {
 
     init(path: String, truncate: Bool) throws {
         self.path = path
-        fd = try AdapterError.files { () throws(FileError) in try DurableFile.openForAppending(path, mode: DurableFile.privateMode, truncate: truncate) }
+        fd = try AdapterError.files { () throws(FileError) in
+            try DurableFile.openForAppending(path, mode: DurableFile.privateMode, truncate: truncate)
+        }
     }
 
     deinit { close(fd) }

@@ -19,7 +19,7 @@ public enum MappedRecord: Sendable {
 public struct RecordMapper: Sendable {
     public let profile: MappingProfile
     public let configuration: Configuration
-    public let topology: SameDayTopology
+    public let names: SameDayProducerNames
     /// The window of plausible event times; nil checks nothing (DossierEvent's own limits still apply).
     public var eventBounds: EventTimeBounds?
     /// The clock the window's upper end is measured from.
@@ -30,14 +30,14 @@ public struct RecordMapper: Sendable {
 
     /// For CSV, `header` is the file's header line: every column the profile names must be in it.
     public init(
-        profile: MappingProfile, configuration: Configuration, topology: SameDayTopology, header: [String]?,
+        profile: MappingProfile, configuration: Configuration, names: SameDayProducerNames, header: [String]?,
         file: String = "input", eventBounds: EventTimeBounds? = .standard, now: Instant = wallClockNow()
     ) throws {
         self.eventBounds = eventBounds
         self.now = now
         self.profile = profile
         self.configuration = configuration
-        self.topology = topology
+        self.names = names
         if let header {
             headerCount = header.count
             for field in MappingProfile.Field.allCases {
@@ -166,7 +166,7 @@ public struct RecordMapper: Sendable {
             occurredAt: occurredAt, seq: seq, channel: channel, outcome: outcome, newDueAt: newDueAt,
             source: profile.source)
         event.eventId = values[.eventId] ?? Self.derivedEventID(event, from: profile.eventIdFrom)
-        let message = EventMessage.make(event, configuration: configuration, topology: topology)
+        let message = EventMessage.make(event, configuration: configuration, names: names)
         // The core's decoder is the definition of a valid event: run the encoded body through it.
         do {
             _ = try DossierEvent.decode(bytes: message.body)

@@ -37,14 +37,14 @@ public struct DeadLetterOrigin: Sendable {
     /// from its body would launder it past the topic permissions that refused it.
     public func replay(
         body: [UInt8], routingKey: String, messageID: String?, dossierHeader: String?, domain: Configuration,
-        topology: SameDayTopology
+        names: SameDayProducerNames
     ) -> Decision {
         if !byWorker {
             guard code == "delivery_limit" else { return .keep("\(reason): only the delivery limit is replayed") }
             return .publish(
                 OutboundMessage(
-                    exchange: topology.eventsExchange, routingKey: routingKey, body: body, messageID: messageID ?? "",
-                    headers: dossierHeader.map { [(SameDayTopology.shardHeader, $0)] } ?? []))
+                    exchange: names.eventsExchange, routingKey: routingKey, body: body, messageID: messageID ?? "",
+                    headers: dossierHeader.map { [(SameDayProducerNames.shardHeader, $0)] } ?? []))
         }
         guard EventRefusal.replayableCodes.contains(code) else {
             return .keep(
@@ -61,6 +61,6 @@ public struct DeadLetterOrigin: Sendable {
         guard domain.unitID(event.unit) != nil else {
             return .keep("unit \(Printable.quoted(event.unit)) is still not in units.csv")
         }
-        return .publish(EventMessage.make(event, configuration: domain, topology: topology))
+        return .publish(EventMessage.make(event, configuration: domain, names: names))
     }
 }

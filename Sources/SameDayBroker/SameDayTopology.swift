@@ -10,10 +10,16 @@ import SameDayCore
 /// sameday.alerts (topic, key <level>.<block>.<unit>): supervisors bind their own queues.
 /// ```
 ///
-/// A `namePrefix` puts a whole private copy on one broker (tests use a unique prefix per test).
+/// A `namePrefix` puts a whole private copy on one broker (tests use a unique prefix per test). A producer needs
+/// only `SameDayProducerNames`, which this holds: the names both share are spelled there.
 public struct SameDayTopology: Sendable {
     public var shards: Int
-    public var namePrefix: String
+    /// The names a producer publishes to; `eventsExchange`, `eventsStream`, `shardHeader` and `namePrefix` are its.
+    public var producerNames: SameDayProducerNames
+    public var namePrefix: String {
+        get { producerNames.namePrefix }
+        set { producerNames.namePrefix = newValue }
+    }
     /// Deliveries of one message before a quorum queue dead-letters it (poison messages).
     public var deliveryLimit: Int64
     /// Retention of the replayable event history.
@@ -21,21 +27,21 @@ public struct SameDayTopology: Sendable {
 
     public init(shards: Int, namePrefix: String = "", deliveryLimit: Int64 = 5, streamMaxAge: String = "7D") {
         self.shards = shards
-        self.namePrefix = namePrefix
+        self.producerNames = SameDayProducerNames(namePrefix: namePrefix)
         self.deliveryLimit = deliveryLimit
         self.streamMaxAge = streamMaxAge
     }
 
-    public var eventsExchange: String { namePrefix + "sameday.events" }
+    public var eventsExchange: String { producerNames.eventsExchange }
     public var shardingExchange: String { namePrefix + "sameday.events.sharded" }
     public var unroutableExchange: String { namePrefix + "sameday.unroutable" }
     public var unroutableQueue: String { namePrefix + "sameday.unroutable" }
     public var deadLetterExchange: String { namePrefix + "sameday.dead" }
     public var deadLetterQueue: String { namePrefix + "sameday.dead" }
-    public var eventsStream: String { namePrefix + "sameday.events.log" }
+    public var eventsStream: String { producerNames.eventsStream }
     public var alertsExchange: String { namePrefix + "sameday.alerts" }
     /// The header the consistent-hash exchange hashes: every event of a dossier lands on the same shard.
-    public static let shardHeader = "dossier"
+    public static let shardHeader = SameDayProducerNames.shardHeader
 
     /// The blocks (khối) of units; the first word of every event routing key.
     public static let blocks = Block.allCases.map(\.rawValue)

@@ -10,17 +10,17 @@ public struct ForwarderSettings: Sendable {
     public var publisher: PublisherConfiguration
     public var spool: Spool
     public var configuration: Configuration
-    public var topology: SameDayTopology
+    public var names: SameDayProducerNames
     public var retryInterval: Duration
 
     public init(
-        publisher: PublisherConfiguration, spool: Spool, configuration: Configuration, topology: SameDayTopology,
+        publisher: PublisherConfiguration, spool: Spool, configuration: Configuration, names: SameDayProducerNames,
         retryInterval: Duration = .seconds(5)
     ) {
         self.publisher = publisher
         self.spool = spool
         self.configuration = configuration
-        self.topology = topology
+        self.names = names
         self.retryInterval = retryInterval
     }
 }
@@ -103,7 +103,7 @@ public final class EventForwarder: @unchecked Sendable {
     private func loop() {
         let publisher = DurablePublisher(
             publisher: settings.publisher, spool: settings.spool, configuration: settings.configuration,
-            topology: settings.topology, retryInterval: settings.retryInterval, logger: logger)
+            names: settings.names, retryInterval: settings.retryInterval, logger: logger)
         var nextToken = 0
         while true {
             condition.lock()

@@ -162,7 +162,7 @@ public enum Receiver {
         for event in events {
             writer.beginObject()
             if let configuration = settings.configuration {
-                let message = EventMessage.make(event, configuration: configuration, topology: settings.topology)
+                let message = EventMessage.make(event, configuration: configuration, names: settings.names)
                 writer.field("routingKey", message.routingKey)
             }
             writer.key("event")

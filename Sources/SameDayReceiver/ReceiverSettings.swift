@@ -15,9 +15,9 @@ public struct ReceiverSettings: Sendable {
     public var eventBounds: EventTimeBounds
     /// The clock the window's upper end is measured from (the wall clock).
     public var now: @Sendable () -> Instant
-    /// The units registry and topology, for the routing keys a dry run shows.
+    /// The units registry and broker names, for the routing keys a dry run shows.
     public var configuration: Configuration?
-    public var topology: SameDayTopology
+    public var names: SameDayProducerNames
     /// Where events go, for `/healthz` and the start-up line (nil in tests).
     public var broker: BrokerTarget?
     /// One structured line per request (default: a JSON line on standard error).
@@ -26,7 +26,7 @@ public struct ReceiverSettings: Sendable {
     public init(
         registry: UnitSystemRegistry, maxBodyBytes: Int = 1 << 20, maxEventsPerRequest: Int = 1000,
         eventBounds: EventTimeBounds = .standard, now: @escaping @Sendable () -> Instant = wallClockNow,
-        configuration: Configuration? = nil, topology: SameDayTopology = SameDayTopology(shards: 4),
+        configuration: Configuration? = nil, names: SameDayProducerNames = SameDayProducerNames(),
         broker: BrokerTarget? = nil,
         accessLog: @escaping @Sendable (AccessRecord) -> Void = AccessRecord.writeToStandardError
     ) {
@@ -36,7 +36,7 @@ public struct ReceiverSettings: Sendable {
         self.eventBounds = eventBounds
         self.now = now
         self.configuration = configuration
-        self.topology = topology
+        self.names = names
         self.broker = broker
         self.accessLog = accessLog
     }

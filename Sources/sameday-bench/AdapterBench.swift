@@ -69,7 +69,9 @@ struct AdapterBench: AsyncParsableCommand {
                     }
                 }
                 // The bare publisher: the same canonical messages, built beforehand.
-                let messages = events.map { EventMessage.make($0, configuration: configuration, topology: rawTopology) }
+                let messages = events.map {
+                    EventMessage.make($0, configuration: configuration, names: rawTopology.producerNames)
+                }
                 func measureRaw() throws -> Double {
                     let publisher = try Publisher(PublisherConfiguration(connection: connection))
                     defer { publisher.close() }
@@ -82,7 +84,7 @@ struct AdapterBench: AsyncParsableCommand {
                     let spool = try Spool(directory: dir + "/spool-\(round)")
                     let sink = DurablePublisher(
                         publisher: PublisherConfiguration(connection: connection), spool: spool,
-                        configuration: configuration, topology: topology)
+                        configuration: configuration, names: topology.producerNames)
                     defer { sink.close() }
                     let file = FilePublisher(profile: profile, configuration: configuration, sink: sink)
                     file.rejectsPath = dir + "/rejects.jsonl"

@@ -376,7 +376,7 @@ struct Run: Sendable {
             defer { publisher.close() }
             let start = ContinuousClock.now
             for event in stream {
-                try publisher.publish(EventMessage.make(event, configuration: domain, topology: names))
+                try publisher.publish(EventMessage.make(event, configuration: domain, names: names.producerNames))
             }
             try publisher.waitForConfirms(timeout: .seconds(120))
             return ((ContinuousClock.now - start).seconds, threadCPUSeconds() - cpuStart)

@@ -89,7 +89,7 @@ struct DeadLettersCommand: AsyncParsableCommand {
                     switch DeadLetterOrigin(delivery.headers).replay(
                         body: delivery.body, routingKey: delivery.routingKey, messageID: delivery.messageID,
                         dossierHeader: delivery.headers[SameDayTopology.shardHeader]?.stringValue, domain: domain,
-                        topology: topology)
+                        names: topology.producerNames)
                     {
                     case .keep(let why):
                         kept.append("\(id): \(why)")

@@ -99,7 +99,7 @@ struct PublishCommand: AsyncParsableCommand {
             do {
                 let events = try await BlockingThread.run(name: "sameday.publish.tail") {
                     try EventsTail.read(
-                        connection: connection, topology: SameDayTopology(shards: 4), since: since, units: units,
+                        connection: connection, names: SameDayProducerNames(), since: since, units: units,
                         count: tail)
                 }
                 for event in events { print("\(event.routingKey) \(event.body)") }
@@ -137,12 +137,12 @@ struct PublishCommand: AsyncParsableCommand {
         bounds: EventTimeBounds, show: Int
     ) async throws -> Bool {
         try await BlockingThread.run(name: "sameday.publish") { () throws -> Bool in
-            let topology = SameDayTopology(shards: 4)
+            let names = SameDayProducerNames()
             var sink: DurablePublisher?
             if !dryRun {
                 let spool = try Spool(directory: spoolDir, capacityBytes: capacity)
                 sink = DurablePublisher(
-                    publisher: connection, spool: spool, configuration: configuration, topology: topology)
+                    publisher: connection, spool: spool, configuration: configuration, names: names)
                 let flushed = try sink!.flushSpool()
                 if flushed > 0 || flush { printError("spool: \(flushed) events sent; \(spool.status)") }
             }

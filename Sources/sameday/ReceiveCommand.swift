@@ -190,17 +190,17 @@ enum ReceiverFile {
         }
         connection.reconnect = Backoff.Policy(
             initialDelay: .milliseconds(200), maximumDelay: .seconds(2), maximumAttempts: 3)
-        let topology = SameDayTopology(shards: 4)
+        let names = SameDayProducerNames()
         let receiver = ReceiverSettings(
             registry: registry,
             maxBodyBytes: Int(maxBodyBytes), maxEventsPerRequest: Int(maxEventsPerRequest),
-            eventBounds: bounds, configuration: configuration, topology: topology,
+            eventBounds: bounds, configuration: configuration, names: names,
             broker: BrokerTarget(connection: connection, configuredBy: configuredBy))
         if dryRun { return (receiver, nil) }
         let forwarder = ForwarderSettings(
             publisher: PublisherConfiguration(connection: connection, blockedTimeout: .seconds(10)),
             spool: try Spool(directory: resolve(spoolDir), capacityBytes: capacity), configuration: configuration,
-            topology: topology)
+            names: names)
         return (receiver, forwarder)
     }
 }

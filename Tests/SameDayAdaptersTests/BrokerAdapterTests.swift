@@ -33,7 +33,7 @@ struct BrokerAdapterTests {
             func run() throws -> PublishSummary {
                 let sink = DurablePublisher(
                     publisher: liveBroker(name: "adapter-publish"), spool: spool, configuration: hcmc,
-                    topology: topology)
+                    names: topology.producerNames)
                 defer { sink.close() }
                 return try FilePublisher(profile: p, configuration: hcmc, sink: sink).run(input: input)
             }
@@ -55,7 +55,8 @@ struct BrokerAdapterTests {
         let (resumed, ids) = try await withTopology("resume") { topology in
             let spool = try Spool(directory: dir + "/spool")
             let crashing = DurablePublisher(
-                publisher: liveBroker(name: "adapter-resume"), spool: spool, configuration: hcmc, topology: topology)
+                publisher: liveBroker(name: "adapter-resume"), spool: spool, configuration: hcmc,
+                names: topology.producerNames)
             let first = FilePublisher(profile: p, configuration: hcmc, sink: crashing)
             first.crashAfterRecords = 2000
             first.checkpointEvery = 512
@@ -63,7 +64,8 @@ struct BrokerAdapterTests {
             crashing.close()  // unconfirmed messages die with the "crashed" process
             #expect(FileManager.default.fileExists(atPath: input + ".checkpoint"))
             let sink = DurablePublisher(
-                publisher: liveBroker(name: "adapter-resume.2"), spool: spool, configuration: hcmc, topology: topology)
+                publisher: liveBroker(name: "adapter-resume.2"), spool: spool, configuration: hcmc,
+                names: topology.producerNames)
             defer { sink.close() }
             let summary = try FilePublisher(profile: p, configuration: hcmc, sink: sink).run(input: input)
             return (summary, try drainWorkQueues(topology, name: "adapter-resume.drain"))
@@ -83,13 +85,13 @@ struct BrokerAdapterTests {
             let spool = try Spool(directory: dir + "/spool")
             let offline = DurablePublisher(
                 publisher: stoppedBroker(name: "adapter-outage"), spool: spool, configuration: hcmc,
-                topology: topology)
+                names: topology.producerNames)
             let down = try FilePublisher(profile: p, configuration: hcmc, sink: offline).run(input: input)
             let status = spool.status
             // The broker is back: the next run (or `sameday publish --flush`) sends the spool first, in order.
             let online = DurablePublisher(
                 publisher: liveBroker(name: "adapter-outage.back"), spool: spool, configuration: hcmc,
-                topology: topology)
+                names: topology.producerNames)
             defer { online.close() }
             let flushed = try online.flushSpool()
             return (down, status, flushed, spool.status, try drainWorkQueues(topology, name: "adapter-outage.drain"))
@@ -109,15 +111,16 @@ struct BrokerAdapterTests {
         let (summary, tail, all) = try await withTopology("tail") { topology in
             let sink = DurablePublisher(
                 publisher: liveBroker(name: "adapter-tail"), spool: try Spool(directory: dir + "/spool"),
-                configuration: hcmc, topology: topology)
+                configuration: hcmc, names: topology.producerNames)
             defer { sink.close() }
             let summary = try FilePublisher(profile: p, configuration: hcmc, sink: sink).run(input: input)
             let connection = LocalBroker.configuration(name: "adapter-tail.read")
             let tail = try EventsTail.read(
-                connection: connection, topology: topology, since: "first", units: ["760"], count: 2,
+                connection: connection, names: topology.producerNames, since: "first", units: ["760"], count: 2,
                 idle: .seconds(1))
             let all = try EventsTail.read(
-                connection: connection, topology: topology, since: "1h", units: ["769"], count: 10, idle: .seconds(1))
+                connection: connection, names: topology.producerNames, since: "1h", units: ["769"], count: 10,
+                idle: .seconds(1))
             return (summary, tail, all)
         }
         #expect(summary.published == 6)
@@ -203,7 +206,7 @@ struct BrokerAdapterTests {
         do throws(AMQPError) {
             let publisher = try Publisher(PublisherConfiguration(connection: connection))
             defer { publisher.close() }
-            try publisher.publish(EventMessage.make(event, configuration: hcmc, topology: topology))
+            try publisher.publish(EventMessage.make(event, configuration: hcmc, names: topology.producerNames))
             try publisher.waitForConfirms(timeout: .seconds(5))
             return .success(publisher.confirmedCount)
         } catch {

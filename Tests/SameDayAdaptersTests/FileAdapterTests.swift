@@ -82,7 +82,7 @@ struct FileAdapterTests {
         let p = try profile(vietnameseProfileJSON)
         let header = ["Mã hồ sơ", "Mã thủ tục", "Mã đơn vị", "Họ tên", "Trạng thái", "Thời gian", "Hình thức"]
         let mapper = try RecordMapper(
-            profile: p, configuration: hcmc, topology: SameDayTopology(shards: 4), header: header)
+            profile: p, configuration: hcmc, names: SameDayProducerNames(), header: header)
         func record(_ fields: [String]) -> SourceRecord {
             SourceRecord(line: 2, endOffset: 0, text: [], fields: fields, syntaxError: nil)
         }
@@ -111,7 +111,7 @@ struct FileAdapterTests {
                 of: #""source": "motcua-test","#,
                 with: #""source": "motcua-test", "eventIdFrom": ["dossier", "unit", "status", "occurredAt"],"#))
         let narrowMapper = try RecordMapper(
-            profile: narrow, configuration: hcmc, topology: SameDayTopology(shards: 4), header: header)
+            profile: narrow, configuration: hcmc, names: SameDayProducerNames(), header: header)
         var corrected = row
         corrected[1] = "2.000815.000.00.00.H29"
         let n1 = try #require(narrowMapper.map(record(row)).mappedEvent).event

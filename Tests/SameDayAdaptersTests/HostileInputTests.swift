@@ -59,7 +59,7 @@ struct HostileInputTests {
             .replacingOccurrences(
                 of: #""Đang xử lý": "skip"}"#, with: #""Đang xử lý": "skip", "Hẹn lại": "rescheduled"}"#))
         let mapper = try RecordMapper(
-            profile: p, configuration: hcmc, topology: SameDayTopology(shards: 4), header: Self.header + ["Hẹn mới"],
+            profile: p, configuration: hcmc, names: SameDayProducerNames(), header: Self.header + ["Hẹn mới"],
             now: RFC3339.parse("2022-05-20T00:00:00+07:00")!)
         func map(_ due: String) -> MappedRecord {
             mapper.map(
@@ -98,7 +98,7 @@ struct HostileInputTests {
     @Test("the file adapter refuses a dossier code that is not its unit's")
     func fileAdapterForeignDossier() throws {
         let mapper = try RecordMapper(
-            profile: try profile(vietnameseProfileJSON), configuration: hcmc, topology: SameDayTopology(shards: 4),
+            profile: try profile(vietnameseProfileJSON), configuration: hcmc, names: SameDayProducerNames(),
             header: Self.header)
         func map(_ dossier: String, unit: String = "760") -> MappedRecord {
             mapper.map(
@@ -123,7 +123,7 @@ struct HostileInputTests {
     @Test("a control character in any mapped CSV field is refused, naming the column")
     func fileAdapterControlCharacters() throws {
         let mapper = try RecordMapper(
-            profile: try profile(vietnameseProfileJSON), configuration: hcmc, topology: SameDayTopology(shards: 4),
+            profile: try profile(vietnameseProfileJSON), configuration: hcmc, names: SameDayProducerNames(),
             header: Self.header)
         func map(_ fields: [String]) -> MappedRecord {
             mapper.map(SourceRecord(line: 2, endOffset: 0, text: [], fields: fields, syntaxError: nil))

@@ -23,14 +23,14 @@ func eventJSON(_ id: String, unit: String = "760", type: String = "received", ex
 
 /// Runs `body` against a receiver whose broker is `publisher`; stops the forwarder afterwards.
 func withReceiver<T: Sendable>(
-    publisher: PublisherConfiguration, topology: SameDayTopology, spoolDir: String, maxBody: Int = 64 << 10,
+    publisher: PublisherConfiguration, names: SameDayProducerNames, spoolDir: String, maxBody: Int = 64 << 10,
     spoolCapacity: Int64 = Spool.defaultCapacity, customize: @Sendable (inout ReceiverSettings) -> Void = { _ in },
     _ body: @escaping @Sendable (any TestClientProtocol, EventForwarder) async throws -> T
 ) async throws -> T {
     let spool = try Spool(directory: spoolDir, capacityBytes: spoolCapacity)
     let forwarder = EventForwarder(
         settings: ForwarderSettings(
-            publisher: publisher, spool: spool, configuration: hcmc, topology: topology,
+            publisher: publisher, spool: spool, configuration: hcmc, names: names,
             retryInterval: .milliseconds(200)))
     forwarder.start()
     defer { forwarder.stop() }
@@ -68,7 +68,7 @@ struct ReceiverTests {
     func refusals() async throws {
         let dir = temporaryFolder("receiver")
         try await withReceiver(
-            publisher: stoppedBroker(name: "receiver-refusals"), topology: SameDayTopology(shards: 2),
+            publisher: stoppedBroker(name: "receiver-refusals"), names: SameDayProducerNames(),
             spoolDir: dir + "/spool", maxBody: 4096
         ) { client, _ in
             var (status, body) = try await post(client, "{not json")
@@ -110,7 +110,7 @@ struct ReceiverTests {
     func spoolWhenBrokerIsDown() async throws {
         let dir = temporaryFolder("receiver-spool")
         try await withReceiver(
-            publisher: stoppedBroker(name: "receiver-spool"), topology: SameDayTopology(shards: 2),
+            publisher: stoppedBroker(name: "receiver-spool"), names: SameDayProducerNames(),
             spoolDir: dir + "/spool", spoolCapacity: 2000
         ) { client, forwarder in
             var (status, body) = try await post(client, "[\(eventJSON("s-1")), \(eventJSON("s-2", unit: "26734"))]")
@@ -142,7 +142,7 @@ struct ReceiverBrokerTests {
         defer { LocalBroker.deleteQueues(topology.topology.queues.map(\.name)) }
         // Phase 1: broker down, events spooled.
         try await withReceiver(
-            publisher: stoppedBroker(name: "receiver-down"), topology: topology, spoolDir: dir + "/spool"
+            publisher: stoppedBroker(name: "receiver-down"), names: topology.producerNames, spoolDir: dir + "/spool"
         ) { client, _ in
             let batch = "[" + (0..<50).map { eventJSON("down-\($0)") }.joined(separator: ",") + "]"
             let (status, body) = try await post(client, batch)
@@ -150,7 +150,7 @@ struct ReceiverBrokerTests {
         }
         // Phase 2: broker back; the spool drains first, new events are confirmed.
         try await withReceiver(
-            publisher: liveBroker(name: "receiver-up"), topology: topology, spoolDir: dir + "/spool"
+            publisher: liveBroker(name: "receiver-up"), names: topology.producerNames, spoolDir: dir + "/spool"
         ) { client, forwarder in
             let batch = "[" + (0..<30).map { eventJSON("up-\($0)", unit: "26734") }.joined(separator: ",") + "]"
             let (status, body) = try await post(client, batch)

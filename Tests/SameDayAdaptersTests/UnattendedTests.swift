@@ -33,7 +33,7 @@ func exportText(rows: Int, first: Int = 0, hour: Int = 9) -> String {
 func crashedRun(_ input: String, spool: Spool, after records: Int) throws {
     let sink = DurablePublisher(
         publisher: stoppedBroker(name: "crashed-run"), spool: spool, configuration: hcmc,
-        topology: SameDayTopology(shards: 2))
+        names: SameDayProducerNames())
     defer { sink.close() }
     let run = FilePublisher(profile: try profile(vietnameseProfileJSON), configuration: hcmc, sink: sink)
     run.crashAfterRecords = records
@@ -44,7 +44,7 @@ func crashedRun(_ input: String, spool: Spool, after records: Int) throws {
 func spooledRun(_ input: String, spool: Spool, notices: Collected<String>? = nil) throws -> PublishSummary {
     let sink = DurablePublisher(
         publisher: stoppedBroker(name: "spooled-run"), spool: spool, configuration: hcmc,
-        topology: SameDayTopology(shards: 2))
+        names: SameDayProducerNames())
     defer { sink.close() }
     let run = FilePublisher(profile: try profile(vietnameseProfileJSON), configuration: hcmc, sink: sink)
     run.onNotice = { notices?.append($0) }
@@ -178,7 +178,7 @@ struct UnattendedTests {
         let dir = temporaryFolder("access-log")
         let log = Collected<AccessRecord>()
         try await withReceiver(
-            publisher: stoppedBroker(name: "access-log"), topology: SameDayTopology(shards: 2),
+            publisher: stoppedBroker(name: "access-log"), names: SameDayProducerNames(),
             spoolDir: dir + "/spool", maxBody: 4096, customize: { $0.accessLog = { log.append($0) } }
         ) { client, _ in
             _ = try await post(client, eventJSON("x"), token: "wrong-token")
@@ -212,7 +212,7 @@ struct UnattendedTests {
             (configured, "\"brokerConfigured\":\"yes\""), (fallback, "\"brokerConfigured\":\"no"),
         ] {
             let health = try await withReceiver(
-                publisher: stoppedBroker(name: "healthz"), topology: SameDayTopology(shards: 2),
+                publisher: stoppedBroker(name: "healthz"), names: SameDayProducerNames(),
                 spoolDir: dir + "/spool-\(target.isDefault)", customize: { $0.broker = target }
             ) { client, _ in
                 try await client.execute(uri: "/healthz", method: .get) { String(buffer: $0.body) }
@@ -284,7 +284,7 @@ struct UnattendedTests {
                 with: #""timeFormats": ["dd/MM/yyyy HH:mm:ss", "dd/MM/yyyy HH:mm", "rfc3339"]"#))
         let header = ["Mã hồ sơ", "Mã thủ tục", "Mã đơn vị", "Trạng thái", "Thời gian", "Hình thức"]
         let mapper = try RecordMapper(
-            profile: p, configuration: hcmc, topology: SameDayTopology(shards: 4), header: header)
+            profile: p, configuration: hcmc, names: SameDayProducerNames(), header: header)
         let record = SourceRecord(
             line: 2, endOffset: 0, text: [],
             fields: ["760-220518-0001", "2.000815.000.00.00.H29", "760", "Đã tiếp nhận", text, ""], syntaxError: nil)
@@ -320,7 +320,7 @@ struct UnattendedTests {
                 of: #""format": "csv","#, with: #""format": "csv", "units": ["760", "26734"],"#))
         let header = ["Mã hồ sơ", "Mã thủ tục", "Mã đơn vị", "Trạng thái", "Thời gian", "Hình thức"]
         let mapper = try RecordMapper(
-            profile: p, configuration: hcmc, topology: SameDayTopology(shards: 4), header: header)
+            profile: p, configuration: hcmc, names: SameDayProducerNames(), header: header)
         let record = SourceRecord(
             line: 2, endOffset: 0, text: [],
             fields: ["769-220518-0001", "2.000815.000.00.00.H29", "769", "Đã tiếp nhận", "18/05/2022 08:00", ""],

@@ -7,7 +7,7 @@ import Testing
 /// `sameday dead-letters replay` sends back only what a fix can cure (issue "a unit touches only its own dossiers").
 @Suite("Dead-letter replay does not launder")
 struct DeadLetterReplayTests {
-    let topology = SameDayTopology(shards: 1)
+    let names = SameDayProducerNames()
     let domain: Configuration = {
         let folder = repositoryRoot.appendingPathComponent("deploy/config/hcmc-2022")
         func read(_ name: String) -> [UInt8] { Array(try! Data(contentsOf: folder.appendingPathComponent(name))) }
@@ -29,7 +29,7 @@ struct DeadLetterReplayTests {
     {
         DeadLetterOrigin(headers).replay(
             body: body, routingKey: key, messageID: "e-1", dossierHeader: "760-220518-0001", domain: domain,
-            topology: topology)
+            names: names)
     }
 
     @Test("an unknown unit now in the registry is rebuilt and sent; one still unknown stays")
@@ -43,7 +43,7 @@ struct DeadLetterReplayTests {
             return
         }
         #expect(message.routingKey == "district.760.received")
-        #expect(message.exchange == topology.eventsExchange)
+        #expect(message.exchange == names.eventsExchange)
         guard case .keep(let why) = decide(headers, body(dossier: "99999-220518-0001", unit: "99999")) else {
             Issue.record("a unit still unknown was replayed")
             return
@@ -82,7 +82,7 @@ struct DeadLetterReplayTests {
         }
         #expect(message.body == raw)
         #expect(message.routingKey == "district.760.received")
-        #expect(message.headers.map(\.key) == [SameDayTopology.shardHeader])
+        #expect(message.headers.map(\.key) == [SameDayProducerNames.shardHeader])
         #expect(message.headers.first?.value == "760-220518-0001")
         let expired: FieldTable = ["x-first-death-reason": .string("expired")]
         guard case .keep(let why) = decide(expired, raw) else {

@@ -12,7 +12,7 @@ import Testing
 
 /// A delivery as the consumer hands it over, made from the message a publisher would send.
 func delivery(_ event: DossierEvent, tag: UInt64, configuration: Configuration) -> Delivery {
-    let message = EventMessage.make(event, configuration: configuration, topology: SameDayTopology(shards: 1))
+    let message = EventMessage.make(event, configuration: configuration, names: SameDayProducerNames())
     return Delivery(
         tag: DeliveryTag(value: tag, channelEpoch: 1), body: message.body, messageID: message.messageID,
         exchange: message.exchange, routingKey: message.routingKey,

@@ -54,7 +54,7 @@ struct SourcesHarness {
         let publisher = try Publisher(.init(connection: LocalBroker.configuration(name: "sources harness publisher")))
         defer { publisher.close() }
         for event in events {
-            try publisher.publish(EventMessage.make(event, configuration: configuration, topology: topology))
+            try publisher.publish(EventMessage.make(event, configuration: configuration, names: topology.producerNames))
         }
         for message in raw { try publisher.publish(message) }
         try publisher.waitForConfirms(timeout: .seconds(30))
@@ -139,7 +139,7 @@ struct SourcesBrokerTests {
         // 761 looking alive either.
         let foreign = receivedEvent("000.00.18.H29-220516-0101", at: "2022-05-18T10:25:00+07:00", unit: "761")
         let raw = [
-            EventMessage.make(foreign, configuration: configuration, topology: harness.topology),
+            EventMessage.make(foreign, configuration: configuration, names: harness.topology.producerNames),
             OutboundMessage(
                 exchange: harness.topology.eventsExchange, routingKey: "district.760.received",
                 body: Array("{not json".utf8), messageID: "poison", headers: [(SameDayTopology.shardHeader, "x")]),

@@ -35,7 +35,7 @@ struct WorkerBrokerTests {
                 raw(Array(wrongSchema.utf8), id: "poison-schema"),
                 // Over the worker's 64 KiB, under the broker's max_message_size (128 KiB, deploy/local-broker.sh).
                 raw([UInt8](repeating: UInt8(ascii: "x"), count: 100 * 1024), id: "poison-huge"),
-                EventMessage.make(foreign, configuration: configuration, topology: harness.topology),
+                EventMessage.make(foreign, configuration: configuration, names: harness.topology.producerNames),
             ])
         try harness.publish(Array(valid[3...]), configuration: configuration)
 

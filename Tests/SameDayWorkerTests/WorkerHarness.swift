@@ -53,7 +53,7 @@ struct WorkerHarness {
         let publisher = try Publisher(.init(connection: LocalBroker.configuration(name: "harness publisher")))
         defer { publisher.close() }
         for event in events {
-            try publisher.publish(EventMessage.make(event, configuration: configuration, topology: topology))
+            try publisher.publish(EventMessage.make(event, configuration: configuration, names: topology.producerNames))
         }
         for message in raw { try publisher.publish(message) }
         try publisher.waitForConfirms(timeout: .seconds(60))
