@@ -30,8 +30,8 @@ public enum EventsTail {
                 connection: connection, queue: names.eventsStream, prefetch: 500,
                 arguments: ["x-stream-offset": .string(since)]))
         defer { consumer.close() }
-        // Routing keys are `<block>.<unit>.<type>` with dots in unit codes as underscores.
-        let keys = units.map { Set($0.map { $0.replacingOccurrences(of: ".", with: "_") }) }
+        // Routing keys are `<block>.<unit>.<type>`, the unit as its routing word.
+        let keys = units.map { Set($0.map(SameDayRoutingKey.keyWord)) }
         var kept: [Event] = []
         kept.reserveCapacity(count)
         while let delivery = try consumer.next(timeout: idle) {
