@@ -138,8 +138,18 @@ public struct Configuration: Sendable {
         }
         fields = fieldNames + [Configuration.unlistedField]
         catalogThresholds = catalog.map { alerting.thresholds(for: $0.procedure, sla: $0.sla) }
+        let parentOf = Dictionary(units.map { ($0.code, $0.parent) }, uniquingKeysWith: { a, _ in a })
         recipientTable = units.flatMap { u in
-            AlertLevel.allCases.map { alerting.recipients(level: $0, unit: u.code, block: u.block) }
+            // Up the unit tree, stopping at a loop (the loader refuses one; a policy built in code might not).
+            var ancestors: [String] = []
+            var next = u.parent
+            while let code = next, code != u.code, !ancestors.contains(code) {
+                ancestors.append(code)
+                next = parentOf[code] ?? nil
+            }
+            return AlertLevel.allCases.map {
+                alerting.recipients(level: $0, unit: u.code, block: u.block, ancestors: ancestors)
+            }
         }
         // Views are shared by every procedure an equal set of extra sessions serves: a handful per calendar.
         var views: [WorkCalendar] = []
@@ -779,7 +789,7 @@ public struct Configuration: Sendable {
         }
         if let rc = root["recipients"] {
             let m = try r.object(rc, "recipients")
-            try r.onlyKeys(m, ["units", "blocks"], "recipients")
+            try r.onlyKeys(m, ["units", "blocks", "parentRoles"], "recipients")
             let codes = Set(units.map(\.code))
             if let un = rc["units"] {
                 for (k, v) in try r.object(un, "recipients.units") {
@@ -788,6 +798,9 @@ public struct Configuration: Sendable {
                     }
                     policy.unitPeople[k] = try people(v, "recipients.units." + k, r)
                 }
+            }
+            if let pr = rc["parentRoles"] {
+                policy.parentRoles = Set(try roles(pr, "recipients.parentRoles", r))
             }
             if let bn = rc["blocks"] {
                 for (k, v) in try r.object(bn, "recipients.blocks") {

@@ -227,6 +227,9 @@ public struct AlertingPolicy: Sendable {
     public var levels: [AlertLevel: [Role]]
     public var unitPeople: [String: [Role: [String]]]
     public var blockPeople: [Block: [Role: [String]]]
+    /// `recipients.parentRoles`: roles whose holders in a unit's parent units (its district, for a ward) also receive
+    /// the unit's alerts of the levels that go to that role (docs/rules.md §2.5). Empty: none.
+    public var parentRoles: Set<Role> = []
 
     /// The policy without an `alerting.json` (docs/rules.md §7.1): the §5.1 defaults, `days:1` for unlisted procedures,
     /// no recipients.
@@ -258,12 +261,20 @@ public struct AlertingPolicy: Sendable {
         return t
     }
 
-    /// Recipients of `level` for a unit: per role, the unit's people, else its block's. Order kept, no repeats.
-    public func recipients(level: AlertLevel, unit: String, block: Block) -> [String] {
+    /// Recipients of `level` for a unit: per role, the unit's people, else its block's; then, for the roles in
+    /// `parentRoles`, the people each ancestor lists for that role itself (`ancestors`: parent first, up the tree).
+    /// Order kept, no repeats.
+    public func recipients(level: AlertLevel, unit: String, block: Block, ancestors: [String] = []) -> [String] {
         var out: [String] = []
-        for role in levels[level] ?? [] {
+        let roles = levels[level] ?? []
+        for role in roles {
             let people = unitPeople[unit]?[role].flatMap { $0.isEmpty ? nil : $0 } ?? blockPeople[block]?[role] ?? []
             for p in people where !out.contains(p) { out.append(p) }
+        }
+        for ancestor in ancestors {
+            for role in roles where parentRoles.contains(role) {
+                for p in unitPeople[ancestor]?[role] ?? [] where !out.contains(p) { out.append(p) }
+            }
         }
         return out
     }

@@ -26,6 +26,26 @@ struct ConfigurationTests {
         #expect(c.alerting.recipients(level: .warning, unit: "26734", block: .commune) == ["phuong@example.vn"])
     }
 
+    @Test("parentRoles: a ward's alerts also reach the roles its district lists itself, after the ward's own people")
+    func parentRoles() throws {
+        let plain = String(decoding: Fixture.bytes("alerting.json"), as: UTF8.self)
+        let withParents = plain.replacingOccurrences(
+            of: #""recipients": {"#, with: #""recipients": {"parentRoles": ["office_head", "unit_head"],"#)
+        #expect(withParents != plain)
+        let c = try Configuration.parse(Fixture.files(replacing: "alerting.json", with: withParents))
+        let ward = c.unitID("26734")!
+        #expect(
+            c.recipients(.overdue, unit: ward)
+                == ["phuong@example.vn", "truongphong@quan1.example.vn", "chutich@quan1.example.vn"])
+        // Levels that do not go to those roles stay with the ward.
+        #expect(c.recipients(.warning, unit: ward) == ["phuong@example.vn"])
+        // A district has no parent; without the key nothing goes up.
+        #expect(
+            c.recipients(.overdue, unit: c.unitID("760")!)
+                == Fixture.config.recipients(.overdue, unit: c.unitID("760")!))
+        #expect(Fixture.config.recipients(.overdue, unit: ward) == ["phuong@example.vn"])
+    }
+
     @Test("a holiday wins over dates and weekdays; base dates are inherited and can be replaced")
     func calendarPrecedence() throws {
         let cals = #"""
@@ -133,6 +153,9 @@ struct ConfigurationTests {
             file: "alerting.json", content: #"{"thresholds":{"same-day":{"warning":{"percentUsed":150}}}}"#,
             path: "thresholds.same-day.warning.percentUsed", field: "percentUsed"),
         Bad(file: "alerting.json", content: #"{"thresholds":{"weekly":{}}}"#, path: "thresholds", field: "thresholds"),
+        Bad(
+            file: "alerting.json", content: #"{"recipients":{"parentRoles":["mayor"]}}"#,
+            path: "recipients.parentRoles[0]", field: "parentRoles"),
         Bad(
             file: "alerting.json", content: #"{"thresholds":{"days":{"escalated":{"minutesBefore":10}}}}"#,
             path: "thresholds.days.escalated.minutesBefore", field: "minutesBefore"),

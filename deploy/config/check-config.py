@@ -551,7 +551,14 @@ def check_alerting(path, units, procedures, rep):
                     rep.error(name, f"{rp}[{j}]", role, f"{a!r} is not an e-mail address")
 
     rec = doc.get("recipients")
-    if expect_keys(rec, "$.recipients", name, rep, required=("units", "blocks")):
+    if expect_keys(rec, "$.recipients", name, rep, required=("units", "blocks"), optional=("parentRoles",)):
+        pr = rec.get("parentRoles", [])
+        if not isinstance(pr, list):
+            rep.error(name, "$.recipients.parentRoles", "parentRoles", "must be a list of roles")
+        else:
+            for j, r in enumerate(pr):
+                if r not in ROLES:
+                    rep.error(name, f"$.recipients.parentRoles[{j}]", "parentRoles", f"{r!r} is not one of {', '.join(ROLES)}")
         us = rec.get("units", {})
         if isinstance(us, dict):
             for code, obj in us.items():
