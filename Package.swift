@@ -145,7 +145,8 @@ let package = Package(
             ]
         ),
         .testTarget(name: "SameDayReportTests", dependencies: ["SameDayReport", "SameDayCore", "SameDayFormats"]),
-        .testTarget(name: "SameDayNotifyTests", dependencies: ["SameDayNotify", "SameDayCore", "SameDayFormats"]),
+        .testTarget(
+            name: "SameDayNotifyTests", dependencies: ["SameDayNotify", "SameDayCore", "SameDayFormats", "SameDayStore"]),
         .testTarget(
             name: "SameDayBrokerTests", dependencies: ["SameDayBroker", "SameDayCore", "RabbitMQ", "SameDayTestKit"]),
         .testTarget(

@@ -91,12 +91,24 @@ public struct DigestQueue: Sendable, Equatable {
     public struct OpenEscalation: Sendable, Equatable {
         public var alert: Alert
         public var lastSentAt: Instant
+
+        public init(alert: Alert, lastSentAt: Instant) {
+            self.alert = alert
+            self.lastSentAt = lastSentAt
+        }
     }
 
     /// How many resolutions a message names; the rest are counted.
     public static let resolvedNamed = 10
 
     public init() {}
+
+    /// A queue as a restart finds it: when its last message went out and the escalations still open. The alerts
+    /// owed are then added again with `add`, in the order they arrived, at the instants they arrived.
+    public init(lastSentAt: Instant?, openEscalations: [String: OpenEscalation]) {
+        self.lastSentAt = lastSentAt
+        self.openEscalations = openEscalations
+    }
 
     /// Whether nothing is owed.
     public var isEmpty: Bool { pending.isEmpty && openEscalations.isEmpty && resolvedCount == 0 }
