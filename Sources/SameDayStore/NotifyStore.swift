@@ -73,8 +73,8 @@ public struct NotifyMessage: Sendable, Equatable {
 /// - `recipient_state`: when each person was last sent a message, and her open escalations (the grouping state that
 ///   is not in `owed`).
 ///
-/// A digest is taken in one transaction: its messages stored, everything the person was owed until then cleared and
-/// logged. Its size follows the alerts of the retention window and the messages not yet pruned.
+/// A digest is taken in one transaction: its messages stored, everything the person's queue held (up to an arrival
+/// number) logged and cleared. Its size follows the alerts of the retention window and the messages not yet pruned.
 public final class NotifyStore: Sendable {
     private let database: DatabaseQueue
     public let path: String
