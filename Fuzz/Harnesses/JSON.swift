@@ -1,6 +1,7 @@
 // Fuzz target `json`: the strict JSON parser and the reader of operator files (docs/fuzzing.md). Traps when it
 // accepts a number that is not finite or a number text that RFC 8259 does not allow, or an object with a key twice;
-// or when a value's or an error's line and column are outside the text.
+// or when a value's or an error's line and column are outside the text; or when an alert it accepts (`Alert.decode`,
+// what the notifier reads) does not read back from the line it writes.
 @testable import SameDayCore
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -17,6 +18,12 @@ public func fuzzJSON(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         return 0
     }
     check(node, lines: lines, size: size)
+    // An alert the notifier would accept writes a line that reads back as the same alert.
+    if let alert = try? Alert.decode(json: bytes) {
+        guard (try? Alert.decode(json: Array(alert.jsonLine().utf8))) == alert else {
+            fatalError("an accepted alert does not read back from its own line")
+        }
+    }
     // Every typed accessor on every key of the top object: a value of the wrong type is an error, never a crash.
     if let object = try? JSONObject(reader: JSONReader(file: "fuzz"), node: node, path: "$") {
         for key in object.keys {
