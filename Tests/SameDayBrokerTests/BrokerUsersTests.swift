@@ -149,6 +149,25 @@ struct BrokerUsersTests {
         }
     }
 
+    @Test("a watch binds one key per unit; a durable watch queue is a bounded quorum queue that never expires")
+    func watchQueues() {
+        #expect(AlertWatch.routingKeys(level: nil, block: nil, units: []) == ["*.*.*"])
+        #expect(
+            AlertWatch.routingKeys(level: "overdue", block: nil, units: ["760", "000.00.29.G01", "760"])
+                == ["overdue.*.760", "overdue.*.000_00_29_G01"])
+        let topology = SameDayTopology(shards: 1)
+        #expect(AlertWatch.durableQueue(topology: topology, owner: "q1", name: "inbox") == "sameday.alerts.q1.inbox")
+        let durable = AlertWatch.declarations(
+            topology: topology, queue: "sameday.alerts.q1.inbox", routingKeys: ["*.*.760", "*.*.26734"], durable: true)
+        #expect(durable.queues.map(\.kind) == [.quorum] && durable.queues[0].durable)
+        #expect(durable.queues[0].arguments["x-expires"] == nil)
+        #expect(durable.queues[0].arguments["x-max-length"] == .int(AlertWatch.durableMaxLength))
+        #expect(durable.bindings.map(\.routingKey) == ["*.*.760", "*.*.26734"])
+        let transient = AlertWatch.declarations(topology: topology, queue: "q", routingKey: "#")
+        #expect(transient.queues[0].kind == .classic && !transient.queues[0].durable)
+        #expect(transient.queues[0].arguments["x-expires"] == .int(AlertWatch.expiresMilliseconds))
+    }
+
     @Test("generated with secrets, every user gets a hash of its own password")
     func definitionsWithSecrets() throws {
         let users = SameDayBrokerUsers(
