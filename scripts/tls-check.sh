@@ -87,14 +87,16 @@ echo "== secrets and definitions"
 mkdir -m 700 secrets
 USERS=(adapter.motcua-q1 adapter.dvc-so-tu-phap receiver worker supervisor.so-noi-vu supervisor.q1-lanh-dao)
 for user in "${USERS[@]}"; do (umask 077 && openssl rand -hex 24 > "secrets/$user.password"); done
-if "$BIN" topology definitions --shards 4 --unit-systems "$REGISTRY" --secrets secrets --output definitions.json \
+if "$BIN" topology definitions --shards 4 --unit-systems "$REGISTRY" --config "$ROOT/deploy/config/hcmc-2022" \
+  --secrets secrets --output definitions.json \
   2>definitions.err && [ "$(stat -c %a definitions.json)" = 600 ]; then
   pass "sameday topology definitions --secrets wrote definitions.json (mode 600) with $(grep -c '"password_hash" : "[^"]' definitions.json) password hashes"
 else
   fail "sameday topology definitions --secrets: $(cat definitions.err)"
 fi
 chmod 644 secrets/worker.password
-if "$BIN" topology users --unit-systems "$REGISTRY" --secrets secrets >/dev/null 2>users.err; then
+if "$BIN" topology users --unit-systems "$REGISTRY" --config "$ROOT/deploy/config/hcmc-2022" --secrets secrets \
+  >/dev/null 2>users.err; then
   fail "a secret readable by others was accepted"
 else
   grep -q "worker.password: mode 644" users.err && pass "a secret readable by others is refused, naming the file"

@@ -165,6 +165,32 @@ extension Topology {
         }
     }
 
+    /// Deletes one queue, whatever it holds, and returns how many messages it held; nil when there is no such queue
+    /// (RabbitMQ answers `queue.delete` of a missing queue with success, so a passive declare asks first). Any other
+    /// refusal (403 ACCESS_REFUSED: no configure permission on the name) is thrown.
+    public static func deleteQueue(_ name: String, on connection: Connection, channel: UInt16 = 2) throws(AMQPError)
+        -> UInt32?
+    {
+        try connection.openChannel(channel)
+        let exists = name.withBytes { queue in
+            _ = amqp_queue_declare(connection.state, channel, queue, 1, 0, 0, 0, amqp_empty_table)
+            return amqp_get_rpc_reply(connection.state)
+        }
+        do {
+            try connection.check(exists, channel: channel, "looking up queue '\(name)'")
+        } catch  where error.kind == .channelClosed && error.replyCode == 404 {
+            return nil  // the broker closed the channel
+        }
+        defer { connection.closeChannel(channel) }
+        var count: UInt32 = 0
+        let reply = name.withBytes { queue in
+            if let ok = amqp_queue_delete(connection.state, channel, queue, 0, 0) { count = ok.pointee.message_count }
+            return amqp_get_rpc_reply(connection.state)
+        }
+        try connection.check(reply, channel: channel, "deleting queue '\(name)'")
+        return count
+    }
+
     /// Deletes the queues and exchanges (for tests and teardown); missing ones are ignored.
     public func delete(on connection: Connection, channel: UInt16 = 2) throws(AMQPError) {
         for queue in queues {

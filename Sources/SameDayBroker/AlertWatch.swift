@@ -3,15 +3,26 @@ import RabbitMQ
 /// The queue behind `sameday alerts watch`: declared by the watcher itself, in its owner's namespace, so a
 /// supervisor's user needs no right beyond its own queues (`SameDayBrokerUsers.permissions(supervisor:)`).
 ///
-/// `sameday.alerts.<owner>.watch.<instance>`, a transient classic queue bound to `sameday.alerts` with the
+/// By default `sameday.alerts.<owner>.watch.<instance>`, a transient classic queue bound to `sameday.alerts` with the
 /// watcher's filter. It is not exclusive and not auto-delete, so it survives a consumer reconnect (the consumer
 /// subscribes again to the same name and nothing raised meanwhile is lost); it expires 60 s after its last
 /// consumer is gone (`x-expires`) and holds at most 10,000 alerts (oldest dropped first) if the watcher stalls.
+///
+/// With a name (`--durable NAME`), `sameday.alerts.<owner>.<NAME>`: a quorum queue like SameDay's other queues that
+/// must not lose what they hold, which never expires, so the alerts raised while no watcher runs wait for the next
+/// one. It holds at most 100,000 alerts (oldest dropped first: a forgotten queue must not fill the broker's disk and
+/// block every publisher); it is deleted only on purpose (`sameday alerts delete NAME`, or an operator's
+/// `rabbitmqctl delete_queue`).
+///
+/// One binding per routing key: a supervisor scoped to some units binds one key per unit (`<level>.<block>.<unit>`),
+/// which her topic permissions allow, where `*.*.*` would be refused.
 public enum AlertWatch {
     /// How long a watch queue outlives its watcher.
     public static let expiresMilliseconds: Int64 = 60_000
     /// The most alerts a stalled watcher's queue keeps.
     public static let maxLength: Int64 = 10_000
+    /// The most alerts a durable watch queue keeps while nobody watches.
+    public static let durableMaxLength: Int64 = 100_000
 
     /// The supervisor name in a broker user `supervisor.<name>`, else the user name itself (an operator).
     public static func owner(ofUser user: String) -> String {
@@ -23,17 +34,49 @@ public enum AlertWatch {
         "\(topology.alertsExchange).\(owner).watch.\(instance)"
     }
 
-    /// The queue and its binding to the alerts exchange with `routingKey` (`<level>.<block>.<unit>`, `*` allowed).
-    public static func declarations(topology: SameDayTopology, queue: String, routingKey: String) -> Topology {
+    /// The durable queue `name` of `owner`: `sameday.alerts.<owner>.<name>`.
+    public static func durableQueue(topology: SameDayTopology, owner: String, name: String) -> String {
+        "\(topology.alertsExchange).\(owner).\(name)"
+    }
+
+    /// The binding keys of a filter: one per unit (`<level or *>.<block or *>.<unit word>`), or one for every unit
+    /// when `units` is empty.
+    public static func routingKeys(level: String?, block: String?, units: [String]) -> [String] {
+        let words = units.isEmpty ? ["*"] : units.map(SameDayRoutingKey.keyWord)
+        var seen = Set<String>()
+        return words.map { [level ?? "*", block ?? "*", $0].joined(separator: ".") }.filter { seen.insert($0).inserted }
+    }
+
+    /// The queue, without its bindings: the transient one, or the durable quorum one.
+    public static func queueDeclaration(_ queue: String, durable: Bool) -> Topology.Queue {
+        durable
+            ? .init(
+                queue, kind: .quorum, durable: true, autoDelete: false,
+                arguments: ["x-max-length": .int(durableMaxLength), "x-overflow": .string("drop-head")])
+            : .init(
+                queue, kind: .classic, durable: false, autoDelete: false,
+                arguments: [
+                    "x-expires": .int(expiresMilliseconds), "x-max-length": .int(maxLength),
+                    "x-overflow": .string("drop-head"),
+                ])
+    }
+
+    /// The binding of `queue` to the alerts exchange with `routingKey` (`<level>.<block>.<unit>`, `*` allowed).
+    public static func binding(topology: SameDayTopology, queue: String, routingKey: String) -> Topology.Binding {
+        .init(from: topology.alertsExchange, to: .queue(queue), routingKey: routingKey)
+    }
+
+    /// The queue and its bindings to the alerts exchange, one per key.
+    public static func declarations(
+        topology: SameDayTopology, queue: String, routingKeys: [String], durable: Bool = false
+    ) -> Topology {
         Topology(
-            queues: [
-                .init(
-                    queue, kind: .classic, durable: false, autoDelete: false,
-                    arguments: [
-                        "x-expires": .int(expiresMilliseconds), "x-max-length": .int(maxLength),
-                        "x-overflow": .string("drop-head"),
-                    ])
-            ],
-            bindings: [.init(from: topology.alertsExchange, to: .queue(queue), routingKey: routingKey)])
+            queues: [queueDeclaration(queue, durable: durable)],
+            bindings: routingKeys.map { binding(topology: topology, queue: queue, routingKey: $0) })
+    }
+
+    /// The transient queue and its one binding with `routingKey`.
+    public static func declarations(topology: SameDayTopology, queue: String, routingKey: String) -> Topology {
+        declarations(topology: topology, queue: queue, routingKeys: [routingKey])
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import SameDayCore
 
 /// Least privilege on the broker (docs/architecture.md §4, "Least privilege"): one broker user per role, each allowed
 /// only what its role does (docs/rabbitmq.md, "Broker users"):
@@ -10,9 +11,12 @@ import Foundation
 /// | `worker` | nothing | `sameday.alerts`, `sameday.dead` | `sameday.work.<n>`, `sameday.events.log` | — |
 /// | `supervisor.<name>` | `sameday.alerts.<name>.*` | `sameday.alerts.<name>.*` | `sameday.alerts` and its own queues | — |
 ///
-/// A supervisor's `sameday alerts watch` declares its own expiring queue `sameday.alerts.<name>.watch.<host>.<pid>`
-/// and binds it to `sameday.alerts` (binding needs write on the queue and read on the exchange): nothing to
-/// pre-declare per supervisor, and no right over anyone else's queues (`AlertWatch`).
+/// A supervisor's `sameday alerts watch` declares its own queue (`sameday.alerts.<name>.watch.<host>.<pid>`, or a
+/// durable `sameday.alerts.<name>.<queue>`) and binds it to `sameday.alerts` (binding needs write on the queue and
+/// read on the exchange): nothing to pre-declare per supervisor, and no right over anyone else's queues
+/// (`AlertWatch`). A supervisor scoped to some units also has topic read permissions on `sameday.alerts` that let her
+/// bind only those units' keys (`alertBindingPattern`): the broker refuses a binding that would bring her any other
+/// unit's alert.
 ///
 /// Passwords: `definitionsJSON(virtualHost:passwordHashes:)` writes RabbitMQ password hashes (`RabbitPasswordHash`)
 /// made from the secrets folder (`BrokerSecrets`) at deploy time. Without hashes, users have an empty
@@ -27,10 +31,24 @@ public struct SameDayBrokerUsers: Sendable {
         }
     }
 
+    /// A supervisor: her name (letters, digits, `-` and `_`) and the units whose alerts she may read. She watches
+    /// alerts through her own queues `sameday.alerts.<name>.*`, and may read a queue `sameday.alerts.<name>` if an
+    /// operator declares one. A bare name in code (`"so-noi-vu"`) is a city-level supervisor.
+    public struct Supervisor: Sendable, Equatable, ExpressibleByStringLiteral {
+        public var name: String
+        /// Unit codes (her subunits already included); nil: every unit, a city-level supervisor.
+        public var units: [String]?
+
+        public init(name: String, units: [String]? = nil) {
+            self.name = name
+            self.units = units
+        }
+
+        public init(stringLiteral name: String) { self.init(name: name) }
+    }
+
     public var unitSystems: [UnitSystem]
-    /// Supervisor names (letters, digits, `-` and `_`): each may watch alerts through its own queues
-    /// `sameday.alerts.<name>.*`, and read a queue `sameday.alerts.<name>` if an operator declares one.
-    public var supervisors: [String]
+    public var supervisors: [Supervisor]
     public var topology: SameDayTopology
     /// The user every worker shard logs in as; nil for none.
     public var worker: String?
@@ -38,7 +56,7 @@ public struct SameDayBrokerUsers: Sendable {
     public var receiver: String?
 
     public init(
-        unitSystems: [UnitSystem], supervisors: [String], topology: SameDayTopology, worker: String? = "worker",
+        unitSystems: [UnitSystem], supervisors: [Supervisor], topology: SameDayTopology, worker: String? = "worker",
         receiver: String? = "receiver"
     ) {
         self.unitSystems = unitSystems
@@ -76,10 +94,19 @@ public struct SameDayBrokerUsers: Sendable {
             }
     }
 
-    /// Checks the names: a supervisor name with a dot could reach another supervisor's queues.
+    /// Checks the names (a supervisor name with a dot could reach another supervisor's queues) and the supervisors'
+    /// units (a code with `*` or `#` would be a wildcard in a binding key; an empty list would let her read nothing).
     public func validate() throws {
-        for name in unitSystems.map(\.name) + supervisors where !Self.isSimpleName(name) {
+        for name in unitSystems.map(\.name) + supervisors.map(\.name) where !Self.isSimpleName(name) {
             throw BrokerUsersError("broker user name part \"\(name)\": use only letters, digits, - and _")
+        }
+        for supervisor in supervisors {
+            guard let units = supervisor.units else { continue }
+            if units.isEmpty { throw BrokerUsersError("supervisor \(supervisor.name): an empty list of units") }
+            for unit in units where !SameDayCore.Unit.isValidCode(unit) {
+                throw BrokerUsersError(
+                    "supervisor \(supervisor.name): unit \"\(unit)\" may hold only ASCII letters, digits, ., _ and -")
+            }
         }
         var seen = Set<String>()
         for user in allPermissions.map(\.user) where !seen.insert(user).inserted {
@@ -121,12 +148,26 @@ public struct SameDayBrokerUsers: Sendable {
     /// A supervisor reads alerts only: it may declare, bind (write) and consume queues in its own namespace
     /// `sameday.alerts.<name>.…`, and bind them to the alerts exchange (read on `sameday.alerts`); it can publish
     /// nowhere (no exchange matches its write pattern: exchange names never start with another's queue prefix).
-    public func permissions(supervisor: String) -> Permissions {
+    /// A supervisor with units gets topic permissions on the alerts exchange: she may bind only her units' keys
+    /// (`alertBindingPattern`) and publish no key. A city-level one has none, so every key is hers.
+    public func permissions(supervisor: Supervisor) -> Permissions {
         let exchange = Self.regexEscape(topology.alertsExchange)
-        let own = "\(exchange)\\.\(Self.regexEscape(supervisor))"
+        let own = "\(exchange)\\.\(Self.regexEscape(supervisor.name))"
         return Permissions(
-            user: Self.userName(supervisor: supervisor), configure: "^\(own)\\..+$", write: "^\(own)\\..+$",
-            read: "^\(exchange)(\\.\(Self.regexEscape(supervisor))(\\..+)?)?$", topic: nil)
+            user: Self.userName(supervisor: supervisor.name), configure: "^\(own)\\..+$", write: "^\(own)\\..+$",
+            read: "^\(exchange)(\\.\(Self.regexEscape(supervisor.name))(\\..+)?)?$",
+            topic: supervisor.units.map { (topology.alertsExchange, "^$", Self.alertBindingPattern(units: $0)) })
+    }
+
+    /// The binding keys a supervisor scoped to `units` may bind on the alerts exchange (a topic read permission,
+    /// which RabbitMQ checks against the binding key of every `queue.bind` and `exchange.bind` from that exchange):
+    /// `<level or *>.<block or *>.<unit word>`, the unit one of hers, exactly. Alert keys are
+    /// `<level>.<block>.<unit word>` (`SameDayRoutingKey.alert`), so such a binding brings only her units' alerts,
+    /// while `#`, `*.*.*` or another unit's word are refused (403 ACCESS_REFUSED). Unit words are the codes with
+    /// their dots as underscores, escaped all the same; the pattern is anchored at both ends.
+    public static func alertBindingPattern(units: [String]) -> String {
+        let words = Set(units.map { regexEscape(SameDayRoutingKey.keyWord($0)) }).sorted()
+        return "^([a-z_]+|\\*)\\.([a-z]+|\\*)\\.(\(words.joined(separator: "|")))$"
     }
 
     public var allPermissions: [Permissions] {

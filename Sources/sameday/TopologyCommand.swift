@@ -4,6 +4,7 @@ import RabbitMQ
 import SameDayAdapters
 import SameDayBroker
 import SameDayFiles
+import SameDayFormats
 
 /// `sameday topology declare|definitions`: the broker objects SameDay needs, declared over AMQP or printed as a
 /// RabbitMQ definitions file (deploy/rabbitmq/definitions.json is this command's output; a test keeps them equal).
@@ -59,12 +60,14 @@ struct TopologyCommand: AsyncParsableCommand {
         @Option(help: "Virtual host.") var vhost = "/"
         @Option(help: "Also the broker users of this unit-systems registry (one file for the broker to load at boot).")
         var unitSystems: String?
+        @Option(help: BrokerUsersFiles.configHelp) var config: String?
         @Option(help: "Secrets folder: <user>.password per broker user (mode 0600/0400); never in git.")
         var secrets: String?
         @Option(help: "Write to this file (mode 0600, atomically) instead of standard output.") var output: String?
 
         func validate() throws {
             if secrets != nil && unitSystems == nil { throw ValidationError("--secrets needs --unit-systems") }
+            if config != nil && unitSystems == nil { throw ValidationError("--config needs --unit-systems") }
         }
 
         func run() throws {
@@ -73,7 +76,7 @@ struct TopologyCommand: AsyncParsableCommand {
             var data = topology.topology.definitionsJSON(virtualHost: vhost)
             try runReportingFailures {
                 if let unitSystems {
-                    let users = try BrokerUsersFiles.users(registry: unitSystems, topology: topology)
+                    let users = try BrokerUsersFiles.users(registry: unitSystems, config: config, topology: topology)
                     let hashes = try BrokerUsersFiles.hashes(users: users, secrets: secrets)
                     data = users.definitionsJSON(mergedWith: data, virtualHost: vhost, passwordHashes: hashes)
                 }
@@ -96,6 +99,7 @@ extension TopologyCommand {
                 """)
 
         @Option(help: "Unit-systems registry (JSON).") var unitSystems: String
+        @Option(help: BrokerUsersFiles.configHelp) var config: String?
         @Option(help: "Virtual host.") var vhost = "/"
         @Option(help: "Secrets folder: <user>.password per broker user (mode 0600/0400); never in git.")
         var secrets: String?
@@ -103,7 +107,8 @@ extension TopologyCommand {
 
         func run() throws {
             try runReportingFailures {
-                let users = try BrokerUsersFiles.users(registry: unitSystems, topology: SameDayTopology(shards: 4))
+                let users = try BrokerUsersFiles.users(
+                    registry: unitSystems, config: config, topology: SameDayTopology(shards: 4))
                 let hashes = try BrokerUsersFiles.hashes(users: users, secrets: secrets)
                 try BrokerUsersFiles.emit(
                     users.definitionsJSON(virtualHost: vhost, passwordHashes: hashes), output: output)
@@ -114,11 +119,15 @@ extension TopologyCommand {
 
 /// What `topology definitions` and `topology users` share: the users of a registry, their hashes, the output.
 enum BrokerUsersFiles {
-    static func users(registry path: String, topology: SameDayTopology) throws -> SameDayBrokerUsers {
+    static let configHelp: ArgumentHelp =
+        "Configuration folder: supervisors' units must be in its units.csv, and includeSubunits takes its unit tree."
+
+    static func users(registry path: String, config: String?, topology: SameDayTopology) throws -> SameDayBrokerUsers {
         // Users come from names and units only; the token hashes are the receiver's, which refuses demo ones.
-        let registry = try UnitSystemRegistry.load(path: path, allowDemoTokens: true)
+        let units = try config.map { try ConfigurationFolder.load($0).units }
+        let registry = try UnitSystemRegistry.load(path: path, allowDemoTokens: true, units: units)
         let users = SameDayBrokerUsers(
-            unitSystems: registry.brokerUsers, supervisors: registry.supervisors, topology: topology)
+            unitSystems: registry.brokerUsers, supervisors: try registry.brokerSupervisors(), topology: topology)
         try users.validate()
         return users
     }

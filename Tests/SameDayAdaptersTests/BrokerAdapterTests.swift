@@ -135,7 +135,7 @@ struct BrokerAdapterTests {
         let system = LocalBroker.uniqueName("system")
         let supervisor = LocalBroker.uniqueName("supervisor")
         let users = SameDayBrokerUsers(
-            unitSystems: [.init(name: system, units: ["760", "000.00.18.H29"])], supervisors: [supervisor],
+            unitSystems: [.init(name: system, units: ["760", "000.00.18.H29"])], supervisors: [.init(name: supervisor)],
             topology: SameDayTopology(shards: 4), worker: nil, receiver: nil)  // no shared names on a shared broker
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("\(system).json")
         try users.definitionsJSON().write(to: file)
@@ -147,7 +147,7 @@ struct BrokerAdapterTests {
         try LocalBroker.rabbitmqctl(["import_definitions", file.path])
         let permissions = try LocalBroker.rabbitmqctl(["list_permissions", "-q", "--no-table-headers"])
         #expect(permissions.contains("adapter.\(system)\t^$\t^sameday\\.events$\t^$"))
-        let rights = users.permissions(supervisor: supervisor)
+        let rights = users.permissions(supervisor: .init(name: supervisor))
         #expect(permissions.contains("\(rights.user)\t\(rights.configure)\t\(rights.write)\t\(rights.read)"))
         let topic = try LocalBroker.rabbitmqctl(["list_topic_permissions", "-q", "--no-table-headers"])
         #expect(topic.contains("adapter.\(system)\tsameday.events\t^[a-z]+\\.(000_00_18_H29|760)\\.[a-z_]+$\t^$"))

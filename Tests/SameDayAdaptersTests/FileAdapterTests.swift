@@ -157,20 +157,21 @@ struct FileAdapterTests {
     @Test("deploy/rabbitmq/users.json and definitions.json are what `sameday topology` prints for the shipped registry")
     func usersFileMatchesCode() throws {
         let registry = try UnitSystemRegistry.load(
-            path: repoPath("deploy/adapters/unit-systems.json"), allowDemoTokens: true)
+            path: repoPath("deploy/adapters/unit-systems.json"), allowDemoTokens: true, units: hcmc.units)
         let users = SameDayBrokerUsers(
-            unitSystems: registry.brokerUsers, supervisors: registry.supervisors, topology: SameDayTopology(shards: 4))
+            unitSystems: registry.brokerUsers, supervisors: try registry.brokerSupervisors(),
+            topology: SameDayTopology(shards: 4))
         let file = try Data(contentsOf: URL(fileURLWithPath: repoPath("deploy/rabbitmq/users.json")))
         #expect(
             file == users.definitionsJSON() + Data("\n".utf8),
-            "regenerate: swift run sameday topology users --unit-systems deploy/adapters/unit-systems.json > deploy/rabbitmq/users.json"
+            "regenerate: swift run sameday topology users --unit-systems deploy/adapters/unit-systems.json --config deploy/config/hcmc-2022 > deploy/rabbitmq/users.json"
         )
         // One boot-time file, deploy/rabbitmq/definitions.json: the topology's sections and the users' together.
         let mergedData = users.definitionsJSON(mergedWith: SameDayTopology(shards: 4).topology.definitionsJSON())
         let definitions = try Data(contentsOf: URL(fileURLWithPath: repoPath("deploy/rabbitmq/definitions.json")))
         #expect(
             definitions == mergedData + Data("\n".utf8),
-            "regenerate: swift run sameday topology definitions --shards 4 --unit-systems deploy/adapters/unit-systems.json > deploy/rabbitmq/definitions.json"
+            "regenerate: swift run sameday topology definitions --shards 4 --unit-systems deploy/adapters/unit-systems.json --config deploy/config/hcmc-2022 > deploy/rabbitmq/definitions.json"
         )
         let merged = try JSONSerialization.jsonObject(with: mergedData) as! [String: Any]
         #expect(
@@ -182,5 +183,12 @@ struct FileAdapterTests {
         let q1 = users.permissions(users.unitSystems[0])
         #expect(q1.topic?.write == "^[a-z]+\\.(26734|26737|760)\\.[a-z_]+$")
         #expect(users.permissions(users.unitSystems[1]).topic?.write == "^[a-z]+\\.(000_00_18_H29)\\.[a-z_]+$")
+        // The city's supervisor reads every unit's alerts; District 1's reads District 1's and its ten wards'.
+        #expect(users.permissions(supervisor: users.supervisors[0]).topic == nil)
+        let district = users.permissions(supervisor: users.supervisors[1])
+        let wards = hcmc.units.filter { $0.parent == "760" }.map(\.code)
+        #expect(wards.count == 10)
+        #expect(district.topic?.exchange == "sameday.alerts" && district.topic?.write == "^$")
+        #expect(district.topic?.read == SameDayBrokerUsers.alertBindingPattern(units: ["760"] + wards))
     }
 }

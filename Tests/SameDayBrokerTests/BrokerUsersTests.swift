@@ -98,6 +98,76 @@ struct BrokerUsersTests {
         }
     }
 
+    @Test("a supervisor with units may bind only her units' alert keys; a city-level one has no topic permission")
+    func supervisorScope() throws {
+        let users = SameDayBrokerUsers(
+            unitSystems: [],
+            supervisors: [
+                "city", .init(name: "q1", units: ["760", "26734"]), .init(name: "ca", units: ["000.00.29.G01"]),
+            ],
+            topology: SameDayTopology(shards: 1))
+        try users.validate()
+        #expect(users.permissions(supervisor: "city").topic == nil)
+        let q1 = users.permissions(supervisor: users.supervisors[1])
+        #expect(q1.topic?.exchange == "sameday.alerts" && q1.topic?.write == "^$")
+        #expect(q1.topic?.read == "^([a-z_]+|\\*)\\.([a-z]+|\\*)\\.(26734|760)$")
+        // Her queues and the exchange, as before: the topic permission is what narrows her to her units.
+        #expect(q1.read == "^sameday\\.alerts(\\.q1(\\..+)?)?$" && q1.configure == "^sameday\\.alerts\\.q1\\..+$")
+        let ca = try #require(users.permissions(supervisor: users.supervisors[2]).topic?.read)
+        #expect(ca == "^([a-z_]+|\\*)\\.([a-z]+|\\*)\\.(000_00_29_G01)$")
+
+        // RabbitMQ matches the pattern against the binding key (an unanchored search, hence ^…$).
+        func allows(_ pattern: String, _ key: String) throws -> Bool {
+            let regex = try NSRegularExpression(pattern: pattern)
+            return regex.firstMatch(in: key, range: NSRange(key.startIndex..., in: key)) != nil
+        }
+        let read = try #require(q1.topic?.read)
+        for key in ["*.*.760", "overdue.*.760", "*.commune.26734", "resolved_late.district.760", "source_silent.*.760"]
+        {
+            #expect(try allows(read, key), "\(key)")
+        }
+        for key in [
+            "#", "*.*.*", "*.*.761", "*.*.7600", "*.*.76", "*.*.2673", "#.760", "*.760", "*.*.760.#", "*.*.760.*",
+            "*.*.#", "#.#.760x", "x760", "*.*.000_00_29_G01", "Overdue.*.760",
+        ] {
+            #expect(try !allows(read, key), "\(key)")
+        }
+        // `$` also matches before a final newline (PCRE, as in RabbitMQ, and ICU alike): such a key is allowed, and
+        // binds a last word "760\n" that no alert key has, so it brings nothing.
+        #expect(try allows(read, "*.*.760\n"))
+        #expect(try allows(ca, "*.vertical.000_00_29_G01"))
+        // The code as written, with dots, is never a routing-key word; nor does a dot match any character.
+        #expect(try !allows(ca, "*.*.000.00.29.G01") && !allows(ca, "*.*.000_00_29xG01"))
+
+        // A unit that would be a wildcard, or no unit at all, is refused before it reaches the broker.
+        for units in [["*"], ["760", "#"], []] {
+            #expect(throws: BrokerUsersError.self, "\(units)") {
+                try SameDayBrokerUsers(
+                    unitSystems: [], supervisors: [.init(name: "x", units: units)], topology: SameDayTopology(shards: 1)
+                ).validate()
+            }
+        }
+    }
+
+    @Test("a watch binds one key per unit; a durable watch queue is a bounded quorum queue that never expires")
+    func watchQueues() {
+        #expect(AlertWatch.routingKeys(level: nil, block: nil, units: []) == ["*.*.*"])
+        #expect(
+            AlertWatch.routingKeys(level: "overdue", block: nil, units: ["760", "000.00.29.G01", "760"])
+                == ["overdue.*.760", "overdue.*.000_00_29_G01"])
+        let topology = SameDayTopology(shards: 1)
+        #expect(AlertWatch.durableQueue(topology: topology, owner: "q1", name: "inbox") == "sameday.alerts.q1.inbox")
+        let durable = AlertWatch.declarations(
+            topology: topology, queue: "sameday.alerts.q1.inbox", routingKeys: ["*.*.760", "*.*.26734"], durable: true)
+        #expect(durable.queues.map(\.kind) == [.quorum] && durable.queues[0].durable)
+        #expect(durable.queues[0].arguments["x-expires"] == nil)
+        #expect(durable.queues[0].arguments["x-max-length"] == .int(AlertWatch.durableMaxLength))
+        #expect(durable.bindings.map(\.routingKey) == ["*.*.760", "*.*.26734"])
+        let transient = AlertWatch.declarations(topology: topology, queue: "q", routingKey: "#")
+        #expect(transient.queues[0].kind == .classic && !transient.queues[0].durable)
+        #expect(transient.queues[0].arguments["x-expires"] == .int(AlertWatch.expiresMilliseconds))
+    }
+
     @Test("generated with secrets, every user gets a hash of its own password")
     func definitionsWithSecrets() throws {
         let users = SameDayBrokerUsers(
@@ -168,7 +238,8 @@ struct BrokerUsersBrokerTests {
             unitSystems: [
                 .init(name: "q1-\(tag)", units: ["760", "26734"]), .init(name: "stp-\(tag)", units: ["000.00.18.H29"]),
             ],
-            supervisors: ["sv-\(tag)", "other-\(tag)"], topology: topology, worker: "test.worker.\(tag)",
+            supervisors: [.init(name: "sv-\(tag)"), .init(name: "other-\(tag)")], topology: topology,
+            worker: "test.worker.\(tag)",
             receiver: "test.receiver.\(tag)")
         try users.validate()
         let secrets = try BrokerUsersTests.temporaryFolder()
