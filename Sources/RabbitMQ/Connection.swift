@@ -18,6 +18,9 @@ public final class Connection {
     /// Set once the broker closed the connection or the socket failed; every later call fails fast.
     private(set) var failure: AMQPError?
     private var closed = false
+    /// Channels the broker closed (answered with close-ok): closing one again would send a `channel.close` the
+    /// broker does not answer, and leave the next open of that number waiting.
+    private var channelsClosedByBroker = Set<UInt16>()
     private(set) var isBlocked = false
 
     /// Opens a connection to the first broker of `configuration.brokers`, starting at `firstBroker`, that answers.
@@ -149,13 +152,14 @@ public final class Connection {
     /// Opens channel `number`. Channel numbers are reused after a close, as rabbitmq-c recommends.
     public func openChannel(_ number: UInt16) throws(AMQPError) {
         try ensureUsable()
+        channelsClosedByBroker.remove(number)
         _ = amqp_channel_open(state, number)
         try check(amqp_get_rpc_reply(state), channel: number, "opening channel \(number)")
     }
 
     /// Closes channel `number` politely; errors are ignored (the channel is gone either way).
     public func closeChannel(_ number: UInt16) {
-        guard failure == nil, !closed else { return }
+        guard failure == nil, !closed, channelsClosedByBroker.remove(number) == nil else { return }
         _ = amqp_channel_close(state, number, AMQP_REPLY_SUCCESS)
     }
 
@@ -195,6 +199,7 @@ public final class Connection {
         if method == AMQP_CHANNEL_CLOSE_METHOD {
             var ok = amqp_channel_close_ok_t(dummy: 0)
             _ = amqp_send_method(state, channel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok)
+            channelsClosedByBroker.insert(channel)
         } else if method == AMQP_CONNECTION_CLOSE_METHOD {
             var ok = amqp_connection_close_ok_t(dummy: 0)
             _ = amqp_send_method(state, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok)

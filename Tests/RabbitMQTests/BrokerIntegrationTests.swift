@@ -35,6 +35,26 @@ struct BrokerIntegrationTests {
         return ids
     }
 
+    @Test("after the broker closed a channel (406), the same connection opens it again at once")
+    func channelReopensAfterBrokerClose() throws {
+        let name = LocalBroker.uniqueName("reopen")
+        let connection = try Connection.open(LocalBroker.configuration(name: name))
+        defer { connection.close() }
+        let topic = Topology(exchanges: [.init(name, kind: .topic, autoDelete: true)])
+        try topic.declare(on: connection)
+        // The same exchange with another type: the broker closes the channel with 406 PRECONDITION_FAILED.
+        let error = try #require(throws: AMQPError.self) {
+            try Topology(exchanges: [.init(name, kind: .fanout, autoDelete: true)]).declare(on: connection)
+        }
+        #expect(error.kind == .channelClosed && error.replyCode == 406, "\(error)")
+        // Before, the closing of the closed channel left the next open of its number waiting until a timeout.
+        let started = ContinuousClock.now
+        try Topology(queues: [.init(name + ".q", kind: .classic, autoDelete: true)]).declare(on: connection)
+        #expect(ContinuousClock.now - started < .seconds(2))
+        try Topology(exchanges: [.init(name, kind: .topic)], queues: [.init(name + ".q", kind: .classic)])
+            .delete(on: connection)
+    }
+
     @Test("20,000 messages published with confirms are all consumed, each id exactly once")
     func twentyThousand() async throws {
         let queue = LocalBroker.uniqueName("twenty-k")
