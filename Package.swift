@@ -159,7 +159,7 @@ let package = Package(
         .testTarget(
             name: "SameDayNotifyTests",
             dependencies: [
-                "SameDayNotify", "SameDayCore", "SameDayFormats",
+                "SameDayNotify", "SameDayCore", "SameDayFormats", "SameDayTestKit",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
