@@ -27,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // rabbitmq-c, Debian's librabbitmq-dev (0.11), with a shim for the variadic login functions.
@@ -111,8 +112,18 @@ let package = Package(
                 .product(name: "Mustache", package: "swift-mustache"),
             ]
         ),
-        // What supervisors receive: digests of alerts rendered in Vietnamese as e-mail (MIME) and chat messages.
-        .target(name: "SameDayNotify", dependencies: ["SameDayCore", "SameDayReport"]),
+        // What supervisors receive: digests of alerts rendered in Vietnamese as e-mail (MIME) and chat messages, and
+        // the channels that deliver them: the host's sendmail, HTTP webhooks (AsyncHTTPClient), the retry policy.
+        .target(
+            name: "SameDayNotify",
+            dependencies: [
+                "SameDayCore", "SameDayReport", "SameDayFiles",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         .executableTarget(
             name: "sameday",
             dependencies: [
@@ -146,7 +157,14 @@ let package = Package(
         ),
         .testTarget(name: "SameDayReportTests", dependencies: ["SameDayReport", "SameDayCore", "SameDayFormats"]),
         .testTarget(
-            name: "SameDayNotifyTests", dependencies: ["SameDayNotify", "SameDayCore", "SameDayFormats", "SameDayStore"]),
+            name: "SameDayNotifyTests",
+            dependencies: [
+                "SameDayNotify", "SameDayCore", "SameDayFormats", "SameDayStore", "SameDayTestKit",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "SameDayBrokerTests", dependencies: ["SameDayBroker", "SameDayCore", "RabbitMQ", "SameDayTestKit"]),
         .testTarget(

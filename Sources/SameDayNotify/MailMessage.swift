@@ -38,7 +38,8 @@ public struct MailMessage: Sendable, Equatable {
         return "<\(first)\(FNV1a.hex(h)).\(sentAt)@sameday>"
     }
 
-    /// The whole message, ready for `sendmail -i -t` or SMTP `DATA` (without dot-stuffing, which SMTP adds).
+    /// The whole message, CRLF line ends, ready for SMTP `DATA` (without dot-stuffing, which SMTP adds);
+    /// `SendmailChannel` hands it to sendmail with LF line ends and the recipient as an argument, never `-t`.
     public func rendered() -> String {
         let boundary = "sameday-" + String(messageID.dropFirst().prefix(16))
         var lines: [String] = []
