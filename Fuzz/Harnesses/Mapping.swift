@@ -29,7 +29,7 @@ let configuration: Configuration = {
 let shippedProfiles = ["motcua-q1", "dvc-national-codes", "canonical-jsonl"].map { name in
     try! MappingProfile.parse(readFile("deploy/adapters/profiles/\(name).json"), file: name)
 }
-let topology = SameDayTopology(shards: 4)
+let names = SameDayProducerNames()
 /// The mapper's clock (the plausible-time window ends a day after it): fixed, so a run is reproducible.
 let fuzzNow = RFC3339.parse("2030-01-01T00:00:00+07:00")!
 let exportPath: String = {
@@ -58,7 +58,7 @@ public func fuzzMapping(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     }
     guard
         let mapper = try? RecordMapper(
-            profile: profile, configuration: configuration, topology: topology, header: reader.header, file: "fuzz",
+            profile: profile, configuration: configuration, names: names, header: reader.header, file: "fuzz",
             now: fuzzNow)
     else { return 0 }
     for record in records {
