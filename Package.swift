@@ -95,7 +95,7 @@ let package = Package(
             name: "SameDayWorker",
             dependencies: [
                 "RabbitMQ", "SameDayBroker", "SameDayCore", "SameDayStore", "SameDayPostgres", "SameDayFiles",
-                "SameDayFormats",
+                "SameDayFormats", "SameDayNotify",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -117,7 +117,7 @@ let package = Package(
         .target(
             name: "SameDayNotify",
             dependencies: [
-                "SameDayCore", "SameDayReport", "SameDayFiles",
+                "SameDayCore", "SameDayReport", "SameDayFiles", "SameDayStore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -128,7 +128,7 @@ let package = Package(
             name: "sameday",
             dependencies: [
                 "RabbitMQ", "SameDayBroker", "SameDayCore", "SameDayWorker", "SameDayAdapters", "SameDayReceiver",
-                "SameDayFiles", "SameDayFormats", "SameDayReport",
+                "SameDayFiles", "SameDayFormats", "SameDayReport", "SameDayNotify", "SameDayStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -151,7 +151,7 @@ let package = Package(
             name: "SameDayWorkerTests",
             dependencies: [
                 "SameDayWorker", "SameDayStore", "SameDayPostgres", "SameDayCore", "SameDayBroker", "RabbitMQ",
-                "SameDayFiles", "SameDayFormats", "SameDayTestKit",
+                "SameDayFiles", "SameDayFormats", "SameDayTestKit", "SameDayNotify",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),

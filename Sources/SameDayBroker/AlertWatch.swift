@@ -80,3 +80,36 @@ public enum AlertWatch {
         declarations(topology: topology, queue: queue, routingKeys: [routingKey])
     }
 }
+
+/// The queue of `sameday notify` (docs/notify.md): a durable quorum queue bound to every alert, declared by the
+/// notifier when it starts (a deployment without a notifier keeps no such queue filling up). Alerts raised while
+/// the notifier is down wait in it. A delivery the notifier rejects (not an alert, a unit it does not know), or one
+/// delivered `deliveryLimit` times without an ack, goes to `sameday.dead`. Bounded like the supervisors' durable
+/// queues, dropping the oldest past the bound rather than refusing the workers' alerts (which would stall every
+/// other consumer of the exchange).
+public enum NotifyQueue {
+    public static let defaultName = "sameday.notify"
+    public static let maxLength: Int64 = 1_000_000
+    public static let deliveryLimit: Int64 = 5
+
+    /// The queue's name: the workers' name prefix, then the name `notify.json` gives (`sameday.notify`).
+    public static func name(topology: SameDayTopology, queue: String = defaultName) -> String {
+        topology.namePrefix + queue
+    }
+
+    public static func declarations(topology: SameDayTopology, queue: String) -> Topology {
+        Topology(
+            queues: [
+                .init(
+                    queue, kind: .quorum, durable: true, autoDelete: false,
+                    arguments: [
+                        "x-max-length": .int(maxLength), "x-overflow": .string("drop-head"),
+                        "x-delivery-limit": .int(deliveryLimit),
+                        "x-dead-letter-exchange": .string(topology.deadLetterExchange),
+                        // One notifier consumes at a time; a second one started by mistake waits.
+                        "x-single-active-consumer": .bool(true),
+                    ])
+            ],
+            bindings: [.init(from: topology.alertsExchange, to: .queue(queue), routingKey: "#")])
+    }
+}

@@ -63,13 +63,18 @@ public struct SendmailChannel: Sendable {
 
     /// Hands `message` to the MTA, addressed to the address in `message.to`, from the address in `message.from`.
     public func deliver(_ message: MailMessage) -> DeliveryOutcome {
+        deliver(rendered: message.rendered(), from: message.from, to: message.to)
+    }
+
+    /// Hands a message already rendered (`MailMessage.rendered()`, as the notifier stores it) to the MTA.
+    public func deliver(rendered: String, from: String, to: String) -> DeliveryOutcome {
         func refused(_ role: String, _ address: String) -> DeliveryOutcome {
             .permanent(reason: "\(role) address not accepted: \(DeliveryOutcome.printable(address.utf8, limit: 100))")
         }
-        guard let sender = Self.envelopeAddress(message.from) else { return refused("sender", message.from) }
-        guard let recipient = Self.envelopeAddress(message.to) else { return refused("recipient", message.to) }
+        guard let sender = Self.envelopeAddress(from) else { return refused("sender", from) }
+        guard let recipient = Self.envelopeAddress(to) else { return refused("recipient", to) }
         // The sendmail interface takes a message in local text form: LF line ends (the MTA writes CRLF on the wire).
-        let text = message.rendered().replacingOccurrences(of: "\r\n", with: "\n")
+        let text = rendered.replacingOccurrences(of: "\r\n", with: "\n")
         let name = (settings.program as NSString).lastPathComponent
         let result = ChildProcessRun.run(
             commandLine(sender: sender, recipient: recipient), input: Array(text.utf8), timeout: settings.timeout,

@@ -103,10 +103,18 @@ public final class WebhookChannel: Sendable {
         guard message.kind == kind else {
             return .permanent(reason: "a \(message.kind.rawValue) message cannot go to a \(kind.rawValue) webhook")
         }
+        return deliver(body: message.body(), alertIDs: message.alertIDs)
+    }
+
+    /// Posts a body already made (`ChatMessage.body()`, as the notifier stores it) for a message carrying
+    /// `alertIDs`; `messageID`, when given, goes in `X-SameDay-Message-Id`, the same on every attempt, so a bridge
+    /// that receives a message twice (an answer lost to a timeout) can tell.
+    public func deliver(body: String, alertIDs: [String], messageID: String? = nil) -> DeliveryOutcome {
         let request: HTTPClient.Request
         do {
             request = try HTTPClient.Request(
-                url: url, method: .POST, headers: headers(for: message), body: .string(message.body()))
+                url: url, method: .POST, headers: headers(alertIDs: alertIDs, messageID: messageID),
+                body: .string(body))
         } catch {
             return .permanent(reason: redacted("cannot build a request to \(target): \(error)"))
         }
@@ -141,15 +149,19 @@ public final class WebhookChannel: Sendable {
 
     public func shutdown() async throws { try await client.shutdown() }
 
-    func headers(for message: ChatMessage) -> HTTPHeaders {
+    func headers(alertIDs: [String], messageID: String? = nil) -> HTTPHeaders {
+        func visible(_ text: String) -> String {
+            String(text.unicodeScalars.filter { $0.value > 0x20 && $0.value < 0x7F && $0 != "," }.map(Character.init))
+        }
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "application/json; charset=utf-8")
         headers.add(name: "User-Agent", value: "SameDay-notify")
         if let authorization { headers.add(name: authorization.name, value: authorization.value) }
-        let ids = message.alertIDs.map { id in
-            String(id.unicodeScalars.filter { $0.value > 0x20 && $0.value < 0x7F && $0 != "," }.map(Character.init))
-        }.filter { !$0.isEmpty }
+        let ids = alertIDs.map(visible).filter { !$0.isEmpty }
         if !ids.isEmpty { headers.add(name: "X-SameDay-Alerts", value: ids.joined(separator: ", ")) }
+        if let messageID, !visible(messageID).isEmpty {
+            headers.add(name: "X-SameDay-Message-Id", value: String(visible(messageID).prefix(200)))
+        }
         return headers
     }
 

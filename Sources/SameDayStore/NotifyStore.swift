@@ -32,8 +32,10 @@ public struct NotifyMessage: Sendable, Equatable {
     /// The same for every channel of one digest (and stable across a resend).
     public var messageID: String
     public var recipient: String
-    /// `email`, `telegram`, `zalo`, `generic`.
+    /// `email`, or `webhook:<name>` (a chat webhook of the notifier's settings).
     public var channel: String
+    /// Where the channel sends it: the e-mail address, or the chat id.
+    public var destination: String
     /// What the channel sends: the rendered e-mail, or the chat body.
     public var body: String
     public var alertIDs: [String]
@@ -44,7 +46,8 @@ public struct NotifyMessage: Sendable, Equatable {
     public var lastError: String?
 
     public init(
-        seq: Int64 = 0, messageID: String, recipient: String, channel: String, body: String, alertIDs: [String],
+        seq: Int64 = 0, messageID: String, recipient: String, channel: String, destination: String = "", body: String,
+        alertIDs: [String],
         createdAt: Instant, attempts: Int = 0, nextAttemptAt: Instant, status: Status = .pending,
         lastError: String? = nil
     ) {
@@ -52,6 +55,7 @@ public struct NotifyMessage: Sendable, Equatable {
         self.messageID = messageID
         self.recipient = recipient
         self.channel = channel
+        self.destination = destination
         self.body = body
         self.alertIDs = alertIDs
         self.createdAt = createdAt
@@ -111,6 +115,7 @@ public final class NotifyStore: Sendable {
                         message_id TEXT NOT NULL,
                         recipient TEXT NOT NULL,
                         channel TEXT NOT NULL,
+                        destination TEXT NOT NULL,
                         body TEXT NOT NULL,
                         alert_ids TEXT NOT NULL,
                         created_at INTEGER NOT NULL,
@@ -122,6 +127,10 @@ public final class NotifyStore: Sendable {
                     );
                     CREATE INDEX message_pending ON message(next_attempt_at) WHERE status = 'pending';
                     CREATE INDEX message_failed ON message(seq) WHERE status = 'failed';
+                    CREATE TABLE clock (
+                        id INTEGER PRIMARY KEY CHECK (id = 0),
+                        at INTEGER NOT NULL
+                    );
                     CREATE TABLE recipient_state (
                         recipient TEXT PRIMARY KEY,
                         last_sent_at INTEGER,
@@ -196,12 +205,12 @@ public final class NotifyStore: Sendable {
                 precondition(message.recipient == recipient, "a digest's messages are all for its recipient")
                 try db.execute(
                     sql: """
-                        INSERT OR IGNORE INTO message (message_id, recipient, channel, body, alert_ids, created_at,
-                            attempts, next_attempt_at, status)
-                        VALUES (?, ?, ?, ?, ?, ?, 0, ?, 'pending')
+                        INSERT OR IGNORE INTO message (message_id, recipient, channel, destination, body, alert_ids,
+                            created_at, attempts, next_attempt_at, status)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, 'pending')
                         """,
                     arguments: [
-                        message.messageID, recipient, message.channel, message.body,
+                        message.messageID, recipient, message.channel, message.destination, message.body,
                         message.alertIDs.joined(separator: ","), message.createdAt, message.nextAttemptAt,
                     ])
                 // Taken again after a crash between this commit and the next: the stored message stands.
@@ -239,17 +248,49 @@ public final class NotifyStore: Sendable {
         }
     }
 
-    /// Pending messages whose next attempt is due at `at`, oldest first.
-    public func dueMessages(at: Instant, limit: Int = 100) throws -> [NotifyMessage] {
-        try fetchMessages(
+    /// Pending messages whose next attempt is due at `at`, oldest first (of one channel, or of all).
+    public func dueMessages(at: Instant, channel: String? = nil, limit: Int = 100) throws -> [NotifyMessage] {
+        if let channel {
+            return try fetchMessages(
+                where: "status = 'pending' AND next_attempt_at <= ? AND channel = ?", arguments: [at, channel],
+                order: "next_attempt_at, seq", limit: limit)
+        }
+        return try fetchMessages(
             where: "status = 'pending' AND next_attempt_at <= ?", arguments: [at], order: "next_attempt_at, seq",
             limit: limit)
     }
 
-    /// When the next pending message is due (nil: none pending).
-    public func nextAttemptAt() throws -> Instant? {
+    /// When the next pending message is due (nil: none pending), of one channel or of all.
+    public func nextAttemptAt(channel: String? = nil) throws -> Instant? {
         try database.read { db in
-            try Instant.fetchOne(db, sql: "SELECT min(next_attempt_at) FROM message WHERE status = 'pending'")
+            if let channel {
+                return try Instant.fetchOne(
+                    db, sql: "SELECT min(next_attempt_at) FROM message WHERE status = 'pending' AND channel = ?",
+                    arguments: [channel])
+            }
+            return try Instant.fetchOne(db, sql: "SELECT min(next_attempt_at) FROM message WHERE status = 'pending'")
+        }
+    }
+
+    /// How many messages are pending and failed (the gauges an operator watches).
+    public func messageCounts() throws -> (pending: Int, failed: Int) {
+        try database.read { db in
+            let pending = try Int.fetchOne(db, sql: "SELECT count(*) FROM message WHERE status = 'pending'") ?? 0
+            let failed = try Int.fetchOne(db, sql: "SELECT count(*) FROM message WHERE status = 'failed'") ?? 0
+            return (pending, failed)
+        }
+    }
+
+    /// The notifier's clock as last saved (the alerts clock resumes from it after a restart).
+    public func clock() throws -> Instant? {
+        try database.read { db in try Instant.fetchOne(db, sql: "SELECT at FROM clock WHERE id = 0") }
+    }
+
+    public func saveClock(_ at: Instant) throws {
+        try database.write { db in
+            try db.execute(
+                sql: "INSERT INTO clock (id, at) VALUES (0, ?) ON CONFLICT(id) DO UPDATE SET at = max(at, excluded.at)",
+                arguments: [at])
         }
     }
 
@@ -346,17 +387,17 @@ public final class NotifyStore: Sendable {
             try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT seq, message_id, recipient, channel, body, alert_ids, created_at, attempts,
-                        next_attempt_at, status, last_error
+                    SELECT seq, message_id, recipient, channel, destination, body, alert_ids, created_at,
+                        attempts, next_attempt_at, status, last_error
                     FROM message WHERE \(condition) ORDER BY \(order) LIMIT \(limit)
                     """, arguments: arguments
             ).map { row in
-                let ids: String = row[5]
+                let ids: String = row[6]
                 return NotifyMessage(
-                    seq: row[0], messageID: row[1], recipient: row[2], channel: row[3], body: row[4],
-                    alertIDs: ids.isEmpty ? [] : ids.split(separator: ",").map(String.init), createdAt: row[6],
-                    attempts: row[7], nextAttemptAt: row[8], status: NotifyMessage.Status(rawValue: row[9]) ?? .failed,
-                    lastError: row[10])
+                    seq: row[0], messageID: row[1], recipient: row[2], channel: row[3], destination: row[4],
+                    body: row[5], alertIDs: ids.isEmpty ? [] : ids.split(separator: ",").map(String.init),
+                    createdAt: row[7], attempts: row[8], nextAttemptAt: row[9],
+                    status: NotifyMessage.Status(rawValue: row[10]) ?? .failed, lastError: row[11])
             }
         }
     }

@@ -21,6 +21,9 @@ public enum Metric {
         case sourcesSkippedDeliveriesTotal = "sameday_sources_skipped_deliveries_total"
         case storeWriteFailuresTotal = "sameday_store_write_failures_total"
         case fileWriteFailuresTotal = "sameday_file_write_failures_total"
+        case notifyAlertsTotal = "sameday_notify_alerts_total"
+        case notifyOwedTotal = "sameday_notify_owed_total"
+        case notifyDigestsTotal = "sameday_notify_digests_total"
 
         /// The `# HELP` text.
         public var help: String {
@@ -50,6 +53,9 @@ public enum Metric {
             case .storeWriteFailuresTotal: "Group commits the store refused, each retried with backoff."
             case .fileWriteFailuresTotal:
                 "File jobs (alert lines, rollup files) that failed, each retried with backoff."
+            case .notifyAlertsTotal: "sameday notify: alerts consumed and committed (redeliveries included)."
+            case .notifyOwedTotal: "sameday notify: (alert, person) pairs newly owed; each goes out in one digest."
+            case .notifyDigestsTotal: "sameday notify: digests taken (one message per channel of the person)."
             }
         }
     }
@@ -59,6 +65,8 @@ public enum Metric {
         case alertsTotal = "sameday_alerts_total"
         case refusalsTotal = "sameday_refusals_total"
         case sourcesRefusalsTotal = "sameday_sources_refusals_total"
+        case notifyRefusalsTotal = "sameday_notify_refusals_total"
+        case notifyDeliveriesTotal = "sameday_notify_deliveries_total"
 
         /// The `# HELP` text.
         public var help: String {
@@ -68,6 +76,9 @@ public enum Metric {
                 "Deliveries dead-lettered, by refusal code (x-sameday-refusal; docs/worker.md lists them)."
             case .sourcesRefusalsTotal:
                 "Stream deliveries passed over by sameday sources, by refusal code (the worker dead-letters the same)."
+            case .notifyRefusalsTotal: "sameday notify: alert deliveries dead-lettered, by refusal code."
+            case .notifyDeliveriesTotal:
+                "sameday notify: attempts to send a message, by outcome (delivered, retry, failed)."
             }
         }
 
@@ -77,6 +88,8 @@ public enum Metric {
             case .alertsTotal: "level"
             case .refusalsTotal: "refusal"
             case .sourcesRefusalsTotal: "refusal"
+            case .notifyRefusalsTotal: "refusal"
+            case .notifyDeliveriesTotal: "outcome"
             }
         }
     }
@@ -95,6 +108,9 @@ public enum Metric {
         case sourcesOffset = "sameday_sources_offset"
         case unitDossiersFullestRatio = "sameday_unit_dossiers_fullest_ratio"
         case storeRetrying = "sameday_store_retrying"
+        case notifyMessagesPending = "sameday_notify_messages_pending"
+        case notifyMessagesFailed = "sameday_notify_messages_failed"
+        case notifyQueues = "sameday_notify_queues"
 
         /// The `# HELP` text.
         public var help: String {
@@ -116,6 +132,10 @@ public enum Metric {
                 "Dossiers held by the fullest unit over maxDossiersPerUnit; at 1 its new dossiers are dead-lettered."
             case .storeRetrying:
                 "1 while a commit the store refused (a full disk, a read-only device, PostgreSQL away) is retried; nothing is consumed meanwhile."
+            case .notifyMessagesPending: "sameday notify: messages waiting for their channel (first try or a retry)."
+            case .notifyMessagesFailed:
+                "sameday notify: messages in the failed-deliveries outbox (sameday notify failed list|retry)."
+            case .notifyQueues: "sameday notify: people owed something or with an escalation open."
             }
         }
     }

@@ -26,6 +26,13 @@ public struct StateLock: Sendable {
             heldBy: "another `sameday sources`: one watcher reads the events stream and raises source_silent")
     }
 
+    /// The lock of `sameday notify`'s state folder: one notifier per store, or people would get messages twice.
+    public init(notifyFolder folder: String) throws {
+        try self.init(
+            folder: folder, file: "notify.lock",
+            heldBy: "another `sameday notify`: one notifier keeps a notification store")
+    }
+
     private init(folder: String, file: String, heldBy: String) throws {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let path = folder + "/" + file

@@ -1,0 +1,507 @@
+import Foundation
+import Logging
+import RabbitMQ
+import SameDayBroker
+import SameDayCore
+import SameDayNotify
+import SameDayStore
+import ServiceLifecycle
+import Synchronization
+
+/// `sameday notify`: alerts to the people they are for (docs/notify.md). It consumes its own durable queue bound to
+/// `sameday.alerts`, records what each person is owed in its store before it acks (a SIGKILL loses nothing; a
+/// redelivery is not owed twice), groups each person's alerts into digests on her unit's calendar
+/// (`NotifyPlanner`), stores each digest's messages and clears what they carry in one transaction, and hands the
+/// messages to their channels on threads of their own: one per channel, so a chat API that hangs does not hold the
+/// e-mail back. A message its channel refuses for good, or after the retry policy's last attempt, stays in the
+/// failed-deliveries outbox (`sameday notify failed list|retry`).
+///
+/// Clock: the wall clock (guarded against jumps), or with `clock: events` the alerts' own time (the newest
+/// `firedAt` read, running on with the wall clock from there): for demonstrations and benchmarks that replay a
+/// month of alerts in minutes.
+public final class NotifyService: Sendable {
+    public let configuration: WorkerConfiguration
+    public let settings: NotifySettings
+    public let domain: Configuration
+    public let metrics: WorkerMetrics
+    private let clockOverride: (any WorkerClock)?
+    private let logger: Logger
+
+    public init(
+        configuration: WorkerConfiguration, settings: NotifySettings, domain: Configuration,
+        metrics: WorkerMetrics = WorkerMetrics(), clock: (any WorkerClock)? = nil,
+        logger: Logger = Logger(label: "sameday.notify")
+    ) {
+        self.configuration = configuration
+        self.settings = settings
+        self.domain = domain
+        self.metrics = metrics
+        self.clockOverride = clock
+        self.logger = logger
+    }
+
+    /// The queue this notifier consumes.
+    public var queue: String {
+        NotifyQueue.name(topology: SameDayTopology(shards: 1, namePrefix: configuration.namePrefix), queue: settings.queue)
+    }
+
+    /// Runs on the calling thread until `stop` is requested; throws on an error it cannot wait out.
+    /// - Parameter stateLock: the notifier's lock if the caller took it already; otherwise `run` takes it.
+    public func run(until stop: StopFlag, stateLock: StateLock? = nil) throws {
+        metrics.setReady(false, reason: "loading state")
+        let lock = try stateLock ?? StateLock(notifyFolder: settings.stateDirectory)
+        defer { if stateLock == nil { lock.release() } }
+        let store = try NotifyStore(path: settings.databasePath)
+        let clock: any WorkerClock
+        let alertsClock: AlertsClock?
+        if let clockOverride {
+            clock = clockOverride
+            alertsClock = nil
+        } else if configuration.clock == .events {
+            let resumed = AlertsClock(resumingAt: try store.clock())
+            clock = resumed
+            alertsClock = resumed
+        } else {
+            clock = GuardedWallClock.forService(
+                "sameday notify", maxJumpSeconds: configuration.maxClockJumpSeconds, metrics: metrics, logger: logger)
+            alertsClock = nil
+        }
+        let channels = try NotifyChannels(settings: settings)
+        defer { channels.shutdown() }
+        let senders = settings.channelNames.map { name in
+            ChannelSender(
+                channel: name, channels: channels, store: store, settings: settings, clock: clock, metrics: metrics,
+                logger: logger)
+        }
+        for sender in senders { sender.start() }
+        defer { for sender in senders { sender.stop() } }
+
+        let loop = try NotifyLoop(
+            settings: settings, domain: domain, store: store, clock: clock, alertsClock: alertsClock,
+            metrics: metrics, logger: logger, wake: { for sender in senders { sender.wake() } })
+        var connection = try configuration.connection(name: "sameday notify")
+        if let file = settings.credentialsFile { try connection.useCredentials(fromFile: file) }
+        let participant = NotifyConsumer(
+            loop: loop, queue: queue, topology: SameDayTopology(shards: 1, namePrefix: configuration.namePrefix),
+            prefetch: UInt16(min(settings.batchSize * 2, 65_535)), connection: connection, logger: logger)
+        try runConsumeLoop(participant, until: stop, metrics: metrics, logger: logger)
+    }
+}
+
+/// The alerts' own time for `clock: events`: the newest `firedAt` read, running on with the wall clock from the
+/// moment it was read (so a group wait ends after the last alert of a replay too); resumed from the stored clock.
+final class AlertsClock: WorkerClock {
+    private struct State {
+        var base: Instant
+        var readAt: ContinuousClock.Instant
+    }
+    private let state: Mutex<State?>
+
+    init(resumingAt stored: Instant?) {
+        state = Mutex(stored.map { State(base: $0, readAt: .now) })
+    }
+
+    func now() -> Instant {
+        state.withLock { s in
+            guard let s else { return SystemClock().now() }
+            return s.base + (ContinuousClock.now - s.readAt).components.seconds
+        }
+    }
+
+    /// An alert fired at `firedAt` was read: the clock is never behind it.
+    func observe(_ firedAt: Instant) {
+        state.withLock { s in
+            let current = s.map { $0.base + (ContinuousClock.now - $0.readAt).components.seconds }
+            if current == nil || firedAt > current! { s = State(base: firedAt, readAt: .now) }
+        }
+    }
+}
+
+/// The channels of the settings, built once (token files read, URLs checked: a bad one stops the start).
+final class NotifyChannels: Sendable {
+    let mail: SendmailChannel?
+    let hooks: [String: WebhookChannel]
+    let from: String
+
+    init(settings: NotifySettings) throws(ChannelConfigurationError) {
+        mail = try settings.mail.map { (s) throws(ChannelConfigurationError) in try SendmailChannel(s) }
+        var hooks: [String: WebhookChannel] = [:]
+        for (name, hook) in settings.webhooks {
+            do {
+                hooks[name] = try WebhookChannel(hook)
+            } catch {
+                for built in hooks.values { try? built.syncShutdown() }
+                throw ChannelConfigurationError("webhook \"\(name)\": \(error.description)")
+            }
+        }
+        self.hooks = hooks
+        from = settings.from
+    }
+
+    /// Sends one stored message by its channel; blocks until the channel's answer or timeout.
+    func deliver(_ message: NotifyMessage) -> DeliveryOutcome {
+        if message.channel == NotifySettings.emailChannel {
+            guard let mail else { return .permanent(reason: "e-mail is switched off (\"mail\": false)") }
+            return mail.deliver(rendered: message.body, from: from, to: message.destination)
+        }
+        let name = String(message.channel.dropFirst("webhook:".count))
+        guard message.channel.hasPrefix("webhook:"), let hook = hooks[name] else {
+            return .permanent(reason: "no channel \(message.channel) in notify.json")
+        }
+        return hook.deliver(body: message.body, alertIDs: message.alertIDs, messageID: message.messageID)
+    }
+
+    func shutdown() {
+        for hook in hooks.values { try? hook.syncShutdown() }
+    }
+}
+
+/// One channel's delivery thread: sends the channel's due messages one at a time, oldest first, and records each
+/// outcome as the retry policy decides (delivered, retry at, failed). Woken when a digest is stored; otherwise it
+/// looks again at its next retry or every second.
+final class ChannelSender: @unchecked Sendable {
+    let channel: String
+    private let channels: NotifyChannels
+    private let store: NotifyStore
+    private let settings: NotifySettings
+    private let clock: any WorkerClock
+    private let metrics: WorkerMetrics
+    private let logger: Logger
+    private let signal = DispatchSemaphore(value: 0)
+    private let stopFlag = StopFlag()
+    private let done = DispatchSemaphore(value: 0)
+    private let failures = LogThrottle()
+
+    init(
+        channel: String, channels: NotifyChannels, store: NotifyStore, settings: NotifySettings,
+        clock: any WorkerClock, metrics: WorkerMetrics, logger: Logger
+    ) {
+        self.channel = channel
+        self.channels = channels
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    func start() {
+        let thread = Thread { [self] in
+            defer { done.signal() }
+            while !stopFlag.isRequested {
+                let wait: Duration
+                do {
+                    wait = try sendDue()
+                } catch {
+                    logger.error("notify: the store refused a delivery mark", metadata: ["error": "\(error)"])
+                    wait = .seconds(1)
+                }
+                if wait > .zero { _ = signal.wait(timeout: .now() + .milliseconds(Int(wait.secondsValue * 1000))) }
+            }
+        }
+        thread.name = "sameday.notify.\(channel)"
+        thread.start()
+    }
+
+    func wake() { signal.signal() }
+
+    /// Asks the thread to stop after the message in hand (bounded by the channel's timeout) and waits for it.
+    func stop() {
+        stopFlag.request()
+        signal.signal()
+        done.wait()
+    }
+
+    /// Sends what is due; returns how long to wait before looking again.
+    private func sendDue() throws -> Duration {
+        let now = clock.now()
+        let due = try store.dueMessages(at: now, channel: channel, limit: 50)
+        for message in due {
+            if stopFlag.isRequested { return .zero }
+            let outcome = channels.deliver(message)
+            let attempt = message.attempts + 1
+            switch settings.retry.decide(attempt: attempt, outcome: outcome, at: clock.now()) {
+            case .delivered:
+                try store.markDelivered(seq: message.seq, attempts: attempt)
+                metrics.increment(.notifyDeliveriesTotal, "delivered")
+            case .retry(let at):
+                try store.markRetry(seq: message.seq, attempts: attempt, nextAttemptAt: at, error: outcome.reason ?? "")
+                metrics.increment(.notifyDeliveriesTotal, "retry")
+                if failures.allows(at: SystemClock().now()) {
+                    logger.warning(
+                        "notify: delivery will be retried (at most one line a minute per channel)",
+                        metadata: [
+                            "channel": "\(channel)", "recipient": "\(message.recipient)", "attempt": "\(attempt)",
+                            "retry_at": "\(at)", "reason": "\(outcome.reason ?? "")",
+                        ])
+                }
+            case .failed(let reason, let attempts):
+                try store.markFailed(seq: message.seq, attempts: attempts, error: reason)
+                metrics.increment(.notifyDeliveriesTotal, "failed")
+                logger.error(
+                    "notify: message moved to the failed-deliveries outbox (sameday notify failed list|retry)",
+                    metadata: [
+                        "channel": "\(channel)", "recipient": "\(message.recipient)", "message.seq": "\(message.seq)",
+                        "attempts": "\(attempts)", "reason": "\(reason)",
+                    ])
+            }
+        }
+        if due.count == 50 { return .zero }
+        guard let next = try store.nextAttemptAt(channel: channel) else { return .seconds(1) }
+        return .seconds(min(1, max(0, next - clock.now())))
+    }
+}
+
+/// The part of `sameday notify` in the consume loop: its queue, into `NotifyLoop`.
+private final class NotifyConsumer: ConsumeLoopParticipant {
+    let role = "notify"
+    let loop: NotifyLoop
+    let source: String
+    let topology: SameDayTopology
+    let prefetch: UInt16
+    let connection: ConnectionConfiguration
+    let logger: Logger
+
+    init(
+        loop: NotifyLoop, queue: String, topology: SameDayTopology, prefetch: UInt16,
+        connection: ConnectionConfiguration, logger: Logger
+    ) {
+        self.loop = loop
+        self.source = queue
+        self.topology = topology
+        self.prefetch = prefetch
+        self.connection = connection
+        self.logger = logger
+    }
+
+    func subscribe() throws(AMQPError) -> Consumer {
+        // Declared by the notifier itself: idempotent, and it keeps the queue's arguments in one place.
+        var admin = connection
+        admin.connectionName += " declare"
+        admin.reconnect.maximumAttempts = 1
+        let declaring = try Connection.open(admin)
+        defer { declaring.close() }
+        try NotifyQueue.declarations(topology: topology, queue: source).declare(on: declaring)
+        var consuming = connection
+        consuming.connectionName += " consumer"
+        let consumer = try Consumer(
+            ConsumerConfiguration(connection: consuming, queue: source, prefetch: prefetch), logger: logger)
+        logger.info("notify consuming", metadata: ["amqp.queue": "\(source)"])
+        return consumer
+    }
+
+    func stepWithoutConsumer() throws { try loop.step(consumer: nil) }
+    func waitBeforeNextDelivery() -> Duration { loop.waitBeforeNextDelivery() }
+    func handle(_ delivery: Delivery) { loop.handle(delivery) }
+
+    /// Deliveries in hand on the old channel will come again: drop them uncommitted (what was recorded stays
+    /// recorded, and a redelivered alert is not owed twice).
+    func resubscribed(_ consumer: Consumer, times: Int) throws -> Bool {
+        loop.dropUncommitted()
+        return false
+    }
+
+    func step(consumer: Consumer, idle: Bool) throws { try loop.step(consumer: consumer) }
+
+    func finish(consumer: Consumer?) throws {
+        try loop.commit(consumer: consumer)
+        logger.info("notify stopped", metadata: ["queues": "\(loop.planner.queueCount)"])
+    }
+}
+
+/// The state and the work of `sameday notify` apart from the consume loop and the channels.
+final class NotifyLoop {
+    let settings: NotifySettings
+    let domain: Configuration
+    let store: NotifyStore
+    let clock: any WorkerClock
+    let alertsClock: AlertsClock?
+    let metrics: WorkerMetrics
+    let logger: Logger
+    private(set) var planner: NotifyPlanner
+    private let wake: () -> Void
+    private var machine: BatchingStateMachine<ContinuousClock.Instant>
+    private var batch: [(alertID: String, json: String, recipients: [String], alert: Alert)] = []
+    private var pendingTag: DeliveryTag?
+    private var lastMaintenance = ContinuousClock.now - .seconds(3600)
+    private let refusalLog = LogThrottle()
+
+    /// The largest alert body taken (a worker's alert is well under 2 KiB).
+    static let maxBodyBytes = 64 * 1024
+
+    init(
+        settings: NotifySettings, domain: Configuration, store: NotifyStore, clock: any WorkerClock,
+        alertsClock: AlertsClock?, metrics: WorkerMetrics, logger: Logger, wake: @escaping () -> Void
+    ) throws {
+        let started = Date()
+        self.settings = settings
+        self.domain = domain
+        self.store = store
+        self.clock = clock
+        self.alertsClock = alertsClock
+        self.metrics = metrics
+        self.logger = logger
+        self.wake = wake
+        machine = BatchingStateMachine(
+            settings: .init(
+                batchSize: settings.batchSize, batchDelay: .milliseconds(settings.batchDelayMilliseconds),
+                pollInterval: .milliseconds(500)))
+        planner = NotifyPlanner(settings: settings, domain: domain)
+        let owed = try store.owed()
+        let unreadable = planner.restore(states: try store.recipientStates(), owed: owed)
+        if !planner.unreachable.isEmpty {
+            logger.warning(
+                "notify: people in alerting.json whom no channel reaches (no e-mail address, no chat in notify.json); they get nothing",
+                metadata: ["people": "\(planner.unreachable.joined(separator: ", "))"])
+        }
+        logger.info(
+            "notify state loaded",
+            metadata: [
+                "owed": "\(owed.count)", "unreadable_owed": "\(unreadable)", "queues": "\(planner.queueCount)",
+                "seconds": "\(Date().timeIntervalSince(started))",
+            ])
+        // Digests that came due while the notifier was down go out now.
+        try takeDigests()
+        try refreshGauges()
+    }
+
+    func waitBeforeNextDelivery() -> Duration {
+        let nextDigest: Duration? = planner.nextDueAt().map { .seconds(max(0, $0 - clock.now())) }
+        switch machine.next(now: .now, otherChanges: false, nextTimer: nextDigest) {
+        case .commit: return .zero
+        case .wait(let duration): return duration
+        }
+    }
+
+    func handle(_ delivery: Delivery) {
+        guard delivery.body.count <= Self.maxBodyBytes else {
+            refuse(delivery, code: "too_large", reason: "\(delivery.body.count) bytes; at most \(Self.maxBodyBytes)")
+            return
+        }
+        let alert: Alert
+        do throws(ConfigurationError) {
+            alert = try Alert.decode(json: delivery.body, source: "alert")
+        } catch {
+            refuse(delivery, code: "invalid_alert", reason: error.description)
+            return
+        }
+        guard let recipients = planner.recipients(of: alert) else {
+            refuse(delivery, code: "unknown_unit", reason: "unit \(alert.unit) is not in units.csv")
+            return
+        }
+        alertsClock?.observe(alert.firedAt)
+        batch.append((alert.alertId, alert.jsonLine(), recipients, alert))
+        pendingTag = delivery.tag
+        machine.delivered(at: .now)
+    }
+
+    /// Not an alert this notifier can deliver: dead-lettered (`sameday.dead`), counted, logged once a minute.
+    private func refuse(_ delivery: Delivery, code: String, reason: String) {
+        metrics.increment(.notifyRefusalsTotal, code)
+        refusals.append(delivery.tag)
+        machine.delivered(at: .now)
+        if refusalLog.allows(at: SystemClock().now()) {
+            logger.warning(
+                "notify: delivery dead-lettered (at most one line a minute; see sameday_notify_refusals_total)",
+                metadata: [
+                    "amqp.routing_key": "\(Printable.escaped(delivery.routingKey, limit: 200))",
+                    "refusal": "\(code)", "reason": "\(Printable.escaped(reason, limit: 300))",
+                ])
+        }
+    }
+    private var refusals: [DeliveryTag] = []
+
+    func dropUncommitted() {
+        batch.removeAll()
+        refusals.removeAll()
+        pendingTag = nil
+        machine.committed()
+    }
+
+    /// After each delivery or wait: commit the batch when due, take the digests that are due, prune hourly.
+    func step(consumer: Consumer?) throws {
+        if machine.next(now: .now, otherChanges: false) == .commit { try commit(consumer: consumer) }
+        try takeDigests()
+        if ContinuousClock.now - lastMaintenance >= .seconds(600) {
+            lastMaintenance = .now
+            let now = clock.now()
+            planner.dropIdle(at: now)
+            let pruned = try store.prune(before: now - Int64(settings.retentionDays) * 86_400)
+            if pruned > 0 { metrics.increment(.prunedRowsTotal, by: pruned) }
+            try refreshGauges()
+        }
+    }
+
+    /// Records what the batch makes owed, in one transaction, then acks it (and rejects the refused deliveries, so
+    /// the queue dead-letters them).
+    func commit(consumer: Consumer?) throws {
+        let alerts = batch
+        let tag = pendingTag
+        let refused = refusals
+        batch.removeAll(keepingCapacity: true)
+        refusals.removeAll()
+        pendingTag = nil
+        machine.committed()
+        if !alerts.isEmpty {
+            let started = ContinuousClock.now
+            let owed = try store.recordOwed(alerts.map { ($0.alertID, $0.json, $0.recipients) }, at: clock.now())
+            if let alertsClock { try store.saveClock(alertsClock.now()) }
+            metrics.observeCommit(seconds: (ContinuousClock.now - started).secondsValue)
+            let byID = Dictionary(alerts.map { ($0.alertID, $0.alert) }, uniquingKeysWith: { a, _ in a })
+            for row in owed {
+                if let alert = byID[row.alertID] { planner.add(row, alert: alert) }
+            }
+            metrics.increment(.notifyAlertsTotal, by: alerts.count)
+            metrics.increment(.notifyOwedTotal, by: owed.count)
+            metrics.set(.notifyQueues, Double(planner.queueCount))
+        }
+        guard let consumer else { return }
+        for r in refused { _ = try consumer.reject(r, requeue: false) }
+        if let tag { _ = try consumer.ack(tag, multiple: true) }
+    }
+
+    /// Stores every digest that is due, then wakes the channels.
+    private func takeDigests() throws {
+        guard let next = planner.nextDueAt(), next <= clock.now() else { return }
+        let now = clock.now()
+        let planned = planner.takeDue(at: now)
+        for p in planned {
+            try store.commitDigest(
+                recipient: p.recipient, throughSeq: p.throughSeq, at: now, messages: p.messages,
+                lastSentAt: p.lastSentAt, openEscalations: p.openEscalations)
+        }
+        guard !planned.isEmpty else { return }
+        metrics.increment(.notifyDigestsTotal, by: planned.count)
+        metrics.set(.notifyQueues, Double(planner.queueCount))
+        wake()
+        try refreshGauges()
+    }
+
+    private func refreshGauges() throws {
+        let counts = try store.messageCounts()
+        metrics.set(.notifyMessagesPending, Double(counts.pending))
+        metrics.set(.notifyMessagesFailed, Double(counts.failed))
+        metrics.set(.clockSeconds, Double(clock.now()))
+    }
+}
+
+/// `sameday notify` as a swift-service-lifecycle `Service`, on a thread of its own like the worker
+/// (`WorkerRunner`): a graceful stop commits and acks what is in hand and lets each channel finish its message.
+public struct NotifyRunner: Service {
+    let service: NotifyService
+    let stateLock: StateLock?
+    let stop: StopFlag
+
+    public init(service: NotifyService, stateLock: StateLock? = nil, stop: StopFlag = StopFlag()) {
+        self.service = service
+        self.stateLock = stateLock
+        self.stop = stop
+    }
+
+    public func run() async throws {
+        let (service, stateLock) = (service, stateLock)
+        try await runOnOwnThread(name: "sameday.notify", stop: stop, logger: Logger(label: "sameday.notify")) {
+            stop in try service.run(until: stop, stateLock: stateLock)
+        }
+    }
+}
