@@ -58,7 +58,7 @@ public struct DigestPolicy: Sendable, Equatable {
 public struct Digest: Sendable, Equatable {
     /// The dossiers at risk, worst first, at most `DigestPolicy.maxListed`.
     public var atRisk: [Alert]
-    /// Dossiers at risk not listed (past `maxListed`).
+    /// Dossiers at risk not listed (past `maxListed`): they stay owed and the next message names them.
     public var moreAtRisk: Int
     /// Ids of the escalations in `atRisk` that were sent before and are still open.
     public var repeated: Set<String>
@@ -170,15 +170,20 @@ public struct DigestQueue: Sendable, Equatable {
             }
         }
         listed.sort(by: Self.worseFirst)
-        for alert in listed where alert.level == .escalated {
+        let named = Array(listed.prefix(policy.maxListed))
+        for alert in named where alert.level == .escalated {
             openEscalations[alert.dossier] = OpenEscalation(alert: alert, lastSentAt: now)
         }
         let digest = Digest(
-            atRisk: Array(listed.prefix(policy.maxListed)), moreAtRisk: max(0, listed.count - policy.maxListed),
-            repeated: repeated, resolvedCount: resolvedCount, lateResolvedCount: lateResolvedCount,
-            resolvedLatest: resolvedLatest, heldSince: due.heldSince, sentAt: now)
-        pending.removeAll()
-        groupStartedAt = nil
+            atRisk: named, moreAtRisk: max(0, listed.count - policy.maxListed),
+            repeated: repeated.intersection(named.map(\.alertId)), resolvedCount: resolvedCount,
+            lateResolvedCount: lateResolvedCount, resolvedLatest: resolvedLatest, heldSince: due.heldSince,
+            sentAt: now)
+        // What a message could not name stays owed: the next message (a group interval later) names it. Repeats
+        // not named stay due as they were.
+        let namedIDs = Set(named.map(\.alertId))
+        pending.removeAll { namedIDs.contains($0.alertId) }
+        groupStartedAt = pending.isEmpty ? nil : now
         lastSentAt = now
         resolvedCount = 0
         lateResolvedCount = 0

@@ -30,7 +30,9 @@ public struct DigestText: Sendable, Equatable {
             }
             if digest.moreAtRisk > 0 {
                 p.append("")
-                p.append("… và \(VietnameseFormat.integer(digest.moreAtRisk)) hồ sơ khác có nguy cơ trễ hạn.")
+                p.append(
+                    "… và \(VietnameseFormat.integer(digest.moreAtRisk)) hồ sơ khác có nguy cơ trễ hạn, "
+                        + "liệt kê trong thông báo tiếp theo.")
             }
         }
         if let resolved = Self.resolvedLine(digest) {
@@ -68,7 +70,9 @@ public struct DigestText: Sendable, Equatable {
                 h += "\(Self.escape(row.left))</div></div>"
             }
             if digest.moreAtRisk > 0 {
-                h += "<p>… và \(VietnameseFormat.integer(digest.moreAtRisk)) hồ sơ khác có nguy cơ trễ hạn.</p>"
+                h +=
+                    "<p>… và \(VietnameseFormat.integer(digest.moreAtRisk)) hồ sơ khác có nguy cơ trễ hạn, "
+                    + "liệt kê trong thông báo tiếp theo.</p>"
             }
         }
         if let resolved = Self.resolvedLine(digest) { h += "<p>\(Self.escape(resolved))</p>" }

@@ -41,6 +41,8 @@ public struct NotifyPlanner: Sendable {
         public var lastSentAt: Instant?
         /// `recipient_state.open_escalations`: one line per escalation, `<lastSentAt> <alert JSON>`.
         public var openEscalations: String
+        /// Alerts her queue still holds (past the most a message names): they stay owed for the next message.
+        public var keeping: Set<String>
     }
 
     public init(settings: NotifySettings, domain: Configuration) {
@@ -138,8 +140,9 @@ public struct NotifyPlanner: Sendable {
                 Planned(
                     recipient: person, throughSeq: throughSeq[person] ?? 0, digest: digest,
                     messages: messages(digest, to: person, profile: profile, at: now), lastSentAt: queue.lastSentAt,
-                    openEscalations: Self.encodeEscalations(queue.openEscalations)))
-            throughSeq[person] = nil
+                    openEscalations: Self.encodeEscalations(queue.openEscalations),
+                    keeping: Set(queue.pending.map(\.alertId))))
+            if queue.pending.isEmpty { throughSeq[person] = nil }
             // Kept while idle for its group interval (`dropIdle`): the next message still waits for it.
             queues[person] = queue
         }

@@ -194,10 +194,12 @@ public final class NotifyStore: Sendable {
 
     /// A digest taken for `recipient` at `at`, in one transaction: its messages stored pending (one per channel),
     /// every alert she was owed up to `throughSeq` (what her queue held) logged, by each message's channel when the
-    /// message carries it, else as `folded` (resolved before its message went out), and cleared; her state replaced.
+    /// message carries it, else as `folded` (resolved, or superseded by a newer level of its dossier, before its
+    /// message went out), and cleared; her state replaced. Alerts in `keeping` (her queue still holds them: past
+    /// the most a message names) stay owed.
     public func commitDigest(
         recipient: String, throughSeq: Int64, at: Instant, messages: [NotifyMessage], lastSentAt: Instant?,
-        openEscalations: String
+        openEscalations: String, keeping: Set<String> = []
     ) throws {
         try database.write { db in
             var carried: [String: [(channel: String, seq: Int64)]] = [:]
@@ -229,15 +231,15 @@ public final class NotifyStore: Sendable {
                 sql:
                     "INSERT OR IGNORE INTO notification (alert_id, recipient, channel, message_seq, at) VALUES (?, ?, ?, ?, ?)"
             )
-            for id in owedIDs {
+            let clear = try db.cachedStatement(sql: "DELETE FROM owed WHERE recipient = ? AND alert_id = ?")
+            for id in owedIDs where !keeping.contains(id) {
+                try clear.execute(arguments: [recipient, id])
                 if let channels = carried[id] {
                     for c in channels { try log.execute(arguments: [id, recipient, c.channel, c.seq, at]) }
                 } else {
                     try log.execute(arguments: [id, recipient, "folded", nil, at])
                 }
             }
-            try db.execute(
-                sql: "DELETE FROM owed WHERE recipient = ? AND seq <= ?", arguments: [recipient, throughSeq])
             try db.execute(
                 sql: """
                     INSERT INTO recipient_state (recipient, last_sent_at, open_escalations) VALUES (?, ?, ?)

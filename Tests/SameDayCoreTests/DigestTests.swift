@@ -117,7 +117,7 @@ struct DigestTests {
         #expect(q.dueAt(policy: fast, calendar: calendar)?.at == t("2022-05-18 14:00"))
     }
 
-    @Test("a long list is cut at maxListed and the rest counted; the resolutions named are the latest ten")
+    @Test("a long list is cut at maxListed, the rest counted and named by the next message; the resolutions named are the latest ten")
     func bounded() {
         var q = DigestQueue()
         for i in 0..<45 { q.add(alert(.warning, "D\(i)", minutesLeft: i), at: t("2022-05-18 14:00")) }
@@ -128,6 +128,11 @@ struct DigestTests {
         #expect(d?.atRisk.first?.dossier == "D0")
         #expect(d?.resolvedCount == 25)
         #expect(d?.resolvedLatest.map(\.dossier) == (15..<25).map { "R\($0)" })
+        #expect(q.pending.map(\.dossier) == (30..<45).map { "D\($0)" }, "the 15 not named stay owed")
+        #expect(q.dueAt(policy: policy, calendar: calendar)?.at == t("2022-05-18 14:01") + 300, "a group interval later")
+        let next = q.take(at: t("2022-05-18 14:06"), policy: policy, calendar: calendar)
+        #expect(next?.atRisk.map(\.dossier) == (30..<45).map { "D\($0)" })
+        #expect(next?.moreAtRisk == 0 && next?.resolvedCount == 0)
     }
 }
 

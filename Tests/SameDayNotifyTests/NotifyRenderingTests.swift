@@ -48,7 +48,7 @@ struct NotifyRenderingTests {
         #expect(lines.contains("   Đơn vị: Phường Tân Định · Hạn: 18/05/2022 17:00 · quá hạn 5 phút làm việc"))
         #expect(lines.contains("2. [Sắp quá hạn (khẩn)] Hồ sơ 26734-220518-0003"))
         #expect(lines.contains("   Đơn vị: Phường Tân Định · Hạn: 18/05/2022 17:00 · còn 1 giờ 20 phút làm việc"))
-        #expect(lines.contains("… và 2 hồ sơ khác có nguy cơ trễ hạn."))
+        #expect(lines.contains("… và 2 hồ sơ khác có nguy cơ trễ hạn, liệt kê trong thông báo tiếp theo."))
         #expect(lines.contains("Đã giải quyết kể từ thông báo trước: 3 hồ sơ (1 trễ hạn): 26734-220518-0001, …."))
         #expect(text.html.contains("Hồ sơ 26734-220518-0003"))
         #expect(text.html.contains("<html lang=\"vi\">"))
