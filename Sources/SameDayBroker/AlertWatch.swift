@@ -92,10 +92,8 @@ public enum NotifyQueue {
     public static let maxLength: Int64 = 1_000_000
     public static let deliveryLimit: Int64 = 5
 
-    /// The queue's name: the workers' name prefix, then the name `notify.json` gives (`sameday.notify`).
-    public static func name(topology: SameDayTopology, queue: String = defaultName) -> String {
-        topology.namePrefix + queue
-    }
+    /// The queue's name: the workers' name prefix, then `sameday.notify` (the `notify` broker user's rights name it).
+    public static func name(topology: SameDayTopology) -> String { topology.namePrefix + defaultName }
 
     public static func declarations(topology: SameDayTopology, queue: String) -> Topology {
         Topology(

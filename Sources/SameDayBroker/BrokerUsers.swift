@@ -10,6 +10,7 @@ import SameDayCore
 /// | `receiver` | nothing | `sameday.events` | nothing | the units of every system it serves |
 /// | `worker` | nothing | `sameday.alerts`, `sameday.dead` | `sameday.work.<n>`, `sameday.events.log` | — |
 /// | `supervisor.<name>` | `sameday.alerts.<name>.*` | `sameday.alerts.<name>.*` | `sameday.alerts` and its own queues | — |
+/// | `notify` | `sameday.notify` | `sameday.notify`, `sameday.dead` | `sameday.alerts`, `sameday.notify` | — |
 ///
 /// A supervisor's `sameday alerts watch` declares its own queue (`sameday.alerts.<name>.watch.<host>.<pid>`, or a
 /// durable `sameday.alerts.<name>.<queue>`) and binds it to `sameday.alerts` (binding needs write on the queue and
@@ -54,16 +55,19 @@ public struct SameDayBrokerUsers: Sendable {
     public var worker: String?
     /// The user of the HTTP receiver, which publishes for every unit of every unit system; nil for none.
     public var receiver: String?
+    /// The user of `sameday notify`, which declares, binds and consumes its own queue; nil for none.
+    public var notify: String?
 
     public init(
         unitSystems: [UnitSystem], supervisors: [Supervisor], topology: SameDayTopology, worker: String? = "worker",
-        receiver: String? = "receiver"
+        receiver: String? = "receiver", notify: String? = "notify"
     ) {
         self.unitSystems = unitSystems
         self.supervisors = supervisors
         self.topology = topology
         self.worker = worker
         self.receiver = receiver
+        self.notify = notify
     }
 
     /// One user's rights, as `rabbitmqctl set_permissions` / `set_topic_permissions` take them.
@@ -145,6 +149,16 @@ public struct SameDayBrokerUsers: Sendable {
             read: "^(\(work)[0-9]+|\(stream))$", topic: nil)
     }
 
+    /// `sameday notify` declares its queue `sameday.notify` (configure; RabbitMQ also asks for write on the
+    /// queue's dead-letter exchange `sameday.dead`), binds it to the alerts exchange (write on the queue, read on the
+    /// exchange) and consumes it (read). Its refusals are dead-lettered by the queue itself.
+    public func permissions(notify user: String) -> Permissions {
+        let queue = Self.regexEscape(NotifyQueue.name(topology: topology))
+        return Permissions(
+            user: user, configure: "^\(queue)$", write: "^(\(queue)|\(Self.regexEscape(topology.deadLetterExchange)))$",
+            read: "^(\(Self.regexEscape(topology.alertsExchange))|\(queue))$", topic: nil)
+    }
+
     /// A supervisor reads alerts only: it may declare, bind (write) and consume queues in its own namespace
     /// `sameday.alerts.<name>.…`, and bind them to the alerts exchange (read on `sameday.alerts`); it can publish
     /// nowhere (no exchange matches its write pattern: exchange names never start with another's queue prefix).
@@ -172,7 +186,8 @@ public struct SameDayBrokerUsers: Sendable {
 
     public var allPermissions: [Permissions] {
         unitSystems.map(permissions) + (receiver.map { [permissions(receiver: $0)] } ?? [])
-            + (worker.map { [permissions(worker: $0)] } ?? []) + supervisors.map { permissions(supervisor: $0) }
+            + (worker.map { [permissions(worker: $0)] } ?? []) + (notify.map { [permissions(notify: $0)] } ?? [])
+            + supervisors.map { permissions(supervisor: $0) }
     }
 
     /// Every user name, in the order of the definitions file.

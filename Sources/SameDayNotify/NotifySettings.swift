@@ -17,8 +17,6 @@ public struct NotifySettings: Sendable, Equatable {
     public var credentialsFile: String?
     /// `/metrics`, `/healthz` and `/readyz`; empty for none.
     public var metricsListen = "127.0.0.1:9462"
-    /// The notifier's queue, bound to `sameday.alerts` (with the workers' name prefix).
-    public var queue = "sameday.notify"
     /// E-mail through the host's MTA; nil: no e-mail at all.
     public var mail: SendmailChannel.Settings? = SendmailChannel.Settings()
     /// Chat webhooks by name.
@@ -92,7 +90,7 @@ public struct NotifySettings: Sendable, Equatable {
         let root = try reader.root(
             bytes,
             allowed: [
-                "from", "stateDirectory", "credentialsFile", "metricsListen", "queue", "mail", "webhooks", "people",
+                "from", "stateDirectory", "credentialsFile", "metricsListen", "mail", "webhooks", "people",
                 "windows", "levels", "anyHour", "maxListed", "retry", "retentionDays", "batchSize",
                 "batchDelayMilliseconds",
             ])
@@ -106,12 +104,6 @@ public struct NotifySettings: Sendable, Equatable {
         if let v = try root.string("stateDirectory") { s.stateDirectory = try absolute(v, root, "stateDirectory") }
         if let v = try root.string("credentialsFile") { s.credentialsFile = try absolute(v, root, "credentialsFile") }
         if let v = try root.string("metricsListen") { s.metricsListen = v }
-        if let v = try root.string("queue") {
-            guard !v.isEmpty, v.count <= 200, v.unicodeScalars.allSatisfy({ $0.isASCII && $0.value > 0x20 }) else {
-                throw root.error("queue", "a queue name of visible ASCII characters, at most 200")
-            }
-            s.queue = v
-        }
         if let mail = root["mail"] {
             if case .bool(false) = mail.value {
                 s.mail = nil

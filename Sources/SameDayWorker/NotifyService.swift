@@ -42,7 +42,7 @@ public final class NotifyService: Sendable {
 
     /// The queue this notifier consumes.
     public var queue: String {
-        NotifyQueue.name(topology: SameDayTopology(shards: 1, namePrefix: configuration.namePrefix), queue: settings.queue)
+        NotifyQueue.name(topology: SameDayTopology(shards: 1, namePrefix: configuration.namePrefix))
     }
 
     /// Runs on the calling thread until `stop` is requested; throws on an error it cannot wait out.

@@ -159,7 +159,7 @@ struct SupervisorScopeBrokerTests {
                 path: folder + "/unit-systems.json", allowDemoTokens: false, units: hcmc.units)
             users = SameDayBrokerUsers(
                 unitSystems: [], supervisors: try registry.brokerSupervisors(), topology: topology, worker: nil,
-                receiver: nil)
+                receiver: nil, notify: nil)
             try users.validate()
             passwords = Dictionary(uniqueKeysWithValues: users.userNames.map { ($0, "pw-\(UUID().uuidString)") })
             let file = folder + "/definitions.json"

@@ -74,7 +74,7 @@ struct BrokerUsersTests {
             #expect(users.allSatisfy { ($0["password_hash"] as? String) == "" }, "\(file) must hold no hash")
             #expect(
                 Set(users.map { $0["name"] as! String }) == [
-                    "adapter.motcua-q1", "adapter.dvc-so-tu-phap", "receiver", "worker", "supervisor.so-noi-vu",
+                    "adapter.motcua-q1", "adapter.dvc-so-tu-phap", "receiver", "worker", "notify", "supervisor.so-noi-vu",
                     "supervisor.q1-lanh-dao",
                 ])
         }
@@ -88,6 +88,10 @@ struct BrokerUsersTests {
         #expect(worker.configure == "^$")
         #expect(worker.write == "^(sameday\\.alerts|sameday\\.dead)$")
         #expect(worker.read == "^(sameday\\.work\\.[0-9]+|sameday\\.events\\.log)$", "sameday sources reads the stream")
+        let notify = users.permissions(notify: "notify")
+        #expect(notify.configure == "^sameday\\.notify$")
+        #expect(notify.write == "^(sameday\\.notify|sameday\\.dead)$", "binding, and the dead-letter exchange it names")
+        #expect(notify.read == "^(sameday\\.alerts|sameday\\.notify)$", "it reads its queue and binds to the alerts")
         let supervisor = users.permissions(supervisor: "so-noi-vu")
         #expect(
             supervisor.configure == "^sameday\\.alerts\\.so-noi-vu\\..+$" && supervisor.write == supervisor.configure)

@@ -308,6 +308,68 @@ struct NotifyServiceTests {
         #expect(list.output.contains("no failed messages"))
     }
 
+    @Test("as the `notify` broker user, with its least privileges, the notifier declares, binds and consumes its queue")
+    func leastPrivilege() async throws {
+        let tag = UUID().uuidString.prefix(8).lowercased()
+        let vhost = "test.notify.\(tag)"
+        let user = "notify-\(tag)"
+        let password = "pw-\(UUID().uuidString)"
+        let topology = SameDayTopology(shards: 1)
+        let users = SameDayBrokerUsers(
+            unitSystems: [], supervisors: [], topology: topology, worker: nil, receiver: nil, notify: user)
+        let h = try NotifyHarness("privilege")
+        defer {
+            h.cleanUp()
+            _ = try? LocalBroker.rabbitmqctl(["delete_user", user])
+            _ = try? LocalBroker.rabbitmqctl(["delete_vhost", vhost])
+        }
+        let file = h.folder + "/definitions.json"
+        try users.definitionsJSON(
+            mergedWith: topology.topology.definitionsJSON(virtualHost: vhost), virtualHost: vhost,
+            passwordHashes: [user: RabbitPasswordHash.make(password: password)]
+        ).write(to: URL(fileURLWithPath: file))
+        try LocalBroker.rabbitmqctl(["import_definitions", file])
+        try LocalBroker.rabbitmqctl(["set_permissions", "-p", vhost, LocalBroker.url.user, ".*", ".*", ".*"])
+        var worker = h.broker.settings
+        worker.namePrefix = ""
+        worker.clock = .wall
+        worker.brokers = ["amqp://\(user):\(password)@\(LocalBroker.url.host):\(LocalBroker.url.port)/\(vhost)"]
+        let service = NotifyService(configuration: worker, settings: h.settings, domain: domain)
+        let stop = StopFlag()
+        async let run: Void = BlockingThread.run(name: "test notify") { try service.run(until: stop) }
+        let alerts = notifyAlerts(4)
+        let expected = h.expected(alerts, domain: domain)
+        var operatorLogin = LocalBroker.configuration(name: "notify privilege operator")
+        operatorLogin.brokers[0].virtualHost = vhost
+        do {
+            // Published once the notifier has declared and bound its queue.
+            let deadline = ContinuousClock.now + .seconds(30)
+            while service.metrics.value(.ready) != 1 && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(service.metrics.value(.ready) == 1, "the notifier consumes its queue as its own user")
+            let publisher = try Publisher(.init(connection: operatorLogin))
+            for alert in alerts {
+                try publisher.publish(
+                    OutboundMessage(
+                        exchange: topology.alertsExchange,
+                        routingKey: SameDayRoutingKey.alert(
+                            level: alert.level.name, block: alert.block.rawValue, unit: alert.unit),
+                        body: Array(alert.jsonLine().utf8), messageID: alert.alertId))
+            }
+            try publisher.waitForConfirms(timeout: .seconds(10))
+            publisher.close()
+            try await h.waitForDeliveries(expected.count, within: .seconds(30))
+        } catch {
+            stop.request()
+            try? await run
+            throw error
+        }
+        stop.request()
+        try await run
+        #expect(Set(try h.deliveries().map(key)) == expected)
+    }
+
     @Test("SIGKILLed mid-run and restarted, `sameday notify` leaves every person with every alert once")
     func killed() async throws {
         let h = try NotifyHarness("killed")
