@@ -179,7 +179,7 @@ struct BrokerUsersTests {
         let passwords = Dictionary(uniqueKeysWithValues: users.userNames.map { ($0, "pw-of-\($0)-0123456789") })
         let data = users.definitionsJSON(passwordHashes: try users.passwordHashes(passwords: passwords))
         let listed = (try JSONSerialization.jsonObject(with: data) as! [String: Any])["users"] as! [[String: Any]]
-        #expect(listed.count == 4)
+        #expect(listed.count == 5, "adapter, receiver, worker, notify, supervisor")
         for user in listed {
             let name = user["name"] as! String
             #expect(user["hashing_algorithm"] as? String == "rabbit_password_hashing_sha256")

@@ -1,6 +1,7 @@
 import Foundation
 import RabbitMQ
 import SameDayBroker
+import SameDayNotify
 import SameDayTestKit
 import SameDayWorker
 import Testing
@@ -240,6 +241,7 @@ struct DeployUnitTests {
     let installedFrom = [
         "/etc/sameday/worker.json": "deploy/worker.json",
         "/etc/sameday/receiver.json": "deploy/adapters/receiver.json",
+        "/etc/sameday/notify.json": "deploy/notify.json",
     ]
 
     func shippedFile(named installed: String?) throws -> String {
@@ -287,6 +289,17 @@ struct DeployUnitTests {
                 #expect(writable, "\(name): \(folder) is read-only for the service")
             }
         }
+    }
+
+    @Test("sameday notify's shipped notify.json is read, and its state folder is one the unit may write")
+    func notifyFolders() throws {
+        let unit = try UnitFile("sameday-notify.service")
+        let command = try #require(unit.commands.first)
+        #expect(command.prefix(2) == ["/usr/local/bin/sameday", "notify"])
+        let settings = try NotifySettings.load(path: try shippedFile(named: command.value(after: "--notify")))
+        #expect(unit.canWrite(settings.stateDirectory), "\(settings.stateDirectory) is read-only for the notifier")
+        #expect(settings.mail?.program == "/usr/bin/msmtp", "postfix's setgid postdrop cannot run under NoNewPrivileges")
+        #expect(settings.metricsListen == "127.0.0.1:9462")
     }
 
     @Test("every file the report writes is in its output folder, which systemd creates and lets it write")
