@@ -138,7 +138,7 @@ let package = Package(
             name: "sameday-bench",
             dependencies: [
                 "RabbitMQ", "SameDayBroker", "SameDayCore", "SameDayWorker", "SameDayAdapters", "SameDayStore",
-                "SameDayPostgres", "SameDayFormats",
+                "SameDayPostgres", "SameDayFormats", "SameDayNotify",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

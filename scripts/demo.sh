@@ -37,7 +37,46 @@ for n in $(seq 0 $((SHARDS - 1))); do rabbitmqctl -q purge_queue "sameday.work.$
 echo "== 1. The seed's month (15/5–15/6/2022) from every unit's system, scale $SCALE (deterministic) =="
 $BIN simulate --config "$CONFIG" --scenario seed-2022 --scale "$SCALE" --out "$OUT/events.jsonl"
 
-echo "== 2. Four workers, one per shard (clock: the events' own time, to replay a past month) =="
+echo "== 2. sameday notify (alerts to people by e-mail and chat) and four workers, one per shard =="
+# Mail goes to an SMTP server on loopback (scripts/smtp-sink.py) through msmtp, chat to a Telegram stand-in
+# (scripts/chat-sink.py): what District 1's people received is left in $OUT/notify/quan1/.
+NOTIFY="$OUT/notify"
+mkdir -p "$NOTIFY/sink-mail" "$NOTIFY/sink-chat" "$NOTIFY/quan1"
+python3 scripts/smtp-sink.py --dir "$NOTIFY/sink-mail" --lifetime 3600 >/dev/null 2>&1 &
+smtpsink=$!
+python3 scripts/chat-sink.py --dir "$NOTIFY/sink-chat" --lifetime 3600 >/dev/null 2>&1 &
+chatsink=$!
+for _ in $(seq 1 100); do [ -s "$NOTIFY/sink-mail/port" ] && [ -s "$NOTIFY/sink-chat/port" ] && break; sleep 0.1; done
+cat > "$NOTIFY/msmtp.conf" <<MSMTP
+defaults
+syslog off
+account sink
+host 127.0.0.1
+port $(cat "$NOTIFY/sink-mail/port")
+tls off
+auth off
+from sameday@hcmc.example
+account default : sink
+MSMTP
+(umask 077 && echo "100000001:demo-token-for-the-local-chat-sink" > "$NOTIFY/telegram.token")
+# The month is replayed on the alerts' own time; a message due outside working hours waits for the next session.
+cat > "$NOTIFY/notify.json" <<JSON
+{"from": "SameDay <sameday@hcmc.example>", "stateDirectory": "$NOTIFY/state", "metricsListen": "",
+ "mail": {"program": "/usr/bin/msmtp", "arguments": ["-C", "$NOTIFY/msmtp.conf"]},
+ "webhooks": {"telegram": {"kind": "telegram", "tokenFile": "$NOTIFY/telegram.token",
+                           "base": "http://127.0.0.1:$(cat "$NOTIFY/sink-chat/port")"}},
+ "people": {"chuyenvien.tthc@quan1.hcmc.example": {"chat": [{"webhook": "telegram", "chatId": "-1001760"}]}},
+ "windows": {"groupWaitSeconds": 30, "groupIntervalSeconds": 300}}
+JSON
+SAMEDAY_DOMAIN_CONFIG="$CONFIG" SAMEDAY_CLOCK=events SAMEDAY_METRICS_LISTEN="" \
+  $BIN notify --notify "$NOTIFY/notify.json" --log-level warning 2>"$OUT/notify.log" &
+notifier=$!
+for _ in $(seq 1 100); do
+  rabbitmqctl -q list_queues name 2>/dev/null | grep -qx sameday.notify && break
+  kill -0 "$notifier" 2>/dev/null || { echo "sameday notify stopped early:"; cat "$OUT/notify.log"; exit 1; }
+  sleep 0.2
+done
+
 pids=()
 for n in $(seq 0 $((SHARDS - 1))); do
   SAMEDAY_SHARD=$n SAMEDAY_SHARDS=$SHARDS SAMEDAY_STATE_DIR="$OUT/worker/shard-$n" SAMEDAY_DOMAIN_CONFIG="$CONFIG" SAMEDAY_CLOCK=events \
@@ -50,7 +89,7 @@ done
 $BIN alerts watch --unit 760 --level warning --count 5 --config "$CONFIG" > "$OUT/watch-quan1.txt" 2>/dev/null &
 watcher=$!
 # Whatever happens from here on, leave no worker or watcher behind.
-trap 'kill "${pids[@]}" "$watcher" 2>/dev/null || true' EXIT
+trap 'kill "${pids[@]}" "$watcher" "$notifier" "$smtpsink" "$chatsink" 2>/dev/null || true' EXIT
 sleep 2
 
 echo "== 3. The adapter publishes them, confirmed and persistent =="
@@ -74,6 +113,16 @@ echo "applied $applied of $expected events; shard 0's metrics (http://127.0.0.1:
 curl -fsS http://127.0.0.1:9464/metrics 2>/dev/null | grep -E '^sameday_(events_total|alerts_total|dossiers|commit_seconds_(sum|count))[ {]' || true
 kill -TERM "${pids[@]}"; wait "${pids[@]}" || true
 kill "$watcher" 2>/dev/null || true
+# The notifier's last groups: its queue read, then quiet for a group wait (on the alerts' clock, which runs on with
+# the wall clock after the last alert).
+for _ in $(seq 1 180); do
+  before=$(ls "$NOTIFY/sink-mail" "$NOTIFY/sink-chat" | wc -l)
+  sleep 5
+  queued=$(rabbitmqctl -q list_queues name messages 2>/dev/null | awk '$1 == "sameday.notify" {print $2}')
+  [ "${queued:-0}" = 0 ] && [ "$(ls "$NOTIFY/sink-mail" "$NOTIFY/sink-chat" | wc -l)" = "$before" ] && break
+done
+kill -TERM "$notifier"; wait "$notifier" || true
+kill "$smtpsink" "$chatsink" 2>/dev/null || true
 trap - EXIT
 
 echo
@@ -83,7 +132,11 @@ echo "-- what the District 1 supervisor saw (sameday alerts watch --unit 760 --l
 cat "$OUT/watch-quan1.txt"
 
 echo
-echo "== 6. The action month's report, by block (four shards added up), beside the seed's figures =="
+echo "== 6. What people received (sameday notify; $NOTIFY/) =="
+python3 scripts/demo-notify.py "$NOTIFY"
+
+echo
+echo "== 7. The action month's report, by block (four shards added up), beside the seed's figures =="
 rollups=(); for n in $(seq 0 $((SHARDS - 1))); do rollups+=(--rollups "$OUT/worker/shard-$n/rollups"); done
 $BIN report "${rollups[@]}" --from 2022-05-15 --to 2022-06-15 --format table --compare seed-2022 | tee "$OUT/comparison.txt"
 $BIN report "${rollups[@]}" --from 2022-05-15 --to 2022-06-15 --format csv > "$OUT/report-2022-05-15_2022-06-15.csv"
@@ -97,7 +150,7 @@ $BIN report "${rollups[@]}" --from 2022-05-15 --to 2022-06-15 --format csv --lev
 echo "-- the supervisor's page: $OUT/report.html; Biểu 06 per field (Vietnamese headers): $OUT/bieu06-theo-linh-vuc.csv"
 
 echo
-echo "== 7. Check: the same events through \`sameday replay\` give the same report =="
+echo "== 8. Check: the same events through \`sameday replay\` give the same report =="
 $BIN replay --config "$CONFIG" --events "$OUT/events.jsonl" --out "$OUT/replay" >/dev/null
 $BIN report --rollups "$OUT/replay/rollups" --from 2022-05-15 --to 2022-06-15 --format csv > "$OUT/report-replay.csv"
 if cmp -s "$OUT/report-2022-05-15_2022-06-15.csv" "$OUT/report-replay.csv"; then
@@ -105,5 +158,5 @@ if cmp -s "$OUT/report-2022-05-15_2022-06-15.csv" "$OUT/report-replay.csv"; then
 else
   echo "DIFFERENT: see $OUT/report-*.csv" && exit 1
 fi
-echo "Outputs in $OUT/: events.jsonl, worker/shard-N/{alerts,rollups}, report.html, report-*.csv, bieu06-theo-linh-vuc.csv, comparison.txt"
+echo "Outputs in $OUT/: events.jsonl, worker/shard-N/{alerts,rollups}, notify/quan1/*.eml and chat-*.json, report.html, report-*.csv, bieu06-theo-linh-vuc.csv, comparison.txt"
 echo "demo: $((SECONDS - built)) s after the build (scale $SCALE)"

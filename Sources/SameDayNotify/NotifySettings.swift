@@ -224,7 +224,8 @@ public struct NotifySettings: Sendable, Equatable {
             return .init(.generic(url: url, bearerTokenFile: token), timeout: timeout)
         case .telegram:
             guard let token else { throw h.error("tokenFile", "missing: the file that holds the bot token") }
-            return .init(.telegram(tokenFile: token, base: try h.string("base") ?? "https://api.telegram.org"),
+            return .init(
+                .telegram(tokenFile: token, base: try h.string("base") ?? "https://api.telegram.org"),
                 timeout: timeout)
         case .zalo:
             guard let url else { throw h.error("url", "missing: the message API's URL") }

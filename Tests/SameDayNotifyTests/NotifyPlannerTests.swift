@@ -34,7 +34,8 @@ enum PlannerFixture {
         let block: Block = unit == "760" ? .district : .commune
         return Alert(
             alertId: Alert.id(subject: dossier, episode: 1, level: level), level: level, dossier: dossier, unit: unit,
-            block: block, procedure: "2.000815.000.00.00.H29", episode: 1, due: ChannelFixture.at("2022-05-18T17:00:00"),
+            block: block, procedure: "2.000815.000.00.00.H29", episode: 1,
+            due: ChannelFixture.at("2022-05-18T17:00:00"),
             firedAt: ChannelFixture.at(firedAt), thresholdAt: ChannelFixture.at(firedAt), minutesLeft: minutesLeft,
             recipients: [], lateFired: false)
     }
@@ -95,7 +96,9 @@ struct NotifyPlannerTests {
         let t0 = at("2022-05-18T09:00:00")
         let escalated = F.alert(.escalated, "26740-220518-0009", firedAt: "2022-05-18T09:00:00", minutesLeft: -70)
         let recipients = try #require(planner.recipients(of: escalated))
-        for row in try store.recordOwed(alertID: escalated.alertId, json: escalated.jsonLine(), recipients: recipients, at: t0) {
+        for row in try store.recordOwed(
+            alertID: escalated.alertId, json: escalated.jsonLine(), recipients: recipients, at: t0)
+        {
             planner.add(row, alert: escalated)
         }
         for p in planner.takeDue(at: t0 + 30) {
@@ -105,7 +108,8 @@ struct NotifyPlannerTests {
         }
         let warning = F.alert(.warning, "26740-220518-0010", firedAt: "2022-05-18T09:01:00")
         for row in try store.recordOwed(
-            alertID: warning.alertId, json: warning.jsonLine(), recipients: try #require(planner.recipients(of: warning)),
+            alertID: warning.alertId, json: warning.jsonLine(),
+            recipients: try #require(planner.recipients(of: warning)),
             at: t0 + 60)
         {
             planner.add(row, alert: warning)
@@ -180,17 +184,21 @@ struct NotifySettingsTests {
         #expect(s.channelNames == ["email", "webhook:hook", "webhook:tg"])
     }
 
-    @Test("mistakes are refused with the line and the key", arguments: [
-        (#"{"from": "SameDay"}"#, "from"),
-        (#"{"from": "a@b.example", "mail": {"program": "sendmail"}}"#, "absolute path"),
-        (#"{"from": "a@b.example", "webhooks": {"tg": {"kind": "signal"}}}"#, "unknown webhook kind"),
-        (#"{"from": "a@b.example", "people": {"x@y.example": {"chat": [{"webhook": "nope", "chatId": "1"}]}}}"#,
-         "no webhook \"nope\""),
-        (#"{"from": "a@b.example", "anyHour": ["urgent"]}"#, "unknown alert level"),
-        (#"{"from": "a@b.example", "windows": {"groupWait": 5}}"#, "groupWait"),
-        (#"{"from": "a@b.example", "retry": {"baseDelaySeconds": 100, "maxDelaySeconds": 10}}"#, "at least"),
-        (#"{"from": "a@b.example", "form": 1}"#, "form"),
-    ])
+    @Test(
+        "mistakes are refused with the line and the key",
+        arguments: [
+            (#"{"from": "SameDay"}"#, "from"),
+            (#"{"from": "a@b.example", "mail": {"program": "sendmail"}}"#, "absolute path"),
+            (#"{"from": "a@b.example", "webhooks": {"tg": {"kind": "signal"}}}"#, "unknown webhook kind"),
+            (
+                #"{"from": "a@b.example", "people": {"x@y.example": {"chat": [{"webhook": "nope", "chatId": "1"}]}}}"#,
+                "no webhook \"nope\""
+            ),
+            (#"{"from": "a@b.example", "anyHour": ["urgent"]}"#, "unknown alert level"),
+            (#"{"from": "a@b.example", "windows": {"groupWait": 5}}"#, "groupWait"),
+            (#"{"from": "a@b.example", "retry": {"baseDelaySeconds": 100, "maxDelaySeconds": 10}}"#, "at least"),
+            (#"{"from": "a@b.example", "form": 1}"#, "form"),
+        ])
     func refused(text: String, says: String) throws {
         do {
             _ = try parse(text)

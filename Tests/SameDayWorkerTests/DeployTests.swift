@@ -298,7 +298,8 @@ struct DeployUnitTests {
         #expect(command.prefix(2) == ["/usr/local/bin/sameday", "notify"])
         let settings = try NotifySettings.load(path: try shippedFile(named: command.value(after: "--notify")))
         #expect(unit.canWrite(settings.stateDirectory), "\(settings.stateDirectory) is read-only for the notifier")
-        #expect(settings.mail?.program == "/usr/bin/msmtp", "postfix's setgid postdrop cannot run under NoNewPrivileges")
+        #expect(
+            settings.mail?.program == "/usr/bin/msmtp", "postfix's setgid postdrop cannot run under NoNewPrivileges")
         #expect(settings.metricsListen == "127.0.0.1:9462")
     }
 

@@ -1,7 +1,6 @@
 import Foundation
 import RabbitMQ
 import SameDayBroker
-@testable import SameDayCore
 import SameDayFormats
 import SameDayNotify
 import SameDayStore
@@ -9,6 +8,8 @@ import SameDayTestKit
 import SameDayWorker
 import Synchronization
 import Testing
+
+@testable import SameDayCore
 
 #if canImport(Glibc)
     import Glibc
@@ -207,15 +208,19 @@ struct NotifyServiceTests {
         "\(d.recipient) \(d.channel) \(d.alertID)"
     }
 
-    @Test("each person receives exactly the alerts of her units, grouped, by e-mail and chat; bad alerts are dead-lettered")
+    @Test(
+        "each person receives exactly the alerts of her units, grouped, by e-mail and chat; bad alerts are dead-lettered"
+    )
     func exactlyHerAlerts() async throws {
         let h = try NotifyHarness("exact")
         defer { h.cleanUp() }
         let alerts = notifyAlerts(40)
         let expected = h.expected(alerts, domain: domain)
-        #expect(expected.contains("\(NotifyHarness.chatPerson) email \(alerts[1].alertId)") == false,
+        #expect(
+            expected.contains("\(NotifyHarness.chatPerson) email \(alerts[1].alertId)") == false,
             "a ward's warning does not go to the district's head")
-        #expect(expected.contains { $0.hasPrefix(NotifyHarness.chatPerson) && $0.hasSuffix(alerts[9].alertId) },
+        #expect(
+            expected.contains { $0.hasPrefix(NotifyHarness.chatPerson) && $0.hasSuffix(alerts[9].alertId) },
             "the ward's overdue dossier goes to the district's head (parentRoles)")
         try h.declareQueue()
         try h.publish(alerts, raw: ["{not json", #"{"alertId":"x","level":"warning","unit":"99999"}"#])
