@@ -40,7 +40,8 @@ $BIN simulate --config "$CONFIG" --scenario seed-2022 --scale "$SCALE" --out "$O
 echo "== 2. sameday notify (alerts to people by e-mail and chat) and four workers, one per shard =="
 # Mail goes to an SMTP server on loopback (scripts/smtp-sink.py) through msmtp, chat to a Telegram stand-in
 # (scripts/chat-sink.py): what District 1's people received is left in $OUT/notify/quan1/.
-NOTIFY="$OUT/notify"
+NOTIFY="$(realpath -m "$OUT")/notify"  # notify.json takes absolute paths
+ROLLUPS=$(for n in $(seq 0 $((SHARDS - 1))); do printf '"%s/worker/shard-%s/rollups"\n' "$(realpath -m "$OUT")" "$n"; done | paste -sd, -)
 mkdir -p "$NOTIFY/sink-mail" "$NOTIFY/sink-chat" "$NOTIFY/quan1"
 python3 scripts/smtp-sink.py --dir "$NOTIFY/sink-mail" --lifetime 3600 >/dev/null 2>&1 &
 smtpsink=$!
@@ -66,7 +67,8 @@ cat > "$NOTIFY/notify.json" <<JSON
  "webhooks": {"telegram": {"kind": "telegram", "tokenFile": "$NOTIFY/telegram.token",
                            "base": "http://127.0.0.1:$(cat "$NOTIFY/sink-chat/port")"}},
  "people": {"chuyenvien.tthc@quan1.hcmc.example": {"chat": [{"webhook": "telegram", "chatId": "-1001760"}]}},
- "windows": {"groupWaitSeconds": 30, "groupIntervalSeconds": 300}}
+ "windows": {"groupWaitSeconds": 30, "groupIntervalSeconds": 300},
+ "dailySummary": {"at": "16:30", "rollups": [$ROLLUPS]}}
 JSON
 SAMEDAY_DOMAIN_CONFIG="$CONFIG" SAMEDAY_CLOCK=events SAMEDAY_METRICS_LISTEN="" \
   $BIN notify --notify "$NOTIFY/notify.json" --log-level warning 2>"$OUT/notify.log" &

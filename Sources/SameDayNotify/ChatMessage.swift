@@ -42,6 +42,16 @@ public struct ChatMessage: Sendable, Equatable {
         self.alertIDs = digest.alertIDs
     }
 
+    /// A message of text alone (a daily summary), carrying no alert.
+    public init(kind: ChatKind, chatID: String, text: DigestText) {
+        self.kind = kind
+        self.chatID = chatID
+        self.digestText = text
+        self.alerts = []
+        self.resolvedCount = 0
+        self.alertIDs = []
+    }
+
     /// The message text, cut to the API's length with a last line that says so.
     public var text: String {
         let full = digestText.plain

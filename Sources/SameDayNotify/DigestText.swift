@@ -9,6 +9,13 @@ public struct DigestText: Sendable, Equatable {
     public var plain: String
     public var html: String
 
+    /// A text made elsewhere (a daily summary's), for the channels that take a `DigestText`.
+    public init(subject: String, plain: String, html: String) {
+        self.subject = subject
+        self.plain = plain
+        self.html = html
+    }
+
     /// - Parameters:
     ///   - scope: whom the message is for, as a heading ("Quận 1"; the recipient's unit, or her units' parent).
     public init(_ digest: Digest, scope: String, configuration: Configuration) {

@@ -16,6 +16,8 @@ public struct MailMessage: Sendable, Equatable {
     public var html: String
     public var sentAt: Instant
     public var alertIDs: [String]
+    /// A Message-ID of the caller's (a daily summary's: one per person and day); nil: derived from the alerts.
+    public var fixedMessageID: String?
 
     public init(
         from: String, to: String, subject: String, plain: String, html: String, sentAt: Instant, alertIDs: [String]
@@ -31,6 +33,7 @@ public struct MailMessage: Sendable, Equatable {
 
     /// A stable id for this message: the same recipient and alerts give the same id.
     public var messageID: String {
+        if let fixedMessageID { return fixedMessageID }
         let key = ([to] + alertIDs).joined(separator: "\n")
         var h = FNV1a.hash(key)
         let first = FNV1a.hex(h)

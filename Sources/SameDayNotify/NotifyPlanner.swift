@@ -15,6 +15,10 @@ public struct NotifyPlanner: Sendable {
     /// The newest owed arrival (store seq) each queue holds: a digest clears what its person was owed up to it.
     private var throughSeq: [String: Int64] = [:]
     private var profiles: [String: Profile] = [:]
+    /// The units whose alerts reach each person (any level): her daily summary's units.
+    private var personUnits: [String: [UnitID]] = [:]
+    /// The local day of each person's last daily summary taken.
+    private var summarizedDay: [String: Int64] = [:]
 
     /// How a person is reached and whose calendar holds her messages.
     public struct Profile: Sendable, Equatable {
@@ -51,6 +55,66 @@ public struct NotifyPlanner: Sendable {
         var profiles: [String: Profile] = [:]
         for person in Self.everyone(in: domain) { profiles[person] = Self.profile(person, settings, domain) }
         self.profiles = profiles
+        var units: [String: [UnitID]] = [:]
+        for id in domain.units.indices.map({ UnitID($0) }) {
+            var seen = Set<String>()
+            for level in AlertLevel.allCases {
+                for person in domain.recipients(level, unit: id) where seen.insert(person).inserted {
+                    units[person, default: []].append(id)
+                }
+            }
+        }
+        personUnits = units
+    }
+
+    /// The units whose alerts reach `person`, in units.csv order.
+    public func units(of person: String) -> [Unit] { (personUnits[person] ?? []).map(domain.unit) }
+
+    /// The people whose daily summary is due at `now`: today is a working day of their calendar, the configured
+    /// time has passed, and today's was not taken yet (after a restart it is taken again; its Message-ID, one per
+    /// person and day, keeps it from being stored twice).
+    public mutating func summariesDue(at now: Instant) -> [String] {
+        guard let summary = settings.dailySummary else { return [] }
+        let day = LocalTime.day(of: now)
+        guard now >= LocalTime.start(ofDay: day) + Int64(summary.secondsOfDay) else { return [] }
+        var due: [String] = []
+        for person in personUnits.keys.sorted() where summarizedDay[person] != day {
+            let profile = profile(of: person)
+            guard profile.isReachable else { continue }
+            summarizedDay[person] = day
+            if profile.calendar.schedule(ofDay: day).isWorkingDay { due.append(person) }
+        }
+        return due
+    }
+
+    /// A daily summary's messages: an e-mail and a chat message per chat channel, with one Message-ID per person
+    /// and day.
+    public func summaryMessages(_ summary: DailySummary, to person: String) -> [NotifyMessage] {
+        let profile = profile(of: person)
+        let text = SummaryText(summary, scope: profile.scope, configuration: domain)
+        var mail = MailMessage(
+            from: settings.from, to: person, subject: text.subject, plain: text.plain, html: text.html,
+            sentAt: summary.sentAt, alertIDs: [])
+        mail.fixedMessageID = "<summary.\(summary.day).\(FNV1a.hex(FNV1a.hash(person)))@sameday>"
+        var out: [NotifyMessage] = []
+        if profile.email {
+            out.append(
+                NotifyMessage(
+                    messageID: mail.messageID, recipient: person, channel: NotifySettings.emailChannel,
+                    destination: person, body: mail.rendered(), alertIDs: [], createdAt: summary.sentAt,
+                    nextAttemptAt: summary.sentAt))
+        }
+        for chat in profile.chats {
+            let message = ChatMessage(
+                kind: chat.kind, chatID: chat.chatID,
+                text: DigestText(subject: text.subject, plain: text.plain, html: text.html))
+            out.append(
+                NotifyMessage(
+                    messageID: mail.messageID, recipient: person, channel: NotifySettings.webhookChannel(chat.webhook),
+                    destination: chat.chatID, body: message.body(), alertIDs: [], createdAt: summary.sentAt,
+                    nextAttemptAt: summary.sentAt))
+        }
+        return out
     }
 
     /// Everybody `alerting.json` names, in a stable order.

@@ -30,6 +30,21 @@ public struct NotifySettings: Sendable, Equatable {
     /// Alerts in hand before they are committed and acked, and how long the first waits.
     public var batchSize = 500
     public var batchDelayMilliseconds = 200
+    /// A summary per person each working day at a time of day; nil: none.
+    public var dailySummary: DailySummary?
+
+    /// `dailySummary`: at `at` (local time) on each working day of a person's calendar, her units' same-day
+    /// figures so far (the workers' daily rollup files in `rollups`, one folder per shard) and what is overdue.
+    public struct DailySummary: Sendable, Equatable {
+        /// Seconds after local midnight.
+        public var secondsOfDay: Int
+        public var rollups: [String]
+
+        public init(secondsOfDay: Int, rollups: [String]) {
+            self.secondsOfDay = secondsOfDay
+            self.rollups = rollups
+        }
+    }
 
     public struct Person: Sendable, Equatable {
         /// Whether she gets e-mail (nil: when her address is an e-mail address).
@@ -92,7 +107,7 @@ public struct NotifySettings: Sendable, Equatable {
             allowed: [
                 "from", "stateDirectory", "credentialsFile", "metricsListen", "mail", "webhooks", "people",
                 "windows", "levels", "anyHour", "maxListed", "retry", "retentionDays", "batchSize",
-                "batchDelayMilliseconds",
+                "batchDelayMilliseconds", "dailySummary",
             ])
         guard let from = try root.string("from") else {
             throw root.error("from", "missing: the sender of the e-mails, e.g. \"SameDay <sameday@example.gov.vn>\"")
@@ -186,6 +201,19 @@ public struct NotifySettings: Sendable, Equatable {
         if let v = try root.int("retentionDays", in: 1...3660) { s.retentionDays = v }
         if let v = try root.int("batchSize", in: 1...10_000) { s.batchSize = v }
         if let v = try root.int("batchDelayMilliseconds", in: 1...10_000) { s.batchDelayMilliseconds = v }
+        if let d = try root.object("dailySummary") {
+            try d.only(["at", "rollups"])
+            guard let at = try d.string("at") else { throw d.error("at", "missing: the local time, HH:MM") }
+            let parts = at.split(separator: ":")
+            guard at.count == 5, parts.count == 2, let h = Int(parts[0]), let m = Int(parts[1]), (0..<24).contains(h),
+                (0..<60).contains(m)
+            else { throw d.error("at", "\"\(at)\" is not HH:MM") }
+            let rollups = try d.strings("rollups") ?? []
+            for path in rollups where !(path.hasPrefix("/") || path.hasPrefix(".")) {
+                throw d.error("rollups", "expected paths starting with / or ., found \"\(path)\"")
+            }
+            s.dailySummary = DailySummary(secondsOfDay: (h * 60 + m) * 60, rollups: rollups)
+        }
         return s
     }
 

@@ -127,6 +127,13 @@ public final class NotifyStore: Sendable {
                     );
                     CREATE INDEX message_pending ON message(next_attempt_at) WHERE status = 'pending';
                     CREATE INDEX message_failed ON message(seq) WHERE status = 'failed';
+                    CREATE TABLE open_overdue (
+                        unit TEXT NOT NULL,
+                        dossier TEXT NOT NULL,
+                        at INTEGER NOT NULL,
+                        json TEXT NOT NULL,
+                        PRIMARY KEY (unit, dossier)
+                    ) WITHOUT ROWID;
                     CREATE TABLE clock (
                         id INTEGER PRIMARY KEY CHECK (id = 0),
                         at INTEGER NOT NULL
@@ -283,6 +290,54 @@ public final class NotifyStore: Sendable {
         }
     }
 
+    /// Dossiers overdue and not resolved, from every alert the notifier reads (whoever receives it): `overdue` and
+    /// `escalated` open one, `cleared` and `resolved_late` close it. What the daily summary lists.
+    public func trackOverdue(
+        opened: [(unit: String, dossier: String, json: String)], closed: [(unit: String, dossier: String)], at: Instant
+    )
+        throws
+    {
+        guard !opened.isEmpty || !closed.isEmpty else { return }
+        try database.write { db in
+            let open = try db.cachedStatement(
+                sql: "INSERT OR REPLACE INTO open_overdue (unit, dossier, at, json) VALUES (?, ?, ?, ?)")
+            for o in opened { try open.execute(arguments: [o.unit, o.dossier, at, o.json]) }
+            let close = try db.cachedStatement(sql: "DELETE FROM open_overdue WHERE unit = ? AND dossier = ?")
+            for c in closed { try close.execute(arguments: [c.unit, c.dossier]) }
+        }
+    }
+
+    /// The open overdue dossiers of `units`, as the JSON lines of their latest alerts, oldest first.
+    public func openOverdue(units: Set<String>) throws -> [String] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT unit, json FROM open_overdue ORDER BY at, unit, dossier")
+                .filter { units.contains($0[0]) }.map { $0[1] }
+        }
+    }
+
+    /// Messages that are not part of a digest (a daily summary), stored pending unless their Message-ID is there
+    /// already for that channel (taken again after a restart). Returns how many are new.
+    @discardableResult
+    public func storeMessages(_ messages: [NotifyMessage]) throws -> Int {
+        try database.write { db in
+            var added = 0
+            for message in messages {
+                try db.execute(
+                    sql: """
+                        INSERT OR IGNORE INTO message (message_id, recipient, channel, destination, body, alert_ids,
+                            created_at, attempts, next_attempt_at, status)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, 'pending')
+                        """,
+                    arguments: [
+                        message.messageID, message.recipient, message.channel, message.destination, message.body,
+                        message.alertIDs.joined(separator: ","), message.createdAt, message.nextAttemptAt,
+                    ])
+                added += db.changesCount
+            }
+            return added
+        }
+    }
+
     /// The notifier's clock as last saved (the alerts clock resumes from it after a restart).
     public func clock() throws -> Instant? {
         try database.read { db in try Instant.fetchOne(db, sql: "SELECT at FROM clock WHERE id = 0") }
@@ -353,6 +408,9 @@ public final class NotifyStore: Sendable {
                     DELETE FROM message WHERE seq IN
                         (SELECT seq FROM message WHERE status = 'delivered' AND created_at < ? LIMIT ?)
                     """, arguments: [before, limit])
+            removed += db.changesCount
+            // An overdue dossier whose resolution never came (retired, abandoned) leaves the summary in time.
+            try db.execute(sql: "DELETE FROM open_overdue WHERE at < ?", arguments: [before])
             removed += db.changesCount
             return removed
         }

@@ -3,6 +3,7 @@ import Logging
 import RabbitMQ
 import SameDayBroker
 import SameDayCore
+import SameDayFormats
 import SameDayNotify
 import SameDayStore
 import ServiceLifecycle
@@ -324,6 +325,7 @@ final class NotifyLoop {
     private var batch: [(alertID: String, json: String, recipients: [String], alert: Alert)] = []
     private var pendingTag: DeliveryTag?
     private var lastMaintenance = ContinuousClock.now - .seconds(3600)
+    private var lastSummaryCheck = ContinuousClock.now - .seconds(3600)
     private let refusalLog = LogThrottle()
 
     /// The largest alert body taken (a worker's alert is well under 2 KiB).
@@ -422,6 +424,10 @@ final class NotifyLoop {
     func step(consumer: Consumer?) throws {
         if machine.next(now: .now, otherChanges: false) == .commit { try commit(consumer: consumer) }
         try takeDigests()
+        if settings.dailySummary != nil, ContinuousClock.now - lastSummaryCheck >= .seconds(10) {
+            lastSummaryCheck = .now
+            try takeSummaries()
+        }
         if ContinuousClock.now - lastMaintenance >= .seconds(600) {
             lastMaintenance = .now
             let now = clock.now()
@@ -445,6 +451,13 @@ final class NotifyLoop {
         if !alerts.isEmpty {
             let started = ContinuousClock.now
             let owed = try store.recordOwed(alerts.map { ($0.alertID, $0.json, $0.recipients) }, at: clock.now())
+            try store.trackOverdue(
+                opened: alerts.filter { $0.alert.level == .overdue || $0.alert.level == .escalated }.map {
+                    ($0.alert.unit, $0.alert.dossier, $0.json)
+                },
+                closed: alerts.filter { $0.alert.level == .cleared || $0.alert.level == .resolvedLate }.map {
+                    ($0.alert.unit, $0.alert.dossier)
+                }, at: clock.now())
             if let alertsClock { try store.saveClock(alertsClock.now()) }
             metrics.observeCommit(seconds: (ContinuousClock.now - started).secondsValue)
             let byID = Dictionary(alerts.map { ($0.alertID, $0.alert) }, uniquingKeysWith: { a, _ in a })
@@ -475,6 +488,47 @@ final class NotifyLoop {
         metrics.set(.notifyQueues, Double(planner.queueCount))
         wake()
         try refreshGauges()
+    }
+
+    /// The daily summaries due: today's figures read once from the workers' rollup files, the open overdue
+    /// dossiers from the store, one summary per person, stored (once per person and day) and sent.
+    private func takeSummaries() throws {
+        guard let configured = settings.dailySummary else { return }
+        let now = clock.now()
+        let people = planner.summariesDue(at: now)
+        guard !people.isEmpty else { return }
+        let day = LocalDate(dayNumber: LocalTime.day(of: now))
+        // Each shard's folder on its own: one that has not written today's file yet leaves the others' figures.
+        var figures: [String: RollupFigures] = [:]
+        var unread: [String] = []
+        for root in configured.rollups {
+            do {
+                let period = try RollupFolder.period(rollups: [root], from: day, to: day, fields: false)
+                for row in period.rollup.units {
+                    figures[row.unit] = (figures[row.unit] ?? RollupFigures()) + row.figures
+                }
+            } catch {
+                unread.append("\(error)")
+            }
+        }
+        if !unread.isEmpty {
+            logger.warning(
+                "notify: daily summaries without some shards' figures",
+                metadata: ["day": "\(day)", "errors": "\(unread.joined(separator: "; "))"])
+        }
+        var messages: [NotifyMessage] = []
+        for person in people {
+            let units = planner.units(of: person)
+            let overdue = try store.openOverdue(units: Set(units.map(\.code))).compactMap {
+                try? Alert.decode(json: Array($0.utf8))
+            }
+            let summary = DailySummary(
+                day: day, sentAt: now, units: units.map { ($0, figures[$0.code]) }, overdue: overdue)
+            messages += planner.summaryMessages(summary, to: person)
+        }
+        let stored = try store.storeMessages(messages)
+        logger.info("notify: daily summaries", metadata: ["people": "\(people.count)", "messages": "\(stored)"])
+        if stored > 0 { wake() }
     }
 
     private func refreshGauges() throws {

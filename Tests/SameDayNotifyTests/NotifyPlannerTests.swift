@@ -156,6 +156,68 @@ struct NotifyPlannerTests {
     }
 }
 
+extension NotifyPlannerTests {
+    @Test("a daily summary per person on her working days at the configured time: her units' figures, what is overdue")
+    func dailySummary() throws {
+        var settings = F.settings
+        settings.dailySummary = .init(secondsOfDay: 16 * 3600 + 30 * 60, rollups: [])
+        var planner = NotifyPlanner(settings: settings, domain: F.domain)
+        #expect(planner.summariesDue(at: at("2022-05-18T16:29:00")).isEmpty, "not before 16:30")
+        let due = planner.summariesDue(at: at("2022-05-18T16:30:00"))
+        #expect(due.contains(F.districtHead) && due.contains(F.wardSpecialist))
+        #expect(planner.summariesDue(at: at("2022-05-18T17:00:00")).isEmpty, "once a day")
+        #expect(planner.summariesDue(at: at("2022-05-21T16:30:00")).isEmpty, "Saturday is no working day")
+        #expect(planner.units(of: F.wardSpecialist).map(\.code) == ["26740"])
+        let headUnits = planner.units(of: F.districtHead).map(\.code)
+        #expect(headUnits.contains("760") && headUnits.contains("26740"), "her district and its wards")
+
+        var ward = RollupFigures()
+        ward.sameDayReceived = 12
+        ward.sameDayResolvedSameDay = 9
+        ward.inProgressOverdue = 1
+        let overdue = F.alert(.overdue, "26740-220518-0004", minutesLeft: -40)
+        let summary = DailySummary(
+            day: LocalDate(year: 2022, month: 5, day: 18)!, sentAt: at("2022-05-18T16:30:00"),
+            units: planner.units(of: F.districtHead).map { ($0, $0.code == "26740" ? ward : nil) }, overdue: [overdue])
+        let text = SummaryText(summary, scope: "Quận 1", configuration: F.domain)
+        #expect(text.subject == "[SameDay] Quận 1: tổng hợp ngày 18/05/2022")
+        #expect(
+            text.plain.contains(
+                "- Phường Bến Nghé: tiếp nhận 12 hồ sơ giải quyết trong ngày, đã giải quyết trong ngày 9; đang giải quyết quá hạn 1"
+            ))
+        #expect(text.plain.contains("Hồ sơ quá hạn chưa giải quyết (1):"))
+        #expect(text.plain.contains("Hồ sơ 26740-220518-0004"))
+        let messages = planner.summaryMessages(summary, to: F.districtHead)
+        #expect(messages.map(\.channel) == ["email", "webhook:tg"])
+        #expect(messages[0].messageID == planner.summaryMessages(summary, to: F.districtHead)[0].messageID)
+        #expect(messages[0].messageID.hasPrefix("<summary.2022-05-18."))
+        let empty = SummaryText(
+            DailySummary(day: summary.day, sentAt: summary.sentAt, units: [], overdue: []), scope: "Quận 1",
+            configuration: F.domain)
+        #expect(empty.plain.contains("Chưa có số liệu trong ngày.") && empty.plain.contains("Không có hồ sơ quá hạn"))
+    }
+
+    @Test("the store keeps the open overdue dossiers, and a summary's messages once per Message-ID")
+    func overdueAndSummaryStore() throws {
+        let folder = NSTemporaryDirectory() + "sameday-summary-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let store = try NotifyStore(path: folder + "/notify.sqlite")
+        let t = at("2022-05-18T15:00:00")
+        try store.trackOverdue(
+            opened: [("26740", "A", "{a}"), ("26740", "B", "{b}"), ("760", "C", "{c}")], closed: [], at: t)
+        try store.trackOverdue(opened: [], closed: [("26740", "A")], at: t + 60)
+        #expect(try store.openOverdue(units: ["26740"]) == ["{b}"])
+        #expect(try store.openOverdue(units: ["26740", "760"]).count == 2)
+        let message = NotifyMessage(
+            messageID: "<summary.x@sameday>", recipient: "p@x.example", channel: "email", destination: "p@x.example",
+            body: "b", alertIDs: [], createdAt: t, nextAttemptAt: t)
+        #expect(try store.storeMessages([message]) == 1)
+        #expect(try store.storeMessages([message]) == 0, "taken again after a restart: stored once")
+        try store.prune(before: t + 1)
+        #expect(try store.openOverdue(units: ["26740", "760"]).isEmpty, "pruned with the retention window")
+    }
+}
+
 @Suite("notify.json: every error names the file, line and key")
 struct NotifySettingsTests {
     func parse(_ text: String) throws -> NotifySettings { try NotifySettings.parse(Array(text.utf8)) }
@@ -172,7 +234,8 @@ struct NotifySettingsTests {
              "windows": {"groupWaitSeconds": 10, "groupIntervalSeconds": 120},
              "levels": {"escalated": {"groupWaitSeconds": 0}},
              "anyHour": ["escalated", "overdue"], "maxListed": 20,
-             "retry": {"maxAttempts": 5, "baseDelaySeconds": 10, "maxDelaySeconds": 600}, "retentionDays": 14}
+             "retry": {"maxAttempts": 5, "baseDelaySeconds": 10, "maxDelaySeconds": 600}, "retentionDays": 14,
+             "dailySummary": {"at": "16:30", "rollups": ["/var/lib/sameday/shard-0/rollups"]}}
             """)
         #expect(s.mail?.program == "/usr/bin/msmtp" && s.mail?.timeout == .seconds(30))
         #expect(s.webhooks["tg"]?.kind == .telegram && s.webhooks["hook"]?.kind == .generic)
@@ -182,6 +245,7 @@ struct NotifySettingsTests {
         #expect(s.digest.anyHour == [.escalated, .overdue] && s.digest.maxListed == 20)
         #expect(s.retry == RetryPolicy(maxAttempts: 5, baseDelay: 10, maxDelay: 600, maxRetryAfter: 3600))
         #expect(s.channelNames == ["email", "webhook:hook", "webhook:tg"])
+        #expect(s.dailySummary == .init(secondsOfDay: 59_400, rollups: ["/var/lib/sameday/shard-0/rollups"]))
     }
 
     @Test(
@@ -198,6 +262,7 @@ struct NotifySettingsTests {
             (#"{"from": "a@b.example", "windows": {"groupWait": 5}}"#, "groupWait"),
             (#"{"from": "a@b.example", "retry": {"baseDelaySeconds": 100, "maxDelaySeconds": 10}}"#, "at least"),
             (#"{"from": "a@b.example", "form": 1}"#, "form"),
+            (#"{"from": "a@b.example", "dailySummary": {"at": "4pm"}}"#, "is not HH:MM"),
         ])
     func refused(text: String, says: String) throws {
         do {

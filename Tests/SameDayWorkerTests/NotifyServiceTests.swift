@@ -313,6 +313,51 @@ struct NotifyServiceTests {
         #expect(list.output.contains("no failed messages"))
     }
 
+    @Test("the daily summary goes out at its time, with the day's figures from the rollup files and what is overdue")
+    func dailySummary() async throws {
+        let h = try NotifyHarness("summary")
+        defer { h.cleanUp() }
+        // Three dossiers received by Bến Nghé that day, into rollup files by `sameday replay`.
+        let lines = (1...3).map { n in
+            #"{"schema":"sameday.dossier-event/1","eventId":"26740-220518-100\#(n)-received","#
+                + #""dossier":"26740-220518-100\#(n)","unit":"26740","procedure":"2.000815.000.00.00.H29","#
+                + #""type":"received","occurredAt":"2022-05-18T09:0\#(n):00+07:00","channel":"direct","source":"test"}"#
+        }
+        let eventsFile = h.folder + "/events.jsonl"
+        try (lines.joined(separator: "\n") + "\n").write(toFile: eventsFile, atomically: true, encoding: .utf8)
+        let replay = try runSameday([
+            "replay", "--config", hcmcConfiguration, "--events", eventsFile, "--out", h.folder + "/replay",
+        ])
+        #expect(replay.status == 0, "\(replay.output)")
+        h.settings.dailySummary = .init(secondsOfDay: 16 * 3600 + 30 * 60, rollups: [h.folder + "/replay/rollups"])
+        var overdue = notifyAlerts(2)[1]  // Bến Nghé's
+        overdue.level = .overdue
+        overdue.alertId = Alert.id(subject: overdue.dossier, episode: 1, level: .overdue)
+        let clock = StepClock(RFC3339.parse("2022-05-18T16:00:00+07:00")!)
+        try h.declareQueue()
+        try h.publish([overdue])
+        let specialist = "chuyenvien.tthc@phuong-bennghe.quan1.hcmc.example"
+        func summaries() throws -> [StoredMail] {
+            try h.smtp.messages.map(StoredMail.init).filter {
+                $0.subject?.contains("tổng hợp ngày 18/05/2022") == true
+                    && $0.header("X-Sink-Rcpt-To")?.contains(specialist) == true
+            }
+        }
+        try await h.runInProcess(domain: domain, clock: clock) {
+            try await Task.sleep(for: .seconds(2))
+            clock.set("2022-05-18T16:31:00+07:00")
+            let deadline = ContinuousClock.now + .seconds(40)
+            while try summaries().isEmpty && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(300))
+            }
+        }
+        let summary = try #require(try summaries().first, "the ward specialist's summary")
+        let text = try #require(summary.parts["text/plain"])
+        #expect(text.contains("Phường Bến Nghé: tiếp nhận 3 hồ sơ giải quyết trong ngày"), "\(text)")
+        #expect(text.contains("Hồ sơ \(overdue.dossier)"), "the overdue dossier is named: \(text)")
+        #expect(try summaries().count == 1, "one summary a day")
+    }
+
     @Test("as the `notify` broker user, with its least privileges, the notifier declares, binds and consumes its queue")
     func leastPrivilege() async throws {
         let tag = UUID().uuidString.prefix(8).lowercased()
