@@ -90,7 +90,9 @@ public final class NotifyStore: Sendable {
 
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
-        migrator.registerMigration("v1: owed alerts, notification log, message outbox, open overdue dossiers, clock, recipient state") { db in
+        migrator.registerMigration(
+            "v1: owed alerts, notification log, message outbox, open overdue dossiers, clock, recipient state"
+        ) { db in
             try db.execute(
                 sql: """
                     CREATE TABLE owed (

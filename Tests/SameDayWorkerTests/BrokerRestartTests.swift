@@ -57,4 +57,28 @@ struct BrokerRestartTests {
         let outbox = try store.allAlerts().map(\.alertID)
         #expect(Set(outbox) == Set(replay.alerts.map(\.alertId)))
     }
+
+    @Test(
+        "a broker restart under sameday notify: every person gets every alert once", .needs(.msmtp, .aiosmtpd))
+    func notifyAcrossRestart() async throws {
+        let h = try NotifyHarness("restart")
+        defer { h.cleanUp() }
+        let alerts = notifyAlerts(200)
+        let domain = configuration
+        let expected = h.expected(alerts, domain: domain)
+        try h.declareQueue()
+        try h.publish(Array(alerts[..<100]))
+        try await h.runInProcess(domain: domain) {
+            try await Task.sleep(for: .milliseconds(1500))
+            try LocalBroker.rabbitmqctl(["stop_app"])
+            try await Task.sleep(for: .seconds(2))
+            try LocalBroker.rabbitmqctl(["start_app"])
+            try LocalBroker.rabbitmqctl(["await_startup"])
+            try h.publish(Array(alerts[100...]))
+            try await h.waitForDeliveries(expected.count, within: .seconds(120))
+        }
+        let found = try h.deliveries()
+        #expect(Set(found.map { "\($0.recipient) \($0.channel) \($0.alertID)" }) == expected)
+        #expect(found.count == expected.count, "nothing delivered twice")
+    }
 }
