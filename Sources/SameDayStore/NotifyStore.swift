@@ -214,19 +214,9 @@ public final class NotifyStore: Sendable {
             var carried: [String: [(channel: String, seq: Int64)]] = [:]
             for message in messages {
                 precondition(message.recipient == recipient, "a digest's messages are all for its recipient")
-                try db.execute(
-                    sql: """
-                        INSERT OR IGNORE INTO message (message_id, recipient, channel, destination, body, alert_ids,
-                            created_at, attempts, next_attempt_at, status)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, 'pending')
-                        """,
-                    arguments: [
-                        message.messageID, recipient, message.channel, message.destination, message.body,
-                        message.alertIDs.joined(separator: ","), message.createdAt, message.nextAttemptAt,
-                    ])
                 // Taken again after a crash between this commit and the next: the stored message stands.
                 let seq =
-                    db.changesCount > 0
+                    try Self.insertPending(message, db)
                     ? db.lastInsertedRowID
                     : try Int64.fetchOne(
                         db, sql: "SELECT seq FROM message WHERE message_id = ? AND channel = ?",
@@ -323,21 +313,24 @@ public final class NotifyStore: Sendable {
     public func storeMessages(_ messages: [NotifyMessage]) throws -> Int {
         try database.write { db in
             var added = 0
-            for message in messages {
-                try db.execute(
-                    sql: """
-                        INSERT OR IGNORE INTO message (message_id, recipient, channel, destination, body, alert_ids,
-                            created_at, attempts, next_attempt_at, status)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, 'pending')
-                        """,
-                    arguments: [
-                        message.messageID, message.recipient, message.channel, message.destination, message.body,
-                        message.alertIDs.joined(separator: ","), message.createdAt, message.nextAttemptAt,
-                    ])
-                added += db.changesCount
-            }
+            for message in messages where try Self.insertPending(message, db) { added += 1 }
             return added
         }
+    }
+
+    /// Stores `message` pending, unless a message with its Message-ID is there for its channel; true when stored.
+    private static func insertPending(_ message: NotifyMessage, _ db: Database) throws -> Bool {
+        try db.execute(
+            sql: """
+                INSERT OR IGNORE INTO message (message_id, recipient, channel, destination, body, alert_ids,
+                    created_at, attempts, next_attempt_at, status)
+                VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, 'pending')
+                """,
+            arguments: [
+                message.messageID, message.recipient, message.channel, message.destination, message.body,
+                message.alertIDs.joined(separator: ","), message.createdAt, message.nextAttemptAt,
+            ])
+        return db.changesCount > 0
     }
 
     /// The notifier's clock as last saved (the alerts clock resumes from it after a restart).
