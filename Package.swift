@@ -128,7 +128,7 @@ let package = Package(
             name: "sameday",
             dependencies: [
                 "RabbitMQ", "SameDayBroker", "SameDayCore", "SameDayWorker", "SameDayAdapters", "SameDayReceiver",
-                "SameDayFiles", "SameDayFormats", "SameDayReport", "SameDayNotify", "SameDayStore",
+                "SameDayFiles", "SameDayFormats", "SameDayReport", "SameDayNotify", "SameDayStore", "SameDayPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -13,6 +13,12 @@ public struct NotifySettings: Sendable, Equatable {
     public var from: String
     /// Its state (`notify.sqlite`, `notify.lock`).
     public var stateDirectory = "/var/lib/sameday/notify"
+    /// The shared store (`postgres://…`): a notifier and its standby share it, the one holding the lease serves;
+    /// nil: SQLite in `stateDirectory`, one notifier.
+    public var store: String?
+    public var storePasswordFile: String?
+    /// How long the lease lasts without renewal (a frozen notifier's standby takes over after this).
+    public var leaseSeconds = 10
     /// The broker user's credentials, when not the workers' (`credentialsFile` of worker.json).
     public var credentialsFile: String?
     /// `/metrics`, `/healthz` and `/readyz`; empty for none.
@@ -107,7 +113,7 @@ public struct NotifySettings: Sendable, Equatable {
             allowed: [
                 "from", "stateDirectory", "credentialsFile", "metricsListen", "mail", "webhooks", "people",
                 "windows", "levels", "anyHour", "maxListed", "retry", "retentionDays", "batchSize",
-                "batchDelayMilliseconds", "dailySummary",
+                "batchDelayMilliseconds", "dailySummary", "store", "storePasswordFile", "leaseSeconds",
             ])
         guard let from = try root.string("from") else {
             throw root.error("from", "missing: the sender of the e-mails, e.g. \"SameDay <sameday@example.gov.vn>\"")
@@ -117,6 +123,16 @@ public struct NotifySettings: Sendable, Equatable {
         }
         var s = NotifySettings(from: from)
         if let v = try root.string("stateDirectory") { s.stateDirectory = try absolute(v, root, "stateDirectory") }
+        if let v = try root.string("store") {
+            guard v.hasPrefix("postgres://") || v.hasPrefix("postgresql://") else {
+                throw root.error("store", "expected a postgres:// URL (the shared store), found \"\(v)\"")
+            }
+            s.store = v
+        }
+        if let v = try root.string("storePasswordFile") {
+            s.storePasswordFile = try absolute(v, root, "storePasswordFile")
+        }
+        if let v = try root.int("leaseSeconds", in: 2...300) { s.leaseSeconds = v }
         if let v = try root.string("credentialsFile") { s.credentialsFile = try absolute(v, root, "credentialsFile") }
         if let v = try root.string("metricsListen") { s.metricsListen = v }
         if let mail = root["mail"] {

@@ -5,6 +5,7 @@ import NIOCore
 import NIOPosix
 import PostgresNIO
 import SameDayFiles
+import SameDayStore
 
 /// Where the shared store lives: `postgres://user@host[:port]/database[?sslmode=disable|require|verify-full]
 /// [&sslrootcert=/path/ca.pem]`. With TLS the server's certificate is always verified, against the system's trust
@@ -163,6 +164,24 @@ final class BlockingConnection: @unchecked Sendable {
             // The connection may be gone; the server rolls back what it had of the transaction either way.
             _ = try? execute("ROLLBACK")
             throw error
+        }
+    }
+
+    /// A transaction that first checks the lease `lease` is still held at `epoch` (its row locked FOR SHARE until
+    /// the transaction ends, so a take waits for it): the epoch must be ours and the lease unexpired, or it rolls
+    /// back with `LeaseLost`. A holder frozen past its expiry commits nothing, even if no standby has taken over yet.
+    /// With `epoch` nil (tools that only read, an operator's retry) there is no check.
+    func fencedTransaction<T>(lease: String, epoch: Int64?, _ body: (Statements) throws -> T) throws -> T {
+        try transaction { execute in
+            if let epoch {
+                let rows = try execute(
+                    "SELECT epoch, expires_at > now() FROM shard_lease WHERE shard = \(lease) FOR SHARE")
+                let current = try rows.first?.decode((Int64, Bool).self)
+                guard let current, current.0 == epoch, current.1 else {
+                    throw LeaseLost(shard: lease, heldEpoch: epoch, currentEpoch: current?.0)
+                }
+            }
+            return try body(execute)
         }
     }
 

@@ -7,7 +7,8 @@ import PostgresNIO
 enum PostgresSchema {
     static let tables = [
         "shard_lease", "worker_state", "event_log", "event_quarantine", "dossier", "dossier_quarantine", "retired",
-        "retired_stock", "alert", "dead_letter",
+        "retired_stock", "alert", "dead_letter", "notify_owed", "notify_log", "notify_message",
+        "notify_recipient_state", "notify_open_overdue", "notify_clock",
     ]
 
     /// The advisory-lock namespace of SameDay (the first key of the two-key form): "SD" in ASCII.
@@ -62,6 +63,36 @@ enum PostgresSchema {
         """
         ALTER TABLE shard_lease ADD COLUMN expires_at timestamptz NOT NULL DEFAULT now();
         ALTER TABLE shard_lease ADD COLUMN backend_pid int4 NOT NULL DEFAULT 0
+        """,
+        // 4: `sameday notify`'s state (`NotifyStore`'s tables), keyed by the notifier's queue so that a notifier and
+        // its standby share it; its lease is the `shard_lease` row of that name.
+        """
+        CREATE TABLE notify_owed (
+            notifier text NOT NULL, seq bigserial, recipient text NOT NULL, alert_id text NOT NULL,
+            received_at int8 NOT NULL, json text NOT NULL, PRIMARY KEY (notifier, seq),
+            UNIQUE (notifier, recipient, alert_id)
+        );
+        CREATE TABLE notify_log (
+            notifier text NOT NULL, alert_id text NOT NULL, recipient text NOT NULL, channel text NOT NULL,
+            message_seq int8, at int8 NOT NULL, PRIMARY KEY (notifier, alert_id, recipient, channel)
+        );
+        CREATE INDEX notify_log_at ON notify_log (notifier, at);
+        CREATE TABLE notify_message (
+            notifier text NOT NULL, seq bigserial, message_id text NOT NULL, recipient text NOT NULL,
+            channel text NOT NULL, destination text NOT NULL, body text NOT NULL, alert_ids text NOT NULL,
+            created_at int8 NOT NULL, attempts int8 NOT NULL DEFAULT 0, next_attempt_at int8 NOT NULL,
+            status text NOT NULL, last_error text, PRIMARY KEY (notifier, seq), UNIQUE (notifier, message_id, channel)
+        );
+        CREATE INDEX notify_message_pending ON notify_message (notifier, next_attempt_at) WHERE status = 'pending';
+        CREATE TABLE notify_recipient_state (
+            notifier text NOT NULL, recipient text NOT NULL, last_sent_at int8, open_escalations text NOT NULL,
+            PRIMARY KEY (notifier, recipient)
+        );
+        CREATE TABLE notify_open_overdue (
+            notifier text NOT NULL, unit text NOT NULL, dossier text NOT NULL, at int8 NOT NULL, json text NOT NULL,
+            PRIMARY KEY (notifier, unit, dossier)
+        );
+        CREATE TABLE notify_clock (notifier text PRIMARY KEY, at int8 NOT NULL)
         """,
     ]
 

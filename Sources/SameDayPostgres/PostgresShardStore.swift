@@ -154,19 +154,7 @@ public final class PostgresShardStore: ShardStore {
     /// through it, so a worker that lost its lease changes nothing more, not even a delivery mark or a prune.
     @discardableResult
     private func fencedTransaction<T>(_ body: (BlockingConnection.Statements) throws -> T) throws -> T {
-        try connection.transaction { execute in
-            if let fencingEpoch {
-                // The epoch must be ours and the lease unexpired: a holder frozen past its expiry commits nothing,
-                // even if no standby has taken the shard yet.
-                let rows = try execute(
-                    "SELECT epoch, expires_at > now() FROM shard_lease WHERE shard = \(shard) FOR SHARE")
-                let current = try rows.first?.decode((Int64, Bool).self)
-                guard let current, current.0 == fencingEpoch, current.1 else {
-                    throw LeaseLost(shard: shard, heldEpoch: fencingEpoch, currentEpoch: current?.0)
-                }
-            }
-            return try body(execute)
-        }
+        try connection.fencedTransaction(lease: shard, epoch: fencingEpoch, body)
     }
 
     static func lastPerKey<Row>(_ rows: [Row], key: (Row) -> String) -> [Row] {

@@ -66,6 +66,46 @@ public struct NotifyMessage: Sendable, Equatable {
     }
 }
 
+/// What `sameday notify` keeps, wherever it keeps it: `NotifyStore` (SQLite, one notifier) or the PostgreSQL store
+/// (`PostgresNotifyStore`, shared by a notifier and its standby, every write fenced by the lease).
+public protocol NotifyStoring: AnyObject, Sendable {
+    /// Records that each alert is owed to its recipients, unless she is already owed it or has it logged; returns
+    /// what is newly owed, in arrival order.
+    func recordOwed(_ alerts: [(alertID: String, json: String, recipients: [String])], at: Instant) throws
+        -> [OwedAlert]
+    /// Everything owed, by recipient then arrival.
+    func owed() throws -> [OwedAlert]
+    func recipientStates() throws -> [(recipient: String, lastSentAt: Instant?, openEscalations: String)]
+    /// A digest in one transaction (see `NotifyStore.commitDigest`).
+    func commitDigest(
+        recipient: String, throughSeq: Int64, at: Instant, messages: [NotifyMessage], lastSentAt: Instant?,
+        openEscalations: String, keeping: Set<String>) throws
+    func dueMessages(at: Instant, channel: String?, limit: Int) throws -> [NotifyMessage]
+    func nextAttemptAt(channel: String?) throws -> Instant?
+    func messageCounts() throws -> (pending: Int, failed: Int)
+    func trackOverdue(
+        opened: [(unit: String, dossier: String, json: String)], closed: [(unit: String, dossier: String)],
+        at: Instant) throws
+    func openOverdue(units: Set<String>) throws -> [String]
+    @discardableResult func storeMessages(_ messages: [NotifyMessage]) throws -> Int
+    func clock() throws -> Instant?
+    func saveClock(_ at: Instant) throws
+    func markDelivered(seq: Int64, attempts: Int) throws
+    func markRetry(seq: Int64, attempts: Int, nextAttemptAt: Instant, error: String) throws
+    func markFailed(seq: Int64, attempts: Int, error: String) throws
+    func failedMessages(limit: Int) throws -> [NotifyMessage]
+    @discardableResult func retryFailed(seqs: [Int64]?, at: Instant) throws -> Int
+    @discardableResult func prune(before: Instant, limit: Int) throws -> Int
+    /// Where it is, for logs.
+    var location: String { get }
+}
+
+extension NotifyStoring {
+    @discardableResult
+    public func prune(before: Instant) throws -> Int { try prune(before: before, limit: 5000) }
+    public func failedMessages() throws -> [NotifyMessage] { try failedMessages(limit: 1000) }
+}
+
 /// The notifier's durable state in SQLite (WAL, synchronous=FULL), so that every person gets every alert once across
 /// restarts and SIGKILLs:
 ///
@@ -79,9 +119,11 @@ public struct NotifyMessage: Sendable, Equatable {
 ///
 /// A digest is taken in one transaction: its messages stored, everything the person's queue held (up to an arrival
 /// number) logged and cleared. Its size follows the alerts of the retention window and the messages not yet pruned.
-public final class NotifyStore: Sendable {
+public final class NotifyStore: NotifyStoring {
     private let database: DatabaseQueue
     public let path: String
+
+    public var location: String { path }
 
     public init(path: String) throws {
         self.path = path

@@ -5,6 +5,7 @@ import SameDayBroker
 import SameDayCore
 import SameDayFormats
 import SameDayNotify
+import SameDayPostgres
 import SameDayStore
 import ServiceLifecycle
 import Synchronization
@@ -47,12 +48,57 @@ public final class NotifyService: Sendable {
     }
 
     /// Runs on the calling thread until `stop` is requested; throws on an error it cannot wait out.
-    /// - Parameter stateLock: the notifier's lock if the caller took it already; otherwise `run` takes it.
+    /// - Parameter stateLock: the notifier's lock if the caller took it already; otherwise `run` takes it. Unused
+    ///   with the PostgreSQL store, where the lease takes its place.
     public func run(until stop: StopFlag, stateLock: StateLock? = nil) throws {
         metrics.setReady(false, reason: "loading state")
+        if let store = settings.store {
+            try runHoldingLease(url: try PostgresStoreURL(store), until: stop)
+            return
+        }
         let lock = try stateLock ?? StateLock(notifyFolder: settings.stateDirectory)
         defer { if stateLock == nil { lock.release() } }
-        let store = try NotifyStore(path: settings.databasePath)
+        try serve(store: try NotifyStore(path: settings.databasePath), lease: nil, until: stop)
+    }
+
+    /// With the shared store: a standby (consuming nothing, sending nothing) until the notifier's lease is free, as a
+    /// worker waits for its shard's; then it serves with every write fenced by the lease's epoch. A graceful stop
+    /// gives the lease back.
+    private func runHoldingLease(url: PostgresStoreURL, until stop: StopFlag) throws {
+        let lease = try ShardLease(
+            url: url, passwordFile: settings.storePasswordFile, shard: queue,
+            holder: "\(ProcessInfo.processInfo.hostName) pid \(getpid())", ttl: .seconds(settings.leaseSeconds),
+            logger: logger)
+        defer { lease.release() }
+        metrics.set(.leaseHeld, 0)
+        var epoch: Int64?
+        var announced = false
+        while !stop.isRequested {
+            if let taken = try lease.tryAcquire() {
+                epoch = taken
+                break
+            }
+            let current = try? lease.currentHolder()
+            metrics.setReady(false, reason: "standby: \(queue) is served by \(current?.holder ?? "another notifier")")
+            if !announced {
+                logger.info("notify standby: waiting for the lease", metadata: ["holder": "\(current?.holder ?? "?")"])
+                announced = true
+            }
+            sleep(.milliseconds(250), unless: stop)
+        }
+        guard let epoch else { return }
+        metrics.set(.leaseHeld, 1)
+        metrics.increment(.leaseTakeoversTotal)
+        defer { metrics.set(.leaseHeld, 0) }
+        logger.info("notify lease taken", metadata: ["epoch": "\(epoch)", "store": "\(url)"])
+        let store = try PostgresNotifyStore(
+            url: url, passwordFile: settings.storePasswordFile, notifier: queue, fencingEpoch: epoch, logger: logger)
+        try serve(store: store, lease: (lease, epoch), until: stop)
+    }
+
+    private func serve(store: any NotifyStoring, lease: (lease: ShardLease, epoch: Int64)?, until stop: StopFlag)
+        throws
+    {
         let clock: any WorkerClock
         let alertsClock: AlertsClock?
         if let clockOverride {
@@ -67,12 +113,14 @@ public final class NotifyService: Sendable {
                 "sameday notify", maxJumpSeconds: configuration.maxClockJumpSeconds, metrics: metrics, logger: logger)
             alertsClock = nil
         }
+        // With a lease, nothing is sent once it is lost: the notifier that took over sends it.
+        let maySend: @Sendable () -> Bool = { lease?.lease.lostReason == nil }
         let channels = try NotifyChannels(settings: settings)
         defer { channels.shutdown() }
         let senders = settings.channelNames.map { name in
             ChannelSender(
                 channel: name, channels: channels, store: store, settings: settings, clock: clock, metrics: metrics,
-                logger: logger)
+                logger: logger, maySend: maySend)
         }
         for sender in senders { sender.start() }
         defer { for sender in senders { sender.stop() } }
@@ -84,7 +132,8 @@ public final class NotifyService: Sendable {
         if let file = settings.credentialsFile { try connection.useCredentials(fromFile: file) }
         let participant = NotifyConsumer(
             loop: loop, queue: queue, topology: SameDayTopology(shards: 1, namePrefix: configuration.namePrefix),
-            prefetch: UInt16(min(settings.batchSize * 2, 65_535)), connection: connection, logger: logger)
+            prefetch: UInt16(min(settings.batchSize * 2, 65_535)), connection: connection, lease: lease,
+            logger: logger)
         try runConsumeLoop(participant, until: stop, metrics: metrics, logger: logger)
     }
 }
@@ -163,8 +212,9 @@ final class NotifyChannels: Sendable {
 final class ChannelSender: @unchecked Sendable {
     let channel: String
     private let channels: NotifyChannels
-    private let store: NotifyStore
+    private let store: any NotifyStoring
     private let settings: NotifySettings
+    private let maySend: @Sendable () -> Bool
     private let clock: any WorkerClock
     private let metrics: WorkerMetrics
     private let logger: Logger
@@ -174,9 +224,10 @@ final class ChannelSender: @unchecked Sendable {
     private let failures = LogThrottle()
 
     init(
-        channel: String, channels: NotifyChannels, store: NotifyStore, settings: NotifySettings,
-        clock: any WorkerClock, metrics: WorkerMetrics, logger: Logger
+        channel: String, channels: NotifyChannels, store: any NotifyStoring, settings: NotifySettings,
+        clock: any WorkerClock, metrics: WorkerMetrics, logger: Logger, maySend: @escaping @Sendable () -> Bool
     ) {
+        self.maySend = maySend
         self.channel = channel
         self.channels = channels
         self.store = store
@@ -218,7 +269,7 @@ final class ChannelSender: @unchecked Sendable {
         let now = clock.now()
         let due = try store.dueMessages(at: now, channel: channel, limit: 50)
         for message in due {
-            if stopFlag.isRequested { return .zero }
+            if stopFlag.isRequested || !maySend() { return .seconds(1) }
             let outcome = channels.deliver(message)
             let attempt = message.attempts + 1
             switch settings.retry.decide(attempt: attempt, outcome: outcome, at: clock.now()) {
@@ -261,12 +312,14 @@ private final class NotifyConsumer: ConsumeLoopParticipant {
     let topology: SameDayTopology
     let prefetch: UInt16
     let connection: ConnectionConfiguration
+    let lease: (lease: ShardLease, epoch: Int64)?
     let logger: Logger
 
     init(
         loop: NotifyLoop, queue: String, topology: SameDayTopology, prefetch: UInt16,
-        connection: ConnectionConfiguration, logger: Logger
+        connection: ConnectionConfiguration, lease: (lease: ShardLease, epoch: Int64)?, logger: Logger
     ) {
+        self.lease = lease
         self.loop = loop
         self.source = queue
         self.topology = topology
@@ -291,7 +344,10 @@ private final class NotifyConsumer: ConsumeLoopParticipant {
         return consumer
     }
 
-    func stepWithoutConsumer() throws { try loop.step(consumer: nil) }
+    func stepWithoutConsumer() throws {
+        try checkLease()
+        try loop.step(consumer: nil)
+    }
     func waitBeforeNextDelivery() -> Duration { loop.waitBeforeNextDelivery() }
     func handle(_ delivery: Delivery) { loop.handle(delivery) }
 
@@ -302,9 +358,22 @@ private final class NotifyConsumer: ConsumeLoopParticipant {
         return false
     }
 
-    func step(consumer: Consumer, idle: Bool) throws { try loop.step(consumer: consumer) }
+    func step(consumer: Consumer, idle: Bool) throws {
+        try checkLease()
+        try loop.step(consumer: consumer)
+    }
+
+    /// A lease no longer held means a standby may serve now: stop before recording or sending more (the fenced
+    /// writes would be refused anyway); the deliveries in hand are redelivered to the new holder.
+    private func checkLease() throws {
+        guard let lease, let reason = lease.lease.lostReason else { return }
+        logger.error("notify lease lost: stopping", metadata: ["reason": "\(reason)"])
+        (loop.store as? PostgresNotifyStore)?.abandon("lease lost: \(reason)")
+        throw LeaseLost(shard: source, heldEpoch: lease.epoch, currentEpoch: nil)
+    }
 
     func finish(consumer: Consumer?) throws {
+        try checkLease()
         try loop.commit(consumer: consumer)
         logger.info("notify stopped", metadata: ["queues": "\(loop.planner.queueCount)"])
     }
@@ -314,7 +383,7 @@ private final class NotifyConsumer: ConsumeLoopParticipant {
 final class NotifyLoop {
     let settings: NotifySettings
     let domain: Configuration
-    let store: NotifyStore
+    let store: any NotifyStoring
     let clock: any WorkerClock
     let alertsClock: AlertsClock?
     let metrics: WorkerMetrics
@@ -332,7 +401,7 @@ final class NotifyLoop {
     static let maxBodyBytes = 64 * 1024
 
     init(
-        settings: NotifySettings, domain: Configuration, store: NotifyStore, clock: any WorkerClock,
+        settings: NotifySettings, domain: Configuration, store: any NotifyStoring, clock: any WorkerClock,
         alertsClock: AlertsClock?, metrics: WorkerMetrics, logger: Logger, wake: @escaping () -> Void
     ) throws {
         let started = Date()

@@ -1,9 +1,11 @@
 import ArgumentParser
 import Foundation
 import Logging
+import SameDayBroker
 import SameDayCore
 import SameDayFormats
 import SameDayNotify
+import SameDayPostgres
 import SameDayStore
 import SameDayWorker
 import ServiceLifecycle
@@ -57,15 +59,21 @@ struct NotifyRunCommand: AsyncParsableCommand {
         let settings = try files.settings()
         let logger = Logger(label: "sameday.notify")
         let domain: Configuration
-        let stateLock: StateLock
+        let stateLock: StateLock?
         do {
             domain = try ConfigurationFolder.load(worker.domainConfig)
-            stateLock = try StateLock(notifyFolder: settings.stateDirectory)
+            if let store = settings.store {
+                // The shared store: the lease, not a local lock, decides which notifier serves.
+                _ = try PostgresStoreURL(store)
+                stateLock = nil
+            } else {
+                stateLock = try StateLock(notifyFolder: settings.stateDirectory)
+            }
         } catch {
             FileHandle.standardError.write(Data("sameday notify: \(error)\n".utf8))
             throw ExitCode.failure
         }
-        defer { stateLock.release() }
+        defer { stateLock?.release() }
         let metrics = WorkerMetrics()
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if !settings.metricsListen.isEmpty {
@@ -138,8 +146,18 @@ struct NotifyFailedCommand: ParsableCommand {
         }
     }
 
-    static func openStore(_ files: NotifyFiles) throws -> NotifyStore {
+    /// The notifier's store: SQLite in its state folder, or the shared PostgreSQL store (unfenced: an operator's
+    /// retry only puts messages back in line for the notifier that holds the lease).
+    static func openStore(_ files: NotifyFiles) throws -> any NotifyStoring {
         let settings = try files.settings()
+        if let store = settings.store {
+            let worker = try WorkerConfiguration.load(
+                path: files.config, environment: ProcessInfo.processInfo.environment)
+            return try PostgresNotifyStore(
+                url: try PostgresStoreURL(store), passwordFile: settings.storePasswordFile,
+                notifier: NotifyQueue.name(topology: SameDayTopology(shards: 1, namePrefix: worker.namePrefix)),
+                fencingEpoch: nil)
+        }
         guard FileManager.default.fileExists(atPath: settings.databasePath) else {
             FileHandle.standardError.write(
                 Data("sameday notify: \(settings.databasePath): no notifier store (has the notifier run?)\n".utf8))

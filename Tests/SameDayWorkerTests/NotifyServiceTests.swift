@@ -62,7 +62,7 @@ final class NotifyHarness {
     var queue: String { NotifyQueue.name(topology: broker.topology) }
 
     /// notify.json for a `sameday notify` process with these settings.
-    func writeSettingsFile() throws -> String {
+    func writeSettingsFile(extra: [String] = []) throws -> String {
         let text = """
             {"from": "\(settings.from)", "stateDirectory": "\(settings.stateDirectory)", "metricsListen": "",
              "mail": {"program": "/usr/bin/msmtp", "arguments": ["-C", "\(try smtp.msmtpConfiguration())"]},
@@ -72,7 +72,7 @@ final class NotifyHarness {
              "windows": {"groupWaitSeconds": 1, "groupIntervalSeconds": 2},
              "anyHour": ["warning", "critical", "overdue", "escalated", "cleared", "resolved_late", "source_silent"],
              "retry": {"maxAttempts": 6, "baseDelaySeconds": 1, "maxDelaySeconds": 2, "maxRetryAfterSeconds": 2},
-             "batchDelayMilliseconds": 50}
+             "batchDelayMilliseconds": 50\(extra.map { ", " + $0 }.joined())}
             """
         let path = folder + "/notify.json"
         try text.write(toFile: path, atomically: true, encoding: .utf8)
