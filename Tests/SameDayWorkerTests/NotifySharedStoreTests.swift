@@ -160,7 +160,7 @@ struct NotifyStandbyTests {
             var environment = ProcessInfo.processInfo.environment.merging(h.broker.environment) { $1 }
             environment["SAMEDAY_CLOCK"] = "wall"
             process.environment = environment
-            FileManager.default.createFile(atPath: h.folder + "/notify-\(name).log", contents: nil)
+            _ = FileManager.default.createFile(atPath: h.folder + "/notify-\(name).log", contents: nil)
             process.standardError = FileHandle(forWritingAtPath: h.folder + "/notify-\(name).log")
             try process.run()
             return process
