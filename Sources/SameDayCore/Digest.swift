@@ -56,10 +56,8 @@ public struct DigestPolicy: Sendable, Equatable {
 
 /// One message to one person.
 public struct Digest: Sendable, Equatable {
-    /// The dossiers at risk, worst first, at most `DigestPolicy.maxListed`.
+    /// The dossiers at risk, worst first (of this page: `pages(maxListed:)`).
     public var atRisk: [Alert]
-    /// Dossiers at risk not listed (past `maxListed`): they stay owed and the next message names them.
-    public var moreAtRisk: Int
     /// Ids of the escalations in `atRisk` that were sent before and are still open.
     public var repeated: Set<String>
     /// Dossiers resolved (`cleared`, `resolved_late`) since the last message, and the latest of them.
@@ -69,6 +67,35 @@ public struct Digest: Sendable, Equatable {
     /// When the message was first due, if it was held for the working session that starts at `sentAt`.
     public var heldSince: Instant?
     public var sentAt: Instant
+    /// Dossiers at risk in the whole window, and overdue or escalated among them (what the subject counts).
+    public var totalAtRisk = 0
+    public var totalLate = 0
+    /// This message's page of the window's list (1-based), of how many.
+    public var page = 1
+    public var pages = 1
+    /// The number of this page's first dossier in the whole list.
+    public var firstNumber = 1
+
+    /// The digest as messages of at most `maxListed` dossiers each, sent together: a long list does not make any
+    /// dossier wait for a later message. The resolutions go with the first page.
+    public func pages(maxListed: Int) -> [Digest] {
+        guard atRisk.count > maxListed, maxListed > 0 else { return [self] }
+        let starts = Array(stride(from: 0, to: atRisk.count, by: maxListed))
+        return starts.enumerated().map { index, start in
+            var page = self
+            page.atRisk = Array(atRisk[start..<min(start + maxListed, atRisk.count)])
+            page.repeated = repeated.intersection(page.atRisk.map(\.alertId))
+            page.page = index + 1
+            page.pages = starts.count
+            page.firstNumber = start + 1
+            if index > 0 {
+                page.resolvedCount = 0
+                page.lateResolvedCount = 0
+                page.resolvedLatest = []
+            }
+            return page
+        }
+    }
 
     /// Every alert id the message carries (what a delivery log records as delivered).
     public var alertIDs: [String] { atRisk.map(\.alertId) + resolvedLatest.map(\.alertId) }
@@ -170,20 +197,15 @@ public struct DigestQueue: Sendable, Equatable {
             }
         }
         listed.sort(by: Self.worseFirst)
-        let named = Array(listed.prefix(policy.maxListed))
-        for alert in named where alert.level == .escalated {
+        for alert in listed where alert.level == .escalated {
             openEscalations[alert.dossier] = OpenEscalation(alert: alert, lastSentAt: now)
         }
         let digest = Digest(
-            atRisk: named, moreAtRisk: max(0, listed.count - policy.maxListed),
-            repeated: repeated.intersection(named.map(\.alertId)), resolvedCount: resolvedCount,
-            lateResolvedCount: lateResolvedCount, resolvedLatest: resolvedLatest, heldSince: due.heldSince,
-            sentAt: now)
-        // What a message could not name stays owed: the next message (a group interval later) names it. Repeats
-        // not named stay due as they were.
-        let namedIDs = Set(named.map(\.alertId))
-        pending.removeAll { namedIDs.contains($0.alertId) }
-        groupStartedAt = pending.isEmpty ? nil : now
+            atRisk: listed, repeated: repeated, resolvedCount: resolvedCount, lateResolvedCount: lateResolvedCount,
+            resolvedLatest: resolvedLatest, heldSince: due.heldSince, sentAt: now, totalAtRisk: listed.count,
+            totalLate: listed.filter { $0.level == .overdue || $0.level == .escalated }.count)
+        pending.removeAll()
+        groupStartedAt = nil
         lastSentAt = now
         resolvedCount = 0
         lateResolvedCount = 0

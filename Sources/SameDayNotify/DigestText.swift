@@ -28,18 +28,14 @@ public struct DigestText: Sendable, Equatable {
         if rows.isEmpty {
             p.append("Không có hồ sơ nào có nguy cơ trễ hạn trong thông báo này.")
         } else {
-            p.append("Hồ sơ cần xử lý ngay (nghiêm trọng nhất trước):")
+            p.append("Hồ sơ cần xử lý ngay (nghiêm trọng nhất trước)\(Self.pagePart(digest)):")
             p.append("")
             for (i, row) in rows.enumerated() {
-                p.append("\(i + 1). [\(row.level)] \(row.dossier)\(row.repeated(digest) ? " (nhắc lại)" : "")")
+                p.append(
+                    "\(digest.firstNumber + i). [\(row.level)] \(row.dossier)\(row.repeated(digest) ? " (nhắc lại)" : "")"
+                )
                 p.append("   \(row.procedure)")
                 p.append("   Đơn vị: \(row.unit) · Hạn: \(row.due) · \(row.left)")
-            }
-            if digest.moreAtRisk > 0 {
-                p.append("")
-                p.append(
-                    "… và \(VietnameseFormat.integer(digest.moreAtRisk)) hồ sơ khác có nguy cơ trễ hạn, "
-                        + "liệt kê trong thông báo tiếp theo.")
             }
         }
         if let resolved = Self.resolvedLine(digest) {
@@ -65,7 +61,8 @@ public struct DigestText: Sendable, Equatable {
         if rows.isEmpty {
             h += "<p>Không có hồ sơ nào có nguy cơ trễ hạn trong thông báo này.</p>"
         } else {
-            h += "<p style=\"margin:0 0 8px\">Hồ sơ cần xử lý ngay (nghiêm trọng nhất trước):</p>"
+            h +=
+                "<p style=\"margin:0 0 8px\">Hồ sơ cần xử lý ngay (nghiêm trọng nhất trước)\(Self.pagePart(digest)):</p>"
             for row in rows {
                 h +=
                     "<div style=\"border-left:4px solid \(row.colour);padding:6px 10px;margin:0 0 8px;background:#f7f7f7\">"
@@ -75,11 +72,6 @@ public struct DigestText: Sendable, Equatable {
                 h += "<div>\(Self.escape(row.procedure))</div>"
                 h += "<div style=\"color:#444\">\(Self.escape(row.unit)) · Hạn: \(Self.escape(row.due)) · "
                 h += "\(Self.escape(row.left))</div></div>"
-            }
-            if digest.moreAtRisk > 0 {
-                h +=
-                    "<p>… và \(VietnameseFormat.integer(digest.moreAtRisk)) hồ sơ khác có nguy cơ trễ hạn, "
-                    + "liệt kê trong thông báo tiếp theo.</p>"
             }
         }
         if let resolved = Self.resolvedLine(digest) { h += "<p>\(Self.escape(resolved))</p>" }
@@ -94,13 +86,23 @@ public struct DigestText: Sendable, Equatable {
 
     /// "Quận 1: 3 hồ sơ có nguy cơ trễ hạn (1 quá hạn)", or the resolutions when nothing is at risk.
     static func subject(_ digest: Digest, scope: String) -> String {
-        let total = digest.atRisk.count + digest.moreAtRisk
+        let total = max(digest.totalAtRisk, digest.atRisk.count)
         if total == 0 {
             return "[SameDay] \(scope): \(VietnameseFormat.integer(digest.resolvedCount)) hồ sơ đã giải quyết"
         }
-        let late = digest.atRisk.filter { $0.level == .overdue || $0.level == .escalated }.count
+        let late = max(
+            digest.totalLate, digest.atRisk.filter { $0.level == .overdue || $0.level == .escalated }.count)
         let lateText = late > 0 ? " (\(VietnameseFormat.integer(late)) quá hạn)" : ""
-        return "[SameDay] \(scope): \(VietnameseFormat.integer(total)) hồ sơ có nguy cơ trễ hạn\(lateText)"
+        let pageText = digest.pages > 1 ? ", phần \(digest.page)/\(digest.pages)" : ""
+        return "[SameDay] \(scope): \(VietnameseFormat.integer(total)) hồ sơ có nguy cơ trễ hạn\(lateText)\(pageText)"
+    }
+
+    /// ", phần 2/4 (hồ sơ 31–60 của 120)" for a long list sent as several messages at once.
+    static func pagePart(_ digest: Digest) -> String {
+        guard digest.pages > 1 else { return "" }
+        let last = digest.firstNumber + digest.atRisk.count - 1
+        return ", phần \(digest.page)/\(digest.pages) (hồ sơ \(digest.firstNumber)–\(last) của "
+            + "\(VietnameseFormat.integer(digest.totalAtRisk)))"
     }
 
     static func resolvedLine(_ digest: Digest) -> String? {

@@ -45,8 +45,6 @@ public struct NotifyPlanner: Sendable {
         public var lastSentAt: Instant?
         /// `recipient_state.open_escalations`: one line per escalation, `<lastSentAt> <alert JSON>`.
         public var openEscalations: String
-        /// Alerts her queue still holds (past the most a message names): they stay owed for the next message.
-        public var keeping: Set<String>
     }
 
     public init(settings: NotifySettings, domain: Configuration) {
@@ -204,9 +202,8 @@ public struct NotifyPlanner: Sendable {
                 Planned(
                     recipient: person, throughSeq: throughSeq[person] ?? 0, digest: digest,
                     messages: messages(digest, to: person, profile: profile, at: now), lastSentAt: queue.lastSentAt,
-                    openEscalations: Self.encodeEscalations(queue.openEscalations),
-                    keeping: Set(queue.pending.map(\.alertId))))
-            if queue.pending.isEmpty { throughSeq[person] = nil }
+                    openEscalations: Self.encodeEscalations(queue.openEscalations)))
+            throughSeq[person] = nil
             // Kept while idle for its group interval (`dropIdle`): the next message still waits for it.
             queues[person] = queue
         }
@@ -220,9 +217,18 @@ public struct NotifyPlanner: Sendable {
         queues = queues.filter { _, q in !q.isEmpty || (q.lastSentAt.map { now - $0 < interval } ?? false) }
     }
 
-    /// The messages of one digest: an e-mail and one chat message per chat channel, all with the e-mail's
-    /// `Message-ID` (the same digest taken again gives the same id).
+    /// The messages of one digest: for each page of at most `maxListed` dossiers (sent together), an e-mail and one
+    /// chat message per chat channel, all with the e-mail's `Message-ID` (the same page taken again gives the same
+    /// id).
     public func messages(_ digest: Digest, to person: String, profile: Profile, at now: Instant) -> [NotifyMessage] {
+        digest.pages(maxListed: settings.digest.maxListed).flatMap { page in
+            messages(page: page, to: person, profile: profile, at: now)
+        }
+    }
+
+    private func messages(page digest: Digest, to person: String, profile: Profile, at now: Instant)
+        -> [NotifyMessage]
+    {
         let text = DigestText(digest, scope: profile.scope, configuration: domain)
         let mail = MailMessage(
             from: settings.from, to: person, subject: text.subject, plain: text.plain, html: text.html, sentAt: now,

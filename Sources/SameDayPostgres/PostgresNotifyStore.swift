@@ -95,7 +95,7 @@ public final class PostgresNotifyStore: NotifyStoring {
 
     public func commitDigest(
         recipient: String, throughSeq: Int64, at: Instant, messages: [NotifyMessage], lastSentAt: Instant?,
-        openEscalations: String, keeping: Set<String>
+        openEscalations: String
     ) throws {
         let notifier = notifier
         try fenced { execute in
@@ -112,7 +112,7 @@ public final class PostgresNotifyStore: NotifyStoring {
                     AND seq <= \(throughSeq)
                 """
             ).map { try $0.decode(String.self) }
-            for id in owedIDs where !keeping.contains(id) {
+            for id in owedIDs {
                 try execute(
                     """
                     DELETE FROM notify_owed WHERE notifier = \(notifier) AND recipient = \(recipient) AND alert_id = \(id)

@@ -79,7 +79,7 @@ public protocol NotifyStoring: AnyObject, Sendable {
     /// A digest in one transaction (see `NotifyStore.commitDigest`).
     func commitDigest(
         recipient: String, throughSeq: Int64, at: Instant, messages: [NotifyMessage], lastSentAt: Instant?,
-        openEscalations: String, keeping: Set<String>) throws
+        openEscalations: String) throws
     func dueMessages(at: Instant, channel: String?, limit: Int) throws -> [NotifyMessage]
     func nextAttemptAt(channel: String?) throws -> Instant?
     func messageCounts() throws -> (pending: Int, failed: Int)
@@ -246,11 +246,10 @@ public final class NotifyStore: NotifyStoring {
     /// A digest taken for `recipient` at `at`, in one transaction: its messages stored pending (one per channel),
     /// every alert she was owed up to `throughSeq` (what her queue held) logged, by each message's channel when the
     /// message carries it, else as `folded` (resolved, or superseded by a newer level of its dossier, before its
-    /// message went out), and cleared; her state replaced. Alerts in `keeping` (her queue still holds them: past
-    /// the most a message names) stay owed.
+    /// message went out), and cleared; her state replaced.
     public func commitDigest(
         recipient: String, throughSeq: Int64, at: Instant, messages: [NotifyMessage], lastSentAt: Instant?,
-        openEscalations: String, keeping: Set<String> = []
+        openEscalations: String
     ) throws {
         try database.write { db in
             var carried: [String: [(channel: String, seq: Int64)]] = [:]
@@ -273,7 +272,7 @@ public final class NotifyStore: NotifyStoring {
                     "INSERT OR IGNORE INTO notification (alert_id, recipient, channel, message_seq, at) VALUES (?, ?, ?, ?, ?)"
             )
             let clear = try db.cachedStatement(sql: "DELETE FROM owed WHERE recipient = ? AND alert_id = ?")
-            for id in owedIDs where !keeping.contains(id) {
+            for id in owedIDs {
                 try clear.execute(arguments: [recipient, id])
                 if let channels = carried[id] {
                     for c in channels { try log.execute(arguments: [id, recipient, c.channel, c.seq, at]) }

@@ -550,7 +550,7 @@ final class NotifyLoop {
         for p in planned {
             try store.commitDigest(
                 recipient: p.recipient, throughSeq: p.throughSeq, at: now, messages: p.messages,
-                lastSentAt: p.lastSentAt, openEscalations: p.openEscalations, keeping: p.keeping)
+                lastSentAt: p.lastSentAt, openEscalations: p.openEscalations)
         }
         guard !planned.isEmpty else { return }
         metrics.increment(.notifyDigestsTotal, by: planned.count)

@@ -127,7 +127,7 @@ final class NotifyRun {
             process.wait()
         }
         if let connection = try? Connection.open(try brokerConnection()) {
-            try? Topology.deleteQueue(NotifyQueue.name(topology: topology), on: connection)
+            _ = try? Topology.deleteQueue(NotifyQueue.name(topology: topology), on: connection)
             try? topology.topology.delete(on: connection)
             connection.close()
         }

@@ -117,22 +117,23 @@ struct DigestTests {
         #expect(q.dueAt(policy: fast, calendar: calendar)?.at == t("2022-05-18 14:00"))
     }
 
-    @Test("a long list is cut at maxListed, the rest counted and named by the next message; the resolutions named are the latest ten")
-    func bounded() {
+    @Test("a long list goes out at once as pages of maxListed; the resolutions, named the latest ten, with the first")
+    func bounded() throws {
         var q = DigestQueue()
         for i in 0..<45 { q.add(alert(.warning, "D\(i)", minutesLeft: i), at: t("2022-05-18 14:00")) }
         for i in 0..<25 { q.add(alert(.cleared, "R\(i)"), at: t("2022-05-18 14:00")) }
-        let d = q.take(at: t("2022-05-18 14:01"), policy: policy, calendar: calendar)
-        #expect(d?.atRisk.count == 30)
-        #expect(d?.moreAtRisk == 15)
-        #expect(d?.atRisk.first?.dossier == "D0")
-        #expect(d?.resolvedCount == 25)
-        #expect(d?.resolvedLatest.map(\.dossier) == (15..<25).map { "R\($0)" })
-        #expect(q.pending.map(\.dossier) == (30..<45).map { "D\($0)" }, "the 15 not named stay owed")
-        #expect(q.dueAt(policy: policy, calendar: calendar)?.at == t("2022-05-18 14:01") + 300, "a group interval later")
-        let next = q.take(at: t("2022-05-18 14:06"), policy: policy, calendar: calendar)
-        #expect(next?.atRisk.map(\.dossier) == (30..<45).map { "D\($0)" })
-        #expect(next?.moreAtRisk == 0 && next?.resolvedCount == 0)
+        let taken = q.take(at: t("2022-05-18 14:01"), policy: policy, calendar: calendar)
+        let d = try #require(taken)
+        #expect(d.atRisk.count == 45 && d.totalAtRisk == 45)
+        #expect(q.pending.isEmpty, "nothing waits for a later message")
+        let pages = d.pages(maxListed: policy.maxListed)
+        #expect(pages.map(\.atRisk.count) == [30, 15])
+        #expect(pages.map(\.page) == [1, 2] && pages.allSatisfy { $0.pages == 2 })
+        #expect(pages[1].firstNumber == 31 && pages[1].atRisk.first?.dossier == "D30")
+        #expect(pages[0].atRisk.first?.dossier == "D0")
+        #expect(pages[0].resolvedCount == 25 && pages[1].resolvedCount == 0)
+        #expect(pages[0].resolvedLatest.map(\.dossier) == (15..<25).map { "R\($0)" })
+        #expect(Set(pages.flatMap(\.alertIDs)) == Set(d.alertIDs), "the pages carry every alert of the digest")
     }
 }
 

@@ -29,7 +29,7 @@ enum ChannelFixture {
         atRisk: [
             alert(.overdue, "26734-220518-0007", minutesLeft: -5),
             alert(.critical, "26734-220518-0003", minutesLeft: 25),
-        ], moreAtRisk: 0, repeated: [], resolvedCount: 1, lateResolvedCount: 0,
+        ], repeated: [], resolvedCount: 1, lateResolvedCount: 0,
         resolvedLatest: [alert(.cleared, "26734-220518-0001", minutesLeft: 40)], heldSince: nil,
         sentAt: at("2022-05-18T15:30:30"))
 

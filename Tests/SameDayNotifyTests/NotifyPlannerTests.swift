@@ -104,7 +104,7 @@ struct NotifyPlannerTests {
         for p in planner.takeDue(at: t0 + 30) {
             try store.commitDigest(
                 recipient: p.recipient, throughSeq: p.throughSeq, at: t0 + 30, messages: p.messages,
-                lastSentAt: p.lastSentAt, openEscalations: p.openEscalations, keeping: p.keeping)
+                lastSentAt: p.lastSentAt, openEscalations: p.openEscalations)
         }
         let warning = F.alert(.warning, "26740-220518-0010", firedAt: "2022-05-18T09:01:00")
         for row in try store.recordOwed(

@@ -30,15 +30,15 @@ struct NotifyRenderingTests {
                 alert(.overdue, "26734-220518-0007", minutesLeft: -5),
                 alert(.critical, "26734-220518-0003", minutesLeft: 25),
                 alert(.warning, "26734-220518-0011", minutesLeft: 80),
-            ], moreAtRisk: 2, repeated: [], resolvedCount: 3, lateResolvedCount: 1,
+            ], repeated: [], resolvedCount: 3, lateResolvedCount: 1,
             resolvedLatest: [alert(.cleared, "26734-220518-0001", minutesLeft: 40)], heldSince: nil,
-            sentAt: at("2022-05-18T15:30:30"))
+            sentAt: at("2022-05-18T15:30:30"), totalAtRisk: 5, totalLate: 1, page: 1, pages: 2)
     }
 
     @Test("the text names each dossier's code, procedure, unit, deadline, time left and level, worst first")
     func text() {
         let text = DigestText(digest, scope: "Quận 1", configuration: configuration)
-        #expect(text.subject == "[SameDay] Quận 1: 5 hồ sơ có nguy cơ trễ hạn (1 quá hạn)")
+        #expect(text.subject == "[SameDay] Quận 1: 5 hồ sơ có nguy cơ trễ hạn (1 quá hạn), phần 1/2")
         let lines = text.plain.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         #expect(lines.contains("1. [Quá hạn] Hồ sơ 26734-220518-0007"))
         #expect(
@@ -48,7 +48,7 @@ struct NotifyRenderingTests {
         #expect(lines.contains("   Đơn vị: Phường Tân Định · Hạn: 18/05/2022 17:00 · quá hạn 5 phút làm việc"))
         #expect(lines.contains("2. [Sắp quá hạn (khẩn)] Hồ sơ 26734-220518-0003"))
         #expect(lines.contains("   Đơn vị: Phường Tân Định · Hạn: 18/05/2022 17:00 · còn 1 giờ 20 phút làm việc"))
-        #expect(lines.contains("… và 2 hồ sơ khác có nguy cơ trễ hạn, liệt kê trong thông báo tiếp theo."))
+        #expect(lines.contains("Hồ sơ cần xử lý ngay (nghiêm trọng nhất trước), phần 1/2 (hồ sơ 1–3 của 5):"))
         #expect(lines.contains("Đã giải quyết kể từ thông báo trước: 3 hồ sơ (1 trễ hạn): 26734-220518-0001, …."))
         #expect(text.html.contains("Hồ sơ 26734-220518-0003"))
         #expect(text.html.contains("<html lang=\"vi\">"))

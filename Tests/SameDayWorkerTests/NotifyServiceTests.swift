@@ -53,7 +53,7 @@ final class NotifyHarness {
         smtp.stop()
         chat.stop()
         if let connection = try? Connection.open(LocalBroker.configuration(name: "notify cleanup")) {
-            try? Topology.deleteQueue(queue, on: connection)
+            _ = try? Topology.deleteQueue(queue, on: connection)
             connection.close()
         }
         broker.cleanUp()
