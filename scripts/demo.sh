@@ -43,11 +43,14 @@ echo "== 2. sameday notify (alerts to people by e-mail and chat) and four worker
 NOTIFY="$(realpath -m "$OUT")/notify"  # notify.json takes absolute paths
 ROLLUPS=$(for n in $(seq 0 $((SHARDS - 1))); do printf '"%s/worker/shard-%s/rollups"\n' "$(realpath -m "$OUT")" "$n"; done | paste -sd, -)
 mkdir -p "$NOTIFY/sink-mail" "$NOTIFY/sink-chat" "$NOTIFY/quan1"
-python3 scripts/smtp-sink.py --dir "$NOTIFY/sink-mail" --lifetime 3600 >/dev/null 2>&1 &
+# Debian's Python, which has python3-aiosmtpd (scripts/install-deps.sh), whatever python3 is first on PATH.
+/usr/bin/python3 scripts/smtp-sink.py --dir "$NOTIFY/sink-mail" --lifetime 3600 >"$NOTIFY/sink-mail.log" 2>&1 &
 smtpsink=$!
-python3 scripts/chat-sink.py --dir "$NOTIFY/sink-chat" --lifetime 3600 >/dev/null 2>&1 &
+/usr/bin/python3 scripts/chat-sink.py --dir "$NOTIFY/sink-chat" --lifetime 3600 >"$NOTIFY/sink-chat.log" 2>&1 &
 chatsink=$!
 for _ in $(seq 1 100); do [ -s "$NOTIFY/sink-mail/port" ] && [ -s "$NOTIFY/sink-chat/port" ] && break; sleep 0.1; done
+[ -s "$NOTIFY/sink-mail/port" ] && [ -s "$NOTIFY/sink-chat/port" ] \
+  || { echo "the local mail and chat sinks did not start:"; cat "$NOTIFY"/sink-*.log; exit 1; }
 cat > "$NOTIFY/msmtp.conf" <<MSMTP
 defaults
 syslog off
