@@ -177,7 +177,8 @@ public struct DigestText: Sendable, Equatable {
                 procedure = name.map { "\($0) (\(alert.procedure))" } ?? alert.procedure
             }
             due = alert.due.map(VietnameseFormat.dateTime) ?? "—"
-            left = DigestText.timeLeft(alert.minutesLeft)
+            // As of the alert: a message held overnight, or a replayed month, goes out later than it fired.
+            left = DigestText.timeLeft(alert.minutesLeft) + " (lúc \(VietnameseFormat.dateTime(alert.firedAt)))"
         }
 
         func repeated(_ digest: Digest) -> Bool { digest.repeated.contains(alertID) }

@@ -493,7 +493,7 @@ final class NotifyLoop {
     func step(consumer: Consumer?) throws {
         if machine.next(now: .now, otherChanges: false) == .commit { try commit(consumer: consumer) }
         try takeDigests()
-        if settings.dailySummary != nil, ContinuousClock.now - lastSummaryCheck >= .seconds(10) {
+        if settings.dailySummary != nil, ContinuousClock.now - lastSummaryCheck >= .seconds(1) {
             lastSummaryCheck = .now
             try takeSummaries()
         }

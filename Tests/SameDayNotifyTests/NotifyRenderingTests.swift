@@ -45,9 +45,14 @@ struct NotifyRenderingTests {
             lines.contains(
                 "   Chứng thực bản sao từ bản chính giấy tờ, văn bản do cơ quan tổ chức có thẩm quyền của Việt Nam cấp hoặc chứng nhận (2.000815.000.00.00.H29)"
             ))
-        #expect(lines.contains("   Đơn vị: Phường Tân Định · Hạn: 18/05/2022 17:00 · quá hạn 5 phút làm việc"))
+        #expect(
+            lines.contains(
+                "   Đơn vị: Phường Tân Định · Hạn: 18/05/2022 17:00 · quá hạn 5 phút làm việc (lúc 18/05/2022 15:30)"))
         #expect(lines.contains("2. [Sắp quá hạn (khẩn)] Hồ sơ 26734-220518-0003"))
-        #expect(lines.contains("   Đơn vị: Phường Tân Định · Hạn: 18/05/2022 17:00 · còn 1 giờ 20 phút làm việc"))
+        #expect(
+            lines.contains(
+                "   Đơn vị: Phường Tân Định · Hạn: 18/05/2022 17:00 · còn 1 giờ 20 phút làm việc (lúc 18/05/2022 15:30)"
+            ))
         #expect(lines.contains("Hồ sơ cần xử lý ngay (nghiêm trọng nhất trước), phần 1/2 (hồ sơ 1–3 của 5):"))
         #expect(lines.contains("Đã giải quyết kể từ thông báo trước: 3 hồ sơ (1 trễ hạn): 26734-220518-0001, …."))
         #expect(text.html.contains("Hồ sơ 26734-220518-0003"))
