@@ -70,23 +70,11 @@ public final class NotifyService: Sendable {
             holder: "\(ProcessInfo.processInfo.hostName) pid \(getpid())", ttl: .seconds(settings.leaseSeconds),
             logger: logger)
         defer { lease.release() }
-        metrics.set(.leaseHeld, 0)
-        var epoch: Int64?
-        var announced = false
-        while !stop.isRequested {
-            if let taken = try lease.tryAcquire() {
-                epoch = taken
-                break
-            }
-            let current = try? lease.currentHolder()
-            metrics.setReady(false, reason: "standby: \(queue) is served by \(current?.holder ?? "another notifier")")
-            if !announced {
-                logger.info("notify standby: waiting for the lease", metadata: ["holder": "\(current?.holder ?? "?")"])
-                announced = true
-            }
-            sleep(.milliseconds(250), unless: stop)
-        }
-        guard let epoch else { return }
+        guard
+            let epoch = try awaitLease(
+                lease, of: queue, otherHolder: "another notifier", message: "notify standby: waiting for the lease",
+                until: stop, metrics: metrics, logger: logger)
+        else { return }
         metrics.set(.leaseHeld, 1)
         metrics.increment(.leaseTakeoversTotal)
         defer { metrics.set(.leaseHeld, 0) }

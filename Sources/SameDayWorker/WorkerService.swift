@@ -73,26 +73,11 @@ public final class WorkerService {
             url: url, passwordFile: configuration.storePasswordFile, shard: queue, holder: holder,
             ttl: .seconds(configuration.leaseSeconds), logger: logger)
         defer { lease.release() }
-        metrics.set(.leaseHeld, 0)
-        var epoch: Int64?
-        var announced = false
-        while !stop.isRequested {
-            if let taken = try lease.tryAcquire() {
-                epoch = taken
-                break
-            }
-            let current = try? lease.currentHolder()
-            metrics.setReady(false, reason: "standby: \(queue) is served by \(current?.holder ?? "another worker")")
-            if !announced {
-                logger.info(
-                    "standby: waiting for the shard's lease",
-                    metadata: ["holder": "\(current?.holder ?? "?")", "epoch": "\(current?.epoch ?? 0)"])
-                announced = true
-            }
-            // A quarter of a second: takeover after a holder froze is the lease's expiry plus this poll.
-            sleep(.milliseconds(250), unless: stop)
-        }
-        guard let epoch else { return }
+        guard
+            let epoch = try awaitLease(
+                lease, of: queue, otherHolder: "another worker", message: "standby: waiting for the shard's lease",
+                until: stop, metrics: metrics, logger: logger)
+        else { return }
         let takenAt = ContinuousClock.now
         metrics.set(.leaseHeld, 1)
         metrics.increment(.leaseTakeoversTotal)
@@ -130,6 +115,29 @@ public final class WorkerService {
             lease: lease, metrics: metrics, logger: logger)
         try runConsumeLoop(participant, until: stop, metrics: metrics, logger: logger)
     }
+}
+
+/// Waits as a standby until `lease` is taken (its fencing epoch) or `stop` is requested (nil): not ready, naming the
+/// holder, said once in the log. Shared by a shard's worker and the notifier.
+func awaitLease(
+    _ lease: ShardLease, of name: String, otherHolder: String, message: Logger.Message, until stop: StopFlag,
+    metrics: WorkerMetrics, logger: Logger
+) throws -> Int64? {
+    metrics.set(.leaseHeld, 0)
+    var announced = false
+    while !stop.isRequested {
+        if let taken = try lease.tryAcquire() { return taken }
+        let current = try? lease.currentHolder()
+        metrics.setReady(false, reason: "standby: \(name) is served by \(current?.holder ?? otherHolder)")
+        if !announced {
+            logger.info(
+                message, metadata: ["holder": "\(current?.holder ?? "?")", "epoch": "\(current?.epoch ?? 0)"])
+            announced = true
+        }
+        // A quarter of a second: takeover after a holder froze is the lease's expiry plus this poll.
+        sleep(.milliseconds(250), unless: stop)
+    }
+    return nil
 }
 
 /// The worker's part in the consume loop: one shard queue into `ShardLoop`; with the shared store, the takeover
