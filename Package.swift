@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth", from: "2.5.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
@@ -95,7 +96,7 @@ let package = Package(
             name: "SameDayWorker",
             dependencies: [
                 "RabbitMQ", "SameDayBroker", "SameDayCore", "SameDayStore", "SameDayPostgres", "SameDayFiles",
-                "SameDayFormats", "SameDayNotify",
+                "SameDayFormats", "SameDayNotify", "SameDayBoard",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -124,12 +125,27 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        // The supervisors' live board: its view of the dossiers at risk (from alerts alone), the login (bcrypt,
+        // sessions, throttling), the page and its event stream, each person scoped to her units.
+        .target(
+            name: "SameDayBoard",
+            dependencies: [
+                "SameDayCore", "SameDayReport", "SameDayStore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+            ]
+        ),
         .executableTarget(
             name: "sameday",
             dependencies: [
                 "RabbitMQ", "SameDayBroker", "SameDayCore", "SameDayWorker", "SameDayAdapters", "SameDayReceiver",
                 "SameDayFiles", "SameDayFormats", "SameDayReport", "SameDayNotify", "SameDayStore", "SameDayPostgres",
+                "SameDayBoard",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -173,6 +189,15 @@ let package = Package(
                 "SameDayAdapters", "SameDayReceiver", "SameDayBroker", "SameDayCore", "SameDayFiles", "RabbitMQ",
                 "SameDayTestKit",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
+        .testTarget(
+            name: "SameDayBoardTests",
+            dependencies: [
+                "SameDayBoard", "SameDayCore", "SameDayFormats",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
             ]
         ),
         .testTarget(name: "SameDayFormatsTests", dependencies: ["SameDayFormats", "SameDayCore"]),

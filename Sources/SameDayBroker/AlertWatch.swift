@@ -111,3 +111,30 @@ public enum NotifyQueue {
             bindings: [.init(from: topology.alertsExchange, to: .queue(queue), routingKey: "#")])
     }
 }
+
+/// The queue of `sameday board` (docs/board.md): like `NotifyQueue`, a durable quorum queue bound to every alert and
+/// declared by the board itself, so the alerts raised while the board restarts wait for it. A delivery it cannot read
+/// goes to `sameday.dead`. One board consumes at a time (a second one started by mistake waits).
+public enum BoardQueue {
+    public static let defaultName = "sameday.board"
+    public static let maxLength: Int64 = 1_000_000
+    public static let deliveryLimit: Int64 = 5
+
+    /// The queue's name: the workers' name prefix, then `sameday.board` (the `board` broker user's rights name it).
+    public static func name(topology: SameDayTopology) -> String { topology.namePrefix + defaultName }
+
+    public static func declarations(topology: SameDayTopology, queue: String) -> Topology {
+        Topology(
+            queues: [
+                .init(
+                    queue, kind: .quorum, durable: true, autoDelete: false,
+                    arguments: [
+                        "x-max-length": .int(maxLength), "x-overflow": .string("drop-head"),
+                        "x-delivery-limit": .int(deliveryLimit),
+                        "x-dead-letter-exchange": .string(topology.deadLetterExchange),
+                        "x-single-active-consumer": .bool(true),
+                    ])
+            ],
+            bindings: [.init(from: topology.alertsExchange, to: .queue(queue), routingKey: "#")])
+    }
+}

@@ -208,6 +208,21 @@ public struct Configuration: Sendable {
         recipientTable[Int(unit) * AlertLevel.allCases.count + Int(level.rawValue)]
     }
 
+    /// The units whose alerts (any level) reach each person named in `alerting.json`, in units.csv order: a
+    /// supervisor's scope, for her daily summary and her board.
+    public func unitsByPerson() -> [String: [UnitID]] {
+        var units: [String: [UnitID]] = [:]
+        for id in self.units.indices.map({ UnitID($0) }) {
+            var seen = Set<String>()
+            for level in AlertLevel.allCases {
+                for person in recipients(level, unit: id) where seen.insert(person).inserted {
+                    units[person, default: []].append(id)
+                }
+            }
+        }
+        return units
+    }
+
     /// The thresholds for a procedure (its class's, with the procedure's override).
     public func thresholds(_ ref: ProcedureRef, sla: SLA) -> Thresholds {
         if case .catalog(let i) = ref { return catalogThresholds[Int(i)] }

@@ -171,6 +171,9 @@ public struct Alert: Sendable, Hashable {
     public var recipients: [String]
     /// Fired later than its threshold (the worker was down, or the event arrived late).
     public var lateFired: Bool
+    /// When the episode's dossier was received (its T0 before any move into a session): what the board shows.
+    /// Absent from alerts written before it was added, and for `source_silent`.
+    public var receivedAt: Instant? = nil
 
     /// Convention: an alert fired more than this after its threshold is marked late-fired.
     public static let lateFireGraceSeconds: Int64 = 60
@@ -208,6 +211,7 @@ public struct Alert: Sendable, Hashable {
         w.endArray()
         w.key("lateFired")
         w.bool(lateFired)
+        if let receivedAt { w.field("receivedAt", RFC3339.format(receivedAt)) }
         w.endObject()
         return w.text
     }
@@ -496,7 +500,7 @@ public struct Dossier: Sendable {
                 thresholdAt: threshold,
                 minutesLeft: due.map { Int(calendar.workingSeconds(from: minutesFrom, to: $0) / 60) },
                 recipients: config.recipients(level, unit: unitID),
-                lateFired: now - threshold > Alert.lateFireGraceSeconds)
+                lateFired: now - threshold > Alert.lateFireGraceSeconds, receivedAt: ep.deadline.received)
         }
         var next: Instant?
         if let schedule = alertSchedule(state: st, config: config, skipping: firedMask) {

@@ -53,16 +53,7 @@ public struct NotifyPlanner: Sendable {
         var profiles: [String: Profile] = [:]
         for person in Self.everyone(in: domain) { profiles[person] = Self.profile(person, settings, domain) }
         self.profiles = profiles
-        var units: [String: [UnitID]] = [:]
-        for id in domain.units.indices.map({ UnitID($0) }) {
-            var seen = Set<String>()
-            for level in AlertLevel.allCases {
-                for person in domain.recipients(level, unit: id) where seen.insert(person).inserted {
-                    units[person, default: []].append(id)
-                }
-            }
-        }
-        personUnits = units
+        personUnits = domain.unitsByPerson()
     }
 
     /// The units whose alerts reach `person`, in units.csv order.

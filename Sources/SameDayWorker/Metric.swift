@@ -24,6 +24,8 @@ public enum Metric {
         case notifyAlertsTotal = "sameday_notify_alerts_total"
         case notifyOwedTotal = "sameday_notify_owed_total"
         case notifyDigestsTotal = "sameday_notify_digests_total"
+        case boardAlertsTotal = "sameday_board_alerts_total"
+        case boardDroppedTotal = "sameday_board_dropped_total"
 
         /// The `# HELP` text.
         public var help: String {
@@ -56,6 +58,9 @@ public enum Metric {
             case .notifyAlertsTotal: "sameday notify: alerts consumed and committed (redeliveries included)."
             case .notifyOwedTotal: "sameday notify: (alert, person) pairs newly owed; each goes out in one digest."
             case .notifyDigestsTotal: "sameday notify: digests taken (one message per channel of the person)."
+            case .boardAlertsTotal: "sameday board: alerts consumed from its queue (redeliveries included)."
+            case .boardDroppedTotal:
+                "sameday board: alerts not shown because the board held its most entries (maxEntries)."
             }
         }
     }
@@ -67,6 +72,8 @@ public enum Metric {
         case sourcesRefusalsTotal = "sameday_sources_refusals_total"
         case notifyRefusalsTotal = "sameday_notify_refusals_total"
         case notifyDeliveriesTotal = "sameday_notify_deliveries_total"
+        case boardRefusalsTotal = "sameday_board_refusals_total"
+        case boardLoginsTotal = "sameday_board_logins_total"
 
         /// The `# HELP` text.
         public var help: String {
@@ -79,6 +86,8 @@ public enum Metric {
             case .notifyRefusalsTotal: "sameday notify: alert deliveries dead-lettered, by refusal code."
             case .notifyDeliveriesTotal:
                 "sameday notify: attempts to send a message, by outcome (delivered, retry, failed)."
+            case .boardRefusalsTotal: "sameday board: alert deliveries dead-lettered, by refusal code."
+            case .boardLoginsTotal: "sameday board: login attempts, by outcome (accepted, refused, locked)."
             }
         }
 
@@ -90,6 +99,8 @@ public enum Metric {
             case .sourcesRefusalsTotal: "refusal"
             case .notifyRefusalsTotal: "refusal"
             case .notifyDeliveriesTotal: "outcome"
+            case .boardRefusalsTotal: "refusal"
+            case .boardLoginsTotal: "outcome"
             }
         }
     }
@@ -111,6 +122,8 @@ public enum Metric {
         case notifyMessagesPending = "sameday_notify_messages_pending"
         case notifyMessagesFailed = "sameday_notify_messages_failed"
         case notifyQueues = "sameday_notify_queues"
+        case boardEntries = "sameday_board_entries"
+        case boardClients = "sameday_board_clients"
 
         /// The `# HELP` text.
         public var help: String {
@@ -136,6 +149,8 @@ public enum Metric {
             case .notifyMessagesFailed:
                 "sameday notify: messages in the failed-deliveries outbox (sameday notify failed list|retry)."
             case .notifyQueues: "sameday notify: people owed something or with an escalation open."
+            case .boardEntries: "sameday board: dossiers at risk on the board."
+            case .boardClients: "sameday board: live clients connected (one event stream each)."
             }
         }
     }

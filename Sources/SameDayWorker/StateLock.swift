@@ -33,6 +33,12 @@ public struct StateLock: Sendable {
             heldBy: "another `sameday notify`: one notifier keeps a notification store")
     }
 
+    /// The lock of `sameday board`'s state folder: one board per state file.
+    public init(boardFolder folder: String) throws {
+        try self.init(
+            folder: folder, file: "board.lock", heldBy: "another `sameday board` on the same state folder")
+    }
+
     private init(folder: String, file: String, heldBy: String) throws {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let path = folder + "/" + file

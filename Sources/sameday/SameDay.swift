@@ -14,7 +14,9 @@ struct SameDay: AsyncParsableCommand {
             """,
         subcommands: [
             DeadlineCommand.self, ReplayCommand.self, ReportCommand.self, ExplainCommand.self, SimulateCommand.self,
-            TopologyCommand.self, WorkerCommand.self, SourcesCommand.self, NotifyCommand.self, AlertsCommand.self, DeadLettersCommand.self,
+            TopologyCommand.self, WorkerCommand.self, SourcesCommand.self, NotifyCommand.self, BoardCommand.self,
+            AlertsCommand.self,
+            DeadLettersCommand.self,
             PublishCommand.self,
             ReceiveCommand.self,
         ]

@@ -1,0 +1,349 @@
+import Foundation
+import Logging
+import RabbitMQ
+import SameDayBoard
+import SameDayBroker
+import SameDayCore
+import SameDayFiles
+import SameDayFormats
+import ServiceLifecycle
+
+/// `sameday board`'s alert intake (docs/board.md): it builds the board's view from the alert stream alone. At
+/// start, from its own state file (the alerts its view was built from) and the workers' alert files of the last
+/// `alertFileDays` days; then from its own durable queue bound to `sameday.alerts`. An alert is shown to the live
+/// clients as soon as it is read, and acked once the state file that holds it is written (at most a second later):
+/// a SIGKILL loses nothing, and an alert read twice changes nothing.
+///
+/// Clock: the wall clock, or with `clock: events` the alerts' own time (for the demonstration, which replays a
+/// month of 2022 in minutes): the working minutes left are counted from it.
+public final class BoardService: Sendable {
+    public let configuration: WorkerConfiguration
+    public let settings: BoardSettings
+    public let domain: Configuration
+    public let metrics: WorkerMetrics
+    public let hub: BoardHub
+    private let clock: any WorkerClock
+    private let alertsClock: AlertsClock?
+    private let logger: Logger
+
+    public init(
+        configuration: WorkerConfiguration, settings: BoardSettings, domain: Configuration,
+        metrics: WorkerMetrics = WorkerMetrics(), logger: Logger = Logger(label: "sameday.board")
+    ) {
+        self.configuration = configuration
+        self.settings = settings
+        self.domain = domain
+        self.metrics = metrics
+        self.logger = logger
+        if configuration.clock == .events {
+            let alerts = AlertsClock(resumingAt: nil)
+            clock = alerts
+            alertsClock = alerts
+        } else {
+            clock = GuardedWallClock.forService(
+                "sameday board", maxJumpSeconds: configuration.maxClockJumpSeconds, metrics: metrics, logger: logger)
+            alertsClock = nil
+        }
+        let clock = clock
+        hub = BoardHub(
+            domain: domain,
+            view: BoardView(staleSeconds: Int64(domain.alerting.staleAfterDays) * 86_400),
+            maxClients: settings.maxClients, now: { clock.now() })
+    }
+
+    /// The queue this board consumes.
+    public var queue: String {
+        BoardQueue.name(topology: SameDayTopology(shards: 1, namePrefix: configuration.namePrefix))
+    }
+
+    /// Rebuilds the view before the page is served: the state file, then the alert files, in firing order.
+    /// Returns how many alerts were read from each.
+    @discardableResult
+    public func restore() throws -> (state: Int, files: Int) {
+        let started = ContinuousClock.now
+        var alerts: [Alert] = []
+        let fromState = try readState(into: &alerts)
+        let fromFiles = readAlertFiles(into: &alerts)
+        alerts.sort { ($0.firedAt, $0.episode) < ($1.firedAt, $1.episode) }
+        for alert in alerts { alertsClock?.observe(alert.firedAt) }
+        hub.apply(alerts)
+        hub.expire()
+        metrics.set(.boardEntries, Double(hub.entryCount))
+        logger.info(
+            "board state loaded",
+            metadata: [
+                "state_alerts": "\(fromState)", "file_alerts": "\(fromFiles)", "entries": "\(hub.entryCount)",
+                "seconds": "\((ContinuousClock.now - started).secondsValue)",
+            ])
+        return (fromState, fromFiles)
+    }
+
+    /// The state file: one alert per line. A line that cannot be read back is skipped and logged (the alert files
+    /// and the queue still hold what it said).
+    private func readState(into alerts: inout [Alert]) throws -> Int {
+        guard let data = FileManager.default.contents(atPath: settings.statePath) else { return 0 }
+        var count = 0
+        for (index, line) in data.split(separator: UInt8(ascii: "\n")).enumerated() where !line.isEmpty {
+            do {
+                alerts.append(try Alert.decode(json: Array(line), source: settings.statePath))
+                count += 1
+            } catch {
+                logger.warning(
+                    "board: a line of its state file cannot be read back; skipped",
+                    metadata: ["file": "\(settings.statePath)", "line": "\(index + 1)", "error": "\(error)"])
+            }
+        }
+        return count
+    }
+
+    /// The workers' alert files of the newest `alertFileDays` days (from the newest file found, so a replayed month
+    /// is read as well as today's).
+    private func readAlertFiles(into alerts: inout [Alert]) -> Int {
+        var files: [(day: LocalDate, path: String)] = []
+        for folder in settings.alertFolders {
+            guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else {
+                logger.warning("board: cannot read an alert folder", metadata: ["folder": "\(folder)"])
+                continue
+            }
+            for name in names {
+                if let day = AlertFiles.day(ofFileNamed: name) {
+                    files.append((day, (folder as NSString).appendingPathComponent(name)))
+                }
+            }
+        }
+        guard let newest = files.map(\.day.dayNumber).max() else { return 0 }
+        let first = newest - Int64(settings.alertFileDays) + 1
+        var count = 0
+        var unreadable = 0
+        for file in files where file.day.dayNumber >= first {
+            guard let data = FileManager.default.contents(atPath: file.path) else { continue }
+            for line in data.split(separator: UInt8(ascii: "\n")) where !line.isEmpty {
+                if let alert = try? Alert.decode(json: Array(line), source: file.path) {
+                    alerts.append(alert)
+                    count += 1
+                } else {
+                    unreadable += 1
+                }
+            }
+        }
+        if unreadable > 0 {
+            logger.warning(
+                "board: alert file lines that are not alerts were skipped", metadata: ["lines": "\(unreadable)"])
+        }
+        return count
+    }
+
+    /// Consumes until `stop` is requested (on the calling thread).
+    public func run(until stop: StopFlag) throws {
+        var connection = try configuration.connection(name: "sameday board")
+        if let file = settings.credentialsFile { try connection.useCredentials(fromFile: file) }
+        let intake = BoardIntake(service: self, alertsClock: alertsClock, connection: connection, logger: logger)
+        try runConsumeLoop(intake, until: stop, metrics: metrics, logger: logger)
+    }
+
+    /// Writes what the view needs after a restart, atomically.
+    func saveState() throws {
+        var bytes: [UInt8] = []
+        for alert in hub.persistentAlerts() {
+            bytes += Array(alert.jsonLine().utf8)
+            bytes.append(UInt8(ascii: "\n"))
+        }
+        try FileManager.default.createDirectory(atPath: settings.stateDirectory, withIntermediateDirectories: true)
+        try DurableFile.writeAtomically(bytes, to: settings.statePath, mode: 0o640)
+    }
+
+    /// Today's figures per unit from the workers' rollup files (each shard's folder on its own).
+    public func refreshFigures() {
+        guard !settings.rollups.isEmpty else { return }
+        let now = clock.now()
+        let dayNumber = LocalTime.day(of: now)
+        let day = LocalDate(dayNumber: dayNumber)
+        var figures: [String: RollupFigures] = [:]
+        for root in settings.rollups {
+            guard let period = try? RollupFolder.period(rollups: [root], from: day, to: day, fields: false) else {
+                continue
+            }
+            for row in period.rollup.units { figures[row.unit] = (figures[row.unit] ?? RollupFigures()) + row.figures }
+        }
+        hub.setFigures(figures, day: dayNumber)
+    }
+}
+
+/// The board's part in the consume loop: its queue into the hub, the state file written before each ack, and the
+/// chores (keep-alives, figures, expiry) once a second at most.
+private final class BoardIntake: ConsumeLoopParticipant {
+    let role = "board"
+    let source: String
+    let service: BoardService
+    let alertsClock: AlertsClock?
+    let connection: ConnectionConfiguration
+    let logger: Logger
+    private var pendingTag: DeliveryTag?
+    private var refused: [DeliveryTag] = []
+    private var firstPendingAt: ContinuousClock.Instant?
+    private var savedGeneration = -1
+    private var lastKeepAlive = ContinuousClock.now
+    private var lastFigures = ContinuousClock.now - .seconds(3600)
+    private var lastExpiry = ContinuousClock.now
+    private let refusalLog = LogThrottle()
+
+    /// The most an alert waits for its ack (the state file is written at most this often).
+    static let saveInterval = Duration.seconds(1)
+    static let maxBodyBytes = 64 * 1024
+
+    init(service: BoardService, alertsClock: AlertsClock?, connection: ConnectionConfiguration, logger: Logger) {
+        self.service = service
+        self.source = service.queue
+        self.alertsClock = alertsClock
+        self.connection = connection
+        self.logger = logger
+    }
+
+    func subscribe() throws(AMQPError) -> Consumer {
+        var admin = connection
+        admin.connectionName += " declare"
+        admin.reconnect.maximumAttempts = 1
+        let declaring = try Connection.open(admin)
+        defer { declaring.close() }
+        let topology = SameDayTopology(shards: 1, namePrefix: service.configuration.namePrefix)
+        try BoardQueue.declarations(topology: topology, queue: source).declare(on: declaring)
+        var consuming = connection
+        consuming.connectionName += " consumer"
+        let consumer = try Consumer(
+            ConsumerConfiguration(connection: consuming, queue: source, prefetch: 4_000), logger: logger)
+        logger.info("board consuming", metadata: ["amqp.queue": "\(source)"])
+        return consumer
+    }
+
+    func handle(_ delivery: Delivery) {
+        service.metrics.increment(.boardAlertsTotal)
+        defer {
+            pendingTag = delivery.tag
+            if firstPendingAt == nil { firstPendingAt = .now }
+        }
+        guard delivery.body.count <= Self.maxBodyBytes else {
+            refuse(delivery, code: "too_large", reason: "\(delivery.body.count) bytes; at most \(Self.maxBodyBytes)")
+            return
+        }
+        let alert: Alert
+        do throws(ConfigurationError) {
+            alert = try Alert.decode(json: delivery.body, source: "alert")
+        } catch {
+            refuse(delivery, code: "invalid_alert", reason: error.description)
+            return
+        }
+        guard alert.level == .sourceSilent || service.domain.unitID(alert.unit) != nil else {
+            refuse(delivery, code: "unknown_unit", reason: "unit \(alert.unit) is not in units.csv")
+            return
+        }
+        alertsClock?.observe(alert.firedAt)
+        let before = service.hub.droppedCount
+        service.hub.apply([alert])
+        if service.hub.droppedCount > before { service.metrics.increment(.boardDroppedTotal) }
+    }
+
+    private func refuse(_ delivery: Delivery, code: String, reason: String) {
+        service.metrics.increment(.boardRefusalsTotal, code)
+        refused.append(delivery.tag)
+        if refusalLog.allows(at: SystemClock().now()) {
+            logger.warning(
+                "board: delivery dead-lettered (at most one line a minute; see sameday_board_refusals_total)",
+                metadata: [
+                    "amqp.routing_key": "\(Printable.escaped(delivery.routingKey, limit: 200))",
+                    "refusal": "\(code)", "reason": "\(Printable.escaped(reason, limit: 300))",
+                ])
+        }
+    }
+
+    func waitBeforeNextDelivery() -> Duration {
+        guard let first = firstPendingAt else { return .seconds(1) }
+        return max(.zero, Self.saveInterval - (ContinuousClock.now - first))
+    }
+
+    func stepWithoutConsumer() throws { chores() }
+
+    func resubscribed(_ consumer: Consumer, times: Int) throws -> Bool {
+        // The tags in hand belong to the old channel; those deliveries come again (and change nothing).
+        pendingTag = nil
+        refused.removeAll()
+        firstPendingAt = nil
+        return false
+    }
+
+    func step(consumer: Consumer, idle: Bool) throws {
+        if let first = firstPendingAt, ContinuousClock.now - first >= Self.saveInterval {
+            try save(consumer: consumer)
+        }
+        chores()
+    }
+
+    func finish(consumer: Consumer?) throws {
+        try save(consumer: consumer)
+        logger.info("board stopped", metadata: ["entries": "\(service.hub.entryCount)"])
+    }
+
+    /// Writes the state file if the view moved, then acks what it holds and dead-letters the refused.
+    private func save(consumer: Consumer?) throws {
+        let generation = service.hub.generation
+        if generation != savedGeneration {
+            try service.saveState()
+            savedGeneration = generation
+        }
+        defer {
+            pendingTag = nil
+            refused.removeAll()
+            firstPendingAt = nil
+        }
+        guard let consumer else { return }
+        for tag in refused { _ = try consumer.reject(tag, requeue: false) }
+        if let tag = pendingTag { _ = try consumer.ack(tag, multiple: true) }
+    }
+
+    private func chores() {
+        let now = ContinuousClock.now
+        if now - lastKeepAlive >= .seconds(15) {
+            lastKeepAlive = now
+            service.hub.wakeAll()
+        }
+        if now - lastFigures >= .seconds(30) {
+            lastFigures = now
+            service.refreshFigures()
+        }
+        if now - lastExpiry >= .seconds(60) {
+            lastExpiry = now
+            service.hub.expire()
+        }
+        service.metrics.set(.boardEntries, Double(service.hub.entryCount))
+        service.metrics.set(.boardClients, Double(service.hub.clientCount))
+    }
+}
+
+/// The intake as a swift-service-lifecycle `Service`, on a thread of its own like the worker's.
+public struct BoardRunner: Service {
+    let service: BoardService
+    let stop: StopFlag
+
+    public init(service: BoardService, stop: StopFlag = StopFlag()) {
+        self.service = service
+        self.stop = stop
+    }
+
+    public func run() async throws {
+        let service = service
+        try await runOnOwnThread(name: "sameday.board", stop: stop, logger: Logger(label: "sameday.board")) { stop in
+            try service.run(until: stop)
+        }
+    }
+}
+
+/// Ends the live streams when the service group stops, before the HTTP server's graceful shutdown waits for them.
+public struct BoardStreamsCloser: Service {
+    let hub: BoardHub
+
+    public init(hub: BoardHub) { self.hub = hub }
+
+    public func run() async throws {
+        try? await gracefulShutdown()
+        hub.closeAll()
+    }
+}
