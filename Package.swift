@@ -167,7 +167,7 @@ let package = Package(
             name: "SameDayWorkerTests",
             dependencies: [
                 "SameDayWorker", "SameDayStore", "SameDayPostgres", "SameDayCore", "SameDayBroker", "RabbitMQ",
-                "SameDayFiles", "SameDayFormats", "SameDayTestKit", "SameDayNotify",
+                "SameDayFiles", "SameDayFormats", "SameDayTestKit", "SameDayNotify", "SameDayBoard",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),

@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// A program from Debian's packages some suites run for real (scripts/install-deps.sh installs them), found by its
 /// installed files.
 public enum LocalProgram: Sendable, CustomStringConvertible {
@@ -8,12 +12,21 @@ public enum LocalProgram: Sendable, CustomStringConvertible {
     case msmtp
     /// aiosmtpd for the system's Python, which runs scripts/smtp-sink.py (Debian's python3-aiosmtpd).
     case aiosmtpd
+    /// Headless Chromium driven by Selenium, with pika to publish (Debian's chromium, chromium-driver,
+    /// python3-selenium, python3-pika): scripts/board-browser-check.py.
+    case browser
 
     /// The files whose presence says the program is installed.
     public var files: [String] {
         switch self {
         case .msmtp: ["/usr/bin/msmtp"]
         case .aiosmtpd: ["/usr/bin/python3", "/usr/lib/python3/dist-packages/aiosmtpd/__init__.py"]
+        case .browser:
+            [
+                "/usr/bin/chromium", "/usr/bin/chromedriver", "/usr/bin/python3",
+                "/usr/lib/python3/dist-packages/selenium/__init__.py",
+                "/usr/lib/python3/dist-packages/pika/__init__.py",
+            ]
         }
     }
 
@@ -21,6 +34,8 @@ public enum LocalProgram: Sendable, CustomStringConvertible {
         switch self {
         case .msmtp: "msmtp (Debian's msmtp, /usr/bin/msmtp)"
         case .aiosmtpd: "aiosmtpd (Debian's python3-aiosmtpd, for /usr/bin/python3)"
+        case .browser:
+            "headless Chromium with Selenium and pika (Debian's chromium, chromium-driver, python3-selenium, python3-pika)"
         }
     }
 
@@ -54,4 +69,22 @@ extension Trait where Self == ConditionTrait {
             return false
         }
     }
+}
+
+/// A TCP port on loopback that nothing listens on right now (the kernel's choice), for a server a test starts.
+public func unusedLoopbackPort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+            bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
+        }
+    }
+    precondition(bound, "cannot bind a loopback port (errno \(errno))")
+    return Int(UInt16(bigEndian: address.sin_port))
 }
