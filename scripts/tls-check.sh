@@ -85,7 +85,7 @@ if openssl verify -CAfile ca.pem rogue-server.pem >/dev/null 2>&1; then fail "ro
 # --- 2. Secrets and the deployable definitions (topology + users with password hashes) -------------------------
 echo "== secrets and definitions"
 mkdir -m 700 secrets
-USERS=(adapter.motcua-q1 adapter.dvc-so-tu-phap receiver worker notify supervisor.so-noi-vu supervisor.q1-lanh-dao)
+USERS=(adapter.motcua-q1 adapter.dvc-so-tu-phap receiver worker notify board supervisor.so-noi-vu supervisor.q1-lanh-dao)
 for user in "${USERS[@]}"; do (umask 077 && openssl rand -hex 24 > "secrets/$user.password"); done
 if "$BIN" topology definitions --shards 4 --unit-systems "$REGISTRY" --config "$ROOT/deploy/config/hcmc-2022" \
   --secrets secrets --output definitions.json \

@@ -11,6 +11,7 @@ import SameDayCore
 /// | `worker` | nothing | `sameday.alerts`, `sameday.dead` | `sameday.work.<n>`, `sameday.events.log` | — |
 /// | `supervisor.<name>` | `sameday.alerts.<name>.*` | `sameday.alerts.<name>.*` | `sameday.alerts` and its own queues | — |
 /// | `notify` | `sameday.notify` | `sameday.notify`, `sameday.dead` | `sameday.alerts`, `sameday.notify` | — |
+/// | `board` | `sameday.board` | `sameday.board`, `sameday.dead` | `sameday.alerts`, `sameday.board` | — |
 ///
 /// A supervisor's `sameday alerts watch` declares its own queue (`sameday.alerts.<name>.watch.<host>.<pid>`, or a
 /// durable `sameday.alerts.<name>.<queue>`) and binds it to `sameday.alerts` (binding needs write on the queue and
@@ -57,10 +58,12 @@ public struct SameDayBrokerUsers: Sendable {
     public var receiver: String?
     /// The user of `sameday notify`, which declares, binds and consumes its own queue; nil for none.
     public var notify: String?
+    /// The user of `sameday board`, which declares, binds and consumes its own queue; nil for none.
+    public var board: String?
 
     public init(
         unitSystems: [UnitSystem], supervisors: [Supervisor], topology: SameDayTopology, worker: String? = "worker",
-        receiver: String? = "receiver", notify: String? = "notify"
+        receiver: String? = "receiver", notify: String? = "notify", board: String? = "board"
     ) {
         self.unitSystems = unitSystems
         self.supervisors = supervisors
@@ -68,6 +71,7 @@ public struct SameDayBrokerUsers: Sendable {
         self.worker = worker
         self.receiver = receiver
         self.notify = notify
+        self.board = board
     }
 
     /// One user's rights, as `rabbitmqctl set_permissions` / `set_topic_permissions` take them.
@@ -159,6 +163,14 @@ public struct SameDayBrokerUsers: Sendable {
             read: "^(\(Self.regexEscape(topology.alertsExchange))|\(queue))$", topic: nil)
     }
 
+    /// `sameday board` has the same rights as the notifier, on its own queue `sameday.board`.
+    public func permissions(board user: String) -> Permissions {
+        let queue = Self.regexEscape(BoardQueue.name(topology: topology))
+        return Permissions(
+            user: user, configure: "^\(queue)$", write: "^(\(queue)|\(Self.regexEscape(topology.deadLetterExchange)))$",
+            read: "^(\(Self.regexEscape(topology.alertsExchange))|\(queue))$", topic: nil)
+    }
+
     /// A supervisor reads alerts only: it may declare, bind (write) and consume queues in its own namespace
     /// `sameday.alerts.<name>.…`, and bind them to the alerts exchange (read on `sameday.alerts`); it can publish
     /// nowhere (no exchange matches its write pattern: exchange names never start with another's queue prefix).
@@ -187,7 +199,7 @@ public struct SameDayBrokerUsers: Sendable {
     public var allPermissions: [Permissions] {
         unitSystems.map(permissions) + (receiver.map { [permissions(receiver: $0)] } ?? [])
             + (worker.map { [permissions(worker: $0)] } ?? []) + (notify.map { [permissions(notify: $0)] } ?? [])
-            + supervisors.map { permissions(supervisor: $0) }
+            + (board.map { [permissions(board: $0)] } ?? []) + supervisors.map { permissions(supervisor: $0) }
     }
 
     /// Every user name, in the order of the definitions file.

@@ -50,7 +50,7 @@ struct TopologyCommand: AsyncParsableCommand {
             abstract: "Print the topology as a RabbitMQ definitions file (rabbitmqctl import_definitions).",
             discussion: """
                 With --unit-systems, the file also holds the least-privilege broker users (an adapter per unit \
-                system, the receiver, the worker, the notifier, a supervisor per name). With --secrets DIR, each user gets a \
+                system, the receiver, the worker, the notifier, the board, a supervisor per name). With --secrets DIR, each user gets a \
                 RabbitMQ password hash made from DIR/<user>.password (mode 0600 or 0400): that is the file to deploy \
                 (write it with --output, mode 0600). Without --secrets the users have no password (the form kept in \
                 git); importing that into a broker where they have passwords would remove them.
@@ -92,7 +92,7 @@ extension TopologyCommand {
     struct Users: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract:
-                "Print the least-privilege broker users (adapter per unit system, receiver, worker, notify, supervisors) as RabbitMQ definitions.",
+                "Print the least-privilege broker users (adapter per unit system, receiver, worker, notify, board, supervisors) as RabbitMQ definitions.",
             discussion: """
                 With --secrets DIR each user gets a RabbitMQ password hash from DIR/<user>.password (mode 0600 or \
                 0400); without it, users have no password (the form kept in git).

@@ -74,8 +74,8 @@ struct BrokerUsersTests {
             #expect(users.allSatisfy { ($0["password_hash"] as? String) == "" }, "\(file) must hold no hash")
             #expect(
                 Set(users.map { $0["name"] as! String }) == [
-                    "adapter.motcua-q1", "adapter.dvc-so-tu-phap", "receiver", "worker", "notify", "supervisor.so-noi-vu",
-                    "supervisor.q1-lanh-dao",
+                    "adapter.motcua-q1", "adapter.dvc-so-tu-phap", "receiver", "worker", "notify", "board",
+                    "supervisor.so-noi-vu", "supervisor.q1-lanh-dao",
                 ])
         }
         let users = SameDayBrokerUsers(
@@ -92,6 +92,9 @@ struct BrokerUsersTests {
         #expect(notify.configure == "^sameday\\.notify$")
         #expect(notify.write == "^(sameday\\.notify|sameday\\.dead)$", "binding, and the dead-letter exchange it names")
         #expect(notify.read == "^(sameday\\.alerts|sameday\\.notify)$", "it reads its queue and binds to the alerts")
+        let board = users.permissions(board: "board")
+        #expect(board.configure == "^sameday\\.board$" && board.write == "^(sameday\\.board|sameday\\.dead)$")
+        #expect(board.read == "^(sameday\\.alerts|sameday\\.board)$")
         let supervisor = users.permissions(supervisor: "so-noi-vu")
         #expect(
             supervisor.configure == "^sameday\\.alerts\\.so-noi-vu\\..+$" && supervisor.write == supervisor.configure)
@@ -179,7 +182,7 @@ struct BrokerUsersTests {
         let passwords = Dictionary(uniqueKeysWithValues: users.userNames.map { ($0, "pw-of-\($0)-0123456789") })
         let data = users.definitionsJSON(passwordHashes: try users.passwordHashes(passwords: passwords))
         let listed = (try JSONSerialization.jsonObject(with: data) as! [String: Any])["users"] as! [[String: Any]]
-        #expect(listed.count == 5, "adapter, receiver, worker, notify, supervisor")
+        #expect(listed.count == 6, "adapter, receiver, worker, notify, board, supervisor")
         for user in listed {
             let name = user["name"] as! String
             #expect(user["hashing_algorithm"] as? String == "rabbit_password_hashing_sha256")

@@ -1,5 +1,6 @@
 import Foundation
 import RabbitMQ
+import SameDayBoard
 import SameDayBroker
 import SameDayNotify
 import SameDayTestKit
@@ -242,6 +243,7 @@ struct DeployUnitTests {
         "/etc/sameday/worker.json": "deploy/worker.json",
         "/etc/sameday/receiver.json": "deploy/adapters/receiver.json",
         "/etc/sameday/notify.json": "deploy/notify.json",
+        "/etc/sameday/board.json": "deploy/board.json",
     ]
 
     func shippedFile(named installed: String?) throws -> String {
@@ -301,6 +303,30 @@ struct DeployUnitTests {
         #expect(
             settings.mail?.program == "/usr/bin/msmtp", "postfix's setgid postdrop cannot run under NoNewPrivileges")
         #expect(settings.metricsListen == "127.0.0.1:9462")
+    }
+
+    @Test(
+        "sameday board's shipped board.json is read; its state folder is writable, the workers' folders it reads exist")
+    func boardFolders() throws {
+        let unit = try UnitFile("sameday-board.service")
+        let command = try #require(unit.commands.first)
+        #expect(command.prefix(2) == ["/usr/local/bin/sameday", "board"])
+        let settings = try BoardSettings.load(path: try shippedFile(named: command.value(after: "--board")))
+        #expect(unit.canWrite(settings.stateDirectory), "\(settings.stateDirectory) is read-only for the board")
+        #expect(settings.metricsListen == "127.0.0.1:9463")
+        #expect(settings.cookiesAreSecure, "served behind the TLS proxy: the cookie must be Secure")
+        // The folders and stores it reads are the workers' (deploy/worker.json, one shard per folder).
+        let worker = try WorkerConfiguration.load(
+            path: try shippedFile(named: command.value(after: "--config")), environment: [:])
+        let shards = (0..<worker.shards).map { shard in
+            var each = worker
+            each.shard = shard
+            each.stateDirectory = "/var/lib/sameday/shard-\(shard)"
+            return each
+        }
+        #expect(settings.alertFolders == shards.map(\.resolvedAlertsDirectory))
+        #expect(settings.rollups == shards.map(\.resolvedRollupsDirectory))
+        #expect(settings.timelineStores == shards.map(\.databasePath))
     }
 
     @Test("every file the report writes is in its output folder, which systemd creates and lets it write")
