@@ -154,8 +154,11 @@ let package = Package(
             name: "sameday-bench",
             dependencies: [
                 "RabbitMQ", "SameDayBroker", "SameDayCore", "SameDayWorker", "SameDayAdapters", "SameDayStore",
-                "SameDayPostgres", "SameDayFormats", "SameDayNotify",
+                "SameDayPostgres", "SameDayFormats", "SameDayNotify", "SameDayBoard",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
         // The same AMQP benchmark written directly against rabbitmq-c, as the yardstick for ours.

@@ -30,6 +30,8 @@ BIN=.build/release/sameday
 built=$SECONDS
 
 $BIN topology declare --shards $SHARDS
+# A board left running by the previous demonstration serves the folder about to be replaced: stop it first.
+if [ -s "$OUT/board/board.pid" ]; then kill "$(cat "$OUT/board/board.pid")" 2>/dev/null || true; sleep 1; fi
 rm -rf "$OUT" && mkdir -p "$OUT"
 # Start from empty queues, so the demonstration is the same on every run.
 for n in $(seq 0 $((SHARDS - 1))); do rabbitmqctl -q purge_queue "sameday.work.$n" >/dev/null; done
@@ -82,6 +84,32 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 
+# The supervisors' live board (docs/board.md) on http://127.0.0.1:8470, on the alerts' clock like the notifier: it
+# reads its own queue, the workers' rollup files for the day's figures and their stores for a dossier's timeline.
+BOARD="$(realpath -m "$OUT")/board"
+BOARD_PASSWORD="demo-quan1-2022"
+mkdir -p "$BOARD"
+STORES=$(for n in $(seq 0 $((SHARDS - 1))); do printf '"%s/worker/shard-%s/shard-%s.sqlite"\n' "$(realpath -m "$OUT")" "$n" "$n"; done | paste -sd, -)
+ALERTDIRS=$(for n in $(seq 0 $((SHARDS - 1))); do printf '"%s/worker/shard-%s/alerts"\n' "$(realpath -m "$OUT")" "$n"; done | paste -sd, -)
+for person in lanhdao.phong@quan1.hcmc.example lanhdao.phong@khoi-quanhuyen.hcmc.example; do
+  echo "$BOARD_PASSWORD" | $BIN board password "$person" --cost 10
+done > "$BOARD/board.passwords"
+chmod 600 "$BOARD/board.passwords"
+cat > "$BOARD/board.json" <<JSON
+{"listen": "127.0.0.1:8470", "passwordsFile": "$BOARD/board.passwords", "stateDirectory": "$BOARD/state",
+ "metricsListen": "127.0.0.1:9461", "alertFolders": [$ALERTDIRS], "rollups": [$ROLLUPS], "timelineStores": [$STORES]}
+JSON
+board_command="SAMEDAY_DOMAIN_CONFIG=$CONFIG SAMEDAY_CLOCK=events $BIN board --board $BOARD/board.json"
+SAMEDAY_DOMAIN_CONFIG="$CONFIG" SAMEDAY_CLOCK=events SAMEDAY_METRICS_LISTEN="" \
+  setsid $BIN board --board "$BOARD/board.json" --log-level warning >"$OUT/board.log" 2>&1 < /dev/null &
+board=$!
+echo "$board" > "$BOARD/board.pid"
+for _ in $(seq 1 100); do
+  rabbitmqctl -q list_queues name 2>/dev/null | grep -qx sameday.board && break
+  kill -0 "$board" 2>/dev/null || { echo "sameday board stopped early:"; cat "$OUT/board.log"; exit 1; }
+  sleep 0.2
+done
+
 pids=()
 for n in $(seq 0 $((SHARDS - 1))); do
   SAMEDAY_SHARD=$n SAMEDAY_SHARDS=$SHARDS SAMEDAY_STATE_DIR="$OUT/worker/shard-$n" SAMEDAY_DOMAIN_CONFIG="$CONFIG" SAMEDAY_CLOCK=events \
@@ -94,7 +122,7 @@ done
 $BIN alerts watch --unit 760 --level warning --count 5 --config "$CONFIG" > "$OUT/watch-quan1.txt" 2>/dev/null &
 watcher=$!
 # Whatever happens from here on, leave no worker or watcher behind.
-trap 'kill "${pids[@]}" "$watcher" "$notifier" "$smtpsink" "$chatsink" 2>/dev/null || true' EXIT
+trap 'kill "${pids[@]}" "$watcher" "$notifier" "$smtpsink" "$chatsink" "$board" 2>/dev/null || true' EXIT
 sleep 2
 
 echo "== 3. The adapter publishes them, confirmed and persistent =="
@@ -109,6 +137,13 @@ for _ in $(seq 1 $WAIT); do
     applied=$((applied + c))
   done
   [ "$applied" -ge "$expected" ] && break
+  # Half way through the month, the board as the districts' office head sees it then.
+  if [ -z "${shot:-}" ] && [ "$applied" -ge $((expected / 2)) ]; then
+    shot=1
+    /usr/bin/python3 scripts/board-screenshot.py --url http://127.0.0.1:8470 \
+      --person lanhdao.phong@khoi-quanhuyen.hcmc.example --password "$BOARD_PASSWORD" --out "$OUT" --min-rows 3 \
+      || echo "(no board screenshot: see above)"
+  fi
   for pid in "${pids[@]}"; do
     kill -0 "$pid" 2>/dev/null || { echo "a worker stopped early:"; cat "$OUT"/worker-*.log; exit 1; }
   done
@@ -128,6 +163,7 @@ for _ in $(seq 1 180); do
 done
 kill -TERM "$notifier"; wait "$notifier" || true
 kill "$smtpsink" "$chatsink" 2>/dev/null || true
+# The board stays up for a newcomer to open.
 trap - EXIT
 
 echo
@@ -163,5 +199,11 @@ if cmp -s "$OUT/report-2022-05-15_2022-06-15.csv" "$OUT/report-replay.csv"; then
 else
   echo "DIFFERENT: see $OUT/report-*.csv" && exit 1
 fi
-echo "Outputs in $OUT/: events.jsonl, worker/shard-N/{alerts,rollups}, notify/quan1/*.eml and chat-*.json, report.html, report-*.csv, bieu06-theo-linh-vuc.csv, comparison.txt"
+echo
+echo "== 9. The supervisors' live board, still running: http://127.0.0.1:8470 =="
+echo "Log in as lanhdao.phong@quan1.hcmc.example (District 1's office head) or lanhdao.phong@khoi-quanhuyen.hcmc.example"
+echo "(every district), password $BOARD_PASSWORD. The month is over and every dossier was resolved, so the list is empty"
+echo "now; $OUT/board-desktop.png and board-phone.png show it half way through the month. Stop it: kill $board"
+echo "Start it again over the demo's alerts: $board_command"
+echo "Outputs in $OUT/: events.jsonl, worker/shard-N/{alerts,rollups}, notify/quan1/*.eml and chat-*.json, report.html, report-*.csv, bieu06-theo-linh-vuc.csv, comparison.txt, board-*.png"
 echo "demo: $((SECONDS - built)) s after the build (scale $SCALE)"

@@ -3,7 +3,7 @@
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET…]     default: 60 seconds each, every target
 #
-# Targets: time csv json event configuration mapping fieldtable dossier-record (docs/fuzzing.md). Everything is built under
+# Targets: time csv json event configuration mapping fieldtable dossier-record board (docs/fuzzing.md). Everything is built under
 # .build-fuzz/fuzz/ (ignored by git); the corpus a run grows is kept in .build-fuzz/fuzz/corpus/TARGET and reused by
 # the next run, next to the seeds of Fuzz/corpus/TARGET. Exit status 1 on any crash, trap (a harness traps on a
 # round-trip difference), hang (-timeout), leak (LeakSanitizer) or out-of-memory; the input that did it is left in
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 
 SECONDS_EACH=${1:-60}
 if [ $# -gt 0 ]; then shift; fi
-ALL_TARGETS=(time csv json event configuration mapping fieldtable dossier-record)
+ALL_TARGETS=(time csv json event configuration mapping fieldtable dossier-record board)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL_TARGETS[@]}")
 case "$SECONDS_EACH" in '' | *[!0-9]*) echo "fuzz.sh: SECONDS must be a whole number, not '$SECONDS_EACH'" >&2; exit 2 ;; esac
@@ -89,8 +89,11 @@ build_crypto() {
 
 needs_adapters=false
 needs_rabbitmq=false
+needs_board=false
 for t in "${TARGETS[@]}"; do
-    case $t in mapping) needs_adapters=true; needs_rabbitmq=true ;; fieldtable) needs_rabbitmq=true ;; esac
+    case $t in
+        mapping) needs_adapters=true; needs_rabbitmq=true ;; fieldtable) needs_rabbitmq=true ;; board) needs_board=true ;;
+    esac
 done
 
 build_library SameDayCore Sources/SameDayCore "${OWN[@]}"
@@ -106,18 +109,31 @@ if $needs_adapters; then
     build_library SameDayAdapters Sources/SameDayAdapters "${OWN[@]}" -I Sources/CRabbitMQ -I "$CRYPTO_MODULES"
 fi
 
+# The board's readers: its pure files only (the view, the login's files and form, board.json), without the HTTP side.
+if $needs_board; then
+    board_sources=(Sources/SameDayBoard/BoardView.swift Sources/SameDayBoard/BoardAuth.swift
+        Sources/SameDayBoard/BoardSettings.swift)
+    if stale "$LIB/libSameDayBoard.a" "${board_sources[@]}"; then
+        echo "fuzz.sh: building SameDayBoard (its pure files)"
+        "$SWIFTC" "${COMMON[@]}" -enable-testing -wmo -module-name SameDayBoard -emit-module \
+            -emit-module-path "$LIB/SameDayBoard.swiftmodule" -emit-library -static -o "$LIB/libSameDayBoard.a" \
+            "${OWN[@]}" "${board_sources[@]}"
+    fi
+fi
+
 # Per target: harness, libraries to link, longest input.
 harness_of() {
     case $1 in
         time) echo Time ;; csv) echo CSV ;; json) echo JSON ;; event) echo Event ;;
         configuration) echo Configuration ;; mapping) echo Mapping ;; fieldtable) echo FieldTable ;;
-        dossier-record) echo DossierRecord ;;
+        dossier-record) echo DossierRecord ;; board) echo Board ;;
     esac
 }
 libraries_of() {
     case $1 in
         mapping) echo "SameDayAdapters SameDayBroker SameDayFiles RabbitMQ Logging SameDayCore Crypto" ;;
         fieldtable) echo "RabbitMQ Logging" ;;
+        board) echo "SameDayBoard SameDayCore" ;;
         *) echo SameDayCore ;;
     esac
 }
@@ -128,7 +144,7 @@ timeout_of() {
 }
 max_len_of() {
     case $1 in
-        time) echo 64 ;; configuration) echo 32768 ;; mapping | json) echo 8192 ;; *) echo 4096 ;;
+        time) echo 64 ;; configuration) echo 32768 ;; mapping | json | board) echo 8192 ;; *) echo 4096 ;;
     esac
 }
 

@@ -183,3 +183,21 @@ public final class SessionStore: Sendable {
             .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
     }
 }
+
+/// `application/x-www-form-urlencoded`.
+struct FormBody {
+    private var values: [String: String] = [:]
+
+    init(_ text: String) {
+        for pair in text.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            func decode(_ s: Substring) -> String {
+                String(s).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? ""
+            }
+            let key = decode(parts[0])
+            if values[key] == nil { values[key] = parts.count > 1 ? decode(parts[1]) : "" }
+        }
+    }
+
+    subscript(key: String) -> String? { values[key] }
+}

@@ -43,7 +43,9 @@ public final class BoardHub: Sendable {
                 guard let change = s.view.apply(alert) else { continue }
                 changed += 1
                 s.generation += 1
-                for client in s.clients.values { client.push(change) }
+                guard !s.clients.isEmpty else { continue }
+                let event = render(change)
+                for client in s.clients.values { client.push(event) }
             }
             return changed
         }
@@ -55,7 +57,8 @@ public final class BoardHub: Sendable {
         state.withLock { s in
             for change in s.view.expire(now: at) {
                 s.generation += 1
-                for client in s.clients.values { client.push(change) }
+                let event = render(change)
+                for client in s.clients.values { client.push(event) }
             }
         }
     }
@@ -177,20 +180,22 @@ public final class BoardHub: Sendable {
         return w.text
     }
 
-    /// One change as a client receives it.
-    public func changeJSON(_ change: BoardView.Change) -> (event: String, data: String) {
+    /// One change as a client receives it, rendered once for every client.
+    public func render(_ change: BoardView.Change) -> BoardEvent {
         switch change {
         case .upsert(let entry):
             var w = JSONWriter()
             writeEntry(entry, left: minutesLeft(entry.alert, at: now()), into: &w)
-            return ("upsert", w.text)
-        case .remove(let dossier, let unit):
+            return BoardEvent(name: "upsert", data: w.text, unit: entry.unit)
+        case .remove(let dossier, let unit, let alertId):
             var w = JSONWriter()
             w.beginObject()
             w.field("dossier", dossier)
             w.field("unit", unit)
+            w.key("alertId")
+            if let alertId { w.string(alertId) } else { w.null() }
             w.endObject()
-            return ("remove", w.text)
+            return BoardEvent(name: "remove", data: w.text, unit: unit)
         }
     }
 
@@ -232,20 +237,15 @@ public final class BoardSubscription: Sendable {
     public let scope: Set<String>?
     public let wakes: AsyncStream<Void>
     private let continuation: AsyncStream<Void>.Continuation
-    private let pending = Mutex<(changes: [BoardView.Change], snapshot: Bool)>(([], false))
+    private let pending = Mutex<(changes: [BoardEvent], snapshot: Bool)>(([], false))
 
     init(scope: Set<String>?) {
         self.scope = scope
         (wakes, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
-    func push(_ change: BoardView.Change) {
-        let unit: String
-        switch change {
-        case .upsert(let e): unit = e.unit
-        case .remove(_, let u): unit = u
-        }
-        guard scope?.contains(unit) ?? true else { return }
+    func push(_ change: BoardEvent) {
+        guard scope?.contains(change.unit) ?? true else { return }
         pending.withLock { p in
             if p.snapshot { return }
             if p.changes.count >= Self.maxPending {
@@ -267,7 +267,7 @@ public final class BoardSubscription: Sendable {
     }
 
     /// What to send now: a snapshot (and nothing else), or the changes in order.
-    public func take() -> (changes: [BoardView.Change], snapshot: Bool) {
+    public func take() -> (changes: [BoardEvent], snapshot: Bool) {
         pending.withLock { p in
             defer { p = ([], false) }
             return p
@@ -277,4 +277,11 @@ public final class BoardSubscription: Sendable {
     func wake() { continuation.yield() }
 
     func finish() { continuation.finish() }
+}
+
+/// A change as the event stream carries it: `event: <name>` and `data: <JSON>`, for the clients of `unit`.
+public struct BoardEvent: Sendable, Equatable {
+    public var name: String
+    public var data: String
+    public var unit: String
 }

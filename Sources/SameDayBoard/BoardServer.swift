@@ -158,10 +158,7 @@ public struct BoardServer: Sendable {
                     if snapshot {
                         out.writeString(Self.event("snapshot", hub.snapshotJSON(scope: client.scope)))
                     } else {
-                        for change in changes {
-                            let (name, data) = hub.changeJSON(change)
-                            out.writeString(Self.event(name, data))
-                        }
+                        for change in changes { out.writeString(Self.event(change.name, change.data)) }
                     }
                     if out.readableBytes == 0 { out.writeString(": ping\n\n") }
                     try await writer.write(out)
@@ -269,24 +266,6 @@ final class LoginGate: Sendable {
     func record(person: String, succeeded: Bool, now: Instant) {
         throttle.withLock { $0.record(person: person, succeeded: succeeded, now: now) }
     }
-}
-
-/// `application/x-www-form-urlencoded`.
-struct FormBody {
-    private var values: [String: String] = [:]
-
-    init(_ text: String) {
-        for pair in text.split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            func decode(_ s: Substring) -> String {
-                String(s).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? ""
-            }
-            let key = decode(parts[0])
-            if values[key] == nil { values[key] = parts.count > 1 ? decode(parts[1]) : "" }
-        }
-    }
-
-    subscript(key: String) -> String? { values[key] }
 }
 
 /// Headers on every answer: nothing cached, nothing framed, scripts and requests to the board only.

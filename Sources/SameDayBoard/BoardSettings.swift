@@ -32,7 +32,7 @@ public struct BoardSettings: Sendable, Equatable {
     public var sessionHours = 12
     public var login = LoginPolicy()
     /// `/metrics`, `/healthz` and `/readyz`; empty for none.
-    public var metricsListen = "127.0.0.1:9463"
+    public var metricsListen = "127.0.0.1:9461"
     /// The most live clients at once (each holds one stream).
     public var maxClients = 2_000
 

@@ -15,25 +15,28 @@ public struct BoardView: Sendable {
     public enum Change: Sendable, Equatable {
         /// A dossier appears, or its level changed.
         case upsert(BoardEntry)
-        /// A dossier leaves the board (its resolution alert, or dropped as stale).
-        case remove(dossier: String, unit: String)
+        /// A dossier leaves the board: its resolution alert (`alertId`), or dropped as stale (nil).
+        case remove(dossier: String, unit: String, alertId: String?)
     }
 
     /// The order of alerts of one dossier: a later episode, then a later firing, then the level (a resolution
-    /// fired in the same second as a threshold comes after it).
+    /// fired in the same second as a threshold comes after it), then the id, so that any order of arrival ends in
+    /// the same view.
     struct Version: Comparable, Sendable {
         var episode: Int
         var firedAt: Instant
         var rank: Int
+        var alertID: String
 
         init(_ alert: Alert) {
             episode = alert.episode
             firedAt = alert.firedAt
             rank = BoardView.rank(alert.level)
+            alertID = alert.alertId
         }
 
         static func < (a: Version, b: Version) -> Bool {
-            (a.episode, a.firedAt, a.rank) < (b.episode, b.firedAt, b.rank)
+            (a.episode, a.firedAt, a.rank, a.alertID) < (b.episode, b.firedAt, b.rank, b.alertID)
         }
     }
 
@@ -82,7 +85,7 @@ public struct BoardView: Sendable {
             closed[alert.dossier] = Closed(version: version, unit: alert.unit, closing: alert)
             guard existing != nil else { return nil }
             entries[alert.dossier] = nil
-            return .remove(dossier: alert.dossier, unit: alert.unit)
+            return .remove(dossier: alert.dossier, unit: alert.unit, alertId: alert.alertId)
         }
         if var entry = entries[alert.dossier] {
             let current = Version(entry.alert)
@@ -119,7 +122,7 @@ public struct BoardView: Sendable {
         var changes: [Change] = []
         for (code, entry) in entries where now - entry.alert.firedAt >= staleSeconds {
             entries[code] = nil
-            changes.append(.remove(dossier: code, unit: entry.alert.unit))
+            changes.append(.remove(dossier: code, unit: entry.alert.unit, alertId: nil))
         }
         return changes
     }

@@ -34,7 +34,8 @@ struct BoardViewTests {
             return
         }
         #expect(raised.level == .critical && raised.history.map(\.level) == [.warning, .critical])
-        #expect(view.apply(boardAlert(.cleared, "Q1-1", firedAt: "16:00")) == .remove(dossier: "Q1-1", unit: "760"))
+        let cleared = boardAlert(.cleared, "Q1-1", firedAt: "16:00")
+        #expect(view.apply(cleared) == .remove(dossier: "Q1-1", unit: "760", alertId: cleared.alertId))
         #expect(view.entries.isEmpty)
     }
 
@@ -75,7 +76,7 @@ struct BoardViewTests {
         #expect(view.persistentAlerts.count == 2, "A's warning and B's cleared")
         #expect(view.expire(now: at("17:00")).isEmpty)
         #expect(view.persistentAlerts.count == 1, "B's cleared forgotten after an hour")
-        #expect(view.expire(now: at("15:00") + 2 * 86_400) == [.remove(dossier: "A", unit: "760")])
+        #expect(view.expire(now: at("15:00") + 2 * 86_400) == [.remove(dossier: "A", unit: "760", alertId: nil)])
         #expect(view.entries.isEmpty)
     }
 

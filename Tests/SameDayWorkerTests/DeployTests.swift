@@ -313,7 +313,7 @@ struct DeployUnitTests {
         #expect(command.prefix(2) == ["/usr/local/bin/sameday", "board"])
         let settings = try BoardSettings.load(path: try shippedFile(named: command.value(after: "--board")))
         #expect(unit.canWrite(settings.stateDirectory), "\(settings.stateDirectory) is read-only for the board")
-        #expect(settings.metricsListen == "127.0.0.1:9463")
+        #expect(settings.metricsListen == "127.0.0.1:9461")
         #expect(settings.cookiesAreSecure, "served behind the TLS proxy: the cookie must be Secure")
         // The folders and stores it reads are the workers' (deploy/worker.json, one shard per folder).
         let worker = try WorkerConfiguration.load(
