@@ -17,8 +17,10 @@ public final class BoardHub: Sendable {
         var figures: [String: RollupFigures] = [:]
         var figuresDay: Int64?
         var clients: [ObjectIdentifier: BoardSubscription] = [:]
-        /// Counts the changes: the service rewrites its state file only when it moved.
+        /// Counts the changes.
         var generation = 0
+        /// The alerts taken since the service last wrote them to its state file.
+        var unsaved: [Alert] = []
         var closed = false
     }
 
@@ -39,6 +41,7 @@ public final class BoardHub: Sendable {
     public func apply(_ alerts: [Alert]) -> Int {
         state.withLock { s in
             var changed = 0
+            s.unsaved += alerts
             for alert in alerts {
                 guard let change = s.view.apply(alert) else { continue }
                 changed += 1
@@ -115,6 +118,14 @@ public final class BoardHub: Sendable {
             if let entry = s.view.entries[code], scope?.contains(entry.unit) ?? true { return (entry, nil) }
             if let closing = s.view.closing(of: code), scope?.contains(closing.unit) ?? true { return (nil, closing) }
             return nil
+        }
+    }
+
+    /// The alerts taken since the last call, in order: what the service appends to its state file.
+    public func takeUnsaved() -> [Alert] {
+        state.withLock { s in
+            defer { s.unsaved.removeAll() }
+            return s.unsaved
         }
     }
 

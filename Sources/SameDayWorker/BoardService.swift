@@ -7,6 +7,11 @@ import SameDayCore
 import SameDayFiles
 import SameDayFormats
 import ServiceLifecycle
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// `sameday board`'s alert intake (docs/board.md): it builds the board's view from the alert stream alone. At
 /// start, from its own state file (the alerts its view was built from) and the workers' alert files of the last
@@ -68,6 +73,10 @@ public final class BoardService: Sendable {
         for alert in alerts { alertsClock?.observe(alert.firedAt) }
         hub.apply(alerts)
         hub.expire()
+        _ = hub.takeUnsaved()
+        try FileManager.default.createDirectory(atPath: settings.stateDirectory, withIntermediateDirectories: true)
+        let compacted = try BoardJournal(path: settings.statePath, compactingTo: hub.persistentAlerts())
+        journal.withLock { $0 = compacted }
         metrics.set(.boardEntries, Double(hub.entryCount))
         logger.info(
             "board state loaded",
@@ -133,23 +142,31 @@ public final class BoardService: Sendable {
         return count
     }
 
-    /// Consumes until `stop` is requested (on the calling thread).
+    /// Consumes until `stop` is requested (on the calling thread); restores first if `restore` was not called.
     public func run(until stop: StopFlag) throws {
+        if journal.withLock({ $0 == nil }) { try restore() }
         var connection = try configuration.connection(name: "sameday board")
         if let file = settings.credentialsFile { try connection.useCredentials(fromFile: file) }
         let intake = BoardIntake(service: self, alertsClock: alertsClock, connection: connection, logger: logger)
         try runConsumeLoop(intake, until: stop, metrics: metrics, logger: logger)
     }
 
-    /// Writes what the view needs after a restart, atomically.
+    /// The state file, opened after `restore` (which compacts it to what the view holds).
+    private let journal = Mutex<BoardJournal?>(nil)
+
+    /// Appends the alerts taken since the last call to the state file and fsyncs it; rewrites it with only what the
+    /// view holds once it has grown to several times that (so its size follows the dossiers at risk).
     func saveState() throws {
-        var bytes: [UInt8] = []
-        for alert in hub.persistentAlerts() {
-            bytes += Array(alert.jsonLine().utf8)
-            bytes.append(UInt8(ascii: "\n"))
+        let unsaved = hub.takeUnsaved()
+        try journal.withLock { journal in
+            // `run` restores first: the file is never written before it has been read.
+            guard journal != nil, !unsaved.isEmpty else { return }
+            if journal!.lines + unsaved.count > max(20_000, 4 * hub.entryCount) {
+                try journal!.compact(to: hub.persistentAlerts())
+            } else {
+                try journal!.append(unsaved)
+            }
         }
-        try FileManager.default.createDirectory(atPath: settings.stateDirectory, withIntermediateDirectories: true)
-        try DurableFile.writeAtomically(bytes, to: settings.statePath, mode: 0o640)
     }
 
     /// Today's figures per unit from the workers' rollup files (each shard's folder on its own).
@@ -181,7 +198,6 @@ private final class BoardIntake: ConsumeLoopParticipant {
     private var pendingTag: DeliveryTag?
     private var refused: [DeliveryTag] = []
     private var firstPendingAt: ContinuousClock.Instant?
-    private var savedGeneration = -1
     private var lastKeepAlive = ContinuousClock.now
     private var lastFigures = ContinuousClock.now - .seconds(3600)
     private var lastExpiry = ContinuousClock.now
@@ -282,13 +298,9 @@ private final class BoardIntake: ConsumeLoopParticipant {
         logger.info("board stopped", metadata: ["entries": "\(service.hub.entryCount)"])
     }
 
-    /// Writes the state file if the view moved, then acks what it holds and dead-letters the refused.
+    /// Appends the alerts taken to the state file, then acks them and dead-letters the refused.
     private func save(consumer: Consumer?) throws {
-        let generation = service.hub.generation
-        if generation != savedGeneration {
-            try service.saveState()
-            savedGeneration = generation
-        }
+        try service.saveState()
         defer {
             pendingTag = nil
             refused.removeAll()
@@ -345,5 +357,47 @@ public struct BoardStreamsCloser: Service {
     public func run() async throws {
         try? await gracefulShutdown()
         hub.closeAll()
+    }
+}
+
+/// The board's state file (`board-alerts.jsonl`): one alert per line, appended and fsynced before the alerts are
+/// acked, rewritten atomically with only what the view holds when it has grown. Reading it back in any order gives
+/// the same view (`BoardView` orders alerts itself); a torn last line after a crash is skipped at start, and its
+/// alert, never acked, comes again from the queue.
+final class BoardJournal: @unchecked Sendable {  // used under BoardService's lock only
+    let path: String
+    private(set) var lines = 0
+    private var descriptor: Int32
+
+    /// Rewrites the file with `alerts`, then opens it for appending.
+    init(path: String, compactingTo alerts: [Alert]) throws {
+        self.path = path
+        try DurableFile.writeAtomically(Self.bytes(alerts), to: path, mode: 0o640)
+        descriptor = try DurableFile.openForAppending(path, mode: 0o640)
+        lines = alerts.count
+    }
+
+    deinit { close(descriptor) }
+
+    func append(_ alerts: [Alert]) throws {
+        try DurableFile.writeAll(descriptor, Self.bytes(alerts), path: path)
+        try DurableFile.sync(descriptor, path: path)
+        lines += alerts.count
+    }
+
+    func compact(to alerts: [Alert]) throws {
+        try DurableFile.writeAtomically(Self.bytes(alerts), to: path, mode: 0o640)
+        close(descriptor)
+        descriptor = try DurableFile.openForAppending(path, mode: 0o640)
+        lines = alerts.count
+    }
+
+    static func bytes(_ alerts: [Alert]) -> [UInt8] {
+        var bytes: [UInt8] = []
+        for alert in alerts {
+            bytes += alert.jsonLine().utf8
+            bytes.append(UInt8(ascii: "\n"))
+        }
+        return bytes
     }
 }
