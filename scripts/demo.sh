@@ -122,33 +122,48 @@ done
 $BIN alerts watch --unit 760 --level warning --count 5 --config "$CONFIG" > "$OUT/watch-quan1.txt" 2>/dev/null &
 watcher=$!
 # Whatever happens from here on, leave no worker or watcher behind.
-trap 'kill "${pids[@]}" "$watcher" "$notifier" "$smtpsink" "$chatsink" "$board" 2>/dev/null || true' EXIT
+trap 'kill "${pids[@]}" "$watcher" "$notifier" "$smtpsink" "$chatsink" "$board" "${shooter:-}" 2>/dev/null || true' EXIT
 sleep 2
+
+# Half way through the month (the workers keep up with the adapter), the board as the districts' office head sees it
+# then: taken in the background while the adapter publishes.
+expected=$(sort -u <(grep -o '"eventId":"[^"]*"' "$OUT/events.jsonl") | wc -l)
+applied_now() {
+  local total=0 n c
+  for n in $(seq 0 $((SHARDS - 1))); do
+    c=$(sqlite3 "$OUT/worker/shard-$n/shard-$n.sqlite" 'select count(*) from event_log' 2>/dev/null || echo 0)
+    total=$((total + c))
+  done
+  echo "$total"
+}
+(
+  for _ in $(seq 1 $WAIT); do
+    if [ "$(applied_now)" -ge $((expected / 2)) ]; then
+      /usr/bin/python3 scripts/board-screenshot.py --url http://127.0.0.1:8470 \
+        --person lanhdao.phong@khoi-quanhuyen.hcmc.example --password "$BOARD_PASSWORD" --out "$OUT" --min-rows 3 \
+        >"$OUT/board-screenshot.log" 2>&1 || echo "(no board screenshot: $OUT/board-screenshot.log)"
+      break
+    fi
+    sleep 1
+  done
+) &
+shooter=$!
 
 echo "== 3. The adapter publishes them, confirmed and persistent =="
 $BIN publish --profile deploy/adapters/profiles/canonical-jsonl.json --config "$CONFIG" --spool "$OUT/spool" "$OUT/events.jsonl"
 
 echo "== 4. Waiting for the workers to apply every event =="
-expected=$(sort -u <(grep -o '"eventId":"[^"]*"' "$OUT/events.jsonl") | wc -l)
 for _ in $(seq 1 $WAIT); do
-  applied=0
-  for n in $(seq 0 $((SHARDS - 1))); do
-    c=$(sqlite3 "$OUT/worker/shard-$n/shard-$n.sqlite" 'select count(*) from event_log' 2>/dev/null || echo 0)
-    applied=$((applied + c))
-  done
+  applied=$(applied_now)
   [ "$applied" -ge "$expected" ] && break
-  # Half way through the month, the board as the districts' office head sees it then.
-  if [ -z "${shot:-}" ] && [ "$applied" -ge $((expected / 2)) ]; then
-    shot=1
-    /usr/bin/python3 scripts/board-screenshot.py --url http://127.0.0.1:8470 \
-      --person lanhdao.phong@khoi-quanhuyen.hcmc.example --password "$BOARD_PASSWORD" --out "$OUT" --min-rows 3 \
-      || echo "(no board screenshot: see above)"
-  fi
+
   for pid in "${pids[@]}"; do
     kill -0 "$pid" 2>/dev/null || { echo "a worker stopped early:"; cat "$OUT"/worker-*.log; exit 1; }
   done
   sleep 1
 done
+wait "$shooter" 2>/dev/null || true
+cat "$OUT/board-screenshot.log" 2>/dev/null || true
 echo "applied $applied of $expected events; shard 0's metrics (http://127.0.0.1:9464/metrics):"
 curl -fsS http://127.0.0.1:9464/metrics 2>/dev/null | grep -E '^sameday_(events_total|alerts_total|dossiers|commit_seconds_(sum|count))[ {]' || true
 kill -TERM "${pids[@]}"; wait "${pids[@]}" || true

@@ -111,7 +111,12 @@ public final class BoardService: Sendable {
         var files: [(day: LocalDate, path: String)] = []
         for folder in settings.alertFolders {
             guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else {
-                logger.warning("board: cannot read an alert folder", metadata: ["folder": "\(folder)"])
+                // A worker that never ran has no folder yet; one that exists and cannot be read is a mistake.
+                if FileManager.default.fileExists(atPath: folder) {
+                    logger.warning("board: cannot read an alert folder", metadata: ["folder": "\(folder)"])
+                } else {
+                    logger.info("board: no alert folder yet", metadata: ["folder": "\(folder)"])
+                }
                 continue
             }
             for name in names {

@@ -319,4 +319,88 @@ struct BoardServiceTests {
         try await h.start()
         #expect(try await h.dossiers(of: BoardHarness.districts) == want)
     }
+
+    @Test("the board broker user may declare, bind and read its queue: enough to serve, on a throwaway vhost")
+    func leastPrivilege() async throws {
+        let tag = UUID().uuidString.prefix(8).lowercased()
+        let vhost = "test.board.\(tag)"
+        let user = "board-\(tag)"
+        let password = "pw-\(UUID().uuidString)"
+        let topology = SameDayTopology(shards: 1)
+        let users = SameDayBrokerUsers(
+            unitSystems: [], supervisors: [], topology: topology, worker: nil, receiver: nil, notify: nil, board: user)
+        let h = try BoardHarness("privilege")
+        defer {
+            h.cleanUp()
+            _ = try? LocalBroker.rabbitmqctl(["delete_user", user])
+            _ = try? LocalBroker.rabbitmqctl(["delete_vhost", vhost])
+        }
+        let file = h.folder + "/definitions.json"
+        try users.definitionsJSON(
+            mergedWith: topology.topology.definitionsJSON(virtualHost: vhost), virtualHost: vhost,
+            passwordHashes: [user: RabbitPasswordHash.make(password: password)]
+        ).write(to: URL(fileURLWithPath: file))
+        try LocalBroker.rabbitmqctl(["import_definitions", file])
+        try LocalBroker.rabbitmqctl(["set_permissions", "-p", vhost, LocalBroker.url.user, ".*", ".*", ".*"])
+        var worker = h.broker.settings
+        worker.namePrefix = ""
+        worker.clock = .wall
+        worker.brokers = ["amqp://\(user):\(password)@\(LocalBroker.url.host):\(LocalBroker.url.port)/\(vhost)"]
+        var settings = BoardSettings()
+        settings.stateDirectory = h.folder + "/privilege-state"
+        settings.metricsListen = ""
+        let domain = try ConfigurationFolder.load(hcmcConfiguration)
+        let service = BoardService(configuration: worker, settings: settings, domain: domain)
+        let stop = StopFlag()
+        async let run: Void = BlockingThread.run(name: "test board") { try service.run(until: stop) }
+        var operatorLogin = LocalBroker.configuration(name: "board privilege operator")
+        operatorLogin.brokers[0].virtualHost = vhost
+        do {
+            let deadline = ContinuousClock.now + .seconds(30)
+            while service.metrics.value(.ready) != 1 && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(service.metrics.value(.ready) == 1, "the board consumes its queue as its own user")
+            let alerts = (0..<5).map { liveAlert(.warning, "P-\($0)", unit: "760", block: .district) }
+            let publisher = try Publisher(.init(connection: operatorLogin))
+            for alert in alerts {
+                try publisher.publish(
+                    OutboundMessage(
+                        exchange: topology.alertsExchange,
+                        routingKey: SameDayRoutingKey.alert(
+                            level: alert.level.name, block: alert.block.rawValue, unit: alert.unit),
+                        body: Array(alert.jsonLine().utf8), messageID: alert.alertId))
+            }
+            // Not an alert: dead-lettered by its queue, which the board user's rights allow.
+            try publisher.publish(
+                OutboundMessage(
+                    exchange: topology.alertsExchange, routingKey: "warning.district.760", body: Array("{}".utf8),
+                    messageID: "not-an-alert"))
+            try publisher.waitForConfirms(timeout: .seconds(10))
+            publisher.close()
+            let shown = ContinuousClock.now + .seconds(20)
+            while service.hub.entryCount < alerts.count && ContinuousClock.now < shown {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(service.hub.entryCount == alerts.count)
+        } catch {
+            stop.request()
+            try? await run
+            throw error
+        }
+        stop.request()
+        try await run
+        #expect(service.metrics.value(.boardRefusalsTotal, "invalid_alert") == 1)
+        // The broker's queue counts lag a little behind the dead-lettering.
+        var dead = ""
+        let counted = ContinuousClock.now + .seconds(15)
+        repeat {
+            dead = try LocalBroker.rabbitmqctl(["list_queues", "-p", vhost, "name", "messages"])
+            if dead.split(separator: "\n").contains(where: { $0 == "\(topology.deadLetterQueue)\t1" }) { break }
+            try await Task.sleep(for: .milliseconds(500))
+        } while ContinuousClock.now < counted
+        #expect(
+            dead.split(separator: "\n").contains { $0 == "\(topology.deadLetterQueue)\t1" },
+            "the delivery that is not an alert is in sameday.dead: \(dead)")
+    }
 }
