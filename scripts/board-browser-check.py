@@ -22,6 +22,7 @@ import urllib.request
 import pika
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 
 
@@ -46,11 +47,15 @@ def publish(spec, messages):
 
 
 def wait_for(what, condition, seconds):
-    """Polls `condition` every 20 ms; returns the seconds it took, or fails."""
+    """Polls `condition` every 20 ms; returns the seconds it took, or fails. While a page is being replaced its
+    elements go stale or are not there yet: the condition is then false, not an error."""
     started = time.monotonic()
     while time.monotonic() - started < seconds:
-        if condition():
-            return time.monotonic() - started
+        try:
+            if condition():
+                return time.monotonic() - started
+        except (StaleElementReferenceException, NoSuchElementException):
+            pass
         time.sleep(0.02)
     fail(f"{what}: not within {seconds} s")
 
@@ -98,8 +103,8 @@ def main():
         driver.find_element(By.ID, "person").send_keys(args.person)
         driver.find_element(By.ID, "password").send_keys("wrong password")
         driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-        if "không đúng" not in driver.find_element(By.TAG_NAME, "body").text:
-            fail("a wrong password should be refused with a message")
+        wait_for("a wrong password refused with a message",
+                 lambda: "không đúng" in driver.find_element(By.TAG_NAME, "body").text, 10)
         driver.find_element(By.ID, "person").clear()
         driver.find_element(By.ID, "person").send_keys(args.person)
         driver.find_element(By.ID, "password").send_keys(args.password)
@@ -133,7 +138,8 @@ def main():
         if status_of(f"{base}/api/board", "not-a-session") != 401:
             fail("the snapshot without a session should be a 401")
 
-        rows(driver, spec["open"]["dossier"])[0].click()
+        # The list is redrawn as changes come: a row found may be replaced before the click lands.
+        wait_for("a click on her dossier", lambda: rows(driver, spec["open"]["dossier"])[0].click() or True, 5)
         wait_for("the dossier's timeline", lambda: driver.find_element(By.ID, "timeline-note").text not in ("", "Đang tải…"), 5)
         result["timeline_note"] = driver.find_element(By.ID, "timeline-note").text
         driver.find_element(By.CSS_SELECTOR, "#timeline form button").click()

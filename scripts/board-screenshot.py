@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Screenshots of a running board (docs/board.md), as a supervisor sees it: headless Chromium driven by Selenium
 (Debian's chromium, chromium-driver, python3-selenium), on loopback. Logs in, waits for the live stream (and for
---min-rows dossiers, up to --wait seconds), then saves board-desktop.png (1920x1080) and board-phone.png (360x800)
+--min-rows dossiers, up to --wait seconds), then saves board-desktop.png (1920 wide, 1400 high: the cards and the first dossiers) and board-phone.png (360x800)
 in --out. scripts/demo.sh takes them mid-run; they are the pictures in docs/board.md and the README.
 """
 import argparse
@@ -10,6 +10,7 @@ import time
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 
 
@@ -38,11 +39,16 @@ def main():
         started = time.monotonic()
         rows = 0
         while time.monotonic() - started < args.wait:
-            live = driver.find_element(By.ID, "status").get_attribute("data-state") == "live"
-            rows = len(driver.find_elements(By.CSS_SELECTOR, "#alerts tbody tr"))
+            try:
+                live = driver.find_element(By.ID, "status").get_attribute("data-state") == "live"
+                rows = len(driver.find_elements(By.CSS_SELECTOR, "#alerts tbody tr"))
+            except (StaleElementReferenceException, NoSuchElementException):
+                live = False  # the page after the login is still loading
             if live and rows >= args.min_rows:
                 break
             time.sleep(0.2)
+        time.sleep(0.5)
+        driver.set_window_size(1920, 1400)
         time.sleep(0.5)
         driver.save_screenshot(f"{args.out}/board-desktop.png")
         driver.set_window_size(360, 800)

@@ -59,6 +59,15 @@ public struct PasswordFile: Sendable, Equatable {
         return file_
     }
 
+    /// The cost most of the file's hashes have (12 when there are none): what a check for an unknown person costs.
+    public var typicalCost: UInt8 {
+        var counts: [UInt8: Int] = [:]
+        for hash in hashes.values {
+            if let cost = UInt8(hash.dropFirst(4).prefix(2)) { counts[cost, default: 0] += 1 }
+        }
+        return counts.max { ($0.value, $1.key) < ($1.value, $0.key) }?.key ?? 12
+    }
+
     /// `$2a$`, `$2b$` or `$2y$`, a two-digit cost from 04 to 31, then 53 characters of bcrypt's base 64.
     static func isBcrypt(_ hash: String) -> Bool {
         let b = Array(hash.utf8)

@@ -21,6 +21,9 @@ public struct BoardServer: Sendable {
     public let timeline: (any TimelineSource)?
     let throttle: LoginGate
     let events: BoardEvents
+    /// Checked when the person is unknown, at the cost of the file's hashes, so that her absence does not show in
+    /// the answer's time.
+    let unknownPersonHash: String
 
     public init(
         hub: BoardHub, settings: BoardSettings, passwords: PasswordFile, timeline: (any TimelineSource)?,
@@ -38,6 +41,7 @@ public struct BoardServer: Sendable {
         self.scopes = scopes
         sessions = SessionStore(lifetimeSeconds: Int64(settings.sessionHours) * 3600)
         throttle = LoginGate(policy: settings.login)
+        unknownPersonHash = Bcrypt.hash("not a password of anyone", cost: passwords.typicalCost)
     }
 
     public func router() -> Router<BoardRequestContext> {
@@ -83,7 +87,7 @@ public struct BoardServer: Sendable {
         return sessions.person(token: token, now: wallNow())
     }
 
-    /// A person's units; nil for none (she sees an empty board, not every unit).
+    /// A person's units (none for a person alerting.json gives no unit: an empty board, never every unit).
     func scope(of person: String) -> Set<String> { scopes[person] ?? [] }
 
     func cookie(value: String, maxAge: Int) -> String {
@@ -110,7 +114,7 @@ public struct BoardServer: Sendable {
             return response
         }
         // The hash check runs off the event loop; an unknown person costs the same as a wrong password.
-        let hash = passwords.hashes[person] ?? BoardServer.unknownPersonHash
+        let hash = passwords.hashes[person] ?? unknownPersonHash
         let matches = await Task.detached { Bcrypt.verify(password, hash: hash) }.value
         let succeeded = matches && passwords.hashes[person] != nil
         throttle.record(person: person, succeeded: succeeded, now: now)
@@ -124,9 +128,6 @@ public struct BoardServer: Sendable {
         response.headers[values: .setCookie] = [cookie(value: token, maxAge: settings.sessionHours * 3600)]
         return response
     }
-
-    /// Compared against when the person is unknown, so her absence does not show in the answer's time.
-    static let unknownPersonHash = Bcrypt.hash("not a password of anyone", cost: 10)
 
     // MARK: The live stream
 
