@@ -6,20 +6,7 @@ import SameDayReport
 /// keeps the list live from the event stream (`/api/events`) and refreshes the working minutes left every minute
 /// from `/api/board`.
 public enum BoardPage {
-    static func escape(_ s: String) -> String {
-        var out = ""
-        for c in s {
-            switch c {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            default: out.append(c)
-            }
-        }
-        return out
-    }
+    static func escape(_ s: String) -> String { HTMLText.escape(s) }
 
     static let head = """
         <!doctype html>

@@ -96,19 +96,8 @@ public enum NotifyQueue {
     public static func name(topology: SameDayTopology) -> String { topology.namePrefix + defaultName }
 
     public static func declarations(topology: SameDayTopology, queue: String) -> Topology {
-        Topology(
-            queues: [
-                .init(
-                    queue, kind: .quorum, durable: true, autoDelete: false,
-                    arguments: [
-                        "x-max-length": .int(maxLength), "x-overflow": .string("drop-head"),
-                        "x-delivery-limit": .int(deliveryLimit),
-                        "x-dead-letter-exchange": .string(topology.deadLetterExchange),
-                        // One notifier consumes at a time; a second one started by mistake waits.
-                        "x-single-active-consumer": .bool(true),
-                    ])
-            ],
-            bindings: [.init(from: topology.alertsExchange, to: .queue(queue), routingKey: "#")])
+        AlertServiceQueue.declarations(
+            topology: topology, queue: queue, maxLength: maxLength, deliveryLimit: deliveryLimit)
     }
 }
 
@@ -124,6 +113,18 @@ public enum BoardQueue {
     public static func name(topology: SameDayTopology) -> String { topology.namePrefix + defaultName }
 
     public static func declarations(topology: SameDayTopology, queue: String) -> Topology {
+        AlertServiceQueue.declarations(
+            topology: topology, queue: queue, maxLength: maxLength, deliveryLimit: deliveryLimit)
+    }
+}
+
+/// The queue shape of a service that reads every alert (`NotifyQueue`, `BoardQueue`): durable quorum, bound `#` to
+/// `sameday.alerts`, bounded by dropping the oldest (never refusing the workers' alerts), dead-lettering to
+/// `sameday.dead` what it rejects or fails `deliveryLimit` times, one consumer at a time (a second instance waits).
+enum AlertServiceQueue {
+    static func declarations(topology: SameDayTopology, queue: String, maxLength: Int64, deliveryLimit: Int64)
+        -> Topology
+    {
         Topology(
             queues: [
                 .init(

@@ -128,21 +128,7 @@ public struct DigestText: Sendable, Equatable {
         return minutes > 0 ? "còn \(amount) làm việc" : "quá hạn \(amount) làm việc"
     }
 
-    static func escape(_ s: String) -> String {
-        var out = ""
-        out.reserveCapacity(s.utf8.count)
-        for c in s {
-            switch c {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            default: out.append(c)
-            }
-        }
-        return out
-    }
+    static func escape(_ s: String) -> String { HTMLText.escape(s) }
 
     /// One dossier's line, in words.
     struct Row {

@@ -221,19 +221,10 @@ private final class BoardIntake: ConsumeLoopParticipant {
     }
 
     func subscribe() throws(AMQPError) -> Consumer {
-        var admin = connection
-        admin.connectionName += " declare"
-        admin.reconnect.maximumAttempts = 1
-        let declaring = try Connection.open(admin)
-        defer { declaring.close() }
         let topology = SameDayTopology(shards: 1, namePrefix: service.configuration.namePrefix)
-        try BoardQueue.declarations(topology: topology, queue: source).declare(on: declaring)
-        var consuming = connection
-        consuming.connectionName += " consumer"
-        let consumer = try Consumer(
-            ConsumerConfiguration(connection: consuming, queue: source, prefetch: 4_000), logger: logger)
-        logger.info("board consuming", metadata: ["amqp.queue": "\(source)"])
-        return consumer
+        return try consumeDeclaring(
+            BoardQueue.declarations(topology: topology, queue: source), queue: source, connection: connection,
+            prefetch: 4_000, role: role, logger: logger)
     }
 
     func handle(_ delivery: Delivery) {

@@ -95,3 +95,23 @@ func sleep(_ duration: Duration, unless stop: StopFlag) {
     let until = ContinuousClock.now + duration
     while !stop.isRequested && ContinuousClock.now < until { Thread.sleep(forTimeInterval: 0.05) }
 }
+
+/// Declares a service's own queue (idempotent: the queue's arguments live in one place, the service's code) on a
+/// connection of its own, then opens the consumer: what `sameday notify` and `sameday board` do to subscribe.
+func consumeDeclaring(
+    _ declarations: Topology, queue: String, connection: ConnectionConfiguration, prefetch: UInt16, role: String,
+    logger: Logger
+) throws(AMQPError) -> Consumer {
+    var admin = connection
+    admin.connectionName += " declare"
+    admin.reconnect.maximumAttempts = 1
+    let declaring = try Connection.open(admin)
+    defer { declaring.close() }
+    try declarations.declare(on: declaring)
+    var consuming = connection
+    consuming.connectionName += " consumer"
+    let consumer = try Consumer(
+        ConsumerConfiguration(connection: consuming, queue: queue, prefetch: prefetch), logger: logger)
+    logger.info("\(role) consuming", metadata: ["amqp.queue": "\(queue)"])
+    return consumer
+}

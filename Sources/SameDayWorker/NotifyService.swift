@@ -317,19 +317,9 @@ private final class NotifyConsumer: ConsumeLoopParticipant {
     }
 
     func subscribe() throws(AMQPError) -> Consumer {
-        // Declared by the notifier itself: idempotent, and it keeps the queue's arguments in one place.
-        var admin = connection
-        admin.connectionName += " declare"
-        admin.reconnect.maximumAttempts = 1
-        let declaring = try Connection.open(admin)
-        defer { declaring.close() }
-        try NotifyQueue.declarations(topology: topology, queue: source).declare(on: declaring)
-        var consuming = connection
-        consuming.connectionName += " consumer"
-        let consumer = try Consumer(
-            ConsumerConfiguration(connection: consuming, queue: source, prefetch: prefetch), logger: logger)
-        logger.info("notify consuming", metadata: ["amqp.queue": "\(source)"])
-        return consumer
+        try consumeDeclaring(
+            NotifyQueue.declarations(topology: topology, queue: source), queue: source, connection: connection,
+            prefetch: prefetch, role: role, logger: logger)
     }
 
     func stepWithoutConsumer() throws {

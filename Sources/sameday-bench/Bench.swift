@@ -31,6 +31,16 @@ func processCPUSeconds() -> Double {
         + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
 }
 
+/// CPU seconds (user and system) another process has used so far, from /proc/PID/stat; 0 once it is gone.
+func processCPU(_ pid: Int32) -> Double {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+        let close = text.lastIndex(of: ")")
+    else { return 0 }
+    let fields = text[text.index(after: close)...].split(separator: " ")
+    guard fields.count > 12 else { return 0 }
+    return ((Double(fields[11]) ?? 0) + (Double(fields[12]) ?? 0)) / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
+
 /// The benches' broker: loopback, with no user or password in the URL, so RabbitMQ's default guest/guest applies (the
 /// local broker takes it from loopback). A password on the command line would show to every local user (ps).
 let localBrokerURL = "amqp://127.0.0.1:5672/%2F"
