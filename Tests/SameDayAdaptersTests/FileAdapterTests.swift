@@ -178,8 +178,8 @@ struct FileAdapterTests {
             Set(merged.keys) == [
                 "vhosts", "exchanges", "queues", "bindings", "policies", "users", "permissions", "topic_permissions",
             ])
-        // Two unit systems, two supervisors, the worker, the notifier and the receiver.
-        #expect((merged["users"] as! [Any]).count == 7 && (merged["queues"] as! [Any]).count == 7)
+        // Two unit systems, two supervisors, the worker, the notifier, the board and the receiver.
+        #expect((merged["users"] as! [Any]).count == 8 && (merged["queues"] as! [Any]).count == 7)
         let q1 = users.permissions(users.unitSystems[0])
         #expect(q1.topic?.write == "^[a-z]+\\.(26734|26737|760)\\.[a-z_]+$")
         #expect(users.permissions(users.unitSystems[1]).topic?.write == "^[a-z]+\\.(000_00_18_H29)\\.[a-z_]+$")
