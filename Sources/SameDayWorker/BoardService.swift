@@ -210,7 +210,6 @@ private final class BoardIntake: ConsumeLoopParticipant {
 
     /// The most an alert waits for its ack (the state file is written at most this often).
     static let saveInterval = Duration.seconds(1)
-    static let maxBodyBytes = 64 * 1024
 
     init(service: BoardService, alertsClock: AlertsClock?, connection: ConnectionConfiguration, logger: Logger) {
         self.service = service
@@ -233,15 +232,11 @@ private final class BoardIntake: ConsumeLoopParticipant {
             pendingTag = delivery.tag
             if firstPendingAt == nil { firstPendingAt = .now }
         }
-        guard delivery.body.count <= Self.maxBodyBytes else {
-            refuse(delivery, code: "too_large", reason: "\(delivery.body.count) bytes; at most \(Self.maxBodyBytes)")
-            return
-        }
         let alert: Alert
-        do throws(ConfigurationError) {
-            alert = try Alert.decode(json: delivery.body, source: "alert")
-        } catch {
-            refuse(delivery, code: "invalid_alert", reason: error.description)
+        switch AlertDelivery.read(delivery) {
+        case .success(let read): alert = read
+        case .failure(let refusal):
+            refuse(delivery, code: refusal.code, reason: refusal.reason)
             return
         }
         guard alert.level == .sourceSilent || service.domain.unitID(alert.unit) != nil else {

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import RabbitMQ
+import SameDayCore
 
 /// What a long-running consumer (a shard's worker, `sameday sources`) does at each point of the consume loop they
 /// share (`runConsumeLoop`).
@@ -114,4 +115,27 @@ func consumeDeclaring(
         ConsumerConfiguration(connection: consuming, queue: queue, prefetch: prefetch), logger: logger)
     logger.info("\(role) consuming", metadata: ["amqp.queue": "\(queue)"])
     return consumer
+}
+
+/// An alert as a service that reads `sameday.alerts` takes it (`sameday notify`, `sameday board`): at most
+/// `maxBodyBytes` (a worker's alert is well under 2 KiB), decoded by the core; otherwise the refusal to dead-letter.
+enum AlertDelivery {
+    static let maxBodyBytes = 64 * 1024
+
+    struct Refusal: Error {
+        var code: String
+        var reason: String
+    }
+
+    static func read(_ delivery: Delivery) -> Result<Alert, Refusal> {
+        guard delivery.body.count <= maxBodyBytes else {
+            return .failure(
+                Refusal(code: "too_large", reason: "\(delivery.body.count) bytes; at most \(maxBodyBytes)"))
+        }
+        do throws(ConfigurationError) {
+            return .success(try Alert.decode(json: delivery.body, source: "alert"))
+        } catch {
+            return .failure(Refusal(code: "invalid_alert", reason: error.description))
+        }
+    }
 }

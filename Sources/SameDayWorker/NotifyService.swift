@@ -375,9 +375,6 @@ final class NotifyLoop {
     private var lastSummaryCheck = ContinuousClock.now - .seconds(3600)
     private let refusalLog = LogThrottle()
 
-    /// The largest alert body taken (a worker's alert is well under 2 KiB).
-    static let maxBodyBytes = 64 * 1024
-
     init(
         settings: NotifySettings, domain: Configuration, store: any NotifyStoring, clock: any WorkerClock,
         alertsClock: AlertsClock?, metrics: WorkerMetrics, logger: Logger, wake: @escaping () -> Void
@@ -423,15 +420,11 @@ final class NotifyLoop {
     }
 
     func handle(_ delivery: Delivery) {
-        guard delivery.body.count <= Self.maxBodyBytes else {
-            refuse(delivery, code: "too_large", reason: "\(delivery.body.count) bytes; at most \(Self.maxBodyBytes)")
-            return
-        }
         let alert: Alert
-        do throws(ConfigurationError) {
-            alert = try Alert.decode(json: delivery.body, source: "alert")
-        } catch {
-            refuse(delivery, code: "invalid_alert", reason: error.description)
+        switch AlertDelivery.read(delivery) {
+        case .success(let read): alert = read
+        case .failure(let refusal):
+            refuse(delivery, code: refusal.code, reason: refusal.reason)
             return
         }
         guard let recipients = planner.recipients(of: alert) else {
