@@ -68,7 +68,12 @@ public enum DossierRecord {
     }
 
     /// Reads a stored dossier back; throws when the bytes are damaged or name a unit the configuration no longer has.
-    public static func decode(code: String, _ bytes: [UInt8], config: Configuration) throws(Unreadable) -> Dossier {
+    ///
+    /// `codes`: the codes read by earlier calls, reused by their bytes (a restart decodes a million records that name
+    /// the same few hundred codes); not shared between threads.
+    public static func decode(code: String, _ bytes: [UInt8], config: Configuration, codes: CodeCache? = nil)
+        throws(Unreadable) -> Dossier
+    {
         var r = Reader(bytes: bytes)
         guard try r.byte() == version else { throw Unreadable(description: "unknown dossier record version") }
         var d = Dossier(code: code)
@@ -82,9 +87,14 @@ public enum DossierRecord {
             for _ in 0..<count {
                 let length = Int(try r.u16())
                 let raw = try r.take(length)
+                if let known = codes?.string(raw) {
+                    tables[t].append(known)
+                    continue
+                }
                 guard let s = String(validating: raw, as: UTF8.self) else {
                     throw Unreadable(description: "a code is not valid UTF-8")
                 }
+                codes?.remember(s, raw)
                 tables[t].append(s)
             }
         }
@@ -154,14 +164,51 @@ public enum DossierRecord {
             defer { offset += n }
             return bytes[offset..<offset + n]
         }
-        mutating func byte() throws(Unreadable) -> UInt8 { try take(1).first! }
+        mutating func byte() throws(Unreadable) -> UInt8 {
+            guard remaining >= 1 else { throw Unreadable(description: "the record is truncated") }
+            defer { offset += 1 }
+            return bytes[offset]
+        }
         mutating func integer<T: FixedWidthInteger>(_: T.Type) throws(Unreadable) -> T {
-            var v: T = 0
-            for (k, b) in try take(MemoryLayout<T>.size).enumerated() { v |= T(b) << (8 * k) }
-            return v
+            let size = MemoryLayout<T>.size
+            guard size <= remaining else { throw Unreadable(description: "the record is truncated") }
+            // Read in place (a restart reads a million records): little-endian, any alignment.
+            let v = bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: T.self) }
+            offset += size
+            return T(littleEndian: v)
         }
         mutating func u16() throws(Unreadable) -> UInt16 { try integer(UInt16.self) }
         mutating func u32() throws(Unreadable) -> UInt32 { try integer(UInt32.self) }
         mutating func u64() throws(Unreadable) -> UInt64 { try integer(UInt64.self) }
+    }
+}
+
+extension DossierRecord {
+    /// Codes already read, found again by their bytes (FNV-1a, then compared byte for byte). Bounded: a store that
+    /// names more distinct codes than `limit` stops adding them.
+    public final class CodeCache {
+        private var byHash: [UInt64: String] = [:]
+        private let limit: Int
+
+        public init(limit: Int = 100_000) { self.limit = limit }
+
+        func string(_ bytes: ArraySlice<UInt8>) -> String? {
+            guard let known = byHash[Self.hash(bytes)], known.utf8.elementsEqual(bytes) else { return nil }
+            return known
+        }
+
+        func remember(_ string: String, _ bytes: ArraySlice<UInt8>) {
+            guard byHash.count < limit else { return }
+            byHash[Self.hash(bytes)] = string
+        }
+
+        private static func hash(_ bytes: ArraySlice<UInt8>) -> UInt64 {
+            var h: UInt64 = 0xcbf2_9ce4_8422_2325
+            for b in bytes {
+                h ^= UInt64(b)
+                h &*= 0x0000_0100_0000_01b3
+            }
+            return h
+        }
     }
 }

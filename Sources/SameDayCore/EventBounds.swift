@@ -55,18 +55,30 @@ public enum DossierCode {
     /// The agency id a dossier code starts with: the code without its last two `-` parts, when those are a
     /// six-digit date and a number of one to six digits; nil for a code of another shape.
     public static func agency(of code: String) -> Substring? {
-        let parts = code.split(separator: "-", omittingEmptySubsequences: false)
-        guard parts.count >= 3 else { return nil }
-        let date = parts[parts.count - 2]
-        let number = parts[parts.count - 1]
-        func digits(_ s: Substring) -> Bool { s.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } }
-        guard date.utf8.count == 6, digits(date), (1...6).contains(number.utf8.count), digits(number) else {
-            return nil
+        // Read from the end, in place (every event delivered is checked): the number, a dash, six digits, a dash.
+        let bytes = code.utf8
+        var end = bytes.endIndex
+        func digitsBack(upTo limit: Int) -> Int {
+            var count = 0
+            while end > bytes.startIndex, count <= limit {
+                let before = bytes.index(before: end)
+                guard bytes[before] >= 0x30 && bytes[before] <= 0x39 else { break }
+                end = before
+                count += 1
+            }
+            return count
         }
-        let agencyEnd = code.utf8.count - date.utf8.count - number.utf8.count - 2
-        let agency = code.utf8.prefix(agencyEnd)
-        guard !agency.isEmpty else { return nil }
-        return Substring(agency)
+        func dashBack() -> Bool {
+            guard end > bytes.startIndex else { return false }
+            let before = bytes.index(before: end)
+            guard bytes[before] == UInt8(ascii: "-") else { return false }
+            end = before
+            return true
+        }
+        guard (1...6).contains(digitsBack(upTo: 6)), dashBack(), digitsBack(upTo: 6) == 6, dashBack(),
+            end > bytes.startIndex
+        else { return nil }
+        return Substring(code.utf8[bytes.startIndex..<end])
     }
 
     /// Whether the dossier code is one of `unit`'s: its agency id is the unit code, byte for byte.

@@ -155,9 +155,10 @@ extension Configuration {
             return .controlCharacter(field: "header \"dossier\"")
         }
         guard let unit = unitID(event.unit) else { return .unknownUnit(event.unit) }
-        let expected = Unit.routingKey(block: self.unit(unit).block, code: event.unit, type: event.type)
-        guard envelope.routingKey == expected else {
-            return .routingKeyMismatch(got: envelope.routingKey, expected: expected)
+        let block = self.unit(unit).block
+        guard Unit.routingKey(envelope.routingKey, is: block, code: event.unit, type: event.type) else {
+            return .routingKeyMismatch(
+                got: envelope.routingKey, expected: Unit.routingKey(block: block, code: event.unit, type: event.type))
         }
         guard let header = envelope.dossierHeader, header.utf8.elementsEqual(event.dossier.utf8) else {
             return .shardHeaderMismatch(header: envelope.dossierHeader, dossier: event.dossier)
@@ -196,5 +197,18 @@ extension Unit {
     /// `<block>.<unit word>.<type>`: the routing key of an event (the broker module's `SameDayRoutingKey.event`).
     public static func routingKey(block: Block, code: String, type: EventType) -> String {
         block.rawValue + "." + routingWord(code) + "." + type.name
+    }
+
+    /// Whether `key` is `routingKey(block:code:type:)`, compared byte by byte without building it (every event
+    /// delivered is checked).
+    public static func routingKey(_ key: String, is block: Block, code: String, type: EventType) -> Bool {
+        var rest = key.utf8.makeIterator()
+        let dot = UInt8(ascii: ".")
+        for byte in block.rawValue.utf8 where rest.next() != byte { return false }
+        guard rest.next() == dot else { return false }
+        for byte in code.utf8 where rest.next() != (byte == dot ? UInt8(ascii: "_") : byte) { return false }
+        guard rest.next() == dot else { return false }
+        for byte in type.name.utf8 where rest.next() != byte { return false }
+        return rest.next() == nil
     }
 }

@@ -197,6 +197,9 @@ public struct Replay: Sendable {
     private var timerAt: [Instant?] = []
     /// Per slot: the key the worker's store gives the dossier's row (0: none yet). See `storageKey(of:assigning:)`.
     private var storageKeys: [Int64] = []
+    /// Per slot: whether the worker has the dossier in its retirement queue (`markQueued(_:)`). Kept here, beside
+    /// the dossier, so the worker needs no set of codes of its own (a string hash per event and per dossier loaded).
+    private var queued: [Bool] = []
     private var heap = TimerHeap()
     private var silence = SourceSilenceMonitor()
     private var silenceTimers = TimerHeap()
@@ -322,21 +325,70 @@ public struct Replay: Sendable {
     public var liveDossierCount: Int { dossiers.count - freeSlots.count }
 
     private mutating func slot(for dossier: Dossier) -> Int {
-        let k: Int
-        if let free = freeSlots.popLast() {
-            k = free
-            dossiers[k] = dossier
-            timerAt[k] = nil
-            storageKeys[k] = 0
-        } else {
-            k = dossiers.count
+        let k = nextSlot
+        index[dossier.code] = k
+        occupy(k, with: dossier)
+        return k
+    }
+
+    /// The slot the next new dossier takes.
+    private var nextSlot: Int { freeSlots.last ?? dossiers.count }
+
+    /// Puts a new dossier in slot `nextSlot` (its code is already in `index`).
+    private mutating func occupy(_ k: Int, with dossier: Dossier) {
+        if k == dossiers.count {
             dossiers.append(dossier)
             timerAt.append(nil)
             storageKeys.append(0)
             slotUnit.append(UInt32.max)
+            queued.append(false)
+        } else {
+            freeSlots.removeLast()
+            dossiers[k] = dossier
+            timerAt[k] = nil
+            storageKeys[k] = 0
+            queued[k] = false
         }
-        index[dossier.code] = k
-        return k
+    }
+
+    /// Room for `count` dossiers without regrowing (a restart knows how many rows it will load).
+    public mutating func reserveCapacity(_ count: Int) {
+        index.reserveCapacity(count)
+        dossiers.reserveCapacity(count)
+        timerAt.reserveCapacity(count)
+        storageKeys.reserveCapacity(count)
+        slotUnit.reserveCapacity(count)
+        queued.reserveCapacity(count)
+    }
+
+    /// Adds a dossier read back from a worker's store, as `load` does, unless one with its code is held already:
+    /// then it returns false and changes nothing. `queued` marks it as in the worker's retirement queue
+    /// (`markQueued`). One hash of the code per dossier: a restart loads a million of them.
+    public mutating func loadNew(_ dossier: Dossier, storageKey: Int64, queued isQueued: Bool) -> Bool {
+        let k = nextSlot
+        if let held = index.updateValue(k, forKey: dossier.code) {
+            index[dossier.code] = held
+            return false
+        }
+        occupy(k, with: dossier)
+        count(slot: k, unit: dossier.events.first?.unit)
+        if detectSilence { recordSilence(of: dossier) }
+        storageKeys[k] = storageKey
+        queued[k] = isQueued
+        perform(dossiers[k].advance(to: clock ?? .min, config: config), dossier: k)
+        return true
+    }
+
+    /// Marks the held dossier as in the worker's retirement queue; false when it already was or is not held.
+    public mutating func markQueued(_ code: String) -> Bool {
+        guard let k = index[code], !queued[k] else { return false }
+        queued[k] = true
+        return true
+    }
+
+    /// The worker took the dossier out of its retirement queue (it stays held).
+    public mutating func unmarkQueued(_ code: String) {
+        if let k = index[code] { queued[k] = false }
     }
 
     /// Adds a dossier read back from a worker's store (with the key of its row there, 0 if the store has none) and
@@ -395,6 +447,7 @@ public struct Replay: Sendable {
         dossiers[k] = Dossier(code: "")
         timerAt[k] = nil
         storageKeys[k] = 0
+        queued[k] = false
         freeSlots.append(k)
         return removed
     }
@@ -479,45 +532,62 @@ typealias TimerHeap = InstantHeap<Int>
 
 /// A binary min-heap of (instant, value), earliest first and ties by value, so the order never depends on insertion
 /// history: the replay's timers and the worker's retirement queue.
+/// Inlinable, so a heap of another module's type is specialized where it is used (the generic code copies each entry
+/// through value witnesses: a restart's million entries took half a second).
 public struct InstantHeap<Value: Comparable & Sendable>: Sendable {
-    private var items: [(at: Instant, value: Value)] = []
+    @usableFromInline var items: [(at: Instant, value: Value)] = []
 
-    public init() {}
+    @inlinable public init() {}
 
-    public var count: Int { items.count }
-    public var peek: (at: Instant, value: Value)? { items.first }
+    @inlinable public var count: Int { items.count }
+    @inlinable public var peek: (at: Instant, value: Value)? { items.first }
 
-    @inline(__always) private static func less(_ a: (at: Instant, value: Value), _ b: (at: Instant, value: Value))
-        -> Bool
-    {
-        a.at != b.at ? a.at < b.at : a.value < b.value
+    /// Compares two entries in place (copying them would retain a value that holds references at each step).
+    @inlinable @inline(__always) func less(_ i: Int, _ j: Int) -> Bool {
+        let a = items[i].at, b = items[j].at
+        return a != b ? a < b : items[i].value < items[j].value
     }
 
-    public mutating func push(_ at: Instant, _ value: Value) {
+    @inlinable public mutating func push(_ at: Instant, _ value: Value) {
         items.append((at, value))
         var i = items.count - 1
         while i > 0 {
             let p = (i - 1) / 2
-            guard Self.less(items[i], items[p]) else { break }
+            guard less(i, p) else { break }
             items.swapAt(i, p)
             i = p
         }
     }
 
-    public mutating func pop() -> (at: Instant, value: Value)? {
+    @inlinable public mutating func pop() -> (at: Instant, value: Value)? {
         guard !items.isEmpty else { return nil }
         items.swapAt(0, items.count - 1)
         let top = items.removeLast()
-        var i = 0
+        siftDown(from: 0)
+        return top
+    }
+
+    /// Adds many entries at once, rebuilding the heap in O(n) (a restart queues every dossier it loads).
+    @inlinable public mutating func push(contentsOf entries: [(at: Instant, value: Value)]) {
+        guard !entries.isEmpty else { return }
+        items.append(contentsOf: entries)
+        var i = items.count / 2
+        while i > 0 {
+            i -= 1
+            siftDown(from: i)
+        }
+    }
+
+    @inlinable mutating func siftDown(from start: Int) {
+        var i = start
         while true {
             let l = 2 * i + 1, r = l + 1
             var m = i
-            if l < items.count && Self.less(items[l], items[m]) { m = l }
-            if r < items.count && Self.less(items[r], items[m]) { m = r }
+            if l < items.count && less(l, m) { m = l }
+            if r < items.count && less(r, m) { m = r }
             if m == i { break }
             items.swapAt(i, m)
             i = m
         }
-        return top
     }
 }

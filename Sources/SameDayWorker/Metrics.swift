@@ -128,12 +128,25 @@ public final class WorkerMetrics: Sendable {
     /// `sameday_alerts_total{level="warning"}`: the key of one series, as the exposition writes it.
     static func series(_ name: String, _ dimensions: [(String, String)]) -> String {
         guard !dimensions.isEmpty else { return name }
-        let labels = dimensions.map { name, value in
-            let escaped = value.replacingOccurrences(of: "\\", with: "\\\\")
-                .replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
-            return "\(name)=\"\(escaped)\""
+        // Built for every count (each event, each alert): no Foundation search for a label value that needs no
+        // escaping, which is every one SameDay sets.
+        var out = name
+        out.reserveCapacity(name.utf8.count + dimensions.reduce(0) { $0 + $1.0.utf8.count + $1.1.utf8.count + 4 } + 2)
+        out += "{"
+        for (i, (label, value)) in dimensions.enumerated() {
+            if i > 0 { out += "," }
+            out += label
+            out += "=\""
+            if value.utf8.contains(where: { $0 == UInt8(ascii: "\\") || $0 == UInt8(ascii: "\"") || $0 == 0x0A }) {
+                out += value.replacingOccurrences(of: "\\", with: "\\\\")
+                    .replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
+            } else {
+                out += value
+            }
+            out += "\""
         }
-        return name + "{" + labels.joined(separator: ",") + "}"
+        out += "}"
+        return out
     }
 
     /// The registry emits families in hash order; put them in name order (the lines of one family stay together and

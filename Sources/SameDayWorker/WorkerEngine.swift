@@ -72,9 +72,10 @@ public final class WorkerEngine {
     private var staged = CommitBatch()
     /// Dossiers changed since the last commit, with the first day an event changed them from (nil: only alerts).
     private var touched: [String: Int64?] = [:]
-    /// Retirement candidates: one entry per dossier, checked when due.
-    private(set) var retirementQueue = InstantHeap<String>()
-    private var queuedForRetirement: Set<String> = []
+    /// Retirement candidates: one entry per dossier (the engine marks which are queued), checked when due.
+    private(set) var retirementQueue = InstantHeap<RetirementCandidate>()
+    /// Numbers the candidates in the order they were queued (`RetirementCandidate.order`).
+    private var candidatesQueued: Int64 = 0
     /// Tombstones of retired dossiers (FNV-1a of the code), with their expiry queue.
     private var tombstones: Set<UInt64> = []
     private var tombstoneExpiry: [(at: Instant, hash: UInt64)] = []
@@ -101,6 +102,11 @@ public final class WorkerEngine {
         self.engine = Replay(config: configuration)
         engine.detectSilence = sourceSilence
     }
+
+    /// Reads the engine in place. `engine` is a struct stored in this class: calling one of its non-mutating
+    /// methods directly copies the whole engine first (a retain and a release of each of its buffers), and the
+    /// checks below run for every event.
+    @inline(__always) private func peek<R>(_ body: (inout Replay) -> R) -> R { body(&engine) }
 
     /// `occurredAt` of the newest event applied: with the wall clock, how far behind the unit systems we are.
     public private(set) var newestOccurredAt: Instant?
@@ -154,22 +160,31 @@ public final class WorkerEngine {
         firstDay = try store.firstDay()
         lastEventDay = try store.lastEventDay()
         var unreadable: [(key: Int64, code: String, reason: String)] = []
-        try store.forEachDossier { key, code, state in
-            nextStorageKey = max(nextStorageKey, key + 1)
-            // Nothing keeps two rows from naming one dossier but the engine itself: should that ever fail, the
-            // first row stands and the other is set aside rather than silently overwriting it.
-            if key != 0, engine.holds(code) {
-                unreadable.append((key, code, "a second stored row for a dossier already loaded"))
+        let expected = try store.dossierCount()
+        engine.reserveCapacity(expected)
+        var retirements: [(at: Instant, value: RetirementCandidate)] = []
+        retirements.reserveCapacity(expected)
+        // The rows are read and decoded on a helper thread while this one loads them into the engine (and arms
+        // their timers): on two cores a restart with a million dossiers takes about half as long.
+        try StoredDossiers.read(from: store, configuration: configuration) { row in
+            nextStorageKey = max(nextStorageKey, row.key + 1)
+            guard case .success(let prepared) = row.dossier else {
+                if case .failure(let reason) = row.dossier {
+                    unreadable.append((row.key, row.code, reason.description))
+                }
                 return
             }
-            do {
-                let dossier = try DossierRecord.decode(code: code, state, config: configuration)
-                engine.load(dossier, storageKey: key)
-                queueRetirement(dossier)
-            } catch {
-                unreadable.append((key, code, "\(error)"))
+            let last = prepared.lastEventAt
+            // Nothing keeps two rows from naming one dossier but the engine itself: should that ever fail, the
+            // first row stands and the other is set aside rather than silently overwriting it.
+            guard engine.loadNew(prepared, storageKey: row.key, queued: last != nil) else {
+                unreadable.append((row.key, row.code, "a second stored row for a dossier already loaded"))
+                return
             }
+            if let last { retirements.append((last + retention.closedSeconds, candidate(row.code))) }
         }
+        retirementQueue.push(contentsOf: retirements)
+        retirements = []
         if !unreadable.isEmpty {
             try store.quarantineDossiers(unreadable)
             for row in unreadable.prefix(20) {
@@ -253,14 +268,17 @@ public final class WorkerEngine {
             return refusal
         }
         guard let unit = configuration.unitID(event.unit) else { return .unknownUnit(event.unit) }
-        if engine.holds(event.dossier) { return engine.heldUnitRefusal(of: event.dossier, unit: unit) }
+        let (held, heldRefusal) = peek { e in
+            e.holds(event.dossier) ? (true, e.heldUnitRefusal(of: event.dossier, unit: unit)) : (false, nil)
+        }
+        if held { return heldRefusal }
         if !tombstones.isEmpty, tombstones.contains(FNV1a.hash(event.dossier)) {
             return .retired(dossier: event.dossier, closedDays: retention.closedDays)
         }
-        if let clock = engine.clock, event.occurredAt < clock - retention.eventLogSeconds {
+        if let clock = peek({ $0.clock }), event.occurredAt < clock - retention.eventLogSeconds {
             return .tooOld(occurredAt: event.occurredAt, horizon: clock - retention.eventLogSeconds)
         }
-        if let limit = maxDossiersPerUnit, engine.heldDossiers(of: unit) >= limit {
+        if let limit = maxDossiersPerUnit, peek({ $0.heldDossiers(of: unit) }) >= limit {
             return .unitFull(unit: event.unit, limit: limit)
         }
         return nil
@@ -291,9 +309,8 @@ public final class WorkerEngine {
         } else {
             touched[event.dossier] = day
         }
-        if !queuedForRetirement.contains(event.dossier) {
-            queuedForRetirement.insert(event.dossier)
-            retirementQueue.push(event.occurredAt + retention.closedSeconds, event.dossier)
+        if engine.markQueued(event.dossier) {
+            retirementQueue.push(event.occurredAt + retention.closedSeconds, candidate(event.dossier))
         }
         noteDays(event)
         collectAlerts()
@@ -327,12 +344,9 @@ public final class WorkerEngine {
         var done = 0
         while done < limit, let top = retirementQueue.peek, top.at <= clock {
             _ = retirementQueue.pop()
-            let code = top.value
+            let code = top.value.code
             done += 1
-            guard engine.holds(code) else {
-                queuedForRetirement.remove(code)
-                continue
-            }
+            guard peek({ $0.holds(code) }) else { continue }
             engine.settle(code)
             collectAlerts()
             guard let dossier = engine.dossier(code) else { continue }
@@ -341,16 +355,15 @@ public final class WorkerEngine {
                 // Its SLA clock runs (running, or paused for a fee): only an event can close it, and the next event
                 // queues it again. Looking again every day instead made the queue's work grow with the open
                 // dossiers, and closed ones waited behind them during a catch-up.
-                queuedForRetirement.remove(code)
+                engine.unmarkQueued(code)
                 continue
             }
             if retirement.at > clock || touched[code] != nil {
-                retirementQueue.push(max(retirement.at, clock + 1), code)
+                retirementQueue.push(max(retirement.at, clock + 1), candidate(code))
                 continue
             }
             let key = engine.storageKey(of: code) ?? 0
             engine.remove(code)
-            queuedForRetirement.remove(code)
             staged.retired.append(
                 (
                     key, code, clock,
@@ -385,13 +398,13 @@ public final class WorkerEngine {
         retiredChanges.removeAll(keepingCapacity: true)
         staged.dossiers.reserveCapacity(touched.count)
         for (code, since) in touched {
-            guard let dossier = engine.dossier(code),
+            guard let dossier = peek({ $0.dossier(code) }),
                 let key = engine.storageKey(of: code, assigning: &nextStorageKey)
             else { continue }
             staged.dossiers.append((key, code, DossierRecord.encode(dossier, config: configuration)))
             if let since { changes.append(.changed(dossier, since: since)) }
         }
-        staged.clock = engine.clock
+        staged.clock = peek { $0.clock }
         if daysChanged {
             staged.firstDay = firstDay
             staged.lastEventDay = lastEventDay
@@ -449,10 +462,9 @@ public final class WorkerEngine {
         }
     }
 
-    private func queueRetirement(_ dossier: Dossier) {
-        guard let last = dossier.lastEventAt, !queuedForRetirement.contains(dossier.code) else { return }
-        queuedForRetirement.insert(dossier.code)
-        retirementQueue.push(last + retention.closedSeconds, dossier.code)
+    private func candidate(_ code: String) -> RetirementCandidate {
+        candidatesQueued += 1
+        return RetirementCandidate(order: candidatesQueued, code: code)
     }
 
     private func addTombstone(hash: UInt64, at: Instant) {
@@ -474,5 +486,114 @@ extension OutboxAlert {
             alertID: alert.alertId, level: alert.level.name,
             routingKey: SameDayRoutingKey.alert(level: alert.level.name, block: alert.block.rawValue, unit: alert.unit),
             day: LocalDate(dayNumber: LocalTime.day(of: alert.firedAt)).description, json: alert.jsonLine())
+    }
+}
+
+/// A dossier in the retirement queue. Candidates due at the same instant (a restart queues a million, many at the
+/// same second) are taken in the order they were queued: comparing numbers, not codes.
+struct RetirementCandidate: Comparable, Sendable {
+    var order: Int64
+    var code: String
+    static func < (a: Self, b: Self) -> Bool { a.order < b.order }
+    static func == (a: Self, b: Self) -> Bool { a.order == b.order }
+}
+
+/// A worker store's dossier rows, read and decoded on a thread of their own and handed over in batches, so the
+/// thread that loads them into the engine does only that.
+enum StoredDossiers {
+    struct Row: Sendable {
+        var key: Int64
+        var code: String
+        /// The dossier, or why it cannot be read.
+        var dossier: Result<Dossier, DossierRecord.Unreadable>
+    }
+
+    static func read(
+        from store: any ShardStore, configuration: Configuration, _ body: (Row) throws -> Void
+    ) throws {
+        let handOff = HandOff<[Row]>(capacity: 8)
+        let reader = Thread {
+            do {
+                var batch: [Row] = []
+                batch.reserveCapacity(2048)
+                let codes = DossierRecord.CodeCache()
+                try store.forEachDossier { key, code, state in
+                    let dossier = Result { () throws(DossierRecord.Unreadable) in
+                        try DossierRecord.decode(code: code, state, config: configuration, codes: codes)
+                    }
+                    batch.append(Row(key: key, code: code, dossier: dossier))
+                    if batch.count == 2048 {
+                        handOff.put(batch)
+                        batch.removeAll(keepingCapacity: true)
+                    }
+                }
+                if !batch.isEmpty { handOff.put(batch) }
+                handOff.finish(nil)
+            } catch {
+                handOff.finish(error)
+            }
+        }
+        reader.name = "sameday.load"
+        reader.start()
+        // Should `body` fail, the reader is still drained, so it never waits for room for ever.
+        var failure: (any Error)?
+        while let batch = try handOff.take() {
+            guard failure == nil else { continue }
+            do {
+                for row in batch { try body(row) }
+            } catch {
+                failure = error
+            }
+        }
+        if let failure { throw failure }
+    }
+}
+
+/// A bounded queue between one producing and one consuming thread; `finish` ends it, with the producer's error
+/// if it failed.
+final class HandOff<Item>: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var items: [Item] = []
+    private var head = 0
+    private var finished = false
+    private var failure: (any Error)?
+    private let capacity: Int
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    /// Waits while `capacity` items are pending.
+    func put(_ item: Item) {
+        condition.lock()
+        while items.count - head >= capacity { condition.wait() }
+        items.append(item)
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func finish(_ error: (any Error)?) {
+        condition.lock()
+        finished = true
+        failure = error
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// The next item; nil once finished and drained (throws the producer's error then).
+    func take() throws -> Item? {
+        condition.lock()
+        defer { condition.unlock() }
+        while head == items.count && !finished { condition.wait() }
+        if head < items.count {
+            let item = items[head]
+            head += 1
+            if head == items.count {
+                items.removeAll(keepingCapacity: true)
+                head = 0
+            }
+            condition.broadcast()
+            return item
+        }
+        if let failure { throw failure }
+        return nil
     }
 }

@@ -1,0 +1,134 @@
+import Testing
+
+@testable import SameDayCore
+
+/// The per-event and per-restart shortcuts (issue "half the CPU per event"): each gives the answer of the plain
+/// version it replaced.
+@Suite("Hot paths agree with their plain versions")
+struct HotPathTests {
+    let config = Fixture.config
+
+    @Test("a routing key is matched in place exactly when it equals the key built from its parts")
+    func routingKeyInPlace() {
+        let codes = ["760", "26740", "000.00.15.H29", "a.b", ""]
+        let keys =
+            codes.flatMap { code in
+                EventType.allCases.flatMap { type in
+                    Block.allCases.map { Unit.routingKey(block: $0, code: code, type: type) }
+                }
+            } + [
+                "", "district", "district.760", "district.760.received.x", "district.760.receive", "commune..received",
+            ]
+        for code in codes {
+            for type in EventType.allCases {
+                for block in Block.allCases {
+                    for key in keys {
+                        #expect(
+                            Unit.routingKey(key, is: block, code: code, type: type)
+                                == (key == Unit.routingKey(block: block, code: code, type: type)),
+                            "\(key) against \(block).\(code).\(type.name)")
+                    }
+                }
+            }
+        }
+    }
+
+    @Test("a dossier code's agency is read from its end: a number of 1–6 digits, then a six-digit date")
+    func agencyFromTheEnd() {
+        #expect(DossierCode.agency(of: "760-220518-1") == "760")
+        #expect(DossierCode.agency(of: "760-220518-123456") == "760")
+        #expect(DossierCode.agency(of: "760-220518-1234567") == nil)
+        #expect(DossierCode.agency(of: "760-2205181-1") == nil)
+        #expect(DossierCode.agency(of: "760-x220518-1") == nil)
+        #expect(DossierCode.agency(of: "760-220518-1a") == nil)
+        #expect(DossierCode.agency(of: "760-220518") == nil)
+        #expect(DossierCode.agency(of: "-220518-1") == nil)
+        #expect(DossierCode.agency(of: "220518-1") == nil)
+        #expect(DossierCode.agency(of: "") == nil)
+        #expect(DossierCode.agency(of: "Sở-Y-tế-220518-0042") == "Sở-Y-tế")
+    }
+
+    @Test("a heap filled at once pops in (instant, value) order, as one filled entry by entry")
+    func heapFilledAtOnce() {
+        var rng = SplitMix64(seed: 7)
+        let entries: [(at: Instant, value: Int)] = (0..<5000).map { i in (Instant(rng.next() % 300), i) }
+        let expected = entries.sorted { $0.at != $1.at ? $0.at < $1.at : $0.value < $1.value }
+        var one = InstantHeap<Int>()
+        for e in entries { one.push(e.at, e.value) }
+        var bulk = InstantHeap<Int>()
+        for e in entries.prefix(10) { bulk.push(e.at, e.value) }
+        bulk.push(contentsOf: Array(entries.dropFirst(10)))
+        for heap in [one, bulk] {
+            var heap = heap
+            var popped: [(at: Instant, value: Int)] = []
+            while let e = heap.pop() { popped.append(e) }
+            #expect(popped.map(\.at) == expected.map(\.at))
+            #expect(popped.map(\.value) == expected.map(\.value))
+        }
+    }
+
+    @Test("a stored dossier decodes the same with the code cache as without, and a damaged code is still refused")
+    func codeCache() throws {
+        let cache = DossierRecord.CodeCache()
+        for n in 0..<50 {
+            var dossier = Dossier(code: "760-220518-\(n)")
+            let received = DossierEvent(
+                eventId: "r\(n)", dossier: dossier.code, unit: "760", procedure: Fixture.sameDay, type: .received,
+                occurredAt: t("2022-05-18 08:00") + Int64(n), source: "test")
+            _ = try dossier.apply(received, now: received.occurredAt, config: config)
+            let bytes = DossierRecord.encode(dossier, config: config)
+            let plain = try DossierRecord.decode(code: dossier.code, bytes, config: config)
+            let cached = try DossierRecord.decode(code: dossier.code, bytes, config: config, codes: cache)
+            #expect(DossierRecord.encode(cached, config: config) == DossierRecord.encode(plain, config: config))
+            #expect(cached.lastEventAt == plain.lastEventAt)
+        }
+        // The unit code's bytes damaged: not a unit the configuration has, cached or not.
+        var dossier = Dossier(code: "760-220518-99")
+        let received = DossierEvent(
+            eventId: "r", dossier: dossier.code, unit: "760", procedure: Fixture.sameDay, type: .received,
+            occurredAt: t("2022-05-18 08:00"), source: "test")
+        _ = try dossier.apply(received, now: received.occurredAt, config: config)
+        var bytes = DossierRecord.encode(dossier, config: config)
+        let unitAt = bytes.indices.first { bytes[$0...].starts(with: Array("760".utf8)) }!
+        bytes[unitAt] = UInt8(ascii: "9")
+        #expect(throws: DossierRecord.Unreadable.self) {
+            _ = try DossierRecord.decode(code: dossier.code, bytes, config: config, codes: cache)
+        }
+        bytes[unitAt] = 0xFF
+        #expect(throws: DossierRecord.Unreadable.self) {
+            _ = try DossierRecord.decode(code: dossier.code, bytes, config: config, codes: cache)
+        }
+    }
+
+    @Test("a restart's loading refuses a second dossier with a held code, and the retirement mark follows the slot")
+    func loadNewAndQueuedMarks() throws {
+        var replay = Replay(config: config)
+        replay.reserveCapacity(4)
+        var dossier = Dossier(code: "760-220518-1")
+        let received = DossierEvent(
+            eventId: "r", dossier: dossier.code, unit: "760", procedure: Fixture.sameDay, type: .received,
+            occurredAt: t("2022-05-18 08:00"), source: "test")
+        _ = try dossier.apply(received, now: received.occurredAt, config: config)
+        let first = replay.loadNew(dossier, storageKey: 5, queued: true)
+        let second = replay.loadNew(dossier, storageKey: 6, queued: false)
+        #expect(first && !second)
+        #expect(replay.storageKey(of: dossier.code) == 5)
+        #expect(replay.liveDossierCount == 1)
+        let whileQueued = replay.markQueued(dossier.code)
+        #expect(!whileQueued, "loaded as queued")
+        replay.unmarkQueued(dossier.code)
+        let afterUnmark = replay.markQueued(dossier.code)
+        #expect(afterUnmark)
+        replay.remove(dossier.code)
+        let gone = replay.markQueued(dossier.code)
+        #expect(!gone, "not held")
+        // The freed slot goes to the next dossier, unmarked.
+        var other = Dossier(code: "760-220518-2")
+        var event = received
+        event.dossier = other.code
+        _ = try other.apply(event, now: event.occurredAt, config: config)
+        let loaded = replay.loadNew(other, storageKey: 7, queued: false)
+        let marked = replay.markQueued(other.code)
+        #expect(loaded && marked)
+    }
+}
