@@ -199,6 +199,8 @@ struct PipelineBench: AsyncParsableCommand {
                 line["peer_events_per_s"] = Int(best)
                 line["peer_events_per_s_rounds"] = peers.map { Int($0.eventsPerSecond) }
                 line["peer_process_events_per_s"] = Int(peers.map(\.processEventsPerSecond).max()!)
+                line["peer_cpu_us_per_event"] = (peers.map(\.cpuMicrosecondsPerEvent).min()! * 10).rounded() / 10
+                line["worker_vs_peer_cpu"] = ratio(workerCPU.min()!, peers.map(\.cpuMicrosecondsPerEvent).min()!)
                 line["ratio"] = ratio(ours.max()!, best)
             }
         } else {
@@ -520,11 +522,11 @@ struct Run: Sendable {
         guard status == 0, let last = output.split(separator: "\n").last,
             let object = try? JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any],
             let events = object["events"] as? Int, let seconds = (object["seconds"] as? NSNumber)?.doubleValue,
-            events == stream.count, seconds > 0
+            let cpu = (object["cpu_seconds"] as? NSNumber)?.doubleValue, events == stream.count, seconds > 0
         else {
             throw ValidationError("the Python peer failed (exit status \(status)): \(output.suffix(500))")
         }
-        return PeerResult(events: events, seconds: seconds, processSeconds: processSeconds)
+        return PeerResult(events: events, seconds: seconds, processSeconds: processSeconds, cpuSeconds: cpu)
     }
 }
 
@@ -534,6 +536,9 @@ struct PeerResult: Sendable {
     var events: Int
     var seconds: Double
     var processSeconds: Double
+    /// The peer's own CPU time over `seconds`.
+    var cpuSeconds: Double
+    var cpuMicrosecondsPerEvent: Double { cpuSeconds / Double(events) * 1e6 }
     var eventsPerSecond: Double { Double(events) / seconds }
     var processEventsPerSecond: Double { Double(events) / processSeconds }
 }

@@ -142,6 +142,13 @@ struct SoakBench: AsyncParsableCommand {
             let snapshotSeconds = try shard.snapshotNow()
             let snapshotCPU = processCPUSeconds() - cpu
             let stateBytes = shard.store.bytesOnDisk()
+            // What the bytes are: each table and index, the free pages, the log; and the files beside the database
+            // (the alert and rollup files are outputs, kept by day).
+            let space = try (shard.store as? WorkerStore)?.space() ?? StoreSpace()
+            var files: [String: Int64] = [:]
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] {
+                files[name] = folderBytes(folder + "/" + name)
+            }
             let logEvents = try shard.store.eventCount()
             let tombstones = try shard.store.tombstoneCount()
             var openCount = 0, retained = 0
@@ -200,6 +207,8 @@ struct SoakBench: AsyncParsableCommand {
                     "snapshot_full_cpu_seconds": rounded(snapshotFullCPU, 3),
                     "dead_letters": Int(metrics.value(.deadLettersTotal) - before),
                     "dossier_codes_outside_their_month": codesOutsideMonth,
+                    "table_bytes": space.tables, "free_page_bytes": space.freeBytes, "wal_bytes": space.walBytes,
+                    "folder_bytes": files,
                 ]))
         }
         loop?.close()
@@ -320,6 +329,18 @@ struct SoakBench: AsyncParsableCommand {
     static func rounded(_ value: Double, _ digits: Int) -> Double {
         let factor = pow(10, Double(digits))
         return (value * factor).rounded() / factor
+    }
+
+    /// Bytes of a file, or of every file under a folder.
+    static func folderBytes(_ path: String) -> Int64 {
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else { return 0 }
+        func size(_ file: String) -> Int64 {
+            ((try? FileManager.default.attributesOfItem(atPath: file)[.size]) as? NSNumber)?.int64Value ?? 0
+        }
+        guard isFolder.boolValue else { return size(path) }
+        let files = FileManager.default.subpaths(atPath: path) ?? []
+        return files.reduce(0) { $0 + size(path + "/" + $1) }
     }
 
     /// One line on stdout at once (not held in a buffer while the next month runs).

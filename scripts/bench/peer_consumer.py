@@ -15,7 +15,8 @@ What a competent engineer would write in an afternoon to drain a SameDay shard q
 
 It stops once it has handled EXPECTED deliveries (or after the queue stayed empty for ``--idle-timeout`` seconds)
 and prints one JSON line: ``{"events": handled, "new_events": ..., "duplicates": ..., "rejected": ...,
-"seconds": s, "events_per_s": ...}``. ``seconds`` runs from just before the connection opens to the last ack.
+"seconds": s, "cpu_seconds": c, "events_per_s": ...}``. ``seconds`` runs from just before the connection opens to the
+last ack; ``cpu_seconds`` is the process's CPU time (user and system) over the same span.
 
 With ``--ready-file PATH`` it creates PATH once connected, so a caller measuring end to end (``sameday-bench pipeline
 --peer-end-to-end``) starts publishing then, leaving the interpreter's start and ``import pika`` out.
@@ -89,6 +90,7 @@ def main():
     )
 
     start = time.monotonic()
+    cpu_start = time.process_time()
     connection = pika.BlockingConnection(pika.URLParameters(args.url))
     channel = connection.channel()
     channel.basic_qos(prefetch_count=args.prefetch)
@@ -154,6 +156,7 @@ def main():
                 "duplicates": duplicates,
                 "rejected": rejected,
                 "seconds": round(seconds, 3),
+                "cpu_seconds": round(time.process_time() - cpu_start, 3),
                 "events_per_s": int(handled / seconds) if seconds > 0 else 0,
             }
         )
