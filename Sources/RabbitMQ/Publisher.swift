@@ -140,6 +140,33 @@ public final class Publisher {
         }
     }
 
+    /// Publishes a burst, as `publish` does message by message, but each chunk of up to 256 is sent with the
+    /// socket corked (the kernel coalesces the frames into full segments) and the confirms that arrived are read
+    /// once per chunk, not once per message. When it throws, the chunks after the failing one were not taken.
+    public func publish(contentsOf messages: [OutboundMessage]) throws(AMQPError) {
+        var start = 0
+        while start < messages.count {
+            let end = min(messages.count, start + 256)
+            for message in messages[start..<end] { append(message) }
+            start = end
+            try ensureConnected()
+            do {
+                try waitWhileBlocked()
+                if let connection {
+                    try connection.corked { () throws(AMQPError) in try sendUnsent() }
+                } else {
+                    try sendUnsent()
+                }
+                while unsettled >= configuration.confirmWindow {
+                    try readEvents(timeout: configuration.confirmTimeout, failIfNone: true)
+                }
+                try readEvents(timeout: .zero, failIfNone: false)
+            } catch {
+                try recover(from: error)
+            }
+        }
+    }
+
     /// Waits until every published message is settled, or `timeout` passes (then a retriable `.timeout`).
     public func waitForConfirms(timeout: Duration? = nil) throws(AMQPError) {
         let limit = timeout ?? configuration.confirmTimeout

@@ -277,6 +277,8 @@ final class OutboxPublisher: Sendable {
                 continue
             }
             do {
+                var messages: [OutboundMessage] = []
+                messages.reserveCapacity(batch.count)
                 for item in batch {
                     let message: OutboundMessage
                     switch item {
@@ -298,8 +300,9 @@ final class OutboxPublisher: Sendable {
                             mandatory: false)
                         settles[letter.messageID, default: []].append(item)
                     }
-                    try active.publish(message)
+                    messages.append(message)
                 }
+                try active.publish(contentsOf: messages)
                 metrics.set(.outboxInFlight, Double(active.unconfirmedCount))
                 // Idle or not, a library call every turn keeps the heartbeats and reads the confirms.
                 try active.serviceConnection(timeout: batch.isEmpty ? .milliseconds(50) : .zero)
