@@ -350,12 +350,8 @@ public final class WorkerStore: ShardStore {
             while true {
                 let step = sqlite3_step(raw)
                 if step == SQLITE_DONE { break }
-                guard step == SQLITE_ROW else {
-                    throw DatabaseError(
-                        resultCode: ResultCode(rawValue: step),
-                        message: String(cString: sqlite3_errmsg(db.sqliteConnection)),
-                        sql: statement.sql)
-                }
+                guard step == SQLITE_ROW else { throw stepError(step, statement, db) }
+
                 let key = sqlite3_column_int64(raw, 0)
                 let code =
                     sqlite3_column_text(raw, 1).map {
@@ -371,6 +367,13 @@ public final class WorkerStore: ShardStore {
                 try body(key, code, state)
             }
         }
+    }
+
+    /// A failed `sqlite3_step` as GRDB reports errors.
+    private func stepError(_ code: Int32, _ statement: Statement, _ db: Database) -> DatabaseError {
+        DatabaseError(
+            resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)),
+            sql: statement.sql)
     }
 
     /// Moves dossier rows that cannot be read back aside, with the reason, so a restart goes on.
@@ -396,10 +399,17 @@ public final class WorkerStore: ShardStore {
     /// worker checks against) and when.
     public func tombstones(since: Instant, _ body: (_ hash: UInt64, _ at: Instant) -> Void) throws {
         try database.read { db in
-            let rows = try Row.fetchCursor(
-                db, sql: "SELECT hash, retired_at FROM retired WHERE retired_at >= ? ORDER BY retired_at",
-                arguments: [since])
-            while let row = try rows.next() { body(UInt64(bitPattern: row[0]), row[1]) }
+            // Stepped through SQLite's C API, as `forEachDossier`: a restart reads every tombstone of the window.
+            let statement = try db.makeStatement(
+                sql: "SELECT hash, retired_at FROM retired WHERE retired_at >= ? ORDER BY retired_at")
+            try statement.setArguments([since])
+            let raw = statement.sqliteStatement
+            while true {
+                let step = sqlite3_step(raw)
+                if step == SQLITE_DONE { break }
+                guard step == SQLITE_ROW else { throw stepError(step, statement, db) }
+                body(UInt64(bitPattern: sqlite3_column_int64(raw, 0)), sqlite3_column_int64(raw, 1))
+            }
         }
     }
 

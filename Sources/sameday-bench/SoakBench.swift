@@ -165,14 +165,27 @@ struct SoakBench: AsyncParsableCommand {
             trimMalloc()
             let rss = residentBytes()
 
-            // Restart: close the loop (its commit and rollups threads), open a new one on the same folder.
+            // Restart: close the loop (its commit and rollups threads), open a new one on the same folder. Three
+            // times, the fastest reported: on this shared machine one sample of the same state moves by 2 ×. CPU is
+            // the process's (the rows are read on a helper thread while this one loads them).
             shard.close()
             loop = nil
-            let restarted = ContinuousClock.now
-            cpu = threadCPUSeconds()  // the state is loaded on this thread (the rollups thread loads its own copy)
-            let reopened = try open()
-            let restartSeconds = (ContinuousClock.now - restarted).seconds
-            let restartCPU = threadCPUSeconds() - cpu
+            var reopened: ShardLoop?
+            var restarted = ContinuousClock.now
+            var restartSeconds = Double.infinity
+            var restartCPU = 0.0
+            for _ in 0..<3 {
+                reopened?.close()
+                restarted = ContinuousClock.now
+                cpu = processCPUSeconds()
+                reopened = try open()
+                let seconds = (ContinuousClock.now - restarted).seconds
+                if seconds < restartSeconds {
+                    restartSeconds = seconds
+                    restartCPU = processCPUSeconds() - cpu
+                }
+            }
+            guard let reopened else { break }
             reopened.drainRollups()
             let rollupsReadySeconds = (ContinuousClock.now - restarted).seconds
             loop = reopened
