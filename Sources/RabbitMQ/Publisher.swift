@@ -126,18 +126,7 @@ public final class Publisher {
     /// message is then still held and goes out with the next successful call.
     public func publish(_ message: OutboundMessage) throws(AMQPError) {
         append(message)
-        try ensureConnected()
-        do {
-            try waitWhileBlocked()
-            try sendUnsent()
-            while unsettled >= configuration.confirmWindow {
-                try readEvents(timeout: configuration.confirmTimeout, failIfNone: true)
-            }
-            // Settle whatever has already arrived without blocking, so callbacks come promptly.
-            try readEvents(timeout: .zero, failIfNone: false)
-        } catch {
-            try recover(from: error)
-        }
+        try sendAppended(corked: false)
     }
 
     /// Publishes a burst, as `publish` does message by message, but each chunk of up to 256 is sent with the
@@ -149,21 +138,27 @@ public final class Publisher {
             let end = min(messages.count, start + 256)
             for message in messages[start..<end] { append(message) }
             start = end
-            try ensureConnected()
-            do {
-                try waitWhileBlocked()
-                if let connection {
-                    try connection.corked { () throws(AMQPError) in try sendUnsent() }
-                } else {
-                    try sendUnsent()
-                }
-                while unsettled >= configuration.confirmWindow {
-                    try readEvents(timeout: configuration.confirmTimeout, failIfNone: true)
-                }
-                try readEvents(timeout: .zero, failIfNone: false)
-            } catch {
-                try recover(from: error)
+            try sendAppended(corked: true)
+        }
+    }
+
+    /// Sends what was appended, waits while the window is full, and settles the confirms already in.
+    private func sendAppended(corked: Bool) throws(AMQPError) {
+        try ensureConnected()
+        do {
+            try waitWhileBlocked()
+            if corked, let connection {
+                try connection.corked { () throws(AMQPError) in try sendUnsent() }
+            } else {
+                try sendUnsent()
             }
+            while unsettled >= configuration.confirmWindow {
+                try readEvents(timeout: configuration.confirmTimeout, failIfNone: true)
+            }
+            // Settle whatever has already arrived without blocking, so callbacks come promptly.
+            try readEvents(timeout: .zero, failIfNone: false)
+        } catch {
+            try recover(from: error)
         }
     }
 
