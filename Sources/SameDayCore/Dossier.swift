@@ -2,14 +2,16 @@
 public enum FNV1a {
     public static func hash(_ s: String, into h: UInt64 = 0xcbf2_9ce4_8422_2325) -> UInt64 {
         var s = s
-        return s.withUTF8 { buf in  // contiguous bytes: much faster than iterating `utf8`
-            var h = h
-            for b in buf {
-                h ^= UInt64(b)
-                h &*= 0x100_0000_01b3
-            }
-            return h
+        return s.withUTF8 { hash(bytes: $0, into: h) }  // contiguous bytes: much faster than iterating `utf8`
+    }
+
+    public static func hash(bytes: some Sequence<UInt8>, into h: UInt64 = 0xcbf2_9ce4_8422_2325) -> UInt64 {
+        var h = h
+        for b in bytes {
+            h ^= UInt64(b)
+            h &*= 0x100_0000_01b3
         }
+        return h
     }
 
     /// 16 lower-case hex digits.

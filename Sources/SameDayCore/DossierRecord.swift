@@ -193,22 +193,14 @@ extension DossierRecord {
         public init(limit: Int = 100_000) { self.limit = limit }
 
         func string(_ bytes: ArraySlice<UInt8>) -> String? {
-            guard let known = byHash[Self.hash(bytes)], known.utf8.elementsEqual(bytes) else { return nil }
+            guard let known = byHash[FNV1a.hash(bytes: bytes)], known.utf8.elementsEqual(bytes) else { return nil }
             return known
         }
 
         func remember(_ string: String, _ bytes: ArraySlice<UInt8>) {
             guard byHash.count < limit else { return }
-            byHash[Self.hash(bytes)] = string
+            byHash[FNV1a.hash(bytes: bytes)] = string
         }
 
-        private static func hash(_ bytes: ArraySlice<UInt8>) -> UInt64 {
-            var h: UInt64 = 0xcbf2_9ce4_8422_2325
-            for b in bytes {
-                h ^= UInt64(b)
-                h &*= 0x0000_0100_0000_01b3
-            }
-            return h
-        }
     }
 }

@@ -361,8 +361,10 @@ public struct Replay: Sendable {
         queued.reserveCapacity(count)
     }
 
-    /// Adds a dossier read back from a worker's store, as `load` does, unless one with its code is held already:
-    /// then it returns false and changes nothing. `queued` marks it as in the worker's retirement queue
+    /// Adds a dossier read back from a worker's store (with the key of its row there, 0 if the store has none) and
+    /// arms its timer, unless one with its code is held already: then it returns false and changes nothing.
+    /// Thresholds due by the clock fire into `alerts` (a caller restoring committed state discards them: they were
+    /// committed with the clock). `queued` marks it as in the worker's retirement queue
     /// (`markQueued`). One hash of the code per dossier: a restart loads a million of them.
     public mutating func loadNew(_ dossier: Dossier, storageKey: Int64, queued isQueued: Bool) -> Bool {
         let k = nextSlot
@@ -389,25 +391,6 @@ public struct Replay: Sendable {
     /// The worker took the dossier out of its retirement queue (it stays held).
     public mutating func unmarkQueued(_ code: String) {
         if let k = index[code] { queued[k] = false }
-    }
-
-    /// Adds a dossier read back from a worker's store (with the key of its row there, 0 if the store has none) and
-    /// arms its timer. Thresholds due by the clock fire into `alerts` (a caller restoring committed state discards
-    /// them: they were committed with the clock).
-    public mutating func load(_ dossier: Dossier, storageKey: Int64 = 0) {
-        if detectSilence { recordSilence(of: dossier) }
-        let k: Int
-        if let held = index[dossier.code] {
-            k = held
-            dossiers[k] = dossier
-            timerAt[k] = nil
-        } else {
-            k = slot(for: dossier)
-            count(slot: k, unit: dossier.events.first?.unit)
-        }
-        storageKeys[k] = storageKey
-        // Before the first instant nothing is due, but the advance still arms the dossier's timer.
-        perform(dossiers[k].advance(to: clock ?? .min, config: config), dossier: k)
     }
 
     /// The key of the dossier's row in the worker's store, or, if it has none yet, `next` (which then moves on):
