@@ -59,21 +59,20 @@ func runConsumeLoop(
             }
         }
         guard let active = consumer else { continue }
-        var idle = true
+        var received: Delivery?
         do {
             let wait = participant.waitBeforeNextDelivery()
-            if let delivery = try active.next(timeout: wait) {
-                participant.handle(delivery)
-                idle = false
-            } else {
-                participant.nothingArrived(waited: wait, connected: active.isConnected)
-            }
+            received = try active.next(timeout: wait)
+            if received == nil { participant.nothingArrived(waited: wait, connected: active.isConnected) }
         } catch {
             metrics.setReady(false, reason: "\(error)")
             metrics.increment(.consumerErrorsTotal)
             logger.warning("\(participant.role) consumer error", metadata: ["error": "\(error)"])
             if !error.isRetriable { throw error }
         }
+        // `next` may have subscribed again and returned the new channel's first delivery: the participant forgets
+        // the old channel's deliveries before it is handed one of the new channel, or it would forget that one too
+        // (and a later multiple ack would ack it unprocessed).
         if active.reconnectCount > reconnectsSeen {
             let times = active.reconnectCount - reconnectsSeen
             metrics.increment(.consumerReconnectsTotal, by: times)
@@ -84,8 +83,9 @@ func runConsumeLoop(
                 continue
             }
         }
+        if let received { participant.handle(received) }
         metrics.setReady(active.isConnected, reason: active.isConnected ? "" : "reconnecting to the broker")
-        try participant.step(consumer: active, idle: idle)
+        try participant.step(consumer: active, idle: received == nil)
     }
     metrics.setReady(false, reason: "stopping")
     try participant.finish(consumer: consumer)
