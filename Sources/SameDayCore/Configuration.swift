@@ -389,6 +389,27 @@ public struct Configuration: Sendable {
             }
             units.append(Unit(code: f[0], name: f[1], block: block, parent: f[3].isEmpty ? nil : f[3], calendar: cal))
         }
+        // A parent is a unit of this file (alerts go up the tree: a parent that is not here reaches no one), and
+        // the tree has no loop: what check-config.py checks, refused at load too.
+        let parentOf = Dictionary(units.map { ($0.code, $0.parent) }, uniquingKeysWith: { a, _ in a })
+        for unit in units {
+            guard let parent = unit.parent else { continue }
+            let line = seen[unit.code] ?? 0
+            guard seen[parent] != nil else {
+                throw ConfigurationError(
+                    file: file, line: line, field: "parent",
+                    message: "\"\(parent)\" is neither empty nor a unit code in this file")
+            }
+            var visited: Set<String> = [unit.code]
+            var next: String? = parent
+            while let code = next {
+                if !visited.insert(code).inserted {
+                    throw ConfigurationError(
+                        file: file, line: line, field: "parent", message: "the parents loop through \"\(code)\"")
+                }
+                next = parentOf[code] ?? nil
+            }
+        }
         return units
     }
 

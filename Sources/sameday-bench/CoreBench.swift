@@ -149,10 +149,11 @@ private enum BuiltIn {
         code,name,block,parent,calendar
         760,Quận 1,district,,hcmc-standard
         769,Thành phố Thủ Đức,district,,hcmc-saturday
-        26734,Phường Bến Nghé,commune,760,hcmc-standard
-        27004,Phường Tân Sơn Nhì,commune,767,notary-evening
+        767,Quận Tân Phú,district,,hcmc-standard
+        26740,Phường Bến Nghé,commune,760,hcmc-standard
+        27010,Phường Tân Sơn Nhì,commune,767,notary-evening
         000.00.15.H29,Sở Tư pháp,department,,hcmc-standard
-        CA-HCM,Công an Thành phố,vertical,,hcmc-saturday
+        000.00.29.G01,Công an Thành phố Hồ Chí Minh,vertical,,hcmc-saturday
 
         """
     static let catalog = """

@@ -182,7 +182,7 @@ struct FileAdapterTests {
         #expect((merged["users"] as! [Any]).count == 8 && (merged["queues"] as! [Any]).count == 7)
         let q1 = users.permissions(users.unitSystems[0])
         #expect(q1.topic?.write == "^[a-z]+\\.(26734|26737|760)\\.[a-z_]+$")
-        #expect(users.permissions(users.unitSystems[1]).topic?.write == "^[a-z]+\\.(000_00_18_H29)\\.[a-z_]+$")
+        #expect(users.permissions(users.unitSystems[1]).topic?.write == "^[a-z]+\\.(000_00_15_H29)\\.[a-z_]+$")
         // The city's supervisor reads every unit's alerts; District 1's reads District 1's and its ten wards'.
         #expect(users.permissions(supervisor: users.supervisors[0]).topic == nil)
         let district = users.permissions(supervisor: users.supervisors[1])

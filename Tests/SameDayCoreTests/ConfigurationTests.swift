@@ -6,8 +6,8 @@ import Testing
 struct ConfigurationTests {
     @Test func fixtureLoads() {
         let c = Fixture.config
-        #expect(c.units.count == 6)
-        #expect(c.unit(c.unitID("27004")!).name == "Phường Tân Sơn Nhì, Quận Tân Phú")
+        #expect(c.units.count == 7)
+        #expect(c.unit(c.unitID("27010")!).name == "Phường Tân Sơn Nhì, Quận Tân Phú")
         #expect(c.catalog.count == 6)
         #expect(c.catalog[1].cutoff.map(Int.init) == 57_600)
         #expect(c.calendars.map(\.id) == ["hcmc-standard", "hcmc-saturday", "notary-evening"])
@@ -23,7 +23,7 @@ struct ConfigurationTests {
         #expect(
             c.alerting.recipients(level: .escalated, unit: "760", block: .district)
                 == ["chutich@quan1.example.vn", "sonoivu.kstthc@example.vn"])
-        #expect(c.alerting.recipients(level: .warning, unit: "26734", block: .commune) == ["phuong@example.vn"])
+        #expect(c.alerting.recipients(level: .warning, unit: "26740", block: .commune) == ["phuong@example.vn"])
     }
 
     @Test("parentRoles: a ward's alerts also reach the roles its district lists itself, after the ward's own people")
@@ -33,7 +33,7 @@ struct ConfigurationTests {
             of: #""recipients": {"#, with: #""recipients": {"parentRoles": ["office_head", "unit_head"],"#)
         #expect(withParents != plain)
         let c = try Configuration.parse(Fixture.files(replacing: "alerting.json", with: withParents))
-        let ward = c.unitID("26734")!
+        let ward = c.unitID("26740")!
         #expect(
             c.recipients(.overdue, unit: ward)
                 == ["phuong@example.vn", "truongphong@quan1.example.vn", "chutich@quan1.example.vn"])
@@ -106,6 +106,15 @@ struct ConfigurationTests {
             content: header + "760,Quận 1,district,,hcmc-standard\n760,Again,district,,hcmc-standard\n", line: 3,
             field: "code"),
         Bad(file: "units.csv", content: "code,name,block,calendar\n", line: 1),
+        Bad(
+            file: "units.csv",
+            content: header
+                + "760,Quận 1,district,,hcmc-standard\n27010,Phường Tân Sơn Nhì,commune,767,hcmc-standard\n",
+            line: 3, field: "parent"),
+        Bad(
+            file: "units.csv",
+            content: header + "A1,Một,district,B1,hcmc-standard\nB1,Hai,district,A1,hcmc-standard\n", line: 2,
+            field: "parent"),
         Bad(file: "units.csv", content: header + "760,\"Quận 1,district,,hcmc-standard\n", line: 2),
         Bad(
             file: "catalog.csv", content: "procedure,name,field,sla,cutoff,scope\nP1,Name,F,days:0,,city\n", line: 2,

@@ -58,10 +58,10 @@ struct DeadlineTests {
             name: "Saturday half day after its default cut-off", unit: "769", procedure: Fixture.sameDay,
             received: "2022-05-21 09:31", start: "2022-05-21 09:31", due: "2022-05-23 17:00"),
         Case(
-            name: "evening notarisation before its cut-off", unit: "27004", procedure: Fixture.sameDay,
+            name: "evening notarisation before its cut-off", unit: "27010", procedure: Fixture.sameDay,
             received: "2022-05-17 16:30", start: "2022-05-17 16:30", due: "2022-05-17 19:00"),
         Case(
-            name: "evening notarisation after its cut-off", unit: "27004", procedure: Fixture.sameDay,
+            name: "evening notarisation after its cut-off", unit: "27010", procedure: Fixture.sameDay,
             received: "2022-05-17 17:30", start: "2022-05-17 17:30", due: "2022-05-18 17:00"),
         Case(
             name: "catalog cut-off 16:00", unit: "760", procedure: Fixture.sameDayCutoff16,
@@ -92,10 +92,10 @@ struct DeadlineTests {
             due: "2022-05-23 11:30"),
         Case(
             name: "evening session serves notarisation only: another same-day procedure at 16:30 is due next day",
-            unit: "27004", procedure: Fixture.sameDayCutoff16, received: "2022-05-17 16:30",
+            unit: "27010", procedure: Fixture.sameDayCutoff16, received: "2022-05-17 16:30",
             start: "2022-05-17 16:30", due: "2022-05-18 17:00"),
         Case(
-            name: "evening session before its first date does not count", unit: "27004", procedure: Fixture.sameDay,
+            name: "evening session before its first date does not count", unit: "27010", procedure: Fixture.sameDay,
             received: "2022-04-26 16:30", start: "2022-04-26 16:30", due: "2022-04-27 17:00"),
         Case(
             name: "catalog cut-off 16:00 does not stretch a Saturday closing at 11:30 (day's own 09:30 applies)",
@@ -182,7 +182,7 @@ struct DeadlineTests {
 
     @Test("working minutes: adjacent sessions form one stretch; counts are symmetric")
     func workingMinutes() {
-        let u = config.unitID("27004")!
+        let u = config.unitID("27010")!
         let cal = config.workingCalendar(unit: u, procedure: config.procedureRef(Fixture.sameDay, unit: u))
         #expect(config.calendar(id: "notary-evening")!.workingSeconds(from: t("2022-05-17 16:30"), to: t("2022-05-17 17:30")) == 1800)
         #expect(cal.workingSeconds(from: t("2022-05-17 16:30"), to: t("2022-05-17 17:30")) == 3600)

@@ -10,8 +10,8 @@ struct ReplayTests {
     func firesOnTime() throws {
         var a = EventBuilder()
         var b = EventBuilder()
-        b.dossier = "26734-220520-0001"
-        b.unit = "26734"
+        b.dossier = "26740-220520-0001"
+        b.unit = "26740"
         let events = [
             a(.received, "2022-05-20 14:00"), b(.received, "2022-05-20 14:30"),
             a(.resolved, "2022-05-20 16:40", outcome: .approved),
@@ -23,12 +23,12 @@ struct ReplayTests {
         #expect(
             got == [
                 "760-220518-0001 warning 2022-05-20 15:30 90 false",
-                "26734-220520-0001 warning 2022-05-20 15:30 90 false",
+                "26740-220520-0001 warning 2022-05-20 15:30 90 false",
                 "760-220518-0001 critical 2022-05-20 16:30 30 false",
-                "26734-220520-0001 critical 2022-05-20 16:30 30 false",
+                "26740-220520-0001 critical 2022-05-20 16:30 30 false",
                 "760-220518-0001 cleared 2022-05-20 16:40 20 false",
-                "26734-220520-0001 overdue 2022-05-20 17:00 0 false",
-                "26734-220520-0001 escalated 2022-05-23 08:30 -60 false",
+                "26740-220520-0001 overdue 2022-05-20 17:00 0 false",
+                "26740-220520-0001 escalated 2022-05-23 08:30 -60 false",
             ])
         #expect(r.alerts[1].recipients == ["phuong@example.vn"])
         #expect(r.alerts.first!.jsonLine().hasPrefix(#"{"alertId":""#))

@@ -77,7 +77,7 @@ struct RevisionTwoTests {
     @Test("catalog scope: a unit's own procedure applies to it and its child units only")
     func catalogScope() throws {
         let own = "760.000001"
-        for (unit, inCatalog) in [("760", true), ("26734", true), ("769", false), ("000.00.15.H29", false)] {
+        for (unit, inCatalog) in [("760", true), ("26740", true), ("769", false), ("000.00.15.H29", false)] {
             let u = config.unitID(unit)!
             let ref = config.procedureRef(own, unit: u)
             #expect((config.catalogEntry(ref) != nil) == inCatalog, "unit \(unit)")

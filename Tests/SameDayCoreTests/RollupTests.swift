@@ -68,7 +68,7 @@ struct RollupTests {
         #expect(lines.contains("2022-05-18,2022-05-18,760,Quận 1,district,2,1,1,0,1,0,1,0,0,1,0,1,0,0,2,1,1,0,100.0"))
         #expect(
             lines.contains(
-                "2022-05-18,2022-05-18,27004,\"Phường Tân Sơn Nhì, Quận Tân Phú\",commune,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,"
+                "2022-05-18,2022-05-18,27010,\"Phường Tân Sơn Nhì, Quận Tân Phú\",commune,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,"
             ))
         let blocks = String(decoding: r.blocksCSV(), as: UTF8.self).components(separatedBy: "\r\n")
         #expect(blocks[1].hasPrefix("2022-05-18,2022-05-18,commune,"))

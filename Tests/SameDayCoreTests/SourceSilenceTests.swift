@@ -11,8 +11,8 @@ struct SourceSilenceTests {
         let text = String(decoding: Fixture.bytes("alerting.json"), as: UTF8.self).replacingOccurrences(
             of: #""silence": {"workingMinutes": 120}"#,
             with: #""silence": {"workingMinutes": 120, "blocks": {"commune": 480, "department": 240}, "#
-                + #""units": {"27004": 60, "000.00.15.H29": 30}}"#)
-        precondition(text.contains("\"27004\": 60"), "the fixture's silence line moved")
+                + #""units": {"27010": 60, "000.00.15.H29": 30}}"#)
+        precondition(text.contains("\"27010\": 60"), "the fixture's silence line moved")
         do {
             return try Configuration.parse(Fixture.files(replacing: "alerting.json", with: text))
         } catch {
@@ -26,12 +26,12 @@ struct SourceSilenceTests {
     @Test("the unit's own threshold wins over its block's, which wins over the default")
     func precedence() {
         #expect(minutes("760", config) == 120)  // district: the default
-        #expect(minutes("26734", config) == 480)  // commune: the block's
-        #expect(minutes("27004", config) == 60)  // commune, with its own
+        #expect(minutes("26740", config) == 480)  // commune: the block's
+        #expect(minutes("27010", config) == 60)  // commune, with its own
         #expect(minutes("000.00.15.H29", config) == 30)  // department (240), with its own
-        #expect(minutes("CA-HCM", config) == 120)  // vertical: the default
+        #expect(minutes("000.00.29.G01", config) == 120)  // vertical: the default
         // Without overrides every unit has the default.
-        #expect(minutes("26734", Fixture.config) == 120)
+        #expect(minutes("26740", Fixture.config) == 120)
         #expect(Fixture.config.alerting.silenceBlocks.isEmpty && Fixture.config.alerting.silenceUnits.isEmpty)
     }
 
@@ -39,14 +39,14 @@ struct SourceSilenceTests {
     func monitorPerUnit() {
         var m = SourceSilenceMonitor()
         let district = config.unitID("760")!
-        let ward = config.unitID("26734")!
+        let ward = config.unitID("26740")!
         // Friday 2022-05-20, 09:00.
         #expect(fmt(m.observe(unit: district, at: t("2022-05-20 09:00"), config: config)) == "2022-05-20 11:00")
         // 480 working minutes: 150 + 240 on Friday, 90 on Monday morning.
         #expect(fmt(m.observe(unit: ward, at: t("2022-05-20 09:00"), config: config)) == "2022-05-23 09:00")
         #expect(m.check(now: t("2022-05-20 11:00"), config: config).map(\.unit) == ["760"])
         #expect(m.check(now: t("2022-05-23 08:59"), config: config).isEmpty)
-        #expect(m.check(now: t("2022-05-23 09:00"), config: config).map(\.unit) == ["26734"])
+        #expect(m.check(now: t("2022-05-23 09:00"), config: config).map(\.unit) == ["26740"])
     }
 
     @Test(
@@ -55,7 +55,7 @@ struct SourceSilenceTests {
     func watchQuietWard() {
         var w = SourceSilenceWatch()
         let district = config.unitID("760")!
-        let ward = config.unitID("26734")!
+        let ward = config.unitID("26740")!
         var alerts: [Alert] = []
         alerts += w.observe(
             unit: district, occurredAt: t("2022-05-20 09:00"), now: t("2022-05-20 09:00"), config: config)
@@ -73,13 +73,13 @@ struct SourceSilenceTests {
                     subject: "760@" + RFC3339.format(t("2022-05-20 09:00")), episode: 0, level: .sourceSilent))
         #expect(!alert.lateFired && fmt(alert.firedAt) == "2022-05-20 11:00", "on time, before the 14:00 event")
         // Once per silence.
-        #expect(w.advance(to: t("2022-05-24 12:00"), config: config).map(\.unit) == ["26734"])
+        #expect(w.advance(to: t("2022-05-24 12:00"), config: config).map(\.unit) == ["26740"])
         #expect(w.advance(to: t("2022-05-30 12:00"), config: config).isEmpty)
         // With the default threshold the ward would have been flagged on Friday at 16:00.
         var plain = SourceSilenceWatch()
         _ = plain.observe(
             unit: ward, occurredAt: t("2022-05-20 14:00"), now: t("2022-05-20 14:00"), config: Fixture.config)
-        #expect(plain.advance(to: t("2022-05-20 16:00"), config: Fixture.config).map(\.unit) == ["26734"])
+        #expect(plain.advance(to: t("2022-05-20 16:00"), config: Fixture.config).map(\.unit) == ["26740"])
     }
 
     @Test(
@@ -87,7 +87,7 @@ struct SourceSilenceTests {
     func watchOrderAndNeverSent() {
         var w = SourceSilenceWatch()
         let district = config.unitID("760")!
-        let own = config.unitID("27004")!  // 60 minutes, notary-evening calendar
+        let own = config.unitID("27010")!  // 60 minutes, notary-evening calendar
         _ = w.observe(unit: district, occurredAt: t("2022-05-20 08:00"), now: t("2022-05-20 08:00"), config: config)
         // An event at 10:30 (events clock): the district's silence at 10:00 fires first, at 10:00, on time.
         let fired = w.observe(unit: own, occurredAt: t("2022-05-20 10:30"), now: t("2022-05-20 10:30"), config: config)
@@ -95,9 +95,9 @@ struct SourceSilenceTests {
         #expect(fmt(fired.first?.firedAt) == "2022-05-20 10:00" && fired.first?.lateFired == false)
         #expect(fmt(w.nextTimerAt) == "2022-05-20 11:30")
         let later = w.advance(to: t("2022-05-27 12:00"), config: config)
-        #expect(later.map(\.unit) == ["27004"])
+        #expect(later.map(\.unit) == ["27010"])
         let reported = Set(fired.map(\.unit) + later.map(\.unit))
-        #expect(reported == ["760", "27004"], "units that never sent an event are not reported")
+        #expect(reported == ["760", "27010"], "units that never sent an event are not reported")
     }
 
     @Test("an event seen after its unit's silence instant ends that silence; a record fires nothing")
@@ -127,7 +127,7 @@ struct SourceSilenceTests {
     func watchRestore() {
         var w = SourceSilenceWatch()
         let district = config.unitID("760")!
-        let ward = config.unitID("26734")!
+        let ward = config.unitID("26740")!
         _ = w.observe(unit: district, occurredAt: t("2022-05-20 09:00"), now: t("2022-05-20 09:00"), config: config)
         _ = w.observe(unit: ward, occurredAt: t("2022-05-20 09:00"), now: t("2022-05-20 09:00"), config: config)
         #expect(w.advance(to: t("2022-05-20 12:00"), config: config).map(\.unit) == ["760"])
@@ -143,7 +143,7 @@ struct SourceSilenceTests {
         #expect(restored.monitor.state(of: district)?.alerted == true)
         // The restart: everything due fires at once, at the restart's instant, marked late-fired.
         let after = restored.jump(to: t("2022-05-23 10:00"), config: config)
-        #expect(after.map(\.unit) == ["26734"], "the district was reported before the restart; the ward is due")
+        #expect(after.map(\.unit) == ["26740"], "the district was reported before the restart; the ward is due")
         #expect(after.first?.lateFired == true)
         #expect(after.first?.alertId == w.advance(to: t("2022-05-23 10:00"), config: config).first?.alertId)
         // A new event clears the report: the next silence is a new alert.
@@ -157,8 +157,8 @@ struct SourceSilenceTests {
     @Test("replay --source-silence uses the per-block threshold")
     func replayUsesOverrides() throws {
         var ward = EventBuilder()
-        ward.dossier = "26734-220520-0001"
-        ward.unit = "26734"
+        ward.dossier = "26740-220520-0001"
+        ward.unit = "26740"
         let events = [ward(.received, "2022-05-20 14:00")]
         let options = ReplayOptions(until: t("2022-05-20 23:00"), detectSilence: true)
         let plain = try Replay.run(events: events, config: Fixture.config, options: options)
