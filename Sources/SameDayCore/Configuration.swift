@@ -107,6 +107,9 @@ public struct Configuration: Sendable {
     /// Declared inter-level pairs (`interlevel.csv`): `receiving * units.count + resolving`.
     let sharedDossierPairs: Set<Int>
     public let interlevel: [InterlevelPair]
+    /// The earliest instant at which a unit's calendar has run out of listed holidays (`holidaysThrough`): before it,
+    /// every unit's calendar is inside its listed years, which the worker checks with one comparison per event.
+    public let earliestHolidaysEnd: Instant?
 
     public init(
         units: [Unit], catalog: [CatalogEntry], calendars: [CalendarDefinition], alerting: AlertingPolicy,
@@ -118,6 +121,9 @@ public struct Configuration: Sendable {
         self.calendarDefinitions = calendars
         self.calendars = calendars.map { WorkCalendar(definition: $0) }
         self.alerting = alerting
+        earliestHolidaysEnd = Set(units.map(\.calendar)).compactMap { calendars[$0].holidaysThrough }.min().map {
+            LocalTime.start(ofDay: $0 + 1)
+        }
         var ui: [String: UnitID] = [:]
         for (i, u) in units.enumerated() { ui[u.code] = UnitID(i) }
         var ci: [String: [UInt32]] = [:]
@@ -254,6 +260,15 @@ public struct Configuration: Sendable {
     public func calendar(id: String) -> WorkCalendar? { calendars.first { $0.id == id } }
     public func calendarDefinition(of unit: UnitID) -> CalendarDefinition {
         calendarDefinitions[units[Int(unit)].calendar]
+    }
+
+    /// The calendar id of a unit whose calendar lists no holidays for the day of `t` (past its `holidaysThrough`),
+    /// or nil while it does: past that day weekdays count as working days whatever the law says, so the answer is
+    /// reported, never silent.
+    public func calendarRunOut(unit: UnitID, at t: Instant) -> String? {
+        if let earliest = earliestHolidaysEnd, t < earliest { return nil }
+        let definition = calendarDefinition(of: unit)
+        return definition.isBeyondHolidays(day: LocalTime.day(of: t)) ? definition.id : nil
     }
 
     /// The view of the unit's calendar that times a dossier of this procedure: regular sessions only for
@@ -505,6 +520,7 @@ public struct Configuration: Sendable {
         var base: String?
         var days: [Int: DayDefinition]
         var holidays: Set<Int64>
+        var holidaysThrough: Int64?
         var dates: [Int64: DayDefinition]
         var path: String
         var line: Int
@@ -539,7 +555,7 @@ public struct Configuration: Sendable {
         for (i, c) in cals.enumerated() {
             let p = "calendars[\(i)]"
             let members = try r.object(c, p)
-            try r.onlyKeys(members, ["id", "base", "days", "holidays", "dates"], p)
+            try r.onlyKeys(members, ["id", "base", "days", "holidays", "holidaysThrough", "dates"], p)
             guard let idNode = c["id"] else {
                 throw ConfigurationError(
                     file: file, line: c.line, column: c.column, path: p, field: "id", message: "missing")
@@ -571,6 +587,19 @@ public struct Configuration: Sendable {
                     holidays.insert(d.dayNumber)
                 }
             }
+            var holidaysThrough: Int64? = nil
+            if let t = c["holidaysThrough"] {
+                let text = try r.string(t, p + ".holidaysThrough")
+                guard let d = LocalDate(text) else {
+                    throw r.error(t, p + ".holidaysThrough", "\"\(text)\" is not a YYYY-MM-DD date")
+                }
+                if let last = holidays.max(), last > d.dayNumber {
+                    throw r.error(
+                        t, p + ".holidaysThrough",
+                        "\(text) is before the holiday \(LocalDate(dayNumber: last)) listed in this calendar")
+                }
+                holidaysThrough = d.dayNumber
+            }
             var dates: [Int64: DayDefinition] = [:]
             if let dn = c["dates"] {
                 let list = try r.object(dn, p + ".dates")
@@ -586,7 +615,9 @@ public struct Configuration: Sendable {
             }
             rawIndex[id] = raws.count
             raws.append(
-                RawCalendar(id: id, base: base, days: days, holidays: holidays, dates: dates, path: p, line: c.line))
+                RawCalendar(
+                    id: id, base: base, days: days, holidays: holidays, holidaysThrough: holidaysThrough, dates: dates,
+                    path: p, line: c.line))
         }
         guard !raws.isEmpty else { throw r.error(calsNode, "calendars", "no calendar defined") }
         // Resolve `base` chains: own days/dates replace the base's, holidays add up.
@@ -610,17 +641,21 @@ public struct Configuration: Sendable {
             var weekly = [DayDefinition](repeating: .none, count: 7)
             var dates: [Int64: DayDefinition] = [:]
             var holidays = Set<Int64>()
+            // The nearest calendar of the chain that says how far its holidays go.
+            var holidaysThrough: Int64? = nil
             for c in chain.reversed() {
                 for (k, v) in c.days { weekly[k] = v }
                 for (k, v) in c.dates { dates[k] = v }
                 holidays.formUnion(c.holidays)
+                if let through = c.holidaysThrough { holidaysThrough = through }
             }
             guard dates.count <= maxDatedDays, holidays.count <= maxHolidays else {
                 throw ConfigurationError(
                     file: file, line: raw.line, path: raw.path, field: "base",
                     message: "with its bases, more than \(maxDatedDays) dated days or \(maxHolidays) holidays")
             }
-            let def = CalendarDefinition(id: raw.id, weekly: weekly, dates: dates, holidays: holidays)
+            let def = CalendarDefinition(
+                id: raw.id, weekly: weekly, dates: dates, holidays: holidays, holidaysThrough: holidaysThrough)
             guard weekly.contains(where: { $0.sessions.contains { !$0.extra } }) else {
                 throw ConfigurationError(
                     file: file, line: raw.line, path: raw.path + ".days", field: "days",

@@ -76,12 +76,20 @@ public struct CalendarDefinition: Sendable {
     let weekly: [Int]
     let dates: [Int64: Int]
     public let holidays: Set<Int64>
+    /// The last local day whose holidays and swapped days are listed (`holidaysThrough`, or the end of the year of
+    /// the last holiday); nil without holidays. Past it every weekday counts as a working day: the calendar has run
+    /// out, which the worker and `check-config.py` report.
+    public let holidaysThrough: Int64?
 
     /// - Parameters:
     ///   - weekly: Monday … Sunday.
     ///   - dates: day number → definition (overrides the weekly one).
     ///   - holidays: day numbers without work, whatever the rest says.
-    public init(id: String, weekly: [DayDefinition], dates: [Int64: DayDefinition], holidays: Set<Int64>) {
+    ///   - holidaysThrough: the last day the holidays cover; nil: the end of the last holiday's year.
+    public init(
+        id: String, weekly: [DayDefinition], dates: [Int64: DayDefinition], holidays: Set<Int64>,
+        holidaysThrough: Int64? = nil
+    ) {
         precondition(weekly.count == 7)
         self.id = id
         var days = Interner<DayDefinition>(first: .none)
@@ -89,7 +97,15 @@ public struct CalendarDefinition: Sendable {
         self.dates = dates.mapValues { days.intern($0) }
         self.holidays = holidays
         self.days = days.values
+        self.holidaysThrough =
+            holidaysThrough
+            ?? holidays.max().flatMap { last in
+                LocalDate(year: LocalDate(dayNumber: last).components.year, month: 12, day: 31)?.dayNumber
+            }
     }
+
+    /// Whether local day `day` is past the listed holidays (false when the calendar lists none).
+    public func isBeyondHolidays(day: Int64) -> Bool { holidaysThrough.map { day > $0 } ?? false }
 
     /// Index into `days` of local day `day` (0, no work, on a holiday).
     func dayIndex(_ day: Int64) -> Int {

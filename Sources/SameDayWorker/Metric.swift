@@ -74,6 +74,7 @@ public enum Metric {
         case notifyDeliveriesTotal = "sameday_notify_deliveries_total"
         case boardRefusalsTotal = "sameday_board_refusals_total"
         case boardLoginsTotal = "sameday_board_logins_total"
+        case calendarRunOutEventsTotal = "sameday_calendar_run_out_events_total"
 
         /// The `# HELP` text.
         public var help: String {
@@ -88,6 +89,8 @@ public enum Metric {
                 "sameday notify: attempts to send a message, by outcome (delivered, retry, failed)."
             case .boardRefusalsTotal: "sameday board: alert deliveries dead-lettered, by refusal code."
             case .boardLoginsTotal: "sameday board: login attempts, by outcome (accepted, refused, locked)."
+            case .calendarRunOutEventsTotal:
+                "Events on a day past the holidays their unit's calendar lists (holidaysThrough), by calendar: their deadlines count every weekday as working."
             }
         }
 
@@ -101,6 +104,7 @@ public enum Metric {
             case .notifyDeliveriesTotal: "outcome"
             case .boardRefusalsTotal: "refusal"
             case .boardLoginsTotal: "outcome"
+            case .calendarRunOutEventsTotal: "calendar"
             }
         }
     }

@@ -241,6 +241,47 @@ public final class ShardLoop {
                         dayNumber: LocalTime.day(of: now) - Int64(engine.retention.eventLogDays)
                     ).description))
             noteFullestUnit()
+            noteCalendarCoverage()
+        }
+    }
+
+    /// The day each calendar was last warned about, so each warning is logged once a day.
+    private var calendarWarnedOn: [String: Int64] = [:]
+    /// Warn this many days before a calendar runs out of listed holidays.
+    static let calendarWarningDays: Int64 = 45
+
+    /// A calendar that runs out of listed holidays is loud: events past its `holidaysThrough` are counted
+    /// (`sameday_calendar_run_out_events_total`) and logged, and from 45 days before, a warning a day asks for next
+    /// year's holidays.
+    private func noteCalendarCoverage() {
+        let configuration = engine.configuration
+        guard let today = engine.clockDay else { return }
+        for (calendar, count) in engine.takeCalendarRunOuts() {
+            metrics.increment(.calendarRunOutEventsTotal, calendar, by: count)
+            if calendarWarnedOn[calendar + " run out"] != today {
+                calendarWarnedOn[calendar + " run out"] = today
+                let through = configuration.calendarDefinitions.first { $0.id == calendar }?.holidaysThrough
+                logger.error(
+                    "events past the holidays their calendar lists: their deadlines count every weekday as a working day; add the holidays to calendars.json",
+                    metadata: [
+                        "calendar": "\(calendar)", "events": "\(count)",
+                        "holidays_through": "\(through.map { LocalDate(dayNumber: $0).description } ?? "-")",
+                    ])
+            }
+        }
+        let used = Set(configuration.units.map(\.calendar))
+        for index in used.sorted() {
+            let definition = configuration.calendarDefinitions[index]
+            guard let through = definition.holidaysThrough, through - today <= Self.calendarWarningDays,
+                through >= today, calendarWarnedOn[definition.id] != today
+            else { continue }
+            calendarWarnedOn[definition.id] = today
+            logger.warning(
+                "a calendar runs out of listed holidays soon: add the next year's holidays and swapped days to calendars.json",
+                metadata: [
+                    "calendar": "\(definition.id)",
+                    "holidays_through": "\(LocalDate(dayNumber: through))", "days_left": "\(through - today)",
+                ])
         }
     }
 

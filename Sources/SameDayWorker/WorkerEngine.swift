@@ -313,8 +313,23 @@ public final class WorkerEngine {
             retirementQueue.push(event.occurredAt + retention.closedSeconds, candidate(event.dossier))
         }
         noteDays(event)
+        if let end = configuration.earliestHolidaysEnd, event.occurredAt >= end,
+            let unit = configuration.unitID(event.unit),
+            let calendar = configuration.calendarRunOut(unit: unit, at: event.occurredAt)
+        {
+            calendarRunOuts[calendar, default: 0] += 1
+        }
         collectAlerts()
         return true
+    }
+
+    /// Events applied on a day their unit's calendar lists no holidays for (past its `holidaysThrough`), by calendar
+    /// id, since the last `takeCalendarRunOuts`: their deadlines count every weekday as a working day.
+    private var calendarRunOuts: [String: Int] = [:]
+
+    public func takeCalendarRunOuts() -> [String: Int] {
+        defer { calendarRunOuts.removeAll() }
+        return calendarRunOuts
     }
 
     /// Moves the clock to `instant` (never back), firing every threshold due by then.

@@ -193,3 +193,25 @@ struct WorkerSourceSilenceTests {
         #expect(try store.allAlerts().filter { $0.level == "source_silent" }.count == 2)
     }
 }
+
+@Suite("A calendar that runs out of listed holidays is reported")
+struct CalendarRunOutTests {
+    let configuration = try! ConfigurationFolder.load(hcmcConfiguration)
+
+    @Test("events past the calendar's holidaysThrough are counted by calendar and taken once; earlier ones are not")
+    func eventsPastTheListedHolidays() throws {
+        let folder = temporaryFolder("calendar-run-out")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let engine = WorkerEngine(
+            configuration: configuration, store: try WorkerStore(path: folder + "/state.sqlite"), clockMode: .events)
+        _ = try engine.rebuild()
+        try engine.apply(receivedEvent("760-261231-0001", at: "2026-12-31T16:59:00+07:00"))
+        #expect(engine.takeCalendarRunOuts().isEmpty)
+        try engine.apply(receivedEvent("760-270104-0001", at: "2027-01-04T08:00:00+07:00"))
+        try engine.apply(receivedEvent("769-270104-0002", at: "2027-01-04T08:05:00+07:00", unit: "769"))
+        try engine.apply(receivedEvent("760-270104-0003", at: "2027-01-04T08:10:00+07:00"))
+        let calendar769 = configuration.calendarDefinition(of: configuration.unitID("769")!).id
+        #expect(engine.takeCalendarRunOuts() == ["hcmc-standard": 2, calendar769: 1])
+        #expect(engine.takeCalendarRunOuts().isEmpty)
+    }
+}

@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """Validate a SameDay configuration folder against docs/rules.md, section 7.
 
-Usage: check-config.py [DIR]        (default: hcmc-2022 next to this script)
+Usage: check-config.py [--today YYYY-MM-DD] [DIR]        (default: hcmc-2022 next to this script)
 
 Checks units.csv, catalog.csv, calendars.json and (if present) alerting.json:
 headers, encoding (UTF-8, no BOM, LF, minimal RFC 4180 quoting), blocks, parents,
 calendar ids, sessions (HH:MM-HH:MM, ascending, non-overlapping), cut-offs, SLA and
 scope formats, and the JSON shapes. Every error names the file, the line or JSON
 path, and the field. Warnings (CSV text not in Unicode NFC, a role with no block
-fallback) are printed but do not fail the check.
+fallback, a calendar whose listed holidays end within 45 days of today or
+before it) are printed but do not fail the check.
 Exit status: 0 when clean, 1 on any error, 2 on bad usage.
 Python 3 standard library only.
 """
@@ -378,7 +379,8 @@ def check_calendars(path, rep):
     by_id = {}
     for i, cal in enumerate(cals):
         p = f"$.calendars[{i}]"
-        if not expect_keys(cal, p, name, rep, required=("id", "days"), optional=("base", "holidays", "dates")):
+        if not expect_keys(cal, p, name, rep, required=("id", "days"),
+                           optional=("base", "holidays", "holidaysThrough", "dates")):
             continue
         cid = cal.get("id")
         if not isinstance(cid, str) or not cid or re.search(r"\s", cid):
@@ -412,6 +414,13 @@ def check_calendars(path, rep):
                 elif h in seen:
                     rep.error(name, f"{p}.holidays[{j}]", "holidays", f"{h} listed twice")
                 seen.add(h)
+        if "holidaysThrough" in cal:
+            ht = cal["holidaysThrough"]
+            if not valid_date(ht):
+                rep.error(name, f"{p}.holidaysThrough", "holidaysThrough", f"{ht!r} is not a date YYYY-MM-DD")
+            elif isinstance(hol, list) and any(valid_date(h) and h > ht for h in hol):
+                rep.error(name, f"{p}.holidaysThrough", "holidaysThrough",
+                          f"{ht} is before the holiday {max(h for h in hol if valid_date(h))} listed in this calendar")
         dates = cal.get("dates", {})
         if not isinstance(dates, dict):
             rep.error(name, f"{p}.dates", "dates", "must be an object")
@@ -435,6 +444,51 @@ def check_calendars(path, rep):
             seen.add(b)
             b = by_id[b][1].get("base") if b in by_id else None
     return set(by_id)
+
+
+def holidays_through(cals):
+    """calendar id -> the last day its holidays cover (the nearest holidaysThrough up its base chain, else the
+    31 December of its last holiday's year), or None when it lists no holiday; as the Swift loader reads it."""
+    by_id = {c.get("id"): c for c in cals if isinstance(c, dict)}
+    out = {}
+    for cid, cal in by_id.items():
+        chain, seen, c = [], set(), cal
+        while isinstance(c, dict) and c.get("id") not in seen:
+            seen.add(c.get("id"))
+            chain.append(c)
+            c = by_id.get(c.get("base"))
+        through = next((c["holidaysThrough"] for c in chain if valid_date(c.get("holidaysThrough"))), None)
+        if through is None:
+            days = [h for c in chain for h in c.get("holidays", []) if valid_date(h)]
+            through = f"{max(days)[:4]}-12-31" if days else None
+        out[cid] = through
+    return out
+
+
+def check_holiday_coverage(path, used, today, rep, warn_days=45):
+    """Warn about every calendar a unit uses whose listed holidays end within `warn_days` of `today` or before it:
+    past that day the worker counts every weekday as a working day (and says so in its log and metrics)."""
+    name = "calendars.json"
+    try:
+        with open(path, encoding="utf-8") as f:
+            cals = json.load(f).get("calendars", [])
+    except (OSError, ValueError, AttributeError):
+        return {}
+    through = holidays_through(cals)
+    for cid in sorted(c for c in used if c in through):
+        t = through[cid]
+        if t is None:
+            rep.warn(name, cid, "holidays", "no holiday listed: every weekday counts as a working day")
+            continue
+        left = (datetime.date.fromisoformat(t) - today).days
+        if left < 0:
+            rep.warn(name, cid, "holidaysThrough",
+                     f"holidays listed through {t}, {-left} days before {today}: dates after it count every weekday "
+                     "as a working day; add the holidays and swapped days of the years since")
+        elif left <= warn_days:
+            rep.warn(name, cid, "holidaysThrough",
+                     f"holidays listed through {t}, {left} days after {today}: add next year's holidays and swapped days")
+    return through
 
 
 def check_alerting(path, units, procedures, rep):
@@ -583,10 +637,18 @@ def check_alerting(path, units, procedures, rep):
 
 
 def main(argv):
-    if len(argv) > 2 or (len(argv) == 2 and argv[1] in ("-h", "--help")):
+    args = argv[1:]
+    today = datetime.date.today()
+    if len(args) >= 2 and args[0] == "--today":
+        if not valid_date(args[1]):
+            print(f"--today: {args[1]!r} is not a date YYYY-MM-DD", file=sys.stderr)
+            return 2
+        today = datetime.date.fromisoformat(args[1])
+        args = args[2:]
+    if len(args) > 1 or (len(args) == 1 and args[0] in ("-h", "--help")):
         print(__doc__.strip(), file=sys.stderr)
         return 2
-    d = argv[1] if len(argv) == 2 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "hcmc-2022")
+    d = args[0] if len(args) == 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "hcmc-2022")
     if not os.path.isdir(d):
         print(f"{d}: not a directory", file=sys.stderr)
         return 2
@@ -597,6 +659,10 @@ def main(argv):
     ap = os.path.join(d, "alerting.json")
     if os.path.exists(ap):
         check_alerting(ap, units, procs, rep)
+    through = {}
+    if cal_ids:
+        used = {row["calendar"] for row in units.values()}
+        through = check_holiday_coverage(os.path.join(d, "calendars.json"), used, today, rep)
     for w in rep.warnings:
         print(f"warning: {w}", file=sys.stderr)
     for e in rep.errors:
@@ -604,7 +670,9 @@ def main(argv):
     if rep.errors:
         print(f"{d}: {len(rep.errors)} error(s)", file=sys.stderr)
         return 1
-    print(f"{d}: OK ({len(units)} units, {len(procs)} procedures, {len(cal_ids or ())} calendars)")
+    ends = sorted({t for t in through.values() if t})
+    listed = f"; holidays listed through {ends[0]}" if ends else ""
+    print(f"{d}: OK ({len(units)} units, {len(procs)} procedures, {len(cal_ids or ())} calendars{listed})")
     return 0
 
 
