@@ -305,6 +305,9 @@ public struct Rollup: Sendable, Hashable {
     /// The rows of the fields within each unit that counted anything, in the order of the units, then of the
     /// catalog's fields (empty for a rollup built from unit rows alone).
     public var fields: [FieldRow]
+    /// Computed from simulated events (`SimulatedData`): the CSV and JSON forms end every row with a `data` column
+    /// saying "simulated". Daily files never set it (the folder's marker file says it for them).
+    public var simulated = false
 
     public init(period: Period, units: [UnitRow], blocks: [BlockRow], fields: [FieldRow] = []) {
         self.period = period
@@ -368,11 +371,15 @@ public struct Rollup: Sendable, Hashable {
         -> [UInt8]
     {
         var out = Rollup.bom
-        out += Array((headers.labels(keys + RollupFigures.columns).map(CSV.escape)).joined(separator: ",").utf8)
+        let label = simulated ? [headers == .vi ? SimulatedData.label : "simulated"] : []
+        out += Array(
+            (headers.labels(keys + RollupFigures.columns + (simulated ? ["data"] : [])).map(CSV.escape)).joined(
+                separator: ","
+            ).utf8)
         out += [0x0D, 0x0A]
         for r in rows {
             out += Array(
-                (r.keys.map(CSV.escape) + r.figures.values.map(String.init) + [r.figures.onTimeRate]).joined(
+                (r.keys.map(CSV.escape) + r.figures.values.map(String.init) + [r.figures.onTimeRate] + label).joined(
                     separator: ","
                 ).utf8)
             out += [0x0D, 0x0A]
@@ -419,6 +426,7 @@ public struct Rollup: Sendable, Hashable {
             w.key("on_time_rate")
             let rate = r.figures.onTimeRate
             if rate.isEmpty { w.null() } else { w.raw(rate) }
+            if simulated { w.field("data", "simulated") }
             w.endObject()
             out += w.bytes
             out += Array((n + 1 < rows.count ? ",\n" : "\n").utf8)
@@ -559,5 +567,6 @@ public enum RollupHeaders: String, Sendable, CaseIterable {
         "same_day_resolved_same_day": "Tiếp nhận và giải quyết ngay trong ngày",
         "received_not_in_catalog": "Tiếp nhận ngoài danh mục",
         "on_time_rate": "Tỷ lệ đúng hạn (%)",
+        "data": "Loại số liệu",
     ]
 }

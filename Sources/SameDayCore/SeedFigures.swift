@@ -15,6 +15,30 @@ public enum SeedFigures {
         .vertical: 244_696,
     ]
 
-    /// The city's total, 694,309; the seed reports an on-time rate of 100 %.
+    /// The city's total, 694,309; the seed reports an on-time rate of 100 %. The seed states it as "hơn 694.309"
+    /// (more than), so reports print it as a lower bound, never as an exact measurement.
     public static var total: Int { sameDayResolvedSameDay.values.reduce(0, +) }
+}
+
+/// Data made by `sameday simulate` says so wherever it ends up: its events carry a `source` beginning with
+/// `simulate:`, a replay or a worker that applied one writes `SIMULATED.txt` beside its daily rollups, and every
+/// report of those rollups (the page, the CSVs, the table, the seed comparison) carries the label "số liệu mô phỏng".
+public enum SimulatedData {
+    /// The `source` prefix of every simulated event.
+    public static let sourcePrefix = "simulate:"
+    /// The label the reports carry.
+    public static let label = "số liệu mô phỏng"
+    /// The file beside `daily/` in a rollups folder made from simulated events.
+    public static let markerFile = "SIMULATED.txt"
+    public static let markerText = """
+        số liệu mô phỏng: simulated data. The rollups in this folder were computed from events made by \
+        `sameday simulate` (their source begins with "simulate:"); they are not measurements of any unit.
+
+        """
+
+    public static func source(_ rest: String) -> String { sourcePrefix + rest }
+
+    public static func isSimulated(_ event: DossierEvent) -> Bool {
+        event.source.utf8.starts(with: sourcePrefix.utf8)
+    }
 }

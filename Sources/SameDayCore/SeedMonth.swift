@@ -381,7 +381,7 @@ public struct SeedMonth: Sendable {
                 DossierEvent(
                     eventId: "\(code)#\(evs.count)", dossier: code, unit: unitCode, procedure: procedure, type: type,
                     occurredAt: at, seq: Int64(evs.count), channel: channel, outcome: outcome,
-                    source: "seed2022-\(unitCode)"))
+                    source: SimulatedData.source("seed2022-\(unitCode)")))
         }
         let ref = config.procedureRef(procedure, unit: unit)
         let cal = config.workingCalendar(unit: unit, procedure: ref)

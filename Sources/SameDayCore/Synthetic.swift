@@ -67,7 +67,7 @@ public struct SyntheticMonth: Sendable {
                                 eventId: "\(code)#\(seqNo)", dossier: code, unit: unit.code, procedure: proc,
                                 type: type,
                                 occurredAt: at, seq: seqNo, channel: channel, outcome: outcome, newDueAt: newDue,
-                                source: "synthetic-\(unit.code)"))
+                                source: SimulatedData.source("synthetic-\(unit.code)")))
                         seqNo += 1
                     }
                     let chRoll = Int.random(in: 0..<100, using: &rng)

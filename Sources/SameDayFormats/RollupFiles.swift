@@ -51,6 +51,20 @@ public enum RollupFiles {
         return count
     }
 
+    /// Marks a rollups folder as made from simulated events (`SimulatedData.markerFile`, written atomically once;
+    /// never removed: a folder that held simulated figures keeps saying so).
+    public static func markSimulated(root: String) throws {
+        let path = (root as NSString).appendingPathComponent(SimulatedData.markerFile)
+        if FileManager.default.fileExists(atPath: path) { return }
+        try DurableFile.createFolder(of: path)
+        _ = try DurableFile.writeAtomically(Array(SimulatedData.markerText.utf8), to: path)
+    }
+
+    /// Whether a rollups folder was made from simulated events.
+    public static func isSimulated(root: String) -> Bool {
+        FileManager.default.fileExists(atPath: (root as NSString).appendingPathComponent(SimulatedData.markerFile))
+    }
+
     /// Writes the daily files for every day from `firstDay` to `lastDay` (day numbers) from all facts
     /// (`sameday replay`).
     public static func write(

@@ -9,6 +9,8 @@ public enum RollupFolder {
     public struct Period: Sendable {
         public var rollup: Rollup
         public var cityByDay: [RollupFigures]
+        /// Some folder was made from simulated events (`SimulatedData.markerFile`): every report of it says so.
+        public var simulated = false
     }
 
     /// Reads every day from `first` to `last` (each must be in every folder) and aggregates it (docs/rules.md §6.2):
@@ -60,7 +62,8 @@ public enum RollupFolder {
             }
         }
         let cityByDay = (0..<days).map { i in perUnit.values.reduce(RollupFigures()) { $0 + $1.days[i] } }
-        return Period(rollup: rollup, cityByDay: cityByDay)
+        return Period(
+            rollup: rollup, cityByDay: cityByDay, simulated: rollups.contains { RollupFiles.isSimulated(root: $0) })
     }
 
     static func read(_ path: String) throws -> [UInt8] {

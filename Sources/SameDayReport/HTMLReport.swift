@@ -68,6 +68,8 @@ public enum HTMLReport {
         var rollupSources: String
         var alertSources: String?
         var seedName: String
+        /// Made from simulated events: the page says so at its top (`SimulatedData`).
+        var simulated: Bool
     }
 
     struct Card {
@@ -210,7 +212,7 @@ public enum HTMLReport {
                 note: "trước hạn và đúng hạn trên tổng số đã giải quyết"),
             Card(
                 label: "Giải quyết trong ngày", value: VietnameseFormat.integer(city.sameDayResolvedSameDay),
-                note: "chỉ tiêu tài liệu gốc \(VietnameseFormat.integer(seedTotal))"),
+                note: "chỉ tiêu tài liệu gốc: hơn \(VietnameseFormat.integer(seedTotal))"),
         ]
         return Page(
             title: "Báo cáo kết quả giải quyết thủ tục hành chính trong ngày",
@@ -238,7 +240,8 @@ public enum HTMLReport {
             alerts: alerts(input),
             rollupSources: input.rollupSources.joined(separator: ", "),
             alertSources: input.alerts == nil ? nil : input.alertSources.joined(separator: ", "),
-            seedName: SeedFigures.name)
+            seedName: SeedFigures.name,
+            simulated: r.simulated)
     }
 
     /// (early + on time) / resolved in tenths of a percent, rounded half up as `RollupFigures.onTimeRate`.
@@ -270,7 +273,9 @@ public enum HTMLReport {
             return Seed.Line(
                 name: ReportLabels.block(block), received: VietnameseFormat.integer(f.sameDayReceived),
                 inTime: VietnameseFormat.integer(f.sameDayResolvedInTime),
-                sameDay: VietnameseFormat.integer(f.sameDayResolvedSameDay), target: VietnameseFormat.integer(target),
+                sameDay: VietnameseFormat.integer(f.sameDayResolvedSameDay),
+                // The seed states the city's total as a lower bound ("hơn 694.309"), the blocks' as counts.
+                target: (block == nil ? "hơn " : "") + VietnameseFormat.integer(target),
                 difference: (diff > 0 ? "+" : "") + VietnameseFormat.integer(diff),
                 share: VietnameseFormat.percent(tenths: share), total: block == nil)
         }

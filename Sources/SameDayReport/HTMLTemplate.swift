@@ -8,7 +8,7 @@ enum HTMLTemplate {
         <meta charset="utf-8">
         <meta name="viewport" content="width=device-width, initial-scale=1">
         <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
-        <title>{{title}} — {{periodText}}</title>
+        <title>{{#simulated}}[Số liệu mô phỏng] {{/simulated}}{{title}} — {{periodText}}</title>
         <style>
         :root { --ink: #1d2733; --muted: #5b6775; --line: #d5dbe3; --head: #eef2f7; --blue: #2f6fb3; --green: #2e8b57; --red: #c0392b; --amber: #d68910; }
         * { box-sizing: border-box; }
@@ -47,6 +47,7 @@ enum HTMLTemplate {
         svg text { font-family: inherit; font-size: 12px; fill: var(--muted); }
         details summary { cursor: pointer; font-weight: 600; margin: 8px 0; }
         .empty { color: var(--muted); font-style: italic; }
+        .simulated { background: #fff3cd; color: #6b4e00; border-bottom: 2px solid var(--amber); padding: 10px 28px; margin: 0; font-weight: 700; }
         @media (max-width: 700px) { main { padding: 8px; } header { padding: 12px; } .card .value { font-size: 20px; } }
         @media print { body { background: #fff; } section { break-inside: avoid; border: none; } details { display: block; } }
         </style>
@@ -56,6 +57,8 @@ enum HTMLTemplate {
         <h1>{{title}}</h1>
         <p>Kỳ báo cáo: <strong id="period">{{periodText}}</strong> ({{dayCount}} ngày) · Thành phố Hồ Chí Minh</p>
         </header>
+        {{#simulated}}<p class="simulated" id="simulated">SỐ LIỆU MÔ PHỎNG: số liệu trên trang này được tạo bằng <code>sameday simulate</code>, không phải số liệu của đơn vị nào (simulated data).</p>
+        {{/simulated}}
         <main>
         <div class="cards" id="summary">
         {{#cards}}<div class="card"><div class="label">{{label}}</div><div class="value">{{value}}</div><div class="sub">{{note}}</div></div>

@@ -117,6 +117,7 @@ public final class RollupThread: Sendable {
         case changes([RollupChange], clock: Instant?)
         case snapshot(firstDay: Int64?, lastDay: Int64?, clockDay: Int64)
         case alerts([OutboxAlert])
+        case markSimulated
     }
     private struct State {
         var jobs: [Job] = []
@@ -189,6 +190,9 @@ public final class RollupThread: Sendable {
         switch job {
         case .load(let dossiers): keeper.load(dossiers)
         case .changes(let changes, let clock): keeper.apply(changes, clock: clock)
+        case .markSimulated:
+            guard alertFiles.mayWrite() else { return }
+            try RollupFiles.markSimulated(root: keeper.root)
         case .alerts(let alerts):
             let filed = try alertFiles.write(alerts)
             state.withLock { $0.filed += filed }
@@ -231,6 +235,8 @@ public final class RollupThread: Sendable {
         }
     }
     public func apply(_ changes: [RollupChange], clock: Instant?) { enqueue(.changes(changes, clock: clock)) }
+    /// The rollups folder holds figures of simulated events (`SimulatedData.markerFile`).
+    public func markSimulated() { enqueue(.markSimulated) }
     public func snapshot(firstDay: Int64?, lastDay: Int64?, clockDay: Int64) {
         enqueue(.snapshot(firstDay: firstDay, lastDay: lastDay, clockDay: clockDay))
     }

@@ -226,6 +226,10 @@ public final class ShardLoop {
             try flush(consumer: consumer)
         }
         if let failure = rollups.failure { throw RollupFailure(description: failure) }
+        if engine.sawSimulatedEvents, !markedSimulated {
+            markedSimulated = true
+            rollups.markSimulated()
+        }
         if let day = engine.clockDay, machine.snapshotDue(now: .now, day: day), rollups.backlog < 4 {
             rollups.snapshot(firstDay: engine.firstDay, lastDay: engine.lastEventDay, clockDay: day)
             machine.snapshotted(now: .now, day: day)
@@ -244,6 +248,9 @@ public final class ShardLoop {
             noteCalendarCoverage()
         }
     }
+
+    /// The rollups folder was marked as holding simulated figures (once per process).
+    private var markedSimulated = false
 
     /// The day each calendar was last warned about, so each warning is logged once a day.
     private var calendarWarnedOn: [String: Int64] = [:]

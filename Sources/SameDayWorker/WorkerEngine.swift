@@ -313,6 +313,7 @@ public final class WorkerEngine {
             retirementQueue.push(event.occurredAt + retention.closedSeconds, candidate(event.dossier))
         }
         noteDays(event)
+        if !sawSimulatedEvents, SimulatedData.isSimulated(event) { sawSimulatedEvents = true }
         if let end = configuration.earliestHolidaysEnd, event.occurredAt >= end,
             let unit = configuration.unitID(event.unit),
             let calendar = configuration.calendarRunOut(unit: unit, at: event.occurredAt)
@@ -322,6 +323,9 @@ public final class WorkerEngine {
         collectAlerts()
         return true
     }
+
+    /// An event made by `sameday simulate` was applied since start: the rollups folder says so (`SimulatedData`).
+    public private(set) var sawSimulatedEvents = false
 
     /// Events applied on a day their unit's calendar lists no holidays for (past its `holidaysThrough`), by calendar
     /// id, since the last `takeCalendarRunOuts`: their deadlines count every weekday as a working day.

@@ -50,10 +50,13 @@ struct ReplayCommand: ParsableCommand {
             _ = try RollupFiles.write(
                 facts: facts, days: firstDay...lastDay, configuration: cfg,
                 root: (out as NSString).appendingPathComponent("rollups"), written: &written)
+            let simulated = list.contains(where: SimulatedData.isSimulated)
+            if simulated { try RollupFiles.markSimulated(root: (out as NSString).appendingPathComponent("rollups")) }
             let lateFired = replay.alerts.filter(\.lateFired).count
             print(
                 "replayed \(list.count) events, \(replay.dossiers.count) dossiers: \(replay.alerts.count) alerts "
-                    + "(\(lateFired) late-fired), rollups for \(lastDay - firstDay + 1) days in \(out)")
+                    + "(\(lateFired) late-fired), rollups for \(lastDay - firstDay + 1) days in \(out)"
+                    + (simulated ? " (\(SimulatedData.label): events from sameday simulate)" : ""))
         }
     }
 }

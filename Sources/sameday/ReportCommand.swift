@@ -68,7 +68,8 @@ struct ReportCommand: ParsableCommand {
             } catch let error as RollupFolderError {
                 throw CommandFailure(error.description)
             }
-            let rollup = period.rollup
+            var rollup = period.rollup
+            rollup.simulated = period.simulated
             let bytes: [UInt8]
             switch (format, level) {
             case (.csv, .units): bytes = rollup.unitsCSV(headers: headers)
@@ -83,6 +84,11 @@ struct ReportCommand: ParsableCommand {
                 bytes = try htmlPage(rollup, daily: period.cityByDay)
             }
             let comparison = try compare.map { try SeedComparison.text(rollup, against: $0) }
+            if period.simulated, format != .table {
+                // The data carries its label (a column, a key, a banner); this reaches the person running it.
+                FileHandle.standardError.write(
+                    Data("note: \(SimulatedData.label): these rollups were made from simulated events\n".utf8))
+            }
             try emit(bytes)
             // Beside a table on the terminal; a data file (csv, json, html, --out) stays clean.
             if let comparison {
@@ -116,7 +122,10 @@ struct ReportCommand: ParsableCommand {
                     : String(repeating: " ", count: widths[i] - c.count) + c
             }.joined(separator: "  ")
         }
-        return "period \(r.period.from) … \(r.period.to)\n" + ([line(header)] + body.map(line)).joined(separator: "\n")
+        let banner =
+            r.simulated ? "\(SimulatedData.label.uppercased()): simulated data, made by sameday simulate\n" : ""
+        return banner + "period \(r.period.from) … \(r.period.to)\n"
+            + ([line(header)] + body.map(line)).joined(separator: "\n")
             + "\n"
     }
 }

@@ -10,6 +10,9 @@ enum SeedComparison {
         }
         let seedPeriod = SeedFigures.period
         var lines: [String] = []
+        if rollup.simulated {
+            lines.append("\(SimulatedData.label.uppercased()): our figures come from simulated events, not from units")
+        }
         lines.append(
             "compared with \(SeedFigures.name): same-day dossiers received and resolved within the day "
                 + "(same_day_resolved_same_day), seed period \(seedPeriod.from) … \(seedPeriod.to)")
@@ -30,7 +33,10 @@ enum SeedComparison {
         let all =
             rollup.blocks.first { $0.block == nil }?.figures
             ?? rollup.blocks.reduce(RollupFigures()) { $0 + $1.figures }
-        rows.append(row("all", seed: SeedFigures.total, ours: all.sameDayResolvedSameDay))
+        var total = row("all", seed: SeedFigures.total, ours: all.sameDayResolvedSameDay)
+        // The seed states its total as "hơn 694.309": more than, not an exact count.
+        total[1] = "> " + total[1]
+        rows.append(total)
         let widths = rows[0].indices.map { i in rows.map { $0[i].count }.max()! }
         for r in rows {
             lines.append(
@@ -42,6 +48,8 @@ enum SeedComparison {
         }
         let rate = all.onTimeRate.isEmpty ? "— (nothing resolved)" : all.onTimeRate + " %"
         lines.append("on-time rate: seed 100 %, ours \(rate)")
+        let quoted = grouped(SeedFigures.total).replacingOccurrences(of: ",", with: ".")
+        lines.append("the seed states the city's total as \"hơn \(quoted)\" (more than)")
         return lines.joined(separator: "\n") + "\n"
     }
 

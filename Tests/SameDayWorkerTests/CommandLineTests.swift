@@ -60,6 +60,44 @@ struct CommandLineTests {
         #expect(explain.output.contains("on_time") || explain.output.contains("on time"))
     }
 
+    @Test("simulate → replay → report: the rollups folder, the CSV, the table and the comparison say simulated")
+    func simulatedDataIsLabelledEverywhere() throws {
+        let folder = temporaryFolder("cli-simulated")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let events = folder + "/events.jsonl"
+        let simulate = try runSameday([
+            "simulate", "--config", hcmcConfiguration, "--days", "3", "--per-unit", "1", "--out", events,
+        ])
+        #expect(simulate.status == 0)
+        let replay = try runSameday(["replay", "--config", hcmcConfiguration, "--events", events, "--out", folder])
+        #expect(replay.status == 0 && replay.output.contains("số liệu mô phỏng"))
+        let marker = try String(contentsOfFile: folder + "/rollups/SIMULATED.txt", encoding: .utf8)
+        #expect(marker.hasPrefix("số liệu mô phỏng"))
+        let period = ["--rollups", folder + "/rollups", "--from", "2022-05-15", "--to", "2022-05-17"]
+        let csv = try runSameday(["report"] + period + ["--format", "csv", "--level", "units"])
+        let lines = csv.output.split(separator: "\r\n")
+        #expect(lines.first?.hasSuffix(",on_time_rate,data") == true)
+        #expect(lines.count > 1 && lines.dropFirst().allSatisfy { $0.hasSuffix(",simulated") })
+        let vi = try runSameday(["report"] + period + ["--format", "csv", "--headers", "vi"])
+        #expect(vi.output.split(separator: "\r\n").last?.hasSuffix(",số liệu mô phỏng") == true)
+        let json = try runSameday(["report"] + period + ["--format", "json"])
+        #expect(json.output.contains("\"data\":\"simulated\""))
+        let table = try runSameday(["report"] + period + ["--compare", "seed-2022"])
+        #expect(table.output.hasPrefix("SỐ LIỆU MÔ PHỎNG"))
+        #expect(table.output.contains("SỐ LIỆU MÔ PHỎNG: our figures come from simulated events"))
+        #expect(table.output.contains("> 694,309"))
+
+        // Events from a unit system: no marker, no column.
+        let own = try self.events([received, resolved])
+        let plain = folder + "/plain"
+        #expect(try runSameday(["replay", "--config", hcmcConfiguration, "--events", own, "--out", plain]).status == 0)
+        #expect(!FileManager.default.fileExists(atPath: plain + "/rollups/SIMULATED.txt"))
+        let plainCSV = try runSameday([
+            "report", "--rollups", plain + "/rollups", "--from", "2022-05-20", "--to", "2022-05-23", "--format", "csv",
+        ])
+        #expect(plainCSV.output.split(separator: "\r\n").first?.hasSuffix(",on_time_rate") == true)
+    }
+
     @Test("revision 2 on the HCMC 2022 configuration: Tân Sơn Nhì's evening session is for notarisation only")
     func revisionTwoOnTheShippedConfiguration() throws {
         func deadline(_ unit: String, _ procedure: String, _ received: String) throws -> String {
