@@ -10,8 +10,12 @@ public struct DossierFacts: Sendable, Hashable {
     public var notInCatalog: Bool
     /// A stopped or supplement-waiting dossier with no event for this long is abandoned (`staleAfterDays`).
     public var staleSeconds: Int64
-    /// The first `received`: the receipt date of reports (docs/rules.md §4.5).
+    /// The first `received`, as it arrived.
     public var receivedAt: Instant
+    /// When reports count the dossier received: the T0 of its first `received`, moved into the next working session
+    /// as the one-stop desks and the portals date a dossier (docs/rules.md §6.1). A dossier accepted online at 21:00,
+    /// on a Sunday or on a holiday counts on the next working day, the day its deadline starts from.
+    public var countedAt: Instant
     public var channel: Channel?
     /// Resolution (`resolved` or `withdrawn`) and its classification; `stopped` is not a resolution.
     public var resolvedAt: Instant?
@@ -19,6 +23,9 @@ public struct DossierFacts: Sendable, Hashable {
     public var classification: Classification?
     /// Running and paused stretches; a `stopped` dossier ends in a stale paused segment that never ends.
     public var segments: [Segment]
+
+    /// How far T0 may be after the arrival and still date the dossier (a Tết break is 9 days).
+    static let maxCountingDelay: Int64 = 31 * LocalTime.secondsPerDay
 
     /// Nil when the dossier was never received (submitted only, refused, withdrawn before reception).
     public init?(state st: DossierState, config: Configuration) {
@@ -30,6 +37,9 @@ public struct DossierFacts: Sendable, Hashable {
         if case .unlisted = ref { notInCatalog = true } else { notInCatalog = false }
         staleSeconds = Int64(config.alerting.staleAfterDays) * LocalTime.secondsPerDay
         receivedAt = received
+        // A calendar without work for weeks (its T0 never comes) falls back to the arrival.
+        let start = st.episodes.first?.deadline.start ?? received
+        countedAt = start - received <= Self.maxCountingDelay ? max(start, received) : received
         channel = st.channel
         segments = st.segments
         withdrawn = false
@@ -150,16 +160,17 @@ public struct RollupFigures: Sendable, Hashable {
     public mutating func add(_ f: DossierFacts, period: Period) {
         let s = period.start
         let e = period.end
-        guard f.receivedAt < e else { return }
-        if f.receivedAt < s {
+        guard f.countedAt < e else { return }
+        if f.countedAt < s {
             if let r = f.resolvedAt, r < s { return }  // resolved before the period: not carried over
             carriedOver += 1
         } else {
             if f.channel == .online { receivedOnline += 1 } else { receivedDirectPostal += 1 }
             if f.sameDay { sameDayReceived += 1 }
             if f.notInCatalog { receivedNotInCatalog += 1 }
-            // The seed's figure: received and resolved on the same calendar day (a withdrawal is not a result).
-            if f.sameDay, !f.withdrawn, let r = f.resolvedAt, LocalTime.day(of: r) == LocalTime.day(of: f.receivedAt) {
+            // The seed's figure: received and resolved on the same day, the day the dossier counts for (a
+            // withdrawal is not a result).
+            if f.sameDay, !f.withdrawn, let r = f.resolvedAt, LocalTime.day(of: r) <= LocalTime.day(of: f.countedAt) {
                 sameDayResolvedSameDay += 1
             }
         }

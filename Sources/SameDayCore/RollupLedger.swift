@@ -53,9 +53,12 @@ public struct RollupLedger: Sendable {
         return r
     }
 
-    /// The days on which a dossier can count at all: from its reception to its resolution (open or stopped: on).
+    /// The days on which a dossier can count at all: from the day it counts as received to its resolution (open or
+    /// stopped: on). A dossier resolved before the day it counts for (a Sunday arrival settled at once) counts on
+    /// that day alone.
     @inline(__always) static func activeDays(_ f: DossierFacts) -> (from: Int64, to: Int64) {
-        (LocalTime.day(of: f.receivedAt), f.resolvedAt.map { LocalTime.day(of: $0) } ?? Int64.max)
+        let from = LocalTime.day(of: f.countedAt)
+        return (from, f.resolvedAt.map { max(from, LocalTime.day(of: $0)) } ?? Int64.max)
     }
 
     /// Sets the range of days to keep: from the later of `firstDay` and the window's start (`clockDay` minus the

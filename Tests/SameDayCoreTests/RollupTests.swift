@@ -25,11 +25,61 @@ struct RollupTests {
             }
             totalReceived += r.blocks.last!.figures.receivedOnline + r.blocks.last!.figures.receivedDirectPostal
         }
-        #expect(totalReceived == facts.filter { $0.receivedAt >= first.startInstant }.count)
+        // Counted on T0's day: an arrival after the last day's close counts on the day after the month.
+        let end = first.adding(days: 32).startInstant
+        #expect(totalReceived == facts.filter { $0.countedAt >= first.startInstant && $0.countedAt < end }.count)
+        #expect(facts.contains { LocalTime.day(of: $0.countedAt) != LocalTime.day(of: $0.receivedAt) })
         #expect(!replay.alerts.isEmpty)
         // Deterministic: a second run gives the same alerts.
         let again = try Replay.run(events: events, config: config, options: ReplayOptions())
         #expect(again.alerts == replay.alerts)
+    }
+
+    @Test("a dossier counts on its T0's day: an evening or Sunday arrival belongs to the next working day")
+    func receptionsCountOnTheirT0Day() throws {
+        // Friday 20 May 2022 at 21:00, online; resolved Monday 09:00: received and resolved within Monday.
+        var evening = EventBuilder()
+        evening.dossier = "760-220520-0001"
+        // Sunday 22 May 10:00, direct; resolved Monday 10:00: the same.
+        var sunday = EventBuilder()
+        sunday.dossier = "760-220522-0002"
+        // Friday 20 May 16:00 (after the 15:00 cut-off, in a session): counts on Friday, resolved Monday: not same-day.
+        var afterCutoff = EventBuilder()
+        afterCutoff.dossier = "760-220520-0003"
+        let events = [
+            evening(.received, "2022-05-20 21:00", channel: .online), evening(.resolved, "2022-05-23 09:00"),
+            sunday(.received, "2022-05-22 10:00"), sunday(.resolved, "2022-05-23 10:00"),
+            afterCutoff(.received, "2022-05-20 16:00"), afterCutoff(.resolved, "2022-05-23 09:30"),
+        ]
+        let facts = try Replay.run(events: events, config: config, options: ReplayOptions()).facts()
+        func figures(_ day: String) -> RollupFigures {
+            Rollup.compute(facts: facts, period: .day(LocalDate(day)!), config: config).units.first { $0.unit == "760" }!
+                .figures
+        }
+        let friday = figures("2022-05-20")
+        #expect(friday.receivedOnline == 0 && friday.receivedDirectPostal == 1 && friday.sameDayReceived == 1)
+        for day in ["2022-05-21", "2022-05-22"] {
+            let weekend = figures(day)
+            #expect(weekend.receivedOnline + weekend.receivedDirectPostal == 0, "nothing received on \(day)")
+            #expect(weekend.carriedOver == 1 && weekend.receivedTotal == 1, "the after-cut-off one, carried over")
+        }
+        let monday = figures("2022-05-23")
+        #expect(monday.receivedOnline == 1 && monday.receivedDirectPostal == 1 && monday.carriedOver == 1)
+        #expect(monday.sameDayReceived == 2 && monday.sameDayResolvedSameDay == 2)
+        #expect(monday.identityViolations.isEmpty)
+        // The period sums the same way, and the worker's ledger (day by day, from changes) agrees with it.
+        let period = Rollup.compute(
+            facts: facts, period: Period(from: LocalDate("2022-05-20")!, to: LocalDate("2022-05-23")!), config: config)
+        let q1 = period.units.first { $0.unit == "760" }!.figures
+        #expect(q1.receivedTotal == 3 && q1.sameDayResolvedSameDay == 2)
+        var ledger = RollupLedger(config: config, windowDays: 62)
+        let first = LocalDate("2022-05-20")!.dayNumber
+        ledger.cover(firstDay: first, lastDay: first + 3, clockDay: first + 3) { [] }
+        for f in facts { ledger.change(from: nil, to: f, since: first) }
+        for day in first...(first + 3) {
+            let computed = Rollup.compute(facts: facts, period: .day(LocalDate(dayNumber: day)), config: config)
+            #expect(ledger.rollup(day: day)?.units == computed.units, "day \(LocalDate(dayNumber: day))")
+        }
     }
 
     @Test("arrival order: the same final facts however the events arrive")
