@@ -775,7 +775,11 @@ public struct Configuration: Sendable {
         var policy = AlertingPolicy.defaults
         let top = try r.object(root, "$")
         try r.onlyKeys(
-            top, ["thresholds", "procedures", "defaultSla", "silence", "staleAfterDays", "levels", "recipients"], "$")
+            top,
+            [
+                "thresholds", "procedures", "defaultSla", "silence", "staleAfterDays", "feesPauseTheClock", "levels",
+                "recipients",
+            ], "$")
         if let t = root["thresholds"] {
             for (k, v) in try r.object(t, "thresholds") {
                 guard let cls = SLAClass(rawValue: k) else {
@@ -802,6 +806,7 @@ public struct Configuration: Sendable {
                 }
             }
         }
+        if let fees = root["feesPauseTheClock"] { policy.feesPauseTheClock = try r.bool(fees, "feesPauseTheClock") }
         if let st = root["staleAfterDays"] {
             policy.staleAfterDays = try r.positiveInt(st, "staleAfterDays")
             guard policy.staleAfterDays <= 3660 else {

@@ -324,6 +324,7 @@ public struct Dossier: Sendable {
         let cutoff = config.cutoff(ref)
         var received = false
         var resolvedOutcome: Outcome?
+        let feesPause = config.alerting.feesPauseTheClock
 
         func openEpisode(at t: Instant) {
             let d = calendar.deadline(sla: sla, received: t, cutoff: cutoff)
@@ -385,6 +386,8 @@ public struct Dossier: Sendable {
                 openEpisode(at: e.at)
             case .feeRequested:
                 guard received else { st.anomalies.insert(.eventBeforeReceived); continue }
+                // The city counts the time to pay against the deadline: recorded, nothing changes.
+                guard feesPause else { continue }
                 guard st.status == .running else { st.anomalies.insert(.unexpectedResume); continue }
                 st.episodes[st.episodes.count - 1].pauses.append(Pause(start: e.at, end: nil))
                 st.status = .paused
@@ -393,6 +396,7 @@ public struct Dossier: Sendable {
                 }
             case .feePaid:
                 guard received else { st.anomalies.insert(.eventBeforeReceived); continue }
+                guard feesPause else { continue }
                 guard st.status == .paused else { st.anomalies.insert(.unexpectedResume); continue }
                 let k = st.episodes.count - 1
                 st.episodes[k].pauses[st.episodes[k].pauses.count - 1].end = e.at

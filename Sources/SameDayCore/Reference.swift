@@ -224,6 +224,10 @@ public struct AlertingPolicy: Sendable {
     /// A dossier stopped, or waiting for a supplement, with no event for this many calendar days leaves the paused
     /// stock as abandoned (docs/rules.md §4.8).
     public var staleAfterDays: Int
+    /// `feesPauseTheClock` (default true): `fee_requested` … `fee_paid` stops the clock (docs/rules.md §4.4). A city
+    /// whose desks count the time a citizen takes to pay against the deadline sets it to false; the two events are then
+    /// recorded and change nothing.
+    public var feesPauseTheClock = true
     public var levels: [AlertLevel: [Role]]
     public var unitPeople: [String: [Role: [String]]]
     public var blockPeople: [Block: [Role: [String]]]

@@ -126,6 +126,35 @@ struct DossierTests {
         #expect(a.alerts[1].thresholdAt == t("2022-05-23 13:12"))
     }
 
+    @Test("feesPauseTheClock false: the fee events are recorded and change nothing; the time to pay counts")
+    func feesDoNotPauseWhenTheCitySaysSo() throws {
+        let text = String(decoding: Fixture.bytes("alerting.json"), as: UTF8.self)
+        let withoutPause = try Configuration.parse(
+            Fixture.files(
+                replacing: "alerting.json",
+                with: text.replacingOccurrences(
+                    of: "\"defaultSla\"", with: "\"feesPauseTheClock\": false, \"defaultSla\"")))
+        #expect(withoutPause.alerting.feesPauseTheClock == false && config.alerting.feesPauseTheClock)
+        var b = EventBuilder()
+        b.procedure = Fixture.days1
+        var d = Dossier(code: "760-220518-0001")
+        for e in [b(.received, "2022-05-20 10:00"), b(.feeRequested, "2022-05-20 16:00")] {
+            _ = try d.apply(e, now: e.occurredAt, config: withoutPause)
+        }
+        var st = d.state(config: withoutPause)
+        #expect(st.status == .running && st.anomalies.isEmpty)
+        #expect(fmt(st.judgingDue) == "2022-05-23 10:00", "one working day from Friday 10:00, the wait included")
+        _ = try d.apply(b(.feePaid, "2022-05-23 09:00"), now: t("2022-05-23 09:00"), config: withoutPause)
+        st = d.state(config: withoutPause)
+        #expect(st.status == .running && st.anomalies.isEmpty && fmt(st.judgingDue) == "2022-05-23 10:00")
+        #expect(d.advance(to: t("2022-05-23 10:00"), config: withoutPause).alerts.map(\.level).contains(.overdue))
+        // Not in the paused stock at the end of Friday.
+        let facts = try #require(d.facts(config: withoutPause))
+        var friday = RollupFigures()
+        friday.add(facts, period: .day(LocalDate("2022-05-20")!))
+        #expect(friday.paused == 0 && friday.inProgressOnTime == 1)
+    }
+
     @Test("reschedule: alerts measure against newDueAt, lateness against the deadline before it")
     func reschedule() throws {
         var b = EventBuilder()

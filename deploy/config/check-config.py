@@ -498,7 +498,7 @@ def check_alerting(path, units, procedures, rep):
         return
     if not expect_keys(doc, "$", name, rep,
                        required=("thresholds", "procedures", "defaultSla", "silence", "levels", "recipients"),
-                       optional=("staleAfterDays",)):
+                       optional=("staleAfterDays", "feesPauseTheClock")):
         return
 
     def check_thresholds(obj, p):
@@ -548,6 +548,8 @@ def check_alerting(path, units, procedures, rep):
     if "defaultSla" in doc and (not isinstance(sla, str) or not SLA_RE.match(sla)):
         rep.error(name, "$.defaultSla", "defaultSla", f"{sla!r} is not same-day, hours:N or days:N")
 
+    if "feesPauseTheClock" in doc and not isinstance(doc["feesPauseTheClock"], bool):
+        rep.error(name, "$.feesPauseTheClock", "feesPauseTheClock", f"{doc['feesPauseTheClock']!r} must be true or false")
     if "staleAfterDays" in doc:
         st = doc["staleAfterDays"]
         if not isinstance(st, int) or isinstance(st, bool) or not 1 <= st <= 3660:
