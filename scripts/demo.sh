@@ -125,7 +125,7 @@ trap 'kill "${pids[@]}" "$watcher" "$notifier" "$smtpsink" "$chatsink" "$board" 
 sleep 2
 
 echo "== 3. The adapter publishes them, confirmed and persistent =="
-$BIN publish --profile deploy/adapters/profiles/canonical-jsonl.json --config "$CONFIG" --spool "$OUT/spool" "$OUT/events.jsonl"
+$BIN publish --profile deploy/adapters/profiles/simulated-jsonl.json --config "$CONFIG" --spool "$OUT/spool" "$OUT/events.jsonl"
 
 echo "== 4. Waiting for the workers to apply every event =="
 expected=$(sort -u <(grep -o '"eventId":"[^"]*"' "$OUT/events.jsonl") | wc -l)

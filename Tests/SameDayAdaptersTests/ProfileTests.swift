@@ -17,6 +17,13 @@ struct ProfileTests {
             .resolved, .returned,
         ]
         for (code, type) in zip(1...10, expected) { #expect(national.statuses["\(code)"] == .event(type)) }
+        // What simulate writes goes through simulated-jsonl.json (the demonstration) and stays labelled simulated;
+        // a unit system speaking the canonical schema uses canonical-jsonl.json and is not.
+        let simulated = try MappingProfile.load(path: repoPath("deploy/adapters/profiles/simulated-jsonl.json"))
+        let canonical = try MappingProfile.load(path: repoPath("deploy/adapters/profiles/canonical-jsonl.json"))
+        #expect(simulated.source.hasPrefix(SimulatedData.sourcePrefix))
+        #expect(!canonical.source.hasPrefix(SimulatedData.sourcePrefix))
+        #expect(simulated.columns == canonical.columns && simulated.statuses == canonical.statuses)
     }
 
     @Test(
