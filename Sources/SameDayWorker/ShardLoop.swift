@@ -252,8 +252,9 @@ public final class ShardLoop {
     /// The rollups folder was marked as holding simulated figures (once per process).
     private var markedSimulated = false
 
-    /// The day each calendar was last warned about, so each warning is logged once a day.
+    /// The day each calendar was last warned about (running out soon; run out), so each is logged once a day.
     private var calendarWarnedOn: [String: Int64] = [:]
+    private var calendarRunOutLoggedOn: [String: Int64] = [:]
     /// Warn this many days before a calendar runs out of listed holidays.
     static let calendarWarningDays: Int64 = 45
 
@@ -265,8 +266,8 @@ public final class ShardLoop {
         guard let today = engine.clockDay else { return }
         for (calendar, count) in engine.takeCalendarRunOuts() {
             metrics.increment(.calendarRunOutEventsTotal, calendar, by: count)
-            if calendarWarnedOn[calendar + " run out"] != today {
-                calendarWarnedOn[calendar + " run out"] = today
+            if calendarRunOutLoggedOn[calendar] != today {
+                calendarRunOutLoggedOn[calendar] = today
                 let through = configuration.calendarDefinitions.first { $0.id == calendar }?.holidaysThrough
                 logger.error(
                     "events past the holidays their calendar lists: their deadlines count every weekday as a working day; add the holidays to calendars.json",
