@@ -47,11 +47,14 @@ stale() {
 }
 
 # build_library MODULE SOURCE_DIR [swiftc flags…]: a static library and its module, with internal access for
-# @testable harnesses.
+# @testable harnesses. Libraries are built in dependency order, and one is also rebuilt when a library built before
+# it changed: a client compiled against a dependency's old layout links and then corrupts memory (a fuzz finding in
+# swift_release, not a compile error).
+BUILT_LIBRARIES=()
 build_library() {
     local module=$1 dir=$2
     shift 2
-    if stale "$LIB/lib$module.a" "$dir"; then
+    if stale "$LIB/lib$module.a" "$dir" "${BUILT_LIBRARIES[@]}"; then
         echo "fuzz.sh: building $module"
         local sources
         mapfile -t sources < <(find "$dir" -name '*.swift' | sort)
@@ -59,6 +62,7 @@ build_library() {
             -emit-module-path "$LIB/$module.swiftmodule" -emit-library -static -o "$LIB/lib$module.a" \
             "$@" "${sources[@]}"
     fi
+    BUILT_LIBRARIES+=("$LIB/lib$module.a")
 }
 
 swift_log_sources() {
