@@ -3,21 +3,6 @@ import Testing
 
 @testable import SameDayCore
 
-/// The HCMC configuration as shipped, for its holidays and swapped days through 2026.
-private let shipped: Configuration = {
-    let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("deploy/config/hcmc-2022")
-    func read(_ name: String) throws -> [UInt8] { try [UInt8](Data(contentsOf: dir.appendingPathComponent(name))) }
-    do {
-        return try Configuration.parse(
-            ConfigurationFiles(
-                units: read("units.csv"), catalog: read("catalog.csv"), calendars: read("calendars.json"),
-                alerting: read("alerting.json")))
-    } catch {
-        fatalError("hcmc-2022 config: \(error)")
-    }
-}()
-
 @Suite("Calendars through 2026, and what happens past their listed holidays")
 struct CalendarCoverageTests {
     struct Case: CustomTestStringConvertible, Sendable {
@@ -51,19 +36,19 @@ struct CalendarCoverageTests {
 
     @Test(arguments: cases)
     func shippedBreaks(_ c: Case) {
-        let unit = shipped.unitID("760")!
-        let ref = shipped.procedureRef("2.000815.000.00.00.H29", unit: unit)
-        #expect(fmt(shipped.deadline(unit: unit, procedure: ref, received: t(c.received)).due) == c.due)
+        let unit = hcmc.unitID("760")!
+        let ref = hcmc.procedureRef("2.000815.000.00.00.H29", unit: unit)
+        #expect(fmt(hcmc.deadline(unit: unit, procedure: ref, received: t(c.received)).due) == c.due)
     }
 
     @Test("every shipped calendar lists its holidays through 2026; a day after that is reported, one before is not")
     func shippedCoverage() {
         let end = LocalDate(year: 2026, month: 12, day: 31)!.dayNumber
-        #expect(shipped.calendarDefinitions.allSatisfy { $0.holidaysThrough == end })
-        #expect(shipped.earliestHolidaysEnd == t("2027-01-01 00:00"))
-        let district = shipped.unitID("760")!
-        #expect(shipped.calendarRunOut(unit: district, at: t("2026-12-31 16:00")) == nil)
-        #expect(shipped.calendarRunOut(unit: district, at: t("2027-01-04 09:00")) == "hcmc-standard")
+        #expect(hcmc.calendarDefinitions.allSatisfy { $0.holidaysThrough == end })
+        #expect(hcmc.earliestHolidaysEnd == t("2027-01-01 00:00"))
+        let district = hcmc.unitID("760")!
+        #expect(hcmc.calendarRunOut(unit: district, at: t("2026-12-31 16:00")) == nil)
+        #expect(hcmc.calendarRunOut(unit: district, at: t("2027-01-04 09:00")) == "hcmc-standard")
     }
 
     static let header = "code,name,block,parent,calendar\n"

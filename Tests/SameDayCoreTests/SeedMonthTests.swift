@@ -3,21 +3,6 @@ import Testing
 
 @testable import SameDayCore
 
-/// The HCMC 2022 configuration the seed scenario is made for.
-private let hcmc: Configuration = {
-    let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("deploy/config/hcmc-2022")
-    func read(_ name: String) throws -> [UInt8] { try [UInt8](Data(contentsOf: dir.appendingPathComponent(name))) }
-    do {
-        return try Configuration.parse(
-            ConfigurationFiles(
-                units: read("units.csv"), catalog: read("catalog.csv"), calendars: read("calendars.json"),
-                alerting: read("alerting.json")))
-    } catch {
-        fatalError("hcmc-2022 config: \(error)")
-    }
-}()
-
 /// Generated once per scenario at a small scale and shared by the tests (generation and replay take a few seconds
 /// in a debug build).
 private let small = 0.02

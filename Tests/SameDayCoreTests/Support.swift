@@ -3,6 +3,21 @@ import Testing
 
 @testable import SameDayCore
 
+/// The HCMC 2022 configuration as shipped (deploy/config/hcmc-2022): the seed scenario's, and the calendars through 2026.
+let hcmc: Configuration = {
+    let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("deploy/config/hcmc-2022")
+    func read(_ name: String) throws -> [UInt8] { try [UInt8](Data(contentsOf: dir.appendingPathComponent(name))) }
+    do {
+        return try Configuration.parse(
+            ConfigurationFiles(
+                units: read("units.csv"), catalog: read("catalog.csv"), calendars: read("calendars.json"),
+                alerting: read("alerting.json")))
+    } catch {
+        fatalError("hcmc-2022 config: \(error)")
+    }
+}()
+
 /// Test fixtures: the small configuration under `Fixtures/config`, read relative to this file.
 enum Fixture {
     static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
