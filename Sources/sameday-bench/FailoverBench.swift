@@ -173,7 +173,7 @@ final class FailoverRun {
         publisher = try spawn(
             sameday,
             [
-                "publish", "--profile", "deploy/adapters/profiles/canonical-jsonl.json", "--config", config, "--spool",
+                "publish", "--profile", "deploy/adapters/profiles/simulated-jsonl.json", "--config", config, "--spool",
                 folder + "/spool", month,
             ],
             environment: ["SAMEDAY_AMQP_URL": urls], log: folder + "/publish.log")

@@ -22,7 +22,7 @@ cleanup() {
   if [ "$passed" = 1 ]; then rm -rf "$OUT"; else echo "failover-check: outputs kept in $OUT" >&2; fi
 }
 trap cleanup EXIT
-fail() { echo "failover-check: FAILED: $*" >&2; tail -5 "$OUT"/worker-*.log >&2 || true; exit 1; }
+fail() { echo "failover-check: FAILED: $*" >&2; tail -n 5 "$OUT"/worker-*.log >&2 || true; exit 1; }
 
 $CLUSTER start
 URLS=$($CLUSTER urls)
@@ -36,7 +36,7 @@ expected=$(grep -o '"eventId":"[^"]*"' "$OUT/month.jsonl" | sort -u | wc -l)
 total=$(wc -l < "$OUT/month.jsonl")
 head -n $((total * 3 / 4)) "$OUT/month.jsonl" > "$OUT/first.jsonl"
 tail -n +$((total * 3 / 4 + 1)) "$OUT/month.jsonl" > "$OUT/second.jsonl"
-$BIN publish --profile deploy/adapters/profiles/canonical-jsonl.json --config "$CONFIG" --spool "$OUT/spool" \
+$BIN publish --profile deploy/adapters/profiles/simulated-jsonl.json --config "$CONFIG" --spool "$OUT/spool" \
   "$OUT/first.jsonl" >/dev/null
 
 for n in $(seq 0 $((SHARDS - 1))); do
@@ -59,7 +59,7 @@ for _ in $(seq 1 300); do [ "$(applied)" -gt 2000 ] && break; sleep 0.1; done
 before=$(applied)
 $CLUSTER stop-node a
 echo "failover-check: node a stopped with $before of $(wc -l < "$OUT/first.jsonl") published events applied ($expected in all)"
-$BIN publish --profile deploy/adapters/profiles/canonical-jsonl.json --config "$CONFIG" --spool "$OUT/spool" \
+$BIN publish --profile deploy/adapters/profiles/simulated-jsonl.json --config "$CONFIG" --spool "$OUT/spool" \
   "$OUT/second.jsonl" >/dev/null || fail "the adapter could not publish with node a down"
 for _ in $(seq 1 600); do
   [ "$(applied)" -ge "$expected" ] && break
