@@ -406,7 +406,9 @@ public struct Configuration: Sendable {
         }
         // A parent is a unit of this file (alerts go up the tree: a parent that is not here reaches no one), and
         // the tree has no loop: what check-config.py checks, refused at load too.
+        // Each unit is walked up once: a walk stops at a unit already known to reach a root.
         let parentOf = Dictionary(units.map { ($0.code, $0.parent) }, uniquingKeysWith: { a, _ in a })
+        var reachesRoot: Set<String> = []
         for unit in units {
             guard let parent = unit.parent else { continue }
             let line = seen[unit.code] ?? 0
@@ -415,15 +417,18 @@ public struct Configuration: Sendable {
                     file: file, line: line, field: "parent",
                     message: "\"\(parent)\" is neither empty nor a unit code in this file")
             }
-            var visited: Set<String> = [unit.code]
+            var path: [String] = [unit.code]
+            var onPath: Set<String> = [unit.code]
             var next: String? = parent
-            while let code = next {
-                if !visited.insert(code).inserted {
+            while let code = next, !reachesRoot.contains(code) {
+                if !onPath.insert(code).inserted {
                     throw ConfigurationError(
                         file: file, line: line, field: "parent", message: "the parents loop through \"\(code)\"")
                 }
+                path.append(code)
                 next = parentOf[code] ?? nil
             }
+            reachesRoot.formUnion(path)
         }
         return units
     }

@@ -60,6 +60,14 @@ public enum RollupFiles {
         _ = try DurableFile.writeAtomically(Array(SimulatedData.markerText.utf8), to: path)
     }
 
+    /// Marks `root` when any of `events` is simulated; returns whether it did.
+    @discardableResult
+    public static func markSimulated(root: String, ifAnyOf events: [DossierEvent]) throws -> Bool {
+        guard events.contains(where: SimulatedData.isSimulated) else { return false }
+        try markSimulated(root: root)
+        return true
+    }
+
     /// Whether a rollups folder was made from simulated events.
     public static func isSimulated(root: String) -> Bool {
         FileManager.default.fileExists(atPath: (root as NSString).appendingPathComponent(SimulatedData.markerFile))

@@ -50,8 +50,8 @@ struct ReplayCommand: ParsableCommand {
             _ = try RollupFiles.write(
                 facts: facts, days: firstDay...lastDay, configuration: cfg,
                 root: (out as NSString).appendingPathComponent("rollups"), written: &written)
-            let simulated = list.contains(where: SimulatedData.isSimulated)
-            if simulated { try RollupFiles.markSimulated(root: (out as NSString).appendingPathComponent("rollups")) }
+            let simulated = try RollupFiles.markSimulated(
+                root: (out as NSString).appendingPathComponent("rollups"), ifAnyOf: list)
             let lateFired = replay.alerts.filter(\.lateFired).count
             print(
                 "replayed \(list.count) events, \(replay.dossiers.count) dossiers: \(replay.alerts.count) alerts "

@@ -145,6 +145,6 @@ func replayReference(_ events: [DossierEvent], configuration: Configuration, unt
         facts: replay.facts(),
         days: LocalTime.day(of: times.min()!)...LocalTime.day(of: max(replay.clock ?? times.max()!, times.max()!)),
         configuration: configuration, root: root, written: &digests)
-    if events.contains(where: SimulatedData.isSimulated) { try RollupFiles.markSimulated(root: root) }
+    try RollupFiles.markSimulated(root: root, ifAnyOf: events)
     return replay
 }
