@@ -27,7 +27,7 @@ public struct MappingProfile: Sendable {
     public enum Format: String, Sendable { case csv, jsonl }
     /// The canonical fields a profile can take from the source.
     public enum Field: String, CaseIterable, Sendable {
-        case dossier, procedure, status, occurredAt, unit, eventId, seq, channel, outcome, newDueAt
+        case dossier, procedure, status, occurredAt, unit, eventId, seq, channel, outcome, newDueAt, promisedAt
     }
     /// What a status value becomes: an event type, or nothing (a status that is not a change SameDay tracks).
     public enum StatusMapping: Sendable, Equatable {
@@ -50,7 +50,9 @@ public struct MappingProfile: Sendable {
     /// The canonical fields a derived event id is computed from (when the source has no id column).
     public var eventIdFrom: [Field]
 
-    /// Every canonical field: two records differing in anything get different ids.
+    /// Every canonical field but `promisedAt`: two records differing in anything else get different ids. (The
+    /// list is what ids were derived from before `promisedAt` existed; adding to it would give every record of an
+    /// existing export a new id, and a re-read file would be published twice.)
     public static let defaultEventIdFields: [Field] = [
         .dossier, .unit, .procedure, .status, .occurredAt, .seq, .channel, .outcome, .newDueAt,
     ]

@@ -155,16 +155,23 @@ public struct RecordMapper: Sendable {
             outcome = value
         }
         var newDueAt: Instant?
-        if type == .rescheduled, let text = values[.newDueAt] {
+        if type == .rescheduled || type == .extended, let text = values[.newDueAt] {
             switch parseTime(text) {
             case .success(let t): newDueAt = t
             case .failure(let why): return .rejected("\(column(.newDueAt)): \(why)")
             }
         }
+        var promisedAt: Instant?
+        if type == .received, let text = values[.promisedAt], !text.isEmpty {
+            switch parseTime(text) {
+            case .success(let t): promisedAt = t
+            case .failure(let why): return .rejected("\(column(.promisedAt)): \(why)")
+            }
+        }
         var event = DossierEvent(
             eventId: "", dossier: values[.dossier]!, unit: unit, procedure: values[.procedure]!, type: type,
             occurredAt: occurredAt, seq: seq, channel: channel, outcome: outcome, newDueAt: newDueAt,
-            source: profile.source)
+            promisedAt: promisedAt, source: profile.source)
         event.eventId = values[.eventId] ?? Self.derivedEventID(event, from: profile.eventIdFrom)
         let message = EventMessage.make(event, configuration: configuration, names: names)
         // The core's decoder is the definition of a valid event: run the encoded body through it.
@@ -231,6 +238,7 @@ public struct RecordMapper: Sendable {
             case .channel: key.append(event.channel?.name ?? "")
             case .outcome: key.append(event.outcome?.name ?? "")
             case .newDueAt: key.append(event.newDueAt.map { String($0) } ?? "")
+            case .promisedAt: key.append(event.promisedAt.map { String($0) } ?? "")
             case .eventId: break
             }
         }

@@ -331,6 +331,12 @@ public struct Configuration: Sendable {
         return alerting.defaultSla
     }
 
+    /// Rows of `units.csv` and `catalog.csv` whose `source` says `unconfirmed` or `illustrative`: what a worker
+    /// states at start, so a deployment knows how much of its registry rests on no source.
+    public var unconfirmedRows: (units: Int, catalog: Int) {
+        (units.filter { $0.source.isUnconfirmed }.count, catalog.filter { $0.source.isUnconfirmed }.count)
+    }
+
     // MARK: Loading
 
     /// Parses and validates all files. The first error found is thrown.
@@ -347,7 +353,34 @@ public struct Configuration: Sendable {
             units: units, catalog: catalog, calendars: calendars, alerting: alerting, interlevel: interlevel)
     }
 
+    /// Rows of a CSV file whose header is `header`, or `header` followed by `source` (see `Provenance`); each row's
+    /// provenance comes with it, `.unstated` when the file has no `source` column.
+    static func sourcedRecords(_ bytes: [UInt8], file: String, header: [String]) throws(ConfigurationError) -> [(
+        CSVRecord, Provenance
+    )] {
+        let (records, width) = try csvRecords(bytes, file: file, headers: [header, header + ["source"]])
+        guard width > header.count else { return records.map { ($0, .unstated) } }
+        return try records.map { (r) throws(ConfigurationError) in
+            let cell = r.fields[header.count].trimmingSpaces
+            guard let p = Provenance(cell: cell) else {
+                throw ConfigurationError(
+                    file: file, line: r.line, field: "source",
+                    message: cell.isEmpty
+                        ? "empty: give a citation, or unconfirmed or illustrative (each may add \": why\")"
+                        : "longer than \(Provenance.maxCellBytes) bytes")
+            }
+            return (r, p)
+        }
+    }
+
     static func csvRecords(_ bytes: [UInt8], file: String, header: [String]) throws(ConfigurationError) -> [CSVRecord] {
+        try csvRecords(bytes, file: file, headers: [header]).records
+    }
+
+    /// Rows after a header that is one of `headers`, each row as wide as it; returns the header's width.
+    static func csvRecords(_ bytes: [UInt8], file: String, headers: [[String]]) throws(ConfigurationError) -> (
+        records: [CSVRecord], width: Int
+    ) {
         let records: [CSVRecord]
         do {
             records = try CSV.parse(bytes)
@@ -356,25 +389,27 @@ public struct Configuration: Sendable {
         }
         guard let first = records.first else { throw ConfigurationError(file: file, line: 1, message: "empty file") }
         let got = first.fields.map { $0.trimmingSpaces }
-        guard got == header else {
+        guard let header = headers.first(where: { $0 == got }) else {
             throw ConfigurationError(
                 file: file, line: 1,
-                message: "header must be \"\(header.joined(separator: ","))\", found \"\(got.joined(separator: ","))\"")
+                message: "header must be "
+                    + headers.map { "\"\($0.joined(separator: ","))\"" }.joined(separator: " or ")
+                    + ", found \"\(got.joined(separator: ","))\"")
         }
         for r in records.dropFirst() where r.fields.count != header.count {
             throw ConfigurationError(
                 file: file, line: r.line, message: "expected \(header.count) fields, found \(r.fields.count)")
         }
-        return Array(records.dropFirst())
+        return (Array(records.dropFirst()), header.count)
     }
 
     static func parseUnits(_ bytes: [UInt8], calendars: [String]) throws(ConfigurationError) -> [Unit] {
         let file = ConfigurationFiles.unitsFile
-        let records = try csvRecords(bytes, file: file, header: ["code", "name", "block", "parent", "calendar"])
+        let records = try sourcedRecords(bytes, file: file, header: ["code", "name", "block", "parent", "calendar"])
         var seen: [String: Int] = [:]
         var routingWords: [String: (String, Int)] = [:]
         var units: [Unit] = []
-        for r in records {
+        for (r, source) in records {
             let f = r.fields.map { $0.trimmingSpaces }
             func err(_ field: String, _ m: String) -> ConfigurationError {
                 ConfigurationError(file: file, line: r.line, field: field, message: m)
@@ -402,7 +437,10 @@ public struct Configuration: Sendable {
             guard let cal = calendars.firstIndex(of: f[4]) else {
                 throw err("calendar", "no calendar \"\(f[4])\" in \(ConfigurationFiles.calendarsFile)")
             }
-            units.append(Unit(code: f[0], name: f[1], block: block, parent: f[3].isEmpty ? nil : f[3], calendar: cal))
+            units.append(
+                Unit(
+                    code: f[0], name: f[1], block: block, parent: f[3].isEmpty ? nil : f[3], calendar: cal,
+                    source: source))
         }
         // A parent is a unit of this file (alerts go up the tree: a parent that is not here reaches no one), and
         // the tree has no loop: what check-config.py checks, refused at load too.
@@ -468,13 +506,13 @@ public struct Configuration: Sendable {
 
     static func parseCatalog(_ bytes: [UInt8], units: [Unit]) throws(ConfigurationError) -> [CatalogEntry] {
         let file = ConfigurationFiles.catalogFile
-        let records = try csvRecords(
+        let records = try sourcedRecords(
             bytes, file: file, header: ["procedure", "name", "field", "sla", "cutoff", "scope"])
         let unitCodes = Set(units.map(\.code))
         var seen: [String: Int] = [:]  // "code|scope" → line: one code may be listed once per scope
         var fields: Set<String> = []  // rollups keep a row per unit and field: bounded
         var out: [CatalogEntry] = []
-        for r in records {
+        for (r, source) in records {
             let f = r.fields.map { $0.trimmingSpaces }
             func err(_ field: String, _ m: String) -> ConfigurationError {
                 ConfigurationError(file: file, line: r.line, field: field, message: m)
@@ -511,7 +549,9 @@ public struct Configuration: Sendable {
             } else {
                 throw err("scope", "\"\(f[5])\" is neither city nor a unit code of \(ConfigurationFiles.unitsFile)")
             }
-            out.append(CatalogEntry(procedure: f[0], name: f[1], field: f[2], sla: sla, cutoff: cutoff, scope: scope))
+            out.append(
+                CatalogEntry(
+                    procedure: f[0], name: f[1], field: f[2], sla: sla, cutoff: cutoff, scope: scope, source: source))
         }
         return out
     }
@@ -782,8 +822,9 @@ public struct Configuration: Sendable {
         try r.onlyKeys(
             top,
             [
-                "thresholds", "procedures", "defaultSla", "silence", "staleAfterDays", "feesPauseTheClock", "levels",
-                "recipients",
+                "thresholds", "procedures", "defaultSla", "silence", "staleAfterDays", "feesPauseTheClock",
+                "extensions",
+                "levels", "recipients",
             ], "$")
         if let t = root["thresholds"] {
             for (k, v) in try r.object(t, "thresholds") {
@@ -812,6 +853,26 @@ public struct Configuration: Sendable {
             }
         }
         if let fees = root["feesPauseTheClock"] { policy.feesPauseTheClock = try r.bool(fees, "feesPauseTheClock") }
+        if let ext = root["extensions"] {
+            let m = try r.object(ext, "extensions")
+            try r.onlyKeys(m, ["fields", "maxWorkingDays"], "extensions")
+            if let f = ext["fields"] {
+                var fields: Set<String> = []
+                for (i, n) in try r.array(f, "extensions.fields").enumerated() {
+                    let name = try r.string(n, "extensions.fields[\(i)]")
+                    guard !name.isEmpty, name.utf8.count <= 256 else {
+                        throw r.error(n, "extensions.fields[\(i)]", "a field name of 1 to 256 bytes")
+                    }
+                    fields.insert(name)
+                }
+                policy.extensionFields = fields
+            }
+            if let d = ext["maxWorkingDays"] {
+                let days = try r.positiveInt(d, "extensions.maxWorkingDays")
+                guard days <= 30 else { throw r.error(d, "extensions.maxWorkingDays", "at most 30 working days") }
+                policy.extensionMaxWorkingDays = days
+            }
+        }
         if let st = root["staleAfterDays"] {
             policy.staleAfterDays = try r.positiveInt(st, "staleAfterDays")
             guard policy.staleAfterDays <= 3660 else {

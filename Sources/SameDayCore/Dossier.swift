@@ -31,7 +31,7 @@ struct CompactEvent: Sendable {
     var at: Instant
     /// `seq`, or -1 when absent (sorts before any given `seq` at the same instant).
     var seq: Int64
-    /// `newDueAt` of a `rescheduled`.
+    /// `newDueAt` of a `rescheduled`, or `promisedAt` of a `received` (0 when absent): one slot, as no event has both.
     var newDueAt: Instant
     var arrival: UInt32
     var unit: UnitID
@@ -62,6 +62,11 @@ public struct Anomalies: OptionSet, Sendable, Hashable {
     public static let mixedUnits = Anomalies(rawValue: 1 << 6)
     public static let mixedProcedures = Anomalies(rawValue: 1 << 7)
     public static let returnedBeforeResolved = Anomalies(rawValue: 1 << 8)
+    /// An `extended` for a procedure whose field `alerting.json` does not let extend, or one that came after the
+    /// deadline it would move: ignored.
+    public static let extensionRefused = Anomalies(rawValue: 1 << 9)
+    /// An `extended` further than the law allows (`extensions.maxWorkingDays`): applied up to the limit.
+    public static let extensionCapped = Anomalies(rawValue: 1 << 10)
 
     public var names: [String] {
         let all: [(Anomalies, String)] = [
@@ -69,7 +74,8 @@ public struct Anomalies: OptionSet, Sendable, Hashable {
             (.eventAfterClosure, "event_after_closure"), (.conflictingOutcome, "conflicting_outcome"),
             (.secondReschedule, "second_reschedule"), (.unexpectedResume, "unexpected_resume"),
             (.mixedUnits, "mixed_units"), (.mixedProcedures, "mixed_procedures"),
-            (.returnedBeforeResolved, "returned_before_resolved"),
+            (.returnedBeforeResolved, "returned_before_resolved"), (.extensionRefused, "extension_refused"),
+            (.extensionCapped, "extension_capped"),
         ]
         return all.filter { contains($0.0) }.map(\.1)
     }
@@ -103,6 +109,8 @@ public struct Episode: Sendable, Hashable {
     /// `newDueAt` of the (last) reschedule of this episode.
     public var rescheduledTo: Instant?
     public var reschedules: Int
+    /// The deadline before an `extended` moved `deadline` (nil when not extended).
+    public var extendedFrom: Instant?
 }
 
 /// The end of a dossier: resolved, withdrawn or stopped.
@@ -141,6 +149,8 @@ public struct DossierState: Sendable {
     public var procedure: ProcedureRef?
     public var channel: Channel?
     public var firstReceivedAt: Instant?
+    /// The return date on the appointment slip of the first `received` (its `promisedAt`), when the unit sent one.
+    public var promisedAt: Instant?
     public var episodes: [Episode] = []
     public var closure: Closure?
     public var classification: Classification?
@@ -293,7 +303,8 @@ public struct Dossier: Sendable {
         }
         let detail: UInt8 = e.channel?.rawValue ?? e.outcome?.rawValue ?? 0
         let c = CompactEvent(
-            idHash: h, at: e.occurredAt, seq: e.seq ?? -1, newDueAt: e.newDueAt ?? 0, arrival: nextArrival, unit: unit,
+            idHash: h, at: e.occurredAt, seq: e.seq ?? -1, newDueAt: e.newDueAt ?? e.promisedAt ?? 0,
+            arrival: nextArrival, unit: unit,
             procedure: proc, type: e.type, detail: detail)
         nextArrival &+= 1
         var i = events.count
@@ -325,10 +336,12 @@ public struct Dossier: Sendable {
         var received = false
         var resolvedOutcome: Outcome?
         let feesPause = config.alerting.feesPauseTheClock
+        let extensible = config.catalogEntry(ref).map { config.alerting.extensionFields.contains($0.field) } ?? false
 
         func openEpisode(at t: Instant) {
             let d = calendar.deadline(sla: sla, received: t, cutoff: cutoff)
-            st.episodes.append(Episode(number: st.episodes.count + 1, deadline: d, pauses: [], reschedules: 0))
+            st.episodes.append(
+                Episode(number: st.episodes.count + 1, deadline: d, pauses: [], reschedules: 0, extendedFrom: nil))
             if full { st.segments.append(Segment(from: t, paused: false, episode: st.episodes.count - 1, due: d.due)) }
             st.status = .running
         }
@@ -362,6 +375,7 @@ public struct Dossier: Sendable {
                 } else {
                     received = true
                     st.firstReceivedAt = e.at
+                    st.promisedAt = e.newDueAt != 0 ? e.newDueAt : nil
                     st.channel = Channel(rawValue: e.detail)
                     openEpisode(at: e.at)
                 }
@@ -410,6 +424,31 @@ public struct Dossier: Sendable {
                 if st.episodes[k].reschedules > 0 { st.anomalies.insert(.secondReschedule) }
                 st.episodes[k].reschedules += 1
                 if e.newDueAt != 0 { st.episodes[k].rescheduledTo = e.newDueAt }
+            case .extended:
+                guard received else { st.anomalies.insert(.eventBeforeReceived); continue }
+                let k = st.episodes.count - 1
+                let current = st.episodes[k].deadline
+                // Decided while the clock runs, before the deadline it moves (pauses so far included), for a field
+                // the law lets extend.
+                let pausesSoFar = st.episodes[k].pauses.map { Pause(start: $0.start, end: $0.end ?? e.at) }
+                let dueNow =
+                    EpisodeClock(calendar: calendar, start: current.start, pauses: pausesSoFar)
+                    .instant(atOffset: current.dueOffset) ?? current.due
+                guard extensible, st.status == .running || st.status == .paused, e.at <= dueNow,
+                    e.newDueAt > current.due
+                else {
+                    st.anomalies.insert(.extensionRefused)
+                    continue
+                }
+                let original = st.episodes[k].extendedFrom ?? current.due
+                let limit = calendar.add(
+                    workingSeconds: Int64(config.alerting.extensionMaxWorkingDays) * SLA.workingDaySeconds,
+                    to: original)
+                if e.newDueAt > limit { st.anomalies.insert(.extensionCapped) }
+                let due = min(e.newDueAt, limit)
+                st.episodes[k].extendedFrom = original
+                st.episodes[k].deadline.due = due
+                st.episodes[k].deadline.dueOffset = calendar.workingSeconds(from: current.start, to: due)
             case .resolved, .withdrawn, .stopped:
                 guard received else { st.anomalies.insert(.eventBeforeReceived); continue }
                 let status: DossierStatus =

@@ -13,6 +13,7 @@ public enum EventType: UInt8, CaseIterable, Sendable, Hashable {
     case returned  // [10]
     case withdrawn  // [7] stops it for good
     case stopped  // [8] stops it for good
+    case extended  // moves the deadline itself, within what the law allows (Decree 23/2015: many copies)
 
     /// The wire name (`supplement_requested`, …).
     public var name: String {
@@ -30,6 +31,7 @@ public enum EventType: UInt8, CaseIterable, Sendable, Hashable {
         case .returned: "returned"
         case .withdrawn: "withdrawn"
         case .stopped: "stopped"
+        case .extended: "extended"
         }
     }
 
@@ -80,12 +82,15 @@ public struct DossierEvent: Sendable, Hashable {
     public var channel: Channel?
     public var outcome: Outcome?
     public var newDueAt: Instant?
+    /// `received` only: the return date the desk wrote on the appointment slip (phiếu hẹn), compared with the
+    /// deadline SameDay computes (docs/rules.md §3.1).
+    public var promisedAt: Instant?
     public var source: String
 
     public init(
         eventId: String, dossier: String, unit: String, procedure: String, type: EventType, occurredAt: Instant,
         seq: Int64? = nil, channel: Channel? = nil, outcome: Outcome? = nil, newDueAt: Instant? = nil,
-        source: String
+        promisedAt: Instant? = nil, source: String
     ) {
         self.eventId = eventId
         self.dossier = dossier
@@ -97,6 +102,7 @@ public struct DossierEvent: Sendable, Hashable {
         self.channel = channel
         self.outcome = outcome
         self.newDueAt = newDueAt
+        self.promisedAt = promisedAt
         self.source = source
     }
 }
@@ -211,7 +217,8 @@ extension DossierEvent {
 }
 
 private enum EventField: Int, CaseIterable {
-    case schema, eventId, dossier, unit, procedure, type, occurredAt, seq, channel, outcome, newDueAt, source
+    case schema, eventId, dossier, unit, procedure, type, occurredAt, seq, channel, outcome, newDueAt, promisedAt,
+        source
     var name: String {
         switch self {
         case .schema: "schema"
@@ -225,6 +232,7 @@ private enum EventField: Int, CaseIterable {
         case .channel: "channel"
         case .outcome: "outcome"
         case .newDueAt: "newDueAt"
+        case .promisedAt: "promisedAt"
         case .source: "source"
         }
     }
@@ -366,7 +374,9 @@ private struct EventScanner {
             if tokenEquals(tok, "outcome") { return .outcome }
         case 8: if tokenEquals(tok, "newDueAt") { return .newDueAt }
         case 9: if tokenEquals(tok, "procedure") { return .procedure }
-        case 10: if tokenEquals(tok, "occurredAt") { return .occurredAt }
+        case 10:
+            if tokenEquals(tok, "occurredAt") { return .occurredAt }
+            if tokenEquals(tok, "promisedAt") { return .promisedAt }
         default: break
         }
         return nil
@@ -384,6 +394,7 @@ private struct EventScanner {
         var channel: Channel? = nil
         var outcome: Outcome? = nil
         var newDueAt: Instant? = nil
+        var promisedAt: Instant? = nil
         space()
         if i < b.count, b[i] == 0x7D {
             i += 1
@@ -422,6 +433,8 @@ private struct EventScanner {
                 case .occurredAt: occurredAt = try timestamp(f)
                 case .newDueAt:
                     if !isNull() { newDueAt = try timestamp(f) }
+                case .promisedAt:
+                    if !isNull() { promisedAt = try timestamp(f) }
                 case .seq:
                     if !isNull() { seq = try integer(f) }
                 case .channel:
@@ -473,14 +486,17 @@ private struct EventScanner {
         if outcome != nil && type != .resolved {
             throw EventDecodingError(field: "outcome", reason: .notAllowed(onType: type.name))
         }
-        if type == .rescheduled {
+        if type == .rescheduled || type == .extended {
             if newDueAt == nil { throw EventDecodingError(field: "newDueAt", reason: .missingField) }
         } else if newDueAt != nil {
             throw EventDecodingError(field: "newDueAt", reason: .notAllowed(onType: type.name))
         }
+        if promisedAt != nil && type != .received {
+            throw EventDecodingError(field: "promisedAt", reason: .notAllowed(onType: type.name))
+        }
         return DossierEvent(
             eventId: eventId, dossier: dossier, unit: unit, procedure: procedure, type: type, occurredAt: occurredAt,
-            seq: seq, channel: channel, outcome: outcome, newDueAt: newDueAt, source: source)
+            seq: seq, channel: channel, outcome: outcome, newDueAt: newDueAt, promisedAt: promisedAt, source: source)
     }
 
     mutating func integer(_ f: EventField) throws(EventDecodingError) -> Int64 {
@@ -506,6 +522,7 @@ private struct EventScanner {
     func eventType(_ tok: (Int, Int, Bool)) -> EventType? {
         switch tok.1 {
         case 8:
+            if tokenEquals(tok, "extended") { return .extended }
             if tokenEquals(tok, "received") { return .received }
             if tokenEquals(tok, "resolved") { return .resolved }
             if tokenEquals(tok, "returned") { return .returned }
@@ -546,6 +563,7 @@ extension DossierEvent {
         if let channel { w.field("channel", channel.name) }
         if let outcome { w.field("outcome", outcome.name) }
         if let newDueAt { w.field("newDueAt", RFC3339.format(newDueAt)) }
+        if let promisedAt { w.field("promisedAt", RFC3339.format(promisedAt)) }
         w.field("source", source)
         w.endObject()
         return w.text

@@ -6,7 +6,7 @@ public struct EventTimeBounds: Sendable, Hashable {
     public var earliest: Instant
     /// `occurredAt` at most this long after the clock of the component that checks (default one day).
     public var maxAheadSeconds: Int64
-    /// `newDueAt` within this long of the event's `occurredAt`, either way (default 366 days).
+    /// `newDueAt` and `promisedAt` within this long of the event's `occurredAt`, either way (default 366 days).
     public var rescheduleWithinSeconds: Int64
 
     public static let standard = EventTimeBounds(
@@ -36,6 +36,14 @@ public struct EventTimeBounds: Sendable, Hashable {
                 field: .newDueAt,
                 reason: "\(RFC3339.format(due)) is more than \(rescheduleWithinSeconds / 86_400) days from occurredAt")
         }
+        if let promised = e.promisedAt,
+            promised < e.occurredAt - rescheduleWithinSeconds || promised > e.occurredAt + rescheduleWithinSeconds
+        {
+            return EventTimeViolation(
+                field: .promisedAt,
+                reason:
+                    "\(RFC3339.format(promised)) is more than \(rescheduleWithinSeconds / 86_400) days from occurredAt")
+        }
         return nil
     }
 }
@@ -43,7 +51,7 @@ public struct EventTimeBounds: Sendable, Hashable {
 /// An event time outside `EventTimeBounds`: the field, and why (`field "occurredAt": … is outside …`).
 public struct EventTimeViolation: Sendable, Hashable, CustomStringConvertible {
     public enum Field: String, Sendable {
-        case occurredAt, newDueAt
+        case occurredAt, newDueAt, promisedAt
     }
     public let field: Field
     public let reason: String

@@ -13,6 +13,8 @@ public struct Unit: Sendable, Hashable {
     public var parent: String?
     /// Index into `Configuration.calendars`.
     public var calendar: Int
+    /// Where the row comes from (`units.csv`'s optional `source` column).
+    public var source: Provenance = .unstated
 
     /// Unit codes are ASCII letters, digits, `.`, `_` and `-` (convention): they travel in routing keys, SQL and
     /// file names, which compare bytes, and `*` or `#` would be wildcards in a topic binding or permission.
@@ -126,6 +128,48 @@ public struct CatalogEntry: Sendable, Hashable {
     /// Own intake cut-off (seconds after local midnight), for same-day entries.
     public var cutoff: Int32?
     public var scope: Scope
+    /// Where the row comes from (`catalog.csv`'s optional `source` column).
+    public var source: Provenance = .unstated
+}
+
+/// Where a row of `units.csv` or `catalog.csv` comes from: its optional `source` column. A citation confirms the
+/// row; `unconfirmed` (believed real, no source seen) and `illustrative` (made up for an example) say it is not,
+/// each optionally followed by `: why`. A file without the column states nothing.
+public enum Provenance: Hashable, Sendable {
+    case cited(String)
+    case unconfirmed(why: String)
+    case illustrative(why: String)
+    case unstated
+
+    /// The longest cell accepted: a reference, not a document.
+    public static let maxCellBytes = 300
+
+    /// Parses a `source` cell; nil when it is empty or too long.
+    public init?(cell: String) {
+        guard !cell.isEmpty, cell.utf8.count <= Self.maxCellBytes else { return nil }
+        func why(after word: String) -> String? {
+            guard cell.hasPrefix(word) else { return nil }
+            let rest = cell.dropFirst(word.count)
+            if rest.isEmpty { return "" }
+            guard rest.first == ":" else { return nil }
+            return String(rest.dropFirst()).trimmingSpaces
+        }
+        if let w = why(after: "unconfirmed") {
+            self = .unconfirmed(why: w)
+        } else if let w = why(after: "illustrative") {
+            self = .illustrative(why: w)
+        } else {
+            self = .cited(cell)
+        }
+    }
+
+    /// Unconfirmed or illustrative: what `check-config.py` lists and `seed-2022` leaves out unless asked.
+    public var isUnconfirmed: Bool {
+        switch self {
+        case .unconfirmed, .illustrative: true
+        case .cited, .unstated: false
+        }
+    }
 }
 
 /// How a dossier's procedure is known: by its catalog index, or (not in the catalog for its unit) by its code.
@@ -228,6 +272,11 @@ public struct AlertingPolicy: Sendable {
     /// whose desks count the time a citizen takes to pay against the deadline sets it to false; the two events are then
     /// recorded and change nothing.
     public var feesPauseTheClock = true
+    /// `extensions`: the fields (lĩnh vực) whose dossiers an `extended` event may give more time, and how much at
+    /// most (docs/rules.md §4.6). Decree 23/2015 (certification) lets a desk that cannot certify many copies, many
+    /// pages or a complex paper within the day extend by at most two working days.
+    public var extensionFields: Set<String> = ["Chứng thực"]
+    public var extensionMaxWorkingDays = 2
     public var levels: [AlertLevel: [Role]]
     public var unitPeople: [String: [Role: [String]]]
     public var blockPeople: [Block: [Role: [String]]]

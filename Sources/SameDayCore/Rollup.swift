@@ -17,6 +17,9 @@ public struct DossierFacts: Sendable, Hashable {
     /// on a Sunday or on a holiday counts on the next working day, the day its deadline starts from.
     public var countedAt: Instant
     public var channel: Channel?
+    /// The unit's appointment slip (`promisedAt` of the first `received`) names another working day than the
+    /// deadline SameDay computed: the unit's system miscounts, or one of the two calendars is out of date.
+    public var promiseDiffers: Bool
     /// Resolution (`resolved` or `withdrawn`) and its classification; `stopped` is not a resolution.
     public var resolvedAt: Instant?
     public var withdrawn: Bool
@@ -41,6 +44,11 @@ public struct DossierFacts: Sendable, Hashable {
         let start = st.episodes.first?.deadline.start ?? received
         countedAt = start - received <= Self.maxCountingDelay ? max(start, received) : received
         channel = st.channel
+        if let promised = st.promisedAt, let due = st.episodes.first?.deadline.due {
+            promiseDiffers = LocalTime.day(of: promised) != LocalTime.day(of: due)
+        } else {
+            promiseDiffers = false
+        }
         segments = st.segments
         withdrawn = false
         if let c = st.closure, c.status == .resolved || c.status == .withdrawn {
@@ -81,6 +89,7 @@ public struct RollupFigures: Sendable, Hashable {
     public var sameDayResolvedInTime = 0
     public var sameDayResolvedSameDay = 0
     public var receivedNotInCatalog = 0
+    public var receivedPromiseDiffers = 0
 
     public init() {}
 
@@ -96,8 +105,11 @@ public struct RollupFigures: Sendable, Hashable {
         "received_total", "received_online", "received_direct_postal", "carried_over", "resolved_total",
         "resolved_early", "resolved_on_time", "resolved_late", "withdrawn", "in_progress_total",
         "in_progress_on_time", "in_progress_overdue", "paused", "abandoned", "same_day_received",
-        "same_day_resolved_in_time", "same_day_resolved_same_day", "received_not_in_catalog", "on_time_rate",
+        "same_day_resolved_in_time", "same_day_resolved_same_day", "received_not_in_catalog",
+        "received_promise_differs", "on_time_rate",
     ]
+    /// The columns of files written before `received_promise_differs`: still read (as 0 for it).
+    public static let columnsBeforePromise = columns.filter { $0 != "received_promise_differs" }
 
     /// The integer columns (all but `on_time_rate`), in column order.
     public var values: [Int] {
@@ -105,6 +117,7 @@ public struct RollupFigures: Sendable, Hashable {
             receivedTotal, receivedOnline, receivedDirectPostal, carriedOver, resolvedTotal, resolvedEarly,
             resolvedOnTime, resolvedLate, withdrawn, inProgressTotal, inProgressOnTime, inProgressOverdue, paused,
             abandoned, sameDayReceived, sameDayResolvedInTime, sameDayResolvedSameDay, receivedNotInCatalog,
+            receivedPromiseDiffers,
         ]
     }
 
@@ -133,6 +146,7 @@ public struct RollupFigures: Sendable, Hashable {
         r.sameDayResolvedInTime += b.sameDayResolvedInTime
         r.sameDayResolvedSameDay += b.sameDayResolvedSameDay
         r.receivedNotInCatalog += b.receivedNotInCatalog
+        r.receivedPromiseDiffers += b.receivedPromiseDiffers
         return r
     }
 
@@ -153,6 +167,7 @@ public struct RollupFigures: Sendable, Hashable {
         r.sameDayResolvedInTime -= b.sameDayResolvedInTime
         r.sameDayResolvedSameDay -= b.sameDayResolvedSameDay
         r.receivedNotInCatalog -= b.receivedNotInCatalog
+        r.receivedPromiseDiffers -= b.receivedPromiseDiffers
         return r
     }
 
@@ -168,6 +183,7 @@ public struct RollupFigures: Sendable, Hashable {
             if f.channel == .online { receivedOnline += 1 } else { receivedDirectPostal += 1 }
             if f.sameDay { sameDayReceived += 1 }
             if f.notInCatalog { receivedNotInCatalog += 1 }
+            if f.promiseDiffers { receivedPromiseDiffers += 1 }
             // The seed's figure: received and resolved on the same day, the day the dossier counts for (a
             // withdrawal is not a result).
             if f.sameDay, !f.withdrawn, let r = f.resolvedAt, LocalTime.day(of: r) <= LocalTime.day(of: f.countedAt) {
@@ -205,6 +221,7 @@ public struct RollupFigures: Sendable, Hashable {
         }
         if sameDayResolvedSameDay > sameDayReceived { v.append(.sameDayResolvedSameDayExceedsReceived) }
         if receivedNotInCatalog > receivedOnline + receivedDirectPostal { v.append(.notInCatalogExceedsReceived) }
+        if receivedPromiseDiffers > receivedOnline + receivedDirectPostal { v.append(.promiseDiffersExceedsReceived) }
         if withdrawn > resolvedOnTime { v.append(.withdrawnExceedsResolvedOnTime) }
         if sameDayResolvedInTime > resolvedEarly + resolvedOnTime { v.append(.sameDayInTimeExceedsInTime) }
         return v
@@ -226,6 +243,7 @@ public struct RollupFigures: Sendable, Hashable {
             r.sameDayResolvedInTime += d.sameDayResolvedInTime
             r.sameDayResolvedSameDay += d.sameDayResolvedSameDay
             r.receivedNotInCatalog += d.receivedNotInCatalog
+            r.receivedPromiseDiffers += d.receivedPromiseDiffers
         }
         r.carriedOver = first.carriedOver
         r.inProgressOnTime = last.inProgressOnTime
@@ -262,6 +280,11 @@ public struct RollupFigures: Sendable, Hashable {
         abandoned = m
         sameDayResolvedSameDay = n
         receivedNotInCatalog = o
+        // Absent from files written before the column existed.
+        if names.contains("received_promise_differs") {
+            guard let p = v("received_promise_differs") else { return nil }
+            receivedPromiseDiffers = p
+        }
     }
 }
 
@@ -356,8 +379,8 @@ public struct Rollup: Sendable, Hashable {
         self.init(unitRows: unitRows, fieldRows: fieldRows, period: period)
     }
 
-    /// Builds the block and city rows from unit rows (blocks are sums of their units, by construction); field rows
-    /// keep their order within a unit and follow the units' order.
+    /// Builds the block and city rows from unit rows (blocks are sums of their units, by construction; a block
+    /// without unit rows has no row); field rows keep their order within a unit and follow the units' order.
     public init(unitRows: [UnitRow], fieldRows: [FieldRow] = [], period: Period) {
         self.period = period
         units = unitRows.sorted { ($0.block, $0.unit) < ($1.block, $1.unit) }
@@ -368,7 +391,8 @@ public struct Rollup: Sendable, Hashable {
         for r in units {
             byBlock[r.block, default: RollupFigures()] = byBlock[r.block, default: RollupFigures()] + r.figures
         }
-        var rows = Block.allCases.sorted().map { BlockRow(block: $0, figures: byBlock[$0] ?? RollupFigures()) }
+        // A block with no unit gets no row: a configuration without districts (the map since 2025) shows none.
+        var rows = Block.allCases.sorted().compactMap { b in byBlock[b].map { BlockRow(block: b, figures: $0) } }
         rows.append(BlockRow(block: nil, figures: rows.reduce(RollupFigures()) { $0 + $1.figures }))
         blocks = rows
     }
@@ -507,6 +531,7 @@ public enum FiguresViolation: Sendable, Hashable, CustomStringConvertible {
     case receivedNotAccountedFor(receivedTotal: Int)
     case sameDayResolvedSameDayExceedsReceived
     case notInCatalogExceedsReceived
+    case promiseDiffersExceedsReceived
     case withdrawnExceedsResolvedOnTime
     case sameDayInTimeExceedsInTime
 
@@ -516,6 +541,8 @@ public enum FiguresViolation: Sendable, Hashable, CustomStringConvertible {
             "received_total \(received) ≠ resolved_total + in_progress_total + paused + abandoned"
         case .sameDayResolvedSameDayExceedsReceived: "same_day_resolved_same_day exceeds same_day_received"
         case .notInCatalogExceedsReceived: "received_not_in_catalog exceeds the dossiers received in the period"
+        case .promiseDiffersExceedsReceived:
+            "received_promise_differs exceeds the dossiers received in the period"
         case .withdrawnExceedsResolvedOnTime: "withdrawn exceeds resolved_on_time"
         case .sameDayInTimeExceedsInTime: "same_day_resolved_in_time too large"
         }
@@ -577,6 +604,7 @@ public enum RollupHeaders: String, Sendable, CaseIterable {
         "same_day_resolved_in_time": "Thủ tục trong ngày giải quyết đúng hạn",
         "same_day_resolved_same_day": "Tiếp nhận và giải quyết ngay trong ngày",
         "received_not_in_catalog": "Tiếp nhận ngoài danh mục",
+        "received_promise_differs": "Phiếu hẹn khác hạn tính toán",
         "on_time_rate": "Tỷ lệ đúng hạn (%)",
         "data": "Loại số liệu",
     ]

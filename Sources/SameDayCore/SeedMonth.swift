@@ -18,11 +18,16 @@ public struct SeedMonth: Sendable {
     /// Shrinks every volume: each block's same-day figure becomes `round(seed × scale)`.
     public var scale: Double
     public var seed: UInt64
+    /// Draws catalog entries whose `source` is `unconfirmed` or `illustrative` too; by default the month uses only
+    /// procedures a source confirms (or that a catalog without a `source` column lists), so that a report made from
+    /// it never rests on a code nobody has seen.
+    public var includeUnconfirmed: Bool
 
-    public init(scenario: Scenario = .seed, scale: Double = 1, seed: UInt64 = 2022) {
+    public init(scenario: Scenario = .seed, scale: Double = 1, seed: UInt64 = 2022, includeUnconfirmed: Bool = false) {
         self.scenario = scenario
         self.scale = scale
         self.seed = seed
+        self.includeUnconfirmed = includeUnconfirmed
     }
 
     public static var period: Period { SeedFigures.period }
@@ -117,7 +122,8 @@ public struct SeedMonth: Sendable {
 
     /// Whether `unit` handles the catalog entry: the entry must be the one in force for the unit (scope, docs/rules.md
     /// §2.2); an entry a unit registered applies to it and its children and they handle it; a city entry goes by the
-    /// tables above.
+    /// tables above. In a configuration with no district units (the map since 1 July 2025, when the district level
+    /// was abolished), the communes handle what the tables give the districts.
     public static func handles(entry index: Int, unit: UnitID, config: Configuration) -> Bool {
         let e = config.catalog[index]
         guard case .catalog(let i) = config.procedureRef(e.procedure, unit: unit), Int(i) == index else {
@@ -126,7 +132,9 @@ public struct SeedMonth: Sendable {
         if e.scope != .city { return true }
         let u = config.unit(unit)
         if u.block == .department { return departmentFields[u.code]?.contains(e.field) ?? false }
-        return (procedureBlocks[shortCode(e.procedure)] ?? fieldBlocks[e.field] ?? []).contains(u.block)
+        let blocks = procedureBlocks[shortCode(e.procedure)] ?? fieldBlocks[e.field] ?? []
+        if blocks.contains(u.block) { return true }
+        return u.block == .commune && blocks.contains(.district) && !config.units.contains { $0.block == .district }
     }
 
     static func shortCode(_ code: String) -> String {
@@ -144,6 +152,8 @@ public struct SeedMonth: Sendable {
         /// Per block: the seed's same-day dossiers generated, and all dossiers.
         public var sameDay: [Block: Int] = [:]
         public var perBlock: [Block: Int] = [:]
+        /// Blocks the configuration has no unit of (a district block after 2025): their seed figures are not made.
+        public var absentBlocks: [Block] = []
     }
 
     public struct PlanError: Error, Sendable, CustomStringConvertible {
@@ -194,7 +204,10 @@ public struct SeedMonth: Sendable {
         var plans: [UnitPlan] = []
         for (ui, u) in config.units.enumerated() {
             var p = UnitPlan()
-            for (i, e) in config.catalog.enumerated() where Self.handles(entry: i, unit: UnitID(ui), config: config) {
+            for (i, e) in config.catalog.enumerated()
+            where (includeUnconfirmed || !e.source.isUnconfirmed)
+                && Self.handles(entry: i, unit: UnitID(ui), config: config)
+            {
                 if e.sla == .sameDay {
                     p.sameDay.append(i)
                     p.sameDayWeights.append(Self.procedureWeight(e))
@@ -232,8 +245,13 @@ public struct SeedMonth: Sendable {
         // Counts per (unit, day), exact per block (largest remainders).
         var counts = [[Draft]](repeating: [], count: config.units.count * days.count)
         var sameDayByBlock: [Block: Int] = [:]
+        var absentBlocks: [Block] = []
         for block in Block.allCases {
             let members = config.units.indices.filter { config.units[$0].block == block }
+            if members.isEmpty {
+                absentBlocks.append(block)
+                continue
+            }
             let target = Self.sameDayTarget(block, scale: scale)
             let extra = Int((Double(target) * Double(rates.sameDayExtra) / 1000).rounded())
             let other = Self.nonSameDayTarget(block, scale: scale)
@@ -285,6 +303,7 @@ public struct SeedMonth: Sendable {
 
         var summary = Summary()
         summary.sameDay = sameDayByBlock
+        summary.absentBlocks = absentBlocks
         var pending: [Int64: [Pending]] = [:]
         var ord = 0
         func flush(through day: Int64) {

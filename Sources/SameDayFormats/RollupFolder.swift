@@ -91,8 +91,9 @@ enum RollupFile {
         }
     }
 
-    /// The rows of a daily rollup file whose header is `keyColumns` then `RollupFigures.columns`: each row's key
-    /// cells, its block and its figures. Errors name the file's physical line.
+    /// The rows of a daily rollup file whose header is `keyColumns` then `RollupFigures.columns` (or the columns of
+    /// files written before `received_promise_differs`): each row's key cells, its block and its figures. Errors name
+    /// the file's physical line.
     static func records(_ bytes: [UInt8], path: String, keyColumns: [String], kind: String) throws -> [(
         keys: [String], block: Block, figures: RollupFigures
     )] {
@@ -104,7 +105,8 @@ enum RollupFile {
         }
         guard let header = records.first else { throw RollupFolderError("\(path): empty") }
         guard Array(header.fields.prefix(keyColumns.count)) == keyColumns,
-            Array(header.fields.dropFirst(keyColumns.count)) == RollupFigures.columns
+            [RollupFigures.columns, RollupFigures.columnsBeforePromise].contains(
+                Array(header.fields.dropFirst(keyColumns.count)))
         else { throw RollupFolderError("\(path):\(header.line): not a \(kind) rollup header") }
         return try records.dropFirst().map { r in
             let f = r.fields

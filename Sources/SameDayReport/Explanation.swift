@@ -91,11 +91,27 @@ public enum Explanation {
                 for p in ep.pauses {
                     out.append("     paused (fee) \(f(p.start)) … \(p.end.map(RFC3339.format) ?? "still paused")")
                 }
+                if let from = ep.extendedFrom {
+                    out.append(
+                        "     extended from \(f(from)) to \(f(dl.due)) (an extension the law allows for this field, "
+                            + "at most \(cfg.alerting.extensionMaxWorkingDays) working day(s)); lateness is judged "
+                            + "against it")
+                }
                 if let s = ep.stoppedAt { out.append("     stopped for a supplement at \(f(s))") }
                 if let r = ep.rescheduledTo {
                     out.append("     rescheduled to \(f(r)) (\(ep.reschedules) time(s)); alerts measure against it")
                 }
             }
+        }
+        if let promised = st.promisedAt {
+            let due = st.episodes.first?.deadline.due
+            let differs = due.map { LocalTime.day(of: $0) != LocalTime.day(of: promised) } ?? false
+            out.append(
+                "Appointment slip (promisedAt of the first received): \(f(promised)); computed due \(f(due)) — "
+                    + (differs
+                        ? "a different day: counted in received_promise_differs (the unit's system or a calendar "
+                            + "disagrees with these rules)"
+                        : "the same day"))
         }
         out.append("Deadline in force (judges lateness): \(f(st.judgingDue))")
         if let s = d.alertSchedule(state: st, config: cfg) {

@@ -421,7 +421,8 @@ public enum HTMLReport {
     }
 
     static func alerts(_ input: HTMLReportInput) -> Alerts {
-        let blocks = Block.allCases
+        // The blocks the report has (no districts on a map since 2025), in the seed's order.
+        let blocks = Block.allCases.filter { b in input.rollup.blocks.contains { $0.block == b } }
         guard let all = input.alerts else {
             return Alerts(
                 given: false, blocks: blocks.map { ReportLabels.block($0) }, lines: [], total: "0", lateFired: "0")

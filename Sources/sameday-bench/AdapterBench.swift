@@ -26,7 +26,7 @@ struct AdapterBench: AsyncParsableCommand {
         .transferred: "Chuyển xử lý", .supplementRequested: "Yêu cầu bổ sung", .supplementReceived: "Đã bổ sung",
         .feeRequested: "Chờ nộp phí", .feePaid: "Đã nộp phí", .rescheduled: "Gia hạn, xin lỗi",
         .resolved: "Đã có kết quả", .returned: "Đã trả kết quả", .withdrawn: "Công dân rút hồ sơ",
-        .stopped: "Dừng xử lý",
+        .stopped: "Dừng xử lý", .extended: "Gia hạn theo quy định",
     ]
 
     func run() async throws {
@@ -158,7 +158,7 @@ struct AdapterBench: AsyncParsableCommand {
             var derived = e
             derived.channel = e.type == .received ? e.channel : nil
             derived.outcome = e.type == .resolved ? e.outcome : nil
-            derived.newDueAt = e.type == .rescheduled ? e.newDueAt : nil
+            derived.newDueAt = e.type == .rescheduled || e.type == .extended ? e.newDueAt : nil
             derived.eventId = RecordMapper.derivedEventID(derived)
             events[index] = derived
         }

@@ -26,9 +26,16 @@ enum SeedComparison {
         }
         // In the seed's order: districts, communes, departments, vertical units.
         let byBlock = Dictionary(rollup.blocks.compactMap { b in b.block.map { ($0, b.figures) } }) { a, _ in a }
+        var absent: [Block] = []
         for block in Block.allCases {
-            let ours = byBlock[block]?.sameDayResolvedSameDay ?? 0
-            rows.append(row(block.rawValue, seed: SeedFigures.sameDayResolvedSameDay[block] ?? 0, ours: ours))
+            let seed = SeedFigures.sameDayResolvedSameDay[block] ?? 0
+            guard let figures = byBlock[block] else {
+                // A configuration without the block (no districts since 2025): nothing of ours to set beside it.
+                absent.append(block)
+                rows.append([block.rawValue, grouped(seed), "—", "", ""])
+                continue
+            }
+            rows.append(row(block.rawValue, seed: seed, ours: figures.sameDayResolvedSameDay))
         }
         let all =
             rollup.blocks.first { $0.block == nil }?.figures
@@ -45,6 +52,11 @@ enum SeedComparison {
                         ? c.padding(toLength: widths[i], withPad: " ", startingAt: 0)
                         : String(repeating: " ", count: widths[i] - c.count) + c
                 }.joined(separator: "  "))
+        }
+        if !absent.isEmpty {
+            lines.append(
+                "—: this configuration has no \(absent.map(\.rawValue).joined(separator: ", ")) units; "
+                    + "the city row compares all of ours with the seed's total")
         }
         let rate = all.onTimeRate.isEmpty ? "— (nothing resolved)" : all.onTimeRate + " %"
         lines.append("on-time rate: seed 100 %, ours \(rate)")

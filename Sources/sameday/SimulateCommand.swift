@@ -29,6 +29,12 @@ struct SimulateCommand: ParsableCommand {
     @Option(help: "synthetic: first day, YYYY-MM-DD (default 2022-05-15).") var from: String?
     @Option(help: "synthetic: average dossiers per unit and working day (default 5).") var perUnit: Int?
     @Option(help: "PRNG seed.") var seed: UInt64 = 2022
+    @Flag(
+        help: """
+            seed-2022 and realistic: draw catalog procedures whose source is unconfirmed or illustrative too \
+            (by default only confirmed ones are drawn).
+            """)
+    var includeUnconfirmed = false
     @Option(help: "Output file.") var out: String
 
     func run() throws {
@@ -38,7 +44,9 @@ struct SimulateCommand: ParsableCommand {
             let writer: StreamingFile
             switch scenario {
             case .synthetic:
-                if scale != nil { throw CommandFailure("--scale applies to seed-2022 and realistic only") }
+                if scale != nil || includeUnconfirmed {
+                    throw CommandFailure("--scale and --include-unconfirmed apply to seed-2022 and realistic only")
+                }
                 let days = self.days ?? 31
                 let perUnit = self.perUnit ?? 5
                 guard days >= 1, days <= 3660 else { throw CommandFailure("--days must be 1…3660") }
@@ -55,12 +63,24 @@ struct SimulateCommand: ParsableCommand {
                 }
                 let scale = self.scale ?? 1
                 guard scale > 0, scale <= 1 else { throw CommandFailure("--scale must be in (0, 1]") }
-                let month = SeedMonth(scenario: scenario == .realistic ? .realistic : .seed, scale: scale, seed: seed)
+                let month = SeedMonth(
+                    scenario: scenario == .realistic ? .realistic : .seed, scale: scale, seed: seed,
+                    includeUnconfirmed: includeUnconfirmed)
+                let left = cfg.catalog.filter { $0.source.isUnconfirmed }.count
+                if left > 0 && !includeUnconfirmed {
+                    print(
+                        "\(left) catalog procedure(s) whose source is unconfirmed or illustrative are not drawn "
+                            + "(--include-unconfirmed draws them)")
+                }
                 writer = try StreamingFile(path: out)
                 do {
                     let summary = try month.generate(config: cfg) { writer.write($0) }
                     count = summary.events
-                    let blocks = Block.allCases.map { "\($0.rawValue) \(summary.sameDay[$0] ?? 0)" }
+                    let blocks = Block.allCases.map {
+                        summary.absentBlocks.contains($0)
+                            ? "\($0.rawValue) — (no such units in this configuration)"
+                            : "\($0.rawValue) \(summary.sameDay[$0] ?? 0)"
+                    }
                     print(
                         "\(scenario.rawValue) at scale \(scale): \(summary.dossiers) dossiers; same-day dossiers "
                             + "received and resolved within the day: \(blocks.joined(separator: ", "))")

@@ -38,6 +38,16 @@ struct WorkerCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("sameday worker: \(error)\n".utf8))
             throw ExitCode.failure
         }
+        let unconfirmed = domain.unconfirmedRows
+        if unconfirmed.units + unconfirmed.catalog > 0 {
+            logger.notice(
+                "configuration rows without a source",
+                metadata: [
+                    "units": "\(unconfirmed.units)", "catalog": "\(unconfirmed.catalog)",
+                    "config": "\(settings.domainConfig)",
+                    "hint": "deploy/config/check-config.py lists them with the reason",
+                ])
+        }
         // With SQLite, the shard's state lock first: a second worker of the same shard must say so, not "address in
         // use". With PostgreSQL a second worker is a standby: it waits for the shard's lease instead.
         var stateLock: StateLock?

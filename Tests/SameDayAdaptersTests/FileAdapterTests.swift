@@ -124,6 +124,47 @@ struct FileAdapterTests {
         #expect(r.channel == nil && r.type == .resolved)
     }
 
+    @Test("the appointment slip's date maps to promisedAt on received; it leaves the derived id alone")
+    func promisedAt() throws {
+        let p = try profile(
+            vietnameseProfileJSON.replacingOccurrences(
+                of: #""channel": "Hình thức"}"#, with: #""channel": "Hình thức", "promisedAt": "Ngày hẹn trả"}"#))
+        let header = ["Mã hồ sơ", "Mã thủ tục", "Mã đơn vị", "Trạng thái", "Thời gian", "Hình thức", "Ngày hẹn trả"]
+        let mapper = try RecordMapper(profile: p, configuration: hcmc, names: SameDayProducerNames(), header: header)
+        let plainHeader = Array(header.dropLast())
+        let plain = try RecordMapper(
+            profile: try profile(vietnameseProfileJSON), configuration: hcmc, names: SameDayProducerNames(),
+            header: plainHeader)
+        func record(_ fields: [String]) -> SourceRecord {
+            SourceRecord(line: 7, endOffset: 0, text: [], fields: fields, syntaxError: nil)
+        }
+        let row = [
+            "26734-220518-0008", "2.000884.000.00.00.H29", "26734", "Đã tiếp nhận", "18/05/2022 09:02", "Trực tiếp",
+            "18/05/2022 16:30",
+        ]
+        let (event, message) = try #require(mapper.map(record(row)).mappedEvent, "not mapped")
+        #expect(event.promisedAt == RFC3339.parse("2022-05-18T16:30:00+07:00"))
+        #expect(String(decoding: message.body, as: UTF8.self).contains(#""promisedAt":"2022-05-18T16:30:00+07:00""#))
+        // The same record from an export without the column has the same id: a re-read file is not sent twice.
+        let without = try #require(plain.map(record(Array(row.dropLast()))).mappedEvent).event
+        #expect(without.eventId == event.eventId && without.promisedAt == nil)
+        // An empty cell is no promise; an unreadable one refuses the record, naming the column.
+        var empty = row
+        empty[6] = ""
+        #expect(try #require(mapper.map(record(empty)).mappedEvent).event.promisedAt == nil)
+        var bad = row
+        bad[6] = "31/02/2022 10:00"
+        guard case .rejected(let why) = mapper.map(record(bad)) else {
+            Issue.record("an impossible promise date was accepted")
+            return
+        }
+        #expect(why.contains("Ngày hẹn trả"))
+        // On another event type the column is ignored, as channel is.
+        var resolved = row
+        resolved[3] = "Đã có kết quả"
+        #expect(try #require(mapper.map(record(resolved)).mappedEvent).event.promisedAt == nil)
+    }
+
     @Test("a profile column missing from the header stops the file with a clear message")
     func missingColumn() throws {
         let dir = temporaryFolder("missing-column")

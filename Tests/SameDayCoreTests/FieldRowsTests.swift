@@ -41,7 +41,8 @@ struct FieldRowsTests {
         let lines = String(decoding: r.fieldsCSV(), as: UTF8.self).dropFirst().components(separatedBy: "\r\n")
         #expect(lines[0].hasPrefix("from,to,unit,unit_name,block,field,received_total,"))
         #expect(
-            lines[1] == "2022-05-18,2022-05-18,760,Quận 1,district,Chứng thực,1,1,0,0,1,0,1,0,0,0,0,0,0,0,1,1,1,0,100.0"
+            lines[1]
+                == "2022-05-18,2022-05-18,760,Quận 1,district,Chứng thực,1,1,0,0,1,0,1,0,0,0,0,0,0,0,1,1,1,0,0,100.0"
         )
         #expect(lines.count == 5, "three rows, the header and the final CRLF")
         #expect(String(decoding: r.fieldsJSON(), as: UTF8.self).contains(#""field":"Hộ tịch","received_total":1"#))

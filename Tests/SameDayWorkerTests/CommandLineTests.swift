@@ -60,6 +60,33 @@ struct CommandLineTests {
         #expect(explain.output.contains("on_time") || explain.output.contains("on time"))
     }
 
+    @Test("a slip promising Friday for a dossier due Monday: counted in received_promise_differs, shown by explain")
+    func promiseDiffers() throws {
+        // Received Friday 15:01, after the 15:00 cut-off: due Monday 17:00; the desk's slip said Friday 17:00.
+        let promised = received.replacingOccurrences(
+            of: #""source":"test""#, with: #""promisedAt":"2022-05-20T17:00:00+07:00","source":"test""#)
+        let file = try events([promised, resolved])
+        let out = temporaryFolder("cli-promise")
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        #expect(try runSameday(["replay", "--config", hcmcConfiguration, "--events", file, "--out", out]).status == 0)
+        let report = try runSameday([
+            "report", "--rollups", out + "/rollups", "--from", "2022-05-20", "--to", "2022-05-23", "--format", "csv",
+        ])
+        #expect(report.status == 0)
+        let lines = report.output.dropFirst().split(separator: "\r\n").map { $0.split(separator: ",") }
+        let column = try #require(lines.first?.firstIndex(of: "received_promise_differs"))
+        let city = try #require(lines.last { $0.contains("all") })
+        #expect(city[column] == "1")
+        let explain = try runSameday([
+            "explain", "--config", hcmcConfiguration, "--events", file, "--dossier", "760-220520-0001",
+        ])
+        #expect(explain.status == 0)
+        #expect(
+            explain.output.contains(
+                "Appointment slip (promisedAt of the first received): 2022-05-20T17:00:00+07:00; "
+                    + "computed due 2022-05-23T17:00:00+07:00 — a different day"))
+    }
+
     @Test("simulate → replay → report: the rollups folder, the CSV, the table and the comparison say simulated")
     func simulatedDataIsLabelledEverywhere() throws {
         let folder = temporaryFolder("cli-simulated")
@@ -96,6 +123,37 @@ struct CommandLineTests {
             "report", "--rollups", plain + "/rollups", "--from", "2022-05-20", "--to", "2022-05-23", "--format", "csv",
         ])
         #expect(plainCSV.output.split(separator: "\r\n").first?.hasSuffix(",on_time_rate") == true)
+    }
+
+    @Test("the 2025 map (no districts): simulate realistic, replay, report, page and seed comparison all run")
+    func mapOf2025() throws {
+        let config = repositoryRoot.appendingPathComponent("deploy/config/hcmc-2025").path
+        let folder = temporaryFolder("cli-2025")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let events = folder + "/events.jsonl"
+        let simulate = try runSameday([
+            "simulate", "--config", config, "--scenario", "realistic", "--scale", "0.002", "--out", events,
+        ])
+        #expect(simulate.status == 0, "\(simulate.output)")
+        #expect(simulate.output.contains("district — (no such units in this configuration)"))
+        let replay = try runSameday(["replay", "--config", config, "--events", events, "--out", folder])
+        #expect(replay.status == 0, "\(replay.output)")
+        let period = ["--rollups", folder + "/rollups", "--from", "2022-05-15", "--to", "2022-06-15"]
+        let blocks = try runSameday(["report"] + period + ["--format", "csv", "--level", "blocks"])
+        #expect(blocks.status == 0)
+        let rows = blocks.output.dropFirst().split(separator: "\r\n").dropFirst().map { $0.split(separator: ",")[2] }
+        #expect(rows == ["commune", "department", "vertical", "all"])
+        // The communes did the districts' one-stop work: late and paused dossiers among them.
+        let compare = try runSameday(["report"] + period + ["--compare", "seed-2022"])
+        #expect(compare.status == 0)
+        #expect(compare.output.contains("this configuration has no district units"))
+        let page = folder + "/report.html"
+        let html = try runSameday(
+            ["report"] + period + ["--format", "html", "--config", config, "--out", page])
+        #expect(html.status == 0, "\(html.output)")
+        let text = try String(contentsOfFile: page, encoding: .utf8)
+        #expect(text.contains("Phường Sài Gòn") || text.contains("26740"))
+        #expect(!text.contains("Quận, huyện"))
     }
 
     @Test("revision 2 on the HCMC 2022 configuration: Tân Sơn Nhì's evening session is for notarisation only")

@@ -10,6 +10,10 @@ scope formats, and the JSON shapes. Every error names the file, the line or JSON
 path, and the field. Warnings (CSV text not in Unicode NFC, a role with no block
 fallback, a calendar whose listed holidays end within 45 days of today or
 before it) are printed but do not fail the check.
+units.csv and catalog.csv may end with a `source` column: a citation, or
+`unconfirmed` (believed real, no source seen) or `illustrative` (made up for
+an example), each optionally followed by ": why". The rows that are not cited
+are listed with their reason, and counted on the last line.
 Exit status: 0 when clean, 1 on any error, 2 on bad usage.
 Python 3 standard library only.
 """
@@ -25,6 +29,9 @@ import unicodedata
 UNITS_HEADER = ["code", "name", "block", "parent", "calendar"]
 CATALOG_HEADER = ["procedure", "name", "field", "sla", "cutoff", "scope"]
 BLOCKS = ("district", "commune", "department", "vertical")
+SOURCE = "source"
+MAX_SOURCE = 300  # bytes, as the Swift loader (Provenance.maxCellBytes)
+UNCITED_RE = re.compile(r"^(unconfirmed|illustrative)(?::\s*(.*))?$", re.S)
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 ROLES = ("specialist", "office_head", "unit_head", "reception", "city_supervisor")
 LEVELS = ("warning", "critical", "overdue", "escalated", "cleared", "resolved_late", "source_silent")
@@ -43,6 +50,7 @@ class Report:
     def __init__(self):
         self.errors = []
         self.warnings = []
+        self.uncited = []  # (file, line, unconfirmed | illustrative, why)
 
     def error(self, file, where, field, msg):
         self.errors.append(f"{file}:{where}: {field}: {msg}")
@@ -128,8 +136,11 @@ def read_csv(path, name, header, rep):
         rep.error(name, 1, "header", f"missing; expected {','.join(header)}")
         return None
     line_no, got = rows[0]
-    if got != header:
-        rep.error(name, line_no, "header", f"expected {','.join(header)!r}, got {','.join(got)!r}")
+    if got == header + [SOURCE]:
+        header = got
+    elif got != header:
+        rep.error(name, line_no, "header",
+                  f"expected {','.join(header)!r} (optionally with ',{SOURCE}'), got {','.join(got)!r}")
         return None
     out = []
     for line_no, parsed in rows[1:]:
@@ -137,6 +148,8 @@ def read_csv(path, name, header, rep):
             rep.error(name, line_no, "record", f"{len(parsed)} fields, expected {len(header)}")
             continue
         row = dict(zip(header, parsed))
+        if SOURCE in row:
+            check_source(row[SOURCE], name, line_no, rep)
         for k, v in row.items():
             if v != v.strip():
                 rep.error(name, line_no, k, f"leading or trailing white space in {v!r}")
@@ -144,6 +157,19 @@ def read_csv(path, name, header, rep):
                 rep.warn(name, line_no, k, "not in Unicode NFC (precomposed) form; matching and sorting may differ")
         out.append((line_no, row))
     return out
+
+
+def check_source(cell, name, line_no, rep):
+    """A `source` cell: a citation, or unconfirmed/illustrative with an optional reason (listed in the summary)."""
+    if not cell:
+        rep.error(name, line_no, SOURCE, "empty: give a citation, or unconfirmed or illustrative (each may add ': why')")
+        return
+    if len(cell.encode("utf-8")) > MAX_SOURCE:
+        rep.error(name, line_no, SOURCE, f"longer than {MAX_SOURCE} bytes")
+        return
+    m = UNCITED_RE.match(cell)
+    if m:
+        rep.uncited.append((name, line_no, m.group(1), (m.group(2) or "").strip()))
 
 
 def check_units(path, calendar_ids, rep):
@@ -498,7 +524,7 @@ def check_alerting(path, units, procedures, rep):
         return
     if not expect_keys(doc, "$", name, rep,
                        required=("thresholds", "procedures", "defaultSla", "silence", "levels", "recipients"),
-                       optional=("staleAfterDays", "feesPauseTheClock")):
+                       optional=("staleAfterDays", "feesPauseTheClock", "extensions")):
         return
 
     def check_thresholds(obj, p):
@@ -550,6 +576,15 @@ def check_alerting(path, units, procedures, rep):
 
     if "feesPauseTheClock" in doc and not isinstance(doc["feesPauseTheClock"], bool):
         rep.error(name, "$.feesPauseTheClock", "feesPauseTheClock", f"{doc['feesPauseTheClock']!r} must be true or false")
+    if "extensions" in doc:
+        ext = doc["extensions"]
+        if expect_keys(ext, "$.extensions", name, rep, optional=("fields", "maxWorkingDays")):
+            fields = ext.get("fields", [])
+            if not isinstance(fields, list) or not all(isinstance(f, str) and 0 < len(f.encode()) <= 256 for f in fields):
+                rep.error(name, "$.extensions.fields", "fields", "must be a list of field names (1 to 256 bytes)")
+            days = ext.get("maxWorkingDays", 2)
+            if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 30:
+                rep.error(name, "$.extensions.maxWorkingDays", "maxWorkingDays", f"{days!r} must be 1…30 working days")
     if "staleAfterDays" in doc:
         st = doc["staleAfterDays"]
         if not isinstance(st, int) or isinstance(st, bool) or not 1 <= st <= 3660:
@@ -631,11 +666,23 @@ def check_alerting(path, units, procedures, rep):
             # Every role that a level notifies should reach someone for every block.
             if isinstance(levels, dict):
                 needed = {r for rs in levels.values() if isinstance(rs, list) for r in rs if r in ROLES}
-                for blk in BLOCKS:
+                # Only blocks the registry has: a map without districts (since 2025) needs no district fallback.
+                present = {row.get("block") for row in units.values()}
+                for blk in (b for b in BLOCKS if b in present):
                     have = bs.get(blk) if isinstance(bs.get(blk), dict) else {}
                     for r in sorted(needed - set(have)):
                         rep.warn(name, f"$.recipients.blocks.{blk}", r,
                                  "no block fallback: units of this block without their own entry notify nobody in this role")
+
+
+def uncited_summary(uncited):
+    """'; catalog.csv: 2 unconfirmed, 0 illustrative; units.csv: …' for the files that have uncited rows."""
+    parts = []
+    for file in ("units.csv", "catalog.csv"):
+        words = [w for f, _, w, _ in uncited if f == file]
+        if words:
+            parts.append(f"{file}: {words.count('unconfirmed')} unconfirmed, {words.count('illustrative')} illustrative")
+    return "; " + "; ".join(parts) if parts else ""
 
 
 def main(argv):
@@ -672,9 +719,12 @@ def main(argv):
     if rep.errors:
         print(f"{d}: {len(rep.errors)} error(s)", file=sys.stderr)
         return 1
+    for file, line, word, why in rep.uncited:
+        print(f"{word}: {file}:{line}" + (f": {why}" if why else ": no reason given"))
     ends = sorted({t for t in through.values() if t})
     listed = f"; holidays listed through {ends[0]}" if ends else ""
-    print(f"{d}: OK ({len(units)} units, {len(procs)} procedures, {len(cal_ids or ())} calendars{listed})")
+    print(f"{d}: OK ({len(units)} units, {len(procs)} procedures, {len(cal_ids or ())} calendars{listed}"
+          f"{uncited_summary(rep.uncited)})")
     return 0
 
 

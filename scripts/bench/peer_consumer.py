@@ -38,7 +38,7 @@ REQUIRED = ("eventId", "dossier", "unit", "procedure", "type", "occurredAt", "so
 TYPES = frozenset(
     (
         "submitted", "received", "refused", "transferred", "supplement_requested", "supplement_received",
-        "fee_requested", "fee_paid", "rescheduled", "resolved", "returned", "withdrawn", "stopped",
+        "fee_requested", "fee_paid", "rescheduled", "resolved", "returned", "withdrawn", "stopped", "extended",
     )
 )
 
