@@ -450,9 +450,17 @@ public struct Dossier: Sendable {
                 st.episodes[k].deadline.due = due
                 st.episodes[k].deadline.dueOffset = calendar.workingSeconds(from: current.start, to: due)
             case .resolved, .withdrawn, .stopped:
-                guard received else { st.anomalies.insert(.eventBeforeReceived); continue }
                 let status: DossierStatus =
                     e.type == .resolved ? .resolved : e.type == .withdrawn ? .withdrawn : .stopped
+                guard received else {
+                    // A closure before any `received` closes a dossier that was never received (docs/rules.md
+                    // §3.4): it is never counted, and a later `received` is ignored as an event after closure. (Left
+                    // open, it would run overdue and escalate for ever.)
+                    st.anomalies.insert(.eventBeforeReceived)
+                    st.closure = Closure(status: status, at: e.at, outcome: Outcome(rawValue: e.detail))
+                    st.status = status
+                    continue
+                }
                 if e.type == .resolved { resolvedOutcome = Outcome(rawValue: e.detail) }
                 st.closure = Closure(status: status, at: e.at, outcome: resolvedOutcome)
                 st.status = status
@@ -465,9 +473,6 @@ public struct Dossier: Sendable {
             case .returned:
                 if st.closure?.status != .resolved { st.anomalies.insert(.returnedBeforeResolved) }
             }
-        }
-        if st.status == .notReceived, events.contains(where: { $0.type == .withdrawn }) {
-            st.status = .withdrawn  // withdrawn before reception: never counted
         }
         guard received else { return st }
 
@@ -582,7 +587,7 @@ public struct Dossier: Sendable {
     public func isSettled(config: Configuration) -> Bool {
         let st = state(config: config, full: false)
         guard let c = st.closure else { return st.status == .refused }
-        return c.status == .stopped || flags & Dossier.resolutionAlertedFlag != 0
+        return c.status == .stopped || st.firstReceivedAt == nil || flags & Dossier.resolutionAlertedFlag != 0
     }
 
     /// The facts rollups need, or nil when the dossier was never received.

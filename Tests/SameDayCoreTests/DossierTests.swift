@@ -203,6 +203,25 @@ struct DossierTests {
         #expect(r.facts(config: config) == nil)
     }
 
+    @Test(
+        "resolved, withdrawn or stopped before any received: never counted, no alert, the later received ignored",
+        arguments: [EventType.resolved, .withdrawn, .stopped])
+    func closureBeforeReceived(_ closure: EventType) throws {
+        var b = EventBuilder()
+        let (d, actions) = try run(
+            [b(closure, "2022-05-18 09:00"), b(.received, "2022-05-18 10:00")], now: t("2022-05-18 10:00"))
+        let st = d.state(config: config)
+        #expect(st.closure?.status.rawValue == closure.name)
+        #expect(st.anomalies == [.eventBeforeReceived, .eventAfterClosure])
+        #expect(st.episodes.isEmpty && st.firstReceivedAt == nil)
+        #expect(d.facts(config: config) == nil)
+        // Before the fix such a dossier ran overdue and escalated for ever; now nothing is scheduled.
+        var copy = d
+        #expect(copy.advance(to: t("2022-05-25 10:00"), config: config).alerts.isEmpty)
+        #expect(!actions.contains { if case .scheduleTimer = $0 { true } else { false } })
+        #expect(d.isSettled(config: config))
+    }
+
     @Test("unknown unit and wrong dossier are errors")
     func errors() throws {
         var b = EventBuilder()
