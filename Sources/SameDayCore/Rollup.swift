@@ -44,7 +44,9 @@ public struct DossierFacts: Sendable, Hashable {
         let start = st.episodes.first?.deadline.start ?? received
         countedAt = start - received <= Self.maxCountingDelay ? max(start, received) : received
         channel = st.channel
-        if let promised = st.promisedAt, let due = st.episodes.first?.deadline.due {
+        // The slip is issued at reception: it is compared with the deadline as computed then, before any extension.
+        if let promised = st.promisedAt, let first = st.episodes.first {
+            let due = first.extendedFrom ?? first.deadline.due
             promiseDiffers = LocalTime.day(of: promised) != LocalTime.day(of: due)
         } else {
             promiseDiffers = false

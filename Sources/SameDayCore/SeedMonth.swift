@@ -2,8 +2,9 @@
 /// at the seed's volume. Per block, exactly `round(seed figure × scale)` same-day dossiers are received before the
 /// day's cut-off and resolved on the day of their receipt (`same_day_resolved_same_day`, `SeedFigures`), all on
 /// time; beside them every unit has non-same-day traffic (`nonSameDayPerMille`). `realistic` adds late, paused,
-/// supplemented and withdrawn dossiers, out-of-order arrival and duplicates at `Rates.realistic`, on top of the
-/// seed's dossiers, so the seed's figure stays exact.
+/// supplemented, withdrawn and lawfully extended dossiers, appointment slips (`promisedAt`, a few miscounted),
+/// out-of-order arrival and duplicates at `Rates.realistic`, on top of the seed's dossiers, so the seed's figure
+/// stays exact.
 ///
 /// Pure and deterministic: no clock, no I/O; the same configuration, scenario, scale and seed give the same events
 /// in the same order. Events come out in arrival order (occurrence order, except the out-of-order ones of
@@ -51,8 +52,16 @@ public struct SeedMonth: Sendable {
     /// Disturbances of `realistic`, per mille.
     public struct Rates: Sendable, Equatable {
         /// Extra same-day dossiers, per mille of the block's seed figure: resolved late (on a later day), paused
-        /// for fees until the next working day, sent back for a supplement, withdrawn.
+        /// for fees until the next working day, sent back for a supplement, withdrawn, and lawfully extended (many
+        /// copies to certify: `extended` by one or two working days and resolved within it; a procedure whose field
+        /// may not be extended is resolved late instead).
         public var sameDayLate = 0, sameDayPaused = 0, sameDaySupplemented = 0, sameDayWithdrawn = 0
+        public var sameDayExtended = 0
+        /// Of all dossiers, per mille whose `received` carries an appointment slip one working day later than the
+        /// computed deadline (a unit system that miscounts); the others' slips name the computed deadline. Zero: no
+        /// `promisedAt` at all.
+        public var promiseMiscounted = 0
+        public var promises = false
         /// Of the non-same-day dossiers: resolved late, paused for fees, supplemented, withdrawn.
         public var late = 0, paused = 0, supplemented = 0, withdrawn = 0
         /// Dossiers whose `received` arrives after their last event (an adapter replaying a backlog).
@@ -62,10 +71,13 @@ public struct SeedMonth: Sendable {
 
         public static let none = Rates()
         public static let realistic = Rates(
-            sameDayLate: 10, sameDayPaused: 15, sameDaySupplemented: 20, sameDayWithdrawn: 5,
+            sameDayLate: 10, sameDayPaused: 15, sameDaySupplemented: 20, sameDayWithdrawn: 5, sameDayExtended: 10,
+            promiseMiscounted: 20, promises: true,
             late: 30, paused: 20, supplemented: 40, withdrawn: 10, outOfOrder: 20, duplicates: 10)
 
-        var sameDayExtra: Int { sameDayLate + sameDayPaused + sameDaySupplemented + sameDayWithdrawn }
+        var sameDayExtra: Int {
+            sameDayLate + sameDayPaused + sameDaySupplemented + sameDayWithdrawn + sameDayExtended
+        }
     }
 
     public var rates: Rates { scenario == .realistic ? .realistic : .none }
@@ -169,7 +181,7 @@ public struct SeedMonth: Sendable {
     }
 
     enum Kind: UInt8 {
-        case seed, other, sdLate, sdPaused, sdSupplemented, sdWithdrawn
+        case seed, other, sdLate, sdPaused, sdSupplemented, sdWithdrawn, sdExtended
     }
 
     struct Draft {
@@ -290,7 +302,12 @@ public struct SeedMonth: Sendable {
                             kind = .sdPaused
                         } else {
                             r -= rates.sameDayPaused
-                            kind = r < rates.sameDaySupplemented ? .sdSupplemented : .sdWithdrawn
+                            if r < rates.sameDaySupplemented {
+                                kind = .sdSupplemented
+                            } else {
+                                r -= rates.sameDaySupplemented
+                                kind = r < rates.sameDayWithdrawn ? .sdWithdrawn : .sdExtended
+                            }
                         }
                     }
                     counts[slot.0 * days.count + slot.1].append(Draft(kind: kind, entry: 0, t0: 0))
@@ -394,13 +411,16 @@ public struct SeedMonth: Sendable {
         rates: Rates, rng: inout SplitMix64
     ) -> [DossierEvent] {
         var evs: [DossierEvent] = []
-        func ev(_ type: EventType, _ at: Instant, channel: Channel? = nil, outcome: Outcome? = nil) {
+        func ev(
+            _ type: EventType, _ at: Instant, channel: Channel? = nil, outcome: Outcome? = nil,
+            newDueAt: Instant? = nil, promisedAt: Instant? = nil
+        ) {
             let at = max(at, (evs.last?.occurredAt ?? at - 1) + 1)
             evs.append(
                 DossierEvent(
                     eventId: "\(code)#\(evs.count)", dossier: code, unit: unitCode, procedure: procedure, type: type,
-                    occurredAt: at, seq: Int64(evs.count), channel: channel, outcome: outcome,
-                    source: SimulatedData.source("seed2022-\(unitCode)")))
+                    occurredAt: at, seq: Int64(evs.count), channel: channel, outcome: outcome, newDueAt: newDueAt,
+                    promisedAt: promisedAt, source: SimulatedData.source("seed2022-\(unitCode)")))
         }
         let ref = config.procedureRef(procedure, unit: unit)
         let cal = config.workingCalendar(unit: unit, procedure: ref)
@@ -409,8 +429,13 @@ public struct SeedMonth: Sendable {
         let chRoll = Int.random(in: 0..<100, using: &rng)
         let channel: Channel = chRoll < 60 ? .direct : chRoll < 95 ? .online : .postal
         if channel == .online { ev(.submitted, t0 - Int64.random(in: 600...86_400, using: &rng)) }
-        ev(.received, t0, channel: channel)
         let dl = config.deadline(unit: unit, procedure: ref, received: t0)
+        var promise: Instant? = nil
+        if rates.promises {
+            let miscounted = Int.random(in: 0..<1000, using: &rng) < rates.promiseMiscounted
+            promise = miscounted ? cal.add(workingSeconds: SLA.workingDaySeconds, to: dl.due) : dl.due
+        }
+        ev(.received, t0, channel: channel, promisedAt: promise)
         func outcome() -> Outcome { Int.random(in: 0..<50, using: &rng) == 0 ? .rejected : .approved }
         func resolve(_ at: Instant) {
             ev(.resolved, at, outcome: outcome())
@@ -447,6 +472,16 @@ public struct SeedMonth: Sendable {
                     + Int64.random(in: min(600, (dl2.due - dl2.start) / 2)...max(1, dl2.due - dl2.start), using: &rng))
         case .sdWithdrawn:
             ev(.withdrawn, dl.start + Int64.random(in: min(300, span / 2)...span, using: &rng))
+        case .sdExtended:
+            let days = Int64.random(in: 1...2, using: &rng)
+            let newDue = cal.add(workingSeconds: days * SLA.workingDaySeconds, to: dl.due)
+            let extensible =
+                config.alerting.extensionFields.contains(config.catalogEntry(ref)?.field ?? "")
+                && config.alerting.extensionMaxWorkingDays >= Int(days)
+            if extensible {
+                ev(.extended, dl.start + Int64.random(in: min(300, span / 2)...span, using: &rng), newDueAt: newDue)
+            }
+            resolve(cal.add(workingSeconds: Int64.random(in: 600...(days * 480 * 60 - 600), using: &rng), to: dl.due))
         case .other:
             func work(_ percent: Int, from: Instant, offset: Int64) -> Instant {
                 cal.add(workingSeconds: max(60, offset * Int64(percent) / 100), to: from)

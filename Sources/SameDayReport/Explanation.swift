@@ -104,7 +104,7 @@ public enum Explanation {
             }
         }
         if let promised = st.promisedAt {
-            let due = st.episodes.first?.deadline.due
+            let due = st.episodes.first.map { $0.extendedFrom ?? $0.deadline.due }
             let differs = due.map { LocalTime.day(of: $0) != LocalTime.day(of: promised) } ?? false
             out.append(
                 "Appointment slip (promisedAt of the first received): \(f(promised)); computed due \(f(due)) — "

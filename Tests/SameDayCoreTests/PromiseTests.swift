@@ -60,6 +60,17 @@ struct PromiseTests {
         #expect(replay.dossier("760-220518-0002")?.state(config: Fixture.config).promisedAt == t("2022-05-19 09:00"))
     }
 
+    @Test("the slip is compared with the deadline computed at reception: a later lawful extension changes nothing")
+    func extensionKeepsThePromise() throws {
+        var b = EventBuilder()
+        var received = b(.received, "2022-05-18 10:00")
+        received.promisedAt = t("2022-05-18 17:00")
+        let events = [received, b(.extended, "2022-05-18 15:00", newDue: "2022-05-20 17:00")]
+        let replay = try Replay.run(events: events, config: Fixture.config, options: ReplayOptions())
+        let facts = try #require(replay.facts().first)
+        #expect(!facts.promiseDiffers)
+    }
+
     @Test("rows written before the column existed read back with 0 in it")
     func olderFiles() {
         var f = RollupFigures()
