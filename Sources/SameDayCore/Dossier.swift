@@ -336,7 +336,6 @@ public struct Dossier: Sendable {
         var received = false
         var resolvedOutcome: Outcome?
         let feesPause = config.alerting.feesPauseTheClock
-        let extensible = config.catalogEntry(ref).map { config.alerting.extensionFields.contains($0.field) } ?? false
 
         func openEpisode(at t: Instant) {
             let d = calendar.deadline(sla: sla, received: t, cutoff: cutoff)
@@ -434,6 +433,8 @@ public struct Dossier: Sendable {
                 let dueNow =
                     EpisodeClock(calendar: calendar, start: current.start, pauses: pausesSoFar)
                     .instant(atOffset: current.dueOffset) ?? current.due
+                let extensible =
+                    config.catalogEntry(ref).map { config.alerting.extensionFields.contains($0.field) } ?? false
                 guard extensible, st.status == .running || st.status == .paused, e.at <= dueNow,
                     e.newDueAt > current.due
                 else {

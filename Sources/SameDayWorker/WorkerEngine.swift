@@ -153,7 +153,9 @@ public final class WorkerEngine {
         let started = Date()
         var replayed = 0
         var quarantined = 0
-        if try store.needsDossierRebuild() {
+        // Rows built from an older folder's log do not record the levels its worker fired between events.
+        let rowsRecordFiredLevels = try !store.needsDossierRebuild()
+        if !rowsRecordFiredLevels {
             (replayed, quarantined) = try dossiersFromLog()
         }
         if let stored = try store.clock() { engine.advance(to: stored) }
@@ -198,17 +200,21 @@ public final class WorkerEngine {
         ) { hash, at in
             addTombstone(hash: hash, at: at)
         }
-        // Everything fired up to the stored clock was committed with it: already in the outbox. (Silence timers the
-        // loaded dossiers armed fire here too, at the stored clock, so they are not raised a second time.)
+        // What fires at the stored clock: silence alerts due by then were committed with it (no row records them),
+        // so they are dropped, not raised a second time. A dossier's row records the levels it has fired, so a
+        // dossier alert that fires here was never committed: a threshold at exactly the instant of the last event
+        // before the stop (an event fires the timers strictly before its own time; those at it fire with the next
+        // one). It is committed now, as the uninterrupted worker would have, with the same id and times. (Rows built
+        // from an older log record no such levels: there everything due by the stored clock is taken as sent.)
         if let stored = engine.clock { engine.jump(to: stored) }
-        _ = engine.takeAlerts()
+        for alert in engine.takeAlerts() where rowsRecordFiredLevels && !alert.dossier.isEmpty { stage(alert) }
         var missed = 0
         if clockMode == .wall {
             engine.jump(to: clock.now())
             collectAlerts()
             missed = staged.alerts.count
-            try commit()
         }
+        if !staged.alerts.isEmpty { try commit() }
         return RebuildSummary(
             events: replayed, dossiers: engine.liveDossierCount, missedAlerts: missed,
             quarantined: quarantined + unreadable.count, seconds: Date().timeIntervalSince(started))
@@ -492,10 +498,13 @@ public final class WorkerEngine {
     }
 
     private func collectAlerts() {
-        for alert in engine.takeAlerts() {
-            staged.alerts.append(OutboxAlert(alert))
-            if !alert.dossier.isEmpty, touched[alert.dossier] == nil { touched[alert.dossier] = .some(nil) }
-        }
+        for alert in engine.takeAlerts() { stage(alert) }
+    }
+
+    /// Stages an alert for the next commit, with its dossier's row (which records the level as fired).
+    private func stage(_ alert: Alert) {
+        staged.alerts.append(OutboxAlert(alert))
+        if !alert.dossier.isEmpty, touched[alert.dossier] == nil { touched[alert.dossier] = .some(nil) }
     }
 }
 

@@ -112,6 +112,36 @@ struct WorkerEngineTests {
         #expect(try store.allAlerts().count == 3)
     }
 
+    @Test("a threshold at exactly the last event's instant, not yet fired at a SIGKILL, fires after the restart")
+    func thresholdAtTheStoppedClock() throws {
+        let folder = temporaryFolder("restart-at-threshold")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        do {
+            let store = try WorkerStore(path: folder + "/state.sqlite")
+            let engine = WorkerEngine(configuration: configuration, store: store, clockMode: .events)
+            _ = try engine.rebuild()
+            try engine.apply(receivedEvent("760-220518-0003", at: "2022-05-18T14:00:00+07:00"))
+            // Another dossier's event at 15:30:00 exactly, the first one's warning instant: an event fires the
+            // timers strictly before it, so the warning waits for the next event, and the clock is stored at 15:30.
+            try engine.apply(receivedEvent("760-220518-0004", at: "2022-05-18T15:30:00+07:00"))
+            try engine.commit()
+            #expect(try levels(store) == [])
+        }  // the worker is killed here: nothing else runs
+        let store = try WorkerStore(path: folder + "/state.sqlite")
+        let engine = WorkerEngine(configuration: configuration, store: store, clockMode: .events)
+        _ = try engine.rebuild()
+        let alerts = try store.allAlerts()
+        try #require(alerts.map(\.level) == ["warning"], "the warning due at the stored clock was lost")
+        #expect(alerts[0].json.contains(#""dossier":"760-220518-0003""#))
+        #expect(try firedAt(store, "warning") == "2022-05-18T15:30:00+07:00")
+        #expect(alerts[0].json.contains(#""lateFired":false"#))
+        // The next event fires what follows, and the warning is not raised again.
+        try engine.apply(receivedEvent("760-220518-0005", at: "2022-05-18T16:31:00+07:00"))
+        try engine.commit()
+        // (0004 came after the 15:00 cut-off: its first threshold is the next day.)
+        #expect(try levels(store) == ["warning", "critical"])
+    }
+
     @Test("a duplicate event changes nothing and is not stored twice")
     func duplicates() throws {
         let folder = temporaryFolder("dup")
