@@ -26,7 +26,7 @@ public func fuzzEvent(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         fatalError("accepted a control character in \(field): \(Printable.escaped(value))")
     }
     checkAdmission(event)
-    let times = [event.occurredAt] + (event.newDueAt.map { [$0] } ?? [])
+    let times = [event.occurredAt] + [event.newDueAt, event.promisedAt].compactMap { $0 }
     let text = event.encoded()
     if times.allSatisfy({ $0 >= firstFormattable && $0 <= lastFormattable }) {
         guard let back = try? DossierEvent.decode(text), back == event else {
