@@ -24,6 +24,14 @@ struct ProfileTests {
         #expect(simulated.source.hasPrefix(SimulatedData.sourcePrefix))
         #expect(!canonical.source.hasPrefix(SimulatedData.sourcePrefix))
         #expect(simulated.columns == canonical.columns && simulated.statuses == canonical.statuses)
+        // They take every event type and every canonical field the schema has: what simulate writes is never
+        // rejected at the adapter (a new type once was, and the failover bench lost its extended events).
+        for type in EventType.allCases {
+            #expect(canonical.statuses[type.name] == .event(type), "\(type.name) missing from canonical-jsonl.json")
+        }
+        for field in MappingProfile.Field.allCases {
+            #expect(canonical.columns[field] != nil, "\(field) missing from canonical-jsonl.json")
+        }
     }
 
     @Test(
