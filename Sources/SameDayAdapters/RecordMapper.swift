@@ -162,7 +162,7 @@ public struct RecordMapper: Sendable {
             }
         }
         var promisedAt: Instant?
-        if type == .received, let text = values[.promisedAt], !text.isEmpty {
+        if type == .received, let text = values[.promisedAt] {
             switch parseTime(text) {
             case .success(let t): promisedAt = t
             case .failure(let why): return .rejected("\(column(.promisedAt)): \(why)")

@@ -110,6 +110,8 @@ public struct Configuration: Sendable {
     /// The earliest instant at which a unit's calendar has run out of listed holidays (`holidaysThrough`): before it,
     /// every unit's calendar is inside its listed years, which the worker checks with one comparison per event.
     public let earliestHolidaysEnd: Instant?
+    /// The blocks the registry has units of (no district since the 2025 map).
+    public let blocks: Set<Block>
 
     public init(
         units: [Unit], catalog: [CatalogEntry], calendars: [CalendarDefinition], alerting: AlertingPolicy,
@@ -121,6 +123,7 @@ public struct Configuration: Sendable {
         self.calendarDefinitions = calendars
         self.calendars = calendars.map { WorkCalendar(definition: $0) }
         self.alerting = alerting
+        blocks = Set(units.map(\.block))
         earliestHolidaysEnd = Set(units.map(\.calendar)).compactMap { calendars[$0].holidaysThrough }.min().map {
             LocalTime.start(ofDay: $0 + 1)
         }
@@ -329,6 +332,12 @@ public struct Configuration: Sendable {
     public func sla(_ ref: ProcedureRef) -> SLA {
         if case .catalog(let i) = ref { return catalog[Int(i)].sla }
         return alerting.defaultSla
+    }
+
+    /// Whether an `extended` event may move a dossier of this procedure's deadline: its field is one of
+    /// `extensions.fields` (docs/rules.md §4.6a).
+    public func allowsExtension(_ ref: ProcedureRef) -> Bool {
+        catalogEntry(ref).map { alerting.extensionFields.contains($0.field) } ?? false
     }
 
     /// Rows of `units.csv` and `catalog.csv` whose `source` says `unconfirmed` or `illustrative`: what a worker

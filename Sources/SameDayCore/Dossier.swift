@@ -151,6 +151,13 @@ public struct DossierState: Sendable {
     public var firstReceivedAt: Instant?
     /// The return date on the appointment slip of the first `received` (its `promisedAt`), when the unit sent one.
     public var promisedAt: Instant?
+    /// The deadline the slip is held to: the first episode's as computed at reception, before any extension.
+    public var dueAtReception: Instant? { episodes.first.map { $0.extendedFrom ?? $0.deadline.due } }
+    /// The slip names another calendar day than `dueAtReception` (`received_promise_differs`, docs/rules.md §6.1).
+    public var promiseDiffers: Bool {
+        guard let promised = promisedAt, let due = dueAtReception else { return false }
+        return LocalTime.day(of: promised) != LocalTime.day(of: due)
+    }
     public var episodes: [Episode] = []
     public var closure: Closure?
     public var classification: Classification?
@@ -433,9 +440,7 @@ public struct Dossier: Sendable {
                 let dueNow =
                     EpisodeClock(calendar: calendar, start: current.start, pauses: pausesSoFar)
                     .instant(atOffset: current.dueOffset) ?? current.due
-                let extensible =
-                    config.catalogEntry(ref).map { config.alerting.extensionFields.contains($0.field) } ?? false
-                guard extensible, st.status == .running || st.status == .paused, e.at <= dueNow,
+                guard config.allowsExtension(ref), st.status == .running || st.status == .paused, e.at <= dueNow,
                     e.newDueAt > current.due
                 else {
                     st.anomalies.insert(.extensionRefused)

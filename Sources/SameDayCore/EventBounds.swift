@@ -29,22 +29,17 @@ public struct EventTimeBounds: Sendable, Hashable {
                 reason: "\(RFC3339.format(e.occurredAt)) is outside the accepted window "
                     + "\(RFC3339.format(earliest)) … \(RFC3339.format(latest))")
         }
-        if let due = e.newDueAt,
-            due < e.occurredAt - rescheduleWithinSeconds || due > e.occurredAt + rescheduleWithinSeconds
-        {
+        // The two dates an event may carry besides its own, held to the same window (checked for every event: no
+        // allocation).
+        func outside(_ field: EventTimeViolation.Field, _ date: Instant?) -> EventTimeViolation? {
+            guard let date,
+                date < e.occurredAt - rescheduleWithinSeconds || date > e.occurredAt + rescheduleWithinSeconds
+            else { return nil }
             return EventTimeViolation(
-                field: .newDueAt,
-                reason: "\(RFC3339.format(due)) is more than \(rescheduleWithinSeconds / 86_400) days from occurredAt")
+                field: field,
+                reason: "\(RFC3339.format(date)) is more than \(rescheduleWithinSeconds / 86_400) days from occurredAt")
         }
-        if let promised = e.promisedAt,
-            promised < e.occurredAt - rescheduleWithinSeconds || promised > e.occurredAt + rescheduleWithinSeconds
-        {
-            return EventTimeViolation(
-                field: .promisedAt,
-                reason:
-                    "\(RFC3339.format(promised)) is more than \(rescheduleWithinSeconds / 86_400) days from occurredAt")
-        }
-        return nil
+        return outside(.newDueAt, e.newDueAt) ?? outside(.promisedAt, e.promisedAt)
     }
 }
 

@@ -44,13 +44,7 @@ public struct DossierFacts: Sendable, Hashable {
         let start = st.episodes.first?.deadline.start ?? received
         countedAt = start - received <= Self.maxCountingDelay ? max(start, received) : received
         channel = st.channel
-        // The slip is issued at reception: it is compared with the deadline as computed then, before any extension.
-        if let promised = st.promisedAt, let first = st.episodes.first {
-            let due = first.extendedFrom ?? first.deadline.due
-            promiseDiffers = LocalTime.day(of: promised) != LocalTime.day(of: due)
-        } else {
-            promiseDiffers = false
-        }
+        promiseDiffers = st.promiseDiffers
         segments = st.segments
         withdrawn = false
         if let c = st.closure, c.status == .resolved || c.status == .withdrawn {

@@ -146,7 +146,7 @@ public struct SeedMonth: Sendable {
         if u.block == .department { return departmentFields[u.code]?.contains(e.field) ?? false }
         let blocks = procedureBlocks[shortCode(e.procedure)] ?? fieldBlocks[e.field] ?? []
         if blocks.contains(u.block) { return true }
-        return u.block == .commune && blocks.contains(.district) && !config.units.contains { $0.block == .district }
+        return u.block == .commune && blocks.contains(.district) && !config.blocks.contains(.district)
     }
 
     static func shortCode(_ code: String) -> String {
@@ -475,9 +475,7 @@ public struct SeedMonth: Sendable {
         case .sdExtended:
             let days = Int64.random(in: 1...2, using: &rng)
             let newDue = cal.add(workingSeconds: days * SLA.workingDaySeconds, to: dl.due)
-            let extensible =
-                config.alerting.extensionFields.contains(config.catalogEntry(ref)?.field ?? "")
-                && config.alerting.extensionMaxWorkingDays >= Int(days)
+            let extensible = config.allowsExtension(ref) && config.alerting.extensionMaxWorkingDays >= Int(days)
             if extensible {
                 ev(.extended, dl.start + Int64.random(in: min(300, span / 2)...span, using: &rng), newDueAt: newDue)
             }

@@ -104,11 +104,10 @@ public enum Explanation {
             }
         }
         if let promised = st.promisedAt {
-            let due = st.episodes.first.map { $0.extendedFrom ?? $0.deadline.due }
-            let differs = due.map { LocalTime.day(of: $0) != LocalTime.day(of: promised) } ?? false
             out.append(
-                "Appointment slip (promisedAt of the first received): \(f(promised)); computed due \(f(due)) — "
-                    + (differs
+                "Appointment slip (promisedAt of the first received): \(f(promised)); computed due "
+                    + "\(f(st.dueAtReception)) — "
+                    + (st.promiseDiffers
                         ? "a different day: counted in received_promise_differs (the unit's system or a calendar "
                             + "disagrees with these rules)"
                         : "the same day"))

@@ -66,7 +66,7 @@ struct SimulateCommand: ParsableCommand {
                 let month = SeedMonth(
                     scenario: scenario == .realistic ? .realistic : .seed, scale: scale, seed: seed,
                     includeUnconfirmed: includeUnconfirmed)
-                let left = cfg.catalog.filter { $0.source.isUnconfirmed }.count
+                let left = cfg.unconfirmedRows.catalog
                 if left > 0 && !includeUnconfirmed {
                     print(
                         "\(left) catalog procedure(s) whose source is unconfirmed or illustrative are not drawn "
