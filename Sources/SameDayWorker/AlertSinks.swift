@@ -14,15 +14,26 @@ import Synchronization
 
 /// `alerts-YYYY-MM-DD.jsonl` per day: one line per alert, appended and fsynced per batch. After a crash between
 /// the append and the outbox update, the same alerts come again; lines already in the file are not written twice.
+///
+/// The active worker of a shard and its standby may share the folder. Each append happens under an exclusive
+/// `flock` on the day's file, after reading what others appended since and asking `mayWrite`: a worker frozen
+/// between its lease check and its write (a SIGSTOP, a hung machine) holds the lock, so the new holder waits for
+/// that write and then skips its lines, where it would otherwise file them a second time.
 final class AlertFileSink {
     let folder: String
-    private var idsByDay: [String: Set<String>] = [:]
+    /// Per day still written to: the ids in its file, and the file's size when they were read.
+    private var indexByDay: [String: (ids: Set<String>, size: Int64)] = [:]
     /// Whether this process may still write (false once a worker lost its shard's lease: the new holder files
-    /// the same alerts, and a line written now would be a double). Asked right before each append.
+    /// the same alerts, and a line written now would be a double). Asked under the file's lock, right before each
+    /// append.
     let mayWrite: @Sendable () -> Bool
+    /// How long an append waits for another process's lock before failing (the files thread retries, and the
+    /// shard reports the stall).
+    let lockWait: Duration
 
-    init(folder: String, mayWrite: @escaping @Sendable () -> Bool = { true }) {
+    init(folder: String, lockWait: Duration = .seconds(10), mayWrite: @escaping @Sendable () -> Bool = { true }) {
         self.folder = folder
+        self.lockWait = lockWait
         self.mayWrite = mayWrite
     }
 
@@ -33,59 +44,98 @@ final class AlertFileSink {
         var byDay: [String: [OutboxAlert]] = [:]
         for alert in alerts { byDay[alert.day, default: []].append(alert) }
         for (day, list) in byDay.sorted(by: { $0.key < $1.key }) {
-            var known = try knownIDs(day: day)
+            let path = path(day: day)
+            try DurableFile.createFolder(of: path)
+            let fd = try DurableFile.openForAppending(path, mode: DurableFile.publicMode, read: true)
+            defer { close(fd) }  // releases the lock, after the fsync
+            try lock(fd, path: path)
+            var index = try refreshedIndex(day: day, fd: fd, path: path)
             var bytes: [UInt8] = []
-            for alert in list where !known.contains(alert.alertID) {
+            for alert in list where !index.ids.contains(alert.alertID) {
                 bytes += Array(alert.json.utf8)
                 bytes.append(0x0A)
-                known.insert(alert.alertID)
+                index.ids.insert(alert.alertID)
             }
             if !bytes.isEmpty {
                 // Not filed: the outbox keeps them unfiled for whoever holds the shard now.
                 guard mayWrite() else { return [] }
                 do {
-                    try DurableFile.append(bytes, to: path(day: day))
+                    try DurableFile.writeAll(fd, bytes, path: path)
+                    try DurableFile.sync(fd, path: path)
                 } catch {
                     // A full disk can leave part of the append behind: the retry reads the file again, cuts a
                     // partial last line and writes only the alerts whose lines are not whole in it.
-                    idsByDay[day] = nil
+                    indexByDay[day] = nil
                     throw error
                 }
+                index.size += Int64(bytes.count)
             }
-            idsByDay[day] = known
+            indexByDay[day] = index
         }
         // Alerts are filed by the day they fire: only the latest days are still written to (an older one is read
         // again from its file if it ever is), so the cache does not grow with history.
-        if idsByDay.count > 3, let newest = idsByDay.keys.max() {
-            let keep = Set(idsByDay.keys.sorted().suffix(3) + [newest])
-            idsByDay = idsByDay.filter { keep.contains($0.key) }
+        if indexByDay.count > 3, let newest = indexByDay.keys.max() {
+            let keep = Set(indexByDay.keys.sorted().suffix(3) + [newest])
+            indexByDay = indexByDay.filter { keep.contains($0.key) }
         }
         return alerts.map(\.alertID)
     }
 
-    private func knownIDs(day: String) throws -> Set<String> {
-        if let known = idsByDay[day] { return known }
-        var known = Set<String>()
-        if var data = FileManager.default.contents(atPath: path(day: day)) {
-            // A process killed inside write(2) can leave half a line (the kernel stops a write on SIGKILL). That
-            // alert is still unfiled in the outbox and comes again: cut the fragment so lines stay whole.
-            if let last = data.last, last != 0x0A {
-                let keep = (data.lastIndex(of: 0x0A).map { $0 + 1 }) ?? 0
-                guard truncate(path(day: day), off_t(keep)) == 0 else {
-                    throw FileError("\(path(day: day)): cannot cut a partial last line")
-                }
-                data = data.prefix(keep)
+    /// Takes the file's exclusive lock, waiting up to `lockWait` for another process to release it.
+    private func lock(_ fd: Int32, path: String) throws {
+        let deadline = ContinuousClock.now + lockWait
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            let code = errno
+            guard code == EWOULDBLOCK || code == EINTR else {
+                throw FileError("\(path): cannot lock (\(String(cString: strerror(code))))")
             }
-            // Every line starts with {"alertId":"<id>" (the core writes keys in a fixed order).
-            let prefix = Array("{\"alertId\":\"".utf8)
-            for line in data.split(separator: 0x0A) where line.starts(with: prefix) {
-                let rest = line.dropFirst(prefix.count)
-                if let end = rest.firstIndex(of: UInt8(ascii: "\"")) {
-                    known.insert(String(decoding: rest[rest.startIndex..<end], as: UTF8.self))
-                }
+            guard ContinuousClock.now < deadline else {
+                throw FileError(
+                    "\(path): another process has held its lock for \(lockWait) (a paused worker of the same shard?)")
+            }
+            usleep(10_000)
+        }
+    }
+
+    /// The ids in the day's file, with what was appended since they were last read (by this process or another).
+    /// Called under the lock.
+    private func refreshedIndex(day: String, fd: Int32, path: String) throws -> (ids: Set<String>, size: Int64) {
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            throw FileError("\(path): cannot stat (\(String(cString: strerror(errno))))")
+        }
+        let size = Int64(info.st_size)
+        var index = indexByDay[day] ?? (ids: [], size: 0)
+        if size == index.size { return index }
+        if size < index.size { index = (ids: [], size: 0) }  // replaced or cut by hand: read it all again
+        var data = [UInt8](repeating: 0, count: Int(size - index.size))
+        var done = 0
+        while done < data.count {
+            let n = data.withUnsafeMutableBytes { raw in
+                pread(fd, raw.baseAddress! + done, raw.count - done, off_t(index.size) + off_t(done))
+            }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw FileError("\(path): cannot read (\(String(cString: strerror(errno))))") }
+            done += n
+        }
+        // A process killed inside write(2) can leave half a line (the kernel stops a write on SIGKILL), and its
+        // lock went with it. That alert is still unfiled in the outbox and comes again: cut the fragment so lines
+        // stay whole.
+        if let last = data.last, last != 0x0A {
+            let keep = (data.lastIndex(of: 0x0A).map { $0 + 1 }) ?? 0
+            try DurableFile.truncate(fd, to: index.size + Int64(keep), path: path)
+            data.removeSubrange(keep...)
+        }
+        // Every line starts with {"alertId":"<id>" (the core writes keys in a fixed order).
+        let prefix = Array("{\"alertId\":\"".utf8)
+        for line in data.split(separator: 0x0A) where line.starts(with: prefix) {
+            let rest = line.dropFirst(prefix.count)
+            if let end = rest.firstIndex(of: UInt8(ascii: "\"")) {
+                index.ids.insert(String(decoding: rest[rest.startIndex..<end], as: UTF8.self))
             }
         }
-        return known
+        index.size += Int64(data.count)
+        return index
     }
 }
 
