@@ -151,7 +151,7 @@ public struct DigestQueue: Sendable, Equatable {
             if alert.level == .resolvedLate { lateResolvedCount += 1 }
             resolvedLatest.append(alert)
             if resolvedLatest.count > Self.resolvedNamed { resolvedLatest.removeFirst() }
-        case .warning, .critical, .overdue, .escalated, .sourceSilent:
+        case .atRisk, .warning, .critical, .overdue, .escalated, .sourceSilent:
             if let i = pending.firstIndex(where: { $0.dossier == alert.dossier && $0.unit == alert.unit }) {
                 if Self.rank(alert.level) >= Self.rank(pending[i].level) { pending[i] = alert }
             } else {
@@ -213,13 +213,14 @@ public struct DigestQueue: Sendable, Equatable {
         return digest
     }
 
-    /// Escalated, overdue, critical, warning; a silent source beside a warning.
+    /// Escalated, overdue, critical, warning, at risk (a forecast); a silent source beside a warning.
     static func rank(_ level: AlertLevel) -> Int {
         switch level {
-        case .escalated: 4
-        case .overdue: 3
-        case .critical: 2
-        case .warning, .sourceSilent: 1
+        case .escalated: 5
+        case .overdue: 4
+        case .critical: 3
+        case .warning, .sourceSilent: 2
+        case .atRisk: 1
         case .cleared, .resolvedLate: 0
         }
     }

@@ -193,6 +193,9 @@ public struct Alert: Sendable, Hashable {
     /// When the episode's dossier was received (its T0 before any move into a session): what the board shows.
     /// Absent from alerts written before it was added, and for `source_silent`.
     public var receivedAt: Instant? = nil
+    /// `at_risk` only: the predicted completion and the dossiers of the unit's queue ahead of this one.
+    public var predictedAt: Instant? = nil
+    public var queueAhead: Int? = nil
 
     /// Convention: an alert fired more than this after its threshold is marked late-fired.
     public static let lateFireGraceSeconds: Int64 = 60
@@ -231,6 +234,8 @@ public struct Alert: Sendable, Hashable {
         w.key("lateFired")
         w.bool(lateFired)
         if let receivedAt { w.field("receivedAt", RFC3339.format(receivedAt)) }
+        if let predictedAt { w.field("predictedAt", RFC3339.format(predictedAt)) }
+        if let queueAhead { w.field("queueAhead", queueAhead) }
         w.endObject()
         return w.text
     }
@@ -584,6 +589,19 @@ public struct Dossier: Sendable {
         }
         actions.append(next.map { .scheduleTimer(at: $0) } ?? .cancelTimer)
         return actions
+    }
+
+    /// Records an `at_risk` of `episode` (the alert's own bit of `firedMask`); false when it already fired in it.
+    mutating func markAtRisk(episode: Int) -> Bool {
+        let bit = UInt8(1) << AlertLevel.atRisk.rawValue
+        if alertEpisode != UInt16(truncatingIfNeeded: episode) {
+            alertEpisode = UInt16(truncatingIfNeeded: episode)
+            firedMask = 0
+        }
+        guard firedMask & bit == 0 else { return false }
+        firedMask |= bit
+        flags |= Dossier.hadAlertFlag
+        return true
     }
 
     /// True once the dossier is closed (resolved, withdrawn or stopped) and its resolution alert, if any, has been

@@ -180,7 +180,8 @@ public enum ProcedureRef: Hashable, Sendable {
 
 /// Alert levels (docs/rules.md §5.1).
 public enum AlertLevel: UInt8, CaseIterable, Sendable, Hashable, Comparable {
-    case warning = 0, critical, overdue, escalated, cleared, resolvedLate, sourceSilent
+    // Raw values are stored (alert rows, fired masks): a new level takes the next one, whatever its place.
+    case warning = 0, critical, overdue, escalated, cleared, resolvedLate, sourceSilent, atRisk
 
     public var name: String {
         switch self {
@@ -191,6 +192,7 @@ public enum AlertLevel: UInt8, CaseIterable, Sendable, Hashable, Comparable {
         case .cleared: "cleared"
         case .resolvedLate: "resolved_late"
         case .sourceSilent: "source_silent"
+        case .atRisk: "at_risk"
         }
     }
 
@@ -202,7 +204,10 @@ public enum AlertLevel: UInt8, CaseIterable, Sendable, Hashable, Comparable {
     /// The levels that fire on the SLA clock, in the order they fire.
     public static let clockLevels: [AlertLevel] = [.warning, .critical, .overdue, .escalated]
 
-    public static func < (a: AlertLevel, b: AlertLevel) -> Bool { a.rawValue < b.rawValue }
+    /// Severity order: `at_risk` (a forecast) comes before `warning`.
+    var rank: Int { self == .atRisk ? -1 : Int(rawValue) }
+
+    public static func < (a: AlertLevel, b: AlertLevel) -> Bool { a.rank < b.rank }
 }
 
 /// People roles that alerts are routed to.

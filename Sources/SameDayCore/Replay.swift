@@ -172,10 +172,16 @@ public struct ReplayOptions: Sendable {
     public var until: Instant?
     /// Raise `source_silent` alerts.
     public var detectSilence = false
-    public init(arrivalOrder: Bool = false, until: Instant? = nil, detectSilence: Bool = false) {
+    /// Raise `at_risk` alerts from the queue forecast with these settings (nil: off).
+    public var forecast: QueueForecast.Settings?
+    public init(
+        arrivalOrder: Bool = false, until: Instant? = nil, detectSilence: Bool = false,
+        forecast: QueueForecast.Settings? = nil
+    ) {
         self.arrivalOrder = arrivalOrder
         self.until = until
         self.detectSilence = detectSilence
+        self.forecast = forecast
     }
 }
 
@@ -206,6 +212,11 @@ public struct Replay: Sendable {
     /// Units with a silence timer in the heap (one each: a unit's silence only moves later as events come).
     private var silenceArmed: Set<UnitID> = []
     public private(set) var alerts: [Alert] = []
+    /// The queue forecast behind `at_risk` alerts (nil: off). See `QueueForecast`.
+    public var forecast: QueueForecast?
+    private var forecastTimers = TimerHeap()
+    /// Per unit: the instant its forecast check is armed at in `forecastTimers`.
+    private var forecastArmed: [Instant?] = []
     /// The newest instant the engine has reached (an event's, a timer's, an advance's); nil before the first.
     public private(set) var clock: Instant?
     public var detectSilence = false
@@ -242,6 +253,7 @@ public struct Replay: Sendable {
     {
         var r = Replay(config: config)
         r.detectSilence = options.detectSilence
+        r.forecast = options.forecast.map { QueueForecast(unitCount: config.units.count, settings: $0) }
         var order = Array(events.indices)
         if !options.arrivalOrder {
             order.sort { a, b in
@@ -280,6 +292,7 @@ public struct Replay: Sendable {
         }
         let actions = try dossiers[k].apply(e, now: now, config: config)
         perform(actions, dossier: k)
+        if forecast != nil, !actions.isEmpty { observeForecast(slot: k, resolved: e.type == .resolved, at: now) }
         if detectSilence, let u = config.unitID(e.unit) {
             silence.record(unit: u, at: e.occurredAt)
             if silenceArmed.insert(u).inserted {
@@ -425,6 +438,9 @@ public struct Replay: Sendable {
     public mutating func remove(_ code: String) -> Dossier? {
         guard let k = index.removeValue(forKey: code) else { return nil }
         let removed = dossiers[k]
+        if forecast != nil, let u = removed.state(config: config, full: false).unit {
+            forecast!.forget(unit: u, slot: k)
+        }
         if Int(slotUnit[k]) < heldPerUnit.count { heldPerUnit[Int(slotUnit[k])] -= 1 }
         slotUnit[k] = UInt32.max
         dossiers[k] = Dossier(code: "")
@@ -450,7 +466,7 @@ public struct Replay: Sendable {
     /// The earliest armed timer (possibly one that was re-armed since; firing it early is harmless): how long a
     /// live worker may wait for the next event.
     public var nextTimerAt: Instant? {
-        [heap.peek?.at, detectSilence ? silenceTimers.peek?.at : nil].compactMap { $0 }.min()
+        [heap.peek?.at, detectSilence ? silenceTimers.peek?.at : nil, forecastTimers.peek?.at].compactMap { $0 }.min()
     }
 
     /// Whether the dossier is open (received and not closed), for the worker's dossier table.
@@ -477,19 +493,24 @@ public struct Replay: Sendable {
     }
 
     private mutating func fireTimers(before t: Instant, inclusive: Bool) {
+        func due(_ at: Instant?) -> Instant? {
+            guard let at, inclusive ? at <= t : at < t else { return nil }
+            return at
+        }
         while true {
-            let d = heap.peek
-            let s = silenceTimers.peek
-            let nextD = d.map { inclusive ? $0.at <= t : $0.at < t } ?? false
-            let nextS = s.map { inclusive ? $0.at <= t : $0.at < t } ?? false
-            if nextD && (!nextS || d!.at <= s!.at) {
+            // The earliest of the three heaps; at one instant, dossiers first, then silence, then the forecast.
+            let d = due(heap.peek?.at)
+            let s = due(silenceTimers.peek?.at)
+            let f = due(forecastTimers.peek?.at)
+            if let d, s.map({ d <= $0 }) ?? true, f.map({ d <= $0 }) ?? true {
                 let (at, k) = heap.pop()!
                 guard timerAt[k] == at else { continue }  // re-armed or cancelled since
                 timerAt[k] = nil
                 let clock = move(to: at)
                 perform(dossiers[k].advance(to: clock, config: config), dossier: k)
-            } else if nextS {
+            } else if let s, f.map({ s <= $0 }) ?? true {
                 let (at, id) = silenceTimers.pop()!
+                _ = s
                 let unit = UnitID(id)
                 let clock = move(to: at)
                 silenceArmed.remove(unit)
@@ -500,10 +521,78 @@ public struct Replay: Sendable {
                     silenceArmed.insert(unit)
                     silenceTimers.push(later, id)
                 }
+            } else if f != nil {
+                let (at, id) = forecastTimers.pop()!
+                guard forecastArmed[id] == at else { continue }
+                forecastArmed[id] = nil
+                let clock = move(to: at)
+                let unit = UnitID(id)
+                let flags = forecast!.recheck(unit: unit, at: clock, calendar: config.calendar(of: unit))
+                raise(flags)
+                armForecast(unit)
             } else {
                 return
             }
         }
+    }
+
+    // MARK: The queue forecast (at_risk)
+
+    /// Tells the forecast what became of the dossier in `slot`: queued while it is a running same-day dossier.
+    private mutating func observeForecast(slot k: Int, resolved: Bool, at now: Instant) {
+        let st = dossiers[k].state(config: config, full: false)
+        guard let unit = st.unit, let ep = st.episodes.last else { return }
+        var due: Instant?
+        if st.status == .running, ep.deadline.sla == .sameDay,
+            let schedule = dossiers[k].alertSchedule(state: st, config: config)
+        {
+            due = schedule.alertDue
+        }
+        let flags = forecast!.observe(
+            unit: unit, slot: k, receivedAt: ep.deadline.start, due: due, resolved: resolved, at: now,
+            calendar: config.calendar(of: unit))
+        raise(flags)
+        armForecast(unit)
+    }
+
+    private mutating func armForecast(_ unit: UnitID) {
+        if forecastArmed.count < config.units.count {
+            forecastArmed = Array(repeating: nil, count: config.units.count)
+        }
+        let next = forecast!.nextCheckAt[Int(unit)]
+        guard next != forecastArmed[Int(unit)] else { return }
+        forecastArmed[Int(unit)] = next
+        if let next { forecastTimers.push(next, Int(unit)) }
+    }
+
+    /// Emits `at_risk` for the dossiers the forecast newly flags, once per episode.
+    private mutating func raise(_ flags: [QueueForecast.Flag]) {
+        for flag in flags where flag.atRisk {
+            let k = flag.slot
+            let st = dossiers[k].state(config: config, full: false)
+            guard let ep = st.episodes.last, let ref = st.procedure,
+                dossiers[k].markAtRisk(episode: ep.number)
+            else { continue }
+            let unit = config.unit(flag.unit)
+            let calendar = config.calendar(of: flag.unit)
+            alerts.append(
+                Alert(
+                    alertId: Alert.id(subject: dossiers[k].code, episode: ep.number, level: .atRisk), level: .atRisk,
+                    dossier: dossiers[k].code, unit: unit.code, block: unit.block,
+                    procedure: config.procedureCode(ref), episode: ep.number, due: flag.due, firedAt: flag.at,
+                    thresholdAt: flag.at,
+                    minutesLeft: Int(calendar.workingSeconds(from: flag.at, to: flag.due) / 60),
+                    recipients: config.recipients(.atRisk, unit: flag.unit), lateFired: false,
+                    receivedAt: ep.deadline.received, predictedAt: flag.predictedAt, queueAhead: flag.queueAhead))
+        }
+    }
+
+    /// What the forecast says of a held dossier now (nil when off, or the dossier is not queued).
+    public func prediction(of code: String) -> QueueForecast.Prediction? {
+        guard let forecast, let k = index[code], let clock,
+            let unit = dossiers[k].state(config: config, full: false).unit
+        else { return nil }
+        return forecast.prediction(unit: unit, slot: k, at: clock, calendar: config.calendar(of: unit))
     }
 
     /// Facts of every received dossier, in first-seen order.

@@ -325,6 +325,27 @@ public final class WorkCalendar: Sendable {
         return WorkCalendar.never
     }
 
+    /// The latest instant from which `workingSeconds` of working time run until `t` (the inverse of `add`: 17:00
+    /// less 480 minutes is 07:30 the same day).
+    public func subtract(workingSeconds: Int64, from t: Instant) -> Instant {
+        var w = workingSeconds
+        if w <= 0 { return t }
+        var day = LocalTime.day(of: t)
+        var sod = t - LocalTime.start(ofDay: day)
+        for _ in 0..<WorkCalendar.maxScanDays {
+            let s = schedule(ofDay: day)
+            for st in s.stretches.reversed() where sod > Int64(st.start) {
+                let to = min(sod, Int64(st.end))
+                let available = to - Int64(st.start)
+                if w <= available { return LocalTime.start(ofDay: day) + to - w }
+                w -= available
+            }
+            day -= 1
+            sod = LocalTime.secondsPerDay
+        }
+        return -WorkCalendar.never
+    }
+
     /// Working seconds between `a` and `b`, negative when `b` is before `a`.
     public func workingSeconds(from a: Instant, to b: Instant) -> Int64 {
         if b < a { return -workingSeconds(from: b, to: a) }

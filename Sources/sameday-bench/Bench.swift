@@ -9,7 +9,7 @@ struct SameDayBench: AsyncParsableCommand {
         commandName: "sameday-bench",
         subcommands: [
             AMQPBench.self, CoreBench.self, PipelineBench.self, RestartBench.self, AdapterBench.self, SoakBench.self,
-            FailoverBench.self, NotifyBench.self, BoardBench.self,
+            FailoverBench.self, NotifyBench.self, BoardBench.self, PredictBench.self,
         ])
 }
 

@@ -13,18 +13,23 @@ struct SimulateCommand: ParsableCommand {
             working day. --scenario seed-2022: the 2022 action month (2022-05-15 … 2022-06-15) at the seed's volume: \
             per block exactly round(seed figure × --scale) same-day dossiers received and resolved within the day, \
             plus each unit's non-same-day traffic. --scenario realistic: the same, plus late, paused, supplemented \
-            and withdrawn dossiers, out-of-order and duplicate events (README: the seed scenario).
+            and withdrawn dossiers, out-of-order and duplicate events (README: the seed scenario). --scenario \
+            congested: the same month where lateness has a cause: each unit serves its same-day dossiers in order of \
+            receipt at a staff capacity of its own, arrivals peak, and what the staff cannot finish by the close is \
+            late (--scale: the share of units taking part; docs/rules.md §5.7).
             """)
 
     enum Scenario: String, ExpressibleByArgument, CaseIterable {
         case synthetic
         case seed2022 = "seed-2022"
         case realistic
+        case congested
     }
 
     @Option(help: "Configuration folder.") var config: String
-    @Option(help: "synthetic, seed-2022 or realistic.") var scenario: Scenario = .synthetic
-    @Option(help: "seed-2022 and realistic: volume as a share of the seed's, in (0, 1].") var scale: Double?
+    @Option(help: "synthetic, seed-2022, realistic or congested.") var scenario: Scenario = .synthetic
+    @Option(help: "seed-2022 and realistic: volume as a share of the seed's; congested: share of units; in (0, 1].")
+    var scale: Double?
     @Option(help: "synthetic: number of days (default 31).") var days: Int?
     @Option(help: "synthetic: first day, YYYY-MM-DD (default 2022-05-15).") var from: String?
     @Option(help: "synthetic: average dossiers per unit and working day (default 5).") var perUnit: Int?
@@ -57,6 +62,24 @@ struct SimulateCommand: ParsableCommand {
                 writer = try StreamingFile(path: out)
                 for e in events { writer.write(e) }
                 count = events.count
+            case .congested:
+                if days != nil || from != nil || perUnit != nil {
+                    throw CommandFailure("--days, --from and --per-unit apply to --scenario synthetic only")
+                }
+                let scale = self.scale ?? 1
+                guard scale > 0, scale <= 1 else { throw CommandFailure("--scale must be in (0, 1]") }
+                writer = try StreamingFile(path: out)
+                do {
+                    let summary = try CongestedMonth(scale: scale, seed: seed, includeUnconfirmed: includeUnconfirmed)
+                        .generate(config: cfg) { writer.write($0) }
+                    count = summary.dossiers * 2
+                    print(
+                        "congested at scale \(scale): \(summary.units) units, \(summary.dossiers) same-day dossiers, "
+                            + "\(summary.servedAfterClose) finished after their deadline")
+                } catch {
+                    writer.discard()
+                    throw CommandFailure("\(config): \(error)")
+                }
             case .seed2022, .realistic:
                 if days != nil || from != nil || perUnit != nil {
                     throw CommandFailure("--days, --from and --per-unit apply to --scenario synthetic only")
