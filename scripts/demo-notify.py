@@ -31,6 +31,7 @@ def main():
     mails = numbered(os.path.join(notify, "sink-mail"), ".eml")
     chats = numbered(os.path.join(notify, "sink-chat"), ".json")
     first = None
+    forecast = None  # the first District 1 e-mail with an at_risk dossier (the queue forecast, docs/rules.md §5.6)
     kept = 0
     people = set()
     for path in mails:
@@ -43,6 +44,8 @@ def main():
             shutil.copyfile(path, os.path.join(quan1, f"{kept:04d}.eml"))
             if first is None and "Quận 1" in str(message["Subject"]):
                 first = message
+            if forecast is None and "Dự kiến xong" in message.get_body(preferencelist=("plain",)).get_content():
+                forecast = message
     for i, path in enumerate(chats, 1):
         shutil.copyfile(path, os.path.join(quan1, f"chat-{i:04d}.json"))
     alerts = sum(len(str(email.message_from_binary_file(open(p, "rb"), policy=email.policy.default)
@@ -62,6 +65,16 @@ def main():
         plain = first.get_body(preferencelist=("plain",)).get_content()
         for line in plain.splitlines()[:14]:
             print("   " + line)
+    if forecast is not None:
+        print(f"-- an at_risk dossier in District 1's e-mail (Subject: {forecast['Subject']}):")
+        lines = forecast.get_body(preferencelist=("plain",)).get_content().splitlines()
+        for i, line in enumerate(lines):
+            if "Dự kiến xong" in line:
+                for shown in lines[max(0, i - 3):i + 1]:
+                    print("   " + shown)
+                break
+    else:
+        print("-- no at_risk dossier reached District 1's e-mail in this run")
     if chats:
         with open(chats[0], encoding="utf-8") as f:
             post = json.load(f)

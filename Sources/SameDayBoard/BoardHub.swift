@@ -145,7 +145,8 @@ public final class BoardHub: Sendable {
         rows.sort { ($0.left ?? Int.max, $0.entry.dossier) < ($1.left ?? Int.max, $1.entry.dossier) }
         var atRisk: [String: [Int]] = [:]
         for row in rows {
-            atRisk[row.entry.unit, default: [0, 0, 0, 0]][BoardView.rank(row.entry.level) - 1] += 1
+            atRisk[row.entry.unit, default: BoardView.openLevels.map { _ in 0 }][BoardView.rank(row.entry.level) - 1] +=
+                1
         }
         // The units shown: every unit of a small scope; for a wide one (a block, the city), those with something
         // at risk or received today, so a city supervisor's page is not hundreds of empty cards.
@@ -175,7 +176,7 @@ public final class BoardHub: Sendable {
             if let f { w.int(max(0, f.sameDayReceived - f.sameDayResolvedSameDay)) } else { w.null() }
             w.key("resolvedOnTimeToday")
             if let f { w.int(f.sameDayResolvedInTime) } else { w.null() }
-            let counts = atRisk[code] ?? [0, 0, 0, 0]
+            let counts = atRisk[code] ?? BoardView.openLevels.map { _ in 0 }
             w.key("atRisk")
             w.beginObject()
             for (i, level) in BoardView.openLevels.enumerated() { w.field(level.name, counts[i]) }
@@ -237,6 +238,9 @@ public final class BoardHub: Sendable {
         w.field("firedAt", VietnameseFormat.dateTime(a.firedAt))
         w.key("minutesLeft")
         if let left { w.int(left) } else { w.null() }
+        // `at_risk`: the predicted completion and the queue ahead (docs/rules.md §5.6).
+        if let p = a.predictedAt { w.field("predictedAt", VietnameseFormat.dateTime(p)) }
+        if let q = a.queueAhead { w.field("queueAhead", q) }
         w.endObject()
     }
 }

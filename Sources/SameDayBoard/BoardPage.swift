@@ -60,6 +60,7 @@ public enum BoardPage {
             <option value="overdue">\(ReportLabels.level("overdue"))</option>
             <option value="critical">\(ReportLabels.level("critical"))</option>
             <option value="warning">\(ReportLabels.level("warning"))</option>
+            <option value="at_risk">\(ReportLabels.level("at_risk"))</option>
             </select></label>
             <span id="count"></span>
             </section>
@@ -84,7 +85,7 @@ public enum BoardPage {
 
     public static let style = """
         :root { --ink: #1b1f24; --muted: #5b6470; --line: #d9dee4; --bg: #f5f7f9;
-          --warning: #8a6100; --critical: #b34700; --overdue: #b00020; --escalated: #6a0014; }
+          --at_risk: #5b4a8a; --warning: #8a6100; --critical: #b34700; --overdue: #b00020; --escalated: #6a0014; }
         * { box-sizing: border-box; }
         body { margin: 0; font: 16px/1.45 system-ui, "Segoe UI", Roboto, "Noto Sans", sans-serif; color: var(--ink);
           background: var(--bg); }
@@ -105,7 +106,7 @@ public enum BoardPage {
         .unit dd { margin: 0; font-weight: 600; text-align: right; }
         .unit .risk { display: flex; gap: 6px; flex-wrap: wrap; margin-top: 6px; }
         .chip { border-radius: 999px; padding: 1px 8px; font-size: .8rem; color: #fff; white-space: nowrap; }
-        .chip.warning { background: var(--warning); } .chip.critical { background: var(--critical); }
+        .chip.at_risk { background: var(--at_risk); } .chip.warning { background: var(--warning); } .chip.critical { background: var(--critical); }
         .chip.overdue { background: var(--overdue); } .chip.escalated { background: var(--escalated); }
         .filters { display: flex; flex-wrap: wrap; gap: 12px; align-items: center; margin: 14px 0 8px; }
         select { font: inherit; padding: 4px 6px; max-width: 100%; }
@@ -147,7 +148,7 @@ public enum BoardPage {
     public static let script = #"""
         'use strict';
         (function () {
-          const LEVELS = ['escalated', 'overdue', 'critical', 'warning'];
+          const LEVELS = ['escalated', 'overdue', 'critical', 'warning', 'at_risk'];
           const units = new Map();     // code -> unit summary from the last snapshot
           const entries = new Map();   // dossier -> entry
           const $ = (id) => document.getElementById(id);
@@ -234,6 +235,7 @@ public enum BoardPage {
               tr.append(cell('left' + (e.minutesLeft !== null && e.minutesLeft < 0 ? ' late' : ''), 'Còn lại', timeLeft(e.minutesLeft)));
               const lv = cell('level', 'Mức');
               lv.append(el('span', { class: 'chip ' + e.level }, e.levelName));
+              if (e.predictedAt) lv.append(el('div', { class: 'muted' }, 'dự kiến xong ' + e.predictedAt + ', ' + e.queueAhead + ' hồ sơ xếp trước'));
               tr.append(lv);
               tr.addEventListener('click', () => explain(e.dossier));
               tr.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') explain(e.dossier); });

@@ -46,14 +46,15 @@ public struct BoardView: Sendable {
         var closing: Alert
     }
 
-    public static let openLevels: [AlertLevel] = [.warning, .critical, .overdue, .escalated]
+    public static let openLevels: [AlertLevel] = [.atRisk, .warning, .critical, .overdue, .escalated]
     static func rank(_ level: AlertLevel) -> Int {
         switch level {
-        case .warning: 1
-        case .critical: 2
-        case .overdue: 3
-        case .escalated: 4
-        case .cleared, .resolvedLate: 5
+        case .atRisk: 1
+        case .warning: 2
+        case .critical: 3
+        case .overdue: 4
+        case .escalated: 5
+        case .cleared, .resolvedLate: 6
         default: 0
         }
     }

@@ -15,7 +15,7 @@ extension Alert {
             bytes,
             allowed: [
                 "alertId", "level", "dossier", "unit", "block", "procedure", "episode", "due", "firedAt", "thresholdAt",
-                "minutesLeft", "recipients", "lateFired", "receivedAt",
+                "minutesLeft", "recipients", "lateFired", "receivedAt", "predictedAt", "queueAhead",
             ], maxBytes: maxJSONBytes)
         func text(_ key: String, maxBytes: Int, mayBeEmpty: Bool = false) throws(ConfigurationError) -> String {
             guard let value = try o.string(key) else { throw o.error(key, "missing") }
@@ -58,6 +58,8 @@ extension Alert {
             unit: try text("unit", maxBytes: DossierEvent.maxCodeLength), block: block, procedure: procedure,
             episode: episode, due: try instant("due", optional: true), firedAt: firedAt, thresholdAt: thresholdAt,
             minutesLeft: try o.int("minutesLeft", in: -10_000_000...10_000_000), recipients: recipients,
-            lateFired: lateFired, receivedAt: try instant("receivedAt", optional: true))
+            lateFired: lateFired, receivedAt: try instant("receivedAt", optional: true),
+            predictedAt: try instant("predictedAt", optional: true),
+            queueAhead: try o.int("queueAhead", in: 0...1_000_000))
     }
 }

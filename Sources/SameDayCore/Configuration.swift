@@ -335,6 +335,17 @@ public struct Configuration: Sendable {
     }
 
     /// Whether an `extended` event may move a dossier of this procedure's deadline: its field is one of
+    /// The queue forecast's settings (`alerting.json` `atRisk`), or nil when no block has it on.
+    public var forecast: QueueForecast.Settings? {
+        guard !alerting.atRiskBlocks.isEmpty else { return nil }
+        var settings = QueueForecast.Settings()
+        settings.confidence = alerting.atRiskConfidence
+        return settings
+    }
+
+    /// Whether the forecast watches the same-day dossiers of a block's units.
+    public func forecastsBlock(_ block: Block) -> Bool { alerting.atRiskBlocks.contains(block) }
+
     /// `extensions.fields` (docs/rules.md §4.6a).
     public func allowsExtension(_ ref: ProcedureRef) -> Bool {
         catalogEntry(ref).map { alerting.extensionFields.contains($0.field) } ?? false
@@ -832,7 +843,7 @@ public struct Configuration: Sendable {
             top,
             [
                 "thresholds", "procedures", "defaultSla", "silence", "staleAfterDays", "feesPauseTheClock",
-                "extensions",
+                "extensions", "atRisk",
                 "levels", "recipients",
             ], "$")
         if let t = root["thresholds"] {
@@ -880,6 +891,29 @@ public struct Configuration: Sendable {
                 let days = try r.positiveInt(d, "extensions.maxWorkingDays")
                 guard days <= 30 else { throw r.error(d, "extensions.maxWorkingDays", "at most 30 working days") }
                 policy.extensionMaxWorkingDays = days
+            }
+        }
+        if let a = root["atRisk"] {
+            let m = try r.object(a, "atRisk")
+            try r.onlyKeys(m, ["blocks", "confidence"], "atRisk")
+            if let b = a["blocks"] {
+                var blocks: Set<Block> = []
+                for (i, n) in try r.array(b, "atRisk.blocks").enumerated() {
+                    let name = try r.string(n, "atRisk.blocks[\(i)]")
+                    guard let block = Block(rawValue: name) else {
+                        throw r.error(
+                            n, "atRisk.blocks[\(i)]",
+                            "unknown block \"\(name)\" (\(Block.allCases.map(\.rawValue).joined(separator: ", ")))")
+                    }
+                    blocks.insert(block)
+                }
+                policy.atRiskBlocks = blocks
+            }
+            if let c = a["confidence"] {
+                guard case .number(let v, _) = c.value, v >= 0.05, v <= 0.95 else {
+                    throw r.error(c, "atRisk.confidence", "a number from 0.05 to 0.95, found \(c.found)")
+                }
+                policy.atRiskConfidence = v
             }
         }
         if let st = root["staleAfterDays"] {

@@ -541,11 +541,33 @@ public struct Dossier: Sendable {
     /// Fires every threshold whose instant is ≤ `now` and has not fired in this episode, the resolution alert when
     /// due, and returns the timer to arm next.
     public mutating func advance(to now: Instant, config: Configuration) -> [DossierAction] {
+        var view: QueueView?
+        return advance(to: now, config: config, view: &view)
+    }
+
+    /// What the queue forecast needs of a dossier, from the state `advance` computes anyway: its unit, when its
+    /// episode's clock started, and its deadline while it is a running same-day dossier (nil otherwise).
+    struct QueueView {
+        var unit: UnitID
+        var start: Instant
+        var due: Instant?
+        var episode: Int
+    }
+
+    mutating func apply(_ e: DossierEvent, now: Instant, config: Configuration, view: inout QueueView?)
+        throws(DossierError) -> [DossierAction]
+    {
+        guard try insert(e, config: config) else { return [] }
+        return advance(to: now, config: config, view: &view)
+    }
+
+    mutating func advance(to now: Instant, config: Configuration, view: inout QueueView?) -> [DossierAction] {
         let st = state(config: config, full: false)
         var actions: [DossierAction] = []
         guard let unitID = st.unit, let ref = st.procedure, let ep = st.episodes.last else {
             return [.cancelTimer]
         }
+        view = QueueView(unit: unitID, start: ep.deadline.start, due: nil, episode: ep.number)
         if alertEpisode != UInt16(truncatingIfNeeded: ep.number) {
             alertEpisode = UInt16(truncatingIfNeeded: ep.number)
             firedMask = 0
@@ -565,6 +587,7 @@ public struct Dossier: Sendable {
         }
         var next: Instant?
         if let schedule = alertSchedule(state: st, config: config, skipping: firedMask) {
+            if ep.deadline.sla == .sameDay { view?.due = schedule.alertDue }
             for level in AlertLevel.clockLevels {
                 let bit = UInt8(1) << level.rawValue
                 guard firedMask & bit == 0, let at = schedule.instants[level] else { continue }
@@ -591,14 +614,16 @@ public struct Dossier: Sendable {
         return actions
     }
 
-    /// Records an `at_risk` of `episode` (the alert's own bit of `firedMask`); false when it already fired in it.
+    /// Records an `at_risk` of `episode` (the alert's own bit of `firedMask`); false when it already fired in it, or
+    /// when the clock already warned (a forecast after the warning tells a supervisor nothing new).
     mutating func markAtRisk(episode: Int) -> Bool {
         let bit = UInt8(1) << AlertLevel.atRisk.rawValue
         if alertEpisode != UInt16(truncatingIfNeeded: episode) {
             alertEpisode = UInt16(truncatingIfNeeded: episode)
             firedMask = 0
         }
-        guard firedMask & bit == 0 else { return false }
+        let clockLevels = AlertLevel.clockLevels.reduce(UInt8(0)) { $0 | UInt8(1) << $1.rawValue }
+        guard firedMask & (bit | clockLevels) == 0 else { return false }
         firedMask |= bit
         flags |= Dossier.hadAlertFlag
         return true

@@ -4,7 +4,7 @@
     import Darwin
 #endif
 
-/// Predicts, from each unit's live queue, which open same-day dossiers will miss their deadline (docs/rules.md §5.7,
+/// Predicts, from each unit's live queue, which open same-day dossiers will miss their deadline (docs/rules.md §5.6,
 /// the `at_risk` alert). Fixed thresholds warn when most of the working time is gone; a unit that received sixty
 /// certifications in an hour and resolves twelve an hour will miss the day for the last of them, and that is
 /// knowable hours earlier from the queue and the unit's pace.
@@ -25,16 +25,16 @@
 public struct QueueForecast: Sendable {
     public struct Settings: Sendable, Equatable {
         /// Flag when the chance of missing the deadline is at least this.
-        public var confidence: Double = 0.5
+        public var confidence: Double = 0.7
         /// Working days of pace kept per unit.
         public var historyDays = 10
         /// Each older working day counts this much less than the one after it.
         public var dayDecay = 0.7
         /// A day of the same weekday as today counts this many times more (Monday mornings are Mondays).
         public var sameWeekdayWeight = 2.0
-        /// How often a unit whose queue is not empty is looked at again even without events (its pace drops while
-        /// nothing is resolved).
-        public var recheckSeconds: Int64 = 15 * 60
+        /// How often (in the unit's working time) a unit whose queue is not empty is looked at again even without
+        /// events (its pace drops while nothing is resolved).
+        public var recheckSeconds: Int64 = 30 * 60
         /// Most dossiers queued per unit (beyond, the newest are not tracked: the state stays bounded).
         public var maxQueue = 4096
         public init() {}
@@ -68,41 +68,52 @@ public struct QueueForecast: Sendable {
 
     struct Queued: Sendable {
         var slot: Int
+        /// Receipt order: when the episode's clock started, then the code (the same after a restart).
         var receivedAt: Instant
+        var code: String
         var due: Instant
-        /// When it entered the queue and the working seconds predicted then (the error is measured against it).
-        var enteredAt: Instant
-        var predictedSeconds: Double
         var atRisk = false
+
+        func isBefore(_ receivedAt: Instant, _ code: String) -> Bool {
+            self.receivedAt != receivedAt ? self.receivedAt < receivedAt : self.code < code
+        }
     }
 
     /// Counted in integers, so the sums do not depend on how the time was split between calls (a replay and a live
     /// worker look at a unit at different instants between events).
-    struct Day: Sendable {
+    struct Day: Sendable, Equatable {
         var day: Int64
         var served: Int64
         var busySeconds: Int64
     }
 
+    /// What a unit's forecast keeps besides its queue (which is rebuilt from the held dossiers): stored by the
+    /// worker with each commit that changed it (`encode(unit:)`).
     struct UnitModel: Sendable {
         var queue: [Queued] = []
         /// Working days, oldest first, at most `historyDays`.
         var days: [Day] = []
         /// Busy time is credited up to here while the queue is not empty.
         var busySince: Instant?
+        /// The last resolution of a queued dossier, and since when the queue has not been empty: the time between
+        /// two services is what a resolution is compared with.
+        var servedAt: Instant?
+        var queueSince: Instant?
         var errorMean = 0.0
         var errorVariance = 0.25
-        var errors = 0
+        var errors: Int64 = 0
+        var nextCheckAt: Instant?
     }
 
     public let settings: Settings
     private(set) var units: [UnitModel]
     private let z: Double
+    /// Units whose stored part changed since `takeChangedUnits()`.
+    private var changed: Set<UnitID> = []
 
     public init(unitCount: Int, settings: Settings = Settings()) {
         self.settings = settings
         units = Array(repeating: UnitModel(), count: unitCount)
-        nextCheckAt = Array(repeating: nil, count: unitCount)
         z = QueueForecast.normalQuantile(1 - min(max(settings.confidence, 0.01), 0.99))
     }
 
@@ -110,9 +121,8 @@ public struct QueueForecast: Sendable {
     /// ten working minutes before anything is known.
     private var pooled: (served: Int64, busy: Int64) = (0, 0)
 
-    public func isQueued(unit: UnitID, slot: Int) -> Bool {
-        units[Int(unit)].queue.contains { $0.slot == slot }
-    }
+    /// When the unit must be looked at again (nil: its queue is empty).
+    public func nextCheckAt(_ unit: UnitID) -> Instant? { units[Int(unit)].nextCheckAt }
 
     // MARK: Observations
 
@@ -120,63 +130,79 @@ public struct QueueForecast: Sendable {
     /// (queued), nil otherwise; `resolved` when the change is its resolution. Returns the flags that changed at the
     /// unit.
     public mutating func observe(
-        unit u: UnitID, slot: Int, receivedAt: Instant, due: Instant?, resolved: Bool, at t: Instant,
+        unit u: UnitID, slot: Int, code: String, receivedAt: Instant, due: Instant?, resolved: Bool, at t: Instant,
         calendar: WorkCalendar
     ) -> [Flag] {
         guard Int(u) < units.count else { return [] }
+        let queued = units[Int(u)].queue.firstIndex { $0.slot == slot }
+        guard queued != nil || due != nil else { return [] }
         credit(u, to: t, calendar: calendar)
-        var m = units[Int(u)]
-        if let i = m.queue.firstIndex(where: { $0.slot == slot }) {
-            let q = m.queue.remove(at: i)
+        // Moved out and back rather than copied: a copy would duplicate the queue on every event.
+        var m = takeUnit(u)
+        if let i = queued {
+            m.queue.remove(at: i)
             if resolved {
-                record(&m, served: 1, at: t)
-                let actual = Double(max(0, calendar.workingSeconds(from: q.enteredAt, to: t)))
-                let error = log((actual + 600) / (q.predictedSeconds + 600))
+                // It was `i + 1` services away and took one service time (since the last resolution, or since the
+                // queue filled). A unit that serves in order is right on average (error near 0); one that serves in
+                // any order resolves dossiers far down its queue, and learns to trust the queue less.
+                let pace = self.pace(m, day: LocalTime.day(of: t))
+                let predicted = Double(i + 1) / pace
+                let since = max(m.servedAt ?? .min, m.queueSince ?? t)
+                let actual = Double(max(0, calendar.workingSeconds(from: since, to: t)))
+                let error = log((actual + 600) / (predicted + 600))
                 let alpha = m.errors < 20 ? 1 / Double(m.errors + 2) : 0.05
                 let delta = error - m.errorMean
                 m.errorMean += alpha * delta
                 m.errorVariance = (1 - alpha) * (m.errorVariance + alpha * delta * delta)
                 m.errors += 1
+                m.servedAt = t
+                record(&m, served: 1, at: t)
             }
         }
         if let due, m.queue.count < settings.maxQueue {
             var i = m.queue.count
-            while i > 0 && (m.queue[i - 1].receivedAt, m.queue[i - 1].slot) > (receivedAt, slot) { i -= 1 }
-            let pace = self.pace(m, day: LocalTime.day(of: t))
-            m.queue.insert(
-                Queued(
-                    slot: slot, receivedAt: receivedAt, due: due, enteredAt: t,
-                    predictedSeconds: Double(i + 1) / pace),
-                at: i)
+            while i > 0 && !m.queue[i - 1].isBefore(receivedAt, code) { i -= 1 }
+            m.queue.insert(Queued(slot: slot, receivedAt: receivedAt, code: code, due: due), at: i)
         }
         if m.queue.isEmpty {
             m.busySince = nil
+            m.queueSince = nil
         } else if m.busySince == nil {
             m.busySince = t
+            m.queueSince = t
         }
         units[Int(u)] = m
+        changed.insert(u)
         return evaluate(u, at: t, calendar: calendar)
     }
 
     /// The dossier left the engine (retired): it leaves the queue without counting as served.
     public mutating func forget(unit u: UnitID, slot: Int) {
-        guard Int(u) < units.count else { return }
-        units[Int(u)].queue.removeAll { $0.slot == slot }
+        guard Int(u) < units.count, let i = units[Int(u)].queue.firstIndex(where: { $0.slot == slot }) else {
+            return
+        }
+        units[Int(u)].queue.remove(at: i)
         if units[Int(u)].queue.isEmpty {
             units[Int(u)].busySince = nil
-            nextCheckAt[Int(u)] = nil
+            units[Int(u)].queueSince = nil
+            units[Int(u)].nextCheckAt = nil
         }
+        changed.insert(u)
     }
 
     /// Looks at the unit again at `t` (its timer): the pace may have dropped, and deadlines come closer.
     public mutating func recheck(unit u: UnitID, at t: Instant, calendar: WorkCalendar) -> [Flag] {
         guard Int(u) < units.count else { return [] }
         credit(u, to: t, calendar: calendar)
+        changed.insert(u)
         return evaluate(u, at: t, calendar: calendar)
     }
 
-    /// When each unit must be looked at again (nil: its queue is empty).
-    public private(set) var nextCheckAt: [Instant?]
+    private mutating func takeUnit(_ u: UnitID) -> UnitModel {
+        var m = UnitModel()
+        swap(&m, &units[Int(u)])
+        return m
+    }
 
     // MARK: The model
 
@@ -192,27 +218,28 @@ public struct QueueForecast: Sendable {
             busy += w * Double(d.busySeconds)
             weight *= settings.dayDecay
         }
-        let prior = pooled.busy >= 3600 && pooled.served > 0 ? Double(pooled.served) / Double(pooled.busy) : 1.0 / 600
+        let prior =
+            pooled.busy >= 3600 && pooled.served > 0 ? Double(pooled.served) / Double(pooled.busy) : 1.0 / 600
         // One working hour at the prior's pace: a unit's first dossiers are judged by the city's pace.
         return (served + prior * 3600) / (busy + 3600)
     }
 
     /// Credits the busy time since `busySince` to the working days it fell on.
     private mutating func credit(_ u: UnitID, to t: Instant, calendar: WorkCalendar) {
-        var m = units[Int(u)]
+        var m = takeUnit(u)
+        defer { units[Int(u)] = m }
         guard let since = m.busySince, t > since, !m.queue.isEmpty else { return }
         var a = since
-        var guardDays = 0
-        while a < t && guardDays < 62 {
+        var scanned = 0
+        while a < t && scanned < 62 {
             let day = LocalTime.day(of: a)
             let end = min(t, LocalTime.start(ofDay: day + 1))
             let seconds = calendar.workingSeconds(from: a, to: end)
             if seconds > 0 { record(&m, busy: seconds, day: day) }
             a = end
-            guardDays += 1
+            scanned += 1
         }
         m.busySince = t
-        units[Int(u)] = m
     }
 
     private mutating func record(_ m: inout UnitModel, served: Int64, at t: Instant) {
@@ -243,35 +270,35 @@ public struct QueueForecast: Sendable {
 
     /// The factor the predicted working time is scaled by: the unit's error at the configured confidence.
     private func errorFactor(_ m: UnitModel) -> Double {
-        // Until the unit has a few errors of its own, its spread is a wide prior.
         exp(m.errorMean + z * m.errorVariance.squareRoot())
     }
 
     /// Re-judges every queued dossier of the unit at `t`; arms the unit's next check.
     private mutating func evaluate(_ u: UnitID, at t: Instant, calendar: WorkCalendar) -> [Flag] {
-        var m = units[Int(u)]
+        var m = takeUnit(u)
         defer { units[Int(u)] = m }
         guard !m.queue.isEmpty else {
-            nextCheckAt[Int(u)] = nil
+            m.nextCheckAt = nil
             return []
         }
         let pace = self.pace(m, day: LocalTime.day(of: t))
         let factor = errorFactor(m)
         var flags: [Flag] = []
-        var next = t + settings.recheckSeconds
+        var next: Instant?
         var lastDue: Instant?
         var remaining: Int64 = 0
+        // Per deadline, the most working time a dossier on track needs: the first of them to cross (one calendar
+        // step per deadline, not per dossier).
+        var mostNeeded: [(due: Instant, needed: Double)] = []
         for i in m.queue.indices {
             let q = m.queue[i]
+            // Past its deadline a dossier is judged by the clock (overdue), no longer by the forecast.
+            guard q.due > t else { continue }
             if q.due != lastDue {
                 lastDue = q.due
                 remaining = calendar.workingSeconds(from: t, to: q.due)
             }
             let needed = Double(i + 1) / pace * factor
-            m.queue[i].enteredAt = t
-            m.queue[i].predictedSeconds = Double(i + 1) / pace
-            // Past its deadline a dossier is judged by the clock (overdue), no longer by the forecast.
-            guard q.due > t else { continue }
             let atRisk = Double(remaining) < needed
             if atRisk != q.atRisk {
                 m.queue[i].atRisk = atRisk
@@ -282,12 +309,24 @@ public struct QueueForecast: Sendable {
                         perHour: pace * 3600, due: q.due))
             }
             if !atRisk {
-                // When it will cross at this pace: `needed` working seconds before its deadline.
-                let crossing = calendar.subtract(workingSeconds: Int64(needed.rounded(.up)), from: q.due)
-                if crossing > t { next = min(next, crossing) }
+                if let j = mostNeeded.firstIndex(where: { $0.due == q.due }) {
+                    mostNeeded[j].needed = max(mostNeeded[j].needed, needed)
+                } else {
+                    mostNeeded.append((q.due, needed))
+                }
             }
         }
-        nextCheckAt[Int(u)] = next
+        if !mostNeeded.isEmpty {
+            // Looked at again after `recheckSeconds` of the unit's working time (nights and holidays cost nothing),
+            // or when the first dossier on track would cross at this pace: `needed` working seconds before its
+            // deadline. A queue of dossiers all past their deadline needs no forecast, and no timer.
+            next = calendar.add(workingSeconds: settings.recheckSeconds, to: t)
+            for (due, needed) in mostNeeded {
+                let crossing = calendar.subtract(workingSeconds: Int64(needed.rounded(.up)), from: due)
+                if crossing > t { next = min(next!, crossing) }
+            }
+        }
+        m.nextCheckAt = next
         return flags
     }
 
@@ -302,6 +341,95 @@ public struct QueueForecast: Sendable {
             queueAhead: i, perHour: pace * 3600,
             predictedAt: calendar.add(workingSeconds: Int64(needed.rounded(.up)), to: t), due: m.queue[i].due,
             atRisk: m.queue[i].atRisk, confidence: settings.confidence)
+    }
+
+    // MARK: Restart
+
+    /// The units whose stored part changed since the last call (the worker writes them with its next commit).
+    public mutating func takeChangedUnits() -> [UnitID] {
+        defer { changed.removeAll(keepingCapacity: true) }
+        return changed.sorted()
+    }
+
+    /// A unit's stored part: version (1), the days (count u8, then day i64, served i64, busy i64 each), busySince,
+    /// servedAt, queueSince and nextCheckAt (i64, `Int64.min` for none), the error's mean and variance (f64 bits), its count
+    /// (i64). Little-endian.
+    public func encode(unit u: UnitID) -> [UInt8] {
+        let m = units[Int(u)]
+        var out: [UInt8] = [1, UInt8(m.days.count)]
+        out.reserveCapacity(2 + m.days.count * 24 + 56)
+        func put(_ v: Int64) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+        for d in m.days {
+            put(d.day)
+            put(d.served)
+            put(d.busySeconds)
+        }
+        put(m.busySince ?? .min)
+        put(m.servedAt ?? .min)
+        put(m.queueSince ?? .min)
+        put(m.nextCheckAt ?? .min)
+        put(Int64(bitPattern: m.errorMean.bitPattern))
+        put(Int64(bitPattern: m.errorVariance.bitPattern))
+        put(m.errors)
+        return out
+    }
+
+    public struct Unreadable: Error, Sendable, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Restores a unit's stored part (before its queue is rebuilt with `restoreQueued`).
+    public mutating func restore(unit u: UnitID, from bytes: [UInt8]) throws(Unreadable) {
+        guard Int(u) < units.count else { return }
+        guard bytes.count >= 2, bytes[0] == 1, bytes.count == 2 + Int(bytes[1]) * 24 + 56 else {
+            throw Unreadable(description: "a stored forecast of \(bytes.count) bytes does not read back")
+        }
+        var at = 2
+        func take() -> Int64 {
+            var v: Int64 = 0
+            for i in 0..<8 { v |= Int64(bytes[at + i]) << (8 * i) }
+            at += 8
+            return v
+        }
+        var m = UnitModel()
+        for _ in 0..<Int(bytes[1]) {
+            m.days.append(Day(day: take(), served: take(), busySeconds: take()))
+        }
+        func instant(_ v: Int64) -> Instant? { v == .min ? nil : v }
+        m.busySince = instant(take())
+        m.servedAt = instant(take())
+        m.queueSince = instant(take())
+        m.nextCheckAt = instant(take())
+        m.errorMean = Double(bitPattern: UInt64(bitPattern: take()))
+        m.errorVariance = Double(bitPattern: UInt64(bitPattern: take()))
+        m.errors = take()
+        guard m.days.count <= settings.historyDays, m.errorVariance.isFinite, m.errorMean.isFinite,
+            m.errorVariance >= 0
+        else {
+            throw Unreadable(description: "a stored forecast holds values out of range")
+        }
+        for d in units[Int(u)].days {
+            pooled.served -= d.served
+            pooled.busy -= d.busySeconds
+        }
+        for d in m.days {
+            pooled.served += d.served
+            pooled.busy += d.busySeconds
+        }
+        m.queue = units[Int(u)].queue
+        units[Int(u)] = m
+    }
+
+    /// Puts a held dossier back in its unit's queue at a restart; `atRisk` when its `at_risk` already fired in
+    /// this episode (it is not raised twice).
+    public mutating func restoreQueued(
+        unit u: UnitID, slot: Int, code: String, receivedAt: Instant, due: Instant, atRisk: Bool
+    ) {
+        guard Int(u) < units.count, units[Int(u)].queue.count < settings.maxQueue else { return }
+        var i = units[Int(u)].queue.count
+        while i > 0 && !units[Int(u)].queue[i - 1].isBefore(receivedAt, code) { i -= 1 }
+        units[Int(u)].queue.insert(
+            Queued(slot: slot, receivedAt: receivedAt, code: code, due: due, atRisk: atRisk), at: i)
     }
 
     /// The standard normal quantile (Acklam's rational approximation, relative error under 1.2e-9).

@@ -282,6 +282,10 @@ public struct AlertingPolicy: Sendable {
     /// pages or a complex paper within the day extend by at most two working days.
     public var extensionFields: Set<String> = ["Chứng thực"]
     public var extensionMaxWorkingDays = 2
+    /// `atRisk`: the blocks whose units' same-day dossiers the queue forecast watches (`at_risk`, docs/rules.md
+    /// §5.6; all by default, none turns it off) and the confidence it flags at.
+    public var atRiskBlocks: Set<Block> = Set(Block.allCases)
+    public var atRiskConfidence = QueueForecast.Settings().confidence
     public var levels: [AlertLevel: [Role]]
     public var unitPeople: [String: [Role: [String]]]
     public var blockPeople: [Block: [Role: [String]]]
@@ -295,7 +299,7 @@ public struct AlertingPolicy: Sendable {
         thresholds: Dictionary(uniqueKeysWithValues: SLAClass.allCases.map { ($0, Thresholds.defaults(for: $0)) }),
         procedures: [:], defaultSla: .days(1), silenceWorkingMinutes: 120, staleAfterDays: 60,
         levels: [
-            .warning: [.specialist], .critical: [.specialist, .officeHead],
+            .atRisk: [.specialist, .officeHead], .warning: [.specialist], .critical: [.specialist, .officeHead],
             .overdue: [.specialist, .officeHead, .unitHead], .escalated: [.unitHead, .citySupervisor],
             .cleared: [.specialist], .resolvedLate: [.officeHead, .unitHead],
             .sourceSilent: [.reception, .citySupervisor],

@@ -172,7 +172,7 @@ public struct ReplayOptions: Sendable {
     public var until: Instant?
     /// Raise `source_silent` alerts.
     public var detectSilence = false
-    /// Raise `at_risk` alerts from the queue forecast with these settings (nil: off).
+    /// Raise `at_risk` alerts from the queue forecast with these settings (nil: as the configuration says).
     public var forecast: QueueForecast.Settings?
     public init(
         arrivalOrder: Bool = false, until: Instant? = nil, detectSilence: Bool = false,
@@ -231,6 +231,7 @@ public struct Replay: Sendable {
 
     public init(config: Configuration) {
         self.config = config
+        forecast = config.forecast.map { QueueForecast(unitCount: config.units.count, settings: $0) }
         heldPerUnit = Array(repeating: 0, count: config.units.count)
     }
 
@@ -253,7 +254,9 @@ public struct Replay: Sendable {
     {
         var r = Replay(config: config)
         r.detectSilence = options.detectSilence
-        r.forecast = options.forecast.map { QueueForecast(unitCount: config.units.count, settings: $0) }
+        if let settings = options.forecast {
+            r.forecast = QueueForecast(unitCount: config.units.count, settings: settings)
+        }
         var order = Array(events.indices)
         if !options.arrivalOrder {
             order.sort { a, b in
@@ -290,9 +293,16 @@ public struct Replay: Sendable {
             k = slot(for: Dossier(code: e.dossier))
             count(slot: k, unit: config.unitID(e.unit))
         }
-        let actions = try dossiers[k].apply(e, now: now, config: config)
-        perform(actions, dossier: k)
-        if forecast != nil, !actions.isEmpty { observeForecast(slot: k, resolved: e.type == .resolved, at: now) }
+        let actions: [DossierAction]
+        if forecast != nil {
+            var view: Dossier.QueueView?
+            actions = try dossiers[k].apply(e, now: now, config: config, view: &view)
+            perform(actions, dossier: k)
+            if let view, !actions.isEmpty { observeForecast(slot: k, view: view, resolved: e.type == .resolved) }
+        } else {
+            actions = try dossiers[k].apply(e, now: now, config: config)
+            perform(actions, dossier: k)
+        }
         if detectSilence, let u = config.unitID(e.unit) {
             silence.record(unit: u, at: e.occurredAt)
             if silenceArmed.insert(u).inserted {
@@ -390,7 +400,19 @@ public struct Replay: Sendable {
         if detectSilence { recordSilence(of: dossier) }
         storageKeys[k] = storageKey
         queued[k] = isQueued
-        perform(dossiers[k].advance(to: clock ?? .min, config: config), dossier: k)
+        if forecast != nil {
+            var view: Dossier.QueueView?
+            perform(dossiers[k].advance(to: clock ?? .min, config: config, view: &view), dossier: k)
+            if let view, let due = view.due {
+                // Its place in the unit's queue; `at_risk` already fired in this episode is not raised again.
+                let bit = UInt8(1) << AlertLevel.atRisk.rawValue
+                forecast!.restoreQueued(
+                    unit: view.unit, slot: k, code: dossier.code, receivedAt: view.start, due: due,
+                    atRisk: dossiers[k].firedMask & bit != 0)
+            }
+        } else {
+            perform(dossiers[k].advance(to: clock ?? .min, config: config), dossier: k)
+        }
         return true
     }
 
@@ -438,8 +460,9 @@ public struct Replay: Sendable {
     public mutating func remove(_ code: String) -> Dossier? {
         guard let k = index.removeValue(forKey: code) else { return nil }
         let removed = dossiers[k]
-        if forecast != nil, let u = removed.state(config: config, full: false).unit {
-            forecast!.forget(unit: u, slot: k)
+        if forecast != nil, Int(slotUnit[k]) < config.units.count {
+            // Queued under the unit of its episode, which is the unit it was counted for unless it moved.
+            for u in Set(removed.units) { forecast!.forget(unit: u, slot: k) }
         }
         if Int(slotUnit[k]) < heldPerUnit.count { heldPerUnit[Int(slotUnit[k])] -= 1 }
         slotUnit[k] = UInt32.max
@@ -538,31 +561,55 @@ public struct Replay: Sendable {
 
     // MARK: The queue forecast (at_risk)
 
-    /// Tells the forecast what became of the dossier in `slot`: queued while it is a running same-day dossier.
-    private mutating func observeForecast(slot k: Int, resolved: Bool, at now: Instant) {
-        let st = dossiers[k].state(config: config, full: false)
-        guard let unit = st.unit, let ep = st.episodes.last else { return }
-        var due: Instant?
-        if st.status == .running, ep.deadline.sla == .sameDay,
-            let schedule = dossiers[k].alertSchedule(state: st, config: config)
-        {
-            due = schedule.alertDue
-        }
+    /// Tells the forecast what became of the dossier in `slot`: queued while it is a running same-day dossier of a
+    /// unit whose block has the forecast on.
+    private mutating func observeForecast(slot k: Int, view: Dossier.QueueView, resolved: Bool) {
+        guard let clock else { return }
+        let due = config.forecastsBlock(config.units[Int(view.unit)].block) ? view.due : nil
         let flags = forecast!.observe(
-            unit: unit, slot: k, receivedAt: ep.deadline.start, due: due, resolved: resolved, at: now,
-            calendar: config.calendar(of: unit))
+            unit: view.unit, slot: k, code: dossiers[k].code, receivedAt: view.start, due: due, resolved: resolved,
+            at: clock, calendar: config.calendar(of: view.unit))
         raise(flags)
-        armForecast(unit)
+        armForecast(view.unit)
     }
 
     private mutating func armForecast(_ unit: UnitID) {
         if forecastArmed.count < config.units.count {
             forecastArmed = Array(repeating: nil, count: config.units.count)
         }
-        let next = forecast!.nextCheckAt[Int(unit)]
+        let next = forecast!.nextCheckAt(unit)
         guard next != forecastArmed[Int(unit)] else { return }
         forecastArmed[Int(unit)] = next
         if let next { forecastTimers.push(next, Int(unit)) }
+    }
+
+    /// At a restart, before the dossiers are loaded: the forecast's stored part of each unit (by unit code; a unit
+    /// no longer in the registry is passed over). Returns the units whose stored part did not read back (they start
+    /// afresh).
+    public mutating func restoreForecast(_ stored: [(unit: String, state: [UInt8])]) -> [String] {
+        guard forecast != nil else { return [] }
+        var unreadable: [String] = []
+        for (code, bytes) in stored {
+            guard let unit = config.unitID(code) else { continue }
+            do {
+                try forecast!.restore(unit: unit, from: bytes)
+            } catch {
+                unreadable.append(code)
+            }
+        }
+        return unreadable
+    }
+
+    /// After the dossiers are loaded: arms each unit's stored check.
+    public mutating func armRestoredForecast() {
+        guard forecast != nil else { return }
+        for u in config.units.indices { armForecast(UnitID(u)) }
+    }
+
+    /// The forecast's stored part of each unit that changed since the last call, for the worker's next commit.
+    public mutating func takeForecastChanges() -> [(unit: String, state: [UInt8])] {
+        guard forecast != nil else { return [] }
+        return forecast!.takeChangedUnits().map { (config.units[Int($0)].code, forecast!.encode(unit: $0)) }
     }
 
     /// Emits `at_risk` for the dossiers the forecast newly flags, once per episode.

@@ -36,6 +36,7 @@ public struct DigestText: Sendable, Equatable {
                 )
                 p.append("   \(row.procedure)")
                 p.append("   Đơn vị: \(row.unit) · Hạn: \(row.due) · \(row.left)")
+                if let forecast = row.forecast { p.append("   \(forecast)") }
             }
         }
         if let resolved = Self.resolvedLine(digest) {
@@ -71,7 +72,9 @@ public struct DigestText: Sendable, Equatable {
                 h += " · \(Self.escape(row.dossier))</div>"
                 h += "<div>\(Self.escape(row.procedure))</div>"
                 h += "<div style=\"color:#444\">\(Self.escape(row.unit)) · Hạn: \(Self.escape(row.due)) · "
-                h += "\(Self.escape(row.left))</div></div>"
+                h += "\(Self.escape(row.left))</div>"
+                if let forecast = row.forecast { h += "<div style=\"color:#444\">\(Self.escape(forecast))</div>" }
+                h += "</div>"
             }
         }
         if let resolved = Self.resolvedLine(digest) { h += "<p>\(Self.escape(resolved))</p>" }
@@ -140,6 +143,8 @@ public struct DigestText: Sendable, Equatable {
         var unit: String
         var due: String
         var left: String
+        /// `at_risk`: why it is flagged, the predicted completion and the queue ahead (docs/rules.md §5.6).
+        var forecast: String?
 
         init(_ alert: Alert, configuration: Configuration) {
             alertID = alert.alertId
@@ -148,6 +153,7 @@ public struct DigestText: Sendable, Equatable {
                 switch alert.level {
                 case .escalated, .overdue: "#b00020"
                 case .critical: "#d35400"
+                case .atRisk: "#5b4a8a"
                 default: "#b8860b"
                 }
             let unitID = configuration.unitID(alert.unit)
@@ -165,6 +171,11 @@ public struct DigestText: Sendable, Equatable {
             due = alert.due.map(VietnameseFormat.dateTime) ?? "—"
             // As of the alert: a message held overnight, or a replayed month, goes out later than it fired.
             left = DigestText.timeLeft(alert.minutesLeft) + " (lúc \(VietnameseFormat.dateTime(alert.firedAt)))"
+            if let predicted = alert.predictedAt {
+                forecast =
+                    "Dự kiến xong: \(VietnameseFormat.dateTime(predicted)), sau hạn (còn \(alert.queueAhead ?? 0) hồ sơ "
+                    + "tiếp nhận trước đang chờ xử lý)"
+            }
         }
 
         func repeated(_ digest: Digest) -> Bool { digest.repeated.contains(alertID) }

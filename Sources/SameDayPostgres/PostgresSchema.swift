@@ -8,7 +8,7 @@ enum PostgresSchema {
     static let tables = [
         "shard_lease", "worker_state", "event_log", "event_quarantine", "dossier", "dossier_quarantine", "retired",
         "retired_stock", "alert", "dead_letter", "notify_owed", "notify_log", "notify_message",
-        "notify_recipient_state", "notify_open_overdue", "notify_clock",
+        "notify_recipient_state", "notify_open_overdue", "notify_clock", "forecast_unit",
     ]
 
     /// The advisory-lock namespace of SameDay (the first key of the two-key form): "SD" in ASCII.
@@ -93,6 +93,10 @@ enum PostgresSchema {
             PRIMARY KEY (notifier, unit, dossier)
         );
         CREATE TABLE notify_clock (notifier text PRIMARY KEY, at int8 NOT NULL)
+        """,
+        // 5: the queue forecast's stored part per unit (`CommitBatch.forecastUnits`).
+        """
+        CREATE TABLE forecast_unit (shard text NOT NULL, unit text NOT NULL, state bytea NOT NULL, PRIMARY KEY (shard, unit))
         """,
     ]
 

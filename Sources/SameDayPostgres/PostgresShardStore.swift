@@ -97,6 +97,16 @@ public final class PostgresShardStore: ShardStore {
                         """)
                 }
             }
+            let forecast = Self.lastPerKey(batch.forecastUnits, key: \.unit)
+            if !forecast.isEmpty {
+                try execute(
+                    """
+                    INSERT INTO forecast_unit (shard, unit, state)
+                        SELECT \(shard), * FROM unnest(\(forecast.map(\.unit))::text[], \
+                    \(forecast.map { ByteBuffer(bytes: $0.state) })::bytea[])
+                    ON CONFLICT (shard, unit) DO UPDATE SET state = excluded.state
+                    """)
+            }
             let alerts = Self.lastPerKey(batch.alerts, key: \.alertID)
             if !alerts.isEmpty {
                 // An alert id already in the outbox is kept as it was: the same alert raised again (after a
@@ -173,6 +183,13 @@ public final class PostgresShardStore: ShardStore {
     }
 
     // MARK: Restart
+
+    public func forecastUnits() throws -> [(unit: String, state: [UInt8])] {
+        try connection.run("SELECT unit, state FROM forecast_unit WHERE shard = \(shard) ORDER BY unit").map {
+            let (unit, state) = try $0.decode((String, ByteBuffer).self)
+            return (unit: unit, state: Array(state.readableBytesView))
+        }
+    }
 
     /// Rows are keyed by code here (the engine's row keys serve SQLite's page locality): every key reads back as 0.
     public func forEachDossier(_ body: (_ key: Int64, _ code: String, _ state: [UInt8]) throws -> Void) throws {

@@ -6,8 +6,52 @@ import SameDayFormats
 /// have raised `cleared` or `resolved_late`, docs/rules.md §5.3). Only dossiers that raised an alert are seen; a
 /// dossier that went on to wait for a supplement or fees after its alert is still listed (it raises nothing more).
 public enum DossierWatch {
-    static let openLevels: Set<String> = ["warning", "critical", "overdue", "escalated"]
-    static let levelOrder = ["warning", "critical", "overdue", "escalated", "resolved_late", "cleared"]
+    static let openLevels: Set<String> = ["at_risk", "warning", "critical", "overdue", "escalated"]
+    static let levelOrder = ["at_risk", "warning", "critical", "overdue", "escalated", "resolved_late", "cleared"]
+
+    /// One unit's `at_risk` flags over a period, by outcome (docs/rules.md §5.6).
+    public struct ForecastOutcome: Sendable, Equatable {
+        public var unit: String
+        /// Flagged, then late (overdue, escalated or resolved late).
+        public var flaggedLate = 0
+        /// Flagged, then resolved on time (`cleared`).
+        public var flaggedSaved = 0
+        /// Late same-day dossiers never flagged (nil without a configuration to tell same-day procedures).
+        public var missed: Int?
+    }
+
+    /// The period's dossiers by what the forecast said of them and how they ended, per unit, from their alerts.
+    public static func forecastOutcomes(_ alerts: [ReportAlert], period: Period, configuration: Configuration?)
+        -> [ForecastOutcome]
+    {
+        var levels: [String: (unit: String, procedure: String, levels: Set<String>)] = [:]
+        for a in inPeriod(alerts, period: period) where !a.dossier.isEmpty {
+            levels[a.dossier, default: (a.unit, a.procedure, [])].levels.insert(a.level)
+        }
+        var byUnit: [String: ForecastOutcome] = [:]
+        for (_, d) in levels {
+            let flagged = d.levels.contains("at_risk")
+            let late = !d.levels.isDisjoint(with: ["overdue", "escalated", "resolved_late"])
+            var outcome = byUnit[d.unit] ?? ForecastOutcome(unit: d.unit, missed: configuration == nil ? nil : 0)
+            if flagged && late {
+                outcome.flaggedLate += 1
+            } else if flagged && d.levels.contains("cleared") {
+                outcome.flaggedSaved += 1
+            } else if !flagged, late, let cfg = configuration, let unit = cfg.unitID(d.unit),
+                cfg.forecastsBlock(cfg.unit(unit).block), cfg.sla(cfg.procedureRef(d.procedure, unit: unit)) == .sameDay
+            {
+                outcome.missed! += 1
+            } else {
+                continue
+            }
+            byUnit[d.unit] = outcome
+        }
+        return byUnit.values.sorted {
+            let a = $0.flaggedLate + $0.flaggedSaved + ($0.missed ?? 0)
+            let b = $1.flaggedLate + $1.flaggedSaved + ($1.missed ?? 0)
+            return a != b ? a > b : $0.unit < $1.unit
+        }
+    }
 
     /// The period's alerts (fired in `[start, end)`), each alert id once.
     public static func inPeriod(_ alerts: [ReportAlert], period: Period) -> [ReportAlert] {

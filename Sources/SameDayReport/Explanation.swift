@@ -35,7 +35,11 @@ public enum Explanation {
         return out
     }
 
-    public static func text(_ d: Dossier, config cfg: Configuration, alerts: [Alert], clock: Instant) -> String {
+    /// - Parameter prediction: what the queue forecast says of the dossier at `clock`, while it is queued.
+    public static func text(
+        _ d: Dossier, config cfg: Configuration, alerts: [Alert], clock: Instant,
+        prediction: QueueForecast.Prediction? = nil
+    ) -> String {
         let st = d.state(config: cfg)
         var out: [String] = []
         func f(_ t: Instant?) -> String { t.map(RFC3339.format) ?? "—" }
@@ -127,6 +131,20 @@ public enum Explanation {
                 "  \(a.level.name) at \(f(a.firedAt)) (episode \(a.episode), due \(f(a.due)), minutes left \(a.minutesLeft.map(String.init) ?? "—"))"
                     + (a.lateFired ? " late-fired" : "") + "  id \(a.alertId)"
                     + (a.recipients.isEmpty ? "" : "  → " + a.recipients.joined(separator: ", ")))
+        }
+        // Why the queue forecast flagged it (docs/rules.md §5.6), and what it says now.
+        for a in mine where a.level == .atRisk {
+            out.append(
+                "Flagged at risk at \(f(a.firedAt)): \(a.queueAhead.map(String.init) ?? "—") dossier(s) of the unit's "
+                    + "same-day queue received before it; predicted completion \(f(a.predictedAt)), after the "
+                    + "deadline \(f(a.due))")
+        }
+        if let p = prediction {
+            out.append(
+                "Queue forecast now: \(p.queueAhead) ahead in the unit's queue at "
+                    + "\(String(format: "%.1f", p.perHour)) dossier(s) per working hour; predicted completion "
+                    + "\(f(p.predictedAt)) at confidence \(p.confidence), deadline \(f(p.due)): "
+                    + (p.atRisk ? "at risk" : "on track"))
         }
         out.append(
             "Status: \(st.status.rawValue)"

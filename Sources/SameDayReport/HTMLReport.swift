@@ -65,6 +65,7 @@ public enum HTMLReport {
         var chart: Chart
         var dossiers: Dossiers
         var alerts: Alerts
+        var forecast: Forecast
         var rollupSources: String
         var alertSources: String?
         var seedName: String
@@ -194,6 +195,48 @@ public enum HTMLReport {
         var lateFired: String
     }
 
+    /// Per unit, the `at_risk` flags of the period by outcome (docs/rules.md §5.6).
+    struct Forecast {
+        struct Line {
+            var unit: String
+            var code: String
+            var late: String
+            var saved: String
+            var missed: String
+        }
+        var given: Bool
+        var any: Bool
+        var lines: [Line]
+        var more: String?
+        var late: String
+        var saved: String
+        var missed: String
+    }
+
+    static let forecastLimit = 40
+
+    static func forecast(_ input: HTMLReportInput) -> Forecast {
+        guard let alerts = input.alerts else {
+            return Forecast(given: false, any: false, lines: [], more: nil, late: "0", saved: "0", missed: "0")
+        }
+        let outcomes = DossierWatch.forecastOutcomes(
+            alerts, period: input.rollup.period, configuration: input.configuration)
+        let names = Dictionary(input.rollup.units.map { ($0.unit, $0.unitName) }, uniquingKeysWith: { a, _ in a })
+        func missed(_ n: Int?) -> String { n.map(VietnameseFormat.integer) ?? "—" }
+        return Forecast(
+            given: true, any: !outcomes.isEmpty,
+            lines: outcomes.prefix(forecastLimit).map {
+                Forecast.Line(
+                    unit: names[$0.unit] ?? $0.unit, code: $0.unit, late: VietnameseFormat.integer($0.flaggedLate),
+                    saved: VietnameseFormat.integer($0.flaggedSaved), missed: missed($0.missed))
+            },
+            more: outcomes.count > forecastLimit ? VietnameseFormat.integer(outcomes.count - forecastLimit) : nil,
+            late: VietnameseFormat.integer(outcomes.reduce(0) { $0 + $1.flaggedLate }),
+            saved: VietnameseFormat.integer(outcomes.reduce(0) { $0 + $1.flaggedSaved }),
+            missed: input.configuration == nil
+                ? "—" : VietnameseFormat.integer(outcomes.reduce(0) { $0 + ($1.missed ?? 0) }))
+    }
+
     static func page(_ input: HTMLReportInput) -> Page {
         let r = input.rollup
         let city = r.blocks.first { $0.block == nil }?.figures ?? RollupFigures()
@@ -238,6 +281,7 @@ public enum HTMLReport {
             chart: chart(input.daily, from: r.period.from),
             dossiers: dossiers(input),
             alerts: alerts(input),
+            forecast: forecast(input),
             rollupSources: input.rollupSources.joined(separator: ", "),
             alertSources: input.alerts == nil ? nil : input.alertSources.joined(separator: ", "),
             seedName: SeedFigures.name,

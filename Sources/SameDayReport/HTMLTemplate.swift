@@ -148,6 +148,23 @@ enum HTMLTemplate {
         {{^alerts.given}}<p class="empty">Không có tệp cảnh báo (chưa cho --alerts).</p>{{/alerts.given}}
         </section>
 
+        <section id="forecast">
+        <h2>Dự báo trễ hạn (at_risk) theo đơn vị</h2>
+        {{#forecast.given}}
+        {{#forecast.any}}<div class="scroll"><table>
+        <thead><tr><th>Đơn vị</th><th>Mã</th><th>Báo trước, vẫn trễ hạn</th><th>Báo trước, đã kịp giải quyết</th><th>Trễ hạn mà không báo trước</th></tr></thead>
+        <tbody>
+        {{#forecast.lines}}<tr><td>{{unit}}</td><td class="code">{{code}}</td><td class="num">{{late}}</td><td class="num">{{saved}}</td><td class="num">{{missed}}</td></tr>
+        {{/forecast.lines}}<tr class="total"><td>Tổng</td><td></td><td class="num">{{forecast.late}}</td><td class="num">{{forecast.saved}}</td><td class="num">{{forecast.missed}}</td></tr>
+        </tbody>
+        </table></div>
+        {{#forecast.more}}<p class="note">và {{.}} đơn vị khác (trong tệp cảnh báo).</p>{{/forecast.more}}{{/forecast.any}}
+        {{^forecast.any}}<p class="empty">Không có hồ sơ nào được dự báo trễ hạn hoặc trễ hạn trong kỳ.</p>{{/forecast.any}}
+        <p class="note">Mỗi hồ sơ thủ tục giải quyết trong ngày tính một lần: được cảnh báo “có nguy cơ trễ hạn” từ hàng chờ của đơn vị (docs/rules.md §5.6), rồi trễ hạn hoặc giải quyết kịp; cột cuối là hồ sơ trễ hạn chưa từng được dự báo.</p>
+        {{/forecast.given}}
+        {{^forecast.given}}<p class="empty">Không có tệp cảnh báo (chưa cho --alerts).</p>{{/forecast.given}}
+        </section>
+
         <details id="bieu06-units">
         <summary>Biểu 06 theo đơn vị</summary>
         {{#unitBlocks}}<section>

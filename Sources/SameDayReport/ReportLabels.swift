@@ -14,6 +14,7 @@ public enum ReportLabels {
 
     /// Alert levels (docs/rules.md §5.1), in the order the page lists them.
     public static let levels: [(code: String, label: String)] = [
+        ("at_risk", "Có nguy cơ trễ hạn"),
         ("warning", "Sắp đến hạn"),
         ("critical", "Sắp quá hạn (khẩn)"),
         ("overdue", "Quá hạn"),

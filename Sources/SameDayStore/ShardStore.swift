@@ -23,6 +23,8 @@ public protocol ShardStore: AlertOutboxStore {
     /// Every stored dossier (its row's key, code and compact state): what a restart loads. A store that keys rows
     /// by code (PostgreSQL) gives key 0; see `CommitBatch.dossiers`.
     func forEachDossier(_ body: (_ key: Int64, _ code: String, _ state: [UInt8]) throws -> Void) throws
+    /// The queue forecast's stored part of each unit (`CommitBatch.forecastUnits`), by unit code.
+    func forecastUnits() throws -> [(unit: String, state: [UInt8])]
     /// Moves dossier rows that cannot be read back aside, with the reason, so a restart goes on.
     func quarantineDossiers(_ rows: [(key: Int64, code: String, reason: String)]) throws
     func quarantinedDossierCount() throws -> Int

@@ -78,10 +78,13 @@ public struct CommitBatch: Sendable {
     public var deadLetters: [DeadLetter] = []
     /// Dead letters the broker confirmed since the last commit: deleted.
     public var confirmedDeadLetters: [Int64] = []
+    /// The queue forecast's stored part of each unit it changed (`QueueForecast.encode(unit:)`), by unit code.
+    public var forecastUnits: [(unit: String, state: [UInt8])] = []
 
     public init() {}
     public var isEmpty: Bool {
         events.isEmpty && dossiers.isEmpty && retired.isEmpty && alerts.isEmpty && clock == nil
+            && forecastUnits.isEmpty
             && publishedAlertIDs.isEmpty && filedAlertIDs.isEmpty && deadLetters.isEmpty && confirmedDeadLetters.isEmpty
     }
 }
@@ -249,6 +252,10 @@ public final class WorkerStore: ShardStore {
         migrator.registerMigration("v7: a dead letter's refusal code") { db in
             try db.execute(sql: "ALTER TABLE dead_letter ADD COLUMN refusal TEXT NOT NULL DEFAULT ''")
         }
+        migrator.registerMigration("v8: the queue forecast's state per unit") { db in
+            try db.execute(
+                sql: "CREATE TABLE forecast_unit (unit TEXT PRIMARY KEY, state BLOB NOT NULL) WITHOUT ROWID")
+        }
         return migrator
     }
 
@@ -330,6 +337,17 @@ public final class WorkerStore: ShardStore {
                 let delete = try db.cachedStatement(sql: "DELETE FROM dead_letter WHERE seq = ?")
                 for seq in batch.confirmedDeadLetters { try delete.execute(arguments: [seq]) }
             }
+            if !batch.forecastUnits.isEmpty {
+                let upsert = try db.cachedStatement(
+                    sql: """
+                        INSERT INTO forecast_unit (unit, state) VALUES (?, ?)
+                        ON CONFLICT(unit) DO UPDATE SET state = excluded.state
+                        """)
+                for row in batch.forecastUnits {
+                    upsert.setUncheckedArguments([row.unit, Data(row.state)])
+                    try upsert.execute()
+                }
+            }
             let setValue = try db.cachedStatement(
                 sql:
                     "INSERT INTO worker_state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
@@ -337,6 +355,15 @@ public final class WorkerStore: ShardStore {
             if let clock = batch.clock { try setValue.execute(arguments: ["clock", clock]) }
             if let day = batch.firstDay { try setValue.execute(arguments: ["first_day", day]) }
             if let day = batch.lastEventDay { try setValue.execute(arguments: ["last_event_day", day]) }
+        }
+    }
+
+    /// The queue forecast's stored part of every unit (a restart restores it before loading the dossiers).
+    public func forecastUnits() throws -> [(unit: String, state: [UInt8])] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT unit, state FROM forecast_unit ORDER BY unit").map {
+                (unit: $0["unit"], state: [UInt8]($0["state"] as Data))
+            }
         }
     }
 

@@ -159,6 +159,12 @@ public final class WorkerEngine {
             (replayed, quarantined) = try dossiersFromLog()
         }
         if let stored = try store.clock() { engine.advance(to: stored) }
+        // The forecast's per-unit part first: loading a dossier puts it back in its unit's queue.
+        for unit in engine.restoreForecast(try store.forecastUnits()) {
+            logger.warning(
+                "the queue forecast of a unit does not read back: it starts afresh",
+                metadata: ["unit": "\(unit.prefix(100))"])
+        }
         firstDay = try store.firstDay()
         lastEventDay = try store.lastEventDay()
         var unreadable: [(key: Int64, code: String, reason: String)] = []
@@ -187,6 +193,7 @@ public final class WorkerEngine {
         }
         retirementQueue.push(contentsOf: retirements)
         retirements = []
+        engine.armRestoredForecast()
         if !unreadable.isEmpty {
             try store.quarantineDossiers(unreadable)
             for row in unreadable.prefix(20) {
@@ -430,6 +437,7 @@ public final class WorkerEngine {
             if let since { changes.append(.changed(dossier, since: since)) }
         }
         staged.clock = peek { $0.clock }
+        staged.forecastUnits = peek { $0.takeForecastChanges() }
         if daysChanged {
             staged.firstDay = firstDay
             staged.lastEventDay = lastEventDay

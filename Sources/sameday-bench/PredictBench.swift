@@ -7,7 +7,7 @@ import SameDayFormats
 /// replay of the same events. By default the congested month (`CongestedMonth`, `--scale` of the units); with
 /// `--events FILE` any events file, where which dossiers ended late is read from the events themselves. One JSON line
 /// with an object per level: `recall`, `precision`, `median_lead_minutes`, `false_per_1000`. The goal (docs/rules.md
-/// §5.7): `at_risk` recall ≥ 0.9 with precision ≥ 0.7, and a median lead at least 60 working minutes longer than
+/// §5.6): `at_risk` recall ≥ 0.9 with precision ≥ 0.7, and a median lead at least 60 working minutes longer than
 /// `warning`'s.
 struct PredictBench: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -21,19 +21,24 @@ struct ExplainCommand: ParsableCommand {
             let (all, lines) = try CoreFiles.loadEvents(events)
             let mine = all.indices.filter { all[$0].dossier == dossier }
             guard !mine.isEmpty else { throw CommandFailure("\(events): no events for dossier \"\(dossier)\"") }
-            let list = mine.map { all[$0] }
+            // The dossier's units' whole traffic: the queue forecast (at_risk) judges it by the queue it was in.
+            let units = Set(mine.map { all[$0].unit })
+            let chosen = all.indices.filter { units.contains(all[$0].unit) }
+            let list = chosen.map { all[$0] }
             let untilAt = try until.map { try CoreFiles.parseInstant($0, option: "--until") }
             let replay: Replay
             do {
                 replay = try Replay.run(events: list, config: cfg, options: ReplayOptions(until: untilAt))
             } catch let error as ReplayError {
-                throw CommandFailure("\(events):\(lines[mine[error.index]]): \(error.message)")
+                throw CommandFailure("\(events):\(lines[chosen[error.index]]): \(error.message)")
             }
             // A replay that holds the dossier has applied its events, so its clock is set.
             guard let d = replay.dossier(dossier), let clock = replay.clock else {
                 throw CommandFailure("no dossier \(dossier)")
             }
-            print(Explanation.text(d, config: cfg, alerts: replay.alerts, clock: clock))
+            print(
+                Explanation.text(
+                    d, config: cfg, alerts: replay.alerts, clock: clock, prediction: replay.prediction(of: dossier)))
         }
     }
 }

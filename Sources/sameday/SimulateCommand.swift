@@ -16,7 +16,7 @@ struct SimulateCommand: ParsableCommand {
             and withdrawn dossiers, out-of-order and duplicate events (README: the seed scenario). --scenario \
             congested: the same month where lateness has a cause: each unit serves its same-day dossiers in order of \
             receipt at a staff capacity of its own, arrivals peak, and what the staff cannot finish by the close is \
-            late (--scale: the share of units taking part; docs/rules.md §5.7).
+            late (--scale: the share of units taking part; docs/rules.md §5.6).
             """)
 
     enum Scenario: String, ExpressibleByArgument, CaseIterable {
