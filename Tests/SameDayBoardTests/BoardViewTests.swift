@@ -39,6 +39,21 @@ struct BoardViewTests {
         #expect(view.entries.isEmpty)
     }
 
+    @Test("at_risk opens an entry below warning, which raises it; the page offers it as a level")
+    func atRiskOpensFirst() {
+        var view = BoardView()
+        let flagged = boardAlert(.atRisk, "Q1-2", firedAt: "14:00")
+        #expect(view.apply(flagged) == .upsert(BoardEntry(alert: flagged, history: [flagged])))
+        let warning = boardAlert(.warning, "Q1-2", firedAt: "15:30")
+        guard case .upsert(let raised) = view.apply(warning) else {
+            Issue.record("warning should raise an at_risk entry")
+            return
+        }
+        #expect(raised.level == .warning && raised.history.map(\.level) == [.atRisk, .warning])
+        #expect(BoardView.openLevels.first == .atRisk)
+        #expect(BoardPage.board(person: "p").contains("<option value=\"at_risk\">"))
+    }
+
     @Test("a warning read again after its cleared (the alert files, then the queue) does not reopen the dossier")
     func redeliveredAfterClosing() {
         var view = BoardView()

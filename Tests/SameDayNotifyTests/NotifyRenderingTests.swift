@@ -59,6 +59,26 @@ struct NotifyRenderingTests {
         #expect(text.html.contains("<html lang=\"vi\">"))
     }
 
+    @Test("an at_risk dossier says when the unit's queue says it will be done, and how many are ahead of it")
+    func forecastLine() {
+        var flagged = alert(.atRisk, "26734-220518-0021", minutesLeft: 180)
+        flagged.predictedAt = at("2022-05-19T08:10:00")
+        flagged.queueAhead = 12
+        var d = digest
+        d.atRisk.append(flagged)
+        let text = DigestText(d, scope: "Quận 1", configuration: configuration)
+        let lines = text.plain.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        #expect(lines.contains("4. [Có nguy cơ trễ hạn] Hồ sơ 26734-220518-0021"))
+        #expect(
+            lines.contains(
+                "   Dự kiến xong: 19/05/2022 08:10, sau hạn (còn 12 hồ sơ tiếp nhận trước đang chờ xử lý)"))
+        #expect(text.html.contains("Dự kiến xong: 19/05/2022 08:10"))
+        // The other levels carry no forecast line.
+        #expect(lines.filter { $0.contains("Dự kiến xong") }.count == 1)
+        // Worst first: a forecast comes after every clock level.
+        #expect(DigestQueue.rank(.atRisk) < DigestQueue.rank(.warning))
+    }
+
     @Test("working time left as a person says it")
     func timeLeft() {
         #expect(DigestText.timeLeft(25) == "còn 25 phút làm việc")

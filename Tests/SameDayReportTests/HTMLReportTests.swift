@@ -51,6 +51,42 @@ import Testing
         #expect(html.range(of: "id=\"simulated\"")!.lowerBound < html.range(of: "id=\"summary\"")!.lowerBound)
     }
 
+    @Test("the page lists each unit's at_risk flags by outcome: late, saved, and (with a configuration) missed")
+    func forecastOutcomesPerUnit() {
+        let extra = [
+            ReportFixture.alert(
+                "f1", "at_risk", dossier: "760-220516-0005", fired: "2022-05-16T14:00:00+07:00", left: 180),
+            ReportFixture.alert("f2", "overdue", dossier: "760-220516-0005", fired: "2022-05-16T17:00:00+07:00"),
+            ReportFixture.alert(
+                "g1", "at_risk", dossier: "26734-220516-0006", unit: "26734", block: "commune",
+                fired: "2022-05-16T13:30:00+07:00", left: 210),
+            ReportFixture.alert(
+                "g2", "cleared", dossier: "26734-220516-0006", unit: "26734", block: "commune",
+                fired: "2022-05-16T16:00:00+07:00", left: 60),
+            // Flagged and still open at the end: neither late nor saved yet.
+            ReportFixture.alert(
+                "h1", "at_risk", dossier: "760-220517-0007", fired: "2022-05-17T14:00:00+07:00", left: 180),
+        ]
+        let alerts = ReportFixture.alerts + extra
+        let outcomes = DossierWatch.forecastOutcomes(
+            alerts, period: ReportFixture.rollup.period, configuration: nil)
+        #expect(
+            outcomes == [
+                .init(unit: "26734", flaggedLate: 0, flaggedSaved: 1, missed: nil),
+                .init(unit: "760", flaggedLate: 1, flaggedSaved: 0, missed: nil),
+            ])
+        let html = HTMLReport.render(ReportFixture.input(alerts: alerts))
+        #expect(html.contains("<section id=\"forecast\">"))
+        #expect(
+            html.contains(
+                "<td class=\"code\">760</td><td class=\"num\">1</td><td class=\"num\">0</td><td class=\"num\">—</td>"))
+        #expect(html.contains(ReportLabels.level("at_risk")))
+        // The open one is listed among the dossiers at risk at the end.
+        #expect(html.contains("760-220517-0007"))
+        // Without alerts the section says so.
+        #expect(HTMLReport.render(ReportFixture.input(alerts: nil)).contains("<section id=\"forecast\">"))
+    }
+
     @Test func unitsAreRankedWorstOnTimeRateFirst() {
         let rates = HTMLReport.rates(ReportFixture.rollup)
         #expect(rates.map(\.code) == ["SNV", "760", "26734", "CA-Q1"])
