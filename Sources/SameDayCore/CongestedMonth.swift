@@ -128,14 +128,18 @@ public struct CongestedMonth: Sendable {
                 // Serve in order of receipt, in working time: each dossier takes an Erlang-2 time of mean 1/today.
                 var clock = max(serverFree, calendar.nextWorkingInstant(atOrAfter: dayStart))
                 let close = dayStart + Int64(schedule.close)
-                while true {
-                    while next < arrivals.count && arrivals[next] <= clock {
+                // The day's arrivals up to `limit` join the queue, in order of receipt.
+                func admit(upTo limit: Instant) {
+                    while next < arrivals.count && arrivals[next] <= limit {
                         let procedure = config.catalog[entries[SeedMonth.pick(weights, &unitRNG)]].procedure
                         serial += 1
                         let code = unit.code + "-" + SeedMonth.dayCode(day) + "-C" + SeedMonth.pad4(serial % 10_000)
                         queue.append((code, procedure, arrivals[next]))
                         next += 1
                     }
+                }
+                while true {
+                    admit(upTo: clock)
                     if queue.isEmpty {
                         guard next < arrivals.count else { break }
                         clock = calendar.nextWorkingInstant(atOrAfter: arrivals[next])
@@ -153,13 +157,7 @@ public struct CongestedMonth: Sendable {
                     clock = done
                 }
                 // Arrivals after the last service of the day wait in the queue.
-                while next < arrivals.count {
-                    let procedure = config.catalog[entries[SeedMonth.pick(weights, &unitRNG)]].procedure
-                    serial += 1
-                    let code = unit.code + "-" + SeedMonth.dayCode(day) + "-C" + SeedMonth.pad4(serial % 10_000)
-                    queue.append((code, procedure, arrivals[next]))
-                    next += 1
-                }
+                admit(upTo: .max)
                 serverFree = clock
             }
         }

@@ -15,13 +15,15 @@
 /// - its pace: resolutions of queued dossiers per working second *while the queue was not empty* (idle time says
 ///   nothing about capacity), per working day for the last `historyDays` days it worked, weighted toward recent days
 ///   and the same weekday;
-/// - its errors: how far its own past predictions were off (the log of actual over predicted working time, from
-///   each dossier's entry in the queue to its resolution), as a running mean and variance.
+/// - its errors: how far its queue was off at each resolution (the log of the working time the service took over
+///   what the resolved dossier's position said), as a running mean and variance.
 ///
 /// The dossier at position `k` is predicted to take `k / pace` working seconds, scaled by the error's quantile at
 /// the configured confidence; it is at risk when that passes its deadline on the unit's calendar. Everything is a
-/// function of the events and the instants they are applied at, so a replay predicts what the live worker did,
-/// minute for minute; the state is bounded by units × (`historyDays` + the queue), never by history.
+/// function of the events, their order and the instants they are applied at, so a replay of the events in the order
+/// a worker took them predicts what it did, minute for minute; a worker stores each unit's part with its commits
+/// (`encode(unit:)`) and rebuilds the queues from its dossiers, so a restart changes nothing. The state is bounded
+/// by units × (`historyDays` + the queue), never by history.
 public struct QueueForecast: Sendable {
     public struct Settings: Sendable, Equatable {
         /// Flag when the chance of missing the deadline is at least this.
@@ -32,8 +34,8 @@ public struct QueueForecast: Sendable {
         public var dayDecay = 0.7
         /// A day of the same weekday as today counts this many times more (Monday mornings are Mondays).
         public var sameWeekdayWeight = 2.0
-        /// How often (in the unit's working time) a unit whose queue is not empty is looked at again even without
-        /// events (its pace drops while nothing is resolved).
+        /// How often (in the unit's working time) a unit with a queued dossier on track is looked at again even
+        /// without events (its pace drops while nothing is resolved).
         public var recheckSeconds: Int64 = 30 * 60
         /// Most dossiers queued per unit (beyond, the newest are not tracked: the state stays bounded).
         public var maxQueue = 4096
