@@ -39,6 +39,9 @@ public struct QueueForecast: Sendable {
         public var recheckSeconds: Int64 = 30 * 60
         /// Most dossiers queued per unit (beyond, the newest are not tracked: the state stays bounded).
         public var maxQueue = 4096
+        /// A unit is judged only once it has resolved this many queued dossiers in its kept days: a first morning's
+        /// pace (no resolution yet, or one) says nothing, and a flag from it would be noise.
+        public var minimumResolutions: Int64 = 20
         public init() {}
     }
 
@@ -220,8 +223,9 @@ public struct QueueForecast: Sendable {
             busy += w * Double(d.busySeconds)
             weight *= settings.dayDecay
         }
+        // The pooled pace only once it rests on enough resolutions (resolutions lag receptions at a day's start).
         let prior =
-            pooled.busy >= 3600 && pooled.served > 0 ? Double(pooled.served) / Double(pooled.busy) : 1.0 / 600
+            pooled.served >= 100 && pooled.busy >= 36_000 ? Double(pooled.served) / Double(pooled.busy) : 1.0 / 600
         // One working hour at the prior's pace: a unit's first dossiers are judged by the city's pace.
         return (served + prior * 3600) / (busy + 3600)
     }
@@ -285,6 +289,7 @@ public struct QueueForecast: Sendable {
         }
         let pace = self.pace(m, day: LocalTime.day(of: t))
         let factor = errorFactor(m)
+        let judged = m.days.reduce(0) { $0 + $1.served } >= settings.minimumResolutions
         var flags: [Flag] = []
         var next: Instant?
         var lastDue: Instant?
@@ -301,7 +306,7 @@ public struct QueueForecast: Sendable {
                 remaining = calendar.workingSeconds(from: t, to: q.due)
             }
             let needed = Double(i + 1) / pace * factor
-            let atRisk = Double(remaining) < needed
+            let atRisk = judged && Double(remaining) < needed
             if atRisk != q.atRisk {
                 m.queue[i].atRisk = atRisk
                 flags.append(
