@@ -403,7 +403,7 @@ public struct Replay: Sendable {
         if forecast != nil {
             var view: Dossier.QueueView?
             perform(dossiers[k].advance(to: clock ?? .min, config: config, view: &view), dossier: k)
-            if let view, let due = view.due {
+            if let view, let due = view.due, config.forecastsBlock(config.units[Int(view.unit)].block) {
                 // Its place in the unit's queue; `at_risk` already fired in this episode is not raised again.
                 let bit = UInt8(1) << AlertLevel.atRisk.rawValue
                 forecast!.restoreQueued(

@@ -140,6 +140,32 @@ struct QueueForecastTests {
         #expect(partial.forecast!.units[Int(unit)].queue.count == 5)
     }
 
+    @Test("alerting.json atRisk.blocks: a block left out is never forecast, live or after a restart; [] turns it off")
+    func blocksChosen() throws {
+        let alerting = String(decoding: Fixture.bytes("alerting.json"), as: UTF8.self)
+        func config(_ atRisk: String) throws -> Configuration {
+            let edited = alerting.replacingOccurrences(
+                of: "{\n", with: "{\n  \"atRisk\": \(atRisk),\n", range: alerting.range(of: "{\n"))
+            return try Configuration.parse(Fixture.files(replacing: "alerting.json", with: edited))
+        }
+        let communesOnly = try config(#"{"blocks": ["commune"], "confidence": 0.6}"#)
+        #expect(communesOnly.forecast?.confidence == 0.6)
+        // One dossier still open at the end, besides the afternoon's.
+        let open = dossier("2022-05-16", 99, received: t("2022-05-16 14:30"), resolved: t("2022-05-16 14:31"))[0]
+        let replay = try Replay.run(
+            events: congestedAfternoon() + [open], config: communesOnly, options: ReplayOptions())
+        #expect(!replay.alerts.contains { $0.level == .atRisk }, "District 1 is a district: not forecast")
+        // Loaded at a restart, its open dossiers are not queued either.
+        var restarted = Replay(config: communesOnly)
+        for d in replay.dossiers where !d.code.isEmpty { _ = restarted.loadNew(d, storageKey: 0, queued: false) }
+        let unit = communesOnly.unitID("760")!
+        #expect(restarted.isOpen(open.dossier))
+        #expect(restarted.forecast!.units[Int(unit)].queue.isEmpty)
+        #expect(try config(#"{"blocks": []}"#).forecast == nil)
+        #expect(throws: ConfigurationError.self) { try config(#"{"blocks": ["ward"]}"#) }
+        #expect(throws: ConfigurationError.self) { try config(#"{"confidence": 1}"#) }
+    }
+
     @Test("subtracting working seconds is the inverse of adding them, across sessions, nights and weekends")
     func subtractInvertsAdd() {
         let calendar = Fixture.config.calendar(of: Fixture.config.unitID("760")!)
