@@ -34,7 +34,7 @@ MAX_SOURCE = 300  # bytes, as the Swift loader (Provenance.maxCellBytes)
 UNCITED_RE = re.compile(r"^(unconfirmed|illustrative)(?::\s*(.*))?$", re.S)
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 ROLES = ("specialist", "office_head", "unit_head", "reception", "city_supervisor")
-LEVELS = ("warning", "critical", "overdue", "escalated", "cleared", "resolved_late", "source_silent")
+LEVELS = ("at_risk", "warning", "critical", "overdue", "escalated", "cleared", "resolved_late", "source_silent")
 SLA_CLASSES = ("same-day", "days", "hours")
 THRESHOLD_LEVELS = ("warning", "critical", "escalated")
 THRESHOLD_KINDS = ("minutesBefore", "minutesAfter", "percentUsed")
@@ -524,7 +524,7 @@ def check_alerting(path, units, procedures, rep):
         return
     if not expect_keys(doc, "$", name, rep,
                        required=("thresholds", "procedures", "defaultSla", "silence", "levels", "recipients"),
-                       optional=("staleAfterDays", "feesPauseTheClock", "extensions")):
+                       optional=("staleAfterDays", "feesPauseTheClock", "extensions", "atRisk")):
         return
 
     def check_thresholds(obj, p):
@@ -585,6 +585,16 @@ def check_alerting(path, units, procedures, rep):
             days = ext.get("maxWorkingDays", 2)
             if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 30:
                 rep.error(name, "$.extensions.maxWorkingDays", "maxWorkingDays", f"{days!r} must be 1…30 working days")
+    if "atRisk" in doc:
+        # The queue forecast (docs/rules.md §5.6): which blocks it watches, and the confidence it flags at.
+        ar = doc["atRisk"]
+        if expect_keys(ar, "$.atRisk", name, rep, optional=("blocks", "confidence")):
+            blocks = ar.get("blocks", list(BLOCKS))
+            if not isinstance(blocks, list) or not all(b in BLOCKS for b in blocks):
+                rep.error(name, "$.atRisk.blocks", "blocks", f"must be a list of blocks ({', '.join(BLOCKS)})")
+            conf = ar.get("confidence", 0.7)
+            if not isinstance(conf, (int, float)) or isinstance(conf, bool) or not 0.05 <= conf <= 0.95:
+                rep.error(name, "$.atRisk.confidence", "confidence", f"{conf!r} must be a number from 0.05 to 0.95")
     if "staleAfterDays" in doc:
         st = doc["staleAfterDays"]
         if not isinstance(st, int) or isinstance(st, bool) or not 1 <= st <= 3660:
@@ -615,7 +625,8 @@ def check_alerting(path, units, procedures, rep):
                     rep.error(name, f"$.silence.units.{code}", code, f"{v!r} must be an integer > 0")
 
     levels = doc.get("levels")
-    if expect_keys(levels, "$.levels", name, rep, required=LEVELS):
+    # at_risk came later: a file written before it takes the default roles (specialist, office_head).
+    if expect_keys(levels, "$.levels", name, rep, required=LEVELS[1:], optional=("at_risk",)):
         for lvl, roles in levels.items():
             lp = f"$.levels.{lvl}"
             if not isinstance(roles, list) or not roles:
