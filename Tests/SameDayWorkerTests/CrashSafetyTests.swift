@@ -94,17 +94,11 @@ struct CrashSafetyTests {
 
         let outbox = try store.allAlerts().map(\.alertID)
         #expect(outbox.count == Set(outbox).count, "no alert id twice in the outbox")
-        // The alerts of an uninterrupted run over the events in the order the worker applied them: the queue
-        // forecast (at_risk) follows the order of events within one instant, which replay takes by `seq` and a
-        // worker as they arrive (docs/rules.md §5.6).
-        var applied: [DossierEvent] = []
-        try store.forEachLoggedEvent { _, bytes, _ in applied.append(try DossierEvent.decode(bytes: bytes)) }
-        let inOrder = try Replay.run(
-            events: applied, config: configuration, options: ReplayOptions(arrivalOrder: true, until: clock))
-        let expected = Set(inOrder.alerts.map(\.alertId))
+        let inOrder = try alertsInAppliedOrder(store, configuration: configuration, until: clock)
+        let expected = Set(inOrder.map(\.alertId))
         // On a difference, name the alerts (level, dossier, times), not the whole set.
         let stored = Set(outbox)
-        let missing = inOrder.alerts.filter { !stored.contains($0.alertId) }.map { $0.jsonLine() }
+        let missing = inOrder.filter { !stored.contains($0.alertId) }.map { $0.jsonLine() }
         let extra = stored.subtracting(expected).sorted()
         #expect(
             missing.isEmpty && extra.isEmpty,

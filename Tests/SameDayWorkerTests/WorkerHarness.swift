@@ -135,6 +135,17 @@ func alertIDs(inFolder folder: String) throws -> [String] {
 
 /// `sameday replay` over `events` up to `until`, its daily rollups written under `root`: the reference the worker's
 /// files must equal byte for byte.
+/// The alerts of an uninterrupted run over the events in the order the worker applied them (its event log), to the
+/// clock `until`. The queue forecast (`at_risk`) follows the order of events within one instant, which replay takes by
+/// `seq` and a worker as they arrive (docs/rules.md §5.6).
+func alertsInAppliedOrder(_ store: WorkerStore, configuration: Configuration, until: Instant?) throws -> [Alert] {
+    var applied: [DossierEvent] = []
+    try store.forEachLoggedEvent { _, bytes, _ in applied.append(try DossierEvent.decode(bytes: bytes)) }
+    return try Replay.run(
+        events: applied, config: configuration, options: ReplayOptions(arrivalOrder: true, until: until)
+    ).alerts
+}
+
 func replayReference(_ events: [DossierEvent], configuration: Configuration, until: Instant?, root: String) throws
     -> Replay
 {
