@@ -25,7 +25,11 @@ struct PredictBench: ParsableCommand {
         let started = ContinuousClock.now
         let input: [DossierEvent]
         if let events {
-            input = try readEvents(events)
+            do {
+                input = try EventsFile.load(events).events
+            } catch {
+                throw ValidationError(error.description)
+            }
         } else {
             input = try CongestedMonth(scale: scale, seed: seed).events(config: domain)
         }
@@ -60,22 +64,5 @@ struct PredictBench: ParsableCommand {
         line["goal_met"] = goal
         line["seconds"] = Int((ContinuousClock.now - started) / .seconds(1))
         print(try jsonLine(line))
-    }
-
-    /// The events file, one event per line; a bad line fails naming the file and line.
-    func readEvents(_ path: String) throws -> [DossierEvent] {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ValidationError("\(path): cannot read")
-        }
-        var out: [DossierEvent] = []
-        for (n, line) in data.split(separator: 0x0A, omittingEmptySubsequences: false).enumerated()
-        where !line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) {
-            do {
-                out.append(try DossierEvent.decode(bytes: Array(line)))
-            } catch {
-                throw ValidationError("\(path):\(n + 1): \(error)")
-            }
-        }
-        return out
     }
 }

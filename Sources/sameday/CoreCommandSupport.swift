@@ -33,31 +33,11 @@ enum CoreFiles {
 
     /// Reads a JSON-lines events file; a bad line fails with file and line number.
     static func loadEvents(_ path: String) throws -> (events: [DossierEvent], lines: [Int]) {
-        let bytes = try read(path)
-        var events: [DossierEvent] = []
-        var lines: [Int] = []
-        var line = 0
-        try bytes.withUnsafeBytes { buf in
-            var start = 0
-            while start < buf.count {
-                line += 1
-                var end = start
-                while end < buf.count && buf[end] != 0x0A { end += 1 }
-                var stop = end
-                if stop > start && buf[stop - 1] == 0x0D { stop -= 1 }
-                let slice = UnsafeRawBufferPointer(rebasing: buf[start..<stop])
-                if !slice.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) {
-                    do {
-                        events.append(try DossierEvent.decode(slice))
-                        lines.append(line)
-                    } catch {
-                        throw CommandFailure("\(path):\(line): \(error)")
-                    }
-                }
-                start = end + 1
-            }
+        do {
+            return try EventsFile.load(path)
+        } catch {
+            throw CommandFailure(error.description)
         }
-        return (events, lines)
     }
 
     static func parseInstant(_ s: String, option: String) throws -> Instant {
