@@ -345,6 +345,8 @@ public struct Configuration: Sendable {
 
     /// Whether the forecast watches the same-day dossiers of a block's units.
     public func forecastsBlock(_ block: Block) -> Bool { alerting.atRiskBlocks.contains(block) }
+    /// Whether the queue forecast watches the unit (its block has `at_risk` on).
+    public func forecastsUnit(_ unit: UnitID) -> Bool { forecastsBlock(units[Int(unit)].block) }
 
     /// `extensions.fields` (docs/rules.md §4.6a).
     public func allowsExtension(_ ref: ProcedureRef) -> Bool {

@@ -428,15 +428,26 @@ public struct QueueForecast: Sendable {
     }
 
     /// Puts a held dossier back in its unit's queue at a restart; `atRisk` when its `at_risk` already fired in
-    /// this episode (it is not raised twice).
+    /// this episode (it is not raised twice). The dossiers come in storage order: each is appended, and
+    /// `finishRestore()` puts the queues in receipt order once (a sorted insert per dossier is quadratic in a unit's
+    /// queue, seconds for a million held dossiers).
     public mutating func restoreQueued(
         unit u: UnitID, slot: Int, code: String, receivedAt: Instant, due: Instant, atRisk: Bool
     ) {
-        guard Int(u) < units.count, units[Int(u)].queue.count < settings.maxQueue else { return }
-        var i = units[Int(u)].queue.count
-        while i > 0 && !units[Int(u)].queue[i - 1].isBefore(receivedAt, code) { i -= 1 }
-        units[Int(u)].queue.insert(
-            Queued(slot: slot, receivedAt: receivedAt, code: code, due: due, atRisk: atRisk), at: i)
+        guard Int(u) < units.count else { return }
+        units[Int(u)].queue.append(Queued(slot: slot, receivedAt: receivedAt, code: code, due: due, atRisk: atRisk))
+    }
+
+    /// After the restored dossiers: each unit's queue in receipt order, cut at `maxQueue` (the earliest received
+    /// are kept, as the live queue keeps them).
+    public mutating func finishRestore() {
+        for u in units.indices where !units[u].queue.isEmpty {
+            var queue: [Queued] = []
+            swap(&queue, &units[u].queue)
+            queue.sort { $0.isBefore($1.receivedAt, $1.code) }
+            if queue.count > settings.maxQueue { queue.removeLast(queue.count - settings.maxQueue) }
+            units[u].queue = queue
+        }
     }
 
     /// The standard normal quantile (Acklam's rational approximation, relative error under 1.2e-9).

@@ -293,15 +293,11 @@ public struct Replay: Sendable {
             k = slot(for: Dossier(code: e.dossier))
             count(slot: k, unit: config.unitID(e.unit))
         }
-        let actions: [DossierAction]
-        if forecast != nil {
-            var view: Dossier.QueueView?
-            actions = try dossiers[k].apply(e, now: now, config: config, view: &view)
-            perform(actions, dossier: k)
-            if let view, !actions.isEmpty { observeForecast(slot: k, view: view, resolved: e.type == .resolved) }
-        } else {
-            actions = try dossiers[k].apply(e, now: now, config: config)
-            perform(actions, dossier: k)
+        var view: Dossier.QueueView?
+        let actions = try dossiers[k].apply(e, now: now, config: config, view: &view)
+        perform(actions, dossier: k)
+        if forecast != nil, let view, !actions.isEmpty {
+            observeForecast(slot: k, view: view, resolved: e.type == .resolved)
         }
         if detectSilence, let u = config.unitID(e.unit) {
             silence.record(unit: u, at: e.occurredAt)
@@ -400,18 +396,14 @@ public struct Replay: Sendable {
         if detectSilence { recordSilence(of: dossier) }
         storageKeys[k] = storageKey
         queued[k] = isQueued
-        if forecast != nil {
-            var view: Dossier.QueueView?
-            perform(dossiers[k].advance(to: clock ?? .min, config: config, view: &view), dossier: k)
-            if let view, let due = view.due, config.forecastsBlock(config.units[Int(view.unit)].block) {
-                // Its place in the unit's queue; `at_risk` already fired in this episode is not raised again.
-                let bit = UInt8(1) << AlertLevel.atRisk.rawValue
-                forecast!.restoreQueued(
-                    unit: view.unit, slot: k, code: dossier.code, receivedAt: view.start, due: due,
-                    atRisk: dossiers[k].firedMask & bit != 0)
-            }
-        } else {
-            perform(dossiers[k].advance(to: clock ?? .min, config: config), dossier: k)
+        var view: Dossier.QueueView?
+        perform(dossiers[k].advance(to: clock ?? .min, config: config, view: &view), dossier: k)
+        if forecast != nil, let view, let due = view.due, config.forecastsUnit(view.unit) {
+            // Its place in the unit's queue; `at_risk` already fired in this episode is not raised again.
+            let bit = UInt8(1) << AlertLevel.atRisk.rawValue
+            forecast!.restoreQueued(
+                unit: view.unit, slot: k, code: dossier.code, receivedAt: view.start, due: due,
+                atRisk: dossiers[k].firedMask & bit != 0)
         }
         return true
     }
@@ -565,7 +557,7 @@ public struct Replay: Sendable {
     /// unit whose block has the forecast on.
     private mutating func observeForecast(slot k: Int, view: Dossier.QueueView, resolved: Bool) {
         guard let clock else { return }
-        let due = config.forecastsBlock(config.units[Int(view.unit)].block) ? view.due : nil
+        let due = config.forecastsUnit(view.unit) ? view.due : nil
         let flags = forecast!.observe(
             unit: view.unit, slot: k, code: dossiers[k].code, receivedAt: view.start, due: due, resolved: resolved,
             at: clock, calendar: config.calendar(of: view.unit))
@@ -600,9 +592,10 @@ public struct Replay: Sendable {
         return unreadable
     }
 
-    /// After the dossiers are loaded: arms each unit's stored check.
+    /// After the dossiers are loaded: puts each unit's queue in receipt order and arms its stored check.
     public mutating func armRestoredForecast() {
         guard forecast != nil else { return }
+        forecast!.finishRestore()
         for u in config.units.indices { armForecast(UnitID(u)) }
     }
 

@@ -140,6 +140,26 @@ struct QueueForecastTests {
         #expect(partial.forecast!.units[Int(unit)].queue.count == 5)
     }
 
+    @Test("a restart's queue is in receipt order whatever the storage order, and cut at maxQueue keeping the earliest")
+    func restoredQueueOrder() {
+        var settings = QueueForecast.Settings()
+        settings.maxQueue = 3
+        var forecast = QueueForecast(unitCount: 2, settings: settings)
+        let base = t("2022-05-16 13:00")
+        // Storage order is not receipt order; two share an instant and are ordered by code.
+        let held: [(slot: Int, code: String, at: Instant)] = [
+            (4, "D-E", base + 400), (1, "D-B", base + 100), (0, "D-A", base + 100), (3, "D-D", base + 300),
+            (2, "D-C", base + 200),
+        ]
+        for d in held {
+            forecast.restoreQueued(
+                unit: 1, slot: d.slot, code: d.code, receivedAt: d.at, due: base + 3600, atRisk: false)
+        }
+        forecast.finishRestore()
+        #expect(forecast.units[1].queue.map(\.code) == ["D-A", "D-B", "D-C"])
+        #expect(forecast.units[0].queue.isEmpty)
+    }
+
     @Test("alerting.json atRisk.blocks: a block left out is never forecast, live or after a restart; [] turns it off")
     func blocksChosen() throws {
         let alerting = String(decoding: Fixture.bytes("alerting.json"), as: UTF8.self)
