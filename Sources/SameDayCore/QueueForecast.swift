@@ -176,9 +176,10 @@ public struct QueueForecast: Sendable {
             m.busySince = t
             m.queueSince = t
         }
-        units[Int(u)] = m
         changed.insert(u)
-        return evaluate(u, at: t, calendar: calendar)
+        let flags = evaluate(&m, unit: u, at: t, calendar: calendar)
+        units[Int(u)] = m
+        return flags
     }
 
     /// The dossier left the engine (retired): it leaves the queue without counting as served.
@@ -200,7 +201,10 @@ public struct QueueForecast: Sendable {
         guard Int(u) < units.count else { return [] }
         credit(u, to: t, calendar: calendar)
         changed.insert(u)
-        return evaluate(u, at: t, calendar: calendar)
+        var m = takeUnit(u)
+        let flags = evaluate(&m, unit: u, at: t, calendar: calendar)
+        units[Int(u)] = m
+        return flags
     }
 
     private mutating func takeUnit(_ u: UnitID) -> UnitModel {
@@ -279,10 +283,9 @@ public struct QueueForecast: Sendable {
         exp(m.errorMean + z * m.errorVariance.squareRoot())
     }
 
-    /// Re-judges every queued dossier of the unit at `t`; arms the unit's next check.
-    private mutating func evaluate(_ u: UnitID, at t: Instant, calendar: WorkCalendar) -> [Flag] {
-        var m = takeUnit(u)
-        defer { units[Int(u)] = m }
+    /// Re-judges every queued dossier of unit `u` (`m`, taken out of `units` so its queue is not shared and
+    /// changes in place) at `t`; arms the unit's next check.
+    private func evaluate(_ m: inout UnitModel, unit u: UnitID, at t: Instant, calendar: WorkCalendar) -> [Flag] {
         guard !m.queue.isEmpty else {
             m.nextCheckAt = nil
             return []
@@ -298,28 +301,33 @@ public struct QueueForecast: Sendable {
         // step per deadline, not per dossier).
         var mostNeeded: [(due: Instant, needed: Double)] = []
         for i in m.queue.indices {
-            let q = m.queue[i]
+            // Fields read in place: a copy of the element would retain and release its code on every dossier of
+            // every evaluation (a unit's queue is evaluated on each of its events).
+            let due = m.queue[i].due
             // Past its deadline a dossier is judged by the clock (overdue), no longer by the forecast.
-            guard q.due > t else { continue }
-            if q.due != lastDue {
-                lastDue = q.due
-                remaining = calendar.workingSeconds(from: t, to: q.due)
+            guard due > t else { continue }
+            if due != lastDue {
+                lastDue = due
+                remaining = calendar.workingSeconds(from: t, to: due)
             }
             let needed = Double(i + 1) / pace * factor
             let atRisk = judged && Double(remaining) < needed
-            if atRisk != q.atRisk {
+            if atRisk != m.queue[i].atRisk {
                 m.queue[i].atRisk = atRisk
                 flags.append(
                     Flag(
-                        slot: q.slot, unit: u, atRisk: atRisk, at: t,
+                        slot: m.queue[i].slot, unit: u, atRisk: atRisk, at: t,
                         predictedAt: calendar.add(workingSeconds: Int64(needed.rounded(.up)), to: t), queueAhead: i,
-                        perHour: pace * 3600, due: q.due))
+                        perHour: pace * 3600, due: due))
             }
             if !atRisk {
-                if let j = mostNeeded.firstIndex(where: { $0.due == q.due }) {
+                // Receipt order keeps a deadline's dossiers together: the last entry is nearly always the one.
+                if let j = mostNeeded.indices.last, mostNeeded[j].due == due {
+                    mostNeeded[j].needed = max(mostNeeded[j].needed, needed)
+                } else if let j = mostNeeded.firstIndex(where: { $0.due == due }) {
                     mostNeeded[j].needed = max(mostNeeded[j].needed, needed)
                 } else {
-                    mostNeeded.append((q.due, needed))
+                    mostNeeded.append((due, needed))
                 }
             }
         }
