@@ -2,33 +2,40 @@
 """A congested afternoon at District 1 (unit 760) for the demonstration (scripts/demo.sh), after the action month.
 
 The seed's month has no lateness with a cause: every same-day dossier is resolved within its day by construction, so
-the queue forecast (`at_risk`, docs/rules.md §5.6) has nothing true to say in it. This appends one afternoon where it
-has: on Thursday 16 June 2022, the day after the month (the month's report and the comparison with the seed are
-untouched), District 1's certification desk has an ordinary morning (MORNING dossiers arriving 07:30–11:00), then a
-company files COUNT certifications of copies between 13:00 and 14:00. The desk serves them in order of receipt, one
-every SERVICE minutes of working time on average (sessions 07:30–11:30 and 13:00–17:00); what it cannot finish by
-17:00 is resolved on Friday morning, late. The forecast sees only these events, never the desk's pace. (The month
-resolves each unit's dossiers in random order, so the forecast has learnt not to trust District 1's queue; the
-morning served in order is what teaches it again.)
+the queue forecast (`at_risk`, docs/rules.md §5.6) has nothing true to say in it. This adds one afternoon where it
+has. After the month (its report and the comparison with the seed are untouched), District 1's certification desk
+has three ordinary days (16, 17 and 20 June 2022: MORNING dossiers in the morning, half as many early in the
+afternoon), then on Tuesday 21 June an ordinary morning and a company filing COUNT certifications of copies between
+13:00 and 14:00. The desk serves in order of receipt, one every SERVICE minutes of working time on average (sessions
+07:30–11:30 and 13:00–17:00); what it cannot finish by 17:00 is resolved the next morning, late. The forecast sees
+only these events, never the desk's pace. (The month resolves each unit's dossiers in random order, so the forecast
+has learnt not to trust District 1's queue; the ordinary days served in order teach it again, in each of the
+workers' shards, which see about a quarter of the unit's dossiers each.)
 
-Usage: demo-congestion.py EVENTS.jsonl [COUNT [SERVICE [MORNING]]]   (appends; 60, 5 and 30 by default)
+Usage: demo-congestion.py EVENTS.jsonl [COUNT [SERVICE [MORNING]]]   (merged in time order; 90, 5 and 30 by default)
 Python's standard library only.
 """
 
 import datetime
 import json
+import os
 import random
+import re
 import sys
 
 TZ = datetime.timezone(datetime.timedelta(hours=7))
 UNIT = "760"
 PROCEDURE = "2.000815.000.00.00.H29"  # Chứng thực bản sao từ bản chính (same-day, catalog.csv)
-DAY = datetime.date(2022, 6, 16)  # a Thursday, a working day; the next one is Friday 17 June
+# Three ordinary working days after the month (Thursday, Friday, Monday), then the busy Tuesday.
+ORDINARY_DAYS = [datetime.date(2022, 6, 16), datetime.date(2022, 6, 17), datetime.date(2022, 6, 20)]
+BUSY_DAY = datetime.date(2022, 6, 21)
+OCCURRED = re.compile(r'"occurredAt":"([^"]+)"')
 SESSIONS = [(datetime.time(7, 30), datetime.time(11, 30)), (datetime.time(13, 0), datetime.time(17, 0))]
 
 
 def working_after(start, seconds):
-    """The instant `seconds` of working time after `start` (sessions only, Thursday then Friday)."""
+    """The instant `seconds` of working time after `start` (sessions of Monday to Friday; no holiday falls in these
+    days of June 2022)."""
     day = start.date()
     while True:
         for opens, closes in SESSIONS:
@@ -40,6 +47,8 @@ def working_after(start, seconds):
                 return begin + datetime.timedelta(seconds=seconds)
             seconds -= (end - begin).total_seconds()
         day += datetime.timedelta(days=1)
+        while day.weekday() >= 5:
+            day += datetime.timedelta(days=1)
 
 
 def event(dossier, kind, seq, at):
@@ -57,31 +66,56 @@ def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
     path = sys.argv[1]
-    count = int(sys.argv[2]) if len(sys.argv) > 2 else 60
+    count = int(sys.argv[2]) if len(sys.argv) > 2 else 90
     service = float(sys.argv[3]) if len(sys.argv) > 3 else 5.0
     morning = int(sys.argv[4]) if len(sys.argv) > 4 else 30
     rng = random.Random(760)
-    day_opens = datetime.datetime.combine(DAY, datetime.time(7, 30), TZ)
-    opens = datetime.datetime.combine(DAY, datetime.time(13, 0), TZ)
-    arrivals = sorted(
-        [day_opens + datetime.timedelta(seconds=rng.randrange(12600)) for _ in range(morning)]
-        + [opens + datetime.timedelta(seconds=rng.randrange(3600)) for _ in range(count)])
+
+    def between(day, start, end, n):
+        opens = datetime.datetime.combine(day, start, TZ)
+        span = int((datetime.datetime.combine(day, end, TZ) - opens).total_seconds())
+        return [opens + datetime.timedelta(seconds=rng.randrange(span)) for _ in range(n)]
+
+    arrivals = []
+    for day in ORDINARY_DAYS:
+        # Before the intake cut-off (15:00), so each is due the same day.
+        arrivals += between(day, datetime.time(7, 30), datetime.time(11, 30), morning)
+        arrivals += between(day, datetime.time(13, 0), datetime.time(14, 30), morning // 2)
+    arrivals += between(BUSY_DAY, datetime.time(7, 30), datetime.time(11, 0), morning)
+    arrivals += between(BUSY_DAY, datetime.time(13, 0), datetime.time(14, 0), count)
+    arrivals.sort()
     lines = []
-    free = day_opens
+    free = arrivals[0]
     late = 0
-    for i, received in enumerate(arrivals, 1):
-        dossier = f"{UNIT}-220616-A{i:04d}"
+    numbers = {}
+    for received in arrivals:
+        day = received.date()
+        numbers[day] = numbers.get(day, 0) + 1
+        dossier = f"{UNIT}-{day:%y%m%d}-{numbers[day]:04d}"
         # In order of receipt: the next starts when the desk is free and the dossier is there; the time varies.
         start = max(free, received)
         free = working_after(start, rng.uniform(0.6, 1.4) * service * 60)
-        late += free.date() != DAY
+        late += free.date() != day
         lines.append(event(dossier, "received", 0, received))
         lines.append(event(dossier, "resolved", 1, free))
-    with open(path, "a", encoding="utf-8") as f:
-        for e in sorted(lines, key=lambda e: (e["occurredAt"], e["eventId"])):
-            f.write(json.dumps(e, ensure_ascii=False, separators=(",", ":")) + "\n")
-    print(f"District 1, 16/6/2022: {morning} dossiers in the morning and {count} certifications 13:00–14:00, served in order one every "
-          f"~{service:g} working minutes; {late} resolved on Friday morning, late")
+    # Merged in time order, not appended: the month's file runs on into July (dossiers that are not same-day), and a
+    # worker on the events' clock takes an event older than its clock as late.
+    added = [(e["occurredAt"], json.dumps(e, ensure_ascii=False, separators=(",", ":")) + "\n")
+             for e in sorted(lines, key=lambda e: (e["occurredAt"], e["eventId"]))]
+    temporary = path + ".merging"
+    with open(path, encoding="utf-8") as source, open(temporary, "w", encoding="utf-8") as target:
+        for line in source:
+            at = OCCURRED.search(line)
+            while added and at is not None and added[0][0] < at.group(1):
+                target.write(added.pop(0)[1])
+            target.write(line)
+        target.writelines(line for _, line in added)
+        target.flush()
+        os.fsync(target.fileno())
+    os.replace(temporary, path)
+    print(f"District 1, 16–21/6/2022: three ordinary days, then on Tuesday 21/6 {morning} dossiers in the morning and "
+          f"{count} certifications 13:00–14:00; served in order, one every ~{service:g} working minutes; {late} late "
+          f"(resolved the next morning)")
 
 
 if __name__ == "__main__":

@@ -38,13 +38,13 @@ for n in $(seq 0 $((SHARDS - 1))); do rabbitmqctl -q purge_queue "sameday.work.$
 
 echo "== 1. The seed's month (15/5–15/6/2022) from every unit's system, scale $SCALE (deterministic) =="
 $BIN simulate --config "$CONFIG" --scenario seed-2022 --scale "$SCALE" --out "$OUT/events.jsonl"
-# The month has no lateness with a cause (every dossier is resolved within its day by construction). The day after
-# it, District 1's desk gets more certifications in an hour than it can serve by the close: the queue forecast
-# (at_risk) sees it coming hours before warning, and District 1's e-mail says so (step 6). The month's report is
+# The month has no lateness with a cause (every dossier is resolved within its day by construction). After it, on
+# Tuesday 21 June, District 1's desk gets more certifications in an hour than it can serve by the close: the queue
+# forecast (at_risk) sees it coming before warning, and District 1's e-mail says so (step 6). The month's report is
 # untouched.
 # One desk at scale 0.2 and below; at a larger scale District 1 is busier, and the afternoon grows with it.
 GROW=$(awk "BEGIN {g = $SCALE / 0.2; print (g > 1 ? g : 1)}")
-/usr/bin/python3 scripts/demo-congestion.py "$OUT/events.jsonl" "$(awk "BEGIN {print int(60 * $GROW)}")" \
+/usr/bin/python3 scripts/demo-congestion.py "$OUT/events.jsonl" "$(awk "BEGIN {print int(90 * $GROW)}")" \
   "$(awk "BEGIN {print 5 / $GROW}")" "$(awk "BEGIN {print int(30 * $GROW)}")"
 
 echo "== 2. sameday notify (alerts to people by e-mail and chat) and four workers, one per shard =="
@@ -132,24 +132,62 @@ watcher=$!
 trap 'kill "${pids[@]}" "$watcher" "$notifier" "$smtpsink" "$chatsink" "$board" 2>/dev/null || true' EXIT
 sleep 2
 
-echo "== 3. The adapter publishes them, confirmed and persistent =="
-$BIN publish --profile deploy/adapters/profiles/simulated-jsonl.json --config "$CONFIG" --spool "$OUT/spool" "$OUT/events.jsonl"
-
-echo "== 4. Waiting for the workers to apply every event =="
-expected=$(sort -u <(grep -o '"eventId":"[^"]*"' "$OUT/events.jsonl") | wc -l)
-for _ in $(seq 1 $WAIT); do
-  applied=0
+# Events the workers have applied, all shards.
+applied_events() {
+  local total=0 c
   for n in $(seq 0 $((SHARDS - 1))); do
     c=$(sqlite3 "$OUT/worker/shard-$n/shard-$n.sqlite" 'select count(*) from event_log' 2>/dev/null || echo 0)
-    applied=$((applied + c))
+    total=$((total + c))
   done
-  [ "$applied" -ge "$expected" ] && break
+  echo "$total"
+}
+# Waits until the workers have applied every event of FILE and those published before it.
+wait_applied() {
+  expected=$(cat "$@" | grep -o '"eventId":"[^"]*"' | sort -u | wc -l)
+  for _ in $(seq 1 $WAIT); do
+    applied=$(applied_events)
+    [ "$applied" -ge "$expected" ] && return 0
+    for pid in "${pids[@]}"; do
+      kill -0 "$pid" 2>/dev/null || { echo "a worker stopped early:"; cat "$OUT"/worker-*.log; exit 1; }
+    done
+    sleep 1
+  done
+}
 
-  for pid in "${pids[@]}"; do
-    kill -0 "$pid" 2>/dev/null || { echo "a worker stopped early:"; cat "$OUT"/worker-*.log; exit 1; }
-  done
-  sleep 1
+echo "== 3. The adapter publishes them, confirmed and persistent =="
+# Published in two parts, so that District 1's busy afternoon is seen as it happens: everything up to 14:45 on
+# 21 June first (the forecast has flagged the end of the queue by then, and nothing has warned yet), then the rest
+# once the notifier has mailed that. Replayed at full speed in one go, the afternoon's alerts would all reach the
+# notifier within one grouping window, and the later ones (warning, overdue, resolved_late) would take the at_risk's
+# place in the digest.
+/usr/bin/python3 - "$OUT/events.jsonl" "$OUT/events-1.jsonl" "$OUT/events-2.jsonl" <<'PY'
+import re, sys
+source, first, rest = sys.argv[1:4]
+at = re.compile(r'"occurredAt":"([^"]+)"')
+with open(source, encoding="utf-8") as f, open(first, "w", encoding="utf-8") as a, open(rest, "w", encoding="utf-8") as b:
+    for line in f:
+        (a if at.search(line).group(1) <= "2022-06-21T14:45:00+07:00" else b).write(line)
+PY
+$BIN publish --profile deploy/adapters/profiles/simulated-jsonl.json --config "$CONFIG" --spool "$OUT/spool" "$OUT/events-1.jsonl"
+wait_applied "$OUT/events-1.jsonl"
+# Until District 1's e-mail names one of the afternoon's dossiers with its predicted completion (two minutes at most).
+for _ in $(seq 1 60); do
+  /usr/bin/python3 - "$NOTIFY/sink-mail" <<'PY' && break
+import email, email.policy, glob, os, sys
+for path in glob.glob(os.path.join(sys.argv[1], "*.eml")):
+    with open(path, "rb") as f:
+        body = email.message_from_binary_file(f, policy=email.policy.default).get_body(preferencelist=("plain",))
+    text = body.get_content() if body is not None else ""
+    if "760-220621-" in text and "Dự kiến xong" in text:
+        sys.exit(0)
+sys.exit(1)
+PY
+  sleep 2
 done
+$BIN publish --profile deploy/adapters/profiles/simulated-jsonl.json --config "$CONFIG" --spool "$OUT/spool" "$OUT/events-2.jsonl"
+
+echo "== 4. Waiting for the workers to apply every event =="
+wait_applied "$OUT/events.jsonl"
 echo "applied $applied of $expected events; shard 0's metrics (http://127.0.0.1:9464/metrics):"
 curl -fsS http://127.0.0.1:9464/metrics 2>/dev/null | grep -E '^sameday_(events_total|alerts_total|dossiers|commit_seconds_(sum|count))[ {]' || true
 kill -TERM "${pids[@]}"; wait "${pids[@]}" || true
