@@ -141,7 +141,7 @@ applied_events() {
   done
   echo "$total"
 }
-# Waits until the workers have applied every event of FILE and those published before it.
+# Waits until the events the workers have applied number the distinct events of the FILEs given (all published so far).
 wait_applied() {
   expected=$(cat "$@" | grep -o '"eventId":"[^"]*"' | sort -u | wc -l)
   for _ in $(seq 1 $WAIT); do
