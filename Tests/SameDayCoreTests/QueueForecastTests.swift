@@ -160,6 +160,25 @@ struct QueueForecastTests {
         #expect(forecast.units[0].queue.isEmpty)
     }
 
+    @Test("a unit's stored forecast reads back as written, and bytes that do not read back are refused")
+    func storedForecastRoundTrip() throws {
+        let replay = try Replay.run(events: congestedAfternoon(), config: Fixture.config, options: ReplayOptions())
+        let forecast = try #require(replay.forecast)
+        let unit = Fixture.config.unitID("760")!
+        let bytes = forecast.encode(unit: unit)
+        var restored = QueueForecast(unitCount: Fixture.config.units.count, settings: forecast.settings)
+        try restored.restore(unit: unit, from: bytes)
+        #expect(restored.encode(unit: unit) == bytes)
+        #expect(restored.units[Int(unit)].days == forecast.units[Int(unit)].days)
+        #expect(throws: QueueForecast.Unreadable.self) {
+            try restored.restore(unit: unit, from: Array(bytes.dropLast()))
+        }
+        #expect(throws: QueueForecast.Unreadable.self) {
+            try restored.restore(unit: unit, from: [2] + bytes.dropFirst())
+        }
+        #expect(throws: QueueForecast.Unreadable.self) { try restored.restore(unit: unit, from: []) }
+    }
+
     @Test("alerting.json atRisk.blocks: a block left out is never forecast, live or after a restart; [] turns it off")
     func blocksChosen() throws {
         let alerting = String(decoding: Fixture.bytes("alerting.json"), as: UTF8.self)
