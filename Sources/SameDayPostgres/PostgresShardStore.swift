@@ -414,6 +414,13 @@ public final class PostgresShardStore: ShardStore {
 
     // MARK: Small reads
 
+    /// Every commit saves its dossier rows here: a standby taking the shard over loads current rows, no tail.
+    public var defersDossierRows: Bool { false }
+    public func forEachEventAfterSavedRows(
+        _ body: (_ arrival: Int64, _ bytes: [UInt8], _ appliedAt: Instant) throws -> Void
+    ) throws {}
+    public func savedRowsClock() throws -> Instant? { try clock() }
+
     public func clock() throws -> Instant? { try value("clock") }
     public func firstDay() throws -> Int64? { try value("first_day") }
     public func lastEventDay() throws -> Int64? { try value("last_event_day") }

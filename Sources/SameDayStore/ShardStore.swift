@@ -3,8 +3,8 @@ import SameDayCore
 /// A shard's durable state, whatever engine keeps it: `WorkerStore` (SQLite, one machine, the embedded default) or
 /// `PostgresShardStore` (shared, so that any worker can serve any shard and a standby can take over). Both keep the
 /// same things with the same guarantees: a commit is all in or all out; each open or retained dossier's compact state
-/// is what a restart loads; the event log is an audit trail nothing reads at start; an alert id already in the
-/// outbox is kept as it was.
+/// is what a restart loads, with the events logged since those rows were last saved (`CommitBatch.savesRows`); an
+/// alert id already in the outbox is kept as it was.
 ///
 /// Methods block the calling thread (the worker calls them from its own threads, never from Swift's cooperative
 /// pool) and are safe to call from several threads: each backend serialises its transactions.
@@ -19,6 +19,17 @@ public protocol ShardStore: AlertOutboxStore {
     /// failing device): the worker then keeps the batch and tries again instead of exiting, which would hand its
     /// deliveries back to the broker and count them towards the delivery limit.
     func isTransient(_ error: any Error) -> Bool
+
+    /// Whether a commit may leave the dossier rows behind the event log (`CommitBatch.savesRows`): SQLite, where a
+    /// restart replays the log's tail. PostgreSQL saves them in every commit, so a standby that takes the shard over
+    /// loads current rows.
+    var defersDossierRows: Bool { get }
+    /// The events logged after the last commit that saved the dossier rows, in arrival order, with the clock each was
+    /// applied at: what a restart replays on top of the rows. None for a store that does not defer the rows.
+    func forEachEventAfterSavedRows(_ body: (_ arrival: Int64, _ bytes: [UInt8], _ appliedAt: Instant) throws -> Void)
+        throws
+    /// The engine clock of the last commit that saved the dossier rows (the rows' own instant).
+    func savedRowsClock() throws -> Instant?
 
     /// Every stored dossier (its row's key, code and compact state): what a restart loads. A store that keys rows
     /// by code (PostgreSQL) gives key 0; see `CommitBatch.dossiers`.

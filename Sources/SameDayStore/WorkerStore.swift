@@ -80,11 +80,15 @@ public struct CommitBatch: Sendable {
     public var confirmedDeadLetters: [Int64] = []
     /// The queue forecast's stored part of each unit it changed (`QueueForecast.encode(unit:)`), by unit code.
     public var forecastUnits: [(unit: String, state: [UInt8])] = []
+    /// `dossiers` and `forecastUnits` hold every change since the last batch that saved them, so the rows are now
+    /// current up to this batch's last event: a store that defers rows (`ShardStore.defersDossierRows`) records how
+    /// far, and a restart replays only the events logged after it.
+    public var savesRows = false
 
     public init() {}
     public var isEmpty: Bool {
         events.isEmpty && dossiers.isEmpty && retired.isEmpty && alerts.isEmpty && clock == nil
-            && forecastUnits.isEmpty
+            && forecastUnits.isEmpty && !savesRows
             && publishedAlertIDs.isEmpty && filedAlertIDs.isEmpty && deadLetters.isEmpty && confirmedDeadLetters.isEmpty
     }
 }
@@ -353,6 +357,17 @@ public final class WorkerStore: ShardStore {
                     "INSERT INTO worker_state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
             )
             if let clock = batch.clock { try setValue.execute(arguments: ["clock", clock]) }
+            if batch.savesRows {
+                // The log's newest row is never pruned (see `prune`), so this arrival is never handed out again.
+                let newest = try Int64.fetchOne(db, sql: "SELECT max(arrival) FROM event_log") ?? 0
+                try setValue.execute(arguments: ["rows_through_arrival", newest])
+                if let clock = batch.clock {
+                    try setValue.execute(arguments: ["rows_clock", clock])
+                } else {
+                    // Saved before any event: the tail's events are replayed at their own instants.
+                    try db.execute(sql: "DELETE FROM worker_state WHERE key = 'rows_clock'")
+                }
+            }
             if let day = batch.firstDay { try setValue.execute(arguments: ["first_day", day]) }
             if let day = batch.lastEventDay { try setValue.execute(arguments: ["last_event_day", day]) }
         }
@@ -471,6 +486,33 @@ public final class WorkerStore: ShardStore {
         }
     }
 
+    /// Rows are saved every few seconds, not in every commit (`CommitBatch.savesRows`): a commit then writes the
+    /// log's rows and the alerts, not a page of dossier rows per event.
+    public var defersDossierRows: Bool { true }
+
+    /// A folder written before rows were deferred has no `rows_through_arrival`: its rows are current, no tail.
+    public func forEachEventAfterSavedRows(
+        _ body: (_ arrival: Int64, _ bytes: [UInt8], _ appliedAt: Instant) throws -> Void
+    ) throws {
+        try database.read { db in
+            guard
+                let through = try Int64.fetchOne(
+                    db, sql: "SELECT value FROM worker_state WHERE key = 'rows_through_arrival'")
+            else { return }
+            let rows = try Row.fetchCursor(
+                db, sql: "SELECT arrival, body, applied_at FROM event_log WHERE arrival > ? ORDER BY arrival",
+                arguments: [through])
+            while let row = try rows.next() {
+                try body(row[0], [UInt8](row[1] as Data), row[2])
+            }
+        }
+    }
+
+    /// Without `rows_through_arrival` (a folder older than deferred rows) the rows are as of the last commit.
+    public func savedRowsClock() throws -> Instant? {
+        try value("rows_through_arrival") == nil ? value("clock") : value("rows_clock")
+    }
+
     /// The event log in arrival order, with the clock each event was applied at (migration and audit only).
     public func forEachLoggedEvent(_ body: (_ arrival: Int64, _ bytes: [UInt8], _ appliedAt: Instant) throws -> Void)
         throws
@@ -513,11 +555,16 @@ public final class WorkerStore: ShardStore {
         try database.write { db in
             var result = PruneResult()
             // The oldest rows first, and only those: `applied_at` grows with `arrival`, so the head of the log is
-            // where the old rows are, and the query never scans the rest of the table.
+            // where the old rows are, and the query never scans the rest of the table. Never the rows a restart
+            // replays (after `rows_through_arrival`), nor that row itself: the newest row stays, so SQLite never
+            // hands its arrival out again.
             try db.execute(
                 sql: """
                     DELETE FROM event_log WHERE arrival IN
                         (SELECT arrival FROM event_log ORDER BY arrival LIMIT ?) AND applied_at < ?
+                        AND arrival < coalesce(
+                            (SELECT value FROM worker_state WHERE key = 'rows_through_arrival'),
+                            (SELECT max(arrival) FROM event_log))
                     """, arguments: [limit, eventsBefore])
             result.events = db.changesCount
             try db.execute(

@@ -373,7 +373,8 @@ public final class ShardLoop {
         }
         rollups.drain()
         if let failure = rollups.failure { throw RollupFailure(description: failure) }
-        // Mark what the files thread appended meanwhile.
+        // Mark what the files thread appended meanwhile, and save the rows: the next start replays nothing.
+        engine.saveRowsAtNextCommit()
         try flush(consumer: consumer)
         try collect(consumer: consumer, wait: true)
     }
@@ -384,6 +385,7 @@ public final class ShardLoop {
     /// Commits what is in hand, snapshots the rollups now and waits for the files; returns the snapshot's seconds
     /// (the soak benchmark, tests).
     public func snapshotNow() throws -> Double {
+        engine.saveRowsAtNextCommit()
         try flush(consumer: nil)
         try collect(consumer: nil, wait: true)
         rollups.drain()

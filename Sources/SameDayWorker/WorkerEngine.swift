@@ -41,6 +41,33 @@ public struct Retention: Sendable, Equatable {
     public var eventLogSeconds: Int64 { Int64(eventLogDays) * LocalTime.secondsPerDay }
 }
 
+/// When the engine saves the rows of the dossiers that changed (`CommitBatch.savesRows`) into a store that defers
+/// them (`ShardStore.defersDossierRows`): at the first bound reached. Between saves a commit writes the events and
+/// the alerts only; a restart loads the rows and replays the events logged since the last save. Saving in every
+/// commit rewrote a 4 KiB page of the dossier table for nearly every event (a commit's dossiers are spread over the
+/// live window); a save writes each page once for thousands of events.
+public struct RowSaving: Sendable, Equatable {
+    /// Dossiers changed since the last save.
+    public var maxDossiers: Int
+    /// Events applied since the last save: what a restart replays at most (a second or two of work).
+    public var maxEvents: Int
+    /// Wall-clock time since the last save: how stale the rows that `sameday board` reads may be.
+    public var maxInterval: Duration
+    /// Engine-clock seconds since the last save: the log's tail never spans a retention window (in `.events` mode a
+    /// backfill moves months in seconds).
+    public var maxClockSeconds: Int64
+
+    public init(
+        maxDossiers: Int = 20_000, maxEvents: Int = 50_000, maxInterval: Duration = .seconds(2),
+        maxClockSeconds: Int64 = LocalTime.secondsPerDay
+    ) {
+        self.maxDossiers = maxDossiers
+        self.maxEvents = maxEvents
+        self.maxInterval = maxInterval
+        self.maxClockSeconds = maxClockSeconds
+    }
+}
+
 /// A dossier change the rollups must follow: changed by events from `since` (a day number) on, or retired.
 public enum RollupChange: Sendable {
     case changed(Dossier, since: Int64)
@@ -58,8 +85,8 @@ public struct PreparedCommit: Sendable {
 /// The worker's state and its durable mirror, without any broker: the core engine (dossiers, timers) in memory,
 /// every change staged into one `CommitBatch`, written to SQLite in one transaction.
 ///
-/// The durable state is each open or retained dossier's compact state, so a restart loads those rows and never
-/// reads the event log. Closed dossiers are retired `Retention.closedDays` after their last event; an event for a
+/// The durable state is each open or retained dossier's compact state, saved every few seconds (`RowSaving`), and
+/// the event log: a restart loads the rows and replays the events logged since they were saved. Closed dossiers are retired `Retention.closedDays` after their last event; an event for a
 /// retired dossier is refused with the reason `dossier retired` (tombstones are kept `eventLogDays`).
 public final class WorkerEngine {
     public let configuration: Configuration
@@ -85,6 +112,14 @@ public final class WorkerEngine {
     private var daysChanged = false
     /// The key the next dossier committed for the first time gets (`CommitBatch.dossiers`).
     private var nextStorageKey: Int64 = 1
+    /// Dossiers changed since the rows were last saved, and what else decides the next save (`RowSaving`).
+    private var unsaved: Set<String> = []
+    private var eventsSinceSave = 0
+    private var lastSave = ContinuousClock.now
+    private var clockAtLastSave: Instant?
+    private var saveRequested = false
+    private let defersRows: Bool
+    public var rowSaving = RowSaving()
 
     /// `sourceSilence`: also watch units for silence (`source_silent` alerts).
     public init(
@@ -100,6 +135,7 @@ public final class WorkerEngine {
         self.retention = retention
         self.logger = logger
         self.engine = Replay(config: configuration)
+        self.defersRows = store.defersDossierRows
         engine.detectSilence = sourceSilence
     }
 
@@ -137,7 +173,8 @@ public final class WorkerEngine {
     public var tombstoneCount: Int { tombstones.count }
 
     public struct RebuildSummary: Sendable {
-        /// Events replayed (only when an older state folder's log was turned into dossier rows).
+        /// Events replayed: those logged after the rows were last saved, and once, when an older state folder's log
+        /// was turned into dossier rows, all of it.
         public var events: Int
         public var dossiers: Int
         public var missedAlerts: Int
@@ -146,9 +183,9 @@ public final class WorkerEngine {
         public var seconds: Double
     }
 
-    /// Loads the stored dossiers (not the event log), then (wall clock) fires what came due while the worker was
-    /// down: those alerts are marked late-fired and committed. A state folder of an older version has only its log:
-    /// that is replayed once into dossier rows.
+    /// Loads the stored dossiers, replays the events logged since they were saved, then (wall clock) fires what
+    /// came due while the worker was down: those alerts are marked late-fired and committed. Ends with a commit that
+    /// saves the rows. A state folder of an older version has only its log: that is replayed once into dossier rows.
     public func rebuild() throws -> RebuildSummary {
         let started = Date()
         var replayed = 0
@@ -158,7 +195,9 @@ public final class WorkerEngine {
         if !rowsRecordFiredLevels {
             (replayed, quarantined) = try dossiersFromLog()
         }
-        if let stored = try store.clock() { engine.advance(to: stored) }
+        // The rows' own instant first (they are as the engine was then), the last commit's after the log's tail.
+        let storedClock = try store.clock()
+        if let rowsClock = try store.savedRowsClock() { engine.advance(to: rowsClock) }
         // The forecast's per-unit part first: loading a dossier puts it back in its unit's queue.
         for unit in engine.restoreForecast(try store.forecastUnits()) {
             logger.warning(
@@ -207,24 +246,55 @@ public final class WorkerEngine {
         ) { hash, at in
             addTombstone(hash: hash, at: at)
         }
+        replayed += try replayLogTail()
         // What fires at the stored clock: silence alerts due by then were committed with it (no row records them),
         // so they are dropped, not raised a second time. A dossier's row records the levels it has fired, so a
         // dossier alert that fires here was never committed: a threshold at exactly the instant of the last event
         // before the stop (an event fires the timers strictly before its own time; those at it fire with the next
         // one). It is committed now, as the uninterrupted worker would have, with the same id and times. (Rows built
         // from an older log record no such levels: there everything due by the stored clock is taken as sent.)
-        if let stored = engine.clock { engine.jump(to: stored) }
+        if let stored = [storedClock, engine.clock].compactMap({ $0 }).max() { engine.jump(to: stored) }
         for alert in engine.takeAlerts() where rowsRecordFiredLevels && !alert.dossier.isEmpty { stage(alert) }
         var missed = 0
         if clockMode == .wall {
+            let before = staged.alerts.count
             engine.jump(to: clock.now())
             collectAlerts()
-            missed = staged.alerts.count
+            missed = staged.alerts.count - before
         }
-        if !staged.alerts.isEmpty { try commit() }
+        // The rows are saved now: the tail just replayed is not replayed again, and a store that never saved rows
+        // records where its log's tail starts.
+        if defersRows || !staged.alerts.isEmpty { try commit() }
         return RebuildSummary(
             events: replayed, dossiers: engine.liveDossierCount, missedAlerts: missed,
             quarantined: quarantined + unreadable.count, seconds: Date().timeIntervalSince(started))
+    }
+
+    /// Replays the events logged after the rows were last saved, as they were applied (same clock, same order), and
+    /// stages their dossiers' alerts again: the outbox keeps the ids it holds, and those it lacks (a threshold due at
+    /// the instant of the last commit) were never sent. Source-silence alerts are not raised again, as at any start.
+    private func replayLogTail() throws -> Int {
+        var count = 0
+        var unreadable: [(arrival: Int64, reason: String)] = []
+        try store.forEachEventAfterSavedRows { arrival, bytes, appliedAt in
+            do {
+                let event = try bytes.withUnsafeBytes { raw throws(EventDecodingError) in try DossierEvent.decode(raw) }
+                if try engine.receive(event, at: max(engine.clock ?? appliedAt, appliedAt)) { noteApplied(event) }
+                count += 1
+            } catch {
+                unreadable.append((arrival, "\(error)"))
+            }
+        }
+        for alert in engine.takeAlerts() where !alert.dossier.isEmpty { stage(alert) }
+        if !unreadable.isEmpty {
+            try store.quarantine(unreadable)
+            for row in unreadable.prefix(20) {
+                logger.error(
+                    "logged event quarantined: it cannot be replayed",
+                    metadata: ["arrival": "\(row.arrival)", "reason": "\(row.reason.prefix(300))"])
+            }
+        }
+        return count
     }
 
     /// An older state folder: replays its event log once and stores the dossier rows it implies.
@@ -316,6 +386,20 @@ public final class WorkerEngine {
             return false
         }
         staged.events.append((event.eventId, event.dossier, at, body ?? Array(event.encoded().utf8)))
+        noteApplied(event)
+        if let end = configuration.earliestHolidaysEnd, event.occurredAt >= end,
+            let unit = configuration.unitID(event.unit),
+            let calendar = configuration.calendarRunOut(unit: unit, at: event.occurredAt)
+        {
+            calendarRunOuts[calendar, default: 0] += 1
+        }
+        collectAlerts()
+        return true
+    }
+
+    /// What an applied event changes besides the engine (a live one, or one replayed from the log at start).
+    private func noteApplied(_ event: DossierEvent) {
+        eventsSinceSave += 1
         let day = LocalTime.day(of: event.occurredAt)
         if let since = touched[event.dossier], let since {
             touched[event.dossier] = min(since, day)
@@ -327,14 +411,6 @@ public final class WorkerEngine {
         }
         noteDays(event)
         if !sawSimulatedEvents, SimulatedData.isSimulated(event) { sawSimulatedEvents = true }
-        if let end = configuration.earliestHolidaysEnd, event.occurredAt >= end,
-            let unit = configuration.unitID(event.unit),
-            let calendar = configuration.calendarRunOut(unit: unit, at: event.occurredAt)
-        {
-            calendarRunOuts[calendar, default: 0] += 1
-        }
-        collectAlerts()
-        return true
     }
 
     /// An event made by `sameday simulate` was applied since start: the rollups folder says so (`SimulatedData`).
@@ -366,8 +442,20 @@ public final class WorkerEngine {
     /// Whether anything awaits `commit()`.
     public var hasStagedChanges: Bool {
         !staged.events.isEmpty || !staged.alerts.isEmpty || !touched.isEmpty || !staged.deadLetters.isEmpty
-            || !staged.retired.isEmpty || daysChanged
+            || !staged.retired.isEmpty || daysChanged || rowsSaveDue
     }
+
+    /// Whether the next commit saves the rows (`RowSaving`): always for a store that does not defer them.
+    private var rowsSaveDue: Bool {
+        guard saveRequested || eventsSinceSave > 0 || !unsaved.isEmpty else { return false }
+        if saveRequested || !defersRows { return true }
+        if unsaved.count >= rowSaving.maxDossiers || eventsSinceSave >= rowSaving.maxEvents { return true }
+        if let now = engine.clock, let saved = clockAtLastSave, now - saved >= rowSaving.maxClockSeconds { return true }
+        return ContinuousClock.now - lastSave >= rowSaving.maxInterval
+    }
+
+    /// The next commit saves the rows whatever `rowSaving` says (a graceful stop, a snapshot).
+    public func saveRowsAtNextCommit() { saveRequested = true }
 
     /// Retires up to `limit` dossiers whose time has come (in bounded slices: the consume thread does this
     /// between batches).
@@ -428,16 +516,14 @@ public final class WorkerEngine {
         guard hasStagedChanges || !published.isEmpty || !filed.isEmpty || !deadLettersSent.isEmpty else { return nil }
         var changes = retiredChanges
         retiredChanges.removeAll(keepingCapacity: true)
-        staged.dossiers.reserveCapacity(touched.count)
         for (code, since) in touched {
-            guard let dossier = peek({ $0.dossier(code) }),
-                let key = engine.storageKey(of: code, assigning: &nextStorageKey)
-            else { continue }
-            staged.dossiers.append((key, code, DossierRecord.encode(dossier, config: configuration)))
-            if let since { changes.append(.changed(dossier, since: since)) }
+            unsaved.insert(code)
+            if let since, let dossier = peek({ $0.dossier(code) }) { changes.append(.changed(dossier, since: since)) }
         }
         staged.clock = peek { $0.clock }
-        staged.forecastUnits = peek { $0.takeForecastChanges() }
+        // A dossier retired with changes not yet saved: its row is deleted now, so the log's tail must not hold
+        // events of it either (a restart would rebuild it from them alone).
+        if rowsSaveDue || staged.retired.contains(where: { unsaved.contains($0.code) }) { saveRows() }
         if daysChanged {
             staged.firstDay = firstDay
             staged.lastEventDay = lastEventDay
@@ -452,13 +538,33 @@ public final class WorkerEngine {
         return prepared
     }
 
-    /// Writes everything staged since the last commit in one SQLite transaction on the calling thread; returns the
-    /// commit (its alerts for the caller to deliver, its changes for the rollups).
+    /// Stages the rows of every dossier changed since the last save, and the forecast's changed units, as current
+    /// up to this batch.
+    private func saveRows() {
+        staged.dossiers.reserveCapacity(unsaved.count)
+        for code in unsaved {
+            guard let dossier = peek({ $0.dossier(code) }),
+                let key = engine.storageKey(of: code, assigning: &nextStorageKey)
+            else { continue }  // retired meanwhile: its row is gone
+            staged.dossiers.append((key, code, DossierRecord.encode(dossier, config: configuration)))
+        }
+        unsaved.removeAll(keepingCapacity: true)
+        staged.forecastUnits = peek { $0.takeForecastChanges() }
+        staged.savesRows = true
+        eventsSinceSave = 0
+        saveRequested = false
+        lastSave = .now
+        clockAtLastSave = engine.clock
+    }
+
+    /// Writes everything staged since the last commit in one SQLite transaction on the calling thread, saving the
+    /// rows; returns the commit (its alerts for the caller to deliver, its changes for the rollups).
     @discardableResult
     public func commit(published: [String] = [], filed: [String] = [], deadLettersSent: [Int64] = []) throws
         -> [OutboxAlert]
     {
-        try commitPrepared(published: published, filed: filed, deadLettersSent: deadLettersSent)?.alerts ?? []
+        saveRequested = true
+        return try commitPrepared(published: published, filed: filed, deadLettersSent: deadLettersSent)?.alerts ?? []
     }
 
     public func commitPrepared(published: [String] = [], filed: [String] = [], deadLettersSent: [Int64] = []) throws
