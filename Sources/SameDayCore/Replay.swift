@@ -318,11 +318,18 @@ public struct Replay: Sendable {
     /// Why an event of `unit` may not join the held dossier `code` (`Configuration.heldUnitRefusal`), checked on
     /// its events in place: this runs for every event of a held dossier, so it allocates nothing.
     public func heldUnitRefusal(of code: String, unit: UnitID) -> EventRefusal? {
-        guard let k = index[code] else { return nil }
+        heldUnitCheck(of: code, unit: unit).refusal
+    }
+
+    /// Whether the dossier is held and, if so, `heldUnitRefusal`: with one lookup of the code (every event asks).
+    public func heldUnitCheck(of code: String, unit: UnitID) -> (held: Bool, refusal: EventRefusal?) {
+        guard let k = index[code] else { return (false, nil) }
         for e in dossiers[k].events where e.unit != unit {
-            if let refusal = config.heldUnitRefusal(dossier: code, held: [e.unit], unit: unit) { return refusal }
+            if let refusal = config.heldUnitRefusal(dossier: code, held: [e.unit], unit: unit) {
+                return (true, refusal)
+            }
         }
-        return nil
+        return (true, nil)
     }
 
     /// Moves the clock to `t`, firing every timer due at or before it.

@@ -78,6 +78,8 @@ final class CommitThread: Sendable {
     private func commitRetrying(_ job: PreparedCommit, store: any ShardStore, metrics: WorkerMetrics)
         -> Result<PreparedCommit, any Error>
     {
+        var job = job
+        job.encodeAlerts()
         var delay: Duration = .milliseconds(500)
         while true {
             let started = ContinuousClock.now

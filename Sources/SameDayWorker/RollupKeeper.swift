@@ -53,10 +53,13 @@ public final class RollupKeeper {
         for change in changes {
             switch change {
             case .changed(let dossier, let since):
-                let old = facts[dossier.code]
+                // One lookup of the code, not two.
                 let new = dossier.facts(config: configuration)
+                let old =
+                    if let new { facts.updateValue(new, forKey: dossier.code) } else {
+                        facts.removeValue(forKey: dossier.code)
+                    }
                 ledger.change(from: old, to: new, since: since)
-                facts[dossier.code] = new
             case .retired(let code, let abandonedIn):
                 if facts.removeValue(forKey: code) != nil { ledger.retire(abandonedIn: abandonedIn) }
             }

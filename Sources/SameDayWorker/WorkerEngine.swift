@@ -80,6 +80,17 @@ public struct PreparedCommit: Sendable {
     public var batch: CommitBatch
     public var alerts: [OutboxAlert] { batch.alerts }
     public var rollupChanges: [RollupChange]
+    /// The batch's alerts before `encodeAlerts` turns them into outbox rows.
+    var newAlerts: [Alert]
+
+    /// Renders the new alerts as outbox rows (JSON, routing key, day) into the batch: on the commit thread, not on
+    /// the consume thread that prepared them.
+    mutating func encodeAlerts() {
+        guard !newAlerts.isEmpty else { return }
+        batch.alerts.reserveCapacity(batch.alerts.count + newAlerts.count)
+        for alert in newAlerts { batch.alerts.append(OutboxAlert(alert)) }
+        newAlerts = []
+    }
 }
 
 /// The worker's state and its durable mirror, without any broker: the core engine (dossiers, timers) in memory,
@@ -97,6 +108,8 @@ public final class WorkerEngine {
     private let logger: Logger
     private var engine: Replay
     private var staged = CommitBatch()
+    /// Alerts raised since the last commit (`PreparedCommit.newAlerts`).
+    private var stagedAlerts: [Alert] = []
     /// Dossiers changed since the last commit, with the first day an event changed them from (nil: only alerts).
     private var touched: [String: Int64?] = [:]
     /// Retirement candidates: one entry per dossier (the engine marks which are queued), checked when due.
@@ -257,14 +270,14 @@ public final class WorkerEngine {
         for alert in engine.takeAlerts() where rowsRecordFiredLevels && !alert.dossier.isEmpty { stage(alert) }
         var missed = 0
         if clockMode == .wall {
-            let before = staged.alerts.count
+            let before = stagedAlerts.count
             engine.jump(to: clock.now())
             collectAlerts()
-            missed = staged.alerts.count - before
+            missed = stagedAlerts.count - before
         }
         // The rows are saved now: the tail just replayed is not replayed again, and a store that never saved rows
         // records where its log's tail starts.
-        if defersRows || !staged.alerts.isEmpty { try commit() }
+        if defersRows || !stagedAlerts.isEmpty { try commit() }
         return RebuildSummary(
             events: replayed, dossiers: engine.liveDossierCount, missedAlerts: missed,
             quarantined: quarantined + unreadable.count, seconds: Date().timeIntervalSince(started))
@@ -351,9 +364,7 @@ public final class WorkerEngine {
             return refusal
         }
         guard let unit = configuration.unitID(event.unit) else { return .unknownUnit(event.unit) }
-        let (held, heldRefusal) = peek { e in
-            e.holds(event.dossier) ? (true, e.heldUnitRefusal(of: event.dossier, unit: unit)) : (false, nil)
-        }
+        let (held, heldRefusal) = peek { $0.heldUnitCheck(of: event.dossier, unit: unit) }
         if held { return heldRefusal }
         if !tombstones.isEmpty, tombstones.contains(FNV1a.hash(event.dossier)) {
             return .retired(dossier: event.dossier, closedDays: retention.closedDays)
@@ -441,7 +452,7 @@ public final class WorkerEngine {
 
     /// Whether anything awaits `commit()`.
     public var hasStagedChanges: Bool {
-        !staged.events.isEmpty || !staged.alerts.isEmpty || !touched.isEmpty || !staged.deadLetters.isEmpty
+        !staged.events.isEmpty || !stagedAlerts.isEmpty || !touched.isEmpty || !staged.deadLetters.isEmpty
             || !staged.retired.isEmpty || daysChanged || rowsSaveDue
     }
 
@@ -532,8 +543,9 @@ public final class WorkerEngine {
         staged.publishedAlertIDs = published
         staged.filedAlertIDs = filed
         staged.confirmedDeadLetters = deadLettersSent
-        let prepared = PreparedCommit(batch: staged, rollupChanges: changes)
+        let prepared = PreparedCommit(batch: staged, rollupChanges: changes, newAlerts: stagedAlerts)
         staged = CommitBatch()
+        stagedAlerts = []
         touched.removeAll(keepingCapacity: true)
         return prepared
     }
@@ -567,11 +579,13 @@ public final class WorkerEngine {
         return try commitPrepared(published: published, filed: filed, deadLettersSent: deadLettersSent)?.alerts ?? []
     }
 
+    @discardableResult
     public func commitPrepared(published: [String] = [], filed: [String] = [], deadLettersSent: [Int64] = []) throws
         -> PreparedCommit?
     {
-        guard let prepared = prepareCommit(published: published, filed: filed, deadLettersSent: deadLettersSent)
+        guard var prepared = prepareCommit(published: published, filed: filed, deadLettersSent: deadLettersSent)
         else { return nil }
+        prepared.encodeAlerts()
         try store.commit(prepared.batch)
         return prepared
     }
@@ -617,7 +631,7 @@ public final class WorkerEngine {
 
     /// Stages an alert for the next commit, with its dossier's row (which records the level as fired).
     private func stage(_ alert: Alert) {
-        staged.alerts.append(OutboxAlert(alert))
+        stagedAlerts.append(alert)
         if !alert.dossier.isEmpty, touched[alert.dossier] == nil { touched[alert.dossier] = .some(nil) }
     }
 }

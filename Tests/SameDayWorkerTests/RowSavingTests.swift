@@ -16,13 +16,13 @@ struct RowSavingTests {
     }
 
     /// Feeds events as the consume loop does: a commit every `batch` events, each written as prepared (no save
-    /// forced), then stops without the graceful stop's save: what a SIGKILL leaves.
+    /// forced, as `ShardLoop` does), then stops without the graceful stop's save: what a SIGKILL leaves.
     func feed(_ events: [DossierEvent], into engine: WorkerEngine, store: WorkerStore, batch: Int) throws {
         for (index, event) in events.enumerated() {
             _ = try engine.apply(event)
-            if index % batch == batch - 1, let prepared = engine.prepareCommit() { try store.commit(prepared.batch) }
+            if index % batch == batch - 1 { try engine.commitPrepared() }
         }
-        if let prepared = engine.prepareCommit() { try store.commit(prepared.batch) }
+        try engine.commitPrepared()
     }
 
     func records(_ engine: WorkerEngine) -> [String: [UInt8]] {
@@ -137,12 +137,12 @@ struct RowSavingTests {
             }
             try engine!.apply(events[i])
             i += 1
-            if i % 97 == 0, let prepared = engine!.prepareCommit() {
-                try store.commit(prepared.batch)
+            if i % 97 == 0 {
+                try engine!.commitPrepared()
                 committed = i
             }
         }
-        if let prepared = engine!.prepareCommit() { try store.commit(prepared.batch) }
+        try engine!.commitPrepared()
         #expect(replayed > 0)
         let expected = try alertsInAppliedOrder(store, configuration: configuration, until: try store.clock())
         #expect(expected.filter { $0.level == .atRisk }.count > 20)
