@@ -49,7 +49,8 @@ public struct Retention: Sendable, Equatable {
 public struct RowSaving: Sendable, Equatable {
     /// Dossiers changed since the last save.
     public var maxDossiers: Int
-    /// Events applied since the last save: what a restart replays at most (a second or two of work).
+    /// Events applied since the last save: what a restart after a SIGKILL replays at most (at the live rate of
+    /// applying them: 0.2 s in the drain benchmark, 1.5 s with a million dossiers open at once).
     public var maxEvents: Int
     /// Wall-clock time since the last save: how stale the rows that `sameday board` reads may be.
     public var maxInterval: Duration
@@ -58,7 +59,7 @@ public struct RowSaving: Sendable, Equatable {
     public var maxClockSeconds: Int64
 
     public init(
-        maxDossiers: Int = 20_000, maxEvents: Int = 50_000, maxInterval: Duration = .seconds(2),
+        maxDossiers: Int = 20_000, maxEvents: Int = 20_000, maxInterval: Duration = .seconds(2),
         maxClockSeconds: Int64 = LocalTime.secondsPerDay
     ) {
         self.maxDossiers = maxDossiers

@@ -19,6 +19,11 @@ struct RestartBench: AsyncParsableCommand {
         commandName: "restart", abstract: "Time from worker start to consuming, with N open dossiers in its state.")
 
     @Option(help: "Open dossiers in the state.") var dossiers = 1_000_000
+    @Option(
+        help:
+            "Events committed after the rows' last save, as a SIGKILL between saves leaves them: the restart replays them from the log (each opens one more dossier; at most 20,000 in a worker)."
+    )
+    var unsavedEvents = 0
     @Option(help: "Configuration folder.") var config = "deploy/config/hcmc-2022"
     @Option(help: "Broker URL (loopback only, no password).") var url = localBrokerURL
 
@@ -37,18 +42,32 @@ struct RestartBench: AsyncParsableCommand {
         let engine = WorkerEngine(configuration: domain, store: store, clockMode: .events)
         let day = LocalDate(year: 2022, month: 5, day: 18)!.startInstant + 8 * 3600
         let procedure = domain.catalog.first { $0.sla == .sameDay }?.procedure ?? domain.catalog[0].procedure
-        for index in 0..<dossiers {
+        for index in 0..<(dossiers + unsavedEvents) {
+            if index == dossiers {
+                // The rows are saved; what follows is committed as the consume loop commits between saves.
+                try markDelivered(try engine.commit(), store)
+                engine.rowSaving = RowSaving(
+                    maxDossiers: .max, maxEvents: .max, maxInterval: .seconds(86_400), maxClockSeconds: .max)
+            }
             let unit = domain.units[index % domain.units.count].code
             let event = DossierEvent(
                 eventId: "r-\(index)", dossier: "\(unit)-220518-\(index)", unit: unit, procedure: procedure,
                 type: .received, occurredAt: day + Int64(index % 28_800), seq: nil, channel: .direct, outcome: nil,
                 newDueAt: nil, source: "bench")
             try engine.apply(event)
-            if index % 50_000 == 49_999 { try markDelivered(try engine.commit(), store) }
+            if index >= dossiers {
+                if index % 1_000 == 999 { try markDelivered(try engine.commitPrepared()?.alerts ?? [], store) }
+            } else if index % 50_000 == 49_999 {
+                try markDelivered(try engine.commit(), store)
+            }
         }
-        try markDelivered(try engine.commit(), store)
+        if unsavedEvents == 0 {
+            try markDelivered(try engine.commit(), store)
+        } else {
+            try markDelivered(try engine.commitPrepared()?.alerts ?? [], store)
+        }
         let fillSeconds = (ContinuousClock.now - fillStart).seconds
-        let open = try store.dossierCount()
+        let open = engine.dossierCount
 
         let connection = ConnectionConfiguration(
             brokers: [try BrokerURL(parsing: url)], connectionName: "bench restart")
@@ -70,7 +89,7 @@ struct RestartBench: AsyncParsableCommand {
         try await onBroker(connection) { try topology.topology.delete(on: $0) }
         print(
             try jsonLine([
-                "bench": "restart", "open_dossiers": open,
+                "bench": "restart", "open_dossiers": open, "unsaved_events": unsavedEvents,
                 "restart_to_consuming_s": (restartSeconds * 100).rounded() / 100,
                 "rebuild_s": (metrics.value(.rebuildSeconds) * 100).rounded() / 100,
                 "fill_s": (fillSeconds * 10).rounded() / 10,
