@@ -300,15 +300,19 @@ public final class WorkerEngine {
             }
         }
         for alert in engine.takeAlerts() where !alert.dossier.isEmpty { stage(alert) }
-        if !unreadable.isEmpty {
-            try store.quarantine(unreadable)
-            for row in unreadable.prefix(20) {
-                logger.error(
-                    "logged event quarantined: it cannot be replayed",
-                    metadata: ["arrival": "\(row.arrival)", "reason": "\(row.reason.prefix(300))"])
-            }
-        }
+        try quarantineLogged(unreadable)
         return count
+    }
+
+    /// Moves logged events that cannot be replayed aside (`event_quarantine`), logging the first 20.
+    private func quarantineLogged(_ unreadable: [(arrival: Int64, reason: String)]) throws {
+        guard !unreadable.isEmpty else { return }
+        try store.quarantine(unreadable)
+        for row in unreadable.prefix(20) {
+            logger.error(
+                "stored event quarantined: it cannot be read back",
+                metadata: ["arrival": "\(row.arrival)", "reason": "\(row.reason.prefix(300))"])
+        }
     }
 
     /// An older state folder: replays its event log once and stores the dossier rows it implies.
@@ -329,12 +333,7 @@ public final class WorkerEngine {
                 unreadable.append((arrival, "\(error)"))
             }
         }
-        try store.quarantine(unreadable)
-        for row in unreadable.prefix(20) {
-            logger.error(
-                "stored event quarantined: it cannot be read back",
-                metadata: ["arrival": "\(row.arrival)", "reason": "\(row.reason.prefix(300))"])
-        }
+        try quarantineLogged(unreadable)
         let rows = replay.dossiers.filter { !$0.code.isEmpty }.map {
             (code: $0.code, state: DossierRecord.encode($0, config: configuration))
         }
