@@ -98,8 +98,9 @@ public struct PreparedCommit: Sendable {
 /// every change staged into one `CommitBatch`, written to SQLite in one transaction.
 ///
 /// The durable state is each open or retained dossier's compact state, saved every few seconds (`RowSaving`), and
-/// the event log: a restart loads the rows and replays the events logged since they were saved. Closed dossiers are retired `Retention.closedDays` after their last event; an event for a
-/// retired dossier is refused with the reason `dossier retired` (tombstones are kept `eventLogDays`).
+/// the event log: a restart loads the rows and replays the events logged since they were saved. Closed dossiers
+/// are retired `Retention.closedDays` after their last event; an event for a retired dossier is refused with the
+/// reason `dossier retired` (tombstones are kept `eventLogDays`).
 public final class WorkerEngine {
     public let configuration: Configuration
     public let store: any ShardStore
