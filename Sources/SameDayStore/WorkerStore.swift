@@ -103,9 +103,9 @@ public struct PruneResult: Sendable, Equatable {
 }
 
 /// Durable worker state in SQLite (WAL, synchronous=FULL): each open or retained dossier's compact state (what a
-/// restart loads), tombstones of retired dossiers, the alert and dead-letter outboxes, the worker's clock, and the
-/// event log, an audit trail nothing reads at start. A crash at any point changes nothing: a batch is either all in,
-/// or all redelivered. Everything that would grow with history (the log, tombstones, delivered alerts) is pruned in
+/// restart loads, saved every few seconds: `CommitBatch.savesRows`), tombstones of retired dossiers, the alert and
+/// dead-letter outboxes, the worker's clock, and the event log, an audit trail of which a restart reads only the
+/// tail after the last save. A crash at any point changes nothing: a batch is either all in, or all redelivered. Everything that would grow with history (the log, tombstones, delivered alerts) is pruned in
 /// small slices by `prune`.
 public final class WorkerStore: ShardStore {
     private let database: DatabaseQueue
