@@ -88,9 +88,21 @@ public final class ShardLoop {
             settings: .init(
                 batchSize: configuration.batchSize, batchDelay: .milliseconds(configuration.batchDelayMilliseconds),
                 snapshotInterval: .seconds(configuration.snapshotSeconds)))
-        // What the outbox holds from before goes to the files here, before the files thread owns them.
-        try AlertRelay.fileBacklog(store: store, files: files)
+        // What the outbox holds from before goes to the files here, before the files thread owns them. Should a
+        // file refuse (a day's file locked past the wait by a paused worker of this shard, still inside its append;
+        // a full disk), the files thread takes the rest and retries while the shard reports the stall: the worker
+        // stays up, and files them once the lock or the disk frees.
+        var backlog: [OutboxAlert] = []
+        do {
+            try AlertRelay.fileBacklog(store: store, files: files)
+        } catch {
+            logger.warning(
+                "the alert files refuse the outbox's backlog at start: the files thread retries it",
+                metadata: ["error": "\(error)"])
+            backlog = try store.unfiledAlerts(limit: 1_000_000)
+        }
         rollups = RollupThread(keeper: keeper, alertFiles: files, metrics: metrics)
+        rollups.file(backlog)
         rollups.load(engine.heldDossiers())
         // Nil publisher in process (the soak benchmark): alerts count as published once filed.
         relay = AlertRelay(store: store, filer: rollups, publisher: publisher, metrics: metrics)

@@ -183,6 +183,7 @@ final class FailoverRun {
         var takeoverSeconds: [Double] = []
         var leaseTakenSeconds: [Double] = []
         var frozenStopped = 0
+        var frozenHeldFileLocks = 0
         var resumeToStopSeconds = 0.0
         for shard in 0..<2 {
             let (holder, _) = try leases[shard].currentHolder()!
@@ -200,15 +201,33 @@ final class FailoverRun {
                 return !now.holder.hasSuffix(" pid \(active.pid)")
             }
             leaseTakenSeconds.append(Date().timeIntervalSince(killedAt))
-            // Ready again: the standby consumes.
+            // Ready again: the standby consumes. A worker frozen inside its append to an alert file holds that
+            // file's lock: the standby then waits for its files (not ready, nothing doubled) until the frozen one
+            // is resumed, which this run does after 20 s of waiting.
+            var resumedBeforeReady = false
+            var resumedAt = Date()
+            if freeze {
+                do {
+                    try waitFor("shard \(shard)'s standby ready", seconds: 20) {
+                        try self.ready(metricsPort(shard: shard, index: standby))
+                    }
+                } catch {
+                    resumedBeforeReady = true
+                    frozenHeldFileLocks += 1
+                    active.kill(SIGCONT)
+                    resumedAt = Date()
+                }
+            }
             try waitFor("shard \(shard)'s standby ready", seconds: 120) {
                 try self.ready(metricsPort(shard: shard, index: standby))
             }
             takeoverSeconds.append(Date().timeIntervalSince(killedAt))
             if freeze {
                 // Resumed: it must notice the lost lease on its own and stop, committing nothing.
-                active.kill(SIGCONT)
-                let resumedAt = Date()
+                if !resumedBeforeReady {
+                    active.kill(SIGCONT)
+                    resumedAt = Date()
+                }
                 do {
                     try waitFor("shard \(shard)'s frozen worker to stop", seconds: 60) { !active.isRunning }
                 } catch {
@@ -312,6 +331,7 @@ final class FailoverRun {
                 "alerts_doubled": doubled, "alerts_wrong": wrong, "alerts_missing": missing,
                 "workers_killed": freeze ? 0 : 2, "workers_frozen": freeze ? 2 : 0,
                 "frozen_workers_stopped": frozenStopped,
+                "frozen_held_an_alert_file_lock": frozenHeldFileLocks,
                 "frozen_resume_to_stop_seconds": (resumeToStopSeconds * 1000).rounded() / 1000,
                 "lease_seconds": leaseSeconds, "lease_taken_seconds": (leaseTaken * 1000).rounded() / 1000,
                 "lease_taken_within_goal": leaseTakenWithinGoal,
