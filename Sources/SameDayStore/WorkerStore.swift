@@ -105,7 +105,8 @@ public struct PruneResult: Sendable, Equatable {
 /// Durable worker state in SQLite (WAL, synchronous=FULL): each open or retained dossier's compact state (what a
 /// restart loads, saved every few seconds: `CommitBatch.savesRows`), tombstones of retired dossiers, the alert and
 /// dead-letter outboxes, the worker's clock, and the event log, an audit trail of which a restart reads only the
-/// tail after the last save. A crash at any point changes nothing: a batch is either all in, or all redelivered. Everything that would grow with history (the log, tombstones, delivered alerts) is pruned in
+/// tail after the last save. A crash at any point changes nothing: a batch is either all in, or all redelivered.
+/// Everything that would grow with history (the log, tombstones, delivered alerts) is pruned in
 /// small slices by `prune`.
 public final class WorkerStore: ShardStore {
     private let database: DatabaseQueue
@@ -499,12 +500,7 @@ public final class WorkerStore: ShardStore {
                 let through = try Int64.fetchOne(
                     db, sql: "SELECT value FROM worker_state WHERE key = 'rows_through_arrival'")
             else { return }
-            let rows = try Row.fetchCursor(
-                db, sql: "SELECT arrival, body, applied_at FROM event_log WHERE arrival > ? ORDER BY arrival",
-                arguments: [through])
-            while let row = try rows.next() {
-                try body(row[0], [UInt8](row[1] as Data), row[2])
-            }
+            try Self.forEachLogged(after: through, in: db, body)
         }
     }
 
@@ -517,11 +513,19 @@ public final class WorkerStore: ShardStore {
     public func forEachLoggedEvent(_ body: (_ arrival: Int64, _ bytes: [UInt8], _ appliedAt: Instant) throws -> Void)
         throws
     {
-        try database.read { db in
-            let rows = try Row.fetchCursor(db, sql: "SELECT arrival, body, applied_at FROM event_log ORDER BY arrival")
-            while let row = try rows.next() {
-                try body(row[0], [UInt8](row[1] as Data), row[2])
-            }
+        try database.read { db in try Self.forEachLogged(after: 0, in: db, body) }
+    }
+
+    /// The logged events after `arrival`, in arrival order (arrivals start at 1).
+    private static func forEachLogged(
+        after arrival: Int64, in db: Database,
+        _ body: (_ arrival: Int64, _ bytes: [UInt8], _ appliedAt: Instant) throws -> Void
+    ) throws {
+        let rows = try Row.fetchCursor(
+            db, sql: "SELECT arrival, body, applied_at FROM event_log WHERE arrival > ? ORDER BY arrival",
+            arguments: [arrival])
+        while let row = try rows.next() {
+            try body(row[0], [UInt8](row[1] as Data), row[2])
         }
     }
 
