@@ -201,12 +201,15 @@ public struct Replay: Sendable {
     /// Slots of retired dossiers, reused by new ones.
     private var freeSlots: [Int] = []
     private var timerAt: [Instant?] = []
-    /// Per slot: the key the worker's store gives the dossier's row (0: none yet). See `storageKey(of:assigning:)`.
+    /// Per slot: the key the worker's store gives the dossier's row (0: none yet). See `storageKey(ofSlot:assigning:)`.
     private var storageKeys: [Int64] = []
-    /// Per slot: whether the worker has the dossier in its retirement queue (`markQueued(_:)`). Kept here, beside
+    /// Per slot: whether the worker has the dossier in its retirement queue (`markQueued(slot:)`). Kept here, beside
     /// the dossier, so the worker needs no set of codes of its own (a string hash per event and per dossier loaded).
     private var queued: [Bool] = []
     private var heap = TimerHeap()
+    /// The held dossier the last `heldUnitCheck` found, and its slot: the worker checks each event, then receives
+    /// it, and the second lookup of the code is the first's. Cleared when a dossier is removed (its slot is reused).
+    private var checkedSlot: (code: String, slot: Int)?
     private var silence = SourceSilenceMonitor()
     private var silenceTimers = TimerHeap()
     /// Units with a silence timer in the heap (one each: a unit's silence only moves later as events come).
@@ -284,10 +287,18 @@ public struct Replay: Sendable {
     /// Returns false for a duplicate (its `eventId` was already applied to the dossier).
     @discardableResult
     public mutating func receive(_ e: DossierEvent, at t: Instant) throws(DossierError) -> Bool {
+        try receiveIntoSlot(e, at: t) != nil
+    }
+
+    /// `receive`, returning the dossier's slot (nil for a duplicate): the worker keys its per-event marks by slot,
+    /// an array index, instead of hashing the code again for each.
+    public mutating func receiveIntoSlot(_ e: DossierEvent, at t: Instant) throws(DossierError) -> Int? {
         fireTimers(before: t, inclusive: false)
         let now = move(to: t)
         let k: Int
-        if let held = index[e.dossier] {
+        if let checked = checkedSlot, checked.code == e.dossier {
+            k = checked.slot
+        } else if let held = index[e.dossier] {
             k = held
         } else {
             k = slot(for: Dossier(code: e.dossier))
@@ -306,7 +317,7 @@ public struct Replay: Sendable {
             }
         }
         // A new event always leaves an action (at least the timer to arm or cancel); a duplicate none.
-        return !actions.isEmpty
+        return actions.isEmpty ? nil : k
     }
 
     /// Whether the dossier is held (without copying it).
@@ -315,15 +326,13 @@ public struct Replay: Sendable {
     /// The units whose events the held dossier has (`Dossier.units`); empty when it is not held.
     public func heldUnits(of code: String) -> [UnitID] { index[code].map { dossiers[$0].units } ?? [] }
 
-    /// Why an event of `unit` may not join the held dossier `code` (`Configuration.heldUnitRefusal`), checked on
-    /// its events in place: this runs for every event of a held dossier, so it allocates nothing.
-    public func heldUnitRefusal(of code: String, unit: UnitID) -> EventRefusal? {
-        heldUnitCheck(of: code, unit: unit).refusal
-    }
-
-    /// Whether the dossier is held and, if so, `heldUnitRefusal`: with one lookup of the code (every event asks).
-    public func heldUnitCheck(of code: String, unit: UnitID) -> (held: Bool, refusal: EventRefusal?) {
+    /// Whether the dossier is held and, if so, why an event of `unit` may not join it
+    /// (`Configuration.heldUnitRefusal`), checked on its events in place: every event asks, so this allocates
+    /// nothing and looks the code up once.
+    /// The slot found is remembered for the `receive` that follows the check (`checkedSlot`).
+    public mutating func heldUnitCheck(of code: String, unit: UnitID) -> (held: Bool, refusal: EventRefusal?) {
         guard let k = index[code] else { return (false, nil) }
+        checkedSlot = (code, k)
         for e in dossiers[k].events where e.unit != unit {
             if let refusal = config.heldUnitRefusal(dossier: code, held: [e.unit], unit: unit) {
                 return (true, refusal)
@@ -346,6 +355,15 @@ public struct Replay: Sendable {
     }
 
     public func dossier(_ code: String) -> Dossier? { index[code].map { dossiers[$0] } }
+
+    /// The slot of a held dossier. A slot stays the dossier's until it is removed; then a new dossier reuses it.
+    public func slot(of code: String) -> Int? { index[code] }
+
+    /// The dossier held in a slot; nil for a free one.
+    public func dossier(inSlot k: Int) -> Dossier? {
+        guard k >= 0, k < dossiers.count, !dossiers[k].code.isEmpty else { return nil }
+        return dossiers[k]
+    }
 
     /// Dossiers held (retired ones excluded).
     public var liveDossierCount: Int { dossiers.count - freeSlots.count }
@@ -415,9 +433,9 @@ public struct Replay: Sendable {
         return true
     }
 
-    /// Marks the held dossier as in the worker's retirement queue; false when it already was or is not held.
-    public mutating func markQueued(_ code: String) -> Bool {
-        guard let k = index[code], !queued[k] else { return false }
+    /// Marks the dossier in slot `k` as in the worker's retirement queue; false when it already was.
+    public mutating func markQueued(slot k: Int) -> Bool {
+        guard !queued[k] else { return false }
         queued[k] = true
         return true
     }
@@ -430,8 +448,8 @@ public struct Replay: Sendable {
     /// The key of the dossier's row in the worker's store, or, if it has none yet, `next` (which then moves on):
     /// nil if the dossier is not held. The store gives keys in order of first commit, so the rows a commit
     /// rewrites (dossiers still in play) sit together at the end of its table instead of all over it.
-    public mutating func storageKey(of code: String, assigning next: inout Int64) -> Int64? {
-        guard let k = index[code] else { return nil }
+    public mutating func storageKey(ofSlot k: Int, assigning next: inout Int64) -> Int64? {
+        guard k >= 0, k < dossiers.count, !dossiers[k].code.isEmpty else { return nil }
         if storageKeys[k] == 0 {
             storageKeys[k] = next
             next += 1
@@ -458,6 +476,7 @@ public struct Replay: Sendable {
     @discardableResult
     public mutating func remove(_ code: String) -> Dossier? {
         guard let k = index.removeValue(forKey: code) else { return nil }
+        checkedSlot = nil
         let removed = dossiers[k]
         if forecast != nil, Int(slotUnit[k]) < config.units.count {
             // Queued under the unit of its episode, which is the unit it was counted for unless it moved.

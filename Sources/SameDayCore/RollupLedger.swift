@@ -116,25 +116,29 @@ public struct RollupLedger: Sendable {
     }
 
     /// A dossier changed (or appeared: `old` nil) by events from `day` on: moves its contribution on the kept days.
+    /// The files thread calls this for every changed dossier of every commit, so it allocates nothing.
     public mutating func change(from old: DossierFacts?, to new: DossierFacts?, since day: Int64) {
         guard let lowDay, let highDay else { return }
-        var lo = max(day, lowDay)
-        var hi = highDay
-        let spans = [old, new].compactMap { $0.map(Self.activeDays) }
-        guard !spans.isEmpty else { return }
-        lo = max(lo, spans.map(\.from).min()!)
-        hi = min(hi, spans.map(\.to).max()!)
+        let oldSpan = old.map(Self.activeDays)
+        let newSpan = new.map(Self.activeDays)
+        guard oldSpan != nil || newSpan != nil else { return }
+        let lo = max(day, lowDay, min(oldSpan?.from ?? .max, newSpan?.from ?? .max))
+        let hi = min(highDay, max(oldSpan?.to ?? .min, newSpan?.to ?? .min))
         guard lo <= hi else { return }
+        let oldCell = old.map(cell)
+        let newCell = new.map(cell)
         for d in lo...hi {
-            let before = old.map { Self.contribution($0, day: d) }
-            let after = new.map { Self.contribution($0, day: d) }
-            if let old, let new, old.unit == new.unit, old.field == new.field, before == after { continue }
-            if let old, let before, !before.isZero {
-                figures[d]![cell(old)] = figures[d]![cell(old)] - before
+            var before: RollupFigures?
+            if let old { before = Self.contribution(old, day: d) }
+            var after: RollupFigures?
+            if let new { after = Self.contribution(new, day: d) }
+            if oldCell != nil, oldCell == newCell, before == after { continue }
+            if let oldCell, let before, !before.isZero {
+                figures[d]![oldCell] = figures[d]![oldCell] - before
                 dirty.insert(d)
             }
-            if let new, let after, !after.isZero {
-                figures[d]![cell(new)] = figures[d]![cell(new)] + after
+            if let newCell, let after, !after.isZero {
+                figures[d]![newCell] = figures[d]![newCell] + after
                 dirty.insert(d)
             }
         }

@@ -112,8 +112,10 @@ public final class WorkerEngine {
     private var staged = CommitBatch()
     /// Alerts raised since the last commit (`PreparedCommit.newAlerts`).
     private var stagedAlerts: [Alert] = []
-    /// Dossiers changed since the last commit, with the first day an event changed them from (nil: only alerts).
-    private var touched: [String: Int64?] = [:]
+    /// Dossiers changed since the last commit, by slot, with the first day an event changed them from
+    /// (`onlyAlerts`: an alert, no event). A touched dossier is not retired before the commit, so its slot stays its.
+    private var touched = SlotMarks()
+    private static let onlyAlerts = Int64.max
     /// Retirement candidates: one entry per dossier (the engine marks which are queued), checked when due.
     private(set) var retirementQueue = InstantHeap<RetirementCandidate>()
     /// Numbers the candidates in the order they were queued (`RetirementCandidate.order`).
@@ -127,8 +129,10 @@ public final class WorkerEngine {
     private var daysChanged = false
     /// The key the next dossier committed for the first time gets (`CommitBatch.dossiers`).
     private var nextStorageKey: Int64 = 1
-    /// Dossiers changed since the rows were last saved, and what else decides the next save (`RowSaving`).
-    private var unsaved: Set<String> = []
+    /// Dossiers changed since the rows were last saved, by slot, and what else decides the next save (`RowSaving`).
+    private var unsaved = SlotMarks()
+    /// A dossier retired since the last save had unsaved changes: the next commit saves the rows.
+    private var retiredUnsaved = false
     private var eventsSinceSave = 0
     private var lastSave = ContinuousClock.now
     private var clockAtLastSave: Instant?
@@ -294,7 +298,9 @@ public final class WorkerEngine {
         try store.forEachEventAfterSavedRows { arrival, bytes, appliedAt in
             do {
                 let event = try bytes.withUnsafeBytes { raw throws(EventDecodingError) in try DossierEvent.decode(raw) }
-                if try engine.receive(event, at: max(engine.clock ?? appliedAt, appliedAt)) { noteApplied(event) }
+                if let slot = try engine.receiveIntoSlot(event, at: max(engine.clock ?? appliedAt, appliedAt)) {
+                    noteApplied(event, slot: slot)
+                }
                 count += 1
             } catch {
                 unreadable.append((arrival, "\(error)"))
@@ -393,12 +399,12 @@ public final class WorkerEngine {
             }
         // The clock never goes back.
         let at = max(engine.clock ?? reading, reading)
-        guard try engine.receive(event, at: at) else {
+        guard let slot = try engine.receiveIntoSlot(event, at: at) else {
             collectAlerts()
             return false
         }
         staged.events.append((event.eventId, event.dossier, at, body ?? Array(event.encoded().utf8)))
-        noteApplied(event)
+        noteApplied(event, slot: slot)
         if let end = configuration.earliestHolidaysEnd, event.occurredAt >= end,
             let unit = configuration.unitID(event.unit),
             let calendar = configuration.calendarRunOut(unit: unit, at: event.occurredAt)
@@ -410,15 +416,10 @@ public final class WorkerEngine {
     }
 
     /// What an applied event changes besides the engine (a live one, or one replayed from the log at start).
-    private func noteApplied(_ event: DossierEvent) {
+    private func noteApplied(_ event: DossierEvent, slot: Int) {
         eventsSinceSave += 1
-        let day = LocalTime.day(of: event.occurredAt)
-        if let since = touched[event.dossier], let since {
-            touched[event.dossier] = min(since, day)
-        } else {
-            touched[event.dossier] = day
-        }
-        if engine.markQueued(event.dossier) {
+        touched.mark(slot, value: LocalTime.day(of: event.occurredAt))
+        if engine.markQueued(slot: slot) {
             retirementQueue.push(event.occurredAt + retention.closedSeconds, candidate(event.dossier))
         }
         noteDays(event)
@@ -459,8 +460,8 @@ public final class WorkerEngine {
 
     /// Whether the next commit saves the rows (`RowSaving`): always for a store that does not defer them.
     private var rowsSaveDue: Bool {
-        guard saveRequested || eventsSinceSave > 0 || !unsaved.isEmpty else { return false }
-        if saveRequested || !defersRows { return true }
+        guard saveRequested || eventsSinceSave > 0 || !unsaved.isEmpty || retiredUnsaved else { return false }
+        if saveRequested || !defersRows || retiredUnsaved { return true }
         if unsaved.count >= rowSaving.maxDossiers || eventsSinceSave >= rowSaving.maxEvents { return true }
         if let now = engine.clock, let saved = clockAtLastSave, now - saved >= rowSaving.maxClockSeconds { return true }
         return ContinuousClock.now - lastSave >= rowSaving.maxInterval
@@ -478,10 +479,10 @@ public final class WorkerEngine {
             _ = retirementQueue.pop()
             let code = top.value.code
             done += 1
-            guard peek({ $0.holds(code) }) else { continue }
+            guard let slot = peek({ $0.slot(of: code) }) else { continue }
             engine.settle(code)
             collectAlerts()
-            guard let dossier = engine.dossier(code) else { continue }
+            guard let dossier = peek({ $0.dossier(inSlot: slot) }) else { continue }
             guard let retirement = dossier.retirement(config: configuration, retainSeconds: retention.closedSeconds)
             else {
                 // Its SLA clock runs (running, or paused for a fee): only an event can close it, and the next event
@@ -490,12 +491,15 @@ public final class WorkerEngine {
                 engine.unmarkQueued(code)
                 continue
             }
-            if retirement.at > clock || touched[code] != nil {
+            if retirement.at > clock || touched.value(slot) != nil {
                 retirementQueue.push(max(retirement.at, clock + 1), candidate(code))
                 continue
             }
             let key = engine.storageKey(of: code) ?? 0
             engine.remove(code)
+            // Its row is deleted in the commit that retires it, so the log's tail must not hold events of it either
+            // (a restart would rebuild it from them alone): that commit saves the rows.
+            if unsaved.unmark(slot) { retiredUnsaved = true }
             staged.retired.append(
                 (
                     key, code, clock,
@@ -528,14 +532,14 @@ public final class WorkerEngine {
         guard hasStagedChanges || !published.isEmpty || !filed.isEmpty || !deadLettersSent.isEmpty else { return nil }
         var changes = retiredChanges
         retiredChanges.removeAll(keepingCapacity: true)
-        for (code, since) in touched {
-            unsaved.insert(code)
-            if let since, let dossier = peek({ $0.dossier(code) }) { changes.append(.changed(dossier, since: since)) }
+        touched.drain { slot, since in
+            unsaved.mark(slot, value: 0)
+            if since != Self.onlyAlerts, let dossier = peek({ $0.dossier(inSlot: slot) }) {
+                changes.append(.changed(dossier, since: since))
+            }
         }
         staged.clock = peek { $0.clock }
-        // A dossier retired with changes not yet saved: its row is deleted now, so the log's tail must not hold
-        // events of it either (a restart would rebuild it from them alone).
-        if rowsSaveDue || staged.retired.contains(where: { unsaved.contains($0.code) }) { saveRows() }
+        if rowsSaveDue { saveRows() }
         if daysChanged {
             staged.firstDay = firstDay
             staged.lastEventDay = lastEventDay
@@ -547,7 +551,6 @@ public final class WorkerEngine {
         let prepared = PreparedCommit(batch: staged, rollupChanges: changes, newAlerts: stagedAlerts)
         staged = CommitBatch()
         stagedAlerts = []
-        touched.removeAll(keepingCapacity: true)
         return prepared
     }
 
@@ -555,13 +558,13 @@ public final class WorkerEngine {
     /// up to this batch.
     private func saveRows() {
         staged.dossiers.reserveCapacity(unsaved.count)
-        for code in unsaved {
-            guard let dossier = peek({ $0.dossier(code) }),
-                let key = engine.storageKey(of: code, assigning: &nextStorageKey)
-            else { continue }  // retired meanwhile: its row is gone
-            staged.dossiers.append((key, code, DossierRecord.encode(dossier, config: configuration)))
+        unsaved.drain { slot, _ in
+            guard let dossier = peek({ $0.dossier(inSlot: slot) }),
+                let key = engine.storageKey(ofSlot: slot, assigning: &nextStorageKey)
+            else { return }
+            staged.dossiers.append((key, dossier.code, DossierRecord.encode(dossier, config: configuration)))
         }
-        unsaved.removeAll(keepingCapacity: true)
+        retiredUnsaved = false
         staged.forecastUnits = peek { $0.takeForecastChanges() }
         staged.savesRows = true
         eventsSinceSave = 0
@@ -633,7 +636,9 @@ public final class WorkerEngine {
     /// Stages an alert for the next commit, with its dossier's row (which records the level as fired).
     private func stage(_ alert: Alert) {
         stagedAlerts.append(alert)
-        if !alert.dossier.isEmpty, touched[alert.dossier] == nil { touched[alert.dossier] = .some(nil) }
+        if !alert.dossier.isEmpty, let slot = peek({ $0.slot(of: alert.dossier) }) {
+            touched.mark(slot, value: Self.onlyAlerts)
+        }
     }
 }
 

@@ -114,21 +114,25 @@ struct HotPathTests {
         #expect(first && !second)
         #expect(replay.storageKey(of: dossier.code) == 5)
         #expect(replay.liveDossierCount == 1)
-        let whileQueued = replay.markQueued(dossier.code)
+        let slot = try #require(replay.slot(of: dossier.code))
+        let whileQueued = replay.markQueued(slot: slot)
         #expect(!whileQueued, "loaded as queued")
         replay.unmarkQueued(dossier.code)
-        let afterUnmark = replay.markQueued(dossier.code)
+        let afterUnmark = replay.markQueued(slot: slot)
         #expect(afterUnmark)
         replay.remove(dossier.code)
-        let gone = replay.markQueued(dossier.code)
-        #expect(!gone, "not held")
-        // The freed slot goes to the next dossier, unmarked.
+        #expect(replay.slot(of: dossier.code) == nil && replay.dossier(inSlot: slot) == nil, "not held")
+        var next: Int64 = 9
+        #expect(replay.storageKey(ofSlot: slot, assigning: &next) == nil && next == 9, "a free slot has no key")
+        // The freed slot goes to the next dossier, unmarked and without a key.
         var other = Dossier(code: "760-220518-2")
         var event = received
         event.dossier = other.code
         _ = try other.apply(event, now: event.occurredAt, config: config)
-        let loaded = replay.loadNew(other, storageKey: 7, queued: false)
-        let marked = replay.markQueued(other.code)
+        let loaded = replay.loadNew(other, storageKey: 0, queued: false)
+        #expect(replay.slot(of: other.code) == slot && replay.dossier(inSlot: slot)?.code == other.code)
+        let marked = replay.markQueued(slot: slot)
+        #expect(replay.storageKey(ofSlot: slot, assigning: &next) == 9 && next == 10)
         #expect(loaded && marked)
     }
 }
