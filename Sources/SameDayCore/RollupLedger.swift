@@ -1,3 +1,8 @@
+/// The facts of every dossier a worker holds, by dossier code (`RollupKeeper`). The ledger reads them through the
+/// dictionary's values in place: copying them into an array cost a retain of each dossier's facts for every day
+/// the ledger added.
+public typealias DossierFactsByCode = [String: DossierFacts]
+
 /// Daily rollups kept up to date as dossiers change, so a snapshot costs what changed since the last one, not the
 /// whole history (issue "state bounded by open work").
 ///
@@ -65,7 +70,7 @@ public struct RollupLedger: Sendable {
     /// window) through `lastDay`. Days that enter the range are computed from `facts` (every dossier the worker
     /// holds) and marked changed; days that leave it are dropped.
     public mutating func cover(
-        firstDay: Int64, lastDay: Int64, clockDay: Int64, facts: () -> [DossierFacts]
+        firstDay: Int64, lastDay: Int64, clockDay: Int64, facts: () -> DossierFactsByCode.Values
     ) {
         self.firstDay = min(self.firstDay ?? firstDay, firstDay)
         let low = max(self.firstDay!, clockDay - windowDays + 1)
@@ -85,7 +90,7 @@ public struct RollupLedger: Sendable {
     /// Extends the kept days through `day` (events reached it), computing the new days from `facts` before the
     /// changes that reached them are applied. Days are kept without gaps from the first one on, so no day is
     /// skipped when the clock moves fast between two snapshots (a backfill on the events clock).
-    public mutating func extend(through day: Int64, firstDay: Int64, facts: () -> [DossierFacts]) {
+    public mutating func extend(through day: Int64, firstDay: Int64, facts: () -> DossierFactsByCode.Values) {
         guard lowDay != nil, let highDay else {
             self.firstDay = min(self.firstDay ?? firstDay, firstDay)
             let low = min(self.firstDay!, day)
@@ -99,7 +104,7 @@ public struct RollupLedger: Sendable {
         materialize(Array(highDay + 1...day), facts: facts)
     }
 
-    private mutating func materialize(_ days: [Int64], facts: () -> [DossierFacts]) {
+    private mutating func materialize(_ days: [Int64], facts: () -> DossierFactsByCode.Values) {
         guard let first = days.min(), let last = days.max() else { return }
         let missing = Set(days)
         let stock = retiredStockFigures()

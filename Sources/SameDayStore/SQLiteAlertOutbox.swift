@@ -24,10 +24,15 @@ enum SQLiteAlertOutbox {
     /// Adds alerts; an id already in the outbox is kept as it was (the same alert raised twice has the same id).
     static func insert(_ alerts: [OutboxAlert], in db: Database) throws {
         guard !alerts.isEmpty else { return }
-        let insert = try db.cachedStatement(
-            sql: "INSERT OR IGNORE INTO alert (alert_id, level, routing_key, day, json) VALUES (?, ?, ?, ?, ?)")
+        let insert = try RowStatement(
+            db, sql: "INSERT OR IGNORE INTO alert (alert_id, level, routing_key, day, json) VALUES (?, ?, ?, ?, ?)")
         for alert in alerts {
-            try insert.execute(arguments: [alert.alertID, alert.level, alert.routingKey, alert.day, alert.json])
+            try insert.bind(1, alert.alertID)
+            try insert.bind(2, alert.level)
+            try insert.bind(3, alert.routingKey)
+            try insert.bind(4, alert.day)
+            try insert.bind(5, alert.json)
+            try insert.step()
         }
     }
 
@@ -38,8 +43,11 @@ enum SQLiteAlertOutbox {
     /// Marks alerts delivered one way (confirmed by the broker, or appended to the files).
     static func mark(_ ids: [String], _ mark: Mark, in db: Database) throws {
         guard !ids.isEmpty else { return }
-        let statement = try db.cachedStatement(sql: "UPDATE alert SET \(mark.rawValue) = 1 WHERE alert_id = ?")
-        for id in ids { try statement.execute(arguments: [id]) }
+        let statement = try RowStatement(db, sql: "UPDATE alert SET \(mark.rawValue) = 1 WHERE alert_id = ?")
+        for id in ids {
+            try statement.bind(1, id)
+            try statement.step()
+        }
     }
 
     /// Alerts matching `condition` (an SQL expression over the table's columns), oldest first.

@@ -283,24 +283,29 @@ public final class WorkerStore: ShardStore {
         guard !batch.isEmpty else { return }
         try database.write { db in
             if !batch.events.isEmpty {
-                let insertEvent = try db.cachedStatement(
-                    sql: "INSERT INTO event_log (dossier, event_id, applied_at, body) VALUES (?, ?, ?, ?)")
+                let insertEvent = try RowStatement(
+                    db, sql: "INSERT INTO event_log (dossier, event_id, applied_at, body) VALUES (?, ?, ?, ?)")
                 for event in batch.events {
-                    // Unchecked: the four values match the four placeholders; skips GRDB's per-row validation.
-                    insertEvent.setUncheckedArguments([event.dossier, event.eventID, event.appliedAt, Data(event.body)])
-                    try insertEvent.execute()
+                    try insertEvent.bind(1, event.dossier)
+                    try insertEvent.bind(2, event.eventID)
+                    try insertEvent.bind(3, event.appliedAt)
+                    try insertEvent.bind(4, event.body)
+                    try insertEvent.step()
                 }
             }
             if !batch.dossiers.isEmpty {
                 // Once a row is in, only its state changes (the code stays as first written).
-                let upsertDossier = try db.cachedStatement(
+                let upsertDossier = try RowStatement(
+                    db,
                     sql: """
                         INSERT INTO dossier (id, code, state) VALUES (?, ?, ?)
                         ON CONFLICT(id) DO UPDATE SET state = excluded.state
                         """)
                 for dossier in batch.dossiers {
-                    upsertDossier.setUncheckedArguments([dossier.key, dossier.code, Data(dossier.state)])
-                    try upsertDossier.execute()
+                    try upsertDossier.bind(1, dossier.key)
+                    try upsertDossier.bind(2, dossier.code)
+                    try upsertDossier.bind(3, dossier.state)
+                    try upsertDossier.step()
                 }
             }
             if !batch.retired.isEmpty {

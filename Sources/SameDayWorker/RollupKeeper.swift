@@ -10,7 +10,7 @@ import Synchronization
 public final class RollupKeeper {
     public let configuration: Configuration
     public let root: String
-    private var facts: [String: DossierFacts] = [:]
+    private var facts: DossierFactsByCode = [:]
     private var ledger: RollupLedger
     /// Digests of the files written, per day (days that leave the window are forgotten: never rewritten).
     private var written: [Int64: [String: Int]] = [:]
@@ -48,7 +48,7 @@ public final class RollupKeeper {
             if let at = dossier.lastEventAt { last = max(last ?? since, LocalTime.day(of: at)) }
         }
         if let first, let last {
-            ledger.extend(through: last, firstDay: first) { Array(facts.values) }
+            ledger.extend(through: last, firstDay: first) { facts.values }
         }
         for change in changes {
             switch change {
@@ -85,7 +85,7 @@ public final class RollupKeeper {
         ledger.cover(
             firstDay: firstDay, lastDay: max(lastDay, clockDay), clockDay: min(clockDay, changesClockDay ?? clockDay)
         ) {
-            Array(facts.values)
+            facts.values
         }
         if restarted {
             ledger.markAllChanged()

@@ -76,7 +76,7 @@ struct RollupTests {
         #expect(q1.receivedTotal == 3 && q1.sameDayResolvedSameDay == 2)
         var ledger = RollupLedger(config: config, windowDays: 62)
         let first = LocalDate("2022-05-20")!.dayNumber
-        ledger.cover(firstDay: first, lastDay: first + 3, clockDay: first + 3) { [] }
+        ledger.cover(firstDay: first, lastDay: first + 3, clockDay: first + 3) { DossierFactsByCode().values }
         for f in facts { ledger.change(from: nil, to: f, since: first) }
         for day in first...(first + 3) {
             let computed = Rollup.compute(facts: facts, period: .day(LocalDate(dayNumber: day)), config: config)
