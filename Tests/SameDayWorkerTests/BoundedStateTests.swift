@@ -207,21 +207,13 @@ struct BoundedStateTests {
             configuration: configuration, store: store, clockMode: .events, clock: StepClock(start),
             retention: Retention(closedDays: 3, eventLogDays: 3))
         _ = try engine.rebuild()
-        func event(_ dossier: String, _ type: String, _ at: String) throws -> DossierEvent {
-            try DossierEvent.decode(
-                """
-                {"schema":"sameday.dossier-event/1","eventId":"\(dossier)-\(type)","dossier":"\(dossier)","unit":"760",\
-                "procedure":"2.000815.000.00.00.H29","type":"\(type)","occurredAt":"\(at)",\
-                \(type == "received" ? #""channel":"direct","# : "")"source":"test"}
-                """)
-        }
         // 300 dossiers still running, 5 resolved: all queued at their last event plus the window.
         for n in 0..<300 {
-            _ = try engine.apply(event("760-220518-\(1000 + n)", "received", "2022-05-18T09:00:00+07:00"))
+            _ = try engine.apply(sameDayEvent("760-220518-\(1000 + n)", "received", "2022-05-18T09:00:00+07:00"))
         }
         for n in 0..<5 {
-            _ = try engine.apply(event("760-220518-\(2000 + n)", "received", "2022-05-18T09:10:00+07:00"))
-            _ = try engine.apply(event("760-220518-\(2000 + n)", "resolved", "2022-05-18T10:00:00+07:00"))
+            _ = try engine.apply(sameDayEvent("760-220518-\(2000 + n)", "received", "2022-05-18T09:10:00+07:00"))
+            _ = try engine.apply(sameDayEvent("760-220518-\(2000 + n)", "resolved", "2022-05-18T10:00:00+07:00"))
         }
         try engine.commit()
         #expect(engine.retirementQueue.count == 305)
@@ -232,7 +224,7 @@ struct BoundedStateTests {
         // close them), so a catch-up never re-examines every open dossier every day.
         #expect(engine.dossierCount == 300)
         #expect(engine.retirementQueue.count == 0)
-        _ = try engine.apply(event("760-220518-1000", "resolved", "2022-05-22T10:00:00+07:00"))
+        _ = try engine.apply(sameDayEvent("760-220518-1000", "resolved", "2022-05-22T10:00:00+07:00"))
         try engine.commit()
         #expect(engine.retirementQueue.count == 1)
         engine.advance(to: start + 9 * LocalTime.secondsPerDay)

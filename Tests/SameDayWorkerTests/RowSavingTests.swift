@@ -168,24 +168,16 @@ struct RowSavingTests {
         engine.rowSaving = RowSaving(
             maxDossiers: .max, maxEvents: .max, maxInterval: .seconds(3600), maxClockSeconds: .max)
         _ = try engine.rebuild()
-        func event(_ dossier: String, _ type: String, _ at: String) throws -> DossierEvent {
-            try DossierEvent.decode(
-                """
-                {"schema":"sameday.dossier-event/1","eventId":"\(dossier)-\(type)","dossier":"\(dossier)","unit":"760",\
-                "procedure":"2.000815.000.00.00.H29","type":"\(type)","occurredAt":"\(at)",\
-                \(type == "received" ? #""channel":"direct","# : "")"source":"test"}
-                """)
-        }
-        _ = try engine.apply(event("760-220518-0001", "received", "2022-05-18T09:00:00+07:00"))
-        _ = try engine.apply(event("760-220518-0001", "resolved", "2022-05-18T10:00:00+07:00"))
-        _ = try engine.apply(event("760-220518-0002", "received", "2022-05-18T11:00:00+07:00"))
+        _ = try engine.apply(sameDayEvent("760-220518-0001", "received", "2022-05-18T09:00:00+07:00"))
+        _ = try engine.apply(sameDayEvent("760-220518-0001", "resolved", "2022-05-18T10:00:00+07:00"))
+        _ = try engine.apply(sameDayEvent("760-220518-0002", "received", "2022-05-18T11:00:00+07:00"))
         try engine.commitPrepared()
         #expect(try store.dossierCount() == 0, "rows deferred")
         // Four days on, the resolved dossier retires; a new one arrives in the same batch and takes its slot.
-        _ = try engine.apply(event("760-220518-0002", "resolved", "2022-05-22T09:00:00+07:00"))
+        _ = try engine.apply(sameDayEvent("760-220518-0002", "resolved", "2022-05-22T09:00:00+07:00"))
         engine.retireDue()
         #expect(engine.dossierCount == 1)
-        _ = try engine.apply(event("760-220522-0003", "received", "2022-05-22T09:30:00+07:00"))
+        _ = try engine.apply(sameDayEvent("760-220522-0003", "received", "2022-05-22T09:30:00+07:00"))
         try engine.commitPrepared()
         let held = records(engine)
         #expect(Set(held.keys) == ["760-220518-0002", "760-220522-0003"])

@@ -32,6 +32,17 @@ func receivedEvent(_ dossier: String, at time: String, unit: String = "760") -> 
         """)
 }
 
+/// An event of the same-day procedure at District 1 (`received` ones at the desk), its id made of the dossier and
+/// the type.
+func sameDayEvent(_ dossier: String, _ type: String, _ time: String) -> DossierEvent {
+    try! DossierEvent.decode(
+        """
+        {"schema":"sameday.dossier-event/1","eventId":"\(dossier)-\(type)","dossier":"\(dossier)","unit":"760",\
+        "procedure":"2.000815.000.00.00.H29","type":"\(type)","occurredAt":"\(time)",\
+        \(type == "received" ? #""channel":"direct","# : "")"source":"test"}
+        """)
+}
+
 @Suite("Worker timers on an injected clock")
 struct WorkerEngineTests {
     let configuration = try! ConfigurationFolder.load(hcmcConfiguration)
