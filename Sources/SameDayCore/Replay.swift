@@ -360,10 +360,10 @@ public struct Replay: Sendable {
     public func slot(of code: String) -> Int? { index[code] }
 
     /// The dossier held in a slot; nil for a free one.
-    public func dossier(inSlot k: Int) -> Dossier? {
-        guard k >= 0, k < dossiers.count, !dossiers[k].code.isEmpty else { return nil }
-        return dossiers[k]
-    }
+    public func dossier(inSlot k: Int) -> Dossier? { holds(slot: k) ? dossiers[k] : nil }
+
+    /// Whether slot `k` holds a dossier (a removed one leaves an empty code behind).
+    private func holds(slot k: Int) -> Bool { k >= 0 && k < dossiers.count && !dossiers[k].code.isEmpty }
 
     /// Dossiers held (retired ones excluded).
     public var liveDossierCount: Int { dossiers.count - freeSlots.count }
@@ -449,7 +449,7 @@ public struct Replay: Sendable {
     /// nil if the dossier is not held. The store gives keys in order of first commit, so the rows a commit
     /// rewrites (dossiers still in play) sit together at the end of its table instead of all over it.
     public mutating func storageKey(ofSlot k: Int, assigning next: inout Int64) -> Int64? {
-        guard k >= 0, k < dossiers.count, !dossiers[k].code.isEmpty else { return nil }
+        guard holds(slot: k) else { return nil }
         if storageKeys[k] == 0 {
             storageKeys[k] = next
             next += 1

@@ -58,11 +58,14 @@ struct RowStatement {
         guard code == SQLITE_OK else { throw error(code) }
     }
 
-    private func error(_ code: Int32) -> DatabaseError {
-        DatabaseError(
-            resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)),
-            sql: statement.sql)
-    }
+    private func error(_ code: Int32) -> DatabaseError { sqliteError(code, statement, db) }
+}
+
+/// A failed call of SQLite's C API on `statement` as GRDB reports errors, so callers see one error type.
+func sqliteError(_ code: Int32, _ statement: Statement, _ db: Database) -> DatabaseError {
+    DatabaseError(
+        resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)),
+        sql: statement.sql)
 }
 
 /// SQLite's `SQLITE_TRANSIENT` (the C macro is not imported): copy the bound value at once.

@@ -398,7 +398,7 @@ public final class WorkerStore: ShardStore {
             while true {
                 let step = sqlite3_step(raw)
                 if step == SQLITE_DONE { break }
-                guard step == SQLITE_ROW else { throw stepError(step, statement, db) }
+                guard step == SQLITE_ROW else { throw sqliteError(step, statement, db) }
 
                 let key = sqlite3_column_int64(raw, 0)
                 let code =
@@ -415,13 +415,6 @@ public final class WorkerStore: ShardStore {
                 try body(key, code, state)
             }
         }
-    }
-
-    /// A failed `sqlite3_step` as GRDB reports errors.
-    private func stepError(_ code: Int32, _ statement: Statement, _ db: Database) -> DatabaseError {
-        DatabaseError(
-            resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)),
-            sql: statement.sql)
     }
 
     /// Moves dossier rows that cannot be read back aside, with the reason, so a restart goes on.
@@ -455,7 +448,7 @@ public final class WorkerStore: ShardStore {
             while true {
                 let step = sqlite3_step(raw)
                 if step == SQLITE_DONE { break }
-                guard step == SQLITE_ROW else { throw stepError(step, statement, db) }
+                guard step == SQLITE_ROW else { throw sqliteError(step, statement, db) }
                 body(UInt64(bitPattern: sqlite3_column_int64(raw, 0)), sqlite3_column_int64(raw, 1))
             }
         }
