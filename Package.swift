@@ -172,6 +172,7 @@ let package = Package(
                 "SameDayWorker", "SameDayStore", "SameDayPostgres", "SameDayCore", "SameDayBroker", "RabbitMQ",
                 "SameDayFiles", "SameDayFormats", "SameDayTestKit", "SameDayNotify", "SameDayBoard",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
         .testTarget(name: "SameDayReportTests", dependencies: ["SameDayReport", "SameDayCore", "SameDayFormats"]),

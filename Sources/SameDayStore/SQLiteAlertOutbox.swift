@@ -1,11 +1,20 @@
 import GRDB
+import Synchronization
 
 /// The alert outbox as both SQLite stores keep it (`WorkerStore`, `SourcesStore`): the `alert` table (a row per
 /// alert id, with its delivery marks `published` and `filed`), written inside their transactions and read oldest
 /// first.
-enum SQLiteAlertOutbox {
+///
+/// Which row holds which alert id is kept in memory (`OutboxRows`), not in an index of the file. Alert ids are
+/// hashes, so an index on them took a write to a random page of it for every alert stored, and each delivery mark
+/// searched it again: a quarter of a worker's commit thread. In memory, the id of a stored alert is found at no cost
+/// of the file, and the marks update rows by their number, at the table's end where the recent alerts are. The
+/// index is read from the table at the first write, and read again whenever the table's newest row is not the one
+/// this outbox last wrote or saw (another opener of the file added alerts).
+final class SQLiteAlertOutbox: Sendable {
     /// The table and its indexes as the first migration of each store created them. Part of those migrations:
-    /// never edit it; a change is a new migration in each store.
+    /// never edit it; a change is a new migration in each store (`WorkerStore`'s v9 rebuilt it without the unique
+    /// index on `alert_id`; `sameday sources`' store keeps it, a last guard behind the ids held in memory).
     static let tableV1 = """
         CREATE TABLE alert (
             seq INTEGER PRIMARY KEY,
@@ -21,32 +30,26 @@ enum SQLiteAlertOutbox {
         CREATE INDEX alert_unfiled ON alert(filed) WHERE filed = 0;
         """
 
-    /// Adds alerts; an id already in the outbox is kept as it was (the same alert raised twice has the same id).
-    static func insert(_ alerts: [OutboxAlert], in db: Database) throws {
-        guard !alerts.isEmpty else { return }
-        let insert = try RowStatement(
-            db, sql: "INSERT OR IGNORE INTO alert (alert_id, level, routing_key, day, json) VALUES (?, ?, ?, ?, ?)")
-        for alert in alerts {
-            try insert.bind(1, alert.alertID)
-            try insert.bind(2, alert.level)
-            try insert.bind(3, alert.routingKey)
-            try insert.bind(4, alert.day)
-            try insert.bind(5, alert.json)
-            try insert.step()
-        }
-    }
+    private let rows = Mutex(OutboxRows())
 
-    enum Mark: String {
-        case published, filed
-    }
+    init() {}
 
-    /// Marks alerts delivered one way (confirmed by the broker, or appended to the files).
-    static func mark(_ ids: [String], _ mark: Mark, in db: Database) throws {
-        guard !ids.isEmpty else { return }
-        let statement = try RowStatement(db, sql: "UPDATE alert SET \(mark.rawValue) = 1 WHERE alert_id = ?")
-        for id in ids {
-            try statement.bind(1, id)
-            try statement.step()
+    /// Runs `body` in one transaction of `database` with the outbox at hand (`OutboxWrite`). What the transaction
+    /// stored or removed joins the ids held in memory only once it is in; one that failed leaves them as they were.
+    func write<T: Sendable>(_ database: DatabaseQueue, _ body: (Database, OutboxWrite) throws -> T) throws -> T {
+        try rows.withLock { rows in
+            rows.pending = .init()
+            do {
+                let result = try database.write { db in
+                    try rows.refresh(db)
+                    return try body(db, OutboxWrite(db: db, rows: rows))
+                }
+                rows.applyPending()
+                return result
+            } catch {
+                rows.pending = .init()
+                throw error
+            }
         }
     }
 
@@ -59,15 +62,139 @@ enum SQLiteAlertOutbox {
             arguments: [limit, offset]
         ).map { OutboxAlert(alertID: $0[0], level: $0[1], routingKey: $0[2], day: $0[3], json: $0[4]) }
     }
+}
+
+/// The outbox inside one transaction of its store (`SQLiteAlertOutbox.write`).
+struct OutboxWrite {
+    let db: Database
+    fileprivate let rows: OutboxRows
+
+    /// Adds alerts; an id already in the outbox is kept as it was (the same alert raised twice has the same id).
+    func insert(_ alerts: [OutboxAlert]) throws {
+        guard !alerts.isEmpty else { return }
+        let insert = try RowStatement(
+            db, sql: "INSERT OR IGNORE INTO alert (alert_id, level, routing_key, day, json) VALUES (?, ?, ?, ?, ?)")
+        for alert in alerts {
+            let key = OutboxKey(alert.alertID)
+            guard rows.seq(of: key) == nil else { continue }
+            try insert.bind(1, alert.alertID)
+            try insert.bind(2, alert.level)
+            try insert.bind(3, alert.routingKey)
+            try insert.bind(4, alert.day)
+            try insert.bind(5, alert.json)
+            try insert.step()
+            // Ignored only by a table that kept the unique index (see `tableV1`) and an id the memory lacked.
+            guard db.changesCount == 1 else { continue }
+            rows.pending.added[key] = db.lastInsertedRowID
+        }
+    }
+
+    /// Marks alerts delivered: confirmed by the broker (`published`), appended to the files (`filed`). An alert both
+    /// confirmed and filed since the last commit, the usual case, is marked by one update. Ids no longer in the
+    /// outbox (pruned once delivered both ways) are passed over.
+    func mark(published: [String], filed: [String]) throws {
+        guard !published.isEmpty || !filed.isEmpty else { return }
+        var filedRows = Set<Int64>(minimumCapacity: filed.count)
+        for id in filed { if let seq = rows.seq(of: OutboxKey(id)) { filedRows.insert(seq) } }
+        var publishedOnly: RowStatement?
+        var both: RowStatement?
+        for id in published {
+            guard let seq = rows.seq(of: OutboxKey(id)) else { continue }
+            let statement: RowStatement
+            if filedRows.remove(seq) != nil {
+                if both == nil {
+                    both = try RowStatement(db, sql: "UPDATE alert SET published = 1, filed = 1 WHERE seq = ?")
+                }
+                statement = both!
+            } else {
+                if publishedOnly == nil {
+                    publishedOnly = try RowStatement(db, sql: "UPDATE alert SET published = 1 WHERE seq = ?")
+                }
+                statement = publishedOnly!
+            }
+            try statement.bind(1, seq)
+            try statement.step()
+        }
+        guard !filedRows.isEmpty else { return }
+        let filedOnly = try RowStatement(db, sql: "UPDATE alert SET filed = 1 WHERE seq = ?")
+        for seq in filedRows {
+            try filedOnly.bind(1, seq)
+            try filedOnly.step()
+        }
+    }
 
     /// Removes alerts delivered both ways whose day is before `day` (YYYY-MM-DD), from the head of the outbox only
     /// (a few undelivered rows there only wait for their delivery), at most `limit` rows looked at; returns how many.
-    static func prune(before day: String, limit: Int, in db: Database) throws -> Int {
-        try db.execute(
+    func prune(before day: String, limit: Int) throws -> Int {
+        let removed = try String.fetchAll(
+            db,
             sql: """
                 DELETE FROM alert WHERE seq IN (SELECT seq FROM alert ORDER BY seq LIMIT ?)
                     AND day < ? AND published = 1 AND filed = 1
+                RETURNING alert_id
                 """, arguments: [limit, day])
-        return db.changesCount
+        rows.pending.removed += removed.map(OutboxKey.init)
+        return removed.count
+    }
+}
+
+/// Which row of the outbox holds each alert id: what an index of the file on `alert_id` would give
+/// (`SQLiteAlertOutbox`). Only used under its outbox's lock, inside the store's transaction.
+private final class OutboxRows: @unchecked Sendable {
+    private var seqByID: [OutboxKey: Int64] = [:]
+    /// The newest row this outbox wrote or read; nil before the table is read.
+    private var newest: Int64?
+    /// What the transaction under way stored and removed.
+    var pending = Pending()
+
+    struct Pending {
+        var added: [OutboxKey: Int64] = [:]
+        var removed: [OutboxKey] = []
+    }
+
+    func seq(of key: OutboxKey) -> Int64? { pending.added[key] ?? seqByID[key] }
+
+    /// Reads the ids from the table at first, and again when its newest row is not the one last seen here: another
+    /// opener of the file wrote alerts, or every row was pruned. (Rows another opener only pruned stay known here;
+    /// marking them finds nothing, and an id of theirs raised again is taken as stored.)
+    func refresh(_ db: Database) throws {
+        let newestInTable = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM alert") ?? 0
+        guard newest != newestInTable else { return }
+        seqByID.removeAll(keepingCapacity: true)
+        let rows = try Row.fetchCursor(db, sql: "SELECT seq, alert_id FROM alert")
+        while let row = try rows.next() { seqByID[OutboxKey(row[1])] = row[0] }
+        newest = newestInTable
+    }
+
+    func applyPending() {
+        for key in pending.removed { seqByID[key] = nil }
+        for (key, seq) in pending.added {
+            seqByID[key] = seq
+            newest = max(newest ?? 0, seq)
+        }
+        pending = Pending()
+    }
+}
+
+/// An alert id as the outbox holds it in memory: the 16 lower-case hex digits of `Alert.id` as their number (no
+/// string storage), any other id as its text. Each id has exactly one key.
+private enum OutboxKey: Hashable {
+    case hash(UInt64)
+    case text(String)
+
+    init(_ id: String) {
+        var text = id
+        self = text.withUTF8 { bytes in
+            guard bytes.count == 16 else { return .text(id) }
+            var value: UInt64 = 0
+            for byte in bytes {
+                switch byte {
+                case UInt8(ascii: "0")...UInt8(ascii: "9"): value = value << 4 | UInt64(byte - UInt8(ascii: "0"))
+                case UInt8(ascii: "a")...UInt8(ascii: "f"): value = value << 4 | UInt64(byte - UInt8(ascii: "a") + 10)
+                default: return .text(id)
+                }
+            }
+            return .hash(value)
+        }
     }
 }

@@ -30,6 +30,7 @@ public struct SourcesCommit: Sendable {
 /// alerts of the last `eventLogDays` days.
 public final class SourcesStore: AlertOutboxStore {
     private let database: DatabaseQueue
+    private let outbox = SQLiteAlertOutbox()
     public let path: String
 
     public init(path: String) throws {
@@ -57,15 +58,14 @@ public final class SourcesStore: AlertOutboxStore {
     /// Writes a commit in one transaction. An alert id already in the outbox is kept as it was.
     public func commit(_ commit: SourcesCommit) throws {
         guard !commit.isEmpty else { return }
-        try database.write { db in
+        try outbox.write(database) { db, outbox in
             let upsertUnit = try db.cachedStatement(
                 sql: "INSERT OR REPLACE INTO unit_source (unit, last_event_at, alerted) VALUES (?, ?, ?)")
             for unit in commit.units {
                 try upsertUnit.execute(arguments: [unit.code, unit.lastEventAt, unit.alerted ? 1 : 0])
             }
-            try SQLiteAlertOutbox.insert(commit.alerts, in: db)
-            try SQLiteAlertOutbox.mark(commit.publishedAlertIDs, .published, in: db)
-            try SQLiteAlertOutbox.mark(commit.filedAlertIDs, .filed, in: db)
+            try outbox.insert(commit.alerts)
+            try outbox.mark(published: commit.publishedAlertIDs, filed: commit.filedAlertIDs)
             let setValue = try db.cachedStatement(
                 sql:
                     "INSERT INTO sources_state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
@@ -128,7 +128,7 @@ public final class SourcesStore: AlertOutboxStore {
     /// Removes alerts delivered both ways whose day is before `day` (YYYY-MM-DD), at most `limit`; returns how many.
     @discardableResult
     public func pruneAlerts(before day: String, limit: Int = 2000) throws -> Int {
-        try database.write { db in try SQLiteAlertOutbox.prune(before: day, limit: limit, in: db) }
+        try outbox.write(database) { _, outbox in try outbox.prune(before: day, limit: limit) }
     }
 
     private func fetchAlerts(where condition: String, limit: Int, offset: Int = 0) throws -> [OutboxAlert] {

@@ -110,6 +110,7 @@ public struct PruneResult: Sendable, Equatable {
 /// small slices by `prune`.
 public final class WorkerStore: ShardStore {
     private let database: DatabaseQueue
+    private let outbox = SQLiteAlertOutbox()
     public let path: String
     public var location: String { path }
 
@@ -261,6 +262,29 @@ public final class WorkerStore: ShardStore {
             try db.execute(
                 sql: "CREATE TABLE forecast_unit (unit TEXT PRIMARY KEY, state BLOB NOT NULL) WITHOUT ROWID")
         }
+        migrator.registerMigration("v9: the outbox without an index on the alert id") { db in
+            // The ids are hashes: their unique index took a write to a random page of it for every alert stored.
+            // The outbox holds which row has which id in memory instead (`SQLiteAlertOutbox`).
+            try db.execute(
+                sql: """
+                    CREATE TABLE alert_v9 (
+                        seq INTEGER PRIMARY KEY,
+                        alert_id TEXT NOT NULL,
+                        level TEXT NOT NULL,
+                        routing_key TEXT NOT NULL,
+                        day TEXT NOT NULL,
+                        json TEXT NOT NULL,
+                        published INTEGER NOT NULL DEFAULT 0,
+                        filed INTEGER NOT NULL DEFAULT 0
+                    );
+                    INSERT INTO alert_v9 SELECT seq, alert_id, level, routing_key, day, json, published, filed
+                        FROM alert ORDER BY seq;
+                    DROP TABLE alert;
+                    ALTER TABLE alert_v9 RENAME TO alert;
+                    CREATE INDEX alert_unpublished ON alert(published) WHERE published = 0;
+                    CREATE INDEX alert_unfiled ON alert(filed) WHERE filed = 0;
+                    """)
+        }
         return migrator
     }
 
@@ -281,7 +305,7 @@ public final class WorkerStore: ShardStore {
     /// raised twice has the same id).
     public func commit(_ batch: CommitBatch) throws {
         guard !batch.isEmpty else { return }
-        try database.write { db in
+        try outbox.write(database) { db, outbox in
             if !batch.events.isEmpty {
                 let insertEvent = try RowStatement(
                     db, sql: "INSERT INTO event_log (dossier, event_id, applied_at, body) VALUES (?, ?, ?, ?)")
@@ -326,9 +350,8 @@ public final class WorkerStore: ShardStore {
                     if let key = dossier.abandonedIn { try stock.execute(arguments: [key.unit, key.field]) }
                 }
             }
-            try SQLiteAlertOutbox.insert(batch.alerts, in: db)
-            try SQLiteAlertOutbox.mark(batch.publishedAlertIDs, .published, in: db)
-            try SQLiteAlertOutbox.mark(batch.filedAlertIDs, .filed, in: db)
+            try outbox.insert(batch.alerts)
+            try outbox.mark(published: batch.publishedAlertIDs, filed: batch.filedAlertIDs)
             if !batch.deadLetters.isEmpty {
                 let insert = try db.cachedStatement(
                     sql: """
@@ -554,7 +577,7 @@ public final class WorkerStore: ShardStore {
     public func prune(eventsBefore: Instant, tombstonesBefore: Instant, alertsBeforeDay: String, limit: Int)
         throws -> PruneResult
     {
-        try database.write { db in
+        try outbox.write(database) { db, outbox in
             var result = PruneResult()
             // The oldest rows first, and only those: `applied_at` grows with `arrival`, so the head of the log is
             // where the old rows are, and the query never scans the rest of the table. Never the rows a restart
@@ -575,7 +598,7 @@ public final class WorkerStore: ShardStore {
                         (SELECT code FROM retired WHERE retired_at < ? ORDER BY retired_at LIMIT ?)
                     """, arguments: [tombstonesBefore, limit])
             result.tombstones = db.changesCount
-            result.alerts = try SQLiteAlertOutbox.prune(before: alertsBeforeDay, limit: limit * 2, in: db)
+            result.alerts = try outbox.prune(before: alertsBeforeDay, limit: limit * 2)
             return result
         }
     }
@@ -662,11 +685,11 @@ public final class WorkerStore: ShardStore {
 
     public func markPublished(_ ids: [String]) throws {
         guard !ids.isEmpty else { return }
-        try database.write { db in try SQLiteAlertOutbox.mark(ids, .published, in: db) }
+        try outbox.write(database) { _, outbox in try outbox.mark(published: ids, filed: []) }
     }
     public func markFiled(_ ids: [String]) throws {
         guard !ids.isEmpty else { return }
-        try database.write { db in try SQLiteAlertOutbox.mark(ids, .filed, in: db) }
+        try outbox.write(database) { _, outbox in try outbox.mark(published: [], filed: ids) }
     }
 
     /// All alert ids in the outbox (tests and the crash-safety check).

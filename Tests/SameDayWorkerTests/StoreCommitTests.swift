@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import SameDayStore
 import Testing
 
@@ -42,5 +43,151 @@ struct StoreCommitTests {
         again.alerts = [OutboxAlert(alertID: "a1", level: "critical", routingKey: "", day: "", json: "")]
         try store.commit(again)
         #expect(try store.allAlerts() == alerts)
+    }
+
+    /// Alert ids as `Alert.id` makes them (16 hex digits), so the outbox keeps them as numbers.
+    private func alert(_ n: Int, day: String = "2022-05-18") -> OutboxAlert {
+        let id = String(repeating: "0", count: 12) + String(format: "%04x", n)
+        return OutboxAlert(alertID: id, level: "warning", routingKey: "alert.warning", day: day, json: "{}")
+    }
+
+    private func delivery(_ store: WorkerStore) throws -> [String: (published: Bool, filed: Bool)] {
+        let unpublished = Set(try store.unpublishedAlerts(limit: 100, offset: 0).map(\.alertID))
+        let unfiled = Set(try store.unfiledAlerts(limit: 100).map(\.alertID))
+        var marks: [String: (published: Bool, filed: Bool)] = [:]
+        for alert in try store.allAlerts() {
+            marks[alert.alertID] = (!unpublished.contains(alert.alertID), !unfiled.contains(alert.alertID))
+        }
+        return marks
+    }
+
+    @Test("the outbox finds its alerts by id without an index: once each, marked one way, both ways, or not at all")
+    func outboxIdsHeldInMemory() throws {
+        let folder = temporaryFolder("store-outbox")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let store = try WorkerStore(path: folder + "/state.sqlite")
+        var batch = CommitBatch()
+        // The same id twice in one batch, an id that is not 16 hex digits, one in capitals (not `Alert.id`'s form).
+        let odd = OutboxAlert(
+            alertID: "silence-760", level: "source_silent", routingKey: "", day: "2022-05-18", json: "")
+        let capitals = OutboxAlert(alertID: "00000000000000AB", level: "", routingKey: "", day: "2022-05-18", json: "")
+        batch.alerts = [alert(1), alert(2), alert(1), alert(3), odd, capitals, alert(0xab)]
+        try store.commit(batch)
+        #expect(
+            try store.allAlerts().map(\.alertID)
+                == [alert(1), alert(2), alert(3), odd, capitals, alert(0xab)].map(\.alertID))
+
+        var marks = CommitBatch()
+        marks.publishedAlertIDs = [alert(1).alertID, alert(2).alertID, "silence-760", "ffffffffffffffff"]
+        marks.filedAlertIDs = [alert(2).alertID, alert(3).alertID, "00000000000000AB"]
+        try store.commit(marks)
+        let marked = try delivery(store)
+        #expect(marked[alert(1).alertID]! == (true, false))
+        #expect(marked[alert(2).alertID]! == (true, true))
+        #expect(marked[alert(3).alertID]! == (false, true))
+        #expect(marked["silence-760"]! == (true, false))
+        #expect(marked["00000000000000AB"]! == (false, true))
+        #expect(marked[alert(0xab).alertID]! == (false, false))
+
+        // Delivered both ways and of a past day: pruned, and forgotten (a mark of it finds nothing), so the same id
+        // raised again is a new row.
+        try store.markFiled([alert(1).alertID])
+        let pruned = try store.prune(eventsBefore: 0, tombstonesBefore: 0, alertsBeforeDay: "2022-05-19", limit: 100)
+        #expect(pruned.alerts == 2)
+        try store.markPublished([alert(1).alertID])
+        var raisedAgain = CommitBatch()
+        raisedAgain.alerts = [alert(1), alert(3)]
+        try store.commit(raisedAgain)
+        let ids = try store.allAlerts().map(\.alertID)
+        #expect(ids == [alert(3), odd, capitals, alert(0xab), alert(1)].map(\.alertID))
+        #expect(try delivery(store)[alert(1).alertID]! == (false, false))
+    }
+
+    @Test("a commit that fails after storing alerts leaves the ids in memory as they were: the retry stores them")
+    func failedCommitForgetsItsAlerts() throws {
+        let folder = temporaryFolder("store-outbox-fail")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = folder + "/state.sqlite"
+        let store = try WorkerStore(path: path)
+        // A trigger on the dead-letter outbox, written after the alerts in the same transaction, fails the commit.
+        let saboteur = try DatabaseQueue(path: path)
+        try saboteur.write { db in
+            try db.execute(
+                sql: "CREATE TRIGGER refuse AFTER INSERT ON dead_letter BEGIN SELECT RAISE(ABORT, 'refused'); END")
+        }
+        var batch = CommitBatch()
+        batch.alerts = [alert(7)]
+        batch.deadLetters = [
+            DeadLetter(seq: 0, messageID: "m", routingKey: "k", queue: "q", reason: "r", refusal: "", body: [1])
+        ]
+        #expect(throws: DatabaseError.self) { try store.commit(batch) }
+        #expect(try store.allAlerts().isEmpty)
+        try saboteur.write { db in try db.execute(sql: "DROP TRIGGER refuse") }
+        try store.commit(batch)
+        #expect(try store.allAlerts().map(\.alertID) == [alert(7).alertID])
+    }
+
+    @Test("alerts another opener of the file stored are known to the store: not stored twice, marked")
+    func alertsOfAnotherOpener() throws {
+        let folder = temporaryFolder("store-outbox-two")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = folder + "/state.sqlite"
+        let store = try WorkerStore(path: path)
+        var first = CommitBatch()
+        first.alerts = [alert(1)]
+        try store.commit(first)
+        let other = try WorkerStore(path: path)
+        var second = CommitBatch()
+        second.alerts = [alert(2)]
+        try other.commit(second)
+
+        var both = CommitBatch()
+        both.alerts = [alert(1), alert(2), alert(3)]
+        both.publishedAlertIDs = [alert(2).alertID]
+        try store.commit(both)
+        #expect(try store.allAlerts().map(\.alertID) == [alert(1), alert(2), alert(3)].map(\.alertID))
+        #expect(try delivery(store)[alert(2).alertID]! == (true, false))
+    }
+
+    @Test("a state folder from before v9 keeps its outbox, marks included, and loses only the index on alert ids")
+    func outboxMigratedWithoutIdIndex() throws {
+        let folder = temporaryFolder("store-outbox-v9")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = folder + "/state.sqlite"
+        _ = try WorkerStore(path: path)
+        // The outbox as v1 to v8 left it: a unique index on the id, rows delivered one way or not at all.
+        let old = try DatabaseQueue(path: path)
+        try old.write { db in
+            try db.execute(
+                sql: """
+                    DROP TABLE alert;
+                    CREATE TABLE alert (
+                        seq INTEGER PRIMARY KEY, alert_id TEXT NOT NULL UNIQUE, level TEXT NOT NULL,
+                        routing_key TEXT NOT NULL, day TEXT NOT NULL, json TEXT NOT NULL,
+                        published INTEGER NOT NULL DEFAULT 0, filed INTEGER NOT NULL DEFAULT 0);
+                    CREATE INDEX alert_unpublished ON alert(published) WHERE published = 0;
+                    CREATE INDEX alert_unfiled ON alert(filed) WHERE filed = 0;
+                    INSERT INTO alert VALUES (5, '0000000000000001', 'warning', 'k', '2022-05-18', '{}', 1, 0);
+                    INSERT INTO alert VALUES (9, '0000000000000002', 'critical', 'k', '2022-05-18', '{}', 0, 0);
+                    DELETE FROM grdb_migrations WHERE identifier LIKE 'v9%';
+                    """)
+        }
+        try old.close()
+        let store = try WorkerStore(path: path)
+        #expect(try store.allAlerts().map(\.alertID) == ["0000000000000001", "0000000000000002"])
+        #expect(try store.unpublishedAlerts(limit: 10, offset: 0).map(\.alertID) == ["0000000000000002"])
+        #expect(try store.unfiledAlerts(limit: 10).count == 2)
+        let reader = try DatabaseQueue(path: path)
+        let indexes = try reader.read { db in
+            try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'alert'")
+        }
+        try reader.close()
+        #expect(Set(indexes) == ["alert_unpublished", "alert_unfiled"])
+        var again = CommitBatch()
+        again.alerts = [alert(1), alert(3)]
+        again.filedAlertIDs = ["0000000000000001"]
+        try store.commit(again)
+        #expect(try store.allAlerts().map(\.alertID) == ["0000000000000001", "0000000000000002", alert(3).alertID])
+        #expect(try delivery(store)["0000000000000001"]! == (true, true))
     }
 }
