@@ -212,7 +212,7 @@ public struct Alert: Sendable, Hashable {
 
     /// One JSON line, keys in a fixed order.
     public func jsonLine() -> String {
-        var w = JSONWriter()
+        var w = JSONWriter(capacity: 512)
         w.beginObject()
         w.field("alertId", alertId)
         w.field("level", level.name)
