@@ -264,7 +264,9 @@ public final class WorkerStore: ShardStore {
         }
         migrator.registerMigration("v9: the outbox without an index on the alert id") { db in
             // The ids are hashes: their unique index took a write to a random page of it for every alert stored.
-            // The outbox holds which row has which id in memory instead (`SQLiteAlertOutbox`).
+            // The outbox holds which row has which id in memory instead (`SQLiteAlertOutbox`). Unfiled alerts are
+            // read only at start, so they are found by reading the outbox (a day of alerts, and what waits for
+            // delivery) rather than through an index every alert enters and leaves again.
             try db.execute(
                 sql: """
                     CREATE TABLE alert_v9 (
@@ -282,7 +284,6 @@ public final class WorkerStore: ShardStore {
                     DROP TABLE alert;
                     ALTER TABLE alert_v9 RENAME TO alert;
                     CREATE INDEX alert_unpublished ON alert(published) WHERE published = 0;
-                    CREATE INDEX alert_unfiled ON alert(filed) WHERE filed = 0;
                     """)
         }
         return migrator
@@ -678,7 +679,8 @@ public final class WorkerStore: ShardStore {
         try fetchAlerts(where: "published = 0", limit: limit, offset: offset)
     }
 
-    /// Outbox rows not yet appended to the alerts files, oldest first.
+    /// Outbox rows not yet appended to the alerts files, oldest first. Read at start only: no index, the outbox is
+    /// read from its head (see migration v9).
     public func unfiledAlerts(limit: Int) throws -> [OutboxAlert] {
         try fetchAlerts(where: "filed = 0", limit: limit)
     }
