@@ -24,10 +24,19 @@ struct CrashSafetyTests {
         .events(config: configuration)
     }
 
+    /// The month's events run on their own clock to early August, past the default 62 days of the event log's
+    /// retention: a prune could then remove the first events (and delivered alerts) between the moment every event
+    /// is counted and the checks below. Kept longer than the run, nothing leaves and the counts compare.
+    static let eventLogDays = 400
+
     func startWorker(_ harness: WorkerHarness) throws -> Process {
+        let settingsFile = harness.folder + "/worker.json"
+        if !FileManager.default.fileExists(atPath: settingsFile) {
+            try Data(#"{"eventLogDays": \#(Self.eventLogDays)}"#.utf8).write(to: URL(fileURLWithPath: settingsFile))
+        }
         let process = Process()
         process.executableURL = try samedayExecutable()
-        process.arguments = ["worker", "--log-level", "warning"]
+        process.arguments = ["worker", "--log-level", "warning", "--config", settingsFile]
         process.environment = ProcessInfo.processInfo.environment.merging(harness.environment) { $1 }
         process.standardError = FileHandle(forWritingAtPath: "/dev/null")
         try process.run()
@@ -44,7 +53,8 @@ struct CrashSafetyTests {
 
         // 1. The reference: `replay` over the same events.
         let crashed = try WorkerHarness("crash")
-        let calm = try WorkerHarness("calm")
+        var calm = try WorkerHarness("calm")
+        calm.settings.eventLogDays = Self.eventLogDays
         defer {
             crashed.cleanUp()
             calm.cleanUp()
