@@ -96,22 +96,12 @@ struct OutboxWrite {
         guard !published.isEmpty || !filed.isEmpty else { return }
         var filedRows = Set<Int64>(minimumCapacity: filed.count)
         for id in filed { if let seq = rows.seq(of: OutboxKey(id)) { filedRows.insert(seq) } }
-        var publishedOnly: RowStatement?
-        var both: RowStatement?
+        // Statements come from GRDB's cache: preparing one that goes unused costs a lookup.
+        let both = try RowStatement(db, sql: "UPDATE alert SET published = 1, filed = 1 WHERE seq = ?")
+        let publishedOnly = try RowStatement(db, sql: "UPDATE alert SET published = 1 WHERE seq = ?")
         for id in published {
             guard let seq = rows.seq(of: OutboxKey(id)) else { continue }
-            let statement: RowStatement
-            if filedRows.remove(seq) != nil {
-                if both == nil {
-                    both = try RowStatement(db, sql: "UPDATE alert SET published = 1, filed = 1 WHERE seq = ?")
-                }
-                statement = both!
-            } else {
-                if publishedOnly == nil {
-                    publishedOnly = try RowStatement(db, sql: "UPDATE alert SET published = 1 WHERE seq = ?")
-                }
-                statement = publishedOnly!
-            }
+            let statement = filedRows.remove(seq) != nil ? both : publishedOnly
             try statement.bind(1, seq)
             try statement.step()
         }
