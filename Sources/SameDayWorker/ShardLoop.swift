@@ -31,6 +31,11 @@ public final class ShardLoop {
     /// The commit being written, and the newest delivery it covers.
     var inFlight: (tag: DeliveryTag?, staged: Bool)?
     var lastPrune = ContinuousClock.now - .seconds(3600)
+    /// The worker's clock at the last prune. On the events clock a backlog (a catch-up after an outage, a replayed
+    /// month) moves days in seconds; pruning only every 10 s of wall time would let the log hold the window plus the
+    /// backlog, so a day on the worker's clock also prunes.
+    var lastPruneClock: Instant?
+    static let pruneEveryClockSeconds: Int64 = 86_400
     /// Counted per event, reported per flush (a metrics update takes a lock).
     var appliedSinceFlush = 0
     var duplicatesSinceFlush = 0
@@ -246,8 +251,12 @@ public final class ShardLoop {
             rollups.snapshot(firstDay: engine.firstDay, lastDay: engine.lastEventDay, clockDay: day)
             machine.snapshotted(now: .now, day: day)
         }
-        if ContinuousClock.now - lastPrune >= .seconds(10), let now = engine.now {
+        if let now = engine.now,
+            ContinuousClock.now - lastPrune >= .seconds(10)
+                || now - (lastPruneClock ?? now) >= Self.pruneEveryClockSeconds
+        {
             lastPrune = .now
+            lastPruneClock = now
             engine.retireDue()
             committer.prune(
                 .init(

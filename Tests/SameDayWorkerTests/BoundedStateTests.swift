@@ -8,6 +8,8 @@ import SameDayStore
 import SameDayTestKit
 import Testing
 
+import class GRDB.DatabaseQueue
+
 @testable import SameDayWorker
 
 /// A delivery as the consumer hands it over, made from the message a publisher would send.
@@ -23,21 +25,24 @@ func delivery(_ event: DossierEvent, tag: UInt64, configuration: Configuration) 
 struct BoundedStateTests {
     let configuration = try! ConfigurationFolder.load(hcmcConfiguration)
 
-    func settings(_ folder: String, batchSize: Int = 1000) -> WorkerConfiguration {
+    func settings(_ folder: String, batchSize: Int = 1000, eventLogDays: Int = 5) -> WorkerConfiguration {
         var settings = WorkerConfiguration()
         settings.stateDirectory = folder
         settings.clock = .events
         settings.metricsListen = ""
         settings.sourceSilence = false
         settings.retainClosedDays = 3
-        settings.eventLogDays = 5
+        settings.eventLogDays = eventLogDays
         settings.batchSize = batchSize
         return settings
     }
 
-    func open(_ folder: String, _ metrics: WorkerMetrics = WorkerMetrics(), batchSize: Int = 1000) throws -> ShardLoop {
+    func open(
+        _ folder: String, _ metrics: WorkerMetrics = WorkerMetrics(), batchSize: Int = 1000, eventLogDays: Int = 5
+    ) throws -> ShardLoop {
         try ShardLoop(
-            configuration: settings(folder, batchSize: batchSize), domain: configuration, clock: SystemClock(),
+            configuration: settings(folder, batchSize: batchSize, eventLogDays: eventLogDays), domain: configuration,
+            clock: SystemClock(),
             metrics: metrics,
             logger: Logger(label: "test"), queue: "sameday.work.0")
     }
@@ -55,7 +60,9 @@ struct BoundedStateTests {
         ).events(config: configuration)
         let dossiers = Set(events.map(\.dossier)).count
         let metrics = WorkerMetrics()
-        var loop = try open(folder, metrics, batchSize: batchSize)
+        // Tombstones live 40 days: the stream's last weeks are sparse (late resolutions), and the dossier sent again
+        // below must still be remembered as retired when the stream ends.
+        var loop = try open(folder, metrics, batchSize: batchSize, eventLogDays: 40)
         for (index, event) in events.enumerated() {
             loop.handle(delivery(event, tag: UInt64(index + 1), configuration: configuration))
             try loop.step(consumer: nil, idle: false)
@@ -108,7 +115,7 @@ struct BoundedStateTests {
         // A restart loads the dossier rows: the audit log is not needed.
         loop.close()
         try WorkerStore(path: settings(folder).databasePath).execute(sql: "DELETE FROM event_log")
-        loop = try open(folder, batchSize: batchSize)
+        loop = try open(folder, batchSize: batchSize, eventLogDays: 40)
         #expect(loop.restartSummary.events == 0 && loop.restartSummary.dossiers == stillHeld)
         _ = try loop.snapshotNow()
         let restarted = try filesUnder(folder + "/rollups")
@@ -231,6 +238,45 @@ struct BoundedStateTests {
         engine.retireDue(limit: 10_000)
         try engine.commit()
         #expect(engine.dossierCount == 299)
+    }
+
+    /// A backlog on the events clock moves days in seconds of wall time; pruning only every 10 s of wall time let
+    /// the log hold the window plus the backlog.
+    @Test("on the events clock, a backlog of 20 days is pruned as its days pass, not once per 10 s of wall time")
+    func pruningFollowsTheEventsClock() throws {
+        let folder = temporaryFolder("prune-clock")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let events = SyntheticMonth(
+            firstDay: LocalDate(year: 2022, month: 5, day: 16)!, days: 20, dossiersPerUnitPerDay: 1, seed: 7
+        ).events(config: configuration)
+        let loop = try open(folder)
+        defer { loop.close() }
+        for (index, event) in events.enumerated() {
+            loop.handle(delivery(event, tag: UInt64(index + 1), configuration: configuration))
+            try loop.step(consumer: nil, idle: false)
+        }
+        _ = try loop.snapshotNow()
+        let clock = try #require(try loop.store.clock())
+        // Left: the window (5 days), at most a day more before the next prune, and what the last prune could not
+        // remove (the log's newest row stays, and the stream's last weeks are sparse: late resolutions). Slices run
+        // between commits, so wait for the last of them.
+        let horizon = clock - 6 * 86_400
+        let reader = try DatabaseQueue(path: settings(folder).databasePath)
+        let deadline = ContinuousClock.now + .seconds(20)
+        var stale = Int.max
+        while ContinuousClock.now < deadline {
+            stale =
+                try reader.read { db in
+                    try Int.fetchOne(
+                        db, sql: "SELECT count(*) FROM event_log WHERE applied_at < ?", arguments: [horizon])
+                } ?? 0
+            if stale * 100 < events.count { break }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        #expect(
+            stale * 100 < events.count,
+            "\(stale) of \(events.count) events logged more than 6 days before the clock (window 5 days)")
+        #expect(loop.committer.prunedRows > 0)
     }
 
     @Test("retention work is pruned in slices: the audit log, tombstones and delivered alerts older than their windows")
