@@ -1,4 +1,5 @@
 import GRDB
+import GRDBSQLite
 import Synchronization
 
 /// The alert outbox as both SQLite stores keep it (`WorkerStore`, `SourcesStore`): the `alert` table (a row per
@@ -9,8 +10,9 @@ import Synchronization
 /// hashes, so an index on them took a write to a random page of it for every alert stored, and each delivery mark
 /// searched it again: a quarter of a worker's commit thread. In memory, the id of a stored alert is found at no cost
 /// of the file, and the marks update rows by their number, at the table's end where the recent alerts are. The
-/// index is read from the table at the first write, and read again whenever the table's newest row is not the one
-/// this outbox last wrote or saw (another opener of the file added alerts).
+/// index is read from the table at the first write that stores or marks alerts (not at a store's opening: a
+/// restart's first commit usually has none, so the read runs behind the consume loop), and read again whenever the
+/// table's newest row is not the one this outbox last wrote or saw (another opener of the file added alerts).
 final class SQLiteAlertOutbox: Sendable {
     /// The table and its indexes as the first migration of each store created them. Part of those migrations:
     /// never edit it; a change is a new migration in each store (`WorkerStore`'s v9 rebuilt it without the unique
@@ -40,10 +42,7 @@ final class SQLiteAlertOutbox: Sendable {
         try rows.withLock { rows in
             rows.pending = .init()
             do {
-                let result = try database.write { db in
-                    try rows.refresh(db)
-                    return try body(db, OutboxWrite(db: db, rows: rows))
-                }
+                let result = try database.write { db in try body(db, OutboxWrite(db: db, rows: rows)) }
                 rows.applyPending()
                 return result
             } catch {
@@ -72,6 +71,7 @@ struct OutboxWrite {
     /// Adds alerts; an id already in the outbox is kept as it was (the same alert raised twice has the same id).
     func insert(_ alerts: [OutboxAlert]) throws {
         guard !alerts.isEmpty else { return }
+        try rows.refresh(db)
         let insert = try RowStatement(
             db, sql: "INSERT OR IGNORE INTO alert (alert_id, level, routing_key, day, json) VALUES (?, ?, ?, ?, ?)")
         for alert in alerts {
@@ -94,6 +94,7 @@ struct OutboxWrite {
     /// outbox (pruned once delivered both ways) are passed over.
     func mark(published: [String], filed: [String]) throws {
         guard !published.isEmpty || !filed.isEmpty else { return }
+        try rows.refresh(db)
         var filedRows = Set<Int64>(minimumCapacity: filed.count)
         for id in filed { if let seq = rows.seq(of: OutboxKey(id)) { filedRows.insert(seq) } }
         // Statements come from GRDB's cache: preparing one that goes unused costs a lookup.
@@ -140,6 +141,9 @@ private final class OutboxRows: @unchecked Sendable {
     struct Pending {
         var added: [OutboxKey: Int64] = [:]
         var removed: [OutboxKey] = []
+        /// The table's newest row was compared with `newest` in this transaction (once is enough: what it adds
+        /// is in `added`).
+        var checked = false
     }
 
     func seq(of key: OutboxKey) -> Int64? { pending.added[key] ?? seqByID[key] }
@@ -147,12 +151,27 @@ private final class OutboxRows: @unchecked Sendable {
     /// Reads the ids from the table at first, and again when its newest row is not the one last seen here: another
     /// opener of the file wrote alerts, or every row was pruned. (Rows another opener only pruned stay known here;
     /// marking them finds nothing, and an id of theirs raised again is taken as stored.)
+    /// Pruned rows leave the memory with their transaction whether or not it was read, so a prune needs no read.
     func refresh(_ db: Database) throws {
+        guard !pending.checked else { return }
+        pending.checked = true
         let newestInTable = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM alert") ?? 0
         guard newest != newestInTable else { return }
         seqByID.removeAll(keepingCapacity: true)
-        let rows = try Row.fetchCursor(db, sql: "SELECT seq, alert_id FROM alert")
-        while let row = try rows.next() { seqByID[OutboxKey(row[1])] = row[0] }
+        // Rows are numbered in order and pruned from the head: the span of numbers bounds the count.
+        let oldest = try Int64.fetchOne(db, sql: "SELECT min(seq) FROM alert") ?? newestInTable
+        seqByID.reserveCapacity(Int(clamping: max(0, newestInTable - oldest + 1)))
+        // Stepped through SQLite's C API, the hex ids parsed from their bytes: a store holds a few hundred thousand.
+        let statement = try db.makeStatement(sql: "SELECT seq, alert_id FROM alert")
+        let raw = statement.sqliteStatement
+        while true {
+            let step = sqlite3_step(raw)
+            if step == SQLITE_DONE { break }
+            guard step == SQLITE_ROW else { throw sqliteError(step, statement, db) }
+            let bytes = UnsafeBufferPointer(
+                start: sqlite3_column_text(raw, 1), count: Int(sqlite3_column_bytes(raw, 1)))
+            seqByID[OutboxKey(utf8: bytes)] = sqlite3_column_int64(raw, 0)
+        }
         newest = newestInTable
     }
 
@@ -174,17 +193,24 @@ private enum OutboxKey: Hashable {
 
     init(_ id: String) {
         var text = id
-        self = text.withUTF8 { bytes in
-            guard bytes.count == 16 else { return .text(id) }
-            var value: UInt64 = 0
-            for byte in bytes {
-                switch byte {
-                case UInt8(ascii: "0")...UInt8(ascii: "9"): value = value << 4 | UInt64(byte - UInt8(ascii: "0"))
-                case UInt8(ascii: "a")...UInt8(ascii: "f"): value = value << 4 | UInt64(byte - UInt8(ascii: "a") + 10)
-                default: return .text(id)
-                }
+        self = text.withUTF8 { bytes in Self.hex(bytes).map { .hash($0) } ?? .text(id) }
+    }
+
+    /// From the id's UTF-8 bytes (a string is made only for an id that is not 16 hex digits).
+    init(utf8 bytes: UnsafeBufferPointer<UInt8>) {
+        self = Self.hex(bytes).map { .hash($0) } ?? .text(String(decoding: bytes, as: UTF8.self))
+    }
+
+    private static func hex(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt64? {
+        guard bytes.count == 16 else { return nil }
+        var value: UInt64 = 0
+        for byte in bytes {
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = value << 4 | UInt64(byte - UInt8(ascii: "0"))
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): value = value << 4 | UInt64(byte - UInt8(ascii: "a") + 10)
+            default: return nil
             }
-            return .hash(value)
         }
+        return value
     }
 }
