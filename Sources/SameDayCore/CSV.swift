@@ -210,12 +210,31 @@ public enum CSV {
     /// (which a reader would take for the file's). Quotes are doubled byte by byte.
     public static func escape(_ s: String) -> String { escape(s, delimiter: comma) }
 
+    /// `escape`, appended to `out` as bytes (a file written row by row makes no string per field).
+    public static func appendEscaped(_ s: String, to out: inout [UInt8]) {
+        var s = s
+        s.withUTF8 { bytes in
+            guard needsQuotes(bytes, delimiter: comma) else {
+                out.append(contentsOf: bytes)
+                return
+            }
+            out.append(quote)
+            for c in bytes {
+                if c == quote { out.append(quote) }
+                out.append(c)
+            }
+            out.append(quote)
+        }
+    }
+
+    private static func needsQuotes(_ bytes: some Collection<UInt8>, delimiter: UInt8) -> Bool {
+        bytes.contains { $0 == delimiter || $0 == quote || $0 == lf || $0 == cr } || bytes.starts(with: byteOrderMark)
+    }
+
     /// `escape` for a file with another delimiter.
     public static func escape(_ s: String, delimiter: UInt8) -> String {
         let utf8 = s.utf8
-        let needsQuotes =
-            utf8.contains { $0 == delimiter || $0 == quote || $0 == lf || $0 == cr } || utf8.starts(with: byteOrderMark)
-        guard needsQuotes else { return s }
+        guard needsQuotes(utf8, delimiter: delimiter) else { return s }
         var out: [UInt8] = []
         out.reserveCapacity(utf8.count + 2)
         out.append(quote)

@@ -99,6 +99,41 @@ struct RollupTests {
         #expect(Set(ids).count == ids.count)
     }
 
+    @Test(
+        "CSV bytes as the strings would read: figures as String(value), rates with one decimal, quoted keys, the simulated label"
+    )
+    func csvBytes() throws {
+        for value in [0, 7, 10, 99, 12_345, -1, -305, Int.max, Int.min] {
+            var bytes: [UInt8] = []
+            Rollup.appendDecimal(value, to: &bytes)
+            #expect(bytes == Array(String(value).utf8))
+        }
+        var figures = RollupFigures()
+        figures.resolvedEarly = 1
+        figures.resolvedOnTime = 1
+        figures.resolvedLate = 1
+        #expect(figures.onTimeRate == "66.7")
+        figures.resolvedLate = 0
+        #expect(figures.onTimeRate == "100.0")
+        figures.resolvedOnTime = 0
+        figures.resolvedLate = 2
+        #expect(figures.onTimeRate == "33.3")
+        for key in ["a,b", "say \"hi\"", "\u{FEFF}x", "line\nbreak", "Quận 1", ""] {
+            var bytes: [UInt8] = []
+            CSV.appendEscaped(key, to: &bytes)
+            #expect(bytes == Array(CSV.escape(key).utf8))
+        }
+        var b = EventBuilder()
+        let events = [b(.received, "2022-05-18 09:00"), b(.resolved, "2022-05-18 10:00")]
+        let replay = try Replay.run(events: events, config: config, options: ReplayOptions())
+        var rollup = Rollup.compute(facts: replay.facts(), period: .day(LocalDate("2022-05-18")!), config: config)
+        rollup.simulated = true
+        let lines = String(decoding: rollup.blocksCSV(headers: .en), as: UTF8.self).components(separatedBy: "\r\n")
+        #expect(lines[0].hasSuffix(",on_time_rate,data"))
+        #expect(lines[5] == "2022-05-18,2022-05-18,all,1,0,1,0,1,0,1,0,0,0,0,0,0,0,1,1,1,0,0,100.0,simulated")
+        #expect(lines.last == "")
+    }
+
     @Test("CSV header, BOM, key columns, rate with one decimal and empty when nothing resolved")
     func rendering() throws {
         var b = EventBuilder()
