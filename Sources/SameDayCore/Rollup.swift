@@ -429,9 +429,9 @@ public struct Rollup: Sendable, Hashable {
 
     static let bom: [UInt8] = [0xEF, 0xBB, 0xBF]
 
-    /// A CSV table: the header (in the chosen language) and one line per row, CRLF, with a BOM for spreadsheets.
-    /// A CSV file: the header, then per row the period, its keys, its figures and the simulated label, written as
-    /// bytes (a string per field, joined per row, was most of a snapshot's CPU).
+    /// A CSV table: the header (in the chosen language) and one line per row, CRLF, with a BOM for spreadsheets. Each
+    /// row is the period, its keys, its figures and the simulated label, written as bytes (a string per field, joined
+    /// per row, was most of a snapshot's CPU).
     private func csv<Row>(
         keys: [String], headers: RollupHeaders, rows: [Row], rowKeys: (Row) -> [String],
         figures: (Row) -> RollupFigures

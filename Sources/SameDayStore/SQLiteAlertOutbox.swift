@@ -150,8 +150,8 @@ private final class OutboxRows: @unchecked Sendable {
 
     /// Reads the ids from the table at first, and again when its newest row is not the one last seen here: another
     /// opener of the file wrote alerts, or every row was pruned. (Rows another opener only pruned stay known here;
-    /// marking them finds nothing, and an id of theirs raised again is taken as stored.)
-    /// Pruned rows leave the memory with their transaction whether or not it was read, so a prune needs no read.
+    /// marking them finds nothing, and an id of theirs raised again is taken as stored.) A prune needs no read: the
+    /// rows it removes leave the memory with its transaction, read or not.
     func refresh(_ db: Database) throws {
         guard !pending.checked else { return }
         pending.checked = true
