@@ -109,12 +109,10 @@ public struct RollupFigures: Sendable, Hashable {
 
     /// The integer columns (all but `on_time_rate`), in column order.
     public var values: [Int] {
-        [
-            receivedTotal, receivedOnline, receivedDirectPostal, carriedOver, resolvedTotal, resolvedEarly,
-            resolvedOnTime, resolvedLate, withdrawn, inProgressTotal, inProgressOnTime, inProgressOverdue, paused,
-            abandoned, sameDayReceived, sameDayResolvedInTime, sameDayResolvedSameDay, receivedNotInCatalog,
-            receivedPromiseDiffers,
-        ]
+        var values: [Int] = []
+        values.reserveCapacity(19)
+        forEachValue { values.append($0) }
+        return values
     }
 
     /// (early + on_time) / resolved as a percentage with one decimal, rounded half up; empty when nothing resolved.
@@ -134,7 +132,7 @@ public struct RollupFigures: Sendable, Hashable {
         Rollup.appendDecimal(tenths % 10, to: &out)
     }
 
-    /// The integer columns (`values`) in column order, without making an array of them.
+    /// The integer columns in column order, without making an array of them (the one list of them: `values` too).
     func forEachValue(_ body: (Int) -> Void) {
         body(receivedTotal)
         body(receivedOnline)

@@ -61,6 +61,19 @@ struct RowStatement {
     private func error(_ code: Int32) -> DatabaseError { sqliteError(code, statement, db) }
 }
 
+/// Steps `statement` through SQLite's C API, handing `body` the raw statement at each row (read its columns with
+/// `sqlite3_column_*`). For reads of many rows at start: GRDB's row cursor boxes every value and copies each blob
+/// twice (into `Data`, then into an array).
+func forEachRawRow(of statement: Statement, in db: Database, _ body: (OpaquePointer) throws -> Void) throws {
+    let raw = statement.sqliteStatement
+    while true {
+        let step = sqlite3_step(raw)
+        if step == SQLITE_DONE { return }
+        guard step == SQLITE_ROW else { throw sqliteError(step, statement, db) }
+        try body(raw)
+    }
+}
+
 /// A failed call of SQLite's C API on `statement` as GRDB reports errors, so callers see one error type.
 func sqliteError(_ code: Int32, _ statement: Statement, _ db: Database) -> DatabaseError {
     DatabaseError(

@@ -163,11 +163,7 @@ private final class OutboxRows: @unchecked Sendable {
         seqByID.reserveCapacity(Int(clamping: max(0, newestInTable - oldest + 1)))
         // Stepped through SQLite's C API, the hex ids parsed from their bytes: a store holds a few hundred thousand.
         let statement = try db.makeStatement(sql: "SELECT seq, alert_id FROM alert")
-        let raw = statement.sqliteStatement
-        while true {
-            let step = sqlite3_step(raw)
-            if step == SQLITE_DONE { break }
-            guard step == SQLITE_ROW else { throw sqliteError(step, statement, db) }
+        try forEachRawRow(of: statement, in: db) { raw in
             let bytes = UnsafeBufferPointer(
                 start: sqlite3_column_text(raw, 1), count: Int(sqlite3_column_bytes(raw, 1)))
             seqByID[OutboxKey(utf8: bytes)] = sqlite3_column_int64(raw, 0)

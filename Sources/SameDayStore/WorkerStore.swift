@@ -415,15 +415,9 @@ public final class WorkerStore: ShardStore {
     /// Every stored dossier (key, code and compact state), in key order: what a restart loads.
     public func forEachDossier(_ body: (_ key: Int64, _ code: String, _ state: [UInt8]) throws -> Void) throws {
         try database.read { db in
-            // Stepped through SQLite's C API: a restart reads a million rows, and GRDB's row cursor copies each
-            // blob twice (into Data, then into the array).
+            // Stepped through SQLite's C API: a restart reads a million rows.
             let statement = try db.makeStatement(sql: "SELECT id, code, state FROM dossier")
-            let raw = statement.sqliteStatement
-            while true {
-                let step = sqlite3_step(raw)
-                if step == SQLITE_DONE { break }
-                guard step == SQLITE_ROW else { throw sqliteError(step, statement, db) }
-
+            try forEachRawRow(of: statement, in: db) { raw in
                 let key = sqlite3_column_int64(raw, 0)
                 let code =
                     sqlite3_column_text(raw, 1).map {
@@ -468,11 +462,7 @@ public final class WorkerStore: ShardStore {
             let statement = try db.makeStatement(
                 sql: "SELECT hash, retired_at FROM retired WHERE retired_at >= ? ORDER BY retired_at")
             try statement.setArguments([since])
-            let raw = statement.sqliteStatement
-            while true {
-                let step = sqlite3_step(raw)
-                if step == SQLITE_DONE { break }
-                guard step == SQLITE_ROW else { throw sqliteError(step, statement, db) }
+            try forEachRawRow(of: statement, in: db) { raw in
                 body(UInt64(bitPattern: sqlite3_column_int64(raw, 0)), sqlite3_column_int64(raw, 1))
             }
         }

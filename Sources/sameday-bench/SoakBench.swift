@@ -61,11 +61,14 @@ struct SoakBench: AsyncParsableCommand {
     /// A restart and the full snapshot after it, timed (wall and process CPU seconds).
     struct Timed {
         var restart = Double.infinity, restartCPU = Double.infinity
+        /// From the start of the restart until the rollups thread has loaded every dossier.
+        var rollupsReady = Double.infinity
         var snapshotFull = Double.infinity, snapshotFullCPU = Double.infinity
         /// Each measure's faster sample.
         func fastest(_ other: Timed) -> Timed {
             var result = self
             if other.restart < restart { (result.restart, result.restartCPU) = (other.restart, other.restartCPU) }
+            result.rollupsReady = min(rollupsReady, other.rollupsReady)
             if other.snapshotFull < snapshotFull {
                 (result.snapshotFull, result.snapshotFullCPU) = (other.snapshotFull, other.snapshotFullCPU)
             }
@@ -102,6 +105,23 @@ struct SoakBench: AsyncParsableCommand {
             settings.stateDirectory = directory
             return try ShardLoop(
                 configuration: settings, domain: domain, clock: clock, metrics: metrics, logger: logger, queue: queue)
+        }
+        /// Opens the folder's state, waits for the rollups thread, then takes the full snapshot a restart makes
+        /// (every kept day): each timed, wall and process CPU (the rows are read on a helper thread while this one
+        /// loads them). The loop is left open.
+        func timedRestart(_ directory: String) throws -> (Timed, ShardLoop) {
+            var timed = Timed()
+            let started = ContinuousClock.now
+            var cpu = processCPUSeconds()
+            let shard = try open(directory)
+            timed.restart = (ContinuousClock.now - started).seconds
+            timed.restartCPU = processCPUSeconds() - cpu
+            shard.drainRollups()
+            timed.rollupsReady = (ContinuousClock.now - started).seconds
+            cpu = processCPUSeconds()
+            timed.snapshotFull = try shard.snapshotNow()
+            timed.snapshotFullCPU = processCPUSeconds() - cpu
+            return (timed, shard)
         }
         // Month 3's state folder, copied at its end: at the last month, its restart and full snapshot are timed again
         // beside the last month's, alternating, so the two are compared in one sitting (a shared machine moves the
@@ -162,7 +182,7 @@ struct SoakBench: AsyncParsableCommand {
             // CPU seconds too: the machine is shared, and wall seconds move with whatever else runs. Nothing else
             // runs meanwhile, so the process's CPU time is that of `snapshotNow`: the last commit, the rollups
             // thread's backlog of changes, then the snapshot (whose own wall seconds it returns).
-            var cpu = processCPUSeconds()
+            let cpu = processCPUSeconds()
             let snapshotSeconds = try shard.snapshotNow()
             let snapshotCPU = processCPUSeconds() - cpu
             let stateBytes = shard.store.bytesOnDisk()
@@ -192,46 +212,28 @@ struct SoakBench: AsyncParsableCommand {
             // Restart: close the loop (its commit and rollups threads), open a new one on the same folder, then the
             // first snapshot after it, which rewrites every kept day (the files may predate the last commits): the
             // most a snapshot costs, bounded by the window, not the history. Three times, the fastest of each
-            // reported: on this shared machine one sample of the same work moves by 1.5–2 ×. CPU is the process's
-            // (the rows are read on a helper thread while this one loads them).
+            // reported: on this shared machine one sample of the same work moves by 1.5–2 ×.
             shard.close()
             loop = nil
             if month == baseMonth, months > baseMonth {
                 try FileManager.default.copyItem(atPath: folder, toPath: baseCopy)
             }
             var reopened: ShardLoop?
-            var restartSeconds = Double.infinity, restartCPU = Double.infinity
-            var rollupsReadySeconds = Double.infinity
-            var snapshotFull = Double.infinity, snapshotFullCPU = Double.infinity
+            var timed = Timed()
             for _ in 0..<3 {
                 reopened?.close()
-                let restarted = ContinuousClock.now
-                cpu = processCPUSeconds()
-                let shard = try open()
+                let (sample, shard) = try timedRestart(folder)
                 reopened = shard
-                let seconds = (ContinuousClock.now - restarted).seconds
-                if seconds < restartSeconds {
-                    restartSeconds = seconds
-                    restartCPU = processCPUSeconds() - cpu
-                }
-                shard.drainRollups()
-                rollupsReadySeconds = min(rollupsReadySeconds, (ContinuousClock.now - restarted).seconds)
-                cpu = processCPUSeconds()
-                let full = try shard.snapshotNow()
-                let fullCPU = processCPUSeconds() - cpu
-                if full < snapshotFull {
-                    snapshotFull = full
-                    snapshotFullCPU = fullCPU
-                }
+                timed = timed.fastest(sample)
             }
             guard let reopened else { break }
             loop = reopened
             let summary = reopened.restartSummary
 
             results[month] = Month(
-                events: events, seconds: feedSeconds, restart: restartSeconds, snapshot: snapshotSeconds,
-                snapshotFull: snapshotFull, snapshotMean: snapshotMean, restartCPU: restartCPU,
-                snapshotCPU: snapshotCPU, snapshotFullCPU: snapshotFullCPU, stateBytes: stateBytes)
+                events: events, seconds: feedSeconds, restart: timed.restart, snapshot: snapshotSeconds,
+                snapshotFull: timed.snapshotFull, snapshotMean: snapshotMean, restartCPU: timed.restartCPU,
+                snapshotCPU: snapshotCPU, snapshotFullCPU: timed.snapshotFullCPU, stateBytes: stateBytes)
             emit(
                 try jsonLine([
                     "month": month, "first_day": first.description, "events": events,
@@ -240,16 +242,17 @@ struct SoakBench: AsyncParsableCommand {
                     "dossiers": held, "open_dossiers": openCount, "retained_dossiers": retained,
                     "log_events": logEvents, "tombstones": tombstones, "state_bytes": stateBytes,
                     "snapshot_seconds": rounded(snapshotSeconds, 3),
-                    "snapshot_full_seconds": rounded(snapshotFull, 3), "snapshots": Int(snapshots),
-                    "snapshot_mean_seconds": rounded(snapshotMean, 3), "restart_seconds": rounded(restartSeconds, 3),
-                    "restart_with_rollups_seconds": rounded(rollupsReadySeconds, 3),
+                    "snapshot_full_seconds": rounded(timed.snapshotFull, 3), "snapshots": Int(snapshots),
+                    "snapshot_mean_seconds": rounded(snapshotMean, 3), "restart_seconds": rounded(timed.restart, 3),
+                    "restart_with_rollups_seconds": rounded(timed.rollupsReady, 3),
                     "restart_loaded_dossiers": summary.dossiers, "restart_events_replayed": summary.events,
                     "restart_quarantined": summary.quarantined, "rss_bytes": rss,
                     "events_per_s": Int(Double(events) / max(feedSeconds, 1e-9)),
                     "feed_cpu_seconds": rounded(feedCPU.process, 1),
                     "feed_thread_cpu_seconds": rounded(feedCPU.thread, 1),
-                    "restart_cpu_seconds": rounded(restartCPU, 3), "snapshot_cpu_seconds": rounded(snapshotCPU, 3),
-                    "snapshot_full_cpu_seconds": rounded(snapshotFullCPU, 3),
+                    "restart_cpu_seconds": rounded(timed.restartCPU, 3),
+                    "snapshot_cpu_seconds": rounded(snapshotCPU, 3),
+                    "snapshot_full_cpu_seconds": rounded(timed.snapshotFullCPU, 3),
                     "dead_letters": Int(metrics.value(.deadLettersTotal) - before),
                     "dossier_codes_outside_their_month": codesOutsideMonth,
                     "table_bytes": space.tables, "free_page_bytes": space.freeBytes, "wal_bytes": space.walBytes,
@@ -260,28 +263,16 @@ struct SoakBench: AsyncParsableCommand {
         loop = nil
 
         let compared = months >= 12 ? 12 : months
-        func timedRestart(_ directory: String) throws -> Timed {
-            var timed = Timed()
-            let started = ContinuousClock.now
-            var cpu = processCPUSeconds()
-            let shard = try open(directory)
-            defer { shard.close() }
-            timed.restart = (ContinuousClock.now - started).seconds
-            timed.restartCPU = processCPUSeconds() - cpu
-            shard.drainRollups()
-            cpu = processCPUSeconds()
-            timed.snapshotFull = try shard.snapshotNow()
-            timed.snapshotFullCPU = processCPUSeconds() - cpu
-            return timed
-        }
-
         // The base month's copy and the last month's folder, restarted in turn (five rounds, the fastest of each).
         var sameSitting: [String: Double] = [:]
         if months > baseMonth, compared == months {
             var best = (base: Timed(), last: Timed())
             for _ in 0..<5 {
-                best.base = best.base.fastest(try timedRestart(baseCopy))
-                best.last = best.last.fastest(try timedRestart(folder))
+                for (directory, isBase) in [(baseCopy, true), (folder, false)] {
+                    let (sample, shard) = try timedRestart(directory)
+                    shard.close()
+                    if isBase { best.base = best.base.fastest(sample) } else { best.last = best.last.fastest(sample) }
+                }
             }
             sameSitting = [
                 "restart": rounded(best.last.restart / best.base.restart, 3),
