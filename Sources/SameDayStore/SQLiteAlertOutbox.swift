@@ -3,8 +3,12 @@ import GRDBSQLite
 import Synchronization
 
 /// The alert outbox as both SQLite stores keep it (`WorkerStore`, `SourcesStore`): the `alert` table (a row per
-/// alert id, with its delivery marks `published` and `filed`), written inside their transactions and read oldest
-/// first.
+/// alert id, written once) and beside it `alert_delivered` (a narrow row per alert the broker confirmed or the files
+/// hold: `published`, `filed`), written inside their transactions and read oldest first.
+///
+/// The marks sit apart from the alert because an alert is marked after the commit that stored it: a mark in its
+/// row rewrote the row, JSON and all, so each alert went to the write-ahead log twice (a fifth of a worker's log
+/// pages). A mark is now a few bytes at the end of the narrow table.
 ///
 /// Which row holds which alert id is kept in memory (`OutboxRows`), not in an index of the file. Alert ids are
 /// hashes, so an index on them took a write to a random page of it for every alert stored, and each delivery mark
@@ -32,6 +36,33 @@ final class SQLiteAlertOutbox: Sendable {
         CREATE INDEX alert_unfiled ON alert(filed) WHERE filed = 0;
         """
 
+    /// The migration that moved the delivery marks out of `alert` into `alert_delivered` (v10 of `WorkerStore`, v2
+    /// of `SourcesStore`): the marks made so far are kept, the table is rebuilt without its mark columns and their
+    /// indexes. `uniqueIDs` keeps the unique index on `alert_id` of a store that had it (see `tableV1`). Part of
+    /// those migrations: never edit it.
+    static func deliveryMarksMigration(uniqueIDs: Bool) -> String {
+        """
+        CREATE TABLE alert_delivered (
+            seq INTEGER PRIMARY KEY,
+            published INTEGER NOT NULL,
+            filed INTEGER NOT NULL
+        );
+        INSERT INTO alert_delivered (seq, published, filed)
+            SELECT seq, published, filed FROM alert WHERE published != 0 OR filed != 0 ORDER BY seq;
+        CREATE TABLE alert_v10 (
+            seq INTEGER PRIMARY KEY,
+            alert_id TEXT NOT NULL\(uniqueIDs ? " UNIQUE" : ""),
+            level TEXT NOT NULL,
+            routing_key TEXT NOT NULL,
+            day TEXT NOT NULL,
+            json TEXT NOT NULL
+        );
+        INSERT INTO alert_v10 SELECT seq, alert_id, level, routing_key, day, json FROM alert ORDER BY seq;
+        DROP TABLE alert;
+        ALTER TABLE alert_v10 RENAME TO alert;
+        """
+    }
+
     private let rows = Mutex(OutboxRows())
 
     init() {}
@@ -52,12 +83,30 @@ final class SQLiteAlertOutbox: Sendable {
         }
     }
 
-    /// Alerts matching `condition` (an SQL expression over the table's columns), oldest first.
-    static func fetch(where condition: String, limit: Int, offset: Int, in db: Database) throws -> [OutboxAlert] {
+    /// Which alerts a read of the outbox returns.
+    enum Selection {
+        case unpublished, unfiled, all
+
+        /// The condition over `alert AS a LEFT JOIN alert_delivered AS d` (no row in `d`: delivered neither way).
+        fileprivate var condition: String {
+            switch self {
+            case .unpublished: "d.published IS NOT 1"
+            case .unfiled: "d.filed IS NOT 1"
+            case .all: "1"
+            }
+        }
+    }
+
+    /// The alerts `selection` names, oldest first. Not indexed: read at start and after a broker's return, it reads
+    /// the outbox from its head (what waits for delivery, and the last day or so of alerts).
+    static func fetch(_ selection: Selection, limit: Int, offset: Int, in db: Database) throws -> [OutboxAlert] {
         try Row.fetchAll(
             db,
-            sql:
-                "SELECT alert_id, level, routing_key, day, json FROM alert WHERE \(condition) ORDER BY seq LIMIT ? OFFSET ?",
+            sql: """
+                SELECT a.alert_id, a.level, a.routing_key, a.day, a.json
+                    FROM alert AS a LEFT JOIN alert_delivered AS d ON d.seq = a.seq
+                    WHERE \(selection.condition) ORDER BY a.seq LIMIT ? OFFSET ?
+                """,
             arguments: [limit, offset]
         ).map { OutboxAlert(alertID: $0[0], level: $0[1], routingKey: $0[2], day: $0[3], json: $0[4]) }
     }
@@ -90,41 +139,54 @@ struct OutboxWrite {
     }
 
     /// Marks alerts delivered: confirmed by the broker (`published`), appended to the files (`filed`). An alert both
-    /// confirmed and filed since the last commit, the usual case, is marked by one update. Ids no longer in the
-    /// outbox (pruned once delivered both ways) are passed over.
+    /// confirmed and filed since the last commit, the usual case, takes one row. Ids no longer in the outbox (pruned
+    /// once delivered both ways) are passed over.
     func mark(published: [String], filed: [String]) throws {
         guard !published.isEmpty || !filed.isEmpty else { return }
         try rows.refresh(db)
-        var filedRows = Set<Int64>(minimumCapacity: filed.count)
-        for id in filed { if let seq = rows.seq(of: OutboxKey(id)) { filedRows.insert(seq) } }
-        // Statements come from GRDB's cache: preparing one that goes unused costs a lookup.
-        let both = try RowStatement(db, sql: "UPDATE alert SET published = 1, filed = 1 WHERE seq = ?")
-        let publishedOnly = try RowStatement(db, sql: "UPDATE alert SET published = 1 WHERE seq = ?")
+        var marks: [Int64: (published: Bool, filed: Bool)] = [:]
+        marks.reserveCapacity(max(published.count, filed.count))
         for id in published {
-            guard let seq = rows.seq(of: OutboxKey(id)) else { continue }
-            let statement = filedRows.remove(seq) != nil ? both : publishedOnly
-            try statement.bind(1, seq)
-            try statement.step()
+            if let seq = rows.seq(of: OutboxKey(id)) { marks[seq, default: (false, false)].published = true }
         }
-        guard !filedRows.isEmpty else { return }
-        let filedOnly = try RowStatement(db, sql: "UPDATE alert SET filed = 1 WHERE seq = ?")
-        for seq in filedRows {
-            try filedOnly.bind(1, seq)
-            try filedOnly.step()
+        for id in filed {
+            if let seq = rows.seq(of: OutboxKey(id)) { marks[seq, default: (false, false)].filed = true }
+        }
+        // A mark never takes one back (a confirm after the files, or the other way round, adds to the row).
+        let upsert = try RowStatement(
+            db,
+            sql: """
+                INSERT INTO alert_delivered (seq, published, filed) VALUES (?, ?, ?)
+                ON CONFLICT(seq) DO UPDATE SET
+                    published = max(published, excluded.published), filed = max(filed, excluded.filed)
+                """)
+        // In row order: the rows go to the end of the table, one page after another.
+        for (seq, mark) in marks.sorted(by: { $0.key < $1.key }) {
+            try upsert.bind(1, seq)
+            try upsert.bind(2, mark.published ? 1 : 0)
+            try upsert.bind(3, mark.filed ? 1 : 0)
+            try upsert.step()
         }
     }
 
     /// Removes alerts delivered both ways whose day is before `day` (YYYY-MM-DD), from the head of the outbox only
     /// (a few undelivered rows there only wait for their delivery), at most `limit` rows looked at; returns how many.
     func prune(before day: String, limit: Int) throws -> Int {
-        let removed = try String.fetchAll(
+        let removed = try Row.fetchAll(
             db,
             sql: """
-                DELETE FROM alert WHERE seq IN (SELECT seq FROM alert ORDER BY seq LIMIT ?)
-                    AND day < ? AND published = 1 AND filed = 1
-                RETURNING alert_id
+                DELETE FROM alert WHERE seq IN (
+                    SELECT a.seq FROM (SELECT seq, day FROM alert ORDER BY seq LIMIT ?) AS a
+                        JOIN alert_delivered AS d ON d.seq = a.seq
+                        WHERE a.day < ? AND d.published = 1 AND d.filed = 1)
+                RETURNING seq, alert_id
                 """, arguments: [limit, day])
-        rows.pending.removed += removed.map(OutboxKey.init)
+        let forget = try RowStatement(db, sql: "DELETE FROM alert_delivered WHERE seq = ?")
+        for row in removed {
+            try forget.bind(1, row[0] as Int64)
+            try forget.step()
+            rows.pending.removed.append(OutboxKey(row[1] as String))
+        }
         return removed.count
     }
 }

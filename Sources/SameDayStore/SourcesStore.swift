@@ -52,6 +52,10 @@ public final class SourcesStore: AlertOutboxStore {
                     CREATE TABLE sources_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
                     """)
         }
+        migrator.registerMigration("v2: delivery marks beside the outbox, not in its rows") { db in
+            // As the worker's store (its v10); this store keeps the unique index on the alert id.
+            try db.execute(sql: SQLiteAlertOutbox.deliveryMarksMigration(uniqueIDs: true))
+        }
         return migrator
     }
 
@@ -96,12 +100,12 @@ public final class SourcesStore: AlertOutboxStore {
 
     /// Outbox rows not yet confirmed by the broker, oldest first.
     public func unpublishedAlerts(limit: Int = 1000, offset: Int = 0) throws -> [OutboxAlert] {
-        try fetchAlerts(where: "published = 0", limit: limit, offset: offset)
+        try fetchAlerts(.unpublished, limit: limit, offset: offset)
     }
 
     /// Outbox rows not yet appended to the alerts files, oldest first.
     public func unfiledAlerts(limit: Int = 10_000) throws -> [OutboxAlert] {
-        try fetchAlerts(where: "filed = 0", limit: limit)
+        try fetchAlerts(.unfiled, limit: limit)
     }
 
     /// Marks outbox rows as confirmed by the broker, in a transaction of their own.
@@ -123,7 +127,7 @@ public final class SourcesStore: AlertOutboxStore {
     public func pendingDeadLetters(limit: Int) throws -> [DeadLetter] { [] }
 
     /// Every alert in the outbox, oldest first (tests, operators).
-    public func allAlerts() throws -> [OutboxAlert] { try fetchAlerts(where: "1", limit: Int.max) }
+    public func allAlerts() throws -> [OutboxAlert] { try fetchAlerts(.all, limit: Int.max) }
 
     /// Removes alerts delivered both ways whose day is before `day` (YYYY-MM-DD), at most `limit`; returns how many.
     @discardableResult
@@ -131,9 +135,11 @@ public final class SourcesStore: AlertOutboxStore {
         try outbox.write(database) { _, outbox in try outbox.prune(before: day, limit: limit) }
     }
 
-    private func fetchAlerts(where condition: String, limit: Int, offset: Int = 0) throws -> [OutboxAlert] {
+    private func fetchAlerts(_ selection: SQLiteAlertOutbox.Selection, limit: Int, offset: Int = 0) throws
+        -> [OutboxAlert]
+    {
         try database.read { db in
-            try SQLiteAlertOutbox.fetch(where: condition, limit: limit, offset: offset, in: db)
+            try SQLiteAlertOutbox.fetch(selection, limit: limit, offset: offset, in: db)
         }
     }
 }

@@ -286,6 +286,12 @@ public final class WorkerStore: ShardStore {
                     CREATE INDEX alert_unpublished ON alert(published) WHERE published = 0;
                     """)
         }
+        migrator.registerMigration("v10: delivery marks beside the outbox, not in its rows") { db in
+            // A mark rewrote the alert's row, JSON and all, a commit after the one that stored it: a fifth of the
+            // pages a drain wrote to the log. The index of unpublished alerts goes with the column (read at start
+            // and after a broker's return only, from the outbox's head).
+            try db.execute(sql: SQLiteAlertOutbox.deliveryMarksMigration(uniqueIDs: false))
+        }
         return migrator
     }
 
@@ -666,13 +672,13 @@ public final class WorkerStore: ShardStore {
 
     /// Outbox rows not yet confirmed by the broker, oldest first.
     public func unpublishedAlerts(limit: Int, offset: Int) throws -> [OutboxAlert] {
-        try fetchAlerts(where: "published = 0", limit: limit, offset: offset)
+        try fetchAlerts(.unpublished, limit: limit, offset: offset)
     }
 
     /// Outbox rows not yet appended to the alerts files, oldest first. Read at start only: no index, the outbox is
-    /// read from its head (see migration v9).
+    /// read from its head (see `SQLiteAlertOutbox.fetch`).
     public func unfiledAlerts(limit: Int) throws -> [OutboxAlert] {
-        try fetchAlerts(where: "filed = 0", limit: limit)
+        try fetchAlerts(.unfiled, limit: limit)
     }
 
     public func markPublished(_ ids: [String]) throws {
@@ -685,11 +691,13 @@ public final class WorkerStore: ShardStore {
     }
 
     /// All alert ids in the outbox (tests and the crash-safety check).
-    public func allAlerts() throws -> [OutboxAlert] { try fetchAlerts(where: "1", limit: Int.max) }
+    public func allAlerts() throws -> [OutboxAlert] { try fetchAlerts(.all, limit: Int.max) }
 
-    private func fetchAlerts(where condition: String, limit: Int, offset: Int = 0) throws -> [OutboxAlert] {
+    private func fetchAlerts(_ selection: SQLiteAlertOutbox.Selection, limit: Int, offset: Int = 0) throws
+        -> [OutboxAlert]
+    {
         try database.read { db in
-            try SQLiteAlertOutbox.fetch(where: condition, limit: limit, offset: offset, in: db)
+            try SQLiteAlertOutbox.fetch(selection, limit: limit, offset: offset, in: db)
         }
     }
 }

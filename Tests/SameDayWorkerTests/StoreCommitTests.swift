@@ -149,7 +149,7 @@ struct StoreCommitTests {
         #expect(try delivery(store)[alert(2).alertID]! == (true, false))
     }
 
-    @Test("a state folder from before v9 keeps its outbox, marks included; only the index of unpublished alerts stays")
+    @Test("a state folder from before v9 keeps its outbox and its marks, which move beside it; no index is left")
     func outboxMigratedWithoutIdIndex() throws {
         let folder = temporaryFolder("store-outbox-v9")
         defer { try? FileManager.default.removeItem(atPath: folder) }
@@ -161,6 +161,7 @@ struct StoreCommitTests {
             try db.execute(
                 sql: """
                     DROP TABLE alert;
+                    DROP TABLE alert_delivered;
                     CREATE TABLE alert (
                         seq INTEGER PRIMARY KEY, alert_id TEXT NOT NULL UNIQUE, level TEXT NOT NULL,
                         routing_key TEXT NOT NULL, day TEXT NOT NULL, json TEXT NOT NULL,
@@ -169,25 +170,114 @@ struct StoreCommitTests {
                     CREATE INDEX alert_unfiled ON alert(filed) WHERE filed = 0;
                     INSERT INTO alert VALUES (5, '0000000000000001', 'warning', 'k', '2022-05-18', '{}', 1, 0);
                     INSERT INTO alert VALUES (9, '0000000000000002', 'critical', 'k', '2022-05-18', '{}', 0, 0);
-                    DELETE FROM grdb_migrations WHERE identifier LIKE 'v9%';
+                    INSERT INTO alert VALUES (12, '0000000000000004', 'overdue', 'k', '2022-05-18', '{}', 0, 1);
+                    DELETE FROM grdb_migrations WHERE identifier LIKE 'v9%' OR identifier LIKE 'v10%';
                     """)
         }
         try old.close()
         let store = try WorkerStore(path: path)
-        #expect(try store.allAlerts().map(\.alertID) == ["0000000000000001", "0000000000000002"])
-        #expect(try store.unpublishedAlerts(limit: 10, offset: 0).map(\.alertID) == ["0000000000000002"])
-        #expect(try store.unfiledAlerts(limit: 10).count == 2)
+        #expect(
+            try store.allAlerts().map(\.alertID) == ["0000000000000001", "0000000000000002", "0000000000000004"])
+        #expect(
+            try store.unpublishedAlerts(limit: 10, offset: 0).map(\.alertID) == [
+                "0000000000000002", "0000000000000004",
+            ])
+        #expect(try store.unfiledAlerts(limit: 10).map(\.alertID) == ["0000000000000001", "0000000000000002"])
+        let reader = try DatabaseQueue(path: path)
+        let (indexes, columns, marks) = try reader.read { db in
+            (
+                try String.fetchAll(
+                    db, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'alert'"),
+                try db.columns(in: "alert").map(\.name),
+                try Row.fetchAll(db, sql: "SELECT seq, published, filed FROM alert_delivered ORDER BY seq").map {
+                    [$0[0], $0[1], $0[2]] as [Int64]
+                }
+            )
+        }
+        try reader.close()
+        #expect(indexes == [])
+        #expect(columns == ["seq", "alert_id", "level", "routing_key", "day", "json"])
+        #expect(marks == [[5, 1, 0], [12, 0, 1]])
+        var again = CommitBatch()
+        again.alerts = [alert(1), alert(3)]
+        again.filedAlertIDs = ["0000000000000001"]
+        try store.commit(again)
+        #expect(
+            try store.allAlerts().map(\.alertID)
+                == ["0000000000000001", "0000000000000002", "0000000000000004", alert(3).alertID])
+        #expect(try delivery(store)["0000000000000001"]! == (true, true))
+        #expect(try delivery(store)["0000000000000004"]! == (false, true))
+    }
+
+    @Test("a mark adds to an alert's delivery and never takes one back; a prune forgets the marks with the alerts")
+    func marksAddUpAndLeaveWithTheirAlerts() throws {
+        let folder = temporaryFolder("store-marks")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = folder + "/state.sqlite"
+        let store = try WorkerStore(path: path)
+        var batch = CommitBatch()
+        batch.alerts = [alert(1), alert(2), alert(3, day: "2022-05-19")]
+        batch.filedAlertIDs = [alert(1).alertID]  // stored and filed in one commit
+        try store.commit(batch)
+        #expect(try delivery(store)[alert(1).alertID]! == (false, true))
+        try store.markPublished([alert(1).alertID, alert(2).alertID, alert(3).alertID])
+        try store.markPublished([alert(1).alertID])  // a confirm seen twice
+        var filed = CommitBatch()
+        filed.filedAlertIDs = [alert(2).alertID, alert(3).alertID]
+        try store.commit(filed)
+        let marked = try delivery(store)
+        #expect(marked.values.allSatisfy { $0 == (true, true) })
+        // Only the day before 2022-05-19 goes; its marks go with it.
+        let pruned = try store.prune(eventsBefore: 0, tombstonesBefore: 0, alertsBeforeDay: "2022-05-19", limit: 100)
+        #expect(pruned.alerts == 2)
+        let reader = try DatabaseQueue(path: path)
+        let left = try reader.read { db in try Int64.fetchAll(db, sql: "SELECT seq FROM alert_delivered") }
+        try reader.close()
+        #expect(left == [3])
+        #expect(try store.allAlerts().map(\.alertID) == [alert(3).alertID])
+    }
+
+    @Test("a sources store from before its v2 keeps its outbox, its marks and the unique index on the alert id")
+    func sourcesOutboxMigrated() throws {
+        let folder = temporaryFolder("sources-outbox-v2")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = folder + "/sources.sqlite"
+        // The store as its v1 left it (the outbox's first table, with its mark columns and their indexes).
+        let old = try DatabaseQueue(path: path)
+        try old.write { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE grdb_migrations (identifier TEXT NOT NULL PRIMARY KEY);
+                    INSERT INTO grdb_migrations VALUES ('v1: units, stream offset, alert outbox');
+                    CREATE TABLE unit_source (unit TEXT PRIMARY KEY, last_event_at INTEGER NOT NULL,
+                        alerted INTEGER NOT NULL) WITHOUT ROWID;
+                    CREATE TABLE alert (
+                        seq INTEGER PRIMARY KEY, alert_id TEXT NOT NULL UNIQUE, level TEXT NOT NULL,
+                        routing_key TEXT NOT NULL, day TEXT NOT NULL, json TEXT NOT NULL,
+                        published INTEGER NOT NULL DEFAULT 0, filed INTEGER NOT NULL DEFAULT 0);
+                    CREATE INDEX alert_unpublished ON alert(published) WHERE published = 0;
+                    CREATE INDEX alert_unfiled ON alert(filed) WHERE filed = 0;
+                    CREATE TABLE sources_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+                    INSERT INTO alert VALUES (1, 'silence-760', 'source_silent', 'k', '2022-05-18', '{}', 1, 1);
+                    INSERT INTO alert VALUES (2, 'silence-761', 'source_silent', 'k', '2022-05-18', '{}', 1, 0);
+                    INSERT INTO alert VALUES (3, 'silence-762', 'source_silent', 'k', '2022-05-19', '{}', 0, 0);
+                    INSERT INTO sources_state VALUES ('offset', 41);
+                    """)
+        }
+        try old.close()
+        let store = try SourcesStore(path: path)
+        #expect(try store.offset() == 41)
+        #expect(try store.allAlerts().map(\.alertID) == ["silence-760", "silence-761", "silence-762"])
+        #expect(try store.unpublishedAlerts().map(\.alertID) == ["silence-762"])
+        #expect(try store.unfiledAlerts().map(\.alertID) == ["silence-761", "silence-762"])
+        #expect(try store.pruneAlerts(before: "2022-05-19") == 1)
+        try store.markFiled(["silence-761"])
+        #expect(try store.unfiledAlerts().map(\.alertID) == ["silence-762"])
         let reader = try DatabaseQueue(path: path)
         let indexes = try reader.read { db in
             try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'alert'")
         }
         try reader.close()
-        #expect(indexes == ["alert_unpublished"])
-        var again = CommitBatch()
-        again.alerts = [alert(1), alert(3)]
-        again.filedAlertIDs = ["0000000000000001"]
-        try store.commit(again)
-        #expect(try store.allAlerts().map(\.alertID) == ["0000000000000001", "0000000000000002", alert(3).alertID])
-        #expect(try delivery(store)["0000000000000001"]! == (true, true))
+        #expect(indexes.count == 1 && indexes[0].hasPrefix("sqlite_autoindex_alert"))
     }
 }
