@@ -88,7 +88,7 @@ public struct Configuration: Sendable {
     public let fields: [String]
     /// Field per catalog entry.
     let catalogField: [FieldID]
-    let unitIndex: [String: UnitID]
+    let unitIndex: UnitCodeTable
     /// Catalog indices per procedure code (one code may have a city entry and entries scoped to units).
     let catalogIndex: [String: [UInt32]]
     /// Thresholds per catalog entry, resolved once (the alert path asks for them on every event).
@@ -131,7 +131,7 @@ public struct Configuration: Sendable {
         for (i, u) in units.enumerated() { ui[u.code] = UnitID(i) }
         var ci: [String: [UInt32]] = [:]
         for (i, c) in catalog.enumerated() { ci[c.procedure, default: []].append(UInt32(i)) }
-        unitIndex = ui
+        unitIndex = UnitCodeTable(codes: units.map(\.code))
         catalogIndex = ci
         sharedDossierPairs = Set(
             interlevel.compactMap { pair in
@@ -240,10 +240,7 @@ public struct Configuration: Sendable {
 
     /// The unit whose code is `code`, byte for byte: Swift compares strings by canonical equivalence (the Kelvin
     /// sign equals "K"), while routing keys, SQL and other systems compare bytes, so a code must be the same bytes.
-    public func unitID(_ code: String) -> UnitID? {
-        guard let id = unitIndex[code], units[Int(id)].code.utf8.elementsEqual(code.utf8) else { return nil }
-        return id
-    }
+    public func unitID(_ code: String) -> UnitID? { unitIndex.find(code) }
 
     /// Whether `resolving` may act on dossiers that `receiving` registered (liên thông, docs/rules.md §1.4: a ward
     /// receives, the district resolves), as `interlevel.csv` declares. One direction only.
@@ -1085,5 +1082,49 @@ extension String {
         while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
         while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }
         return String(s)
+    }
+}
+
+/// The units by code, compared as bytes: an open-addressing table on FNV-1a of the code's UTF-8. Every event looks
+/// its unit up (twice, when checked before it is applied); a dictionary keyed by `String` hashed with SipHash and
+/// compared by canonical equivalence cost several times as much, for an answer that must then be checked as bytes.
+struct UnitCodeTable: Sendable {
+    /// Unit number + 1 per bucket, 0 for an empty one; a power of two, at least twice the units.
+    private let buckets: [UInt32]
+    private let mask: UInt64
+    private let codes: [String]
+
+    /// The last unit of a code given twice wins, as it did in a dictionary.
+    init(codes: [String]) {
+        var size = 8
+        while size < codes.count * 2 { size *= 2 }
+        var buckets = [UInt32](repeating: 0, count: size)
+        let mask = UInt64(size - 1)
+        for (unit, code) in codes.enumerated() {
+            var k = FNV1a.hash(code) & mask
+            while buckets[Int(k)] != 0, !codes[Int(buckets[Int(k)] - 1)].utf8.elementsEqual(code.utf8) {
+                k = (k + 1) & mask
+            }
+            buckets[Int(k)] = UInt32(unit + 1)
+        }
+        self.buckets = buckets
+        self.mask = mask
+        self.codes = codes
+    }
+
+    /// The unit whose code has exactly the bytes of `code`.
+    func find(_ code: String) -> UnitID? {
+        var code = code
+        return code.withUTF8 { bytes in
+            var k = FNV1a.hash(bytes: bytes) & mask
+            while true {
+                let entry = buckets[Int(k)]
+                if entry == 0 { return nil }
+                var candidate = codes[Int(entry - 1)]
+                let equal = candidate.withUTF8 { $0.elementsEqual(bytes) }
+                if equal { return UnitID(entry - 1) }
+                k = (k + 1) & mask
+            }
+        }
     }
 }

@@ -26,6 +26,24 @@ struct ConfigurationTests {
         #expect(c.alerting.recipients(level: .warning, unit: "26740", block: .commune) == ["phuong@example.vn"])
     }
 
+    @Test("units are found by their code's bytes: every one of a thousand, none for a near miss, canonical twins apart")
+    func unitCodeTable() {
+        let codes = (0..<1000).map { "U\($0)" }
+        let table = UnitCodeTable(codes: codes)
+        for (unit, code) in codes.enumerated() { #expect(table.find(code) == UnitID(unit)) }
+        for miss in ["U1000", "", "U1 ", "u1", "U01", "U"] { #expect(table.find(miss) == nil) }
+        // Swift's `==` takes these pairs as equal; a routing key or SQL does not.
+        let twins = UnitCodeTable(codes: ["K", "\u{212A}", "\u{00C5}", "A\u{030A}", "b", "b"])
+        #expect(twins.find("K") == 0)
+        #expect(twins.find("\u{212A}") == 1)
+        #expect(twins.find("\u{00C5}") == 2)
+        #expect(twins.find("A\u{030A}") == 3)
+        #expect(twins.find("b") == 5)  // the last of a code given twice, as the dictionary before it
+        #expect(twins.find("A") == nil)
+        let c = Fixture.config
+        for (unit, u) in c.units.enumerated() { #expect(c.unitID(u.code) == UnitID(unit)) }
+    }
+
     @Test("parentRoles: a ward's alerts also reach the roles its district lists itself, after the ward's own people")
     func parentRoles() throws {
         let plain = String(decoding: Fixture.bytes("alerting.json"), as: UTF8.self)
