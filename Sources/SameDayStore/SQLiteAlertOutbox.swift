@@ -3,12 +3,14 @@ import GRDBSQLite
 import Synchronization
 
 /// The alert outbox as both SQLite stores keep it (`WorkerStore`, `SourcesStore`): the `alert` table (a row per
-/// alert id, written once) and beside it `alert_delivered` (a narrow row per alert the broker confirmed or the files
-/// hold: `published`, `filed`), written inside their transactions and read oldest first.
+/// alert id, written once) and beside it `alert_undelivered` (a narrow row per alert not yet delivered both ways:
+/// `published`, the broker confirmed it; `filed`, the alert files hold it), written inside their transactions and
+/// read oldest first.
 ///
 /// The marks sit apart from the alert because an alert is marked after the commit that stored it: a mark in its
 /// row rewrote the row, JSON and all, so each alert went to the write-ahead log twice (a fifth of a worker's log
-/// pages). A mark is now a few bytes at the end of the narrow table.
+/// pages). A mark now changes or deletes a few bytes at the end of the narrow table, and what waits for delivery is
+/// read from that table alone (a start, a broker's return), whatever the number of delivered alerts kept.
 ///
 /// Which row holds which alert id is kept in memory (`OutboxRows`), not in an index of the file. Alert ids are
 /// hashes, so an index on them took a write to a random page of it for every alert stored, and each delivery mark
@@ -36,19 +38,19 @@ final class SQLiteAlertOutbox: Sendable {
         CREATE INDEX alert_unfiled ON alert(filed) WHERE filed = 0;
         """
 
-    /// The migration that moved the delivery marks out of `alert` into `alert_delivered` (v10 of `WorkerStore`, v2
-    /// of `SourcesStore`): the marks made so far are kept, the table is rebuilt without its mark columns and their
-    /// indexes. `uniqueIDs` keeps the unique index on `alert_id` of a store that had it (see `tableV1`). Part of
-    /// those migrations: never edit it.
+    /// The migration that moved the delivery marks out of `alert` into `alert_undelivered` (v10 of `WorkerStore`,
+    /// v2 of `SourcesStore`): the marks of alerts still waiting are kept, the table is rebuilt without its mark
+    /// columns and their indexes. `uniqueIDs` keeps the unique index on `alert_id` of a store that had it (see
+    /// `tableV1`). Part of those migrations: never edit it.
     static func deliveryMarksMigration(uniqueIDs: Bool) -> String {
         """
-        CREATE TABLE alert_delivered (
+        CREATE TABLE alert_undelivered (
             seq INTEGER PRIMARY KEY,
             published INTEGER NOT NULL,
             filed INTEGER NOT NULL
         );
-        INSERT INTO alert_delivered (seq, published, filed)
-            SELECT seq, published, filed FROM alert WHERE published != 0 OR filed != 0 ORDER BY seq;
+        INSERT INTO alert_undelivered (seq, published, filed)
+            SELECT seq, published, filed FROM alert WHERE published = 0 OR filed = 0 ORDER BY seq;
         CREATE TABLE alert_v10 (
             seq INTEGER PRIMARY KEY,
             alert_id TEXT NOT NULL\(uniqueIDs ? " UNIQUE" : ""),
@@ -87,25 +89,24 @@ final class SQLiteAlertOutbox: Sendable {
     enum Selection {
         case unpublished, unfiled, all
 
-        /// The condition over `alert AS a LEFT JOIN alert_delivered AS d` (no row in `d`: delivered neither way).
-        fileprivate var condition: String {
+        /// What to read: the waiting alerts through `alert_undelivered`, or every row of `alert`.
+        fileprivate var from: String {
             switch self {
-            case .unpublished: "d.published IS NOT 1"
-            case .unfiled: "d.filed IS NOT 1"
-            case .all: "1"
+            case .unpublished: "alert_undelivered AS u JOIN alert AS a ON a.seq = u.seq WHERE u.published = 0"
+            case .unfiled: "alert_undelivered AS u JOIN alert AS a ON a.seq = u.seq WHERE u.filed = 0"
+            case .all: "alert AS a"
             }
         }
     }
 
-    /// The alerts `selection` names, oldest first. Not indexed: read at start and after a broker's return, it reads
-    /// the outbox from its head (what waits for delivery, and the last day or so of alerts).
+    /// The alerts `selection` names, oldest first. The waiting ones are found through `alert_undelivered` (only
+    /// they are in it), so a start or a broker's return reads what waits, not the delivered alerts kept.
     static func fetch(_ selection: Selection, limit: Int, offset: Int, in db: Database) throws -> [OutboxAlert] {
         try Row.fetchAll(
             db,
             sql: """
-                SELECT a.alert_id, a.level, a.routing_key, a.day, a.json
-                    FROM alert AS a LEFT JOIN alert_delivered AS d ON d.seq = a.seq
-                    WHERE \(selection.condition) ORDER BY a.seq LIMIT ? OFFSET ?
+                SELECT a.alert_id, a.level, a.routing_key, a.day, a.json FROM \(selection.from)
+                    ORDER BY a.seq LIMIT ? OFFSET ?
                 """,
             arguments: [limit, offset]
         ).map { OutboxAlert(alertID: $0[0], level: $0[1], routingKey: $0[2], day: $0[3], json: $0[4]) }
@@ -123,6 +124,8 @@ struct OutboxWrite {
         try rows.refresh(db)
         let insert = try RowStatement(
             db, sql: "INSERT OR IGNORE INTO alert (alert_id, level, routing_key, day, json) VALUES (?, ?, ?, ?, ?)")
+        let waiting = try RowStatement(
+            db, sql: "INSERT INTO alert_undelivered (seq, published, filed) VALUES (?, 0, 0)")
         for alert in alerts {
             let key = OutboxKey(alert.alertID)
             guard rows.seq(of: key) == nil else { continue }
@@ -134,13 +137,16 @@ struct OutboxWrite {
             try insert.step()
             // Ignored only by a table that kept the unique index (see `tableV1`) and an id the memory lacked.
             guard db.changesCount == 1 else { continue }
-            rows.pending.added[key] = db.lastInsertedRowID
+            let seq = db.lastInsertedRowID
+            rows.pending.added[key] = seq
+            try waiting.bind(1, seq)
+            try waiting.step()
         }
     }
 
-    /// Marks alerts delivered: confirmed by the broker (`published`), appended to the files (`filed`). An alert both
-    /// confirmed and filed since the last commit, the usual case, takes one row. Ids no longer in the outbox (pruned
-    /// once delivered both ways) are passed over.
+    /// Marks alerts delivered: confirmed by the broker (`published`), appended to the files (`filed`). An alert
+    /// delivered both ways leaves `alert_undelivered`: one delete for an alert both confirmed and filed since the
+    /// last commit, the usual case. Ids no longer in the outbox (pruned once delivered both ways) are passed over.
     func mark(published: [String], filed: [String]) throws {
         guard !published.isEmpty || !filed.isEmpty else { return }
         try rows.refresh(db)
@@ -152,41 +158,39 @@ struct OutboxWrite {
         for id in filed {
             if let seq = rows.seq(of: OutboxKey(id)) { marks[seq, default: (false, false)].filed = true }
         }
-        // A mark never takes one back (a confirm after the files, or the other way round, adds to the row).
-        let upsert = try RowStatement(
-            db,
-            sql: """
-                INSERT INTO alert_delivered (seq, published, filed) VALUES (?, ?, ?)
-                ON CONFLICT(seq) DO UPDATE SET
-                    published = max(published, excluded.published), filed = max(filed, excluded.filed)
-                """)
-        // In row order: the rows go to the end of the table, one page after another.
+        // Statements come from GRDB's cache: preparing one that goes unused costs a lookup.
+        let delivered = try RowStatement(db, sql: "DELETE FROM alert_undelivered WHERE seq = ?")
+        let publishedOnly = try RowStatement(db, sql: "UPDATE alert_undelivered SET published = 1 WHERE seq = ?")
+        let filedOnly = try RowStatement(db, sql: "UPDATE alert_undelivered SET filed = 1 WHERE seq = ?")
+        // A one-way mark completes an alert marked the other way before: then it leaves too.
+        let completed = try RowStatement(
+            db, sql: "DELETE FROM alert_undelivered WHERE seq = ? AND published = 1 AND filed = 1")
+        // In row order: the rows are at the end of the table, one page after another.
         for (seq, mark) in marks.sorted(by: { $0.key < $1.key }) {
-            try upsert.bind(1, seq)
-            try upsert.bind(2, mark.published ? 1 : 0)
-            try upsert.bind(3, mark.filed ? 1 : 0)
-            try upsert.step()
+            if mark.published && mark.filed {
+                try delivered.bind(1, seq)
+                try delivered.step()
+                continue
+            }
+            let update = mark.published ? publishedOnly : filedOnly
+            try update.bind(1, seq)
+            try update.step()
+            try completed.bind(1, seq)
+            try completed.step()
         }
     }
 
     /// Removes alerts delivered both ways whose day is before `day` (YYYY-MM-DD), from the head of the outbox only
     /// (a few undelivered rows there only wait for their delivery), at most `limit` rows looked at; returns how many.
     func prune(before day: String, limit: Int) throws -> Int {
-        let removed = try Row.fetchAll(
+        let removed = try String.fetchAll(
             db,
             sql: """
-                DELETE FROM alert WHERE seq IN (
-                    SELECT a.seq FROM (SELECT seq, day FROM alert ORDER BY seq LIMIT ?) AS a
-                        JOIN alert_delivered AS d ON d.seq = a.seq
-                        WHERE a.day < ? AND d.published = 1 AND d.filed = 1)
-                RETURNING seq, alert_id
+                DELETE FROM alert WHERE seq IN (SELECT seq FROM alert ORDER BY seq LIMIT ?) AND day < ?
+                    AND NOT EXISTS (SELECT 1 FROM alert_undelivered AS u WHERE u.seq = alert.seq)
+                RETURNING alert_id
                 """, arguments: [limit, day])
-        let forget = try RowStatement(db, sql: "DELETE FROM alert_delivered WHERE seq = ?")
-        for row in removed {
-            try forget.bind(1, row[0] as Int64)
-            try forget.step()
-            rows.pending.removed.append(OutboxKey(row[1] as String))
-        }
+        rows.pending.removed += removed.map(OutboxKey.init)
         return removed.count
     }
 }

@@ -161,7 +161,7 @@ struct StoreCommitTests {
             try db.execute(
                 sql: """
                     DROP TABLE alert;
-                    DROP TABLE alert_delivered;
+                    DROP TABLE alert_undelivered;
                     CREATE TABLE alert (
                         seq INTEGER PRIMARY KEY, alert_id TEXT NOT NULL UNIQUE, level TEXT NOT NULL,
                         routing_key TEXT NOT NULL, day TEXT NOT NULL, json TEXT NOT NULL,
@@ -189,7 +189,7 @@ struct StoreCommitTests {
                 try String.fetchAll(
                     db, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'alert'"),
                 try db.columns(in: "alert").map(\.name),
-                try Row.fetchAll(db, sql: "SELECT seq, published, filed FROM alert_delivered ORDER BY seq").map {
+                try Row.fetchAll(db, sql: "SELECT seq, published, filed FROM alert_undelivered ORDER BY seq").map {
                     [$0[0], $0[1], $0[2]] as [Int64]
                 }
             )
@@ -197,7 +197,7 @@ struct StoreCommitTests {
         try reader.close()
         #expect(indexes == [])
         #expect(columns == ["seq", "alert_id", "level", "routing_key", "day", "json"])
-        #expect(marks == [[5, 1, 0], [12, 0, 1]])
+        #expect(marks == [[5, 1, 0], [9, 0, 0], [12, 0, 1]])
         var again = CommitBatch()
         again.alerts = [alert(1), alert(3)]
         again.filedAlertIDs = ["0000000000000001"]
@@ -209,32 +209,44 @@ struct StoreCommitTests {
         #expect(try delivery(store)["0000000000000004"]! == (false, true))
     }
 
-    @Test("a mark adds to an alert's delivery and never takes one back; a prune forgets the marks with the alerts")
+    @Test("an alert waits in alert_undelivered until delivered both ways, in any order; a prune keeps waiting alerts")
     func marksAddUpAndLeaveWithTheirAlerts() throws {
         let folder = temporaryFolder("store-marks")
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let path = folder + "/state.sqlite"
         let store = try WorkerStore(path: path)
+        let reader = try DatabaseQueue(path: path)
+        defer { try? reader.close() }
+        func waiting() throws -> [[Int64]] {
+            try reader.read { db in
+                try Row.fetchAll(db, sql: "SELECT seq, published, filed FROM alert_undelivered ORDER BY seq").map {
+                    [$0[0], $0[1], $0[2]] as [Int64]
+                }
+            }
+        }
         var batch = CommitBatch()
-        batch.alerts = [alert(1), alert(2), alert(3, day: "2022-05-19")]
+        batch.alerts = [alert(1), alert(2), alert(3, day: "2022-05-19"), alert(4)]
         batch.filedAlertIDs = [alert(1).alertID]  // stored and filed in one commit
         try store.commit(batch)
-        #expect(try delivery(store)[alert(1).alertID]! == (false, true))
+        #expect(try waiting() == [[1, 0, 1], [2, 0, 0], [3, 0, 0], [4, 0, 0]])
+        // Published after filed; a confirm seen twice; published and filed at once.
         try store.markPublished([alert(1).alertID, alert(2).alertID, alert(3).alertID])
-        try store.markPublished([alert(1).alertID])  // a confirm seen twice
+        try store.markPublished([alert(1).alertID])
+        #expect(try waiting() == [[2, 1, 0], [3, 1, 0], [4, 0, 0]])
         var filed = CommitBatch()
         filed.filedAlertIDs = [alert(2).alertID, alert(3).alertID]
         try store.commit(filed)
-        let marked = try delivery(store)
-        #expect(marked.values.allSatisfy { $0 == (true, true) })
-        // Only the day before 2022-05-19 goes; its marks go with it.
+        #expect(try waiting() == [[4, 0, 0]])
+        // Only the day before 2022-05-19 goes, and of it only what was delivered both ways.
         let pruned = try store.prune(eventsBefore: 0, tombstonesBefore: 0, alertsBeforeDay: "2022-05-19", limit: 100)
         #expect(pruned.alerts == 2)
-        let reader = try DatabaseQueue(path: path)
-        let left = try reader.read { db in try Int64.fetchAll(db, sql: "SELECT seq FROM alert_delivered") }
-        try reader.close()
-        #expect(left == [3])
-        #expect(try store.allAlerts().map(\.alertID) == [alert(3).alertID])
+        #expect(try store.allAlerts().map(\.alertID) == [alert(3), alert(4)].map(\.alertID))
+        #expect(try store.unpublishedAlerts(limit: 10, offset: 0).map(\.alertID) == [alert(4).alertID])
+        var both = CommitBatch()
+        both.publishedAlertIDs = [alert(4).alertID]
+        both.filedAlertIDs = [alert(4).alertID]
+        try store.commit(both)
+        #expect(try waiting() == [])
     }
 
     @Test("a sources store from before its v2 keeps its outbox, its marks and the unique index on the alert id")
