@@ -51,6 +51,15 @@ struct StoreCommitTests {
         return OutboxAlert(alertID: id, level: "warning", routingKey: "alert.warning", day: day, json: "{}")
     }
 
+    /// The rows of `alert_undelivered`: [seq, published, filed].
+    private func waitingMarks(_ reader: DatabaseQueue) throws -> [[Int64]] {
+        try reader.read { db in
+            try Row.fetchAll(db, sql: "SELECT seq, published, filed FROM alert_undelivered ORDER BY seq").map {
+                [$0[0], $0[1], $0[2]] as [Int64]
+            }
+        }
+    }
+
     private func delivery(_ store: WorkerStore) throws -> [String: (published: Bool, filed: Bool)] {
         let unpublished = Set(try store.unpublishedAlerts(limit: 100, offset: 0).map(\.alertID))
         let unfiled = Set(try store.unfiledAlerts(limit: 100).map(\.alertID))
@@ -184,20 +193,17 @@ struct StoreCommitTests {
             ])
         #expect(try store.unfiledAlerts(limit: 10).map(\.alertID) == ["0000000000000001", "0000000000000002"])
         let reader = try DatabaseQueue(path: path)
-        let (indexes, columns, marks) = try reader.read { db in
+        let (indexes, columns) = try reader.read { db in
             (
                 try String.fetchAll(
                     db, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'alert'"),
-                try db.columns(in: "alert").map(\.name),
-                try Row.fetchAll(db, sql: "SELECT seq, published, filed FROM alert_undelivered ORDER BY seq").map {
-                    [$0[0], $0[1], $0[2]] as [Int64]
-                }
+                try db.columns(in: "alert").map(\.name)
             )
         }
-        try reader.close()
         #expect(indexes == [])
         #expect(columns == ["seq", "alert_id", "level", "routing_key", "day", "json"])
-        #expect(marks == [[5, 1, 0], [9, 0, 0], [12, 0, 1]])
+        #expect(try waitingMarks(reader) == [[5, 1, 0], [9, 0, 0], [12, 0, 1]])
+        try reader.close()
         var again = CommitBatch()
         again.alerts = [alert(1), alert(3)]
         again.filedAlertIDs = ["0000000000000001"]
@@ -217,13 +223,7 @@ struct StoreCommitTests {
         let store = try WorkerStore(path: path)
         let reader = try DatabaseQueue(path: path)
         defer { try? reader.close() }
-        func waiting() throws -> [[Int64]] {
-            try reader.read { db in
-                try Row.fetchAll(db, sql: "SELECT seq, published, filed FROM alert_undelivered ORDER BY seq").map {
-                    [$0[0], $0[1], $0[2]] as [Int64]
-                }
-            }
-        }
+        func waiting() throws -> [[Int64]] { try waitingMarks(reader) }
         var batch = CommitBatch()
         batch.alerts = [alert(1), alert(2), alert(3, day: "2022-05-19"), alert(4)]
         batch.filedAlertIDs = [alert(1).alertID]  // stored and filed in one commit
