@@ -288,8 +288,8 @@ public final class WorkerStore: ShardStore {
         }
         migrator.registerMigration("v10: delivery marks beside the outbox, not in its rows") { db in
             // A mark rewrote the alert's row, JSON and all, a commit after the one that stored it: a fifth of the
-            // pages a drain wrote to the log. The index of unpublished alerts goes with the column (read at start
-            // and after a broker's return only, from the outbox's head).
+            // pages a drain wrote to the log. The index of unpublished alerts goes with the column: what waits is
+            // what `alert_undelivered` holds.
             try db.execute(sql: SQLiteAlertOutbox.deliveryMarksMigration(uniqueIDs: false))
         }
         return migrator
@@ -675,8 +675,7 @@ public final class WorkerStore: ShardStore {
         try fetchAlerts(.unpublished, limit: limit, offset: offset)
     }
 
-    /// Outbox rows not yet appended to the alerts files, oldest first. Read at start only: no index, the outbox is
-    /// read from its head (see `SQLiteAlertOutbox.fetch`).
+    /// Outbox rows not yet appended to the alerts files, oldest first (found through `alert_undelivered`).
     public func unfiledAlerts(limit: Int) throws -> [OutboxAlert] {
         try fetchAlerts(.unfiled, limit: limit)
     }
