@@ -377,12 +377,12 @@ public final class PostgresShardStore: ShardStore {
         }
     }
 
-    public func unpublishedAlerts(limit: Int, offset: Int) throws -> [OutboxAlert] {
-        try fetchAlerts(condition: "NOT published", limit: limit, offset: offset)
+    public func unpublishedAlerts(limit: Int, after seq: Int64) throws -> [(seq: Int64, alert: OutboxAlert)] {
+        try fetchAlerts(condition: "NOT published", limit: limit, after: seq)
     }
 
     public func unfiledAlerts(limit: Int) throws -> [OutboxAlert] {
-        try fetchAlerts(condition: "NOT filed", limit: limit, offset: 0)
+        try fetchAlerts(condition: "NOT filed", limit: limit, after: 0).map(\.alert)
     }
 
     public func markPublished(_ ids: [String]) throws {
@@ -399,16 +399,22 @@ public final class PostgresShardStore: ShardStore {
         }
     }
 
-    public func allAlerts() throws -> [OutboxAlert] { try fetchAlerts(condition: "true", limit: Int.max, offset: 0) }
+    public func allAlerts() throws -> [OutboxAlert] {
+        try fetchAlerts(condition: "true", limit: Int.max, after: 0).map(\.alert)
+    }
 
-    private func fetchAlerts(condition: String, limit: Int, offset: Int) throws -> [OutboxAlert] {
+    private func fetchAlerts(condition: String, limit: Int, after seq: Int64) throws
+        -> [(seq: Int64, alert: OutboxAlert)]
+    {
         let query: PostgresQuery = """
-            SELECT alert_id, level, routing_key, day, json FROM alert WHERE shard = \(shard) AND \(unescaped: condition)
-            ORDER BY seq LIMIT \(limit) OFFSET \(offset)
+            SELECT seq, alert_id, level, routing_key, day, json FROM alert
+            WHERE shard = \(shard) AND \(unescaped: condition) AND seq > \(seq)
+            ORDER BY seq LIMIT \(limit)
             """
         return try connection.run(query).map { row in
-            let (id, level, routingKey, day, json) = try row.decode((String, String, String, String, String).self)
-            return OutboxAlert(alertID: id, level: level, routingKey: routingKey, day: day, json: json)
+            let (seq, id, level, routingKey, day, json) = try row.decode(
+                (Int64, String, String, String, String, String).self)
+            return (seq, OutboxAlert(alertID: id, level: level, routingKey: routingKey, day: day, json: json))
         }
     }
 

@@ -99,17 +99,22 @@ final class SQLiteAlertOutbox: Sendable {
         }
     }
 
-    /// The alerts `selection` names, oldest first. The waiting ones are found through `alert_undelivered` (only
-    /// they are in it), so a start or a broker's return reads what waits, not the delivered alerts kept.
-    static func fetch(_ selection: Selection, limit: Int, offset: Int, in db: Database) throws -> [OutboxAlert] {
+    /// The alerts `selection` names whose row number is after `seq`, oldest first, with their numbers. The waiting
+    /// ones are found through `alert_undelivered` (only they are in it), so a start or a broker's return reads what
+    /// waits, not the delivered alerts kept.
+    static func fetch(_ selection: Selection, limit: Int, after seq: Int64, in db: Database) throws
+        -> [(seq: Int64, alert: OutboxAlert)]
+    {
         try Row.fetchAll(
             db,
             sql: """
-                SELECT a.alert_id, a.level, a.routing_key, a.day, a.json FROM \(selection.from)
-                    ORDER BY a.seq LIMIT ? OFFSET ?
+                SELECT a.seq, a.alert_id, a.level, a.routing_key, a.day, a.json FROM \(selection.from)
+                    \(selection == .all ? "WHERE" : "AND") a.seq > ? ORDER BY a.seq LIMIT ?
                 """,
-            arguments: [limit, offset]
-        ).map { OutboxAlert(alertID: $0[0], level: $0[1], routingKey: $0[2], day: $0[3], json: $0[4]) }
+            arguments: [seq, limit]
+        ).map {
+            (seq: $0[0], alert: OutboxAlert(alertID: $0[1], level: $0[2], routingKey: $0[3], day: $0[4], json: $0[5]))
+        }
     }
 }
 

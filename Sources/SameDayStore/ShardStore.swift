@@ -85,9 +85,6 @@ extension ShardStore {
             limit: 2000)
     }
     public func pendingDeadLetters() throws -> [DeadLetter] { try pendingDeadLetters(limit: 1000) }
-    public func unpublishedAlerts(limit: Int = 1000) throws -> [OutboxAlert] {
-        try unpublishedAlerts(limit: limit, offset: 0)
-    }
     public func unfiledAlerts() throws -> [OutboxAlert] { try unfiledAlerts(limit: 10_000) }
 }
 

@@ -99,8 +99,8 @@ public final class SourcesStore: AlertOutboxStore {
     }
 
     /// Outbox rows not yet confirmed by the broker, oldest first.
-    public func unpublishedAlerts(limit: Int = 1000, offset: Int = 0) throws -> [OutboxAlert] {
-        try fetchAlerts(.unpublished, limit: limit, offset: offset)
+    public func unpublishedAlerts(limit: Int, after seq: Int64) throws -> [(seq: Int64, alert: OutboxAlert)] {
+        try database.read { db in try SQLiteAlertOutbox.fetch(.unpublished, limit: limit, after: seq, in: db) }
     }
 
     /// Outbox rows not yet appended to the alerts files, oldest first.
@@ -135,11 +135,7 @@ public final class SourcesStore: AlertOutboxStore {
         try outbox.write(database) { _, outbox in try outbox.prune(before: day, limit: limit) }
     }
 
-    private func fetchAlerts(_ selection: SQLiteAlertOutbox.Selection, limit: Int, offset: Int = 0) throws
-        -> [OutboxAlert]
-    {
-        try database.read { db in
-            try SQLiteAlertOutbox.fetch(selection, limit: limit, offset: offset, in: db)
-        }
+    private func fetchAlerts(_ selection: SQLiteAlertOutbox.Selection, limit: Int) throws -> [OutboxAlert] {
+        try database.read { db in try SQLiteAlertOutbox.fetch(selection, limit: limit, after: 0, in: db).map(\.alert) }
     }
 }

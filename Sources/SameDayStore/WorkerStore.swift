@@ -671,8 +671,8 @@ public final class WorkerStore: ShardStore {
     }
 
     /// Outbox rows not yet confirmed by the broker, oldest first.
-    public func unpublishedAlerts(limit: Int, offset: Int) throws -> [OutboxAlert] {
-        try fetchAlerts(.unpublished, limit: limit, offset: offset)
+    public func unpublishedAlerts(limit: Int, after seq: Int64) throws -> [(seq: Int64, alert: OutboxAlert)] {
+        try database.read { db in try SQLiteAlertOutbox.fetch(.unpublished, limit: limit, after: seq, in: db) }
     }
 
     /// Outbox rows not yet appended to the alerts files, oldest first (found through `alert_undelivered`).
@@ -692,12 +692,8 @@ public final class WorkerStore: ShardStore {
     /// All alert ids in the outbox (tests and the crash-safety check).
     public func allAlerts() throws -> [OutboxAlert] { try fetchAlerts(.all, limit: Int.max) }
 
-    private func fetchAlerts(_ selection: SQLiteAlertOutbox.Selection, limit: Int, offset: Int = 0) throws
-        -> [OutboxAlert]
-    {
-        try database.read { db in
-            try SQLiteAlertOutbox.fetch(selection, limit: limit, offset: offset, in: db)
-        }
+    private func fetchAlerts(_ selection: SQLiteAlertOutbox.Selection, limit: Int) throws -> [OutboxAlert] {
+        try database.read { db in try SQLiteAlertOutbox.fetch(selection, limit: limit, after: 0, in: db).map(\.alert) }
     }
 }
 

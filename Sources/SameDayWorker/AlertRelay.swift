@@ -99,19 +99,19 @@ final class AlertRelay {
     func deliverOutbox() throws {
         guard let publisher else {
             while true {
-                let unpublished = try store.unpublishedAlerts(limit: 5000, offset: 0)
+                let unpublished = try store.unpublishedAlerts(limit: 5000)
                 if unpublished.isEmpty { break }
                 try store.markPublished(unpublished.map(\.alertID))
             }
             return
         }
         publisher.resynced()
-        var offset = 0
+        var after: Int64 = 0
         while true {
-            let unpublished = try store.unpublishedAlerts(limit: 1000, offset: offset)
-            if unpublished.isEmpty || publisher.needsResync { break }
-            publisher.send(unpublished)
-            offset += unpublished.count
+            let page = try store.unpublishedAlerts(limit: 1000, after: after)
+            guard let last = page.last, !publisher.needsResync else { break }
+            publisher.send(page.map(\.alert))
+            after = last.seq
         }
         try sendDeadLetters(resync: true)
     }

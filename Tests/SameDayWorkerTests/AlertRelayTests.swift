@@ -33,8 +33,24 @@ final class InMemoryOutbox: AlertOutboxStore {
         }
     }
 
-    func unpublishedAlerts(limit: Int, offset: Int) throws -> [OutboxAlert] {
-        state.withLock { Array($0.alerts.filter { !$0.published }.map(\.alert).dropFirst(offset).prefix(limit)) }
+    /// Run before each read of unpublished alerts but the first: a commit landing between two pages of a resync.
+    let betweenPages = Mutex<(@Sendable () -> Void)?>(nil)
+    private let pagesRead = Mutex(0)
+
+    /// Rows are numbered from 1 in the order stored.
+    func unpublishedAlerts(limit: Int, after seq: Int64) throws -> [(seq: Int64, alert: OutboxAlert)] {
+        if pagesRead.withLock({
+            $0 += 1; return $0
+        }) > 1, let hook = betweenPages.withLock({ $0 }) {
+            hook()
+        }
+        return state.withLock { s in
+            Array(
+                s.alerts.enumerated().lazy
+                    .filter { Int64($0.offset + 1) > seq && !$0.element.published }
+                    .prefix(limit)
+                    .map { (seq: Int64($0.offset + 1), alert: $0.element.alert) })
+        }
     }
     func unfiledAlerts(limit: Int) throws -> [OutboxAlert] {
         state.withLock { Array($0.alerts.filter { !$0.filed }.map(\.alert).prefix(limit)) }
@@ -139,6 +155,25 @@ struct AlertRelayTests {
             store: store, filer: RecordingFiler(), publisher: publisher, metrics: WorkerMetrics())
         try relay.deliverOutbox()
         #expect(publisher.sent == ["a1", "a2", "a3"])
+    }
+
+    @Test("a resync pages through the unconfirmed by row: confirms of earlier sends marked between two pages skip none")
+    func resyncPagesByRow() throws {
+        let store = InMemoryOutbox()
+        let ids = (1...2500).map { "a\($0)" }
+        store.commit(alerts: ids.map { alert($0) })
+        // A commit in flight at the resync lands after the first page: it marks 300 alerts of that page published.
+        store.betweenPages.withLock { hook in
+            hook = { [store] in
+                store.betweenPages.withLock { $0 = nil }
+                store.commit(marks: .init(published: Array(ids.prefix(300))))
+            }
+        }
+        let publisher = RecordingPublisher()
+        let relay = AlertRelay(store: store, filer: RecordingFiler(), publisher: publisher, metrics: WorkerMetrics())
+        try relay.deliverOutbox()
+        // Paged by offset, the second page began 300 rows late: a1001…a1300 waited for the next resync or start.
+        #expect(publisher.sent == ids)
     }
 
     @Test("a committed alert reaches the files before the broker, and each mark is handed to one commit only")

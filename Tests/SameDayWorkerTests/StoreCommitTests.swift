@@ -36,7 +36,7 @@ struct StoreCommitTests {
         #expect(rows[1]?.0 == "760-220518-0001" && rows[1]?.1 == [1, 2, 3])
         #expect(rows[2]?.0 == "760-220518-0002" && rows[2]?.1 == [])
         #expect(try store.allAlerts() == alerts)
-        #expect(try store.unpublishedAlerts(limit: 10, offset: 0).map(\.alertID) == ["a2"])
+        #expect(try store.unpublishedAlerts(limit: 10).map(\.alertID) == ["a2"])
         #expect(try store.unfiledAlerts(limit: 10).map(\.alertID) == ["a1"])
         // The same alert id again is kept as it was.
         var again = CommitBatch()
@@ -61,7 +61,7 @@ struct StoreCommitTests {
     }
 
     private func delivery(_ store: WorkerStore) throws -> [String: (published: Bool, filed: Bool)] {
-        let unpublished = Set(try store.unpublishedAlerts(limit: 100, offset: 0).map(\.alertID))
+        let unpublished = Set(try store.unpublishedAlerts(limit: 100).map(\.alertID))
         let unfiled = Set(try store.unfiledAlerts(limit: 100).map(\.alertID))
         var marks: [String: (published: Bool, filed: Bool)] = [:]
         for alert in try store.allAlerts() {
@@ -188,7 +188,7 @@ struct StoreCommitTests {
         #expect(
             try store.allAlerts().map(\.alertID) == ["0000000000000001", "0000000000000002", "0000000000000004"])
         #expect(
-            try store.unpublishedAlerts(limit: 10, offset: 0).map(\.alertID) == [
+            try store.unpublishedAlerts(limit: 10).map(\.alertID) == [
                 "0000000000000002", "0000000000000004",
             ])
         #expect(try store.unfiledAlerts(limit: 10).map(\.alertID) == ["0000000000000001", "0000000000000002"])
@@ -241,7 +241,7 @@ struct StoreCommitTests {
         let pruned = try store.prune(eventsBefore: 0, tombstonesBefore: 0, alertsBeforeDay: "2022-05-19", limit: 100)
         #expect(pruned.alerts == 2)
         #expect(try store.allAlerts().map(\.alertID) == [alert(3), alert(4)].map(\.alertID))
-        #expect(try store.unpublishedAlerts(limit: 10, offset: 0).map(\.alertID) == [alert(4).alertID])
+        #expect(try store.unpublishedAlerts(limit: 10).map(\.alertID) == [alert(4).alertID])
         var both = CommitBatch()
         both.publishedAlertIDs = [alert(4).alertID]
         both.filedAlertIDs = [alert(4).alertID]
