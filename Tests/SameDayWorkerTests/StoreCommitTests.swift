@@ -223,20 +223,19 @@ struct StoreCommitTests {
         let store = try WorkerStore(path: path)
         let reader = try DatabaseQueue(path: path)
         defer { try? reader.close() }
-        func waiting() throws -> [[Int64]] { try waitingMarks(reader) }
         var batch = CommitBatch()
         batch.alerts = [alert(1), alert(2), alert(3, day: "2022-05-19"), alert(4)]
         batch.filedAlertIDs = [alert(1).alertID]  // stored and filed in one commit
         try store.commit(batch)
-        #expect(try waiting() == [[1, 0, 1], [2, 0, 0], [3, 0, 0], [4, 0, 0]])
+        #expect(try waitingMarks(reader) == [[1, 0, 1], [2, 0, 0], [3, 0, 0], [4, 0, 0]])
         // Published after filed; a confirm seen twice; published and filed at once.
         try store.markPublished([alert(1).alertID, alert(2).alertID, alert(3).alertID])
         try store.markPublished([alert(1).alertID])
-        #expect(try waiting() == [[2, 1, 0], [3, 1, 0], [4, 0, 0]])
+        #expect(try waitingMarks(reader) == [[2, 1, 0], [3, 1, 0], [4, 0, 0]])
         var filed = CommitBatch()
         filed.filedAlertIDs = [alert(2).alertID, alert(3).alertID]
         try store.commit(filed)
-        #expect(try waiting() == [[4, 0, 0]])
+        #expect(try waitingMarks(reader) == [[4, 0, 0]])
         // Only the day before 2022-05-19 goes, and of it only what was delivered both ways.
         let pruned = try store.prune(eventsBefore: 0, tombstonesBefore: 0, alertsBeforeDay: "2022-05-19", limit: 100)
         #expect(pruned.alerts == 2)
@@ -246,7 +245,7 @@ struct StoreCommitTests {
         both.publishedAlertIDs = [alert(4).alertID]
         both.filedAlertIDs = [alert(4).alertID]
         try store.commit(both)
-        #expect(try waiting() == [])
+        #expect(try waitingMarks(reader) == [])
     }
 
     @Test("a sources store from before its v2 keeps its outbox, its marks and the unique index on the alert id")
