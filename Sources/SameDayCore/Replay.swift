@@ -362,6 +362,13 @@ public struct Replay: Sendable {
     /// The dossier held in a slot; nil for a free one.
     public func dossier(inSlot k: Int) -> Dossier? { holds(slot: k) ? dossiers[k] : nil }
 
+    /// Reads the dossier in slot `k` in place (nil for a free slot): `dossier(inSlot:)` copies it, a retain and a
+    /// release of each of its buffers, and saving rows reads every dossier changed.
+    public func withDossier<R>(inSlot k: Int, _ body: (borrowing Dossier) -> R) -> R? {
+        // Through the buffer: the array's subscript getter copies the element first.
+        holds(slot: k) ? dossiers.withUnsafeBufferPointer { body($0[k]) } : nil
+    }
+
     /// Whether slot `k` holds a dossier (a removed one leaves an empty code behind).
     private func holds(slot k: Int) -> Bool { k >= 0 && k < dossiers.count && !dossiers[k].code.isEmpty }
 

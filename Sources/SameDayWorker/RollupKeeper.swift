@@ -24,6 +24,9 @@ public final class RollupKeeper {
     /// The dossiers held at start; every kept day will be checked against its files at the first snapshot (they may
     /// predate the last commits before a crash).
     public func load(_ dossiers: [Dossier]) {
+        // Room for them all at once: grown one insert at a time, a million dossiers cost twenty rehashes, half of
+        // the load's time.
+        facts.reserveCapacity(facts.count + dossiers.count)
         for dossier in dossiers {
             if let f = dossier.facts(config: configuration) { facts[dossier.code] = f }
         }

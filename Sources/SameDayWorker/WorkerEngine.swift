@@ -559,10 +559,12 @@ public final class WorkerEngine {
     private func saveRows() {
         staged.dossiers.reserveCapacity(unsaved.count)
         unsaved.drain { slot, _ in
-            guard let dossier = peek({ $0.dossier(inSlot: slot) }),
-                let key = engine.storageKey(ofSlot: slot, assigning: &nextStorageKey)
+            guard let key = engine.storageKey(ofSlot: slot, assigning: &nextStorageKey),
+                let row = peek({
+                    $0.withDossier(inSlot: slot) { (key, $0.code, DossierRecord.encode($0, config: configuration)) }
+                })
             else { return }
-            staged.dossiers.append((key, dossier.code, DossierRecord.encode(dossier, config: configuration)))
+            staged.dossiers.append(row)
         }
         retiredUnsaved = false
         staged.forecastUnits = peek { $0.takeForecastChanges() }
