@@ -24,10 +24,18 @@ struct RestartBench: AsyncParsableCommand {
             "Events committed after the rows' last save, as a SIGKILL between saves leaves them: the restart replays them from the log (each opens one more dossier; at most 20,000 in a worker)."
     )
     var unsavedEvents = 0
+    @Option(
+        help:
+            "Restarts of the same state, one after the other; the quickest is reported, with each (one with --unsaved-events)."
+    )
+    var restarts = 3
     @Option(help: "Configuration folder.") var config = "deploy/config/hcmc-2022"
     @Option(help: "Broker URL (loopback only, no password).") var url = localBrokerURL
 
-    func validate() throws { try refusePassword(inURL: url) }
+    func validate() throws {
+        try refusePassword(inURL: url)
+        guard restarts >= 1 else { throw ValidationError("--restarts must be at least 1") }
+    }
 
     func run() async throws {
         let domain = try ConfigurationFolder.load(config)
@@ -36,8 +44,55 @@ struct RestartBench: AsyncParsableCommand {
         let topology = SameDayTopology(shards: 1, namePrefix: "bench.restart.\(getpid()).")
         let settings = benchWorkerSettings(url: url, topology: topology, folder: folder, config: config)
 
-        // Build the state: one `received` per dossier, spread over a working day, committed in large batches.
         let fillStart = ContinuousClock.now
+        // The fill's engine and store are gone before the first restart: freeing a million dossiers took a core
+        // for half a second, inside the restart's time.
+        let open = try fill(settings: settings, domain: domain)
+        let fillSeconds = (ContinuousClock.now - fillStart).seconds
+        // Each restart starts from a heap given back to the system, as a new process does: reusing the pages freed
+        // by the fill (or the restart before) made a restart a fifth quicker than a new process.
+        SoakBench.trimMalloc()
+
+        let connection = ConnectionConfiguration(
+            brokers: [try BrokerURL(parsing: url)], connectionName: "bench restart")
+        try await onBroker(connection) { try topology.topology.declare(on: $0) }
+        var restarts: [Double] = []
+        var rebuilds: [Double] = []
+        // Only the first restart replays the unsaved events (it saves their rows): with them, one restart is run.
+        for _ in 0..<(unsavedEvents > 0 ? 1 : self.restarts) {
+            let metrics = WorkerMetrics()
+            let stop = StopFlag()
+            let workerSettings = settings
+            let started = ContinuousClock.now
+            async let worker: Void = BlockingThread.run(name: "bench worker") {
+                try WorkerService(configuration: workerSettings, domain: domain, metrics: metrics).run(until: stop)
+            }
+            while !metrics.readiness.ready {
+                if ContinuousClock.now - started > .seconds(300) { break }
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            restarts.append((ContinuousClock.now - started).seconds)
+            rebuilds.append(metrics.value(.rebuildSeconds))
+            stop.request()
+            try await worker
+            SoakBench.trimMalloc()
+        }
+        try await onBroker(connection) { try topology.topology.delete(on: $0) }
+        func hundredths(_ v: Double) -> Double { (v * 100).rounded() / 100 }
+        print(
+            try jsonLine([
+                "bench": "restart", "open_dossiers": open, "unsaved_events": unsavedEvents,
+                // The quickest of the restarts: the machine's noise only ever adds time.
+                "restart_to_consuming_s": hundredths(restarts.min()!),
+                "restart_to_consuming_s_each": restarts.map(hundredths),
+                "rebuild_s": hundredths(rebuilds.min()!),
+                "fill_s": (fillSeconds * 10).rounded() / 10,
+            ]))
+    }
+
+    /// Builds the state: one `received` per dossier, spread over a working day, committed in large batches; the
+    /// dossiers held.
+    private func fill(settings: WorkerConfiguration, domain: Configuration) throws -> Int {
         let store = try WorkerStore(path: settings.databasePath)
         let engine = WorkerEngine(configuration: domain, store: store, clockMode: .events)
         let day = LocalDate(year: 2022, month: 5, day: 18)!.startInstant + 8 * 3600
@@ -66,33 +121,6 @@ struct RestartBench: AsyncParsableCommand {
         } else {
             try markDelivered(try engine.commitPrepared()?.alerts ?? [], store)
         }
-        let fillSeconds = (ContinuousClock.now - fillStart).seconds
-        let open = engine.dossierCount
-
-        let connection = ConnectionConfiguration(
-            brokers: [try BrokerURL(parsing: url)], connectionName: "bench restart")
-        try await onBroker(connection) { try topology.topology.declare(on: $0) }
-        let metrics = WorkerMetrics()
-        let stop = StopFlag()
-        let workerSettings = settings
-        let started = ContinuousClock.now
-        async let worker: Void = BlockingThread.run(name: "bench worker") {
-            try WorkerService(configuration: workerSettings, domain: domain, metrics: metrics).run(until: stop)
-        }
-        while !metrics.readiness.ready {
-            if ContinuousClock.now - started > .seconds(300) { break }
-            try await Task.sleep(for: .milliseconds(5))
-        }
-        let restartSeconds = (ContinuousClock.now - started).seconds
-        stop.request()
-        try await worker
-        try await onBroker(connection) { try topology.topology.delete(on: $0) }
-        print(
-            try jsonLine([
-                "bench": "restart", "open_dossiers": open, "unsaved_events": unsavedEvents,
-                "restart_to_consuming_s": (restartSeconds * 100).rounded() / 100,
-                "rebuild_s": (metrics.value(.rebuildSeconds) * 100).rounded() / 100,
-                "fill_s": (fillSeconds * 10).rounded() / 10,
-            ]))
+        return engine.dossierCount
     }
 }
