@@ -260,11 +260,16 @@ public final class WorkerEngine {
                     metadata: ["dossier": "\(row.code.prefix(100))", "reason": "\(row.reason.prefix(300))"])
             }
         }
+        // The window's tombstones in time order, then the set at its full size: grown one insert at a time, it
+        // rehashed its way up to the hundred and fifty thousand a full window holds.
+        let tombstonesBefore = tombstoneExpiry.count
         try store.tombstones(
             since: engine.clock.map { $0 - retention.eventLogSeconds } ?? .min
         ) { hash, at in
-            addTombstone(hash: hash, at: at)
+            tombstoneExpiry.append((at, hash))
         }
+        tombstones.reserveCapacity(tombstones.count + tombstoneExpiry.count - tombstonesBefore)
+        for entry in tombstoneExpiry[tombstonesBefore...] { tombstones.insert(entry.hash) }
         replayed += try replayLogTail()
         // What fires at the stored clock: silence alerts due by then were committed with it (no row records them),
         // so they are dropped, not raised a second time. A dossier's row records the levels it has fired, so a

@@ -123,6 +123,13 @@ struct BoundedStateTests {
         loop = try open(folder, batchSize: batchSize, eventLogDays: 40)
         #expect(loop.restartSummary.events == 0 && loop.restartSummary.dossiers == stillHeld)
         _ = try loop.snapshotNow()
+        // The tombstones are read back: the same dossier's event sent once more is refused after the restart too.
+        resent.eventId += "-after-restart"
+        loop.handle(delivery(resent, tag: UInt64(events.count + 2), configuration: configuration))
+        _ = try loop.snapshotNow()
+        let refusedAfterRestart = try loop.store.pendingDeadLetters().filter { $0.reason.contains("dossier retired") }
+        #expect(refusedAfterRestart.count == 2, "\(refusedAfterRestart.map(\.reason))")
+        #expect(loop.engine.dossierCount <= stillHeld)
         let restarted = try filesUnder(folder + "/rollups")
         #expect(
             restarted == reference,
