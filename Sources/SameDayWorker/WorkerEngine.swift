@@ -261,7 +261,7 @@ public final class WorkerEngine {
             }
         }
         // The window's tombstones in time order, then the set at its full size: grown one insert at a time, it
-        // rehashed its way up to the hundred and fifty thousand a full window holds.
+        // rehashed on its way to a full window's (150,000 in the year's soak at a tenth of the city's volume).
         let tombstonesBefore = tombstoneExpiry.count
         try store.tombstones(
             since: engine.clock.map { $0 - retention.eventLogSeconds } ?? .min
