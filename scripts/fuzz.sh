@@ -3,7 +3,7 @@
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET…]     default: 60 seconds each, every target
 #
-# Targets: time csv json event configuration mapping fieldtable dossier-record board (docs/fuzzing.md). Everything is built under
+# Targets: time csv json event configuration mapping fieldtable dossier-record board forecast (docs/fuzzing.md). Everything is built under
 # .build-fuzz/fuzz/ (ignored by git); the corpus a run grows is kept in .build-fuzz/fuzz/corpus/TARGET and reused by
 # the next run, next to the seeds of Fuzz/corpus/TARGET. Exit status 1 on any crash, trap (a harness traps on a
 # round-trip difference), hang (-timeout), leak (LeakSanitizer) or out-of-memory; the input that did it is left in
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 
 SECONDS_EACH=${1:-60}
 if [ $# -gt 0 ]; then shift; fi
-ALL_TARGETS=(time csv json event configuration mapping fieldtable dossier-record board)
+ALL_TARGETS=(time csv json event configuration mapping fieldtable dossier-record board forecast)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL_TARGETS[@]}")
 case "$SECONDS_EACH" in '' | *[!0-9]*) echo "fuzz.sh: SECONDS must be a whole number, not '$SECONDS_EACH'" >&2; exit 2 ;; esac
@@ -130,7 +130,7 @@ harness_of() {
     case $1 in
         time) echo Time ;; csv) echo CSV ;; json) echo JSON ;; event) echo Event ;;
         configuration) echo Configuration ;; mapping) echo Mapping ;; fieldtable) echo FieldTable ;;
-        dossier-record) echo DossierRecord ;; board) echo Board ;;
+        dossier-record) echo DossierRecord ;; board) echo Board ;; forecast) echo Forecast ;;
     esac
 }
 libraries_of() {
@@ -148,7 +148,7 @@ timeout_of() {
 }
 max_len_of() {
     case $1 in
-        time) echo 64 ;; configuration) echo 32768 ;; mapping | json | board) echo 8192 ;; *) echo 4096 ;;
+        time) echo 64 ;; configuration) echo 32768 ;; mapping | json | board | forecast) echo 8192 ;; *) echo 4096 ;;
     esac
 }
 

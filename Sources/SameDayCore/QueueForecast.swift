@@ -152,7 +152,10 @@ public struct QueueForecast: Sendable {
                 // any order resolves dossiers far down its queue, and learns to trust the queue less.
                 let pace = self.pace(m, day: LocalTime.day(of: t))
                 let predicted = Double(i + 1) / pace
-                let since = max(m.servedAt ?? .min, m.queueSince ?? t)
+                // Within the 62 days before `t` that `credit` scans: a start further back (a unit idle for months)
+                // or after `t` (a stored part damaged on disk) cost a walk over every day between, and 62 days
+                // already say the unit served far slower than its queue predicted.
+                let since = min(t, max(m.servedAt ?? .min, m.queueSince ?? t, t - 62 * LocalTime.secondsPerDay))
                 let actual = Double(max(0, calendar.workingSeconds(from: since, to: t)))
                 let error = log((actual + 600) / (predicted + 600))
                 let alpha = m.errors < 20 ? 1 / Double(m.errors + 2) : 0.05
@@ -278,6 +281,13 @@ public struct QueueForecast: Sendable {
         }
     }
 
+    /// A predicted working time as whole seconds, at most a year's: a unit whose pace says "never" predicts past
+    /// any deadline, where converting the seconds themselves (beyond `Int64`, or not a number) would trap.
+    static func workingSeconds(_ needed: Double) -> Int64 {
+        let most = Double(LocalTime.secondsPerDay * 366)
+        return needed.isNaN ? Int64(most) : Int64(min(max(needed, 0), most).rounded(.up))
+    }
+
     /// The factor the predicted working time is scaled by: the unit's error at the configured confidence.
     private func errorFactor(_ m: UnitModel) -> Double {
         exp(m.errorMean + z * m.errorVariance.squareRoot())
@@ -317,7 +327,7 @@ public struct QueueForecast: Sendable {
                 flags.append(
                     Flag(
                         slot: m.queue[i].slot, unit: u, atRisk: atRisk, at: t,
-                        predictedAt: calendar.add(workingSeconds: Int64(needed.rounded(.up)), to: t), queueAhead: i,
+                        predictedAt: calendar.add(workingSeconds: Self.workingSeconds(needed), to: t), queueAhead: i,
                         perHour: pace * 3600, due: due))
             }
             if !atRisk {
@@ -337,7 +347,7 @@ public struct QueueForecast: Sendable {
             // deadline. A queue of dossiers all past their deadline needs no forecast, and no timer.
             next = calendar.add(workingSeconds: settings.recheckSeconds, to: t)
             for (due, needed) in mostNeeded {
-                let crossing = calendar.subtract(workingSeconds: Int64(needed.rounded(.up)), from: due)
+                let crossing = calendar.subtract(workingSeconds: Self.workingSeconds(needed), from: due)
                 if crossing > t { next = min(next!, crossing) }
             }
         }
@@ -354,7 +364,7 @@ public struct QueueForecast: Sendable {
         let needed = Double(i + 1) / pace * errorFactor(m)
         return Prediction(
             queueAhead: i, perHour: pace * 3600,
-            predictedAt: calendar.add(workingSeconds: Int64(needed.rounded(.up)), to: t), due: m.queue[i].due,
+            predictedAt: calendar.add(workingSeconds: Self.workingSeconds(needed), to: t), due: m.queue[i].due,
             atRisk: m.queue[i].atRisk, confidence: settings.confidence)
     }
 
@@ -393,6 +403,34 @@ public struct QueueForecast: Sendable {
         public var description: String
     }
 
+    /// Instants a stored part may name: those RFC 3339 can write (years 0001–9999), far from `Int64`'s ends.
+    static let storedInstants: ClosedRange<Instant> = -62_135_596_800...253_402_300_799
+
+    /// Why a unit's stored part cannot be worked with, or nil when it can. What the model itself writes always
+    /// passes: days in order, a day's resolutions and busy seconds within what a day holds, the error's mean and
+    /// variance within what `log((actual + 600) / (predicted + 600))` gives. Anything else (a row damaged on disk or
+    /// edited by hand) would overflow a sum or turn a pace into an instant that is not one at the next event.
+    static func rangeProblem(of m: UnitModel, historyDays: Int) -> String? {
+        func instant(_ t: Instant?) -> Bool { t.map { storedInstants.contains($0) } ?? true }
+        if m.days.count > historyDays { return "\(m.days.count) days kept, at most \(historyDays)" }
+        let dayRange = LocalTime.day(of: storedInstants.lowerBound)...LocalTime.day(of: storedInstants.upperBound)
+        for (k, d) in m.days.enumerated() {
+            guard dayRange.contains(d.day), k == 0 || d.day > m.days[k - 1].day else {
+                return "day \(k + 1) out of order or range"
+            }
+            guard (0...1_000_000).contains(d.served), (0...LocalTime.secondsPerDay).contains(d.busySeconds) else {
+                return "day \(k + 1): \(d.served) served in \(d.busySeconds) busy seconds"
+            }
+        }
+        guard instant(m.busySince), instant(m.servedAt), instant(m.queueSince), instant(m.nextCheckAt) else {
+            return "an instant out of range"
+        }
+        guard (0...(1 << 40)).contains(m.errors), m.errorMean.isFinite, abs(m.errorMean) <= 50,
+            m.errorVariance.isFinite, (0...2_500).contains(m.errorVariance)
+        else { return "error model: mean \(m.errorMean), variance \(m.errorVariance), count \(m.errors)" }
+        return nil
+    }
+
     /// Restores a unit's stored part (before its queue is rebuilt with `restoreQueued`).
     public mutating func restore(unit u: UnitID, from bytes: [UInt8]) throws(Unreadable) {
         guard Int(u) < units.count else { return }
@@ -418,10 +456,8 @@ public struct QueueForecast: Sendable {
         m.errorMean = Double(bitPattern: UInt64(bitPattern: take()))
         m.errorVariance = Double(bitPattern: UInt64(bitPattern: take()))
         m.errors = take()
-        guard m.days.count <= settings.historyDays, m.errorVariance.isFinite, m.errorMean.isFinite,
-            m.errorVariance >= 0
-        else {
-            throw Unreadable(description: "a stored forecast holds values out of range")
+        if let problem = Self.rangeProblem(of: m, historyDays: settings.historyDays) {
+            throw Unreadable(description: "a stored forecast holds values out of range: \(problem)")
         }
         for d in units[Int(u)].days {
             pooled.served -= d.served

@@ -179,6 +179,60 @@ struct QueueForecastTests {
         #expect(throws: QueueForecast.Unreadable.self) { try restored.restore(unit: unit, from: []) }
     }
 
+    /// A unit's stored part with the given days `(day, served, busy seconds)` and error model, as `encode` writes it.
+    func storedPart(
+        days: [(Int64, Int64, Int64)], busySince: Instant = .min, mean: Double = 0, variance: Double = 0.5,
+        errors: Int64 = 30
+    ) -> [UInt8] {
+        var out: [UInt8] = [1, UInt8(days.count)]
+        func put(_ v: Int64) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+        for d in days {
+            put(d.0)
+            put(d.1)
+            put(d.2)
+        }
+        for instant in [busySince, .min, .min, .min] { put(instant) }
+        put(Int64(bitPattern: mean.bitPattern))
+        put(Int64(bitPattern: variance.bitPattern))
+        put(errors)
+        return out
+    }
+
+    @Test(
+        "a stored forecast damaged on disk is refused, not worked with: sums that overflow, days out of order, an error model no unit produces"
+    )
+    func storedForecastOutOfRange() throws {
+        let day = LocalTime.day(of: t("2022-05-16 08:00"))
+        var forecast = QueueForecast(unitCount: 1)
+        try forecast.restore(unit: 0, from: storedPart(days: [(day - 1, 40, 20_000), (day, 12, 9_000)]))
+        let refused: [(String, [UInt8])] = [
+            ("served past any day's", storedPart(days: [(day, .max, 9_000)])),
+            ("negative busy seconds", storedPart(days: [(day, 12, -3_600)])),
+            ("busy longer than a day", storedPart(days: [(day, 12, 90_000)])),
+            ("days out of order", storedPart(days: [(day, 12, 9_000), (day - 1, 40, 20_000)])),
+            ("a day twice", storedPart(days: [(day, 12, 9_000), (day, 40, 20_000)])),
+            ("a day past year 9999", storedPart(days: [(Int64.max / 2, 12, 9_000)])),
+            ("an instant past year 9999", storedPart(days: [(day, 12, 9_000)], busySince: .max)),
+            ("an error mean no unit reaches", storedPart(days: [(day, 12, 9_000)], mean: 1e300)),
+            ("a negative error count", storedPart(days: [(day, 12, 9_000)], errors: -1)),
+            ("an error count about to overflow", storedPart(days: [(day, 12, 9_000)], errors: .max)),
+        ]
+        for (reason, bytes) in refused {
+            var fresh = QueueForecast(unitCount: 1)
+            #expect(throws: QueueForecast.Unreadable.self, "\(reason)") { try fresh.restore(unit: 0, from: bytes) }
+        }
+    }
+
+    @Test("a predicted time past what an instant holds is a year of working seconds, not a trap")
+    func predictedSecondsBounded() {
+        let year = LocalTime.secondsPerDay * 366
+        #expect(QueueForecast.workingSeconds(.infinity) == year)
+        #expect(QueueForecast.workingSeconds(1e30) == year)
+        #expect(QueueForecast.workingSeconds(.nan) == year)
+        #expect(QueueForecast.workingSeconds(-5) == 0)
+        #expect(QueueForecast.workingSeconds(599.2) == 600)
+    }
+
     @Test("alerting.json atRisk.blocks: a block left out is never forecast, live or after a restart; [] turns it off")
     func blocksChosen() throws {
         let alerting = String(decoding: Fixture.bytes("alerting.json"), as: UTF8.self)
