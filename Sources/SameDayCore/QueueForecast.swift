@@ -152,10 +152,11 @@ public struct QueueForecast: Sendable {
                 // any order resolves dossiers far down its queue, and learns to trust the queue less.
                 let pace = self.pace(m, day: LocalTime.day(of: t))
                 let predicted = Double(i + 1) / pace
-                // Within the 62 days before `t` that `credit` scans: a start further back (a unit idle for months)
-                // or after `t` (a stored part damaged on disk) cost a walk over every day between, and 62 days
-                // already say the unit served far slower than its queue predicted.
-                let since = min(t, max(m.servedAt ?? .min, m.queueSince ?? t, t - 62 * LocalTime.secondsPerDay))
+                // Within the days before `t` that `credit` scans: a start further back (a unit idle for months) or
+                // after `t` (a stored part damaged on disk) cost a walk over every day between, and 62 days already
+                // say the unit served far slower than its queue predicted.
+                let since = min(
+                    t, max(m.servedAt ?? .min, m.queueSince ?? t, t - Self.scannedDays * LocalTime.secondsPerDay))
                 let actual = Double(max(0, calendar.workingSeconds(from: since, to: t)))
                 let error = log((actual + 600) / (predicted + 600))
                 let alpha = m.errors < 20 ? 1 / Double(m.errors + 2) : 0.05
@@ -237,14 +238,18 @@ public struct QueueForecast: Sendable {
         return (served + prior * 3600) / (busy + 3600)
     }
 
+    /// The most days a unit's busy time or time since its last service is counted over: what is older says
+    /// nothing more about its pace, and bounds the calendar walk.
+    static let scannedDays: Int64 = 62
+
     /// Credits the busy time since `busySince` to the working days it fell on.
     private mutating func credit(_ u: UnitID, to t: Instant, calendar: WorkCalendar) {
         var m = takeUnit(u)
         defer { units[Int(u)] = m }
         guard let since = m.busySince, t > since, !m.queue.isEmpty else { return }
         var a = since
-        var scanned = 0
-        while a < t && scanned < 62 {
+        var scanned: Int64 = 0
+        while a < t && scanned < Self.scannedDays {
             let day = LocalTime.day(of: a)
             let end = min(t, LocalTime.start(ofDay: day + 1))
             let seconds = calendar.workingSeconds(from: a, to: end)
