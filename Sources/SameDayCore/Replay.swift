@@ -197,7 +197,8 @@ public struct ReplayError: Error, Sendable, CustomStringConvertible {
 public struct Replay: Sendable {
     public let config: Configuration
     public private(set) var dossiers: [Dossier] = []
-    private var index: [String: Int] = [:]
+    /// Slots by code, compared as bytes.
+    private var index = CodeSlotIndex()
     /// Slots of retired dossiers, reused by new ones.
     private var freeSlots: [Int] = []
     private var timerAt: [Instant?] = []
@@ -298,7 +299,7 @@ public struct Replay: Sendable {
         let k: Int
         if let checked = checkedSlot, checked.code == e.dossier {
             k = checked.slot
-        } else if let held = index[e.dossier] {
+        } else if let held = heldSlot(e.dossier) {
             k = held
         } else {
             k = slot(for: Dossier(code: e.dossier))
@@ -320,18 +321,50 @@ public struct Replay: Sendable {
         return actions.isEmpty ? nil : k
     }
 
+    /// The slot of the held dossier whose code has exactly the bytes of `code`.
+    private func heldSlot(_ code: String) -> Int? {
+        Self.withBytes(of: code) { bytes in
+            index.find(hash: CodeSlotIndex.hash(bytes)) { CodeSlotIndex.sameBytes(dossiers[$0].code, bytes) }
+        }
+    }
+
+    /// Indexes slot `k` under `code`, unless the code is held: then returns its slot and changes nothing.
+    private mutating func indexSlot(_ k: Int, for code: String) -> Int? {
+        // The index reads codes while it changes: a second reference to the array (no copy of its elements),
+        // released when this returns, before anything writes to `dossiers`.
+        let dossiers = self.dossiers
+        return Self.withBytes(of: code) { bytes in
+            index.insert(hash: CodeSlotIndex.hash(bytes), slot: k) { CodeSlotIndex.sameBytes(dossiers[$0].code, bytes) }
+        }
+    }
+
+    /// Takes `code` out of the index; returns the slot it was held at.
+    private mutating func unindex(_ code: String) -> Int? {
+        let dossiers = self.dossiers  // as in `indexSlot`
+        return Self.withBytes(of: code) { bytes in
+            index.remove(hash: CodeSlotIndex.hash(bytes)) { CodeSlotIndex.sameBytes(dossiers[$0].code, bytes) }
+        }
+    }
+
+    /// Runs `body` on the code's UTF-8 in place (a copy only for a string that is not contiguous).
+    private static func withBytes<R>(of code: String, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        if let r = code.utf8.withContiguousStorageIfAvailable(body) { return r }
+        var copy = code
+        return copy.withUTF8(body)
+    }
+
     /// Whether the dossier is held (without copying it).
-    public func holds(_ code: String) -> Bool { index[code] != nil }
+    public func holds(_ code: String) -> Bool { heldSlot(code) != nil }
 
     /// The units whose events the held dossier has (`Dossier.units`); empty when it is not held.
-    public func heldUnits(of code: String) -> [UnitID] { index[code].map { dossiers[$0].units } ?? [] }
+    public func heldUnits(of code: String) -> [UnitID] { heldSlot(code).map { dossiers[$0].units } ?? [] }
 
     /// Whether the dossier is held and, if so, why an event of `unit` may not join it
     /// (`Configuration.heldUnitRefusal`), checked on its events in place: every event asks, so this allocates
     /// nothing and looks the code up once.
     /// The slot found is remembered for the `receive` that follows the check (`checkedSlot`).
     public mutating func heldUnitCheck(of code: String, unit: UnitID) -> (held: Bool, refusal: EventRefusal?) {
-        guard let k = index[code] else { return (false, nil) }
+        guard let k = heldSlot(code) else { return (false, nil) }
         checkedSlot = (code, k)
         for e in dossiers[k].events where e.unit != unit {
             if let refusal = config.heldUnitRefusal(dossier: code, held: [e.unit], unit: unit) {
@@ -354,10 +387,10 @@ public struct Replay: Sendable {
         fireTimers(before: t, inclusive: true)
     }
 
-    public func dossier(_ code: String) -> Dossier? { index[code].map { dossiers[$0] } }
+    public func dossier(_ code: String) -> Dossier? { heldSlot(code).map { dossiers[$0] } }
 
     /// The slot of a held dossier. A slot stays the dossier's until it is removed; then a new dossier reuses it.
-    public func slot(of code: String) -> Int? { index[code] }
+    public func slot(of code: String) -> Int? { heldSlot(code) }
 
     /// The dossier held in a slot; nil for a free one.
     public func dossier(inSlot k: Int) -> Dossier? { holds(slot: k) ? dossiers[k] : nil }
@@ -377,7 +410,8 @@ public struct Replay: Sendable {
 
     private mutating func slot(for dossier: Dossier) -> Int {
         let k = nextSlot
-        index[dossier.code] = k
+        let held = indexSlot(k, for: dossier.code)
+        precondition(held == nil, "a new dossier's code is held already")
         occupy(k, with: dossier)
         return k
     }
@@ -419,10 +453,7 @@ public struct Replay: Sendable {
     /// (`markQueued`). One hash of the code per dossier: a restart loads a million of them.
     public mutating func loadNew(_ dossier: Dossier, storageKey: Int64, queued isQueued: Bool) -> Bool {
         let k = nextSlot
-        if let held = index.updateValue(k, forKey: dossier.code) {
-            index[dossier.code] = held
-            return false
-        }
+        if indexSlot(k, for: dossier.code) != nil { return false }
         occupy(k, with: dossier)
         count(slot: k, unit: dossier.events.first?.unit)
         if detectSilence { recordSilence(of: dossier) }
@@ -449,7 +480,7 @@ public struct Replay: Sendable {
 
     /// The worker took the dossier out of its retirement queue (it stays held).
     public mutating func unmarkQueued(_ code: String) {
-        if let k = index[code] { queued[k] = false }
+        if let k = heldSlot(code) { queued[k] = false }
     }
 
     /// The key of the dossier's row in the worker's store, or, if it has none yet, `next` (which then moves on):
@@ -465,7 +496,7 @@ public struct Replay: Sendable {
     }
 
     /// The key of the dossier's row in the worker's store (0: none yet), nil if the dossier is not held.
-    public func storageKey(of code: String) -> Int64? { index[code].map { storageKeys[$0] } }
+    public func storageKey(of code: String) -> Int64? { heldSlot(code).map { storageKeys[$0] } }
 
     /// A restart loads dossiers, not events: each unit's last event (what its silence counts from) is taken from
     /// them and its silence timer armed, so a unit that sends nothing after the restart is still reported. Without
@@ -482,7 +513,7 @@ public struct Replay: Sendable {
     /// Removes a dossier from the state (the worker retires it); its slot is reused.
     @discardableResult
     public mutating func remove(_ code: String) -> Dossier? {
-        guard let k = index.removeValue(forKey: code) else { return nil }
+        guard let k = unindex(code) else { return nil }
         checkedSlot = nil
         let removed = dossiers[k]
         if forecast != nil, Int(slotUnit[k]) < config.units.count {
@@ -501,7 +532,7 @@ public struct Replay: Sendable {
 
     /// Fires what is due on one dossier at the clock (before retiring it: its resolution alert must be out).
     public mutating func settle(_ code: String) {
-        guard let k = index[code], let clock else { return }
+        guard let k = heldSlot(code), let clock else { return }
         perform(dossiers[k].advance(to: clock, config: config), dossier: k)
     }
 
@@ -519,12 +550,12 @@ public struct Replay: Sendable {
 
     /// Whether the dossier is open (received and not closed), for the worker's dossier table.
     public func isOpen(_ code: String) -> Bool {
-        guard let k = index[code] else { return false }
+        guard let k = heldSlot(code) else { return false }
         return !dossiers[k].isSettled(config: config)
     }
 
     /// The instant of the dossier's armed timer, if any.
-    public func timer(of code: String) -> Instant? { index[code].flatMap { timerAt[$0] } }
+    public func timer(of code: String) -> Instant? { heldSlot(code).flatMap { timerAt[$0] } }
 
     private mutating func perform(_ actions: [DossierAction], dossier k: Int) {
         for a in actions {
@@ -662,7 +693,7 @@ public struct Replay: Sendable {
 
     /// What the forecast says of a held dossier now (nil when off, or the dossier is not queued).
     public func prediction(of code: String) -> QueueForecast.Prediction? {
-        guard let forecast, let k = index[code], let clock,
+        guard let forecast, let k = heldSlot(code), let clock,
             let unit = dossiers[k].state(config: config, full: false).unit
         else { return nil }
         return forecast.prediction(unit: unit, slot: k, at: clock, calendar: config.calendar(of: unit))
