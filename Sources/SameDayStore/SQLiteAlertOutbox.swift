@@ -89,12 +89,23 @@ final class SQLiteAlertOutbox: Sendable {
     enum Selection {
         case unpublished, unfiled, all
 
-        /// What to read: the waiting alerts through `alert_undelivered`, or every row of `alert`.
-        fileprivate var from: String {
-            switch self {
-            case .unpublished: "alert_undelivered AS u JOIN alert AS a ON a.seq = u.seq WHERE u.published = 0"
-            case .unfiled: "alert_undelivered AS u JOIN alert AS a ON a.seq = u.seq WHERE u.filed = 0"
-            case .all: "alert AS a"
+        /// The query of `fetch`: the waiting alerts through `alert_undelivered`, or every row of `alert`.
+        ///
+        /// `CROSS JOIN` makes SQLite walk `alert_undelivered` and look each row up in `alert`, never the other way.
+        /// With a plain `JOIN` and no statistics (a store never runs ANALYZE) it chose to walk `alert` in `seq` order
+        /// and look each row up in the narrow table: every read of what waits scanned every alert kept (0.1–0.2 s
+        /// with a million kept), twice at each start (files, then broker), growing with the history kept.
+        var sql: String {
+            let columns = "SELECT a.seq, a.alert_id, a.level, a.routing_key, a.day, a.json"
+            return switch self {
+            case .unpublished:
+                columns + " FROM alert_undelivered AS u CROSS JOIN alert AS a ON a.seq = u.seq"
+                    + " WHERE u.published = 0 AND u.seq > ? ORDER BY u.seq LIMIT ?"
+            case .unfiled:
+                columns + " FROM alert_undelivered AS u CROSS JOIN alert AS a ON a.seq = u.seq"
+                    + " WHERE u.filed = 0 AND u.seq > ? ORDER BY u.seq LIMIT ?"
+            case .all:
+                columns + " FROM alert AS a WHERE a.seq > ? ORDER BY a.seq LIMIT ?"
             }
         }
     }
@@ -105,14 +116,7 @@ final class SQLiteAlertOutbox: Sendable {
     static func fetch(_ selection: Selection, limit: Int, after seq: Int64, in db: Database) throws
         -> [(seq: Int64, alert: OutboxAlert)]
     {
-        try Row.fetchAll(
-            db,
-            sql: """
-                SELECT a.seq, a.alert_id, a.level, a.routing_key, a.day, a.json FROM \(selection.from)
-                    \(selection == .all ? "WHERE" : "AND") a.seq > ? ORDER BY a.seq LIMIT ?
-                """,
-            arguments: [seq, limit]
-        ).map {
+        try Row.fetchAll(db, sql: selection.sql, arguments: [seq, limit]).map {
             (seq: $0[0], alert: OutboxAlert(alertID: $0[1], level: $0[2], routingKey: $0[3], day: $0[4], json: $0[5]))
         }
     }

@@ -1,7 +1,8 @@
 import Foundation
 import GRDB
-import SameDayStore
 import Testing
+
+@testable import SameDayStore
 
 @Suite("A worker store's commit writes each value as given")
 struct StoreCommitTests {
@@ -246,6 +247,34 @@ struct StoreCommitTests {
         both.filedAlertIDs = [alert(4).alertID]
         try store.commit(both)
         #expect(try waitingMarks(reader) == [])
+    }
+
+    @Test("what waits for delivery is read by walking alert_undelivered, never every alert kept")
+    func waitingReadWalksTheNarrowTable() throws {
+        let folder = temporaryFolder("store-waiting-plan")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = folder + "/state.sqlite"
+        let store = try WorkerStore(path: path)
+        var batch = CommitBatch()
+        batch.alerts = (1...50).map { alert($0) }
+        try store.commit(batch)
+        let delivered = (1...49).map { alert($0).alertID }
+        try store.markPublished(delivered)
+        try store.markFiled(delivered)
+        #expect(try store.unpublishedAlerts(limit: 10).map(\.alertID) == [alert(50).alertID])
+        #expect(try store.unfiledAlerts(limit: 10).map(\.alertID) == [alert(50).alertID])
+        // A store never runs ANALYZE: without statistics, a plain join walked `alert` and probed the narrow table.
+        let reader = try DatabaseQueue(path: path)
+        defer { try? reader.close() }
+        for selection in [SQLiteAlertOutbox.Selection.unpublished, .unfiled] {
+            let plan = try reader.read { db in
+                try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + selection.sql, arguments: [0, 10]).map {
+                    $0["detail"] as String
+                }
+            }
+            #expect(plan.first?.hasPrefix("SEARCH u USING INTEGER PRIMARY KEY (rowid>?)") == true, "\(plan)")
+            #expect(plan.dropFirst().allSatisfy { $0.hasPrefix("SEARCH a USING INTEGER PRIMARY KEY (rowid=?)") })
+        }
     }
 
     @Test("a sources store from before its v2 keeps its outbox, its marks and the unique index on the alert id")
