@@ -27,10 +27,10 @@ extension WorkCalendar {
         switch sla {
         case .sameDay:
             let day = LocalTime.day(of: start)
-            let schedule = self.schedule(ofDay: day)
-            var cutoff = schedule.cutoff
-            var source = schedule.cutoffSource
-            if let catalogCutoff, schedule.close > catalogCutoff {
+            let limits = sameDayLimits(ofDay: day)
+            var cutoff = limits.cutoff
+            var source = limits.cutoffSource
+            if let catalogCutoff, limits.close > catalogCutoff {
                 cutoff = catalogCutoff
                 source = .catalog
             }
@@ -39,7 +39,7 @@ extension WorkCalendar {
             var dueDay: Int64? = day
             if after { dueDay = nextWorkingDay(after: day) }
             let due =
-                dueDay.map { LocalTime.start(ofDay: $0) + Int64(self.schedule(ofDay: $0).close) } ?? WorkCalendar.never
+                dueDay.map { LocalTime.start(ofDay: $0) + Int64(sameDayLimits(ofDay: $0).close) } ?? WorkCalendar.never
             return Deadline(
                 sla: sla, received: received, start: start, due: due,
                 dueOffset: workingSeconds(from: start, to: due), cutoff: cutoff, cutoffSource: source,

@@ -223,6 +223,23 @@ public final class WorkCalendar: Sendable {
     /// Dense per-day schedule index for the years the system lives in, so a lookup is one array read.
     let cacheStartDay: Int64
     let cache: [UInt16]
+    /// The schedules' stretches, flattened for the arithmetic below: schedule `i` has
+    /// `stretchStarts/stretchEnds[stretchBounds[i] ..< stretchBounds[i + 1]]` and `daySeconds[i]` of working time.
+    /// Handing out a `DaySchedule` copies it (a retain and a release of each of its two arrays) for every day
+    /// looked at: half of a deadline's time, in a profile of a restart that computes a million of them.
+    private let stretchBounds: [Int32]
+    private let stretchStarts: [Int32]
+    private let stretchEnds: [Int32]
+    private let daySeconds: [Int64]
+    /// Per schedule: its cut-off, where that comes from, and its close (`sameDayLimits(ofDay:)`).
+    private let dayLimits: [SameDayLimits]
+
+    /// What a same-day deadline reads of its day (`DaySchedule.cutoff`, `.cutoffSource`, `.close`).
+    struct SameDayLimits {
+        var cutoff: Int32
+        var cutoffSource: CutoffSource
+        var close: Int32
+    }
 
     /// Arithmetic gives up after this many days without work (a calendar that never works).
     static let maxScanDays: Int64 = 3700
@@ -261,6 +278,24 @@ public final class WorkCalendar: Sendable {
         self.schedules = schedules.values
         self.cacheStartDay = start
         self.cache = cache
+        var bounds: [Int32] = [0]
+        for schedule in schedules.values { bounds.append(bounds.last! + Int32(schedule.stretches.count)) }
+        stretchBounds = bounds
+        stretchStarts = schedules.values.flatMap { $0.stretches.map(\.start) }
+        stretchEnds = schedules.values.flatMap { $0.stretches.map(\.end) }
+        daySeconds = schedules.values.map(\.workingSeconds)
+        dayLimits = schedules.values.map {
+            SameDayLimits(cutoff: $0.cutoff, cutoffSource: $0.cutoffSource, close: $0.close)
+        }
+    }
+
+    /// The cut-off and close of local day `day`, read in place.
+    @inline(__always)
+    func sameDayLimits(ofDay day: Int64) -> SameDayLimits {
+        let k = day - cacheStartDay
+        if k >= 0 && k < Int64(cache.count) { return dayLimits[Int(cache[Int(k)])] }
+        let s = schedule(ofDay: day)
+        return SameDayLimits(cutoff: s.cutoff, cutoffSource: s.cutoffSource, close: s.close)
     }
 
     /// A calendar whose sessions are all regular (tests and benchmarks).
@@ -285,15 +320,57 @@ public final class WorkCalendar: Sendable {
 
     public func isHoliday(_ date: LocalDate) -> Bool { definition.holidays.contains(date.dayNumber) }
 
+    /// Calls `body(start, end)` on each of the day's stretches (seconds after midnight), in order, until it returns
+    /// false. Days in the dense cache read the flattened arrays; others compute their schedule.
+    @inline(__always)
+    private func forEachStretch(ofDay day: Int64, _ body: (_ start: Int64, _ end: Int64) -> Bool) {
+        let k = day - cacheStartDay
+        if k >= 0 && k < Int64(cache.count) {
+            let i = Int(cache[Int(k)])
+            var j = Int(stretchBounds[i])
+            let end = Int(stretchBounds[i + 1])
+            while j < end {
+                if !body(Int64(stretchStarts[j]), Int64(stretchEnds[j])) { return }
+                j += 1
+            }
+        } else {
+            for st in schedule(ofDay: day).stretches {
+                if !body(Int64(st.start), Int64(st.end)) { return }
+            }
+        }
+    }
+
+    /// Working seconds of local day `day`.
+    @inline(__always)
+    private func workingSeconds(ofDay day: Int64) -> Int64 {
+        let k = day - cacheStartDay
+        if k >= 0 && k < Int64(cache.count) { return daySeconds[Int(cache[Int(k)])] }
+        return schedule(ofDay: day).workingSeconds
+    }
+
+    /// Whether local day `day` has a session that counts (`DaySchedule.isWorkingDay`).
+    @inline(__always)
+    private func isWorkingDay(_ day: Int64) -> Bool {
+        let k = day - cacheStartDay
+        if k >= 0 && k < Int64(cache.count) {
+            let i = Int(cache[Int(k)])
+            return stretchBounds[i + 1] > stretchBounds[i]
+        }
+        return schedule(ofDay: day).isWorkingDay
+    }
+
     /// `t` if it is inside a session, else the start of the next session (docs/rules.md §4.1: T0 moves there).
     public func nextWorkingInstant(atOrAfter t: Instant) -> Instant {
         var day = LocalTime.day(of: t)
         var sod = t - LocalTime.start(ofDay: day)
         for _ in 0..<WorkCalendar.maxScanDays {
-            let s = schedule(ofDay: day)
-            for st in s.stretches where sod < Int64(st.end) {
-                return LocalTime.start(ofDay: day) + max(sod, Int64(st.start))
+            var found: Int64?
+            forEachStretch(ofDay: day) { start, end in
+                guard sod < end else { return true }
+                found = max(sod, start)
+                return false
             }
+            if let found { return LocalTime.start(ofDay: day) + found }
             day += 1
             sod = 0
         }
@@ -308,16 +385,23 @@ public final class WorkCalendar: Sendable {
         var day = LocalTime.day(of: t)
         var sod = t - LocalTime.start(ofDay: day)
         for _ in 0..<WorkCalendar.maxScanDays {
-            let s = schedule(ofDay: day)
-            if sod <= 0 && w > s.workingSeconds {
-                w -= s.workingSeconds  // a whole day at once
+            let whole = self.workingSeconds(ofDay: day)
+            if sod <= 0 && w > whole {
+                w -= whole  // a whole day at once
             } else {
-                for st in s.stretches where sod < Int64(st.end) {
-                    let from = max(sod, Int64(st.start))
-                    let avail = Int64(st.end) - from
-                    if w <= avail { return LocalTime.start(ofDay: day) + from + w }
+                var reached: Int64?
+                forEachStretch(ofDay: day) { start, end in
+                    guard sod < end else { return true }
+                    let from = max(sod, start)
+                    let avail = end - from
+                    if w <= avail {
+                        reached = from + w
+                        return false
+                    }
                     w -= avail
+                    return true
                 }
+                if let reached { return LocalTime.start(ofDay: day) + reached }
             }
             day += 1
             sod = 0
@@ -354,17 +438,17 @@ public final class WorkCalendar: Sendable {
         var day = LocalTime.day(of: a)
         var total: Int64 = 0
         while day <= endDay {
-            let s = schedule(ofDay: day)
             let ds = LocalTime.start(ofDay: day)
             let lo = a - ds
             let hi = b - ds
             if lo <= 0 && hi >= LocalTime.secondsPerDay {
-                total += s.workingSeconds
+                total += workingSeconds(ofDay: day)
             } else {
-                for st in s.stretches {
-                    let x = max(lo, Int64(st.start))
-                    let y = min(hi, Int64(st.end))
+                forEachStretch(ofDay: day) { start, end in
+                    let x = max(lo, start)
+                    let y = min(hi, end)
                     if y > x { total += y - x }
+                    return true
                 }
             }
             day += 1
@@ -376,7 +460,7 @@ public final class WorkCalendar: Sendable {
     public func nextWorkingDay(after day: Int64) -> Int64? {
         var d = day + 1
         for _ in 0..<WorkCalendar.maxScanDays {
-            if schedule(ofDay: d).isWorkingDay { return d }
+            if isWorkingDay(d) { return d }
             d += 1
         }
         return nil

@@ -135,4 +135,97 @@ struct HotPathTests {
         #expect(replay.storageKey(ofSlot: slot, assigning: &next) == 9 && next == 10)
         #expect(loaded && marked)
     }
+
+    /// The arithmetic as it read each day's `DaySchedule`, before the flattened stretches.
+    enum PlainCalendar {
+        static func nextWorkingInstant(_ c: WorkCalendar, _ t: Instant) -> Instant {
+            var day = LocalTime.day(of: t)
+            var sod = t - LocalTime.start(ofDay: day)
+            for _ in 0..<WorkCalendar.maxScanDays {
+                for st in c.schedule(ofDay: day).stretches where sod < Int64(st.end) {
+                    return LocalTime.start(ofDay: day) + max(sod, Int64(st.start))
+                }
+                day += 1
+                sod = 0
+            }
+            return WorkCalendar.never
+        }
+
+        static func add(_ c: WorkCalendar, _ workingSeconds: Int64, _ t: Instant) -> Instant {
+            var w = workingSeconds
+            if w <= 0 { return t }
+            var day = LocalTime.day(of: t)
+            var sod = t - LocalTime.start(ofDay: day)
+            for _ in 0..<WorkCalendar.maxScanDays {
+                let s = c.schedule(ofDay: day)
+                if sod <= 0 && w > s.workingSeconds {
+                    w -= s.workingSeconds
+                } else {
+                    for st in s.stretches where sod < Int64(st.end) {
+                        let from = max(sod, Int64(st.start))
+                        let avail = Int64(st.end) - from
+                        if w <= avail { return LocalTime.start(ofDay: day) + from + w }
+                        w -= avail
+                    }
+                }
+                day += 1
+                sod = 0
+            }
+            return WorkCalendar.never
+        }
+
+        static func workingSeconds(_ c: WorkCalendar, _ a: Instant, _ b: Instant) -> Int64 {
+            if b < a { return -workingSeconds(c, b, a) }
+            var total: Int64 = 0
+            for day in LocalTime.day(of: a)...LocalTime.day(of: b) {
+                let ds = LocalTime.start(ofDay: day)
+                for st in c.schedule(ofDay: day).stretches {
+                    let x = max(a - ds, Int64(st.start))
+                    let y = min(b - ds, Int64(st.end))
+                    if y > x { total += y - x }
+                }
+            }
+            return total
+        }
+
+        static func nextWorkingDay(_ c: WorkCalendar, _ day: Int64) -> Int64? {
+            (day + 1...day + WorkCalendar.maxScanDays).first { c.schedule(ofDay: $0).isWorkingDay }
+        }
+    }
+
+    @Test(
+        "calendar arithmetic on the flattened stretches gives the answers of each day's schedule, in and out of the cached years"
+    )
+    func flattenedCalendarArithmetic() {
+        // Every view of the shipped calendars (regular, and same-day with extra sessions) and of the fixture's.
+        let calendars = hcmc.calendars + hcmc.sameDayViews + Fixture.config.calendars + Fixture.config.sameDayViews
+        var rng = SplitMix64(seed: 11)
+        // 2021–2027 (the holidays' years), and around both ends of the dense cache (2000–2044).
+        let spans: [(Int, Int)] = [(2021, 2028), (1999, 2001), (2044, 2046)]
+        for calendar in calendars {
+            for (first, last) in spans {
+                let lo = LocalTime.start(ofDay: CivilCalendar.days(year: first, month: 1, day: 1))
+                let hi = LocalTime.start(ofDay: CivilCalendar.days(year: last, month: 1, day: 1))
+                for _ in 0..<60 {
+                    let t = lo + Int64((rng.next() as UInt64) % UInt64(hi - lo))
+                    // Seconds to add: within a session, a day, a few weeks; none; a whole day's.
+                    let r: UInt64 = rng.next()
+                    let choices: [Int64] = [Int64(r % 3_600), Int64(r % 90_000), Int64(r % 2_000_000), 0, 8 * 3600]
+                    let w = choices[Int((rng.next() as UInt64) % 5)]
+                    let u = t + Int64((rng.next() as UInt64) % (40 * 86_400)) - 10 * 86_400
+                    #expect(calendar.nextWorkingInstant(atOrAfter: t) == PlainCalendar.nextWorkingInstant(calendar, t))
+                    #expect(
+                        calendar.add(workingSeconds: w, to: t) == PlainCalendar.add(calendar, w, t),
+                        "\(calendar.id) +\(w) at \(t)")
+                    #expect(calendar.workingSeconds(from: t, to: u) == PlainCalendar.workingSeconds(calendar, t, u))
+                    let day = LocalTime.day(of: t)
+                    #expect(calendar.nextWorkingDay(after: day) == PlainCalendar.nextWorkingDay(calendar, day))
+                    let schedule = calendar.schedule(ofDay: day)
+                    let limits = calendar.sameDayLimits(ofDay: day)
+                    #expect(limits.cutoff == schedule.cutoff && limits.cutoffSource == schedule.cutoffSource)
+                    #expect(limits.close == schedule.close)
+                }
+            }
+        }
+    }
 }
