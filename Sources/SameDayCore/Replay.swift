@@ -408,7 +408,7 @@ public struct Replay: Sendable {
     /// Dossiers held (retired ones excluded).
     public var liveDossierCount: Int { dossiers.count - freeSlots.count }
 
-    private mutating func slot(for dossier: Dossier) -> Int {
+    private mutating func slot(for dossier: consuming Dossier) -> Int {
         let k = nextSlot
         let held = indexSlot(k, for: dossier.code)
         precondition(held == nil, "a new dossier's code is held already")
@@ -420,7 +420,7 @@ public struct Replay: Sendable {
     private var nextSlot: Int { freeSlots.last ?? dossiers.count }
 
     /// Puts a new dossier in slot `nextSlot` (its code is already in `index`).
-    private mutating func occupy(_ k: Int, with dossier: Dossier) {
+    private mutating func occupy(_ k: Int, with dossier: consuming Dossier) {
         if k == dossiers.count {
             dossiers.append(dossier)
             timerAt.append(nil)
@@ -451,12 +451,13 @@ public struct Replay: Sendable {
     /// Thresholds due by the clock fire into `alerts` (a caller restoring committed state discards them: they were
     /// committed with the clock). `queued` marks it as in the worker's retirement queue
     /// (`markQueued`). One hash of the code per dossier: a restart loads a million of them.
-    public mutating func loadNew(_ dossier: Dossier, storageKey: Int64, queued isQueued: Bool) -> Bool {
+    public mutating func loadNew(_ dossier: consuming Dossier, storageKey: Int64, queued isQueued: Bool) -> Bool {
         let k = nextSlot
         if indexSlot(k, for: dossier.code) != nil { return false }
-        occupy(k, with: dossier)
-        count(slot: k, unit: dossier.events.first?.unit)
+        let firstUnit = dossier.events.first?.unit
         if detectSilence { recordSilence(of: dossier) }
+        occupy(k, with: dossier)  // handed on, not copied: its last use here
+        count(slot: k, unit: firstUnit)
         storageKeys[k] = storageKey
         queued[k] = isQueued
         var view: Dossier.QueueView?
@@ -465,7 +466,7 @@ public struct Replay: Sendable {
             // Its place in the unit's queue; `at_risk` already fired in this episode is not raised again.
             let bit = UInt8(1) << AlertLevel.atRisk.rawValue
             forecast!.restoreQueued(
-                unit: view.unit, slot: k, code: dossier.code, receivedAt: view.start, due: due,
+                unit: view.unit, slot: k, code: dossiers[k].code, receivedAt: view.start, due: due,
                 atRisk: dossiers[k].firedMask & bit != 0)
         }
         return true

@@ -233,21 +233,20 @@ public final class WorkerEngine {
         // The rows are read and decoded on a helper thread while this one loads them into the engine (and arms
         // their timers): on two cores a restart with a million dossiers takes about half as long.
         try StoredDossiers.read(from: store, configuration: configuration) { row in
-            nextStorageKey = max(nextStorageKey, row.key + 1)
-            guard case .success(let prepared) = row.dossier else {
-                if case .failure(let reason) = row.dossier {
-                    unreadable.append((row.key, row.code, reason.description))
-                }
+            let (key, code, dossier, reason) = row.parts()
+            nextStorageKey = max(nextStorageKey, key + 1)
+            if let reason {
+                unreadable.append((key, code, reason.description))
                 return
             }
-            let last = prepared.lastEventAt
+            let last = dossier.lastEventAt
             // Nothing keeps two rows from naming one dossier but the engine itself: should that ever fail, the
             // first row stands and the other is set aside rather than silently overwriting it.
-            guard engine.loadNew(prepared, storageKey: row.key, queued: last != nil) else {
-                unreadable.append((row.key, row.code, "a second stored row for a dossier already loaded"))
+            guard engine.loadNew(dossier, storageKey: key, queued: last != nil) else {
+                unreadable.append((key, code, "a second stored row for a dossier already loaded"))
                 return
             }
-            if let last { retirements.append((last + retention.closedSeconds, candidate(row.code))) }
+            if let last { retirements.append((last + retention.closedSeconds, candidate(code))) }
         }
         retirementQueue.push(contentsOf: retirements)
         retirements = []
@@ -673,12 +672,22 @@ enum StoredDossiers {
     struct Row: Sendable {
         var key: Int64
         var code: String
-        /// The dossier, or why it cannot be read.
-        var dossier: Result<Dossier, DossierRecord.Unreadable>
+        /// The dossier read back (an empty one when it cannot be).
+        var dossier: Dossier
+        /// Why the row cannot be read back, or nil.
+        var unreadable: DossierRecord.Unreadable?
+
+        /// The row's parts, moved out: the dossier goes on into the engine without a copy. (Held in a `Result`, it
+        /// was copied out of it and the `Result` released: a retain and a release of each of its buffers.)
+        consuming func parts() -> (key: Int64, code: String, dossier: Dossier, unreadable: DossierRecord.Unreadable?) {
+            (key, code, dossier, unreadable)
+        }
     }
 
+    /// Calls `body` on each row in key order, handing it over: a copy of a row costs a retain and a release of
+    /// each of its buffers, and a restart loads a million.
     static func read(
-        from store: any ShardStore, configuration: Configuration, _ body: (Row) throws -> Void
+        from store: any ShardStore, configuration: Configuration, _ body: (consuming Row) throws -> Void
     ) throws {
         let handOff = HandOff<[Row]>(capacity: 8)
         let reader = Thread {
@@ -687,16 +696,23 @@ enum StoredDossiers {
                 batch.reserveCapacity(2048)
                 let codes = DossierRecord.CodeCache()
                 try store.forEachDossier { key, code, state in
-                    let dossier = Result { () throws(DossierRecord.Unreadable) in
-                        try DossierRecord.decode(code: code, state, config: configuration, codes: codes)
+                    do throws(DossierRecord.Unreadable) {
+                        let dossier = try DossierRecord.decode(code: code, state, config: configuration, codes: codes)
+                        batch.append(Row(key: key, code: code, dossier: dossier, unreadable: nil))
+                    } catch {
+                        batch.append(Row(key: key, code: code, dossier: Dossier(code: ""), unreadable: error))
                     }
-                    batch.append(Row(key: key, code: code, dossier: dossier))
                     if batch.count == 2048 {
+                        // Reversed, so that the loading thread pops the rows off its end in key order.
+                        batch.reverse()
                         handOff.put(batch)
                         batch.removeAll(keepingCapacity: true)
                     }
                 }
-                if !batch.isEmpty { handOff.put(batch) }
+                if !batch.isEmpty {
+                    batch.reverse()
+                    handOff.put(batch)
+                }
                 handOff.finish(nil)
             } catch {
                 handOff.finish(error)
@@ -706,10 +722,10 @@ enum StoredDossiers {
         reader.start()
         // Should `body` fail, the reader is still drained, so it never waits for room for ever.
         var failure: (any Error)?
-        while let batch = try handOff.take() {
+        while var batch = try handOff.take() {
             guard failure == nil else { continue }
             do {
-                for row in batch { try body(row) }
+                while let row = batch.popLast() { try body(row) }
             } catch {
                 failure = error
             }
