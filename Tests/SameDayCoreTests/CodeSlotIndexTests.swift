@@ -124,6 +124,15 @@ struct CodeSlotIndexTests {
         }
         #expect(replay.liveDossierCount == 2)
         #expect(replay.slot(of: composed) != replay.slot(of: decomposed))
+        // The slot a check remembers serves only an event with the same bytes.
+        _ = replay.heldUnitCheck(of: composed, unit: 0)
+        try replay.receive(
+            DossierEvent(
+                eventId: "e2", dossier: decomposed, unit: unit, procedure: "P", type: .resolved, occurredAt: at + 60,
+                outcome: .approved, source: "test"),
+            at: at + 60)
+        #expect(replay.dossier(decomposed)?.eventCount == 2)
+        #expect(replay.dossier(composed)?.eventCount == 1)
         #expect(replay.remove(decomposed)?.code.utf8.elementsEqual(decomposed.utf8) == true)
         #expect(replay.holds(composed) && !replay.holds(decomposed))
         #expect(replay.dossier(composed)?.code.utf8.elementsEqual(composed.utf8) == true)
