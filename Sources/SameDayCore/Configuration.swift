@@ -1085,30 +1085,27 @@ extension String {
     }
 }
 
-/// The units by code, compared as bytes: an open-addressing table on FNV-1a of the code's UTF-8. Every event looks
-/// its unit up (twice, when checked before it is applied); a dictionary keyed by `String` hashed with SipHash and
-/// compared by canonical equivalence cost several times as much, for an answer that must then be checked as bytes.
+/// The units by code, compared as bytes: a `CodeSlotIndex` whose slots are unit numbers. Every event looks its unit
+/// up (twice, when checked before it is applied); a dictionary keyed by `String` hashed with SipHash and compared by
+/// canonical equivalence cost several times as much, for an answer that must then be checked as bytes.
 struct UnitCodeTable: Sendable {
-    /// Unit number + 1 per bucket, 0 for an empty one; a power of two, at least twice the units.
-    private let buckets: [UInt32]
-    private let mask: UInt64
+    private let index: CodeSlotIndex
     private let codes: [String]
 
     /// The last unit of a code given twice wins, as it did in a dictionary.
     init(codes: [String]) {
-        var size = 8
-        while size < codes.count * 2 { size *= 2 }
-        var buckets = [UInt32](repeating: 0, count: size)
-        let mask = UInt64(size - 1)
+        var index = CodeSlotIndex()
+        index.reserveCapacity(codes.count)
         for (unit, code) in codes.enumerated() {
-            var k = FNV1a.hash(code) & mask
-            while buckets[Int(k)] != 0, !codes[Int(buckets[Int(k)] - 1)].utf8.elementsEqual(code.utf8) {
-                k = (k + 1) & mask
+            var code = code
+            code.withUTF8 { bytes in
+                let hash = CodeSlotIndex.hash(bytes)
+                let isCode = { CodeSlotIndex.sameBytes(codes[$0], bytes) }
+                _ = index.remove(hash: hash, isCode: isCode)
+                _ = index.insert(hash: hash, slot: unit, isCode: isCode)
             }
-            buckets[Int(k)] = UInt32(unit + 1)
         }
-        self.buckets = buckets
-        self.mask = mask
+        self.index = index
         self.codes = codes
     }
 
@@ -1116,15 +1113,7 @@ struct UnitCodeTable: Sendable {
     func find(_ code: String) -> UnitID? {
         var code = code
         return code.withUTF8 { bytes in
-            var k = FNV1a.hash(bytes: bytes) & mask
-            while true {
-                let entry = buckets[Int(k)]
-                if entry == 0 { return nil }
-                var candidate = codes[Int(entry - 1)]
-                let equal = candidate.withUTF8 { $0.elementsEqual(bytes) }
-                if equal { return UnitID(entry - 1) }
-                k = (k + 1) & mask
-            }
+            index.find(hash: CodeSlotIndex.hash(bytes)) { CodeSlotIndex.sameBytes(codes[$0], bytes) }.map(UnitID.init)
         }
     }
 }
