@@ -289,11 +289,18 @@ public final class WorkCalendar: Sendable {
         }
     }
 
+    /// The interned schedule number of local day `day` when the day is in the dense cache (years
+    /// `cacheYears`); nil outside it, where the caller computes the schedule.
+    @inline(__always)
+    private func cachedSchedule(ofDay day: Int64) -> Int? {
+        let k = day - cacheStartDay
+        return k >= 0 && k < Int64(cache.count) ? Int(cache[Int(k)]) : nil
+    }
+
     /// The cut-off and close of local day `day`, read in place.
     @inline(__always)
     func sameDayLimits(ofDay day: Int64) -> SameDayLimits {
-        let k = day - cacheStartDay
-        if k >= 0 && k < Int64(cache.count) { return dayLimits[Int(cache[Int(k)])] }
+        if let i = cachedSchedule(ofDay: day) { return dayLimits[i] }
         let s = schedule(ofDay: day)
         return SameDayLimits(cutoff: s.cutoff, cutoffSource: s.cutoffSource, close: s.close)
     }
@@ -311,8 +318,7 @@ public final class WorkCalendar: Sendable {
 
     /// The schedule of local day `day`.
     @inline(__always) public func schedule(ofDay day: Int64) -> DaySchedule {
-        let k = day - cacheStartDay
-        if k >= 0 && k < Int64(cache.count) { return schedules[Int(cache[Int(k)])] }
+        if let i = cachedSchedule(ofDay: day) { return schedules[i] }
         return DaySchedule(definition.day(day), day: day, serving: serving)
     }
 
@@ -324,9 +330,7 @@ public final class WorkCalendar: Sendable {
     /// false. Days in the dense cache read the flattened arrays; others compute their schedule.
     @inline(__always)
     private func forEachStretch(ofDay day: Int64, _ body: (_ start: Int64, _ end: Int64) -> Bool) {
-        let k = day - cacheStartDay
-        if k >= 0 && k < Int64(cache.count) {
-            let i = Int(cache[Int(k)])
+        if let i = cachedSchedule(ofDay: day) {
             var j = Int(stretchBounds[i])
             let end = Int(stretchBounds[i + 1])
             while j < end {
@@ -343,19 +347,14 @@ public final class WorkCalendar: Sendable {
     /// Working seconds of local day `day`.
     @inline(__always)
     private func workingSeconds(ofDay day: Int64) -> Int64 {
-        let k = day - cacheStartDay
-        if k >= 0 && k < Int64(cache.count) { return daySeconds[Int(cache[Int(k)])] }
+        if let i = cachedSchedule(ofDay: day) { return daySeconds[i] }
         return schedule(ofDay: day).workingSeconds
     }
 
     /// Whether local day `day` has a session that counts (`DaySchedule.isWorkingDay`).
     @inline(__always)
     private func isWorkingDay(_ day: Int64) -> Bool {
-        let k = day - cacheStartDay
-        if k >= 0 && k < Int64(cache.count) {
-            let i = Int(cache[Int(k)])
-            return stretchBounds[i + 1] > stretchBounds[i]
-        }
+        if let i = cachedSchedule(ofDay: day) { return stretchBounds[i + 1] > stretchBounds[i] }
         return schedule(ofDay: day).isWorkingDay
     }
 
