@@ -438,6 +438,8 @@ public final class PostgresShardStore: ShardStore {
 
     public func eventCount() throws -> Int { try count("SELECT count(*) FROM event_log WHERE shard = \(shard)") }
     public func dossierCount() throws -> Int { try count("SELECT count(*) FROM dossier WHERE shard = \(shard)") }
+    /// Counted: this store keeps no saved count (every commit saves its rows).
+    public func dossierCountHint() throws -> Int { try dossierCount() }
     public func tombstoneCount() throws -> Int { try count("SELECT count(*) FROM retired WHERE shard = \(shard)") }
 
     /// The database's tables hold every shard: this is their whole size, the cost ops pay for the shared store.

@@ -72,6 +72,8 @@ public protocol ShardStore: AlertOutboxStore {
     func eventCount() throws -> Int
     /// Dossiers held (open, and closed ones not yet retired).
     func dossierCount() throws -> Int
+    /// About how many rows `forEachDossier` will give, without counting them where the store saved the number.
+    func dossierCountHint() throws -> Int
     func tombstoneCount() throws -> Int
     /// Bytes the state takes on disk. For PostgreSQL the shared tables' size, every shard's rows together: a share per
     /// shard would need a count of each table's rows.

@@ -84,6 +84,9 @@ public struct CommitBatch: Sendable {
     /// current up to this batch's last event: a store that defers rows (`ShardStore.defersDossierRows`) records how
     /// far, and a restart replays only the events logged after it.
     public var savesRows = false
+    /// With `savesRows`: the dossiers held after this batch, so the rows in the table. A restart reserves room for
+    /// them from this instead of counting the table (a scan of every row).
+    public var heldDossiers: Int?
 
     public init() {}
     public var isEmpty: Bool {
@@ -397,6 +400,7 @@ public final class WorkerStore: ShardStore {
                 // The log's newest row is never pruned (see `prune`), so this arrival is never handed out again.
                 let newest = try Int64.fetchOne(db, sql: "SELECT max(arrival) FROM event_log") ?? 0
                 try setValue.execute(arguments: ["rows_through_arrival", newest])
+                if let held = batch.heldDossiers { try setValue.execute(arguments: ["rows_held", held]) }
                 if let clock = batch.clock {
                     try setValue.execute(arguments: ["rows_clock", clock])
                 } else {
@@ -640,6 +644,14 @@ public final class WorkerStore: ShardStore {
     public func dossierCount() throws -> Int {
         try database.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM dossier") ?? 0 }
     }
+
+    /// The rows a restart will read: the count saved with them (`CommitBatch.heldDossiers`), else counted. A
+    /// saved count outside 0…`maxRowsHint` is not believed.
+    public func dossierCountHint() throws -> Int {
+        if let held = try value("rows_held"), (0...Int64(Self.maxRowsHint)).contains(held) { return Int(held) }
+        return try dossierCount()
+    }
+    static let maxRowsHint = 100_000_000
 
     public func tombstoneCount() throws -> Int {
         try database.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM retired") ?? 0 }

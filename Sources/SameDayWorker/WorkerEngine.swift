@@ -226,7 +226,7 @@ public final class WorkerEngine {
         firstDay = try store.firstDay()
         lastEventDay = try store.lastEventDay()
         var unreadable: [(key: Int64, code: String, reason: String)] = []
-        let expected = try store.dossierCount()
+        let expected = try store.dossierCountHint()
         engine.reserveCapacity(expected)
         var retirements: [(at: Instant, value: RetirementCandidate)] = []
         retirements.reserveCapacity(expected)
@@ -573,6 +573,7 @@ public final class WorkerEngine {
         retiredUnsaved = false
         staged.forecastUnits = peek { $0.takeForecastChanges() }
         staged.savesRows = true
+        staged.heldDossiers = engine.liveDossierCount
         eventsSinceSave = 0
         saveRequested = false
         lastSave = .now

@@ -196,6 +196,28 @@ struct RowSavingTests {
         return events.filter { !seen.insert($0.dossier + "/" + $0.eventId).inserted }.count
     }
 
+    @Test("a restart reserves room for the rows counted when they were saved; a count out of range is not believed")
+    func savedRowCount() throws {
+        let folder = temporaryFolder("row-saving-count")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let store = try WorkerStore(path: folder + "/state.sqlite")
+        let engine = WorkerEngine(configuration: configuration, store: store, clockMode: .events)
+        engine.rowSaving = RowSaving(maxDossiers: 0)
+        _ = try engine.rebuild()
+        try feed(events, into: engine, store: store, batch: 250)
+        #expect(engine.dossierCount > 1_000)
+        #expect(try store.dossierCount() == engine.dossierCount)
+        #expect(try store.dossierCountHint() == engine.dossierCount)
+        // The saved number is read, not the table counted; one no engine could have written falls back to counting.
+        for (saved, read) in [(7, 7), (-1, engine.dossierCount), (Int(Int32.max) * 4, engine.dossierCount)] {
+            var batch = CommitBatch()
+            batch.savesRows = true
+            batch.heldDossiers = saved
+            try store.commit(batch)
+            #expect(try store.dossierCountHint() == read)
+        }
+    }
+
     @Test("pruning the log never removes the events a restart would replay, nor the newest row")
     func pruneKeepsTheTail() throws {
         let folder = temporaryFolder("row-saving-prune")
