@@ -88,9 +88,11 @@ public struct Configuration: Sendable {
     public let fields: [String]
     /// Field per catalog entry.
     let catalogField: [FieldID]
-    let unitIndex: UnitCodeTable
-    /// Catalog indices per procedure code (one code may have a city entry and entries scoped to units).
-    let catalogIndex: [String: [UInt32]]
+    let unitIndex: CodeTable
+    /// The catalog's distinct procedure codes, and the catalog indices of each (one code may have a city entry and
+    /// entries scoped to units).
+    let catalogCodes: CodeTable
+    let catalogEntriesByCode: [[UInt32]]
     /// Thresholds per catalog entry, resolved once (the alert path asks for them on every event).
     let catalogThresholds: [Thresholds]
     /// Recipients per unit and level (`unit * levels + level`), resolved once.
@@ -127,15 +129,25 @@ public struct Configuration: Sendable {
         earliestHolidaysEnd = Set(units.map(\.calendar)).compactMap { calendars[$0].holidaysThrough }.min().map {
             LocalTime.start(ofDay: $0 + 1)
         }
-        var ui: [String: UnitID] = [:]
-        for (i, u) in units.enumerated() { ui[u.code] = UnitID(i) }
-        var ci: [String: [UInt32]] = [:]
-        for (i, c) in catalog.enumerated() { ci[c.procedure, default: []].append(UInt32(i)) }
-        unitIndex = UnitCodeTable(codes: units.map(\.code))
-        catalogIndex = ci
+        let unitTable = CodeTable(codes: units.map(\.code))
+        unitIndex = unitTable
+        var procedureTable = CodeTable(codes: [])
+        var entriesByCode: [[UInt32]] = []
+        for (i, c) in catalog.enumerated() {
+            if let known = procedureTable.find(c.procedure) {
+                entriesByCode[known].append(UInt32(i))
+            } else {
+                procedureTable.append(c.procedure)
+                entriesByCode.append([UInt32(i)])
+            }
+        }
+        catalogCodes = procedureTable
+        catalogEntriesByCode = entriesByCode
         sharedDossierPairs = Set(
             interlevel.compactMap { pair in
-                ui[pair.receiving].flatMap { r in ui[pair.resolving].map { Int(r) * units.count + Int($0) } }
+                unitTable.find(pair.receiving).flatMap { r in
+                    unitTable.find(pair.resolving).map { r * units.count + $0 }
+                }
             })
         var fieldNames: [String] = []
         var fieldIndex: [String: FieldID] = [:]
@@ -240,7 +252,10 @@ public struct Configuration: Sendable {
 
     /// The unit whose code is `code`, byte for byte: Swift compares strings by canonical equivalence (the Kelvin
     /// sign equals "K"), while routing keys, SQL and other systems compare bytes, so a code must be the same bytes.
-    public func unitID(_ code: String) -> UnitID? { unitIndex.find(code) }
+    public func unitID(_ code: String) -> UnitID? { unitIndex.find(code).map(UnitID.init) }
+
+    /// The unit whose code has these bytes (a stored record's codes are found without making strings of them).
+    func unitID(bytes: UnsafeBufferPointer<UInt8>) -> UnitID? { unitIndex.find(bytes: bytes).map(UnitID.init) }
 
     /// Whether `resolving` may act on dossiers that `receiving` registered (liên thông, docs/rules.md §1.4: a ward
     /// receives, the district resolves), as `interlevel.csv` declares. One direction only.
@@ -291,10 +306,22 @@ public struct Configuration: Sendable {
     /// The catalog entry in force for a procedure at a unit (docs/rules.md §2.2): the unit's own entry, else one its
     /// parent registered, else the city's; a procedure only other units registered is not in the catalog here.
     public func procedureRef(_ code: String, unit: UnitID) -> ProcedureRef {
-        guard let entries = catalogIndex[code] else { return .unlisted(code) }
+        guard let listed = catalogCodes.find(code), let i = catalogIndex(listed: listed, unit: unit) else {
+            return .unlisted(code)
+        }
+        return .catalog(i)
+    }
+
+    /// The number of a procedure code in the catalog's distinct codes (for `catalogIndex(listed:unit:)`), compared
+    /// as bytes: nil when no catalog entry has it.
+    func listedProcedure(bytes: UnsafeBufferPointer<UInt8>) -> Int? { catalogCodes.find(bytes: bytes) }
+
+    /// The catalog entry in force at `unit` for the distinct catalog code `listed` (§2.2), or nil when only other
+    /// units registered it.
+    func catalogIndex(listed: Int, unit: UnitID) -> UInt32? {
         let u = units[Int(unit)]
         var best: (rank: Int, index: UInt32)?
-        for i in entries {
+        for i in catalogEntriesByCode[listed] {
             let rank: Int
             switch catalog[Int(i)].scope {
             case .unit(let owner) where owner == u.code: rank = 0
@@ -304,7 +331,7 @@ public struct Configuration: Sendable {
             }
             if best.map({ rank < $0.rank }) ?? true { best = (rank, i) }
         }
-        return best.map { .catalog($0.index) } ?? .unlisted(code)
+        return best?.index
     }
 
     public func procedureCode(_ ref: ProcedureRef) -> String {
@@ -1085,35 +1112,41 @@ extension String {
     }
 }
 
-/// The units by code, compared as bytes: a `CodeSlotIndex` whose slots are unit numbers. Every event looks its unit
-/// up (twice, when checked before it is applied); a dictionary keyed by `String` hashed with SipHash and compared by
-/// canonical equivalence cost several times as much, for an answer that must then be checked as bytes.
-struct UnitCodeTable: Sendable {
-    private let index: CodeSlotIndex
-    private let codes: [String]
+/// Codes by their bytes (units, the catalog's procedure codes): a `CodeSlotIndex` whose slots are the codes'
+/// numbers. Every event looks its unit and procedure up, and a restart every stored record's; a dictionary keyed by
+/// `String` hashed with SipHash and compared by canonical equivalence cost several times as much, for an answer that
+/// must then be checked as bytes.
+struct CodeTable: Sendable {
+    private var index = CodeSlotIndex()
+    private var codes: [String] = []
 
-    /// The last unit of a code given twice wins, as it did in a dictionary.
+    /// The last of a code given twice wins, as it did in a dictionary.
     init(codes: [String]) {
-        var index = CodeSlotIndex()
         index.reserveCapacity(codes.count)
-        for (unit, code) in codes.enumerated() {
-            var code = code
-            code.withUTF8 { bytes in
-                let hash = CodeSlotIndex.hash(bytes)
-                let isCode = { CodeSlotIndex.sameBytes(codes[$0], bytes) }
-                _ = index.remove(hash: hash, isCode: isCode)
-                _ = index.insert(hash: hash, slot: unit, isCode: isCode)
-            }
-        }
-        self.index = index
-        self.codes = codes
+        for code in codes { append(code) }
     }
 
-    /// The unit whose code has exactly the bytes of `code`.
-    func find(_ code: String) -> UnitID? {
+    /// Adds `code` as the next number; it replaces an earlier code with the same bytes.
+    mutating func append(_ code: String) {
+        let number = codes.count
+        codes.append(code)
         var code = code
-        return code.withUTF8 { bytes in
-            index.find(hash: CodeSlotIndex.hash(bytes)) { CodeSlotIndex.sameBytes(codes[$0], bytes) }.map(UnitID.init)
+        code.withUTF8 { bytes in
+            let hash = CodeSlotIndex.hash(bytes)
+            let isCode = { [codes] in CodeSlotIndex.sameBytes(codes[$0], bytes) }
+            _ = index.remove(hash: hash, isCode: isCode)
+            _ = index.insert(hash: hash, slot: number, isCode: isCode)
         }
+    }
+
+    /// The number of the code that has exactly the bytes of `code`.
+    func find(_ code: String) -> Int? {
+        var code = code
+        return code.withUTF8 { find(bytes: $0) }
+    }
+
+    /// The number of the code that has exactly these bytes.
+    func find(bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+        index.find(hash: CodeSlotIndex.hash(bytes)) { CodeSlotIndex.sameBytes(codes[$0], bytes) }
     }
 }

@@ -81,29 +81,27 @@ public enum DossierRecord {
         d.alertEpisode = try r.u16()
         d.firedMask = try r.byte()
         d.flags = try r.byte()
-        var tables: [[String]] = [[], []]
-        for t in 0..<2 {
-            let count = Int(try r.u16())
-            for _ in 0..<count {
-                let length = Int(try r.u16())
-                let raw = try r.take(length)
-                if let known = codes?.string(raw) {
-                    tables[t].append(known)
-                    continue
-                }
-                guard let s = String(validating: raw, as: UTF8.self) else {
-                    throw Unreadable(description: "a code is not valid UTF-8")
-                }
-                codes?.remember(s, raw)
-                tables[t].append(s)
-            }
-        }
+        // The codes are found by their bytes: a record names its unit and procedure codes once, and no string is
+        // made of them unless a procedure is outside the catalog.
         var unitIDs: [UnitID] = []
-        for code in tables[0] {
-            guard let id = config.unitID(code) else {
+        for _ in 0..<Int(try r.u16()) {
+            let raw = try r.takeRange(Int(try r.u16()))
+            guard let id = r.withBytes(raw, { config.unitID(bytes: $0) }) else {
+                let code = try r.string(raw, codes: codes)
                 throw Unreadable(description: "unit \"\(code.prefix(100))\" is not in units.csv")
             }
             unitIDs.append(id)
+        }
+        // Per procedure code: its number among the catalog's codes, or (outside the catalog) the code itself.
+        var procedureCodes: [(listed: Int?, raw: Range<Int>)] = []
+        for _ in 0..<Int(try r.u16()) {
+            let raw = try r.takeRange(Int(try r.u16()))
+            if let listed = r.withBytes(raw, { config.listedProcedure(bytes: $0) }) {
+                procedureCodes.append((listed, raw))
+            } else {
+                _ = try r.string(raw, codes: codes)  // refused here if it is not UTF-8, used or not
+                procedureCodes.append((nil, raw))
+            }
         }
         let count = Int(try r.u32())
         guard count <= maxEvents, count * 42 == r.remaining else {
@@ -111,6 +109,8 @@ public enum DossierRecord {
         }
         d.events.reserveCapacity(count)
         var previous: CompactEvent?
+        // The catalog entry of the last (unit, procedure) pair: a dossier's events nearly always share one.
+        var resolved: (unitIndex: Int, procedureIndex: Int, procedure: UInt32)?
         for _ in 0..<count {
             let idHash = try r.u64()
             let at = Int64(bitPattern: try r.u64())
@@ -126,16 +126,22 @@ public enum DossierRecord {
             guard Self.plausibleTimes.contains(at), newDueAt == 0 || Self.plausibleTimes.contains(newDueAt) else {
                 throw Unreadable(description: "an event time is outside 2000–2100")
             }
-            guard unitIndex < unitIDs.count, procedureIndex < tables[1].count else {
+            guard unitIndex < unitIDs.count, procedureIndex < procedureCodes.count else {
                 throw Unreadable(description: "an event refers past the code tables")
             }
             let unit = unitIDs[unitIndex]
-            let procedureCode = tables[1][procedureIndex]
             var procedure = UInt32.max
-            switch config.procedureRef(procedureCode, unit: unit) {
-            case .catalog(let i): procedure = i
-            case .unlisted(let c):
-                if d.unlistedProcedure.map({ c < $0 }) ?? true { d.unlistedProcedure = c }
+            if let resolved, resolved.unitIndex == unitIndex, resolved.procedureIndex == procedureIndex {
+                procedure = resolved.procedure
+            } else {
+                let code = procedureCodes[procedureIndex]
+                if let listed = code.listed, let i = config.catalogIndex(listed: listed, unit: unit) {
+                    procedure = i
+                } else {
+                    let c = try r.string(code.raw, codes: codes)
+                    if d.unlistedProcedure.map({ c < $0 }) ?? true { d.unlistedProcedure = c }
+                }
+                resolved = (unitIndex, procedureIndex, procedure)
             }
             let event = CompactEvent(
                 idHash: idHash, at: at, seq: seq, newDueAt: newDueAt, arrival: arrival, unit: unit,
@@ -159,11 +165,28 @@ public enum DossierRecord {
         var offset = 0
         var remaining: Int { bytes.count - offset }
 
-        mutating func take(_ n: Int) throws(Unreadable) -> ArraySlice<UInt8> {
+        /// The next `n` bytes' range, for `withBytes` or `string`.
+        mutating func takeRange(_ n: Int) throws(Unreadable) -> Range<Int> {
             guard n >= 0, n <= remaining else { throw Unreadable(description: "the record is truncated") }
             defer { offset += n }
-            return bytes[offset..<offset + n]
+            return offset..<offset + n
         }
+
+        func withBytes<T>(_ range: Range<Int>, _ body: (UnsafeBufferPointer<UInt8>) -> T) -> T {
+            bytes.withUnsafeBufferPointer { body(UnsafeBufferPointer(rebasing: $0[range])) }
+        }
+
+        /// The code in `range` as a string, shared through `codes` when they hold it; refused when it is not UTF-8.
+        func string(_ range: Range<Int>, codes: CodeCache?) throws(Unreadable) -> String {
+            let raw = bytes[range]
+            if let known = codes?.string(raw) { return known }
+            guard let s = String(validating: raw, as: UTF8.self) else {
+                throw Unreadable(description: "a code is not valid UTF-8")
+            }
+            codes?.remember(s, raw)
+            return s
+        }
+
         mutating func byte() throws(Unreadable) -> UInt8 {
             guard remaining >= 1 else { throw Unreadable(description: "the record is truncated") }
             defer { offset += 1 }

@@ -29,11 +29,11 @@ struct ConfigurationTests {
     @Test("units are found by their code's bytes: every one of a thousand, none for a near miss, canonical twins apart")
     func unitCodeTable() {
         let codes = (0..<1000).map { "U\($0)" }
-        let table = UnitCodeTable(codes: codes)
-        for (unit, code) in codes.enumerated() { #expect(table.find(code) == UnitID(unit)) }
+        let table = CodeTable(codes: codes)
+        for (unit, code) in codes.enumerated() { #expect(table.find(code) == unit) }
         for miss in ["U1000", "", "U1 ", "u1", "U01", "U"] { #expect(table.find(miss) == nil) }
         // Swift's `==` takes these pairs as equal; a routing key or SQL does not.
-        let twins = UnitCodeTable(codes: ["K", "\u{212A}", "\u{00C5}", "A\u{030A}", "b", "b"])
+        let twins = CodeTable(codes: ["K", "\u{212A}", "\u{00C5}", "A\u{030A}", "b", "b"])
         #expect(twins.find("K") == 0)
         #expect(twins.find("\u{212A}") == 1)
         #expect(twins.find("\u{00C5}") == 2)

@@ -100,6 +100,42 @@ struct HotPathTests {
         }
     }
 
+    @Test("a stored record finds its codes by their bytes as the events did: a unit's own entry, its parent's, none")
+    func recordCodesByBytes() throws {
+        var dossier = Dossier(code: "760-220518-7")
+        let steps: [(unit: String, procedure: String, type: EventType)] = [
+            ("760", "760.000001", .received),  // the district's own entry
+            ("26740", "760.000001", .transferred),  // a ward of 760: its parent's entry
+            ("767", "760.000001", .transferred),  // another district: not in its catalog
+            ("760", Fixture.sameDay, .transferred),  // the city's entry
+            ("760", "760.000001", .resolved),
+        ]
+        for (n, step) in steps.enumerated() {
+            let event = DossierEvent(
+                eventId: "e\(n)", dossier: dossier.code, unit: step.unit, procedure: step.procedure, type: step.type,
+                occurredAt: t("2022-05-18 08:00") + Int64(n * 60), source: "test")
+            _ = try dossier.apply(event, now: event.occurredAt, config: config)
+        }
+        let entry = UInt32(config.catalog.firstIndex { $0.procedure == "760.000001" }!)
+        #expect(dossier.events.map(\.procedure) == [entry, entry, .max, 0, entry])
+        #expect(dossier.unlistedProcedure == "760.000001")
+        for codes in [nil, DossierRecord.CodeCache()] {
+            let bytes = DossierRecord.encode(dossier, config: config)
+            let decoded = try DossierRecord.decode(code: dossier.code, bytes, config: config, codes: codes)
+            #expect(decoded.events.map(\.unit) == dossier.events.map(\.unit))
+            #expect(decoded.events.map(\.procedure) == dossier.events.map(\.procedure))
+            #expect(decoded.unlistedProcedure == dossier.unlistedProcedure)
+            #expect(DossierRecord.encode(decoded, config: config) == bytes)
+        }
+        // The procedure code's bytes damaged: refused, not read as another code.
+        var bytes = DossierRecord.encode(dossier, config: config)
+        let codeAt = bytes.indices.first { bytes[$0...].starts(with: Array("760.000001".utf8)) }!
+        bytes[codeAt] = 0xFF
+        #expect(throws: DossierRecord.Unreadable.self) {
+            _ = try DossierRecord.decode(code: dossier.code, bytes, config: config)
+        }
+    }
+
     @Test("a restart's loading refuses a second dossier with a held code, and the retirement mark follows the slot")
     func loadNewAndQueuedMarks() throws {
         var replay = Replay(config: config)
