@@ -3,6 +3,7 @@ import Logging
 import SameDayBroker
 import SameDayCore
 import SameDayStore
+import Synchronization
 
 /// Where the worker's "now" comes from.
 public enum ClockMode: String, Sendable, Codable {
@@ -231,8 +232,14 @@ public final class WorkerEngine {
         var retirements: [(at: Instant, value: RetirementCandidate)] = []
         retirements.reserveCapacity(expected)
         // The rows are read and decoded on a helper thread while this one loads them into the engine (and arms
-        // their timers): on two cores a restart with a million dossiers takes about half as long.
-        try StoredDossiers.read(from: store, configuration: configuration) { row in
+        // their timers): on two cores a restart with a million dossiers takes about half as long. The helper then
+        // reads the window's tombstones, while this thread is still loading (the year's soak holds 150,000 of them
+        // at a tenth of the city's volume).
+        let tombstonesSince = engine.clock.map { $0 - retention.eventLogSeconds } ?? .min
+        let storedTombstones = try StoredDossiers.read(
+            from: store, configuration: configuration,
+            afterwards: { [store] in try TombstoneWindow(store: store, since: tombstonesSince) }
+        ) { row in
             let (key, code, dossier, reason) = row.parts()
             nextStorageKey = max(nextStorageKey, key + 1)
             if let reason {
@@ -259,16 +266,12 @@ public final class WorkerEngine {
                     metadata: ["dossier": "\(row.code.prefix(100))", "reason": "\(row.reason.prefix(300))"])
             }
         }
-        // The window's tombstones in time order, then the set at its full size: grown one insert at a time, it
-        // rehashed on its way to a full window's (150,000 in the year's soak at a tenth of the city's volume).
-        let tombstonesBefore = tombstoneExpiry.count
-        try store.tombstones(
-            since: engine.clock.map { $0 - retention.eventLogSeconds } ?? .min
-        ) { hash, at in
-            tombstoneExpiry.append((at, hash))
+        if tombstones.isEmpty {
+            tombstones = storedTombstones.hashes
+        } else {
+            tombstones.formUnion(storedTombstones.hashes)
         }
-        tombstones.reserveCapacity(tombstones.count + tombstoneExpiry.count - tombstonesBefore)
-        for entry in tombstoneExpiry[tombstonesBefore...] { tombstones.insert(entry.hash) }
+        tombstoneExpiry.append(contentsOf: storedTombstones.expiry)
         replayed += try replayLogTail()
         // What fires at the stored clock: silence alerts due by then were committed with it (no row records them),
         // so they are dropped, not raised a second time. A dossier's row records the levels it has fired, so a
@@ -686,11 +689,14 @@ enum StoredDossiers {
     }
 
     /// Calls `body` on each row in key order, handing it over: a copy of a row costs a retain and a release of
-    /// each of its buffers, and a restart loads a million.
-    static func read(
-        from store: any ShardStore, configuration: Configuration, _ body: (consuming Row) throws -> Void
-    ) throws {
+    /// each of its buffers, and a restart loads a million. Then returns what `afterwards` gave: the reading thread
+    /// runs it once the rows are read, while this one may still be loading them.
+    static func read<Afterwards: Sendable>(
+        from store: any ShardStore, configuration: Configuration,
+        afterwards: @escaping @Sendable () throws -> Afterwards, _ body: (consuming Row) throws -> Void
+    ) throws -> Afterwards {
         let handOff = HandOff<[Row]>(capacity: 8)
+        let result = Mutex<Afterwards?>(nil)
         let reader = Thread {
             do {
                 var batch: [Row] = []
@@ -714,6 +720,8 @@ enum StoredDossiers {
                     batch.reverse()
                     handOff.put(batch)
                 }
+                let value = try afterwards()
+                result.withLock { $0 = value }
                 handOff.finish(nil)
             } catch {
                 handOff.finish(error)
@@ -732,6 +740,21 @@ enum StoredDossiers {
             }
         }
         if let failure { throw failure }
+        // `take` returned nil: the reader finished without an error, after storing the result.
+        return result.withLock { $0! }
+    }
+}
+
+/// The tombstones of the event log's window, in time order, and their hashes as a set built at its full size
+/// (grown one insert at a time, it rehashed on its way to a full window's).
+struct TombstoneWindow: Sendable {
+    var expiry: [(at: Instant, hash: UInt64)] = []
+    var hashes: Set<UInt64> = []
+
+    init(store: any ShardStore, since: Instant) throws {
+        try store.tombstones(since: since) { hash, at in expiry.append((at, hash)) }
+        hashes.reserveCapacity(expiry.count)
+        for entry in expiry { hashes.insert(entry.hash) }
     }
 }
 
