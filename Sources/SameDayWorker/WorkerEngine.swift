@@ -762,7 +762,9 @@ struct TombstoneWindow: Sendable {
 /// if it failed.
 final class HandOff<Item>: @unchecked Sendable {
     private let condition = NSCondition()
-    private var items: [Item] = []
+    /// Pending items; a taken one leaves nil behind, so the taker holds the only reference (a batch popped from
+    /// while the queue still held it was copied whole, a retain of every row's buffers).
+    private var items: [Item?] = []
     private var head = 0
     private var finished = false
     private var failure: (any Error)?
@@ -793,7 +795,8 @@ final class HandOff<Item>: @unchecked Sendable {
         defer { condition.unlock() }
         while head == items.count && !finished { condition.wait() }
         if head < items.count {
-            let item = items[head]
+            let item = items[head]!
+            items[head] = nil
             head += 1
             if head == items.count {
                 items.removeAll(keepingCapacity: true)
