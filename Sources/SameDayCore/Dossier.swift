@@ -280,6 +280,11 @@ public struct Dossier: Sendable {
 
     static let hadAlertFlag: UInt8 = 1
     static let resolutionAlertedFlag: UInt8 = 2
+    /// Set by `advance` when the dossier is closed and nothing is left to fire: its resolution alert handled (or it
+    /// was stopped, which raises none). A closure depends only on the events, so while no event is added a later
+    /// `advance` changes nothing and arms no timer; a restart skips it (`Replay.loadNew`). Stored in the row, so
+    /// rows written before the flag existed are simply advanced.
+    static let settledFlag: UInt8 = 4
 
     public init(code: String) { self.code = code }
 
@@ -609,6 +614,13 @@ public struct Dossier: Sendable {
                 actions.append(.emit(alert(.cleared, due: st.judgingDue, threshold: c.at, minutesFrom: c.at)))
             }
             flags |= Dossier.resolutionAlertedFlag
+        }
+        if let c = st.closure, c.at <= now, c.status == .stopped || flags & Dossier.resolutionAlertedFlag != 0,
+            next == nil
+        {
+            flags |= Dossier.settledFlag
+        } else {
+            flags &= ~Dossier.settledFlag
         }
         actions.append(next.map { .scheduleTimer(at: $0) } ?? .cancelTimer)
         return actions

@@ -136,6 +136,44 @@ struct HotPathTests {
         }
     }
 
+    @Test("a settled dossier advances to no change and no timer however late; loaded, it arms what the replay armed")
+    func settledDossiers() throws {
+        // Stopped on the fifth of six days: some dossiers settled, others running, paused or awaiting a supplement.
+        let first = LocalDate("2022-05-16")!
+        let stop = LocalDate(year: 2022, month: 5, day: 20)!.startInstant + 11 * 3600
+        let events = SyntheticMonth(firstDay: first, days: 6, dossiersPerUnitPerDay: 6, seed: 11)
+            .events(config: config).filter { $0.occurredAt < stop }
+        var replay = Replay(config: config)
+        for e in events { _ = try replay.receive(e, at: e.occurredAt) }
+        let clock = stop
+        replay.advance(to: clock)
+        var reloaded = Replay(config: config)
+        reloaded.advance(to: clock)
+        var settled = 0
+        var unsettled = 0
+        for dossier in replay.dossiers where !dossier.code.isEmpty {
+            let record = DossierRecord.encode(dossier, config: config)
+            if dossier.flags & Dossier.settledFlag != 0 {
+                settled += 1
+                for later in [clock, clock + 400 * 86_400] {
+                    var copy = dossier
+                    let actions = copy.advance(to: later, config: config)
+                    #expect(actions == [.cancelTimer])
+                    #expect(DossierRecord.encode(copy, config: config) == record)
+                }
+            } else {
+                unsettled += 1
+            }
+            let decoded = try DossierRecord.decode(code: dossier.code, record, config: config)
+            let loaded = reloaded.loadNew(decoded, storageKey: 0, queued: false)
+            #expect(loaded)
+        }
+        #expect(settled > 20 && unsettled > 20, "settled \(settled), unsettled \(unsettled)")
+        for dossier in replay.dossiers where !dossier.code.isEmpty {
+            #expect(reloaded.timer(of: dossier.code) == replay.timer(of: dossier.code))
+        }
+    }
+
     @Test("a restart's loading refuses a second dossier with a held code, and the retirement mark follows the slot")
     func loadNewAndQueuedMarks() throws {
         var replay = Replay(config: config)
