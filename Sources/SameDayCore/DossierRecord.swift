@@ -207,8 +207,10 @@ public enum DossierRecord {
 }
 
 extension DossierRecord {
-    /// Codes already read, found again by their bytes (FNV-1a, then compared byte for byte). Bounded: a store that
-    /// names more distinct codes than `limit` stops adding them.
+    /// Procedure codes outside the catalog already read, found again by their bytes (FNV-1a, then compared byte for
+    /// byte), so the dossiers that name one share its string. (Units and catalog codes are found in the
+    /// configuration's tables without a string.) Bounded: a store that names more distinct codes than `limit` stops
+    /// adding them.
     public final class CodeCache {
         private var byHash: [UInt64: String] = [:]
         private let limit: Int
