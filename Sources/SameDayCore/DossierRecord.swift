@@ -92,15 +92,15 @@ public enum DossierRecord {
             }
             unitIDs.append(id)
         }
-        // Per procedure code: its number among the catalog's codes, or (outside the catalog) the code itself.
-        var procedureCodes: [(listed: Int?, raw: Range<Int>)] = []
+        // Per procedure code: its number among the catalog's codes, and the code itself when an event may need it
+        // as unlisted (outside the catalog; refused here if it is not UTF-8, used or not).
+        var procedureCodes: [(listed: Int?, unlisted: String?, raw: Range<Int>)] = []
         for _ in 0..<Int(try r.u16()) {
             let raw = try r.takeRange(Int(try r.u16()))
             if let listed = r.withBytes(raw, { config.listedProcedure(bytes: $0) }) {
-                procedureCodes.append((listed, raw))
+                procedureCodes.append((listed, nil, raw))
             } else {
-                _ = try r.string(raw, codes: codes)  // refused here if it is not UTF-8, used or not
-                procedureCodes.append((nil, raw))
+                procedureCodes.append((nil, try r.string(raw, codes: codes), raw))
             }
         }
         let count = Int(try r.u32())
@@ -138,7 +138,13 @@ public enum DossierRecord {
                 if let listed = code.listed, let i = config.catalogIndex(listed: listed, unit: unit) {
                     procedure = i
                 } else {
-                    let c = try r.string(code.raw, codes: codes)
+                    let c: String
+                    if let unlisted = code.unlisted {
+                        c = unlisted
+                    } else {
+                        // Listed, but only by other units: the one place a catalog code becomes a string.
+                        c = try r.string(code.raw, codes: codes)
+                    }
                     if d.unlistedProcedure.map({ c < $0 }) ?? true { d.unlistedProcedure = c }
                 }
                 resolved = (unitIndex, procedureIndex, procedure)

@@ -266,12 +266,10 @@ public final class WorkerEngine {
                     metadata: ["dossier": "\(row.code.prefix(100))", "reason": "\(row.reason.prefix(300))"])
             }
         }
-        if tombstones.isEmpty {
-            tombstones = storedTombstones.hashes
-        } else {
-            tombstones.formUnion(storedTombstones.hashes)
-        }
-        tombstoneExpiry.append(contentsOf: storedTombstones.expiry)
+        // Nothing adds a tombstone before these: the loaded window is the whole of it.
+        tombstones = storedTombstones.hashes
+        tombstoneExpiry = storedTombstones.expiry
+        tombstoneExpiryHead = 0
         replayed += try replayLogTail()
         // What fires at the stored clock: silence alerts due by then were committed with it (no row records them),
         // so they are dropped, not raised a second time. A dossier's row records the levels it has fired, so a
