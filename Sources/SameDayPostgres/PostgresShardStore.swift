@@ -254,6 +254,9 @@ public final class PostgresShardStore: ShardStore {
         }
     }
 
+    /// One connection per store: a restart reads the tombstones after the rows, on it.
+    public func sideReader() throws -> (any RestartReads)? { nil }
+
     public func lastTombstone() throws -> String? {
         try connection.run("SELECT code FROM retired WHERE shard = \(shard) ORDER BY retired_at DESC LIMIT 1")
             .first?.decode(String.self)

@@ -1,5 +1,14 @@
 import SameDayCore
 
+/// What a restart reads besides the dossier rows: a store answers them itself, and a SQLite store also on a second
+/// connection (`ShardStore.sideReader`) while its own reads the rows.
+public protocol RestartReads: AnyObject, Sendable {
+    /// Tombstones of dossiers retired at or after `since`, oldest first: the FNV-1a hash of the code and when.
+    func tombstones(since: Instant, _ body: (_ hash: UInt64, _ at: Instant) -> Void) throws
+    /// Retired abandoned dossiers per unit code and field name.
+    func retiredStock() throws -> [RetiredStockKey: Int]
+}
+
 /// A shard's durable state, whatever engine keeps it: `WorkerStore` (SQLite, one machine, the embedded default) or
 /// `PostgresShardStore` (shared, so that any worker can serve any shard and a standby can take over). Both keep the
 /// same things with the same guarantees: a commit is all in or all out; each open or retained dossier's compact state
@@ -8,7 +17,7 @@ import SameDayCore
 ///
 /// Methods block the calling thread (the worker calls them from its own threads, never from Swift's cooperative
 /// pool) and are safe to call from several threads: each backend serialises its transactions.
-public protocol ShardStore: AlertOutboxStore {
+public protocol ShardStore: AlertOutboxStore, RestartReads {
     /// Where the state lives, for logs and errors (a file path, or a PostgreSQL URL without its password).
     var location: String { get }
 
@@ -39,12 +48,12 @@ public protocol ShardStore: AlertOutboxStore {
     /// Moves dossier rows that cannot be read back aside, with the reason, so a restart goes on.
     func quarantineDossiers(_ rows: [(key: Int64, code: String, reason: String)]) throws
     func quarantinedDossierCount() throws -> Int
-    /// Tombstones of dossiers retired at or after `since`, oldest first: the FNV-1a hash of the code and when.
-    func tombstones(since: Instant, _ body: (_ hash: UInt64, _ at: Instant) -> Void) throws
+    /// A read-only connection of its own to the same state, for what a restart reads beside the dossier rows (the
+    /// tombstones and the retired stock), or nil where the store has a single connection: it then reads them after
+    /// the rows.
+    func sideReader() throws -> (any RestartReads)?
     /// The most recently retired dossier's code (tests, an operator).
     func lastTombstone() throws -> String?
-    /// Retired abandoned dossiers per unit code and field name.
-    func retiredStock() throws -> [RetiredStockKey: Int]
 
     /// Whether the dossier rows must be built from the event log once (a state folder of an older version).
     func needsDossierRebuild() throws -> Bool

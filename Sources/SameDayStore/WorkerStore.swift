@@ -467,16 +467,21 @@ public final class WorkerStore: ShardStore {
     /// Tombstones of dossiers retired at or after `since`, oldest first: the FNV-1a hash of the code (what the
     /// worker checks against) and when.
     public func tombstones(since: Instant, _ body: (_ hash: UInt64, _ at: Instant) -> Void) throws {
-        try database.read { db in
-            // Stepped through SQLite's C API, as `forEachDossier`: a restart reads every tombstone of the window.
-            let statement = try db.makeStatement(
-                sql: "SELECT hash, retired_at FROM retired WHERE retired_at >= ? ORDER BY retired_at")
-            try statement.setArguments([since])
-            try forEachRawRow(of: statement, in: db) { raw in
-                body(UInt64(bitPattern: sqlite3_column_int64(raw, 0)), sqlite3_column_int64(raw, 1))
-            }
+        try database.read { db in try Self.tombstones(in: db, since: since, body) }
+    }
+
+    static func tombstones(in db: Database, since: Instant, _ body: (_ hash: UInt64, _ at: Instant) -> Void) throws {
+        // Stepped through SQLite's C API, as `forEachDossier`: a restart reads every tombstone of the window.
+        let statement = try db.makeStatement(
+            sql: "SELECT hash, retired_at FROM retired WHERE retired_at >= ? ORDER BY retired_at")
+        try statement.setArguments([since])
+        try forEachRawRow(of: statement, in: db) { raw in
+            body(UInt64(bitPattern: sqlite3_column_int64(raw, 0)), sqlite3_column_int64(raw, 1))
         }
     }
+
+    /// A second connection, read-only: in WAL mode it reads while this store's own connection reads the rows.
+    public func sideReader() throws -> (any RestartReads)? { try WorkerStoreReader(path: path) }
 
     /// The most recently retired dossier's code (tests, an operator).
     public func lastTombstone() throws -> String? {
@@ -487,13 +492,15 @@ public final class WorkerStore: ShardStore {
 
     /// Retired abandoned dossiers per unit code and field name.
     public func retiredStock() throws -> [RetiredStockKey: Int] {
-        try database.read { db in
-            var out: [RetiredStockKey: Int] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT unit, field, dossiers FROM retired_stock") {
-                out[RetiredStockKey(unit: row[0], field: row[1])] = row[2]
-            }
-            return out
+        try database.read { db in try Self.retiredStock(in: db) }
+    }
+
+    static func retiredStock(in db: Database) throws -> [RetiredStockKey: Int] {
+        var out: [RetiredStockKey: Int] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT unit, field, dossiers FROM retired_stock") {
+            out[RetiredStockKey(unit: row[0], field: row[1])] = row[2]
         }
+        return out
     }
 
     /// Whether the dossier rows must be built from the event log once (a state folder of an older version).
@@ -706,6 +713,28 @@ public final class WorkerStore: ShardStore {
 
     private func fetchAlerts(_ selection: SQLiteAlertOutbox.Selection, limit: Int) throws -> [OutboxAlert] {
         try database.read { db in try SQLiteAlertOutbox.fetch(selection, limit: limit, after: 0, in: db).map(\.alert) }
+    }
+}
+
+/// A worker store's state on a read-only connection of its own: what a restart reads beside the dossier rows, read
+/// while the store's connection reads those (WAL lets readers run side by side). Closed when released.
+final class WorkerStoreReader: RestartReads {
+    private let database: DatabaseQueue
+
+    init(path: String) throws {
+        var configuration = GRDB.Configuration()
+        configuration.readonly = true
+        configuration.busyMode = .timeout(10)
+        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA mmap_size = 1073741824") }
+        database = try DatabaseQueue(path: path, configuration: configuration)
+    }
+
+    func tombstones(since: Instant, _ body: (_ hash: UInt64, _ at: Instant) -> Void) throws {
+        try database.read { db in try WorkerStore.tombstones(in: db, since: since, body) }
+    }
+
+    func retiredStock() throws -> [RetiredStockKey: Int] {
+        try database.read { db in try WorkerStore.retiredStock(in: db) }
     }
 }
 

@@ -80,7 +80,7 @@ public final class ShardLoop {
         metrics.observe(.restartSeconds, seconds: summary.seconds)
         metrics.increment(.quarantinedEventsTotal, by: summary.quarantined)
         var stock: [RollupCell: Int] = [:]
-        for (key, count) in try store.retiredStock() {
+        for (key, count) in summary.retiredStock {
             guard let unit = domain.unitID(key.unit) else { continue }
             stock[RollupCell(unit: unit, field: domain.fieldID(named: key.field)), default: 0] += count
         }

@@ -201,6 +201,8 @@ public final class WorkerEngine {
         /// Stored rows that could not be read back: set aside with the reason, not fatal.
         public var quarantined: Int
         public var seconds: Double
+        /// Retired abandoned dossiers per unit code and field name (read beside the rows).
+        public var retiredStock: [RetiredStockKey: Int]
     }
 
     /// Loads the stored dossiers, replays the events logged since they were saved, then (wall clock) fires what
@@ -232,13 +234,20 @@ public final class WorkerEngine {
         var retirements: [(at: Instant, value: RetirementCandidate)] = []
         retirements.reserveCapacity(expected)
         // The rows are read and decoded on a helper thread while this one loads them into the engine (and arms
-        // their timers): on two cores a restart with a million dossiers takes about half as long. The helper then
-        // reads the window's tombstones, while this thread is still loading (the year's soak holds 150,000 of them
-        // at a tenth of the city's volume).
+        // their timers): on two cores a restart with a million dossiers takes about half as long. The window's
+        // tombstones (the year's soak holds 150,000 of them at a tenth of the city's volume) and the retired stock
+        // are read meanwhile on a connection of their own, which the loading thread, waiting for rows, leaves room
+        // for. A store with one connection reads them on the helper after the rows.
         let tombstonesSince = engine.clock.map { $0 - retention.eventLogSeconds } ?? .min
-        let storedTombstones = try StoredDossiers.read(
+        let sideReader = try store.sideReader()
+        let besideRows = sideReader.map { reader in
+            BackgroundRead(name: "sameday.load-side") { try RetiredState(reading: reader, since: tombstonesSince) }
+        }
+        let afterRows = try StoredDossiers.read(
             from: store, configuration: configuration,
-            afterwards: { [store] in try TombstoneWindow(store: store, since: tombstonesSince) }
+            afterwards: { [store] in
+                sideReader == nil ? try RetiredState(reading: store, since: tombstonesSince) : nil
+            }
         ) { row in
             let (key, code, dossier, reason) = row.parts()
             nextStorageKey = max(nextStorageKey, key + 1)
@@ -267,8 +276,9 @@ public final class WorkerEngine {
             }
         }
         // Nothing adds a tombstone before these: the loaded window is the whole of it.
-        tombstones = storedTombstones.hashes
-        tombstoneExpiry = storedTombstones.expiry
+        let retired = try besideRows?.value() ?? afterRows!
+        tombstones = retired.hashes
+        tombstoneExpiry = retired.expiry
         tombstoneExpiryHead = 0
         replayed += try replayLogTail()
         // What fires at the stored clock: silence alerts due by then were committed with it (no row records them),
@@ -291,7 +301,8 @@ public final class WorkerEngine {
         if defersRows || !stagedAlerts.isEmpty { try commit() }
         return RebuildSummary(
             events: replayed, dossiers: engine.liveDossierCount, missedAlerts: missed,
-            quarantined: quarantined + unreadable.count, seconds: Date().timeIntervalSince(started))
+            quarantined: quarantined + unreadable.count, seconds: Date().timeIntervalSince(started),
+            retiredStock: retired.stock)
     }
 
     /// Replays the events logged after the rows were last saved, as they were applied (same clock, same order), and
@@ -743,16 +754,43 @@ enum StoredDossiers {
     }
 }
 
-/// The tombstones of the event log's window, in time order, and their hashes as a set built at its full size
-/// (grown one insert at a time, it rehashed on its way to a full window's).
-struct TombstoneWindow: Sendable {
+/// What a restart reads of retired dossiers: the tombstones of the event log's window, in time order, and their
+/// hashes as a set built at its full size (grown one insert at a time, it rehashed on its way to a full window's);
+/// and the retired stock.
+struct RetiredState: Sendable {
     var expiry: [(at: Instant, hash: UInt64)] = []
     var hashes: Set<UInt64> = []
+    var stock: [RetiredStockKey: Int]
 
-    init(store: any ShardStore, since: Instant) throws {
+    init(reading store: any RestartReads, since: Instant) throws {
+        var expiry: [(at: Instant, hash: UInt64)] = []
         try store.tombstones(since: since) { hash, at in expiry.append((at, hash)) }
         hashes.reserveCapacity(expiry.count)
         for entry in expiry { hashes.insert(entry.hash) }
+        self.expiry = expiry
+        stock = try store.retiredStock()
+    }
+}
+
+/// A value worked out on a thread of its own from its start; `value()` waits for it (or throws its error).
+final class BackgroundRead<Value: Sendable>: Sendable {
+    private let result = Mutex<Result<Value, any Error>?>(nil)
+    private let done = DispatchSemaphore(value: 0)
+
+    init(name: String, _ body: @escaping @Sendable () throws -> Value) {
+        let thread = Thread { [self] in
+            let outcome = Result { try body() }
+            result.withLock { $0 = outcome }
+            done.signal()
+        }
+        thread.name = name
+        thread.start()
+    }
+
+    /// Waits for the value; call once.
+    func value() throws -> Value {
+        done.wait()
+        return try result.withLock { $0! }.get()
     }
 }
 

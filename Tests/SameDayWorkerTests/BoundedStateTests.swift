@@ -316,6 +316,38 @@ struct BoundedStateTests {
         #expect(third.events == 500)
         #expect(try store.eventCount() == 500 && store.tombstoneCount() == 5)
     }
+
+    @Test("a restart reads the tombstones and retired stock on a second connection, while the first reads the rows")
+    func retiredStateReadBesideTheRows() throws {
+        let folder = temporaryFolder("side-reader")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let store = try WorkerStore(path: folder + "/state.sqlite")
+        var batch = CommitBatch()
+        batch.retired = (0..<3).map { (0, "d\($0)", Int64(100 + $0), nil) }
+        batch.retired.append((0, "a1", 200, RetiredStockKey(unit: "760", field: "Hộ tịch")))
+        try store.commit(batch)
+        let side = try #require(try store.sideReader())
+        // Inside a read of the store's own connection (a GRDB queue is not re-entrant: the same reads on it here
+        // would trap), the side connection answers, with the same committed state.
+        var beside: [UInt64] = []
+        var own: [UInt64] = []
+        var stock: [RetiredStockKey: Int] = [:]
+        try store.tombstones(since: 101) { hash, _ in
+            own.append(hash)
+            if own.count == 1 {
+                try? side.tombstones(since: 101) { hash, _ in beside.append(hash) }
+                stock = (try? side.retiredStock()) ?? [:]
+            }
+        }
+        #expect(own.count == 3 && beside == own)
+        #expect(stock == [RetiredStockKey(unit: "760", field: "Hộ tịch"): 1])
+
+        // A restart takes both from it: the window's tombstones refuse their dossiers, the stock is handed on.
+        let engine = WorkerEngine(configuration: configuration, store: store, clockMode: .events)
+        let summary = try engine.rebuild()
+        #expect(summary.retiredStock == stock)
+        #expect(engine.tombstoneCount == 4)
+    }
 }
 
 @Suite("The consume loop's batching decisions, on a manual clock")
