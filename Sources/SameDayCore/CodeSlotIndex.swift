@@ -30,7 +30,28 @@ struct CodeSlotIndex: Sendable {
     @inline(__always)
     static func sameBytes(_ code: String, _ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         // Strings read from events and rows are native and contiguous; the fallback walks the view.
-        code.utf8.withContiguousStorageIfAvailable { $0.elementsEqual(bytes) } ?? code.utf8.elementsEqual(bytes)
+        code.utf8.withContiguousStorageIfAvailable { sameBytes($0, bytes) } ?? code.utf8.elementsEqual(bytes)
+    }
+
+    /// Whether two byte runs are equal: lengths first, then eight bytes at a time (a code is 10–40 bytes; a byte
+    /// loop was most of a restart's catalog lookups).
+    @inline(__always)
+    static func sameBytes(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard a.count == b.count else { return false }
+        let (rawA, rawB) = (UnsafeRawBufferPointer(a), UnsafeRawBufferPointer(b))
+        var offset = 0
+        while offset + 8 <= a.count {
+            guard
+                rawA.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+                    == rawB.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+            else { return false }
+            offset += 8
+        }
+        while offset < a.count {
+            guard a[offset] == b[offset] else { return false }
+            offset += 1
+        }
+        return true
     }
 
     private var mask: Int { buckets.count - 1 }

@@ -74,6 +74,16 @@ public enum DossierRecord {
     public static func decode(code: String, _ bytes: [UInt8], config: Configuration, codes: CodeCache? = nil)
         throws(Unreadable) -> Dossier
     {
+        let decoded = bytes.withUnsafeBufferPointer { buffer in
+            Result { () throws(Unreadable) in try decode(code: code, buffer: buffer, config: config, codes: codes) }
+        }
+        return try decoded.get()
+    }
+
+    /// `decode` of a record lent in place (a store's own buffer, valid for the call).
+    public static func decode(
+        code: String, buffer bytes: UnsafeBufferPointer<UInt8>, config: Configuration, codes: CodeCache? = nil
+    ) throws(Unreadable) -> Dossier {
         var r = Reader(bytes: bytes)
         guard try r.byte() == version else { throw Unreadable(description: "unknown dossier record version") }
         var d = Dossier(code: code)
@@ -82,27 +92,51 @@ public enum DossierRecord {
         d.firedMask = try r.byte()
         d.flags = try r.byte()
         // The codes are found by their bytes: a record names its unit and procedure codes once, and no string is
-        // made of them unless a procedure is outside the catalog.
-        var unitIDs: [UnitID] = []
-        for _ in 0..<Int(try r.u16()) {
-            let raw = try r.takeRange(Int(try r.u16()))
-            guard let id = r.withBytes(raw, { config.unitID(bytes: $0) }) else {
-                let code = try r.string(raw, codes: codes)
-                throw Unreadable(description: "unit \"\(code.prefix(100))\" is not in units.csv")
+        // made of them unless a procedure is outside the catalog. Their tables live on the stack for the call (a
+        // record names one or two of each; two arrays a record were a fifth of a restart's reading thread).
+        let unitCount = Int(try r.u16())
+        return try withUnsafeTemporaryAllocation(of: UnitID.self, capacity: unitCount) { unitIDs throws(Unreadable) in
+            for index in 0..<unitCount {
+                let raw = try r.takeRange(Int(try r.u16()))
+                guard let id = r.withBytes(raw, { config.unitID(bytes: $0) }) else {
+                    let code = try r.string(raw, codes: codes)
+                    throw Unreadable(description: "unit \"\(code.prefix(100))\" is not in units.csv")
+                }
+                unitIDs.initializeElement(at: index, to: id)
             }
-            unitIDs.append(id)
-        }
-        // Per procedure code: its number among the catalog's codes, and the code itself when an event may need it
-        // as unlisted (outside the catalog; refused here if it is not UTF-8, used or not).
-        var procedureCodes: [(listed: Int?, unlisted: String?, raw: Range<Int>)] = []
-        for _ in 0..<Int(try r.u16()) {
-            let raw = try r.takeRange(Int(try r.u16()))
-            if let listed = r.withBytes(raw, { config.listedProcedure(bytes: $0) }) {
-                procedureCodes.append((listed, nil, raw))
-            } else {
-                procedureCodes.append((nil, try r.string(raw, codes: codes), raw))
+            let procedureCount = Int(try r.u16())
+            return try withUnsafeTemporaryAllocation(of: ProcedureCode.self, capacity: procedureCount) {
+                procedureCodes throws(Unreadable) in
+                // A code outside the catalog is made a string here (refused if it is not UTF-8, used or not).
+                var unlisted: [(index: Int, code: String)] = []
+                for index in 0..<procedureCount {
+                    let raw = try r.takeRange(Int(try r.u16()))
+                    let listed = r.withBytes(raw, { config.listedProcedure(bytes: $0) })
+                    if listed == nil { unlisted.append((index, try r.string(raw, codes: codes))) }
+                    procedureCodes.initializeElement(at: index, to: ProcedureCode(listed: listed ?? -1, raw: raw))
+                }
+                try readEvents(
+                    &r, into: &d, unitIDs: UnsafeBufferPointer(unitIDs),
+                    procedureCodes: UnsafeBufferPointer(procedureCodes), unlisted: unlisted, config: config,
+                    codes: codes)
+                return d
             }
         }
+    }
+
+    /// A procedure code of a record's table: its number among the catalog's codes (-1: outside the catalog) and
+    /// where its bytes are.
+    private struct ProcedureCode {
+        var listed: Int
+        var raw: Range<Int>
+    }
+
+    /// The record's events, after its code tables.
+    private static func readEvents(
+        _ r: inout Reader, into d: inout Dossier, unitIDs: UnsafeBufferPointer<UnitID>,
+        procedureCodes: UnsafeBufferPointer<ProcedureCode>, unlisted: [(index: Int, code: String)],
+        config: Configuration, codes: CodeCache?
+    ) throws(Unreadable) {
         let count = Int(try r.u32())
         guard count <= maxEvents, count * 42 == r.remaining else {
             throw Unreadable(description: "event count \(count) does not match the record's length")
@@ -135,12 +169,12 @@ public enum DossierRecord {
                 procedure = resolved.procedure
             } else {
                 let code = procedureCodes[procedureIndex]
-                if let listed = code.listed, let i = config.catalogIndex(listed: listed, unit: unit) {
+                if code.listed >= 0, let i = config.catalogIndex(listed: code.listed, unit: unit) {
                     procedure = i
                 } else {
                     let c: String
-                    if let unlisted = code.unlisted {
-                        c = unlisted
+                    if let made = unlisted.first(where: { $0.index == procedureIndex }) {
+                        c = made.code
                     } else {
                         // Listed, but only by other units: the one place a catalog code becomes a string.
                         c = try r.string(code.raw, codes: codes)
@@ -159,7 +193,6 @@ public enum DossierRecord {
             previous = event
             d.events.append(event)
         }
-        return d
     }
 
     private static func put<T: FixedWidthInteger>(_ v: T, _ out: inout [UInt8]) {
@@ -167,7 +200,7 @@ public enum DossierRecord {
     }
 
     private struct Reader {
-        let bytes: [UInt8]
+        let bytes: UnsafeBufferPointer<UInt8>
         var offset = 0
         var remaining: Int { bytes.count - offset }
 
@@ -179,12 +212,12 @@ public enum DossierRecord {
         }
 
         func withBytes<T>(_ range: Range<Int>, _ body: (UnsafeBufferPointer<UInt8>) -> T) -> T {
-            bytes.withUnsafeBufferPointer { body(UnsafeBufferPointer(rebasing: $0[range])) }
+            body(UnsafeBufferPointer(rebasing: bytes[range]))
         }
 
         /// The code in `range` as a string, shared through `codes` when they hold it; refused when it is not UTF-8.
         func string(_ range: Range<Int>, codes: CodeCache?) throws(Unreadable) -> String {
-            let raw = bytes[range]
+            let raw = UnsafeBufferPointer(rebasing: bytes[range])
             if let known = codes?.string(raw) { return known }
             guard let s = String(validating: raw, as: UTF8.self) else {
                 throw Unreadable(description: "a code is not valid UTF-8")
@@ -202,7 +235,7 @@ public enum DossierRecord {
             let size = MemoryLayout<T>.size
             guard size <= remaining else { throw Unreadable(description: "the record is truncated") }
             // Read in place (a restart reads a million records): little-endian, any alignment.
-            let v = bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: T.self) }
+            let v = UnsafeRawBufferPointer(bytes).loadUnaligned(fromByteOffset: offset, as: T.self)
             offset += size
             return T(littleEndian: v)
         }
@@ -223,12 +256,12 @@ extension DossierRecord {
 
         public init(limit: Int = 100_000) { self.limit = limit }
 
-        func string(_ bytes: ArraySlice<UInt8>) -> String? {
+        func string(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
             guard let known = byHash[FNV1a.hash(bytes: bytes)], known.utf8.elementsEqual(bytes) else { return nil }
             return known
         }
 
-        func remember(_ string: String, _ bytes: ArraySlice<UInt8>) {
+        func remember(_ string: String, _ bytes: UnsafeBufferPointer<UInt8>) {
             guard byHash.count < limit else { return }
             byHash[FNV1a.hash(bytes: bytes)] = string
         }

@@ -192,7 +192,9 @@ public final class PostgresShardStore: ShardStore {
     }
 
     /// Rows are keyed by code here (the engine's row keys serve SQLite's page locality): every key reads back as 0.
-    public func forEachDossier(_ body: (_ key: Int64, _ code: String, _ state: [UInt8]) throws -> Void) throws {
+    public func forEachDossierRecord(
+        _ body: (_ key: Int64, _ code: String, _ state: UnsafeBufferPointer<UInt8>) throws -> Void
+    ) throws {
         // Page by code: a restart of a large shard never holds more than a page of rows from the server.
         var after = ""
         while true {
@@ -203,7 +205,7 @@ public final class PostgresShardStore: ShardStore {
                 """)
             for row in rows {
                 let (code, state) = try row.decode((String, ByteBuffer).self)
-                try body(0, code, Array(state.readableBytesView))
+                try state.withUnsafeReadableBytes { try body(0, code, $0.assumingMemoryBound(to: UInt8.self)) }
                 after = code
             }
             if rows.count < Self.pageSize { return }

@@ -41,8 +41,11 @@ public protocol ShardStore: AlertOutboxStore, RestartReads {
     func savedRowsClock() throws -> Instant?
 
     /// Every stored dossier (its row's key, code and compact state): what a restart loads. A store that keys rows
-    /// by code (PostgreSQL) gives key 0; see `CommitBatch.dossiers`.
-    func forEachDossier(_ body: (_ key: Int64, _ code: String, _ state: [UInt8]) throws -> Void) throws
+    /// by code (PostgreSQL) gives key 0; see `CommitBatch.dossiers`. The state is lent for the call only (SQLite's
+    /// own buffer: a restart reads a million rows, and a copy of each cost an allocation).
+    func forEachDossierRecord(
+        _ body: (_ key: Int64, _ code: String, _ state: UnsafeBufferPointer<UInt8>) throws -> Void)
+        throws
     /// The queue forecast's stored part of each unit (`CommitBatch.forecastUnits`), by unit code.
     func forecastUnits() throws -> [(unit: String, state: [UInt8])]
     /// Moves dossier rows that cannot be read back aside, with the reason, so a restart goes on.
@@ -90,6 +93,11 @@ public protocol ShardStore: AlertOutboxStore, RestartReads {
 }
 
 extension ShardStore {
+    /// `forEachDossierRecord` with each state copied out (tests, tools).
+    public func forEachDossier(_ body: (_ key: Int64, _ code: String, _ state: [UInt8]) throws -> Void) throws {
+        try forEachDossierRecord { key, code, state in try body(key, code, Array(state)) }
+    }
+
     public func prune(eventsBefore: Instant, tombstonesBefore: Instant, alertsBeforeDay: String) throws -> PruneResult {
         try prune(
             eventsBefore: eventsBefore, tombstonesBefore: tombstonesBefore, alertsBeforeDay: alertsBeforeDay,

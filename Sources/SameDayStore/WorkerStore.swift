@@ -423,7 +423,9 @@ public final class WorkerStore: ShardStore {
     }
 
     /// Every stored dossier (key, code and compact state), in key order: what a restart loads.
-    public func forEachDossier(_ body: (_ key: Int64, _ code: String, _ state: [UInt8]) throws -> Void) throws {
+    public func forEachDossierRecord(
+        _ body: (_ key: Int64, _ code: String, _ state: UnsafeBufferPointer<UInt8>) throws -> Void
+    ) throws {
         try database.read { db in
             // Stepped through SQLite's C API: a restart reads a million rows.
             let statement = try db.makeStatement(sql: "SELECT id, code, state FROM dossier")
@@ -435,12 +437,14 @@ public final class WorkerStore: ShardStore {
                             decoding: UnsafeBufferPointer(start: $0, count: Int(sqlite3_column_bytes(raw, 1))),
                             as: UTF8.self)
                     } ?? ""
+                // The blob first, then its length (SQLite's documented order); the buffer is valid until the next
+                // step.
+                let blob = sqlite3_column_blob(raw, 2)
                 let length = Int(sqlite3_column_bytes(raw, 2))
-                let state =
-                    sqlite3_column_blob(raw, 2).map {
-                        [UInt8](UnsafeRawBufferPointer(start: $0, count: length))
-                    } ?? []
-                try body(key, code, state)
+                try body(
+                    key, code,
+                    UnsafeBufferPointer(
+                        start: blob?.assumingMemoryBound(to: UInt8.self), count: blob == nil ? 0 : length))
             }
         }
     }

@@ -258,14 +258,14 @@ public final class WorkerEngine {
             let last = dossier.lastEventAt
             // Nothing keeps two rows from naming one dossier but the engine itself: should that ever fail, the
             // first row stands and the other is set aside rather than silently overwriting it.
-            guard engine.loadNew(dossier, storageKey: key, queued: last != nil) else {
+            // Handed on (`consume`): passed as a binding still in scope, each dossier was copied.
+            guard engine.loadNew(consume dossier, storageKey: key, queued: last != nil) else {
                 unreadable.append((key, code, "a second stored row for a dossier already loaded"))
                 return
             }
             if let last { retirements.append((last + retention.closedSeconds, candidate(code))) }
         }
-        retirementQueue.push(contentsOf: retirements)
-        retirements = []
+        retirementQueue.push(contentsOf: consume retirements)
         engine.armRestoredForecast()
         if !unreadable.isEmpty {
             try store.quarantineDossiers(unreadable)
@@ -704,31 +704,28 @@ enum StoredDossiers {
         from store: any ShardStore, configuration: Configuration,
         afterwards: @escaping @Sendable () throws -> Afterwards, _ body: (consuming Row) throws -> Void
     ) throws -> Afterwards {
-        let handOff = HandOff<[Row]>(capacity: 8)
+        // Optional rows: the loading thread moves each out in order (`take`), with no copy and no reversal.
+        let handOff = HandOff<[Row?]>(capacity: 8)
         let result = Mutex<Afterwards?>(nil)
         let reader = Thread {
             do {
-                var batch: [Row] = []
+                var batch: [Row?] = []
                 batch.reserveCapacity(2048)
                 let codes = DossierRecord.CodeCache()
-                try store.forEachDossier { key, code, state in
+                try store.forEachDossierRecord { key, code, state in
                     do throws(DossierRecord.Unreadable) {
-                        let dossier = try DossierRecord.decode(code: code, state, config: configuration, codes: codes)
+                        let dossier = try DossierRecord.decode(
+                            code: code, buffer: state, config: configuration, codes: codes)
                         batch.append(Row(key: key, code: code, dossier: dossier, unreadable: nil))
                     } catch {
                         batch.append(Row(key: key, code: code, dossier: Dossier(code: ""), unreadable: error))
                     }
                     if batch.count == 2048 {
-                        // Reversed, so that the loading thread pops the rows off its end in key order.
-                        batch.reverse()
                         handOff.put(batch)
                         batch.removeAll(keepingCapacity: true)
                     }
                 }
-                if !batch.isEmpty {
-                    batch.reverse()
-                    handOff.put(batch)
-                }
+                if !batch.isEmpty { handOff.put(batch) }
                 let value = try afterwards()
                 result.withLock { $0 = value }
                 handOff.finish(nil)
@@ -743,7 +740,7 @@ enum StoredDossiers {
         while var batch = try handOff.take() {
             guard failure == nil else { continue }
             do {
-                while let row = batch.popLast() { try body(row) }
+                for index in batch.indices { try body(batch[index].take()!) }
             } catch {
                 failure = error
             }

@@ -8,6 +8,27 @@ import Testing
 /// removals in random order, with real hashes and with hashes chosen to collide and wrap.
 @Suite("The dossier index agrees with a dictionary keyed by bytes")
 struct CodeSlotIndexTests {
+    @Test("bytes compare eight at a time as they do one at a time: every length to 40, a difference at every place")
+    func sameBytes() {
+        for length in 0...40 {
+            let base = (0..<length).map { UInt8(truncatingIfNeeded: 0x30 + $0 * 7) }
+            base.withUnsafeBufferPointer { a in
+                let copy = base
+                copy.withUnsafeBufferPointer { #expect(CodeSlotIndex.sameBytes(a, $0), "length \(length)") }
+                for place in 0..<length {
+                    var other = base
+                    other[place] ^= 0x01
+                    other.withUnsafeBufferPointer { #expect(!CodeSlotIndex.sameBytes(a, $0), "\(length), \(place)") }
+                }
+                for shorter in 0..<length {
+                    Array(base.prefix(shorter)).withUnsafeBufferPointer {
+                        #expect(!CodeSlotIndex.sameBytes(a, $0) && !CodeSlotIndex.sameBytes($0, a))
+                    }
+                }
+            }
+        }
+    }
+
     /// The table's users: codes per slot (nil: free), as `Replay` keeps them in its dossiers.
     struct Model {
         var index = CodeSlotIndex()
