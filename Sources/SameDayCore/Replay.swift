@@ -3,8 +3,12 @@
 /// of working time on its calendar. A unit that never sent an event is never reported. Pure: the caller passes
 /// times in.
 public struct SourceSilenceMonitor: Sendable {
-    private var lastEventAt: [UnitID: Instant] = [:]
-    private var alerted: Set<UnitID> = []
+    /// Per unit id (dense, grown on demand): its newest event time, `none` before any. Arrays, not a dictionary and a
+    /// set: every event and every dossier a restart loads records its unit, and three hashes each were a tenth of
+    /// the restart's loading thread.
+    private var lastEventAt: [Instant] = []
+    private var alerted: [Bool] = []
+    private static let none = Instant.min
 
     public init() {}
 
@@ -16,14 +20,26 @@ public struct SourceSilenceMonitor: Sendable {
 
     /// Records an event from `unit` without computing its silence instant (the hot path: most events need none).
     public mutating func record(unit: UnitID, at t: Instant) {
-        if t >= lastEventAt[unit] ?? Int64.min {
-            lastEventAt[unit] = t
-            alerted.remove(unit)
+        let u = Int(unit)
+        if u >= lastEventAt.count { grow(to: u + 1) }
+        if t >= lastEventAt[u] {
+            lastEventAt[u] = t
+            alerted[u] = false
         }
     }
 
+    private mutating func grow(to count: Int) {
+        lastEventAt.append(contentsOf: repeatElement(Self.none, count: count - lastEventAt.count))
+        alerted.append(contentsOf: repeatElement(false, count: count - alerted.count))
+    }
+
+    private func last(_ unit: UnitID) -> Instant? {
+        let u = Int(unit)
+        return u < lastEventAt.count && lastEventAt[u] != Self.none ? lastEventAt[u] : nil
+    }
+
     public func silentAt(unit: UnitID, config: Configuration) -> Instant? {
-        guard let last = lastEventAt[unit] else { return nil }
+        guard let last = last(unit) else { return nil }
         let minutes = Int64(config.silenceWorkingMinutes(of: unit))
         return config.calendar(of: unit).add(workingSeconds: minutes * 60, to: last)
     }
@@ -31,30 +47,32 @@ public struct SourceSilenceMonitor: Sendable {
     /// The newest event time recorded for `unit`, and whether its silence since then was already reported: what a
     /// service that watches units durably stores, and gives back to `restore` at its next start.
     public func state(of unit: UnitID) -> (lastEventAt: Instant, alerted: Bool)? {
-        lastEventAt[unit].map { ($0, alerted.contains(unit)) }
+        last(unit).map { ($0, alerted[Int(unit)]) }
     }
 
     /// Units with an event recorded, in id order.
-    public var units: [UnitID] { lastEventAt.keys.sorted() }
+    public var units: [UnitID] { lastEventAt.indices.filter { lastEventAt[$0] != Self.none }.map { UnitID($0) } }
 
     /// Puts back a unit's stored state (see `state(of:)`).
     public mutating func restore(unit: UnitID, lastEventAt t: Instant, alerted wasAlerted: Bool) {
-        lastEventAt[unit] = t
-        if wasAlerted { alerted.insert(unit) } else { alerted.remove(unit) }
+        let u = Int(unit)
+        if u >= lastEventAt.count { grow(to: u + 1) }
+        lastEventAt[u] = t
+        alerted[u] = wasAlerted
     }
 
     /// Alerts for units silent at `now` that have not been reported since their last event.
     public mutating func check(now: Instant, config: Configuration) -> [Alert] {
-        lastEventAt.keys.sorted().compactMap { check(unit: $0, now: now, config: config) }
+        units.compactMap { check(unit: $0, now: now, config: config) }
     }
 
     /// The alert for one unit if it is silent at `now` and was not reported since its last event.
     public mutating func check(unit unitID: UnitID, now: Instant, config: Configuration) -> Alert? {
-        guard !alerted.contains(unitID), let last = lastEventAt[unitID],
-            let at = silentAt(unit: unitID, config: config), at <= now
+        guard let last = last(unitID), !alerted[Int(unitID)], let at = silentAt(unit: unitID, config: config),
+            at <= now
         else { return nil }
         let unit = config.unit(unitID)
-        alerted.insert(unitID)
+        alerted[Int(unitID)] = true
         return Alert(
             alertId: Alert.id(subject: unit.code + "@" + RFC3339.format(last), episode: 0, level: .sourceSilent),
             level: .sourceSilent, dossier: "", unit: unit.code, block: unit.block, procedure: "", episode: 0,
