@@ -755,16 +755,16 @@ enum StoredDossiers {
 /// hashes as a set built at its full size (grown one insert at a time, it rehashed on its way to a full window's);
 /// and the retired stock.
 struct RetiredState: Sendable {
-    var expiry: [(at: Instant, hash: UInt64)] = []
-    var hashes: Set<UInt64> = []
-    var stock: [RetiredStockKey: Int]
+    let expiry: [(at: Instant, hash: UInt64)]
+    let hashes: Set<UInt64>
+    let stock: [RetiredStockKey: Int]
 
     init(reading store: any RestartReads, since: Instant) throws {
         var expiry: [(at: Instant, hash: UInt64)] = []
         try store.tombstones(since: since) { hash, at in expiry.append((at, hash)) }
-        hashes.reserveCapacity(expiry.count)
+        var hashes = Set<UInt64>(minimumCapacity: expiry.count)
         for entry in expiry { hashes.insert(entry.hash) }
-        self.expiry = expiry
+        (self.expiry, self.hashes) = (expiry, hashes)
         stock = try store.retiredStock()
     }
 }
