@@ -74,10 +74,9 @@ public enum DossierRecord {
     public static func decode(code: String, _ bytes: [UInt8], config: Configuration, codes: CodeCache? = nil)
         throws(Unreadable) -> Dossier
     {
-        let decoded = bytes.withUnsafeBufferPointer { buffer in
-            Result { () throws(Unreadable) in try decode(code: code, buffer: buffer, config: config, codes: codes) }
+        try bytes.withUnsafeBufferPointer { buffer throws(Unreadable) in
+            try decode(code: code, buffer: buffer, config: config, codes: codes)
         }
-        return try decoded.get()
     }
 
     /// `decode` of a record lent in place (a store's own buffer, valid for the call).
@@ -257,7 +256,9 @@ extension DossierRecord {
         public init(limit: Int = 100_000) { self.limit = limit }
 
         func string(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
-            guard let known = byHash[FNV1a.hash(bytes: bytes)], known.utf8.elementsEqual(bytes) else { return nil }
+            guard let known = byHash[FNV1a.hash(bytes: bytes)], CodeSlotIndex.sameBytes(known, bytes) else {
+                return nil
+            }
             return known
         }
 
