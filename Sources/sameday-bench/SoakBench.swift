@@ -265,23 +265,42 @@ struct SoakBench: AsyncParsableCommand {
         let compared = months >= 12 ? 12 : months
         // The base month's copy and the last month's folder, restarted in turn (ten rounds, the fastest of each),
         // and the median of the rounds' own ratios: on a shared machine one lucky restart moves the fastest.
+        // A restart loads every held dossier and reads the window's tombstones, and the two months hold different
+        // numbers of each (month 3's window has Tết in it, and its tombstone window is not yet full): both are
+        // printed, and the ratio per held dossier beside the plain one, so growth with history shows apart from
+        // a month that simply holds more live work.
         var sameSitting: [String: Double] = [:]
         if months > baseMonth, compared == months {
             var best = (base: Timed(), last: Timed())
             var roundRatios: [Double] = []
+            var held = (base: 0, last: 0), tombstones = (base: 0, last: 0)
             for _ in 0..<10 {
                 var round = (base: Timed(), last: Timed())
                 for (directory, isBase) in [(baseCopy, true), (folder, false)] {
                     let (sample, shard) = try timedRestart(directory)
+                    let counts = (shard.restartSummary.dossiers, shard.engine.tombstoneCount)
                     shard.close()
-                    if isBase { round.base = sample } else { round.last = sample }
+                    if isBase {
+                        round.base = sample
+                        (held.base, tombstones.base) = counts
+                    } else {
+                        round.last = sample
+                        (held.last, tombstones.last) = counts
+                    }
                 }
                 best = (best.base.fastest(round.base), best.last.fastest(round.last))
                 roundRatios.append(round.last.restart / round.base.restart)
             }
             roundRatios.sort()
+            let medianRatio = (roundRatios[4] + roundRatios[5]) / 2
+            let heldRatio = Double(held.last) / Double(max(1, held.base))
             sameSitting = [
-                "restart_median_of_rounds": rounded((roundRatios[4] + roundRatios[5]) / 2, 3),
+                "restart_median_of_rounds": rounded(medianRatio, 3),
+                "held_dossiers_ratio": rounded(heldRatio, 3),
+                "restart_per_held_dossier_median_of_rounds": rounded(medianRatio / heldRatio, 3),
+                "restart_cpu_per_held_dossier": rounded(best.last.restartCPU / best.base.restartCPU / heldRatio, 3),
+                "base_held_dossiers": Double(held.base), "last_held_dossiers": Double(held.last),
+                "base_tombstones": Double(tombstones.base), "last_tombstones": Double(tombstones.last),
                 "restart": rounded(best.last.restart / best.base.restart, 3),
                 "restart_cpu": rounded(best.last.restartCPU / best.base.restartCPU, 3),
                 "snapshot_full": rounded(best.last.snapshotFull / best.base.snapshotFull, 3),
