@@ -17,7 +17,7 @@ enum DurableSQLite {
             atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         var configuration = GRDB.Configuration()
         // A report, the demo's sqlite3 or a test reading the file waits for the lock rather than failing.
-        configuration.busyMode = .timeout(10)
+        configuration.busyMode = lockWait
         configuration.prepareDatabase { db in
             // FULL: what a commit acknowledges (an acked delivery, a stream offset) must survive a power cut, not only
             // a process crash.
@@ -31,6 +31,20 @@ enum DurableSQLite {
         }
         return database
     }
+
+    /// A read-only connection to a database `open` made, beside the one `open` returned (WAL lets a reader run
+    /// alongside it); it waits for locks as that one does. `tuning` adds the store's own pragmas.
+    static func openReadOnly(path: String, tuning: @escaping @Sendable (Database) throws -> Void = { _ in }) throws
+        -> DatabaseQueue
+    {
+        var configuration = GRDB.Configuration()
+        configuration.readonly = true
+        configuration.busyMode = lockWait
+        configuration.prepareDatabase { db in try tuning(db) }
+        return try DatabaseQueue(path: path, configuration: configuration)
+    }
+
+    private static let lockWait = Database.BusyMode.timeout(10)
 
     /// Runs `body` holding the exclusive lock beside `path`, waiting for another opener to finish first. `flock` locks
     /// are separate from SQLite's own `fcntl` locks on the database, and are released if the holder dies.

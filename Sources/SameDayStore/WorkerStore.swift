@@ -123,13 +123,16 @@ public final class WorkerStore: ShardStore {
             // The dossier table is read at every upsert: keep its pages in memory (64 MiB of cache, and the file
             // mapped) instead of a read(2) per B-tree page.
             try db.execute(sql: "PRAGMA cache_size = -65536")
-            try db.execute(sql: "PRAGMA mmap_size = 1073741824")
+            try Self.mapFile(db)
             // Checkpoint every 32 MiB of log rather than every 4 MiB: a dossier page rewritten by many commits
             // is copied into the database once per checkpoint, not once per commit. The log is cut back after.
             try db.execute(sql: "PRAGMA wal_autocheckpoint = 8192")
             try db.execute(sql: "PRAGMA journal_size_limit = 67108864")
         }
     }
+
+    /// Reads through the file mapped (up to 1 GiB) rather than a read(2) per page; every connection to it.
+    static func mapFile(_ db: Database) throws { try db.execute(sql: "PRAGMA mmap_size = 1073741824") }
 
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -726,11 +729,7 @@ final class WorkerStoreReader: RestartReads {
     private let database: DatabaseQueue
 
     init(path: String) throws {
-        var configuration = GRDB.Configuration()
-        configuration.readonly = true
-        configuration.busyMode = .timeout(10)
-        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA mmap_size = 1073741824") }
-        database = try DatabaseQueue(path: path, configuration: configuration)
+        database = try DurableSQLite.openReadOnly(path: path, tuning: WorkerStore.mapFile)
     }
 
     func tombstones(since: Instant, _ body: (_ hash: UInt64, _ at: Instant) -> Void) throws {
