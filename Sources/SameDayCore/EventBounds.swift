@@ -86,6 +86,6 @@ public enum DossierCode {
 
     /// Whether the dossier code is one of `unit`'s: its agency id is the unit code, byte for byte.
     public static func belongs(_ code: String, to unit: String) -> Bool {
-        agency(of: code).map { $0.utf8.elementsEqual(unit.utf8) } ?? false
+        agency(of: code).map { $0.hasSameBytes(as: unit) } ?? false
     }
 }

@@ -160,7 +160,7 @@ extension Configuration {
             return .routingKeyMismatch(
                 got: envelope.routingKey, expected: Unit.routingKey(block: block, code: event.unit, type: event.type))
         }
-        guard let header = envelope.dossierHeader, header.utf8.elementsEqual(event.dossier.utf8) else {
+        guard let header = envelope.dossierHeader, header.hasSameBytes(as: event.dossier) else {
             return .shardHeaderMismatch(header: envelope.dossierHeader, dossier: event.dossier)
         }
         return ownershipRefusal(dossier: event.dossier, unit: unit)
@@ -174,7 +174,7 @@ extension Configuration {
         guard let agency = DossierCode.agency(of: dossier) else {
             return .foreignDossier(dossier: dossier, agency: nil, unit: code)
         }
-        if agency.utf8.elementsEqual(code.utf8) { return nil }
+        if agency.hasSameBytes(as: code) { return nil }
         if let owner = unitID(String(agency)), sharesDossiers(receiving: owner, resolving: unit) { return nil }
         return .foreignDossier(dossier: dossier, agency: String(agency), unit: code)
     }

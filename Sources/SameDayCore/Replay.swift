@@ -315,7 +315,7 @@ public struct Replay: Sendable {
         fireTimers(before: t, inclusive: false)
         let now = move(to: t)
         let k: Int
-        if let checked = checkedSlot, checked.code.utf8.elementsEqual(e.dossier.utf8) {  // bytes, as the index
+        if let checked = checkedSlot, checked.code.hasSameBytes(as: e.dossier) {  // bytes, as the index
             k = checked.slot
         } else if let held = heldSlot(e.dossier) {
             k = held

@@ -29,6 +29,25 @@ struct CodeSlotIndexTests {
         }
     }
 
+    @Test("strings and substrings compare by their bytes, not by Unicode equivalence, whatever their length")
+    func stringsCompareByBytes() {
+        // Precomposed and decomposed "é": equal to `==`, different bytes, as the store and the index see them.
+        let precomposed = "30-260105-\u{E9}", decomposed = "30-260105-e\u{301}"
+        #expect(precomposed == decomposed)
+        #expect(!precomposed.hasSameBytes(as: decomposed) && !decomposed.hasSameBytes(as: precomposed))
+        // Small strings (up to 15 bytes, held inline) and native ones, against each other and against substrings.
+        for length in [0, 1, 7, 8, 15, 16, 31, 40] {
+            let code = String((0..<length).map { Character(UnicodeScalar(UInt8(0x41 + $0 % 26))) })
+            let copy = String(decoding: Array(code.utf8), as: UTF8.self)
+            #expect(code.hasSameBytes(as: copy), "length \(length)")
+            #expect(("x" + code).dropFirst().hasSameBytes(as: code), "substring, length \(length)")
+            #expect(!code.hasSameBytes(as: code + "0") && !(code + "0").hasSameBytes(as: code), "length \(length)")
+            if length > 0 {
+                #expect(!code.hasSameBytes(as: code.dropLast() + "!"), "last byte, length \(length)")
+            }
+        }
+    }
+
     /// The table's users: codes per slot (nil: free), as `Replay` keeps them in its dossiers.
     struct Model {
         var index = CodeSlotIndex()
