@@ -110,6 +110,9 @@ struct SoakBench: AsyncParsableCommand {
         /// (every kept day): each timed, wall and process CPU (the rows are read on a helper thread while this one
         /// loads them). The loop is left open.
         func timedRestart(_ directory: String) throws -> (Timed, ShardLoop) {
+            // From a heap given back to the system, as a new process starts (and as `restart` times it): a restart
+            // after a smaller state's grew the heap, one after a larger state's reused its pages.
+            trimMalloc()
             var timed = Timed()
             let started = ContinuousClock.now
             var cpu = processCPUSeconds()
@@ -222,6 +225,7 @@ struct SoakBench: AsyncParsableCommand {
             var timed = Timed()
             for _ in 0..<3 {
                 reopened?.close()
+                reopened = nil
                 let (sample, shard) = try timedRestart(folder)
                 reopened = shard
                 timed = timed.fastest(sample)
