@@ -138,7 +138,7 @@ struct CodeSlotIndex: Sendable {
 extension StringProtocol {
     /// Whether the two hold the same UTF-8 bytes. Codes compare as bytes (the index, the store and the ownership
     /// rule hold bytes; `==` compares by Unicode equivalence). Native strings, as events and rows give, compare
-    /// eight bytes at a time; `utf8.elementsEqual`, three times per event, walked the views a byte at a time.
+    /// eight bytes at a time; `utf8.elementsEqual`, on every event, walked the views a byte at a time.
     @inline(__always)
     func hasSameBytes<Other: StringProtocol>(as other: Other) -> Bool {
         let compared = utf8.withContiguousStorageIfAvailable { a in
