@@ -28,7 +28,7 @@ struct CodeSlotIndex: Sendable {
 
     /// Whether two codes have the same bytes.
     @inline(__always)
-    static func sameBytes(_ code: String, _ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+    static func sameBytes<Code: StringProtocol>(_ code: Code, _ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         // Strings read from events and rows are native and contiguous; the fallback walks the view.
         code.utf8.withContiguousStorageIfAvailable { sameBytes($0, bytes) } ?? code.utf8.elementsEqual(bytes)
     }
@@ -141,10 +141,7 @@ extension StringProtocol {
     /// eight bytes at a time; `utf8.elementsEqual`, on every event, walked the views a byte at a time.
     @inline(__always)
     func hasSameBytes<Other: StringProtocol>(as other: Other) -> Bool {
-        let compared = utf8.withContiguousStorageIfAvailable { a in
-            other.utf8.withContiguousStorageIfAvailable { b in CodeSlotIndex.sameBytes(a, b) }
-        }
-        if case .some(.some(let same)) = compared { return same }
-        return utf8.elementsEqual(other.utf8)
+        other.utf8.withContiguousStorageIfAvailable { CodeSlotIndex.sameBytes(self, $0) }
+            ?? utf8.elementsEqual(other.utf8)
     }
 }
