@@ -234,9 +234,10 @@ public final class Publisher {
         guard tag >= lower else { return }
         for current in lower...tag {
             let index = Int(current - firstTag)
-            guard index >= 0, index < window.count, let message = window[index] else { continue }
+            // Taken out of the window (settled either way), not copied: a copy is a retain and a release of each
+            // of the message's buffers.
+            guard index >= 0, index < window.count, let message = window[index].take() else { continue }
             if confirmed {
-                window[index] = nil
                 unsettled -= 1
                 if let (code, text) = returned.removeValue(forKey: message.messageID) {
                     unroutableCount += 1
@@ -248,7 +249,6 @@ public final class Publisher {
             } else {
                 // A nack means the broker could not store it: send it again under a new tag.
                 nackedCount += 1
-                window[index] = nil
                 window.append(message)
                 returned.removeValue(forKey: message.messageID)
             }

@@ -263,9 +263,10 @@ final class OutboxPublisher: Sendable {
             done.signal()
         }
         func settled(_ messageID: String) {
-            guard var list = settles[messageID], !list.isEmpty else { return }
-            let item = list.removeFirst()
-            settles[messageID] = list.isEmpty ? nil : list
+            // In place: a list copied out of the dictionary was copied again by its first change (both held it).
+            guard let index = settles.index(forKey: messageID), !settles.values[index].isEmpty else { return }
+            let item = settles.values[index].removeFirst()
+            if settles.values[index].isEmpty { settles.remove(at: index) }
             shared.withLock { state in
                 switch item {
                 case .alert(let alert): state.confirmedAlerts.append(alert.alertID)
