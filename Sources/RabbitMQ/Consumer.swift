@@ -194,37 +194,105 @@ public final class Consumer {
         return true
     }
 
+    /// The next delivery, read frame by frame. rabbitmq-c's `amqp_consume_message` gives each message a 4 KiB
+    /// pool of its own and four more allocations (a `calloc` that large also makes glibc consolidate the thread's
+    /// small free chunks): here the frames stay in the connection's recycled pools and each is copied out as it
+    /// comes, its bytes being valid only until the next read.
     private func receive(waiting slice: Duration) throws(AMQPError) -> Delivery? {
         guard let connection else { return nil }
         amqp_maybe_release_buffers(connection.state)
-        var envelope = amqp_envelope_t()
+        var frame = amqp_frame_t()
         var tv = timeval(slice)
-        let reply = amqp_consume_message(connection.state, &envelope, &tv, 0)
-        if reply.reply_type == AMQP_RESPONSE_NORMAL {
-            defer { amqp_destroy_envelope(&envelope) }
-            return Delivery(envelope, epoch: epoch)
-        }
-        if reply.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION {
-            if reply.library_error == AMQP_STATUS_TIMEOUT.rawValue { return nil }
-            if reply.library_error == AMQP_STATUS_UNEXPECTED_STATE.rawValue {
-                // Something other than a delivery is pending: read it and act on it.
-                do {
-                    if let event = try connection.nextEvent(timeout: .zero) { handle(event) }
-                } catch {
-                    dropConnection(error)
-                }
+        let status = amqp_simple_wait_frame_noblock(connection.state, &frame, &tv)
+        if status == AMQP_STATUS_TIMEOUT.rawValue { return nil }
+        do {
+            if status != AMQP_STATUS_OK.rawValue {
+                try connection.check(status: status, "consuming from '\(configuration.queue)'")
+            }
+            guard frame.frame_type == AMQP_FRAME_METHOD, frame.payload.method.id == AMQP_BASIC_DELIVER_METHOD else {
+                // Something other than a delivery: act on it.
+                handle(try connection.decode(frame))
                 return nil
             }
+            return try readDelivery(frame, on: connection)
+        } catch {
+            dropConnection(error)
+            if !error.isRetriable && error.kind != .connectionClosed && error.kind != .channelClosed { throw error }
+            return nil
         }
-        let error =
-            AMQPError.from(reply: reply, while: "consuming from '\(configuration.queue)'")
-            ?? AMQPError(.library, "consume failed", isRetriable: true)
-        if reply.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION {
-            connection.acknowledgeServerClose(reply.reply.id, channel: Self.channel)
+    }
+
+    /// The delivery a `basic.deliver` frame starts: its content header and body frames follow on its channel.
+    private func readDelivery(_ deliverFrame: amqp_frame_t, on connection: Connection) throws(AMQPError) -> Delivery {
+        let channel = deliverFrame.channel
+        let deliver = deliverFrame.payload.method.decoded.assumingMemoryBound(to: amqp_basic_deliver_t.self).pointee
+        let tag = DeliveryTag(value: deliver.delivery_tag, channelEpoch: epoch)
+        let exchange = deliver.exchange.string
+        let routingKey = deliver.routing_key.string
+        let redelivered = deliver.redelivered != 0
+        var frame = try nextContentFrame(on: channel, connection)
+        guard frame.frame_type == AMQP_FRAME_HEADER, frame.payload.properties.class_id == AMQP_BASIC_CLASS else {
+            throw unexpected(frame, connection)
         }
-        dropConnection(error)
-        if !error.isRetriable && error.kind != .connectionClosed && error.kind != .channelClosed { throw error }
-        return nil
+        let properties = frame.payload.properties.decoded.assumingMemoryBound(to: amqp_basic_properties_t.self)
+            .pointee
+        let messageID =
+            properties._flags & CRabbitMQ_BASIC_MESSAGE_ID_FLAG != 0 ? properties.message_id.string : nil
+        let headers = properties._flags & CRabbitMQ_BASIC_HEADERS_FLAG != 0 ? FieldTable(properties.headers) : [:]
+        let size = frame.payload.properties.body_size
+        var body: [UInt8] = []
+        // The broker's max_message_size bounds the size; the reservation is bounded too, whatever the header says.
+        body.reserveCapacity(Int(min(size, 1 << 20)))
+        while UInt64(body.count) < size {
+            frame = try nextContentFrame(on: channel, connection)
+            guard frame.frame_type == AMQP_FRAME_BODY else { throw unexpected(frame, connection) }
+            let fragment = frame.payload.body_fragment
+            guard UInt64(body.count) + UInt64(fragment.len) <= size else {
+                throw AMQPError.library(
+                    status: AMQP_STATUS_BAD_AMQP_DATA.rawValue,
+                    while: "reading a delivery's body (longer than its header says)")
+            }
+            if let bytes = fragment.bytes, fragment.len > 0 {
+                body.append(contentsOf: UnsafeRawBufferPointer(start: bytes, count: fragment.len))
+            }
+        }
+        return Delivery(
+            tag: tag, body: body, messageID: messageID, exchange: exchange, routingKey: routingKey,
+            redelivered: redelivered, headers: headers)
+    }
+
+    /// The next frame of a delivery's content on `channel`. The connection's own frames in between (a
+    /// `connection.blocked`, say) are acted on and skipped; rabbitmq-c 0.11 exports no wait on one channel.
+    private func nextContentFrame(on channel: amqp_channel_t, _ connection: Connection) throws(AMQPError)
+        -> amqp_frame_t
+    {
+        var frame = amqp_frame_t()
+        while true {
+            let status = amqp_simple_wait_frame(connection.state, &frame)
+            if status != AMQP_STATUS_OK.rawValue {
+                try connection.check(status: status, "reading a delivery from '\(configuration.queue)'")
+            }
+            if frame.channel == channel { return frame }
+            if frame.frame_type == AMQP_FRAME_METHOD { handle(try connection.decode(frame)) }
+            if self.connection == nil { throw connection.failure ?? lostMidDelivery }
+        }
+    }
+
+    private var lostMidDelivery: AMQPError {
+        AMQPError(.connectionFailed, "the connection closed in the middle of a delivery", isRetriable: true)
+    }
+
+    /// What a frame other than the content expected means: the broker closing the channel or the connection (the
+    /// close is answered), or a protocol error.
+    private func unexpected(_ frame: amqp_frame_t, _ connection: Connection) -> AMQPError {
+        if frame.frame_type == AMQP_FRAME_METHOD, let event = try? connection.decode(frame) {
+            switch event {
+            case .channelClosed(_, let error), .connectionClosed(let error): return error
+            default: break
+            }
+        }
+        return AMQPError.library(
+            status: AMQP_STATUS_UNEXPECTED_STATE.rawValue, while: "reading a delivery (a frame out of place)")
     }
 
     private func handle(_ event: Connection.Event) {
@@ -313,19 +381,5 @@ public final class Consumer {
         try connection.check(reply, channel: Self.channel, "subscribing to queue '\(configuration.queue)'")
         epoch += 1
         self.connection = connection
-    }
-}
-
-extension Delivery {
-    init(_ envelope: amqp_envelope_t, epoch: Int) {
-        let properties = envelope.message.properties
-        tag = DeliveryTag(value: envelope.delivery_tag, channelEpoch: epoch)
-        body = envelope.message.body.array
-        messageID =
-            properties._flags & CRabbitMQ_BASIC_MESSAGE_ID_FLAG != 0 ? properties.message_id.string : nil
-        exchange = envelope.exchange.string
-        routingKey = envelope.routing_key.string
-        redelivered = envelope.redelivered != 0
-        headers = properties._flags & CRabbitMQ_BASIC_HEADERS_FLAG != 0 ? FieldTable(properties.headers) : [:]
     }
 }

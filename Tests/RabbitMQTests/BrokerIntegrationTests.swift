@@ -75,6 +75,45 @@ struct BrokerIntegrationTests {
         #expect(Set(ids) == Set((0..<20_000).map { "m-\($0)" }))
     }
 
+    @Test("a delivery arrives whole: no body, a body of one frame, a body over several frames, id and headers")
+    func deliveriesArriveWhole() async throws {
+        let queue = LocalBroker.uniqueName("frames")
+        defer { LocalBroker.deleteQueues([queue]) }
+        // With the smallest frames AMQP allows (4096 bytes), a 10,000-byte body takes three body frames.
+        let sizes = [0, 300, 4088, 10_000]
+        let deliveries = try await BlockingThread.run {
+            try Self.declare(Topology(queues: [.init(queue, kind: .quorum)]), name: queue)
+            let publisher = try Publisher(.init(connection: LocalBroker.configuration(name: "\(queue).pub")))
+            for (index, size) in sizes.enumerated() {
+                var message = Self.message(index, to: queue, size: size)
+                message.headers = [("dossier", "D-\(index)"), ("level", "warning")]
+                try publisher.publish(message)
+            }
+            try publisher.waitForConfirms()
+            publisher.close()
+            var connection = LocalBroker.configuration(name: "\(queue).sub")
+            connection.frameMax = 4096
+            let consumer = try Consumer(.init(connection: connection, queue: queue))
+            defer { consumer.close() }
+            var deliveries: [Delivery] = []
+            let deadline = ContinuousClock.now + .seconds(30)
+            while deliveries.count < sizes.count && ContinuousClock.now < deadline {
+                if let delivery = try consumer.next(timeout: .seconds(1)) { deliveries.append(delivery) }
+            }
+            if let last = deliveries.last { try consumer.ack(last.tag, multiple: true) }
+            return deliveries
+        }
+        try #require(deliveries.count == sizes.count)
+        for (index, delivery) in deliveries.enumerated() {
+            let whole = delivery.body == Self.message(index, to: queue, size: sizes[index]).body
+            #expect(whole, "\(delivery.body.count) bytes arrived of \(sizes[index])")
+            #expect(delivery.messageID == "m-\(index)")
+            #expect(delivery.routingKey == queue && delivery.exchange.isEmpty && !delivery.redelivered)
+            #expect(delivery.headers["dossier"]?.stringValue == "D-\(index)")
+            #expect(delivery.headers["level"]?.stringValue == "warning")
+        }
+    }
+
     @Test("an unroutable mandatory publish is reported as returned, by message id")
     func unroutable() async throws {
         let exchange = LocalBroker.uniqueName("nowhere")
