@@ -143,10 +143,4 @@ extension amqp_bytes_t {
         guard let bytes, len > 0 else { return "" }
         return String(decoding: UnsafeRawBufferPointer(start: bytes, count: len), as: UTF8.self)
     }
-
-    /// A copy of the bytes as an array.
-    var array: [UInt8] {
-        guard let bytes, len > 0 else { return [] }
-        return Array(UnsafeRawBufferPointer(start: bytes, count: len))
-    }
 }
