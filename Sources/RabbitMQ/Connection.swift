@@ -245,6 +245,13 @@ public final class Connection {
     /// Reads the next frame (waiting at most `timeout`; nil when none came) and decodes it. Close methods are
     /// answered before returning; the connection is marked failed on `connection.close` or a socket error.
     func nextEvent(timeout: Duration?) throws(AMQPError) -> Event? {
+        guard let frame = try nextFrame(timeout: timeout) else { return nil }
+        return try decode(frame)
+    }
+
+    /// Reads the next frame, waiting at most `timeout` (nil: until one comes); nil when none came. Its payload is
+    /// valid only until the next read. A socket error marks the connection failed.
+    func nextFrame(timeout: Duration?) throws(AMQPError) -> amqp_frame_t? {
         try ensureUsable()
         var frame = amqp_frame_t()
         let status: Int32
@@ -255,8 +262,9 @@ public final class Connection {
             status = amqp_simple_wait_frame(state, &frame)
         }
         if status == AMQP_STATUS_TIMEOUT.rawValue { return nil }
-        try check(status: status, "waiting for a frame from \(broker)")
-        return try decode(frame)
+        // Tested first: the error's text is built only for an error (this runs for every delivery).
+        if status != AMQP_STATUS_OK.rawValue { try check(status: status, "waiting for a frame from \(broker)") }
+        return frame
     }
 
     func decode(_ frame: amqp_frame_t) throws(AMQPError) -> Event {

@@ -201,14 +201,8 @@ public final class Consumer {
     private func receive(waiting slice: Duration) throws(AMQPError) -> Delivery? {
         guard let connection else { return nil }
         amqp_maybe_release_buffers(connection.state)
-        var frame = amqp_frame_t()
-        var tv = timeval(slice)
-        let status = amqp_simple_wait_frame_noblock(connection.state, &frame, &tv)
-        if status == AMQP_STATUS_TIMEOUT.rawValue { return nil }
         do {
-            if status != AMQP_STATUS_OK.rawValue {
-                try connection.check(status: status, "consuming from '\(configuration.queue)'")
-            }
+            guard let frame = try connection.nextFrame(timeout: slice) else { return nil }
             guard frame.frame_type == AMQP_FRAME_METHOD, frame.payload.method.id == AMQP_BASIC_DELIVER_METHOD else {
                 // Something other than a delivery: act on it.
                 handle(try connection.decode(frame))
@@ -266,20 +260,17 @@ public final class Consumer {
     private func nextContentFrame(on channel: amqp_channel_t, _ connection: Connection) throws(AMQPError)
         -> amqp_frame_t
     {
-        var frame = amqp_frame_t()
         while true {
-            let status = amqp_simple_wait_frame(connection.state, &frame)
-            if status != AMQP_STATUS_OK.rawValue {
-                try connection.check(status: status, "reading a delivery from '\(configuration.queue)'")
-            }
+            // Without a timeout a frame always comes back (or an error is thrown).
+            guard let frame = try connection.nextFrame(timeout: nil) else { continue }
             if frame.channel == channel { return frame }
             if frame.frame_type == AMQP_FRAME_METHOD { handle(try connection.decode(frame)) }
-            if self.connection == nil { throw connection.failure ?? lostMidDelivery }
+            if self.connection == nil {
+                throw connection.failure
+                    ?? AMQPError(
+                        .connectionFailed, "the connection closed in the middle of a delivery", isRetriable: true)
+            }
         }
-    }
-
-    private var lostMidDelivery: AMQPError {
-        AMQPError(.connectionFailed, "the connection closed in the middle of a delivery", isRetriable: true)
     }
 
     /// What a frame other than the content expected means: the broker closing the channel or the connection (the
