@@ -93,6 +93,8 @@ public struct SendmailChannel: Sendable {
             return .retryable(reason: "\(name) did not finish within \(settings.timeout); killed\(said)")
         case .couldNotStart(let error):
             return .permanent(reason: "cannot run \(settings.program): \(error)")
+        case .couldNotStage(let error):
+            return .retryable(reason: error)
         }
     }
 
@@ -124,7 +126,7 @@ public struct ChannelConfigurationError: Error, CustomStringConvertible, Sendabl
     public init(_ description: String) { self.description = description }
 }
 
-/// One run of a program with its standard input fed from memory and its standard output and error captured
+/// One run of a program with its standard input given whole from memory and its standard output and error captured
 /// (bounded), ended by SIGKILL to its whole process group if it outlives `timeout`.
 ///
 /// posix_spawn and waitpid, not Foundation's `Process`: the child gets a process group of its own (so a wrapper
@@ -135,6 +137,8 @@ enum ChildProcessRun {
         case signalled(Int32)
         case timedOut
         case couldNotStart(String)
+        /// The message could not be written to its temporary file (the folder full or unwritable).
+        case couldNotStage(String)
     }
 
     struct Finished {
@@ -145,62 +149,36 @@ enum ChildProcessRun {
 
     static func run(_ argv: [String], input: [UInt8], timeout: Duration, outputLimit: Int) -> Finished {
         let deadline = ContinuousClock.now + timeout
-        var inPipe: [Int32] = [-1, -1]
+        // The input is written whole to a file before the program starts, and the program reads it from there: a
+        // notifier SIGKILLed after the spawn cannot cut a message short (a program reading a pipe whose writer died
+        // takes end of file for the message's end, and msmtp sends what it got).
+        let inputFile: Int32
+        switch stagedInput(input) {
+        case .success(let file): inputFile = file
+        case .failure(let error): return Finished(end: .couldNotStage(error.text), output: [])
+        }
+        defer { close(inputFile) }
         var outPipe: [Int32] = [-1, -1]
-        guard pipe(&inPipe) == 0 else { return Finished(end: .couldNotStart(errnoText()), output: []) }
-        guard pipe(&outPipe) == 0 else {
-            let error = errnoText()
-            close(inPipe[0])
-            close(inPipe[1])
-            return Finished(end: .couldNotStart(error), output: [])
-        }
+        guard pipe(&outPipe) == 0 else { return Finished(end: .couldNotStart(errnoText()), output: []) }
         // Close-on-exec, so no other program started meanwhile keeps them open (the child gets its own copies as
-        // 0, 1 and 2 from the spawn's dup2, which clears the flag).
-        for fd in inPipe + outPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        var writeEnd: Int32 = inPipe[1]
+        // 1 and 2 from the spawn's dup2, which clears the flag).
+        for fd in outPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         var readEnd: Int32 = outPipe[0]
-        defer {
-            if writeEnd >= 0 { close(writeEnd) }
-            if readEnd >= 0 { close(readEnd) }
-        }
-
-        // A write to a pipe whose reader has gone raises SIGPIPE; blocked on this thread, the write fails with EPIPE
-        // instead, and a SIGPIPE left pending by it is taken off before the mask is restored.
-        var pipeSignal = sigset_t()
-        sigemptyset(&pipeSignal)
-        sigaddset(&pipeSignal, SIGPIPE)
-        var previousMask = sigset_t()
-        pthread_sigmask(SIG_BLOCK, &pipeSignal, &previousMask)
-        let pendingBefore = isPending(SIGPIPE)
-        defer {
-            if !pendingBefore && isPending(SIGPIPE) {
-                var zero = timespec(tv_sec: 0, tv_nsec: 0)
-                _ = sigtimedwait(&pipeSignal, nil, &zero)
-            }
-            pthread_sigmask(SIG_SETMASK, &previousMask, nil)
-        }
+        defer { if readEnd >= 0 { close(readEnd) } }
 
         let pid: pid_t
-        switch spawn(argv, stdin: inPipe[0], output: outPipe[1]) {
+        switch spawn(argv, stdin: inputFile, output: outPipe[1]) {
         case .success(let spawned): pid = spawned
         case .failure(let error):
-            close(inPipe[0])
             close(outPipe[1])
             return Finished(end: .couldNotStart(error.text), output: [])
         }
-        close(inPipe[0])
         close(outPipe[1])
-        _ = fcntl(writeEnd, F_SETFL, fcntl(writeEnd, F_GETFL) | O_NONBLOCK)
         _ = fcntl(readEnd, F_SETFL, fcntl(readEnd, F_GETFL) | O_NONBLOCK)
 
         var output: [UInt8] = []
-        var written = 0
         var chunk = [UInt8](repeating: 0, count: 16_384)
         var tick: Int64 = 1
-        if input.isEmpty {
-            close(writeEnd)
-            writeEnd = -1
-        }
 
         /// Reads what is there; false at end of file or on an error.
         func drain() -> Bool {
@@ -233,38 +211,51 @@ enum ChildProcessRun {
                 if readEnd >= 0 { _ = drain() }
                 return Finished(end: .timedOut, output: output)
             }
-            // Poll the pipes for a tick (1 ms, doubling to 50 ms while nothing happens), then look at the child
+            // Poll the output for a tick (1 ms, doubling to 50 ms while nothing happens), then look at the child
             // again: a program that ends closes its output, which wakes the poll at once.
-            var fds: [pollfd] = []
-            if writeEnd >= 0 { fds.append(pollfd(fd: writeEnd, events: Int16(POLLOUT), revents: 0)) }
-            if readEnd >= 0 { fds.append(pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0)) }
             let remainingMilliseconds =
                 remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000
             let milliseconds = Int32(min(tick, max(1, remainingMilliseconds)))
             tick = min(tick * 2, 50)
-            if fds.isEmpty {
+            guard readEnd >= 0 else {
                 usleep(UInt32(milliseconds) * 1000)
                 continue
             }
-            guard poll(&fds, nfds_t(fds.count), milliseconds) > 0 else { continue }
+            var fds = [pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0)]
+            guard poll(&fds, 1, milliseconds) > 0 else { continue }
             tick = 1
-            for fd in fds where fd.revents != 0 {
-                if fd.fd == writeEnd {
-                    let n = input.withUnsafeBytes { write(writeEnd, $0.baseAddress! + written, $0.count - written) }
-                    if n > 0 { written += n }
-                    if (n < 0 && errno != EAGAIN && errno != EINTR) || written == input.count {
-                        // All written, or the program closed its input (EPIPE): its exit status will tell.
-                        close(writeEnd)
-                        writeEnd = -1
-                    }
-                } else if fd.fd == readEnd {
-                    if !drain() {
-                        close(readEnd)
-                        readEnd = -1
-                    }
-                }
+            if !drain() {
+                close(readEnd)
+                readEnd = -1
             }
         }
+    }
+
+    /// An unlinked file in the temporary folder (`TMPDIR`, else /tmp) holding `input`, read from its start; gone
+    /// when the last descriptor on it closes, the program's included.
+    private static func stagedInput(_ input: [UInt8]) -> Swift.Result<Int32, SpawnError> {
+        var template = Array((FileManager.default.temporaryDirectory.path + "/sameday-mail-XXXXXX").utf8CString)
+        let file = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard file >= 0 else { return .failure(SpawnError(text: "cannot create a temporary file: \(errnoText())")) }
+        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+        _ = fcntl(file, F_SETFD, FD_CLOEXEC)
+        var written = 0
+        while written < input.count {
+            let n = input.withUnsafeBytes { write(file, $0.baseAddress! + written, $0.count - written) }
+            if n > 0 {
+                written += n
+            } else if !(n < 0 && errno == EINTR) {
+                let error = errnoText()
+                close(file)
+                return .failure(SpawnError(text: "cannot write the message to a temporary file: \(error)"))
+            }
+        }
+        guard lseek(file, 0, SEEK_SET) == 0 else {
+            let error = errnoText()
+            close(file)
+            return .failure(SpawnError(text: "cannot rewind the message's temporary file: \(error)"))
+        }
+        return .success(file)
     }
 
     struct SpawnError: Error {
@@ -299,12 +290,6 @@ enum ChildProcessRun {
         let result = posix_spawn(&pid, argv[0], &actions, &attributes, cArguments, environ)
         guard result == 0 else { return .failure(SpawnError(text: String(cString: strerror(result)))) }
         return .success(pid)
-    }
-
-    private static func isPending(_ signal: Int32) -> Bool {
-        var pending = sigset_t()
-        sigpending(&pending)
-        return sigismember(&pending, signal) == 1
     }
 
     private static func errnoText() -> String { String(cString: strerror(errno)) }

@@ -74,6 +74,29 @@ struct SendmailTests {
         #expect(input.contains("\nX-SameDay-Alerts: "))
     }
 
+    @Test(
+        "the message is whole in the program's input before it starts: a file, not a pipe a killed notifier cuts short")
+    func inputWholeBeforeStart() async throws {
+        let folder = try TemporaryFolder("sendmail-staged")
+        defer { folder.remove() }
+        // Before reading anything: the size of what is on standard input (a pipe has none) and what it is.
+        let sendmail = try program(
+            folder,
+            """
+            stat -L -c %s /dev/stdin > "\(folder.path)/size"
+            readlink /proc/$$/fd/0 > "\(folder.path)/stdin"
+            cat > "\(folder.path)/input"
+            """)
+        var message = ChannelFixture.mail()
+        message.plain = String(repeating: "Hồ sơ trễ hạn. ", count: 20_000)
+        #expect(try await deliver(sendmail, message) == .delivered)
+        let rendered = message.rendered().replacingOccurrences(of: "\r\n", with: "\n")
+        #expect(folder.read("size") == "\(rendered.utf8.count)\n")
+        #expect(folder.read("input") == rendered)
+        let stdin = try #require(folder.read("stdin"))
+        #expect(stdin.hasSuffix(" (deleted)\n"), "an unlinked file, gone with its last reader: \(stdin)")
+    }
+
     @Test("exit 75 (EX_TEMPFAIL) is retryable, with what it printed, control characters escaped")
     func temporaryFailure() async throws {
         let folder = try TemporaryFolder("sendmail-75")
