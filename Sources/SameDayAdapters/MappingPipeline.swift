@@ -1,4 +1,5 @@
 import Foundation
+import SameDayFiles
 
 /// Reads and maps records on a thread of its own, a bounded number of batches ahead of the caller, so that parsing
 /// and mapping (CPU) overlap with publishing (waiting for the broker's confirms). Memory stays bounded: at most
@@ -17,7 +18,7 @@ final class MappingPipeline: @unchecked Sendable {
         self.depth = depth
         // The reader moves to the mapping thread and is used only there from now on.
         let handoff = Handoff(reader)
-        let thread = Thread { [self] in
+        NamedThread.start("sameday.adapter.mapping") { [self] in
             let reader = handoff.value
             var batch: [Item] = []
             batch.reserveCapacity(batchSize)
@@ -35,8 +36,6 @@ final class MappingPipeline: @unchecked Sendable {
                 finish(error)
             }
         }
-        thread.name = "sameday.adapter.mapping"
-        thread.start()
     }
 
     /// The next batch in file order; nil at the end of the file; throws what the reader threw.

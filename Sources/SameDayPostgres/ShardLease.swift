@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import PostgresNIO
+import SameDayFiles
 import SameDayStore
 import Synchronization
 
@@ -64,9 +65,7 @@ public final class ShardLease: Sendable {
         ).first?.decode(Int64.self)
         guard let epoch else { return nil }
         held.withLock { $0 = Held(epoch: epoch, renewedAt: sent) }
-        let thread = Thread { [self] in renewLoop(epoch: epoch) }
-        thread.name = "sameday.lease-renewal"
-        thread.start()
+        NamedThread.start("sameday.lease-renewal") { [self] in renewLoop(epoch: epoch) }
         return epoch
     }
 

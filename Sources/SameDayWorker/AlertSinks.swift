@@ -181,9 +181,7 @@ final class OutboxPublisher: Sendable {
         self.topology = topology
         self.metrics = metrics
         self.logger = logger
-        let thread = Thread { [self] in self.run() }
-        thread.name = "sameday.outbox-publisher"
-        thread.start()
+        NamedThread.start("sameday.outbox") { [self] in self.run() }
     }
 
     /// The most items queued for the thread: the queue is only a copy of the store's outboxes, so past it the queue

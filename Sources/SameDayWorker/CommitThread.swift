@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import SameDayCore
+import SameDayFiles
 import SameDayStore
 import Synchronization
 
@@ -33,9 +34,7 @@ final class CommitThread: Sendable {
     private let finished = DispatchSemaphore(value: 0)
 
     init(store: any ShardStore, metrics: WorkerMetrics) {
-        let thread = Thread { [self] in run(store: store, metrics: metrics) }
-        thread.name = "sameday.commit"
-        thread.start()
+        NamedThread.start("sameday.commit") { [self] in run(store: store, metrics: metrics) }
     }
 
     private func run(store: any ShardStore, metrics: WorkerMetrics) {

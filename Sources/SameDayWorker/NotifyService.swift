@@ -3,6 +3,7 @@ import Logging
 import RabbitMQ
 import SameDayBroker
 import SameDayCore
+import SameDayFiles
 import SameDayFormats
 import SameDayNotify
 import SameDayPostgres
@@ -226,7 +227,7 @@ final class ChannelSender: @unchecked Sendable {
     }
 
     func start() {
-        let thread = Thread { [self] in
+        NamedThread.start("sameday.notify.\(channel)") { [self] in
             defer { done.signal() }
             while !stopFlag.isRequested {
                 let wait: Duration
@@ -239,8 +240,6 @@ final class ChannelSender: @unchecked Sendable {
                 if wait > .zero { _ = signal.wait(timeout: .now() + .milliseconds(Int(wait.secondsValue * 1000))) }
             }
         }
-        thread.name = "sameday.notify.\(channel)"
-        thread.start()
     }
 
     func wake() { signal.signal() }

@@ -145,9 +145,7 @@ public final class RollupThread: Sendable {
     init(keeper: RollupKeeper, alertFiles: AlertFileSink, metrics: WorkerMetrics) {
         nonisolated(unsafe) let keeper = keeper
         nonisolated(unsafe) let alertFiles = alertFiles
-        let thread = Thread { [self] in run(keeper: keeper, alertFiles: alertFiles, metrics: metrics) }
-        thread.name = "sameday.rollups"
-        thread.start()
+        NamedThread.start("sameday.rollups") { [self] in run(keeper: keeper, alertFiles: alertFiles, metrics: metrics) }
     }
 
     private func run(keeper: RollupKeeper, alertFiles: AlertFileSink, metrics: WorkerMetrics) {

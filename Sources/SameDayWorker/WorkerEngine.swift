@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import SameDayBroker
 import SameDayCore
+import SameDayFiles
 import SameDayStore
 import Synchronization
 
@@ -707,7 +708,7 @@ enum StoredDossiers {
         // Optional rows: the loading thread moves each out in order (`take`), with no copy and no reversal.
         let handOff = HandOff<[Row?]>(capacity: 8)
         let result = Mutex<Afterwards?>(nil)
-        let reader = Thread {
+        NamedThread.start("sameday.load") {
             do {
                 var batch: [Row?] = []
                 batch.reserveCapacity(2048)
@@ -733,8 +734,6 @@ enum StoredDossiers {
                 handOff.finish(error)
             }
         }
-        reader.name = "sameday.load"
-        reader.start()
         // Should `body` fail, the reader is still drained, so it never waits for room for ever.
         var failure: (any Error)?
         while var batch = try handOff.take() {
@@ -775,13 +774,11 @@ final class BackgroundRead<Value: Sendable>: Sendable {
     private let done = DispatchSemaphore(value: 0)
 
     init(name: String, _ body: @escaping @Sendable () throws -> Value) {
-        let thread = Thread { [self] in
+        NamedThread.start(name) { [self] in
             let outcome = Result { try body() }
             result.withLock { $0 = outcome }
             done.signal()
         }
-        thread.name = name
-        thread.start()
     }
 
     /// Waits for the value; call once.
