@@ -227,7 +227,9 @@ final class ChannelSender: @unchecked Sendable {
     }
 
     func start() {
-        NamedThread.start("sameday.notify.\(channel)") { [self] in
+        // `send.email`, `send.<webhook name>` where the OS shows it (docs/operations.md, "Which thread is busy").
+        let shortName = channel.hasPrefix("webhook:") ? String(channel.dropFirst("webhook:".count)) : channel
+        NamedThread.start("sameday.send.\(shortName)") { [self] in
             defer { done.signal() }
             while !stopFlag.isRequested {
                 let wait: Duration

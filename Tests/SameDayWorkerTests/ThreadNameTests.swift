@@ -40,9 +40,9 @@ struct ThreadNameTests {
     func longNames() {
         #expect(NamedThread.osName("sameday.commit") == "sameday.commit")
         #expect(NamedThread.osName("sameday.rollups") == "sameday.rollups")
-        #expect(NamedThread.osName("sameday.notify.email") == "notify.email")
+        #expect(NamedThread.osName("sameday.send.email") == "send.email")
         #expect(NamedThread.osName("sameday.lease-renewal") == "lease-renewal")
-        #expect(NamedThread.osName("sameday.notify.a-very-long-channel") == "notify.a-very-l")
+        #expect(NamedThread.osName("sameday.send.a-very-long-webhook") == "send.a-very-lon")
         #expect(NamedThread.osName("bench bare consumer") == "bench bare cons")
     }
 }
