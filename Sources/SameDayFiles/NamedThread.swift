@@ -13,13 +13,12 @@ public enum NamedThread {
     public static let osNameLimit = 15
 
     /// Starts `body` on a new thread named `name`, for Foundation and for the operating system.
-    public static func start(_ name: String, stackSize: Int? = nil, _ body: @escaping @Sendable () -> Void) {
+    public static func start(_ name: String, _ body: @escaping @Sendable () -> Void) {
         let thread = Thread {
             nameCurrentThread(name)
             body()
         }
         thread.name = name
-        if let stackSize { thread.stackSize = stackSize }
         thread.start()
     }
 
