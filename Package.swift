@@ -37,11 +37,11 @@ let package = Package(
             pkgConfig: "librabbitmq",
             providers: [.apt(["librabbitmq-dev"])]
         ),
-        // The only Swift module that calls amqp_*.
+        // The only Swift module that calls amqp_*. SameDayFiles (Foundation only) names its threads for the OS.
         .target(
             name: "RabbitMQ",
             dependencies: [
-                "CRabbitMQ",
+                "CRabbitMQ", "SameDayFiles",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -57,7 +57,8 @@ let package = Package(
         // daily rollup files (written by workers and replays, read back into a period by `sameday report`) and the
         // alert files (appended by workers, read by the report page).
         .target(name: "SameDayFormats", dependencies: ["SameDayCore", "SameDayFiles"]),
-        // Durable writes, one helper for the whole package: checked write/fsync/close, atomic replace, folder fsync.
+        // Durable writes, one helper for the whole package: checked write/fsync/close, atomic replace, folder fsync;
+        // threads named for the operating system.
         .target(name: "SameDayFiles"),
         // The HTTP receiver for unit systems that call out; its own target keeps Hummingbird out of the adapters.
         .target(

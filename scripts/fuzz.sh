@@ -104,11 +104,11 @@ build_library SameDayCore Sources/SameDayCore "${OWN[@]}"
 if $needs_rabbitmq; then
     build_library Logging "$(swift_log_sources)" -package-name swift_log -enable-upcoming-feature ExistentialAny \
         -enable-upcoming-feature MemberImportVisibility -enable-upcoming-feature InternalImportsByDefault
+    build_library SameDayFiles Sources/SameDayFiles "${OWN[@]}"
     build_library RabbitMQ Sources/RabbitMQ "${OWN[@]}" -I Sources/CRabbitMQ
 fi
 if $needs_adapters; then
     build_crypto
-    build_library SameDayFiles Sources/SameDayFiles "${OWN[@]}"
     build_library SameDayBroker Sources/SameDayBroker "${OWN[@]}" -I Sources/CRabbitMQ -I "$CRYPTO_MODULES"
     build_library SameDayAdapters Sources/SameDayAdapters "${OWN[@]}" -I Sources/CRabbitMQ -I "$CRYPTO_MODULES"
 fi
@@ -136,7 +136,7 @@ harness_of() {
 libraries_of() {
     case $1 in
         mapping) echo "SameDayAdapters SameDayBroker SameDayFiles RabbitMQ Logging SameDayCore Crypto" ;;
-        fieldtable) echo "RabbitMQ Logging" ;;
+        fieldtable) echo "RabbitMQ SameDayFiles Logging" ;;
         board) echo "SameDayBoard SameDayCore" ;;
         *) echo SameDayCore ;;
     esac

@@ -97,7 +97,7 @@ struct PublishCommand: AsyncParsableCommand {
             let connection = try brokerConfiguration().connection
             let (since, units) = (self.since, unit.isEmpty ? nil : Set(unit))
             do {
-                let events = try await BlockingThread.run(name: "sameday.tail") {
+                let events = try await BlockingThread.run(name: "sameday.publish.tail") {
                     try EventsTail.read(
                         connection: connection, names: SameDayProducerNames(), since: since, units: units,
                         count: tail)

@@ -34,6 +34,9 @@ struct ThreadNameTests {
 
         let seen = try await BlockingThread.run(name: "sameday.worker") { Self.osThreadNames() }
         #expect(seen.contains("sameday.worker"))
+        // The same rule as a NamedThread's: a name too long loses its prefix, not its end.
+        let long = try await BlockingThread.run(name: "sameday.publish.tail") { Self.osThreadNames() }
+        #expect(long.contains("publish.tail"))
     }
 
     @Test("too long for Linux: the sameday. prefix goes first, then the name is cut to 15 bytes")
