@@ -85,6 +85,7 @@ final class CommitThread: Sendable {
             do {
                 try store.commit(job.batch)
                 metrics.observeCommit(seconds: (ContinuousClock.now - started).secondsValue)
+                job.releaseWritten()
                 return .success(job)
             } catch {
                 let stopAskedAt = state.withLock { $0.stopAskedAt }

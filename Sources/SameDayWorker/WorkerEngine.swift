@@ -94,6 +94,14 @@ public struct PreparedCommit: Sendable {
         for alert in newAlerts { batch.alerts.append(OutboxAlert(alert)) }
         newAlerts = []
     }
+
+    /// Frees what only the store needed (the events' bodies, the dossier rows) once it is written: here, on the
+    /// commit thread. Freed where the consume thread collects the commit, it cost that thread 3 % of its time.
+    mutating func releaseWritten() {
+        batch.events = []
+        batch.dossiers = []
+        batch.forecastUnits = []
+    }
 }
 
 /// The worker's state and its durable mirror, without any broker: the core engine (dossiers, timers) in memory,
