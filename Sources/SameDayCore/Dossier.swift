@@ -212,30 +212,49 @@ public struct Alert: Sendable, Hashable {
 
     /// One JSON line, keys in a fixed order.
     public func jsonLine() -> String {
+        // Keys as literals and times in place: rendered on the commit thread for every alert.
         var w = JSONWriter(capacity: 512)
         w.beginObject()
-        w.field("alertId", alertId)
-        w.field("level", level.name)
-        w.field("dossier", dossier)
-        w.field("unit", unit)
-        w.field("block", block.rawValue)
-        w.field("procedure", procedure)
-        w.field("episode", episode)
-        w.key("due")
-        if let due { w.string(RFC3339.format(due)) } else { w.null() }
-        w.field("firedAt", RFC3339.format(firedAt))
-        w.field("thresholdAt", RFC3339.format(thresholdAt))
-        w.key("minutesLeft")
+        w.key(literal: "alertId")
+        w.string(alertId)
+        w.key(literal: "level")
+        w.string(level.name)
+        w.key(literal: "dossier")
+        w.string(dossier)
+        w.key(literal: "unit")
+        w.string(unit)
+        w.key(literal: "block")
+        w.string(block.rawValue)
+        w.key(literal: "procedure")
+        w.string(procedure)
+        w.key(literal: "episode")
+        w.int(episode)
+        w.key(literal: "due")
+        if let due { w.time(due) } else { w.null() }
+        w.key(literal: "firedAt")
+        w.time(firedAt)
+        w.key(literal: "thresholdAt")
+        w.time(thresholdAt)
+        w.key(literal: "minutesLeft")
         if let minutesLeft { w.int(minutesLeft) } else { w.null() }
-        w.key("recipients")
+        w.key(literal: "recipients")
         w.beginArray()
         for r in recipients { w.string(r) }
         w.endArray()
-        w.key("lateFired")
+        w.key(literal: "lateFired")
         w.bool(lateFired)
-        if let receivedAt { w.field("receivedAt", RFC3339.format(receivedAt)) }
-        if let predictedAt { w.field("predictedAt", RFC3339.format(predictedAt)) }
-        if let queueAhead { w.field("queueAhead", queueAhead) }
+        if let receivedAt {
+            w.key(literal: "receivedAt")
+            w.time(receivedAt)
+        }
+        if let predictedAt {
+            w.key(literal: "predictedAt")
+            w.time(predictedAt)
+        }
+        if let queueAhead {
+            w.key(literal: "queueAhead")
+            w.int(queueAhead)
+        }
         w.endObject()
         return w.text
     }

@@ -368,8 +368,30 @@ public struct JSONWriter: Sendable {
     public mutating func string(_ s: String) { separator(); JSONWriter.appendString(s, to: &bytes) }
     public mutating func raw(_ s: String) { separator(); bytes.append(contentsOf: s.utf8) }
     public mutating func int(_ v: some BinaryInteger) { raw(String(v)) }
+    public mutating func int(_ v: Int) { separator(); Digits.append(v, width: 1, to: &bytes) }
     public mutating func bool(_ v: Bool) { raw(v ? "true" : "false") }
     public mutating func null() { raw("null") }
+
+    /// A key written by SameDay's own code, with nothing to escape: its bytes are copied without a scan.
+    public mutating func key(literal k: StaticString) {
+        separator()
+        bytes.append(0x22)
+        k.withUTF8Buffer { key in
+            assert(!key.contains { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }, "a literal key needs no escape")
+            bytes.append(contentsOf: key)
+        }
+        bytes.append(0x22)
+        bytes.append(0x3A)
+        needsComma[needsComma.count - 1] = false
+    }
+
+    /// An instant as an RFC 3339 string (`RFC3339.format`), its digits written in place.
+    public mutating func time(_ t: Instant) {
+        separator()
+        bytes.append(0x22)
+        RFC3339.append(t, to: &bytes)
+        bytes.append(0x22)
+    }
 
     public mutating func field(_ k: String, _ s: String) { key(k); string(s) }
     public mutating func field(_ k: String, _ v: Int) { key(k); int(v) }

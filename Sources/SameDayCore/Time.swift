@@ -65,7 +65,14 @@ public struct LocalDate: Hashable, Comparable, Sendable, CustomStringConvertible
 
     public var description: String {
         let c = components
-        return Digits.pad(c.year, 4) + "-" + Digits.pad(c.month, 2) + "-" + Digits.pad(c.day, 2)
+        var out: [UInt8] = []
+        out.reserveCapacity(10)
+        Digits.append(c.year, width: 4, to: &out)
+        out.append(0x2D)
+        Digits.append(c.month, width: 2, to: &out)
+        out.append(0x2D)
+        Digits.append(c.day, width: 2, to: &out)
+        return String(decoding: out, as: UTF8.self)
     }
 
     public static func < (a: LocalDate, b: LocalDate) -> Bool { a.dayNumber < b.dayNumber }
@@ -120,8 +127,27 @@ enum Digits {
 
     /// Zero-padded to `width` digits; a negative value gets its sign before the padded magnitude (`-0001`).
     static func pad(_ v: Int, _ width: Int) -> String {
-        let s = String(v.magnitude)
-        return (v < 0 ? "-" : "") + (s.count >= width ? s : String(repeating: "0", count: width - s.count) + s)
+        var out: [UInt8] = []
+        append(v, width: width, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends `pad(v, width)`'s bytes: digits straight into `out`, no string per field.
+    static func append(_ v: Int, width: Int, to out: inout [UInt8]) {
+        if v < 0 { out.append(0x2D) }
+        var magnitude = v.magnitude
+        var digits = 1
+        var scale: UInt = 1
+        while magnitude / scale >= 10 {
+            scale *= 10
+            digits += 1
+        }
+        for _ in digits..<max(width, digits) { out.append(0x30) }
+        while scale > 0 {
+            out.append(UInt8(48 + magnitude / scale))
+            magnitude %= scale
+            scale /= 10
+        }
     }
 }
 
@@ -181,6 +207,14 @@ public enum RFC3339 {
     /// is written with an ISO 8601 expanded year (`-0001-12-31T23:00:00+07:00`, `10000-01-01T00:00:00+07:00`),
     /// which RFC 3339 and `parse` refuse: no text this writes is ever read back as another instant.
     public static func format(_ t: Instant) -> String {
+        var out = [UInt8]()
+        out.reserveCapacity(25)
+        append(t, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends `format(t)`'s bytes to `out` (a JSON line writes its times in place, no string per time).
+    public static func append(_ t: Instant, to out: inout [UInt8]) {
         // Floor division by whole days without overflow, for any Int64.
         var day = t / LocalTime.secondsPerDay
         var sod = t % LocalTime.secondsPerDay
@@ -194,31 +228,17 @@ public enum RFC3339 {
             day += 1
         }
         let c = CivilCalendar.civil(fromDays: day)
-        var out = [UInt8]()
-        out.reserveCapacity(25)
-        // Digits straight into `out` (a temporary array per field cost seven allocations per instant formatted).
-        func put(_ v: Int, _ w: Int) {
-            let start = out.count
-            out.append(contentsOf: repeatElement(UInt8(48), count: w))
-            var x = v
-            var k = start + w - 1
-            while k >= start {
-                out[k] = UInt8(48 + x % 10)
-                x /= 10
-                k -= 1
-            }
+        // Two digits of a field known to be 0...99.
+        func two(_ v: Int) {
+            out.append(UInt8(48 + v / 10))
+            out.append(UInt8(48 + v % 10))
         }
-        if (0...9999).contains(c.year) {
-            put(c.year, 4)
-        } else {
-            out.append(contentsOf: Digits.pad(c.year, 4).utf8)
-        }
-        out.append(0x2D); put(c.month, 2); out.append(0x2D); put(c.day, 2)
+        Digits.append(c.year, width: 4, to: &out)
+        out.append(0x2D); two(c.month); out.append(0x2D); two(c.day)
         out.append(0x54)
         let s = Int(sod)
-        put(s / 3600, 2); out.append(0x3A); put(s / 60 % 60, 2); out.append(0x3A); put(s % 60, 2)
+        two(s / 3600); out.append(0x3A); two(s / 60 % 60); out.append(0x3A); two(s % 60)
         out.append(contentsOf: "+07:00".utf8)
-        return String(decoding: out, as: UTF8.self)
     }
 }
 

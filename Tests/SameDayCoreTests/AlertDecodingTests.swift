@@ -22,6 +22,25 @@ struct AlertDecodingTests {
         #expect(try Alert.decode(json: Array(silent.jsonLine().utf8)) == silent)
     }
 
+    @Test("the line's exact bytes: keys in order, times at +07:00, escapes, the at_risk fields last")
+    func exactBytes() {
+        var atRisk = alert
+        atRisk.level = .atRisk
+        atRisk.minutesLeft = -5
+        atRisk.recipients = ["q\"uote\\ \n"]
+        atRisk.receivedAt = t("2022-05-18 08:05")
+        atRisk.predictedAt = t("2022-05-18 17:20")
+        atRisk.queueAhead = 12
+        let expected =
+            #"{"alertId":"\#(alert.alertId)","level":"at_risk","dossier":"760-220518-0001","unit":"760","#
+            + #""block":"district","procedure":"\#(Fixture.sameDay)","episode":1,"#
+            + #""due":"2022-05-18T17:00:00+07:00","firedAt":"2022-05-18T16:30:00+07:00","#
+            + #""thresholdAt":"2022-05-18T16:30:00+07:00","minutesLeft":-5,"recipients":["q\"uote\\ \n"],"#
+            + #""lateFired":false,"receivedAt":"2022-05-18T08:05:00+07:00","#
+            + #""predictedAt":"2022-05-18T17:20:00+07:00","queueAhead":12}"#
+        #expect(atRisk.jsonLine() == expected)
+    }
+
     @Test(
         "anything else is refused with the key named",
         arguments: [

@@ -87,6 +87,27 @@ struct RFC3339HardeningTests {
         }
     }
 
+    @Test("digits written in place: zero-padded magnitude after the sign, as a String would write them")
+    func paddedDigits() {
+        func oracle(_ v: Int, _ width: Int) -> String {
+            let s = String(v.magnitude)
+            return (v < 0 ? "-" : "") + String(repeating: "0", count: max(0, width - s.count)) + s
+        }
+        var rng = SplitMix64(seed: 26)
+        var values = [0, 1, 9, 10, 99, 100, 999, 1000, 9999, 10_000, -1, -10, -9999, Int.max, Int.min, Int.max - 1]
+        for _ in 0..<2000 {
+            values.append(Int.random(in: Int.min...Int.max, using: &rng) >> Int.random(in: 0...62, using: &rng))
+        }
+        for v in values {
+            for width in [1, 2, 4] {
+                #expect(Digits.pad(v, width) == oracle(v, width), "\(v) width \(width)")
+            }
+            var writer = JSONWriter()
+            writer.int(v)
+            #expect(writer.text == String(v))
+        }
+    }
+
     @Test("format then parse: the same instant for every instant whose local year is 0000–9999")
     func formatParse() async {
         await propertyCheck(count: 3000, input: Gen.uint64()) { seed in
