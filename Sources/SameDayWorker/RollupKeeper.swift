@@ -214,9 +214,6 @@ public final class RollupThread: Sendable {
         }
     }
 
-    /// Why a file job is being retried, and since when (nil while the files write).
-    var retrying: (reason: String, since: ContinuousClock.Instant)? { state.withLock { $0.retrying } }
-
     /// A graceful stop: a job that keeps failing is given up after `CommitThread.retryAfterStop`.
     func stopRetrying() { state.withLock { s in s.stopAskedAt = s.stopAskedAt ?? .now } }
 
@@ -252,6 +249,20 @@ public final class RollupThread: Sendable {
 
     /// The error of a job given up after a stop was asked for, if any: the stop reports it.
     public var failure: String? { state.withLock { $0.error } }
+
+    /// What the consume thread checks after every delivery (a job retried, the queue, a job given up), read under
+    /// one lock: three reads of a lock this thread writes were 1.4 % of that thread's time.
+    struct Condition {
+        /// Why a file job is being retried, and since when (nil while the files write).
+        var retrying: (reason: String, since: ContinuousClock.Instant)?
+        var backlog: Int
+        var failure: String?
+    }
+    var condition: Condition {
+        state.withLock { s in
+            Condition(retrying: s.retrying, backlog: s.jobs.count + (s.busy ? 1 : 0), failure: s.error)
+        }
+    }
 
     /// Waits until every job so far is done.
     public func drain() {

@@ -123,14 +123,16 @@ public final class ShardLoop {
     }
 
     /// Why nothing can be committed now (the store or the files refuse to write, and are retried), or nil.
-    var stall: (reason: String, since: ContinuousClock.Instant)? {
+    var stall: (reason: String, since: ContinuousClock.Instant)? { stall(files: rollups.condition) }
+
+    private func stall(files: RollupThread.Condition) -> (reason: String, since: ContinuousClock.Instant)? {
         if let store = committer.retrying { return ("the state store cannot write: \(store.reason)", store.since) }
-        if let files = rollups.retrying { return ("the output files cannot be written: \(files.reason)", files.since) }
+        if let retrying = files.retrying {
+            return ("the output files cannot be written: \(retrying.reason)", retrying.since)
+        }
         // The files thread's queue grows by a job per commit: past this it is let catch up first, so the queue
         // stays bounded however slow the disk is.
-        if rollups.backlog > Self.maxFilesBacklog {
-            return ("the files thread is \(rollups.backlog) jobs behind", .now)
-        }
+        if files.backlog > Self.maxFilesBacklog { return ("the files thread is \(files.backlog) jobs behind", .now) }
         return nil
     }
     static let maxFilesBacklog = 256
@@ -219,7 +221,8 @@ public final class ShardLoop {
     public func step(consumer: Consumer?, idle: Bool) throws {
         engine.tick()
         try collect(consumer: consumer, wait: false)
-        if let stall {
+        let files = rollups.condition
+        if let stall = stall(files: files) {
             // Nothing is committed or acked until the store and the files write again: the deliveries in hand (at
             // most the prefetch) wait here unacked, so the broker sends no more and counts no redelivery, and the
             // consumer keeps its heartbeats. The process stays up and says why it is not ready.
@@ -242,7 +245,7 @@ public final class ShardLoop {
         if machine.next(now: .now, otherChanges: hasOtherChanges) == .commit {
             try flush(consumer: consumer)
         }
-        if let failure = rollups.failure { throw RollupFailure(description: failure) }
+        if let failure = files.failure { throw RollupFailure(description: failure) }
         if engine.sawSimulatedEvents, !markedSimulated {
             markedSimulated = true
             rollups.markSimulated()
