@@ -160,6 +160,7 @@ struct PipelineBench: AsyncParsableCommand {
             let python = withoutPeer ? nil : try await setUpPeer()
             var ours: [Double] = []
             var workerCPU: [Double] = []
+            var threadSplits: [[String: Double]] = []
             var publishRates: [Double] = []
             var peers: [PeerResult] = []
             for round in 0..<rounds {
@@ -183,6 +184,7 @@ struct PipelineBench: AsyncParsableCommand {
                     on: mine, state: folder + "/worker-r\(round)", publishing: false)
                 ours.append(Double(stream.count) / drained.seconds)
                 workerCPU.append(drained.workerCPUSeconds / Double(stream.count) * 1e6)
+                threadSplits.append(drained.workerThreads.mapValues { $0 / Double(stream.count) * 1e6 })
                 line["alerts"] = drained.alerts
                 try await bench.delete(mine)
                 if !peerFirst { try await measurePeer() }
@@ -191,6 +193,7 @@ struct PipelineBench: AsyncParsableCommand {
             line["events_per_s"] = Int(ours.max()!)
             line["events_per_s_rounds"] = ours.map { Int($0) }
             line["worker_cpu_us_per_event"] = (workerCPU.min()! * 10).rounded() / 10
+            line["worker_threads_cpu_us_per_event"] = Run.split(of: workerCPU, threadSplits)
             line["publish_per_s"] = Int(publishRates.max()!)
             if !peers.isEmpty {
                 let best = peers.map(\.eventsPerSecond).max()!
@@ -206,6 +209,7 @@ struct PipelineBench: AsyncParsableCommand {
         } else {
             var endToEnd: [Double] = []
             var workerCPU: [Double] = []
+            var threadSplits: [[String: Double]] = []
             var publishRates: [Double] = []
             var ceilings: [Double] = []
             var bare: [Double] = []
@@ -245,6 +249,7 @@ struct PipelineBench: AsyncParsableCommand {
                 try await bench.delete(topology)
                 endToEnd.append(Double(stream.count) / result.seconds)
                 workerCPU.append(result.workerCPUSeconds / Double(stream.count) * 1e6)
+                threadSplits.append(result.workerThreads.mapValues { $0 / Double(stream.count) * 1e6 })
                 line["alerts"] = result.alerts
                 publishRates.append(Double(stream.count) / result.publishSeconds!)
                 if round % 2 == 1 {
@@ -258,6 +263,7 @@ struct PipelineBench: AsyncParsableCommand {
             line["e2e_events_per_s"] = Int(endToEnd.max()!)
             line["events_per_s_rounds"] = endToEnd.map { Int($0) }
             line["e2e_worker_cpu_us_per_event"] = (workerCPU.min()! * 10).rounded() / 10
+            line["e2e_worker_threads_cpu_us_per_event"] = Run.split(of: workerCPU, threadSplits)
             line["publish_per_s"] = Int(publishRates.max()!)
             if !ceilings.isEmpty {
                 line["order"] = rounds > 1 ? "alternating, publish-only first in round 1" : "publish-only first"
@@ -409,12 +415,24 @@ struct Run: Sendable {
         return try await drained
     }
 
+    /// The per-thread split (µs per event, by thread name) of the round whose worker CPU is the one reported (the
+    /// least), to a tenth.
+    static func split(of workerCPU: [Double], _ splits: [[String: Double]]) -> [String: Double] {
+        guard let best = workerCPU.indices.min(by: { workerCPU[$0] < workerCPU[$1] }), best < splits.count else {
+            return [:]
+        }
+        return splits[best].filter { $0.value >= 0.05 }.mapValues { ($0 * 10).rounded() / 10 }
+    }
+
     /// Starts a worker (fresh state in `state`) on `declared`'s shard queue, publishes the events meanwhile if
     /// `publishing`, and waits until the worker has committed every event. The seconds run from the worker's start
     /// (opening its state and connecting are inside) to the commit of the last event; the worker's CPU seconds are
     /// this process's over that time, less the publishing thread's.
     func runWorker(on declared: Declared, state: String, publishing: Bool) async throws
-        -> (seconds: Double, publishSeconds: Double?, workerCPUSeconds: Double, alerts: [String: Int])
+        -> (
+            seconds: Double, publishSeconds: Double?, workerCPUSeconds: Double, workerThreads: [String: Double],
+            alerts: [String: Int]
+        )
     {
         var settings = benchWorkerSettings(url: url, topology: declared.names, folder: state, config: config)
         settings.batchSize = batchSize
@@ -425,6 +443,7 @@ struct Run: Sendable {
         let finished = StopFlag()
         let started = ContinuousClock.now
         let cpuStart = processCPUSeconds()
+        let threadsBefore = Set(threadsCPU().keys)
         async let worker: Void = BlockingThread.run(name: "bench worker") {
             defer { finished.request() }
             // The worker's threads (commit, files, publisher) start from this one and inherit its core.
@@ -437,6 +456,12 @@ struct Run: Sendable {
                 databasePath: settings.databasePath, metrics: metrics, started: started, finished: finished)
             let seconds = (ContinuousClock.now - started).seconds
             let workerCPU = processCPUSeconds() - cpuStart - (published?.cpuSeconds ?? 0)
+            // The worker's threads, started with it and named for the OS: where its CPU went (the rest of
+            // `workerCPU` is Swift's task threads, the wait above among them).
+            var workerThreads: [String: Double] = [:]
+            for (tid, thread) in threadsCPU() where !threadsBefore.contains(tid) && thread.name != "bench publisher" {
+                workerThreads[thread.name == "bench worker" ? "consume" : thread.name, default: 0] += thread.seconds
+            }
             stop.request()
             try await worker
             var alerts: [String: Int] = [:]
@@ -444,7 +469,7 @@ struct Run: Sendable {
                 let raised = Int(metrics.value(.alertsTotal, level.name))
                 if raised > 0 { alerts[level.name] = raised }
             }
-            return (seconds, published?.seconds, workerCPU, alerts)
+            return (seconds, published?.seconds, workerCPU, workerThreads, alerts)
         } catch {
             stop.request()
             try await worker  // the worker's own error, if it stopped on one
