@@ -215,26 +215,17 @@ public struct Alert: Sendable, Hashable {
         // Keys as literals and times in place: rendered on the commit thread for every alert.
         var w = JSONWriter(capacity: 512)
         w.beginObject()
-        w.key(literal: "alertId")
-        w.string(alertId)
-        w.key(literal: "level")
-        w.string(level.name)
-        w.key(literal: "dossier")
-        w.string(dossier)
-        w.key(literal: "unit")
-        w.string(unit)
-        w.key(literal: "block")
-        w.string(block.rawValue)
-        w.key(literal: "procedure")
-        w.string(procedure)
-        w.key(literal: "episode")
-        w.int(episode)
+        w.field(literal: "alertId", alertId)
+        w.field(literal: "level", level.name)
+        w.field(literal: "dossier", dossier)
+        w.field(literal: "unit", unit)
+        w.field(literal: "block", block.rawValue)
+        w.field(literal: "procedure", procedure)
+        w.field(literal: "episode", episode)
         w.key(literal: "due")
         if let due { w.time(due) } else { w.null() }
-        w.key(literal: "firedAt")
-        w.time(firedAt)
-        w.key(literal: "thresholdAt")
-        w.time(thresholdAt)
+        w.field(literal: "firedAt", time: firedAt)
+        w.field(literal: "thresholdAt", time: thresholdAt)
         w.key(literal: "minutesLeft")
         if let minutesLeft { w.int(minutesLeft) } else { w.null() }
         w.key(literal: "recipients")
@@ -243,18 +234,9 @@ public struct Alert: Sendable, Hashable {
         w.endArray()
         w.key(literal: "lateFired")
         w.bool(lateFired)
-        if let receivedAt {
-            w.key(literal: "receivedAt")
-            w.time(receivedAt)
-        }
-        if let predictedAt {
-            w.key(literal: "predictedAt")
-            w.time(predictedAt)
-        }
-        if let queueAhead {
-            w.key(literal: "queueAhead")
-            w.int(queueAhead)
-        }
+        if let receivedAt { w.field(literal: "receivedAt", time: receivedAt) }
+        if let predictedAt { w.field(literal: "predictedAt", time: predictedAt) }
+        if let queueAhead { w.field(literal: "queueAhead", queueAhead) }
         w.endObject()
         return w.text
     }

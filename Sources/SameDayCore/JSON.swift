@@ -393,6 +393,10 @@ public struct JSONWriter: Sendable {
         bytes.append(0x22)
     }
 
+    public mutating func field(literal k: StaticString, _ s: String) { key(literal: k); string(s) }
+    public mutating func field(literal k: StaticString, _ v: Int) { key(literal: k); int(v) }
+    public mutating func field(literal k: StaticString, time t: Instant) { key(literal: k); time(t) }
+
     public mutating func field(_ k: String, _ s: String) { key(k); string(s) }
     public mutating func field(_ k: String, _ v: Int) { key(k); int(v) }
     public mutating func field(_ k: String, _ v: Int64) { key(k); int(v) }
