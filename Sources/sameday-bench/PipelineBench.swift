@@ -456,11 +456,14 @@ struct Run: Sendable {
                 databasePath: settings.databasePath, metrics: metrics, started: started, finished: finished)
             let seconds = (ContinuousClock.now - started).seconds
             let workerCPU = processCPUSeconds() - cpuStart - (published?.cpuSeconds ?? 0)
-            // The worker's threads, started with it and named for the OS: where its CPU went (the rest of
-            // `workerCPU` is Swift's task threads, the wait above among them).
+            // The worker's threads, started with it and named for the OS: where its CPU went. The consume loop
+            // runs on this bench's thread; "other" is any other thread started meanwhile (Swift's task threads).
             var workerThreads: [String: Double] = [:]
             for (tid, thread) in threadsCPU() where !threadsBefore.contains(tid) && thread.name != "bench publisher" {
-                workerThreads[thread.name == "bench worker" ? "consume" : thread.name, default: 0] += thread.seconds
+                let name =
+                    thread.name == "bench worker"
+                    ? "consume" : thread.name.hasPrefix("sameday.") ? String(thread.name.dropFirst(8)) : "other"
+                workerThreads[name, default: 0] += thread.seconds
             }
             stop.request()
             try await worker
