@@ -367,8 +367,12 @@ public struct JSONWriter: Sendable {
 
     public mutating func string(_ s: String) { separator(); JSONWriter.appendString(s, to: &bytes) }
     public mutating func raw(_ s: String) { separator(); bytes.append(contentsOf: s.utf8) }
-    public mutating func int(_ v: some BinaryInteger) { raw(String(v)) }
-    public mutating func int(_ v: Int) { separator(); Digits.append(v, width: 1, to: &bytes) }
+    /// Digits written in place (no string per number) for any value an `Int` holds.
+    public mutating func int(_ v: some BinaryInteger) {
+        guard let small = Int(exactly: v) else { return raw(String(v)) }
+        separator()
+        Digits.append(small, width: 1, to: &bytes)
+    }
     public mutating func bool(_ v: Bool) { raw(v ? "true" : "false") }
     public mutating func null() { raw("null") }
 

@@ -64,14 +64,9 @@ public struct LocalDate: Hashable, Comparable, Sendable, CustomStringConvertible
     public func adding(days: Int64) -> LocalDate { LocalDate(dayNumber: dayNumber + days) }
 
     public var description: String {
-        let c = components
         var out: [UInt8] = []
         out.reserveCapacity(10)
-        Digits.append(c.year, width: 4, to: &out)
-        out.append(0x2D)
-        Digits.append(c.month, width: 2, to: &out)
-        out.append(0x2D)
-        Digits.append(c.day, width: 2, to: &out)
+        Digits.appendDate(components, to: &out)
         return String(decoding: out, as: UTF8.self)
     }
 
@@ -130,6 +125,15 @@ enum Digits {
         var out: [UInt8] = []
         append(v, width: width, to: &out)
         return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends `YYYY-MM-DD` (the year as `pad(year, 4)` writes it): a `LocalDate`'s text, and an RFC 3339 time's date.
+    static func appendDate(_ c: (year: Int, month: Int, day: Int), to out: inout [UInt8]) {
+        append(c.year, width: 4, to: &out)
+        out.append(0x2D)
+        append(c.month, width: 2, to: &out)
+        out.append(0x2D)
+        append(c.day, width: 2, to: &out)
     }
 
     /// Appends `pad(v, width)`'s bytes: digits straight into `out`, no string per field.
@@ -227,17 +231,14 @@ public enum RFC3339 {
             sod -= LocalTime.secondsPerDay
             day += 1
         }
-        let c = CivilCalendar.civil(fromDays: day)
-        // Two digits of a field known to be 0...99.
-        func two(_ v: Int) {
-            out.append(UInt8(48 + v / 10))
-            out.append(UInt8(48 + v % 10))
-        }
-        Digits.append(c.year, width: 4, to: &out)
-        out.append(0x2D); two(c.month); out.append(0x2D); two(c.day)
+        Digits.appendDate(CivilCalendar.civil(fromDays: day), to: &out)
         out.append(0x54)
         let s = Int(sod)
-        two(s / 3600); out.append(0x3A); two(s / 60 % 60); out.append(0x3A); two(s % 60)
+        Digits.append(s / 3600, width: 2, to: &out)
+        out.append(0x3A)
+        Digits.append(s / 60 % 60, width: 2, to: &out)
+        out.append(0x3A)
+        Digits.append(s % 60, width: 2, to: &out)
         out.append(contentsOf: "+07:00".utf8)
     }
 }

@@ -136,6 +136,8 @@ public final class RollupThread: Sendable {
         /// A job failed and is being retried (a full disk, a read-only folder): why, and since when.
         var retrying: (reason: String, since: ContinuousClock.Instant)?
         var stopAskedAt: ContinuousClock.Instant?
+        /// Jobs not yet done, the one running included.
+        var backlog: Int { jobs.count + (busy ? 1 : 0) }
     }
     private let state = Mutex(State())
     private let wake = DispatchSemaphore(value: 0)
@@ -243,7 +245,7 @@ public final class RollupThread: Sendable {
     }
 
     /// Jobs not yet done (a snapshot is not asked for again while one waits).
-    public var backlog: Int { state.withLock { $0.jobs.count + ($0.busy ? 1 : 0) } }
+    public var backlog: Int { state.withLock { $0.backlog } }
     public var snapshotsDone: Int { state.withLock { $0.snapshots } }
     public var lastSnapshotSeconds: Double { state.withLock { $0.lastSnapshotSeconds } }
 
@@ -260,7 +262,7 @@ public final class RollupThread: Sendable {
     }
     var condition: Condition {
         state.withLock { s in
-            Condition(retrying: s.retrying, backlog: s.jobs.count + (s.busy ? 1 : 0), failure: s.error)
+            Condition(retrying: s.retrying, backlog: s.backlog, failure: s.error)
         }
     }
 
